@@ -1,0 +1,318 @@
+/*
+ * pa-admin: the payer's administration tool.  Reads the same configuration
+ * as the responder and the runner.  Output meant for scripts goes to stdout
+ * (lists are tab-separated with a header line); errors go to stderr with a
+ * non-zero exit status.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pa_config.h"
+#include "pa_db.h"
+#include "pa_job.h"
+#include "pa_redis.h"
+#include "pa_util.h"
+
+#define MAX_MIGRATIONS 1000
+#define MAX_SQL_FILE (16 * 1024 * 1024)
+
+static const char *config_path;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pa-admin [--config FILE] COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  migrate [--sql-dir DIR]   apply the SQL migrations the database lacks\n"
+            "  check                     check the configuration, PostgreSQL, the schema and Redis\n"
+            "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
+            "  version                   print the version\n"
+            "\n"
+            "The configuration is FILE, else $PA_CONFIG, else " PA_CONFIG_DEFAULT_PATH ".\n"
+            "The SQL folder is DIR, else $PA_SQL_DIR, else " PA_SQL_DIR ".\n");
+}
+
+static int load_config(pa_config **cfg)
+{
+    pa_err err;
+
+    pa_err_clear(&err);
+    if(pa_config_load(pa_config_path(config_path), cfg, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads a whole SQL file (caller frees). */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    size_t n;
+
+    if(!f)
+        return NULL;
+    text = malloc(MAX_SQL_FILE + 1);
+    if(text) {
+        n = fread(text, 1, MAX_SQL_FILE + 1, f);
+        if(ferror(f) || n > MAX_SQL_FILE) {
+            free(text);
+            text = NULL;
+        }
+        else {
+            text[n] = '\0';
+        }
+    }
+    fclose(f);
+    return text;
+}
+
+/* Applies one migration file in its own transaction, recording its version. */
+static int apply_one(PGconn *db, const char *dir, const char *name, long version)
+{
+    char path[2048];
+    char vs[24];
+    const char *values[2];
+    char *sql;
+    pa_err err;
+    PGresult *res;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    sql = read_file(path);
+    if(!sql) {
+        fprintf(stderr, "pa-admin: cannot read %s\n", path);
+        return -1;
+    }
+    pa_err_clear(&err);
+    rc = pa_db_exec(db, &err, "BEGIN");
+    if(!rc) {
+        res = PQexec(db, sql);
+        if(PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+            rc = pa_err_set(&err, PA_EDB, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    if(!rc) {
+        snprintf(vs, sizeof(vs), "%ld", version);
+        values[0] = vs;
+        values[1] = name;
+        res = pa_db_query(db, &err, "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
+                          2, values);
+        rc = res ? PA_OK : PA_EDB;
+        PQclear(res);
+    }
+    if(!rc)
+        rc = pa_db_exec(db, &err, "COMMIT");
+    free(sql);
+    if(rc) {
+        pa_db_exec(db, NULL, "ROLLBACK");
+        fprintf(stderr, "pa-admin: migration %s failed: %s\n", name, err.msg);
+        return -1;
+    }
+    printf("applied %s\n", name);
+    return 0;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    const char *dir = getenv("PA_SQL_DIR");
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    char *names[MAX_MIGRATIONS];
+    size_t n = 0;
+    size_t i;
+    int current = 0;
+    int applied = 0;
+    int ret = 1;
+    DIR *d = NULL;
+    struct dirent *e;
+    pa_err err;
+
+    if(argc == 3 && !strcmp(argv[1], "--sql-dir"))
+        dir = argv[2];
+    else if(argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if(!dir || !*dir)
+        dir = PA_SQL_DIR;
+    if(load_config(&cfg))
+        return 1;
+    pa_err_clear(&err);
+    d = opendir(dir);
+    if(!d) {
+        fprintf(stderr, "pa-admin: cannot open the SQL folder %s: %s\n", dir, strerror(errno));
+        goto out;
+    }
+    while((e = readdir(d)) && n < MAX_MIGRATIONS) {
+        size_t len = strlen(e->d_name);
+
+        if(len > 8 && strspn(e->d_name, "0123456789") == 3 && e->d_name[3] == '_' &&
+           !strcmp(e->d_name + len - 4, ".sql"))
+            names[n++] = strdup(e->d_name);
+    }
+    qsort(names, n, sizeof(*names), name_cmp);
+    if(pa_db_connect(cfg, &db, &err) ||
+       pa_db_exec(db, &err, "SELECT pg_advisory_lock(872341)") ||
+       pa_db_schema_version(db, &current, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    for(i = 0; i < n; i++) {
+        long v = strtol(names[i], NULL, 10); /* three digits, checked above */
+
+        if(v <= current)
+            continue;
+        if(apply_one(db, dir, names[i], v))
+            goto out;
+        applied++;
+    }
+    if(pa_db_schema_version(db, &current, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    if(current < PA_SCHEMA_VERSION) {
+        fprintf(stderr, "pa-admin: the schema is at version %d but this build needs %d: is %s the "
+                "SQL folder of this build?\n", current, PA_SCHEMA_VERSION, dir);
+        goto out;
+    }
+    printf("schema at version %d (%d applied)\n", current, applied);
+    ret = 0;
+out:
+    if(d)
+        closedir(d);
+    for(i = 0; i < n; i++)
+        free(names[i]);
+    if(db)
+        PQfinish(db);
+    pa_config_free(cfg);
+    return ret;
+}
+
+static int cmd_check(void)
+{
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    pa_redis *redis = NULL;
+    redisReply *reply;
+    pa_err err;
+    int ret = 1;
+
+    if(load_config(&cfg))
+        return 1;
+    printf("config\tok\t%s\n", pa_config_path(config_path));
+    pa_err_clear(&err);
+    if(pa_db_connect(cfg, &db, &err)) {
+        printf("postgresql\tdown\t%s\n", err.msg);
+        goto out;
+    }
+    printf("postgresql\tok\n");
+    if(pa_db_check_schema(db, &err)) {
+        printf("schema\told\t%s\n", err.msg);
+        goto out;
+    }
+    printf("schema\tok\tversion %d\n", PA_SCHEMA_VERSION);
+    if(pa_redis_open(cfg, &redis, &err)) {
+        printf("redis\tdown\t%s\n", err.msg);
+        goto out;
+    }
+    reply = pa_redis_cmd(redis, &err, "PING");
+    if(!reply) {
+        printf("redis\tdown\t%s\n", err.msg);
+        goto out;
+    }
+    freeReplyObject(reply);
+    printf("redis\tok\n");
+    ret = 0;
+out:
+    if(db)
+        PQfinish(db);
+    pa_redis_free(redis);
+    pa_config_free(cfg);
+    return ret;
+}
+
+static int cmd_jobs(int argc, char **argv)
+{
+    const char *limit = "20";
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    PGresult *res = NULL;
+    pa_err err;
+    long v;
+    int i;
+    int ret = 1;
+
+    if(argc == 3 && !strcmp(argv[1], "--limit") && !pa_parse_long(argv[2], &v) && v > 0)
+        limit = argv[2];
+    else if(argc != 1) {
+        usage(stderr);
+        return 2;
+    }
+    if(load_config(&cfg))
+        return 1;
+    pa_err_clear(&err);
+    if(pa_db_connect(cfg, &db, &err) || pa_db_check_schema(db, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    res = pa_db_query(db, &err,
+                      "SELECT id, kind, owner, state, "
+                      "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                      "coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') "
+                      "FROM job ORDER BY created_at DESC LIMIT $1::int",
+                      1, &limit);
+    if(!res) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    printf("id\tkind\towner\tstate\tcreated\tfinished\n");
+    for(i = 0; i < PQntuples(res); i++)
+        printf("%s\t%s\t%s\t%s\t%s\t%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
+               PQgetvalue(res, i, 5));
+    ret = 0;
+out:
+    PQclear(res);
+    if(db)
+        PQfinish(db);
+    pa_config_free(cfg);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+
+    if(argc > 2 && !strcmp(argv[1], "--config")) {
+        config_path = argv[2];
+        i = 3;
+    }
+    if(i >= argc || !strcmp(argv[i], "--help") || !strcmp(argv[i], "help")) {
+        usage(i >= argc ? stderr : stdout);
+        return i >= argc ? 2 : 0;
+    }
+    if(!strcmp(argv[i], "migrate"))
+        return cmd_migrate(argc - i, argv + i);
+    if(!strcmp(argv[i], "check"))
+        return cmd_check();
+    if(!strcmp(argv[i], "jobs"))
+        return cmd_jobs(argc - i, argv + i);
+    if(!strcmp(argv[i], "version")) {
+        printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "pa-admin: unknown command '%s'\n", argv[i]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,256 @@
+#include "pa_config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONFIG_MAX_BYTES (1024 * 1024)
+
+enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL };
+
+struct key_def {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    const char *def;  /* NULL: required */
+    long min;
+    long max;
+};
+
+#define KS(n, t, d) { #n, t, offsetof(pa_config, n), d, 0, 0 }
+#define KI(n, d, lo, hi) { #n, KEY_INT, offsetof(pa_config, n), d, lo, hi }
+
+static const struct key_def keys[] = {
+    KS(base_url, KEY_URL, NULL),
+    KS(data_dir, KEY_PATH, NULL),
+    KS(pg_conninfo, KEY_STRING, NULL),
+    KS(redis_host, KEY_STRING, "127.0.0.1"),
+    KI(redis_port, "6379", 1, 65535),
+    KS(redis_password, KEY_STRING, ""),
+    KS(redis_prefix, KEY_STRING, "pa:"),
+    KI(redis_timeout_ms, "5000", 100, 600000),
+    KS(log_file, KEY_STRING, ""),
+    KS(log_level, KEY_LEVEL, "info"),
+    KI(max_request_body, "33554432", 1024, 1073741824),
+    KI(max_jobs_per_client, "3", 1, 10000),
+    KI(retention_seconds, "86400", 60, 31536000),
+    KI(retry_after_seconds, "2", 1, 3600),
+    KI(claim_idle_seconds, "60", 2, 86400),
+    KI(export_chunk_members, "500", 1, 100000),
+    KI(export_file_max_bytes, "104857600", 4096, 68719476736L),
+    KI(export_chunk_pause_ms, "0", 0, 60000),
+    KI(runner_workers, "2", 1, 256),
+    KI(xsendfile, "1", 0, 1),
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static char **str_field(pa_config *cfg, const struct key_def *k)
+{
+    return (char **)(void *)((char *)cfg + k->offset);
+}
+
+static long *int_field(pa_config *cfg, const struct key_def *k)
+{
+    return (long *)(void *)((char *)cfg + k->offset);
+}
+
+static const struct key_def *find_key(const char *name)
+{
+    size_t i;
+
+    for(i = 0; i < NKEYS; i++)
+        if(!strcmp(keys[i].name, name))
+            return &keys[i];
+    return NULL;
+}
+
+/* Validates value for key k and stores it; err names the key on failure. */
+static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
+                     const char *where, pa_err *err)
+{
+    char **sp;
+    char *end;
+    long v;
+    size_t n;
+
+    if(k->type == KEY_INT) {
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if(errno || end == value || *end || v < k->min || v > k->max)
+            return pa_err_set(err, PA_ECONFIG,
+                              "%s: %s must be a whole number from %ld to %ld, not '%s'",
+                              where, k->name, k->min, k->max, value);
+        *int_field(cfg, k) = v;
+        return PA_OK;
+    }
+    if(k->type == KEY_URL &&
+       strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be an http:// or https:// URL, not '%s'",
+                          where, k->name, value);
+    if(k->type == KEY_PATH && value[0] != '/')
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be an absolute path, not '%s'",
+                          where, k->name, value);
+    if(k->type == KEY_LEVEL && strcmp(value, "debug") && strcmp(value, "info") &&
+       strcmp(value, "warn") && strcmp(value, "error"))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be debug, info, warn or error, not '%s'",
+                          where, k->name, value);
+    if(k->type != KEY_STRING && !value[0])
+        return pa_err_set(err, PA_ECONFIG, "%s: %s is empty", where, k->name);
+    sp = str_field(cfg, k);
+    free(*sp);
+    *sp = strdup(value);
+    if(!*sp)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    /* URLs and directories are joined with '/' later: keep them without one */
+    n = strlen(*sp);
+    while((k->type == KEY_URL || k->type == KEY_PATH) && n > 1 && (*sp)[n - 1] == '/')
+        (*sp)[--n] = '\0';
+    return PA_OK;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+
+    while(isspace((unsigned char)*s))
+        s++;
+    e = s + strlen(s);
+    while(e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+int pa_config_parse(const char *text, const char *name, pa_config **out, pa_err *err)
+{
+    pa_config *cfg = NULL;
+    char *copy = NULL;
+    char *line;
+    char *next;
+    unsigned char seen[NKEYS];
+    char where[300];
+    int lineno = 0;
+    int rc = PA_OK;
+    size_t i;
+
+    *out = NULL;
+    memset(seen, 0, sizeof(seen));
+    cfg = calloc(1, sizeof(*cfg));
+    copy = strdup(text);
+    if(!cfg || !copy) {
+        rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+        goto out;
+    }
+    for(line = copy; line; line = next) {
+        char *eq;
+        char *key;
+        const struct key_def *k;
+
+        next = strchr(line, '\n');
+        if(next)
+            *next++ = '\0';
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%d", name, lineno);
+        line = trim(line);
+        if(!*line || *line == '#')
+            continue;
+        eq = strchr(line, '=');
+        if(!eq) {
+            rc = pa_err_set(err, PA_ECONFIG, "%s: expected 'key = value', got '%.60s'", where, line);
+            goto out;
+        }
+        *eq = '\0';
+        key = trim(line);
+        k = find_key(key);
+        if(!k) {
+            rc = pa_err_set(err, PA_ECONFIG, "%s: unknown key '%.60s'", where, key);
+            goto out;
+        }
+        if(seen[k - keys]) {
+            rc = pa_err_set(err, PA_ECONFIG, "%s: %s is set twice", where, k->name);
+            goto out;
+        }
+        seen[k - keys] = 1;
+        rc = set_value(cfg, k, trim(eq + 1), where, err);
+        if(rc)
+            goto out;
+    }
+    for(i = 0; i < NKEYS; i++) {
+        if(seen[i])
+            continue;
+        if(!keys[i].def) {
+            rc = pa_err_set(err, PA_ECONFIG, "%s: required key %s is missing", name, keys[i].name);
+            goto out;
+        }
+        snprintf(where, sizeof(where), "%s (default)", name);
+        rc = set_value(cfg, &keys[i], keys[i].def, where, err);
+        if(rc)
+            goto out;
+    }
+    *out = cfg;
+    cfg = NULL;
+out:
+    pa_config_free(cfg);
+    free(copy);
+    return rc;
+}
+
+int pa_config_load(const char *path, pa_config **out, pa_err *err)
+{
+    FILE *f = NULL;
+    char *text = NULL;
+    size_t n;
+    int rc;
+
+    *out = NULL;
+    f = fopen(path, "r");
+    if(!f) {
+        rc = pa_err_set(err, PA_ECONFIG, "cannot read config file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    text = malloc(CONFIG_MAX_BYTES + 1);
+    if(!text) {
+        rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+        goto out;
+    }
+    n = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
+    if(ferror(f) || n > CONFIG_MAX_BYTES) {
+        rc = pa_err_set(err, PA_ECONFIG, "config file %s is unreadable or larger than %d bytes",
+                        path, CONFIG_MAX_BYTES);
+        goto out;
+    }
+    text[n] = '\0';
+    rc = pa_config_parse(text, path, out, err);
+out:
+    if(f)
+        fclose(f);
+    free(text);
+    return rc;
+}
+
+const char *pa_config_path(const char *explicit_path)
+{
+    const char *env;
+
+    if(explicit_path && *explicit_path)
+        return explicit_path;
+    env = getenv("PA_CONFIG");
+    if(env && *env)
+        return env;
+    return PA_CONFIG_DEFAULT_PATH;
+}
+
+void pa_config_free(pa_config *cfg)
+{
+    size_t i;
+
+    if(!cfg)
+        return;
+    for(i = 0; i < NKEYS; i++)
+        if(keys[i].type != KEY_INT)
+            free(*str_field(cfg, &keys[i]));
+    free(cfg);
+}

@@ -1,0 +1,50 @@
+/*
+ * pa_config: the one configuration file read by the responder, the runner
+ * and pa-admin.  Format: `key = value` lines, `#` comments, blank lines.
+ * Every key is known in advance (an unknown key is an error, so a typo never
+ * goes unnoticed); each has a type, a range and either a default or the
+ * mark "required".  docs/CONFIGURATION.md lists them all.
+ */
+#ifndef PA_CONFIG_H
+#define PA_CONFIG_H
+
+#include "pa_err.h"
+
+#define PA_CONFIG_DEFAULT_PATH SYSCONFDIR "/provider-access/provider-access.conf"
+
+typedef struct pa_config {
+    char *base_url;            /* public URL of the FHIR base, no trailing slash */
+    char *data_dir;            /* export files live under data_dir/jobs/<id>/ */
+    char *pg_conninfo;         /* libpq connection string */
+    char *redis_host;
+    long redis_port;
+    char *redis_password;      /* "" = no AUTH */
+    char *redis_prefix;        /* prefix of every Redis key, e.g. "pa:" */
+    long redis_timeout_ms;     /* per command; blocking reads stay below it */
+    char *log_file;            /* "" or "-" = standard error */
+    char *log_level;           /* debug | info | warn | error */
+    long max_request_body;     /* bytes the responder reads from a request */
+    long max_jobs_per_client;  /* queued + running jobs of one client */
+    long retention_seconds;    /* export files are kept this long after completion */
+    long retry_after_seconds;  /* advised polling interval */
+    long claim_idle_seconds;   /* a job whose runner is silent this long is taken over */
+    long export_chunk_members; /* members read per export chunk */
+    long export_file_max_bytes;/* an output file is split at this size */
+    long export_chunk_pause_ms;/* pause between chunks, to leave I/O to other work */
+    long runner_workers;
+    long xsendfile;            /* 1: Apache serves files (X-Sendfile); 0: the responder streams */
+} pa_config;
+
+/* Reads path into a new config (*out, freed with pa_config_free).  On an
+ * error, err->msg names the file, the line and the key. */
+int pa_config_load(const char *path, pa_config **out, pa_err *err);
+
+/* Reads from a string instead of a file (used by tests); name is for messages. */
+int pa_config_parse(const char *text, const char *name, pa_config **out, pa_err *err);
+
+/* The path to use: explicit if given, else $PA_CONFIG, else the default. */
+const char *pa_config_path(const char *explicit_path);
+
+void pa_config_free(pa_config *cfg);
+
+#endif

@@ -1,0 +1,114 @@
+#include "pa_db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pa_util.h"
+
+int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err)
+{
+    PGconn *conn = PQconnectdb(cfg->pg_conninfo);
+
+    *out = NULL;
+    if(!conn)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(PQstatus(conn) != CONNECTION_OK) {
+        char msg[400];
+        size_t n;
+
+        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+        n = strlen(msg);
+        while(n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            msg[--n] = '\0';
+        PQfinish(conn);
+        return pa_err_set(err, PA_EDB, "cannot connect to PostgreSQL: %s", msg);
+    }
+    *out = conn;
+    return PA_OK;
+}
+
+int pa_db_ensure(PGconn **conn, const pa_config *cfg, pa_err *err)
+{
+    if(*conn && PQstatus(*conn) == CONNECTION_OK)
+        return PA_OK;
+    if(*conn) {
+        PQreset(*conn);
+        if(PQstatus(*conn) == CONNECTION_OK)
+            return PA_OK;
+        PQfinish(*conn);
+        *conn = NULL;
+    }
+    return pa_db_connect(cfg, conn, err);
+}
+
+static int db_fail(PGconn *conn, pa_err *err)
+{
+    char msg[400];
+    size_t n;
+
+    snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
+    n = strlen(msg);
+    while(n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    return pa_err_set(err, PA_EDB, "PostgreSQL: %s", msg);
+}
+
+PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,
+                      const char *const *values)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+
+    if(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return res;
+    db_fail(conn, err);
+    PQclear(res);
+    return NULL;
+}
+
+int pa_db_exec(PGconn *conn, pa_err *err, const char *sql)
+{
+    PGresult *res = pa_db_query(conn, err, sql, 0, NULL);
+
+    if(!res)
+        return PA_EDB;
+    PQclear(res);
+    return PA_OK;
+}
+
+int pa_db_schema_version(PGconn *conn, int *version, pa_err *err)
+{
+    PGresult *res;
+    long v = 0;
+    int exists;
+
+    *version = 0;
+    res = pa_db_query(conn, err, "SELECT to_regclass('schema_version') IS NOT NULL", 0, NULL);
+    if(!res)
+        return PA_EDB;
+    exists = !strcmp(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    if(!exists)
+        return PA_OK;
+    res = pa_db_query(conn, err, "SELECT coalesce(max(version), 0) FROM schema_version", 0, NULL);
+    if(!res)
+        return PA_EDB;
+    pa_parse_long(PQgetvalue(res, 0, 0), &v);
+    *version = (int)v;
+    PQclear(res);
+    return PA_OK;
+}
+
+int pa_db_check_schema(PGconn *conn, pa_err *err)
+{
+    int v;
+    int rc = pa_db_schema_version(conn, &v, err);
+
+    if(rc)
+        return rc;
+    if(v < PA_SCHEMA_VERSION)
+        return pa_err_set(err, PA_ESCHEMA,
+                          "database schema is at version %d, this build needs %d: run 'pa-admin migrate'",
+                          v, PA_SCHEMA_VERSION);
+    return PA_OK;
+}

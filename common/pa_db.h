@@ -1,0 +1,37 @@
+/*
+ * pa_db: PostgreSQL connections and the schema version guard.  Programs
+ * refuse to work against a schema older than PA_SCHEMA_VERSION; pa-admin
+ * migrate brings it up to date from the numbered files in sql/.
+ */
+#ifndef PA_DB_H
+#define PA_DB_H
+
+#include <libpq-fe.h>
+
+#include "pa_config.h"
+#include "pa_err.h"
+
+/* The schema version this build needs (the highest sql/NNN_*.sql). */
+#define PA_SCHEMA_VERSION 1
+
+/* Connects with cfg->pg_conninfo. */
+int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);
+
+/* Reconnects if the connection was lost. */
+int pa_db_ensure(PGconn **conn, const pa_config *cfg, pa_err *err);
+
+/* Reads the applied schema version (0 when none is). */
+int pa_db_schema_version(PGconn *conn, int *version, pa_err *err);
+
+/* PA_ESCHEMA with a message saying to run `pa-admin migrate` if too old. */
+int pa_db_check_schema(PGconn *conn, pa_err *err);
+
+/* Runs a statement expecting no rows; err holds the server's message. */
+int pa_db_exec(PGconn *conn, pa_err *err, const char *sql);
+
+/* Runs a parameterized statement; returns the result (PQclear it) or NULL
+ * with err set when it did not succeed. */
+PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,
+                      const char *const *values);
+
+#endif

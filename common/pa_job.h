@@ -1,0 +1,127 @@
+/*
+ * pa_job: the asynchronous job model shared by the responder (submit, read,
+ * cancel) and the runner (claim, checkpoint, finish).  docs/internals/jobs.md
+ * describes the Redis layout and the state machine:
+ *
+ *   queued -> running -> completed | failed        (runner)
+ *   queued | running | completed | failed -> cancelled   (client DELETE)
+ *
+ * Every transition that must not race another is one Lua script.  Each job
+ * also has a durable row in PostgreSQL (table job) from which a lost Redis
+ * is repopulated (pa_job_recover).
+ */
+#ifndef PA_JOB_H
+#define PA_JOB_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "pa_err.h"
+#include "pa_redis.h"
+
+#define PA_JOB_ID_LEN 32
+#define PA_JOB_MAX_ATTEMPTS 3
+#define PA_JOB_STREAM "jobs"
+#define PA_JOB_GROUP "runners"
+
+typedef struct pa_job {
+    char id[PA_JOB_ID_LEN + 1];
+    char *kind;         /* "export" */
+    char *owner;        /* client id */
+    char *state;        /* queued | running | completed | failed | cancelled */
+    char *request;      /* the kick-off URL, for the manifest */
+    char *params;       /* kind-specific parameters (JSON) */
+    int64_t ttime;      /* transactionTime: the kick-off instant (ms) */
+    int64_t created;
+    int64_t finished;   /* completion or cancellation (ms), 0 if none */
+    long done;          /* progress: chunks done of total */
+    long total;
+    char *manifest;     /* when completed */
+    char *error;        /* when failed */
+    char *checkpoint;   /* runner's resume point (JSON), NULL at first */
+    long attempts;
+} pa_job;
+
+/* A fresh 128-bit random job id. */
+int pa_job_new_id(char out[PA_JOB_ID_LEN + 1]);
+
+/* Allocates a job with the given id/kind/owner/request/params (copied). */
+int pa_job_create(pa_job **out, const char *kind, const char *owner, const char *request,
+                  const char *params, int64_t ttime, pa_err *err);
+void pa_job_free(pa_job *job);
+
+/*
+ * Records the job durably in PostgreSQL, then atomically (one script) checks
+ * the owner's cap of queued+running jobs, writes the job hash and enqueues it.
+ * PA_EBUSY when the owner already has max_active jobs.
+ */
+int pa_job_submit(pa_redis *r, PGconn *db, const pa_job *job, long max_active, pa_err *err);
+
+/* Reads a job; PA_ENOTFOUND if there is none. */
+int pa_job_get(pa_redis *r, const char *id, pa_job **out, pa_err *err);
+
+/*
+ * Cancels (running or queued) or deletes (finished) the owner's job: after
+ * it, the job answers 404 and its files are gone once the janitor runs
+ * (purge_after_ms from now).  PA_ENOTFOUND if not the owner's or already
+ * cancelled.
+ */
+int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
+                  int64_t purge_after_ms, pa_err *err);
+
+/* Number of the owner's queued and running jobs. */
+int pa_job_active_count(pa_redis *r, const char *owner, long *count, pa_err *err);
+
+/* ---- runner side ---- */
+
+/* Creates the stream and its consumer group if they do not exist. */
+int pa_job_queue_init(pa_redis *r, pa_err *err);
+
+/*
+ * Takes the next job: first one whose runner has been silent idle_ms or
+ * more (XAUTOCLAIM), else a new one, waiting up to block_ms (XREADGROUP).
+ * Returns 1 with msgid/jobid set, 0 when there is none.
+ */
+int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms,
+                char msgid[64], char jobid[PA_JOB_ID_LEN + 1], pa_err *err);
+
+/* queued|running -> running, attempts+1.  1: go ahead, 0: the job is
+ * finished, cancelled or gone, so only acknowledge it. */
+int pa_job_begin(pa_redis *r, const char *id, int64_t now, long *attempts, pa_err *err);
+
+/* Saves progress and the resume point in one step, only while the job is
+ * running; PA_ECANCELLED otherwise. */
+int pa_job_checkpoint(pa_redis *r, const char *id, long done, long total,
+                      const char *checkpoint, pa_err *err);
+
+/* Resets the message's idle time so that no other runner takes it over. */
+int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_err *err);
+
+/* running -> completed with the manifest; PA_ECANCELLED if cancelled meanwhile. */
+int pa_job_complete(pa_redis *r, const char *id, const char *manifest, int64_t now,
+                    int64_t retention_ms, pa_err *err);
+
+/* running -> failed with a reason the client will see. */
+int pa_job_fail(pa_redis *r, const char *id, const char *reason, int64_t now,
+                int64_t retention_ms, pa_err *err);
+
+/* Done with the message: acknowledge and delete it from the stream. */
+int pa_job_ack(pa_redis *r, const char *msgid, pa_err *err);
+
+/* Gives the message up so that another runner takes it at once. */
+int pa_job_release(pa_redis *r, const char *consumer, const char *msgid, long idle_ms,
+                   pa_err *err);
+
+/* Mirrors a job's state into its PostgreSQL row. */
+int pa_job_db_update(PGconn *db, const pa_job *job, pa_err *err);
+
+/* Ids of jobs due for purging (up to max); *ids freed with free() each and itself. */
+int pa_job_due(pa_redis *r, int64_t now, size_t max, char ***ids, size_t *n, pa_err *err);
+
+/* Deletes the job's Redis keys. */
+int pa_job_forget(pa_redis *r, const char *id, pa_err *err);
+
+/* Re-enqueues queued or running jobs that PostgreSQL has and Redis lost. */
+int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err);
+
+#endif

@@ -1,0 +1,175 @@
+#include "pa_redis.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+struct pa_redis {
+    redisContext *c;
+    char *host;
+    char *password;
+    int port;
+    long timeout_ms;
+    char prefix[64];
+};
+
+static struct timeval ms_to_tv(long ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+static int redis_connect(pa_redis *r, pa_err *err)
+{
+    struct timeval tv = ms_to_tv(r->timeout_ms);
+
+    if(r->c) {
+        redisFree(r->c);
+        r->c = NULL;
+    }
+    r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    if(!r->c)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(r->c->err) {
+        pa_err_set(err, PA_EREDIS, "cannot connect to Redis at %s:%d: %s", r->host, r->port,
+                   r->c->errstr);
+        redisFree(r->c);
+        r->c = NULL;
+        return PA_EREDIS;
+    }
+    /* the connect timeout covers only the connect: set it for commands too */
+    if(redisSetTimeout(r->c, tv) != REDIS_OK) {
+        redisFree(r->c);
+        r->c = NULL;
+        return pa_err_set(err, PA_EREDIS, "cannot set the Redis command timeout");
+    }
+    if(r->password[0]) {
+        redisReply *reply = redisCommand(r->c, "AUTH %s", r->password);
+        int ok = reply && reply->type != REDIS_REPLY_ERROR;
+
+        if(reply)
+            freeReplyObject(reply);
+        if(!ok) {
+            redisFree(r->c);
+            r->c = NULL;
+            return pa_err_set(err, PA_EREDIS, "Redis at %s:%d refused redis_password", r->host, r->port);
+        }
+    }
+    return PA_OK;
+}
+
+int pa_redis_open(const pa_config *cfg, pa_redis **out, pa_err *err)
+{
+    pa_redis *r;
+
+    *out = NULL;
+    r = calloc(1, sizeof(*r));
+    if(!r)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    r->host = strdup(cfg->redis_host);
+    r->password = strdup(cfg->redis_password);
+    if(!r->host || !r->password) {
+        free(r->host);
+        free(r->password);
+        free(r);
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
+    r->port = (int)cfg->redis_port;
+    r->timeout_ms = cfg->redis_timeout_ms;
+    snprintf(r->prefix, sizeof(r->prefix), "%s", cfg->redis_prefix);
+    *out = r;
+    /* a failed first connect is not fatal: every command retries */
+    return redis_connect(r, err);
+}
+
+void pa_redis_free(pa_redis *r)
+{
+    if(!r)
+        return;
+    if(r->c)
+        redisFree(r->c);
+    free(r->host);
+    free(r->password);
+    free(r);
+}
+
+/* Turns a reply into the result convention: NULL + err for failures. */
+static redisReply *check_reply(pa_redis *r, redisReply *reply, pa_err *err)
+{
+    if(!reply) {
+        pa_err_set(err, PA_EREDIS, "Redis: %s", r->c && r->c->errstr[0] ? r->c->errstr : "no reply");
+        return NULL;
+    }
+    if(reply->type == REDIS_REPLY_ERROR) {
+        pa_err_set(err, PA_EREDIS, "Redis: %.400s", reply->str);
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+/* Retries once on a broken connection: hiredis cannot reuse it. */
+static int ensure_connected(pa_redis *r, pa_err *err)
+{
+    if(r->c && !r->c->err)
+        return PA_OK;
+    return redis_connect(r, err);
+}
+
+redisReply *pa_redis_cmd(pa_redis *r, pa_err *err, const char *fmt, ...)
+{
+    redisReply *reply = NULL;
+    int attempt;
+    va_list ap;
+
+    for(attempt = 0; attempt < 2; attempt++) {
+        if(ensure_connected(r, err))
+            return NULL;
+        va_start(ap, fmt);
+        reply = redisvCommand(r->c, fmt, ap);
+        va_end(ap);
+        if(reply || !r->c->err || (r->c->err != REDIS_ERR_EOF && r->c->err != REDIS_ERR_IO))
+            break;
+    }
+    return check_reply(r, reply, err);
+}
+
+redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
+                          const size_t *lens)
+{
+    redisReply *reply = NULL;
+    int attempt;
+
+    for(attempt = 0; attempt < 2; attempt++) {
+        if(ensure_connected(r, err))
+            return NULL;
+        reply = redisCommandArgv(r->c, argc, argv, lens);
+        if(reply || !r->c->err || (r->c->err != REDIS_ERR_EOF && r->c->err != REDIS_ERR_IO))
+            break;
+    }
+    return check_reply(r, reply, err);
+}
+
+const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    int n = snprintf(out, size, "%s", r->prefix);
+
+    if(n < 0 || (size_t)n >= size)
+        return out;
+    va_start(ap, fmt);
+    vsnprintf(out + n, size - (size_t)n, fmt, ap);
+    va_end(ap);
+    return out;
+}
+
+long pa_redis_timeout_ms(const pa_redis *r)
+{
+    return r->timeout_ms;
+}

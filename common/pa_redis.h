@@ -1,0 +1,39 @@
+/*
+ * pa_redis: one Redis connection with a command timeout, reconnecting on the
+ * next command after any I/O error (hiredis leaves a context unusable once
+ * c->err is set).  Key names are built with the configured prefix.
+ */
+#ifndef PA_REDIS_H
+#define PA_REDIS_H
+
+#include <hiredis/hiredis.h>
+
+#include "pa_config.h"
+#include "pa_err.h"
+
+typedef struct pa_redis pa_redis;
+
+/* Connects (or remembers where to, if Redis is down: the next command
+ * retries).  *out is freed with pa_redis_free. */
+int pa_redis_open(const pa_config *cfg, pa_redis **out, pa_err *err);
+void pa_redis_free(pa_redis *r);
+
+/*
+ * Runs a command (hiredis format: %s strings, %b binary with length).
+ * Returns the reply (freeReplyObject it) or NULL with err set, also when Redis
+ * answered with an error reply.  Reconnects once if the connection broke.
+ */
+redisReply *pa_redis_cmd(pa_redis *r, pa_err *err, const char *fmt, ...);
+
+/* Same with an argv vector (for commands with a variable number of args). */
+redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
+                          const size_t *lens);
+
+/* Writes prefix + fmt into out (size bytes); returns out. */
+const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The per-command timeout in milliseconds (blocking reads must stay below it). */
+long pa_redis_timeout_ms(const pa_redis *r);
+
+#endif

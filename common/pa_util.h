@@ -1,0 +1,40 @@
+/*
+ * pa_util: small helpers every module needs: random ids, times in the
+ * formats FHIR and HTTP use, and safe string copying.
+ */
+#ifndef PA_UTIL_H
+#define PA_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Fills out (2*nbytes+1 chars) with nbytes of CSPRNG output as lowercase hex. */
+int pa_random_hex(char *out, size_t nbytes);
+
+/* Milliseconds since the epoch, wall clock. */
+int64_t pa_now_ms(void);
+
+/* Milliseconds from a monotonic clock, for durations. */
+int64_t pa_mono_ms(void);
+
+/* "2026-11-22T11:30:00.123Z" (FHIR instant, UTC); out must hold 32 bytes. */
+void pa_fhir_instant(int64_t ms, char out[32]);
+
+/* Parses a FHIR instant (date, time and zone all required; fraction optional)
+ * into milliseconds since the epoch.  Returns 0 or PA_EINVAL. */
+int pa_parse_instant(const char *s, int64_t *ms);
+
+/* "Sun, 22 Nov 2026 11:30:00 GMT"; out must hold 32 bytes. */
+void pa_http_date(time_t t, char out[32]);
+
+/* Copies at most size-1 bytes and always terminates; returns PA_ETOOBIG if cut. */
+int pa_strlcpy(char *dst, const char *src, size_t size);
+
+/* Parses a base-10 long with no trailing garbage; PA_EINVAL otherwise. */
+int pa_parse_long(const char *s, long *out);
+
+/* True if s is 1..64 characters of [A-Za-z0-9.-] (a FHIR id). */
+int pa_is_fhir_id(const char *s);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The responder's internals: the per-process context and the handlers the
+ * router dispatches to.  Handlers see only pa_req/pa_resp (common/pa_http.h),
+ * so unit tests drive them without FastCGI.
+ */
+#ifndef PA_API_H
+#define PA_API_H
+
+#include <libpq-fe.h>
+
+#include "pa_config.h"
+#include "pa_err.h"
+#include "pa_http.h"
+#include "pa_redis.h"
+
+typedef struct pa_ctx {
+    const pa_config *cfg;  /* NULL when the configuration could not be loaded */
+    pa_err cfg_err;        /* why, for the 503 answer */
+    pa_redis *redis;       /* connected on first use */
+    PGconn *db;            /* connected (and schema-checked) on first use */
+    const char *client_id; /* who is asking (the job owner) */
+} pa_ctx;
+
+/* Connections on demand; a failure answers 503 through pa_resp_error. */
+int pa_ctx_redis(pa_ctx *ctx, pa_redis **out, pa_err *err);
+int pa_ctx_db(pa_ctx *ctx, PGconn **out, pa_err *err);
+void pa_ctx_close(pa_ctx *ctx);
+
+/* Routes one request and fills resp; never fails (errors become OperationOutcomes). */
+void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp);
+
+/* The public URL of the request as the client sent it (for the manifest's
+ * `request`); caller frees. */
+char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req);
+
+typedef int (*pa_handler)(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+
+int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+
+/* Media types a FHIR JSON endpoint can answer with, preferred first. */
+extern const char *const pa_fhir_json_types[];
+
+#endif

@@ -1,0 +1,483 @@
+/*
+ * Bulk Data: the Group export kick-off, the job status URL (GET polls,
+ * DELETE cancels) and the output file downloads.  Every job and file is
+ * reachable only by the client that started the job; to anyone else it does
+ * not exist (404).
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pa_db.h"
+#include "pa_job.h"
+#include "pa_log.h"
+#include "pa_util.h"
+
+#define MAX_EXPORT_PARAMS 64
+#define MAX_PARAM_VALUE 8192
+
+/* The resource types export can write in this build. */
+static const char *const export_types[] = { "Patient", NULL };
+
+struct xparam {
+    const char *name;
+    const char *value;
+};
+
+struct xparams {
+    struct xparam p[MAX_EXPORT_PARAMS];
+    size_t n;
+    json_object *body; /* owns the strings taken from a POST body */
+};
+
+/* Answers 400 with an OperationOutcome (issue type code) and returns -1. */
+static int reject(pa_resp *resp, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int reject(pa_resp *resp, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    pa_resp_voutcome(resp, 400, "error", code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int add_param(struct xparams *xp, const char *name, const char *value, pa_resp *resp)
+{
+    if(xp->n == MAX_EXPORT_PARAMS)
+        return reject(resp, "too-costly", "more than %d export parameters", MAX_EXPORT_PARAMS);
+    if(strlen(value) > MAX_PARAM_VALUE)
+        return reject(resp, "too-costly", "parameter %.40s is longer than %d characters", name,
+                      MAX_PARAM_VALUE);
+    xp->p[xp->n].name = name;
+    xp->p[xp->n].value = value;
+    xp->n++;
+    return 0;
+}
+
+/* Reads the primitive value[x] of one Parameters.parameter entry. */
+static const char *param_value(json_object *entry)
+{
+    static const char *const keys[] = { "valueString", "valueCode", "valueInstant",
+                                        "valueDateTime", "valueUri", "valueCanonical",
+                                        "valueId", NULL };
+    json_object *v;
+    size_t i;
+
+    for(i = 0; keys[i]; i++)
+        if(json_object_object_get_ex(entry, keys[i], &v) && json_object_is_type(v, json_type_string))
+            return json_object_get_string(v);
+    if(json_object_object_get_ex(entry, "valueReference", &v) &&
+       json_object_object_get_ex(v, "reference", &v) && json_object_is_type(v, json_type_string))
+        return json_object_get_string(v);
+    return NULL;
+}
+
+/* Collects export parameters from the query string and, for POST, from a
+ * FHIR Parameters body.  Answers 400/415 itself and returns -1 on a problem. */
+static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
+{
+    json_object *params;
+    enum json_tokener_error jerr;
+    size_t i;
+
+    for(i = 0; i < req->nparams; i++)
+        if(strcmp(req->params[i].name, "_format") &&
+           add_param(xp, req->params[i].name, req->params[i].value, resp))
+            return -1;
+    if(strcmp(req->method, "POST") || req->body_len == 0)
+        return 0;
+    if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) &&
+       !pa_media_type_is(req->content_type, PA_MT_JSON)) {
+        pa_resp_outcome(resp, 415, "error", "not-supported",
+                        "the request body must be a FHIR Parameters resource sent as "
+                        "application/fhir+json, not '%.80s'",
+                        req->content_type ? req->content_type : "(no Content-Type)");
+        return -1;
+    }
+    xp->body = json_tokener_parse_verbose(req->body, &jerr);
+    if(!xp->body || strlen(req->body) != req->body_len) {
+        pa_resp_outcome(resp, 400, "error", "structure", "the request body is not valid JSON: %s",
+                        xp->body ? "it holds a NUL byte" : json_tokener_error_desc(jerr));
+        return -1;
+    }
+    {
+        json_object *rt;
+
+        if(!json_object_is_type(xp->body, json_type_object) ||
+           !json_object_object_get_ex(xp->body, "resourceType", &rt) ||
+           !json_object_is_type(rt, json_type_string) ||
+           strcmp(json_object_get_string(rt), "Parameters")) {
+            pa_resp_outcome(resp, 400, "error", "invalid",
+                            "the request body must be a FHIR Parameters resource");
+            return -1;
+        }
+    }
+    if(!json_object_object_get_ex(xp->body, "parameter", &params))
+        return 0;
+    if(!json_object_is_type(params, json_type_array)) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "Parameters.parameter must be an array");
+        return -1;
+    }
+    for(i = 0; i < json_object_array_length(params); i++) {
+        json_object *entry = json_object_array_get_idx(params, i);
+        json_object *name;
+        const char *value;
+
+        if(!json_object_object_get_ex(entry, "name", &name) ||
+           !json_object_is_type(name, json_type_string)) {
+            pa_resp_outcome(resp, 400, "error", "invalid", "Parameters.parameter[%zu] has no name", i);
+            return -1;
+        }
+        value = param_value(entry);
+        if(!value) {
+            pa_resp_outcome(resp, 400, "error", "invalid",
+                            "Parameters.parameter[%zu] (%.40s) has no value of a supported type", i,
+                            json_object_get_string(name));
+            return -1;
+        }
+        if(add_param(xp, json_object_get_string(name), value, resp))
+            return -1;
+    }
+    return 0;
+}
+
+static int is_export_type(const char *t, size_t n)
+{
+    size_t i;
+
+    for(i = 0; export_types[i]; i++)
+        if(strlen(export_types[i]) == n && !strncmp(export_types[i], t, n))
+            return 1;
+    return 0;
+}
+
+/* Validates the parameters into the job's params object; answers 400 itself. */
+static int build_job_params(const struct xparams *xp, const char *group, int64_t now,
+                            json_object *out, pa_resp *resp)
+{
+    json_object *types = json_object_new_array();
+    const char *since = NULL;
+    const char *format = NULL;
+    size_t i;
+    size_t k;
+
+    json_object_object_add(out, "group", json_object_new_string(group));
+    json_object_object_add(out, "types", types);
+    for(i = 0; i < xp->n; i++) {
+        const char *name = xp->p[i].name;
+        const char *v = xp->p[i].value;
+
+        if(!strcmp(name, "_outputFormat")) {
+            if(format)
+                return reject(resp, "invalid", "_outputFormat is given twice");
+            format = v;
+            if(strcmp(v, "application/fhir+ndjson") && strcmp(v, "application/ndjson") &&
+               strcmp(v, "ndjson"))
+                return reject(resp, "not-supported",
+                                       "_outputFormat '%.80s' is not supported: use "
+                                       "application/fhir+ndjson, application/ndjson or ndjson", v);
+        }
+        else if(!strcmp(name, "_since")) {
+            int64_t ms;
+
+            if(since)
+                return reject(resp, "invalid", "_since is given twice");
+            since = v;
+            if(pa_parse_instant(v, &ms))
+                return reject(resp, "invalid",
+                                       "_since '%.80s' is not a FHIR instant "
+                                       "(e.g. 2024-01-01T00:00:00Z)", v);
+            if(ms > now)
+                return reject(resp, "invalid",
+                                       "_since '%.80s' is in the future", v);
+            json_object_object_add(out, "since", json_object_new_int64(ms));
+        }
+        else if(!strcmp(name, "_type")) {
+            const char *t = v;
+
+            /* repeated _type parameters are one comma-joined list */
+            while(*t) {
+                size_t n = strcspn(t, ",");
+
+                if(!is_export_type(t, n))
+                    return reject(resp, "not-supported",
+                                           "_type '%.*s' is not supported; this server exports: Patient",
+                                           (int)(n > 64 ? 64 : n), t);
+                for(k = 0; k < json_object_array_length(types); k++)
+                    if(!strncmp(json_object_get_string(json_object_array_get_idx(types, k)), t, n))
+                        break;
+                if(k == json_object_array_length(types))
+                    json_object_array_add(types, json_object_new_string_len(t, (int)n));
+                t += n;
+                if(*t == ',')
+                    t++;
+            }
+        }
+        else {
+            /* an ignored filter would export more than was asked for */
+            return reject(resp, "not-supported",
+                                   "export parameter '%.60s' is not supported", name);
+        }
+    }
+    if(json_object_array_length(types) == 0)
+        for(k = 0; export_types[k]; k++)
+            json_object_array_add(types, json_object_new_string(export_types[k]));
+    return 0;
+}
+
+static int group_exists(PGconn *db, const char *id, int *found, pa_err *err)
+{
+    const char *values[1] = { id };
+    PGresult *res = pa_db_query(db, err, "SELECT 1 FROM roster WHERE id = $1", 1, values);
+
+    if(!res)
+        return PA_EDB;
+    *found = PQntuples(res) > 0;
+    PQclear(res);
+    return PA_OK;
+}
+
+int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    struct xparams xp;
+    json_object *jp = NULL;
+    pa_job *job = NULL;
+    char *request = NULL;
+    pa_redis *redis;
+    PGconn *db;
+    pa_err err;
+    int64_t now = pa_now_ms();
+    int found = 0;
+    int rc = 0;
+
+    memset(&xp, 0, sizeof(xp));
+    pa_err_clear(&err);
+    if(!req->accept || !*req->accept) {
+        pa_resp_outcome(resp, 400, "error", "required",
+                        "an export needs the header Accept: application/fhir+json");
+        goto out;
+    }
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported",
+                        "an export answers with application/fhir+json; Accept '%.80s' does not allow it",
+                        req->accept);
+        goto out;
+    }
+    if(!req->prefer || !strstr(req->prefer, "respond-async")) {
+        pa_resp_outcome(resp, 400, "error", "required",
+                        "an export is asynchronous: send the header Prefer: respond-async");
+        goto out;
+    }
+    if(!pa_is_fhir_id(args[0])) {
+        pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
+        goto out;
+    }
+    if(collect_params(req, &xp, resp))
+        goto out;
+    jp = json_object_new_object();
+    if(build_job_params(&xp, args[0], now, jp, resp))
+        goto out;
+    if(pa_ctx_db(ctx, &db, &err) || group_exists(db, args[0], &found, &err) ||
+       pa_ctx_redis(ctx, &redis, &err)) {
+        pa_resp_error(resp, &err);
+        goto out;
+    }
+    if(!found) {
+        pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
+        goto out;
+    }
+    request = pa_api_request_url(ctx, req);
+    if(!request || pa_job_create(&job, "export", ctx->client_id, request,
+                                 json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN),
+                                 now, &err)) {
+        pa_resp_outcome(resp, 500, "fatal", "exception", "could not create the job");
+        goto out;
+    }
+    rc = pa_job_submit(redis, db, job, ctx->cfg->max_jobs_per_client, &err);
+    if(rc) {
+        pa_resp_error(resp, &err);
+        if(rc == PA_EBUSY)
+            pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds * 5);
+        goto out;
+    }
+    pa_info("export of Group %s accepted as job %s", args[0], job->id);
+    pa_resp_outcome(resp, 202, "information", "informational",
+                    "export accepted; poll the Content-Location URL for its status");
+    pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
+out:
+    json_object_put(xp.body);
+    json_object_put(jp);
+    pa_job_free(job);
+    free(request);
+    return 0;
+}
+
+/* Loads the caller's own job; anything else is "no such job". */
+static int load_own_job(pa_ctx *ctx, const char *id, pa_job **job, pa_resp *resp)
+{
+    pa_redis *redis;
+    pa_err err;
+    int rc;
+
+    pa_err_clear(&err);
+    rc = pa_ctx_redis(ctx, &redis, &err);
+    if(!rc)
+        rc = pa_job_get(redis, id, job, &err);
+    if(!rc && (strcmp((*job)->owner, ctx->client_id) || !strcmp((*job)->state, "cancelled"))) {
+        pa_job_free(*job);
+        *job = NULL;
+        rc = pa_err_set(&err, PA_ENOTFOUND, "no such job");
+    }
+    if(rc == PA_ENOTFOUND)
+        pa_resp_outcome(resp, 404, "error", "not-found",
+                        "no export job '%.40s' (it never existed, was deleted or has expired)", id);
+    else if(rc)
+        pa_resp_error(resp, &err);
+    return rc;
+}
+
+int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    static const char *const types[] = { PA_MT_JSON, PA_MT_FHIR_JSON, NULL };
+    pa_job *job = NULL;
+
+    if(pa_accept_pick(req->accept, types) < 0)
+        return pa_resp_outcome(resp, 406, "error", "not-supported",
+                               "the status answers with application/json; Accept '%.80s' does not allow it",
+                               req->accept);
+    if(load_own_job(ctx, args[0], &job, resp))
+        return 0;
+    if(!strcmp(job->state, "completed") && job->manifest) {
+        char date[32];
+
+        pa_resp_text(resp, 200, PA_MT_JSON, job->manifest);
+        pa_http_date((time_t)((job->finished + ctx->cfg->retention_seconds * 1000) / 1000), date);
+        pa_resp_header(resp, "Expires", "%s", date);
+    }
+    else if(!strcmp(job->state, "failed")) {
+        pa_resp_outcome(resp, 500, "error", "exception", "the export failed: %s",
+                        job->error ? job->error : "unknown reason");
+    }
+    else {
+        resp->status = 202;
+        if(job->total > 0)
+            pa_resp_header(resp, "X-Progress", "%ld%% (%ld of %ld chunks)",
+                           job->done * 100 / job->total, job->done, job->total);
+        else
+            pa_resp_header(resp, "X-Progress", "%s", !strcmp(job->state, "queued") ? "queued" : "starting");
+        pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds);
+    }
+    pa_job_free(job);
+    return 0;
+}
+
+int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    pa_redis *redis;
+    PGconn *db = NULL;
+    pa_err err;
+    int rc;
+
+    (void)req;
+    pa_err_clear(&err);
+    rc = pa_ctx_redis(ctx, &redis, &err);
+    if(rc) {
+        pa_resp_error(resp, &err);
+        return 0;
+    }
+    if(pa_ctx_db(ctx, &db, &err))
+        db = NULL; /* the durable row follows later; the cancel itself must not wait */
+    if(strlen(args[0]) != PA_JOB_ID_LEN)
+        rc = PA_ENOTFOUND;
+    else
+        rc = pa_job_cancel(redis, db, args[0], ctx->client_id,
+                           ctx->cfg->claim_idle_seconds * 2000, &err);
+    if(rc == PA_ENOTFOUND)
+        return pa_resp_outcome(resp, 404, "error", "not-found", "no export job '%.40s'", args[0]);
+    if(rc)
+        return pa_resp_error(resp, &err);
+    pa_info("job %s cancelled by its client", args[0]);
+    return pa_resp_outcome(resp, 202, "information", "informational",
+                           "the job is cancelled and its files are deleted");
+}
+
+/* True if name is a plain file name this server writes (no path, no dot-files). */
+static int safe_file_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    return n > 7 && n < 128 && name[0] != '.' &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") == n &&
+           !strcmp(name + n - 7, ".ndjson");
+}
+
+/* True if the manifest lists url among its output, deleted or error files. */
+static int manifest_lists(const char *manifest, const char *url)
+{
+    static const char *const arrays[] = { "output", "deleted", "error", NULL };
+    json_object *m = json_tokener_parse(manifest);
+    int found = 0;
+    size_t i;
+    size_t k;
+
+    for(k = 0; m && !found && arrays[k]; k++) {
+        json_object *a;
+
+        if(!json_object_object_get_ex(m, arrays[k], &a) || !json_object_is_type(a, json_type_array))
+            continue;
+        for(i = 0; !found && i < json_object_array_length(a); i++) {
+            json_object *u;
+
+            if(json_object_object_get_ex(json_object_array_get_idx(a, i), "url", &u) &&
+               !strcmp(json_object_get_string(u), url))
+                found = 1;
+        }
+    }
+    json_object_put(m);
+    return found;
+}
+
+int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    static const char *const types[] = { PA_MT_FHIR_NDJSON, "application/ndjson",
+                                         "application/x-ndjson", NULL };
+    pa_job *job = NULL;
+    char url[1024];
+    char path[1024];
+    struct stat st;
+
+    if(pa_accept_pick(req->accept, types) < 0)
+        return pa_resp_outcome(resp, 406, "error", "not-supported",
+                               "files are application/fhir+ndjson; Accept '%.80s' does not allow it",
+                               req->accept);
+    if(!safe_file_name(args[1]))
+        return pa_resp_outcome(resp, 404, "error", "not-found", "no such file");
+    if(load_own_job(ctx, args[0], &job, resp))
+        return 0;
+    snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", ctx->cfg->base_url, job->id, args[1]);
+    snprintf(path, sizeof(path), "%s/jobs/%s/%s", ctx->cfg->data_dir, job->id, args[1]);
+    if(strcmp(job->state, "completed") || !job->manifest || !manifest_lists(job->manifest, url) ||
+       stat(path, &st) || !S_ISREG(st.st_mode)) {
+        pa_job_free(job);
+        return pa_resp_outcome(resp, 404, "error", "not-found", "no such file (it may have expired)");
+    }
+    pa_job_free(job);
+    resp->status = 200;
+    snprintf(resp->content_type, sizeof(resp->content_type), "%s", PA_MT_FHIR_NDJSON);
+    resp->sendfile_path = strdup(path);
+    if(!resp->sendfile_path)
+        return pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+    return 0;
+}

@@ -1,0 +1,131 @@
+/*
+ * Discovery: the CapabilityStatement (GET /metadata) and the SMART
+ * configuration (GET /.well-known/smart-configuration).  Both declare only
+ * what this build actually serves.
+ */
+#include "api.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pa_util.h"
+
+#define BULK_CAPSTMT "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
+#define BULK_GROUP_EXPORT "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+
+/* json_object_object_add takes the reference to v: callers never free it. */
+static void add_str(json_object *o, const char *k, const char *v)
+{
+    json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static json_object *str_array(const char *const *items)
+{
+    json_object *a = json_object_new_array();
+
+    for(; *items; items++)
+        json_object_array_add(a, json_object_new_string(*items));
+    return a;
+}
+
+static json_object *operation(const char *name, const char *definition)
+{
+    json_object *op = json_object_new_object();
+
+    add_str(op, "name", name);
+    add_str(op, "definition", definition);
+    return op;
+}
+
+/* Answers with o serialized, and releases o. */
+static int answer_json(pa_resp *resp, int status, const char *content_type, json_object *o)
+{
+    int rc = pa_resp_text(resp, status, content_type,
+                          json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+
+    json_object_put(o);
+    return rc;
+}
+
+int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    static const char *const formats[] = { "json", PA_MT_FHIR_JSON, NULL };
+    static const char *const instantiates[] = { BULK_CAPSTMT, NULL };
+    json_object *cs, *sw, *impl, *rest, *rests, *group, *ops, *resources;
+    char date[32];
+
+    (void)args;
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
+        return pa_resp_outcome(resp, 406, "error", "not-supported",
+                               "cannot answer in any type the Accept header allows; "
+                               "this server speaks application/fhir+json");
+    pa_fhir_instant(pa_now_ms(), date);
+    date[10] = '\0'; /* a date is enough, and keeps the document stable for a day */
+    cs = json_object_new_object();
+    add_str(cs, "resourceType", "CapabilityStatement");
+    add_str(cs, "status", "active");
+    add_str(cs, "date", date);
+    add_str(cs, "publisher", "provider-access");
+    add_str(cs, "kind", "instance");
+    json_object_object_add(cs, "instantiates", str_array(instantiates));
+    sw = json_object_new_object();
+    add_str(sw, "name", PACKAGE_NAME);
+    add_str(sw, "version", PACKAGE_VERSION);
+    json_object_object_add(cs, "software", sw);
+    impl = json_object_new_object();
+    add_str(impl, "description", "Da Vinci PDex Provider Access API");
+    add_str(impl, "url", ctx->cfg->base_url);
+    json_object_object_add(cs, "implementation", impl);
+    add_str(cs, "fhirVersion", "4.0.1");
+    json_object_object_add(cs, "format", str_array(formats));
+
+    /* Bulk Data v2 names the operation group-export; later tools call it export */
+    ops = json_object_new_array();
+    json_object_array_add(ops, operation("export", BULK_GROUP_EXPORT));
+    json_object_array_add(ops, operation("group-export", BULK_GROUP_EXPORT));
+    group = json_object_new_object();
+    add_str(group, "type", "Group");
+    json_object_object_add(group, "operation", ops);
+    resources = json_object_new_array();
+    json_object_array_add(resources, group);
+
+    rest = json_object_new_object();
+    add_str(rest, "mode", "server");
+    json_object_object_add(rest, "resource", resources);
+    rests = json_object_new_array();
+    json_object_array_add(rests, rest);
+    json_object_object_add(cs, "rest", rests);
+    return answer_json(resp, 200, PA_MT_FHIR_JSON, cs);
+}
+
+int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    static const char *const grants[] = { "client_credentials", NULL };
+    static const char *const methods[] = { "private_key_jwt", "client_secret_basic",
+                                           "client_secret_post", NULL };
+    static const char *const algs[] = { "RS384", "ES384", "RS256", "ES256", NULL };
+    static const char *const scopes[] = { "system/*.read", "system/*.rs", "system/Group.read",
+                                          "system/Group.rs", "system/Patient.read",
+                                          "system/Patient.rs", NULL };
+    static const char *const caps[] = { "client-confidential-asymmetric",
+                                        "client-confidential-symmetric", "permission-v1",
+                                        "permission-v2", NULL };
+    static const char *const challenge[] = { "S256", NULL };
+    json_object *o = json_object_new_object();
+    char url[1024];
+
+    (void)req;
+    (void)args;
+    /* SMART requires application/json here whatever the Accept header says */
+    snprintf(url, sizeof(url), "%s/auth/token", ctx->cfg->base_url);
+    add_str(o, "token_endpoint", url);
+    json_object_object_add(o, "grant_types_supported", str_array(grants));
+    json_object_object_add(o, "token_endpoint_auth_methods_supported", str_array(methods));
+    json_object_object_add(o, "token_endpoint_auth_signing_alg_values_supported", str_array(algs));
+    json_object_object_add(o, "scopes_supported", str_array(scopes));
+    json_object_object_add(o, "capabilities", str_array(caps));
+    json_object_object_add(o, "code_challenge_methods_supported", str_array(challenge));
+    return answer_json(resp, 200, PA_MT_JSON, o);
+}

@@ -1,0 +1,217 @@
+/*
+ * Routing on PATH_INFO: a table of patterns whose {} segments are captured
+ * (decoded by Apache already) and handed to the handler.  A path that matches
+ * with another method answers 405 with Allow; no match answers 404.
+ */
+#include "api.h"
+#include "pa_db.h"
+#include "pa_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS 4
+#define MAX_SEGMENT 256
+
+const char *const pa_fhir_json_types[] = { PA_MT_FHIR_JSON, PA_MT_JSON, "application/json+fhir", NULL };
+
+enum { M_GET = 1, M_POST = 2, M_DELETE = 4 };
+
+struct route {
+    const char *pattern;
+    int method;
+    pa_handler handler;
+    int needs_config; /* 0: answers even when the configuration is broken */
+};
+
+static const struct route routes[] = {
+    { "/metadata", M_GET, pa_h_metadata, 1 },
+    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, 1 },
+    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, 1 },
+    { "/bulkstatus/{}", M_GET, pa_h_job_status, 1 },
+    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, 1 },
+    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file, 1 },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static int method_bit(const char *m)
+{
+    if(!strcmp(m, "GET") || !strcmp(m, "HEAD"))
+        return M_GET;
+    if(!strcmp(m, "POST"))
+        return M_POST;
+    if(!strcmp(m, "DELETE"))
+        return M_DELETE;
+    return 0;
+}
+
+/* Matches path against pattern, capturing {} segments into args (caller frees). */
+static int match(const char *pattern, const char *path, char **args, int *nargs)
+{
+    const char *p = pattern;
+    const char *s = path;
+
+    *nargs = 0;
+    while(*p) {
+        if(p[0] == '{' && p[1] == '}') {
+            size_t n = strcspn(s, "/");
+
+            if(n == 0 || n > MAX_SEGMENT || *nargs == MAX_ARGS)
+                goto fail;
+            args[*nargs] = strndup(s, n);
+            if(!args[*nargs])
+                goto fail;
+            (*nargs)++;
+            s += n;
+            p += 2;
+            continue;
+        }
+        if(*p != *s)
+            goto fail;
+        p++;
+        s++;
+    }
+    if(*s == '\0' || (s[0] == '/' && s[1] == '\0'))
+        return 1;
+fail:
+    while(*nargs > 0)
+        free(args[--(*nargs)]);
+    return 0;
+}
+
+static void set_allow(pa_resp *resp, int mask)
+{
+    char allow[64] = "";
+
+    if(mask & M_GET)
+        strcat(allow, "GET, HEAD");
+    if(mask & M_POST)
+        strcat(allow, allow[0] ? ", POST" : "POST");
+    if(mask & M_DELETE)
+        strcat(allow, allow[0] ? ", DELETE" : "DELETE");
+    pa_resp_header(resp, "Allow", "%s", allow);
+}
+
+/* FHIR's _format overrides Accept; only JSON forms are served. */
+static int check_format(const pa_req *req, pa_resp *resp)
+{
+    const char *f = pa_req_param(req, "_format");
+
+    if(!f)
+        return 0;
+    if(!strcmp(f, "json") || pa_media_type_is(f, PA_MT_FHIR_JSON) || pa_media_type_is(f, PA_MT_JSON) ||
+       pa_media_type_is(f, "application/json+fhir"))
+        return 0;
+    pa_resp_outcome(resp, 406, "error", "not-supported",
+                    "_format '%.80s' is not supported: this server speaks FHIR JSON only "
+                    "(_format=json or application/fhir+json)", f);
+    return -1;
+}
+
+void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
+{
+    char *args[MAX_ARGS];
+    int nargs = 0;
+    int allowed = 0;
+    int mbit = method_bit(req->method);
+    size_t i;
+    pa_err err;
+
+    pa_err_clear(&err);
+    if(pa_query_parse(req->query, &req->params, &req->nparams, &err)) {
+        pa_resp_error(resp, &err);
+        return;
+    }
+    for(i = 0; i < NROUTES; i++) {
+        if(!match(routes[i].pattern, req->path, args, &nargs))
+            continue;
+        if(!(routes[i].method & mbit)) {
+            allowed |= routes[i].method;
+            while(nargs > 0)
+                free(args[--nargs]);
+            continue;
+        }
+        if(routes[i].needs_config && !ctx->cfg) {
+            pa_resp_error(resp, &ctx->cfg_err);
+        }
+        else if(check_format(req, resp) == 0) {
+            routes[i].handler(ctx, req, resp, args);
+        }
+        while(nargs > 0)
+            free(args[--nargs]);
+        return;
+    }
+    if(allowed) {
+        pa_resp_outcome(resp, 405, "error", "not-supported", "method %.16s is not allowed on %.200s",
+                        req->method, req->path);
+        set_allow(resp, allowed);
+        return;
+    }
+    pa_resp_outcome(resp, 404, "error", "not-found", "no such endpoint: %.200s", req->path);
+}
+
+char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req)
+{
+    const char *tail = req->path;
+    size_t sn = req->script_name ? strlen(req->script_name) : 0;
+    pa_buf b;
+
+    /* the raw request target keeps the client's own escaping and query */
+    if(req->request_uri && sn && !strncmp(req->request_uri, req->script_name, sn))
+        tail = req->request_uri + sn;
+    pa_buf_init(&b, 16384);
+    if(pa_buf_addstr(&b, ctx->cfg->base_url) || pa_buf_addstr(&b, tail)) {
+        pa_buf_free(&b);
+        return NULL;
+    }
+    return pa_buf_steal(&b);
+}
+
+int pa_ctx_redis(pa_ctx *ctx, pa_redis **out, pa_err *err)
+{
+    int rc;
+
+    if(!ctx->redis) {
+        rc = pa_redis_open(ctx->cfg, &ctx->redis, err);
+        if(rc && !ctx->redis)
+            return rc;
+        if(rc) {
+            pa_warn("%s", err->msg);
+            return rc;
+        }
+    }
+    *out = ctx->redis;
+    return PA_OK;
+}
+
+int pa_ctx_db(pa_ctx *ctx, PGconn **out, pa_err *err)
+{
+    int fresh = !ctx->db || PQstatus(ctx->db) != CONNECTION_OK;
+    int rc = pa_db_ensure(&ctx->db, ctx->cfg, err);
+
+    if(rc) {
+        pa_warn("%s", err->msg);
+        return rc;
+    }
+    if(fresh) {
+        rc = pa_db_check_schema(ctx->db, err);
+        if(rc) {
+            pa_error("%s", err->msg);
+            PQfinish(ctx->db);
+            ctx->db = NULL;
+            return rc;
+        }
+    }
+    *out = ctx->db;
+    return PA_OK;
+}
+
+void pa_ctx_close(pa_ctx *ctx)
+{
+    pa_redis_free(ctx->redis);
+    ctx->redis = NULL;
+    if(ctx->db)
+        PQfinish(ctx->db);
+    ctx->db = NULL;
+}

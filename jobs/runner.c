@@ -1,0 +1,309 @@
+/*
+ * pa-runner: the long-running job runner.  The supervisor process checks
+ * the configuration, the schema and Redis, forks --workers worker processes
+ * (restarting any that die), and runs the janitor: purging expired or
+ * cancelled jobs' files and keys, and re-enqueueing jobs PostgreSQL has but
+ * a restarted Redis lost.
+ *
+ * SIGTERM/SIGINT: workers finish their current chunk, hand the job back and
+ * exit; the supervisor waits for them.  SIGHUP: reopen the log file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pa_db.h"
+#include "pa_log.h"
+#include "pa_util.h"
+#include "runner.h"
+
+#define MAX_WORKERS 256
+#define JANITOR_EVERY_MS 5000
+#define STOP_GRACE_MS 30000
+
+static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t reopen_flag;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reopen_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: pa-runner [--config FILE] [--workers N] [--daemon] [--pidfile FILE]\n"
+            "  --config FILE   configuration (default: $PA_CONFIG or " PA_CONFIG_DEFAULT_PATH ")\n"
+            "  --workers N     worker processes (default: runner_workers from the config)\n"
+            "  --daemon        detach from the terminal (log to log_file)\n"
+            "  --pidfile FILE  write the supervisor's pid here\n");
+}
+
+static void on_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    int fd;
+
+    if(pid < 0)
+        return -1;
+    if(pid > 0)
+        _exit(0);
+    if(setsid() < 0)
+        return -1;
+    pid = fork();
+    if(pid < 0)
+        return -1;
+    if(pid > 0)
+        _exit(0);
+    if(chdir("/"))
+        return -1;
+    fd = open("/dev/null", O_RDWR);
+    if(fd < 0)
+        return -1;
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if(fd > 2)
+        close(fd);
+    return 0;
+}
+
+static int write_pidfile(const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    if(!f)
+        return -1;
+    fprintf(f, "%d\n", (int)getpid());
+    return fclose(f);
+}
+
+static pid_t spawn(const pa_config *cfg, int index)
+{
+    pid_t pid = fork();
+
+    if(pid == 0) {
+        int rc = pa_worker_main(cfg, index, &stop_flag);
+
+        pa_log_close();
+        _exit(rc);
+    }
+    if(pid < 0)
+        pa_error("cannot fork worker %d: %s", index, strerror(errno));
+    return pid;
+}
+
+/* One janitor pass: purge what is due, recover what Redis lost. */
+static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    size_t i;
+    long recovered = 0;
+    pa_err err;
+
+    pa_err_clear(&err);
+    if(pa_job_due(redis, pa_now_ms(), 100, &ids, &n, &err)) {
+        pa_warn("janitor: %s", err.msg);
+        return;
+    }
+    for(i = 0; i < n; i++) {
+        if(pa_job_dir_remove(cfg, ids[i]))
+            pa_warn("janitor: cannot remove the files of job %s", ids[i]);
+        else if(pa_job_forget(redis, ids[i], &err) == PA_OK)
+            pa_info("janitor: job %s purged", ids[i]);
+        if(!pa_db_ensure(db, cfg, &err)) {
+            const char *values[1] = { ids[i] };
+            PGresult *res = pa_db_query(*db, &err,
+                                        "UPDATE job SET state = 'expired', updated_at = now() "
+                                        "WHERE id = $1 AND state IN ('completed', 'failed')",
+                                        1, values);
+            PQclear(res);
+        }
+        free(ids[i]);
+    }
+    free(ids);
+    if(!pa_db_ensure(db, cfg, &err) && !pa_job_recover(redis, *db, &recovered, &err) && recovered)
+        pa_warn("janitor: %ld jobs were missing from Redis and are queued again", recovered);
+}
+
+/* Checks that the runner can work at all before it forks anything. */
+static int preflight(const pa_config *cfg, pa_err *err)
+{
+    PGconn *db = NULL;
+    pa_redis *redis = NULL;
+    int rc = pa_db_connect(cfg, &db, err);
+
+    if(!rc)
+        rc = pa_db_check_schema(db, err);
+    if(!rc)
+        rc = pa_redis_open(cfg, &redis, err);
+    if(!rc)
+        rc = pa_job_queue_init(redis, err);
+    if(!rc && mkdir(cfg->data_dir, 0750) && errno != EEXIST)
+        rc = pa_err_set(err, PA_EIO, "cannot create data_dir %s: %s", cfg->data_dir, strerror(errno));
+    if(!rc) {
+        char jobs[1024];
+
+        snprintf(jobs, sizeof(jobs), "%s/jobs", cfg->data_dir);
+        if(mkdir(jobs, 0750) && errno != EEXIST)
+            rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", jobs, strerror(errno));
+    }
+    if(db)
+        PQfinish(db);
+    pa_redis_free(redis);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "workers", required_argument, NULL, 'w' },
+        { "daemon", no_argument, NULL, 'd' },       { "pidfile", required_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 }
+    };
+    const char *config = NULL;
+    const char *pidfile = NULL;
+    long workers = 0;
+    int daemon_mode = 0;
+    pa_config *cfg = NULL;
+    pa_redis *redis = NULL;
+    PGconn *db = NULL;
+    pid_t pids[MAX_WORKERS];
+    int64_t next_janitor = 0;
+    int64_t stop_deadline = 0;
+    pa_err err;
+    int opt;
+    int i;
+    int alive;
+
+    while((opt = getopt_long(argc, argv, "c:w:dp:h", opts, NULL)) != -1) {
+        switch(opt) {
+        case 'c': config = optarg; break;
+        case 'd': daemon_mode = 1; break;
+        case 'p': pidfile = optarg; break;
+        case 'w':
+            if(pa_parse_long(optarg, &workers) || workers < 1 || workers > MAX_WORKERS) {
+                fprintf(stderr, "pa-runner: --workers must be from 1 to %d\n", MAX_WORKERS);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    pa_err_clear(&err);
+    if(pa_config_load(pa_config_path(config), &cfg, &err)) {
+        fprintf(stderr, "pa-runner: %s\n", err.msg);
+        return 2;
+    }
+    if(!workers)
+        workers = cfg->runner_workers > MAX_WORKERS ? MAX_WORKERS : cfg->runner_workers;
+    if(pa_log_open("pa-runner", cfg->log_file, cfg->log_level)) {
+        fprintf(stderr, "pa-runner: cannot open log file %s: %s\n", cfg->log_file, strerror(errno));
+        return 2;
+    }
+    if(preflight(cfg, &err)) {
+        fprintf(stderr, "pa-runner: %s\n", err.msg);
+        pa_error("not starting: %s", err.msg);
+        return 1;
+    }
+    if(daemon_mode && daemonize()) {
+        pa_error("cannot become a daemon: %s", strerror(errno));
+        return 1;
+    }
+    if(pidfile && write_pidfile(pidfile)) {
+        pa_error("cannot write pid file %s: %s", pidfile, strerror(errno));
+        return 1;
+    }
+    on_signals();
+    if(pa_redis_open(cfg, &redis, &err) && !redis) {
+        pa_error("%s", err.msg);
+        return 1;
+    }
+    pa_info("runner started with %ld workers", workers);
+    for(i = 0; i < workers; i++)
+        pids[i] = spawn(cfg, i);
+    for(;;) {
+        int status;
+        pid_t pid;
+
+        if(reopen_flag) {
+            reopen_flag = 0;
+            pa_log_reopen();
+            for(i = 0; i < workers; i++)
+                if(pids[i] > 0)
+                    kill(pids[i], SIGHUP);
+        }
+        if(stop_flag && !stop_deadline) {
+            pa_info("stopping: workers finish their current chunk");
+            stop_deadline = pa_mono_ms() + STOP_GRACE_MS;
+            for(i = 0; i < workers; i++)
+                if(pids[i] > 0)
+                    kill(pids[i], SIGTERM);
+        }
+        while((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+            for(i = 0; i < workers; i++) {
+                if(pids[i] != pid)
+                    continue;
+                pids[i] = 0;
+                if(!stop_flag) {
+                    pa_warn("worker %d (pid %d) ended with status %d; starting another", i, (int)pid,
+                            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                    sleep(1); /* never a tight restart loop */
+                    pids[i] = spawn(cfg, i);
+                }
+            }
+        }
+        for(alive = 0, i = 0; i < workers; i++)
+            alive += pids[i] > 0;
+        if(stop_flag && (!alive || pa_mono_ms() > stop_deadline)) {
+            for(i = 0; i < workers; i++)
+                if(pids[i] > 0)
+                    kill(pids[i], SIGKILL);
+            break;
+        }
+        if(!stop_flag && pa_mono_ms() >= next_janitor) {
+            janitor(cfg, redis, &db);
+            next_janitor = pa_mono_ms() + JANITOR_EVERY_MS;
+        }
+        usleep(200 * 1000);
+    }
+    pa_info("runner stopped");
+    if(pidfile)
+        unlink(pidfile);
+    pa_redis_free(redis);
+    if(db)
+        PQfinish(db);
+    pa_config_free(cfg);
+    pa_log_close();
+    return 0;
+}

@@ -1,0 +1,43 @@
+/*
+ * The runner's internals: one supervisor process forks --workers worker
+ * processes; each takes jobs from the Redis stream and runs them by kind.
+ */
+#ifndef PA_RUNNER_H
+#define PA_RUNNER_H
+
+#include <libpq-fe.h>
+#include <signal.h>
+
+#include "pa_config.h"
+#include "pa_err.h"
+#include "pa_job.h"
+#include "pa_redis.h"
+
+typedef struct pa_worker {
+    const pa_config *cfg;
+    pa_redis *redis;
+    PGconn *db;
+    char consumer[128];
+    char msgid[64];                 /* the stream entry of the current job */
+    volatile sig_atomic_t *stop;    /* set by SIGTERM: finish the chunk, then hand over */
+} pa_worker;
+
+/* Runs until *stop; returns the process exit status. */
+int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop);
+
+/*
+ * Runs an export job to completion.  On success *manifest (caller frees) is
+ * the Bulk Data manifest.  PA_ECANCELLED, PA_ESTOPPED or another error code
+ * otherwise.  Resumes from job->checkpoint when there is one.
+ */
+int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
+
+/* Removes data_dir/jobs/<id> and everything in it. */
+int pa_job_dir_remove(const pa_config *cfg, const char *id);
+
+/* Saves progress and resume point, keeps the job claimed and honours
+ * cancellation and shutdown: PA_ECANCELLED or PA_ESTOPPED to stop now. */
+int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
+                         const char *checkpoint, pa_err *err);
+
+#endif

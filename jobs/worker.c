@@ -1,0 +1,247 @@
+/*
+ * A worker process: takes one job at a time from the stream (a job another
+ * runner left silent first), runs it by kind, and records the outcome.
+ * Transient failures (database, Redis, disk) hand the job back for another
+ * attempt; after PA_JOB_MAX_ATTEMPTS it fails for good.
+ */
+#include "runner.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pa_db.h"
+#include "pa_log.h"
+#include "pa_util.h"
+
+#define BLOCK_MS 2000
+#define RECONNECT_PAUSE_MS 1000
+
+int pa_job_dir_remove(const pa_config *cfg, const char *id)
+{
+    char path[1024];
+    DIR *d;
+    struct dirent *e;
+    int dfd;
+
+    snprintf(path, sizeof(path), "%s/jobs/%s", cfg->data_dir, id);
+    d = opendir(path);
+    if(!d)
+        return errno == ENOENT ? PA_OK : PA_EIO;
+    dfd = dirfd(d);
+    /* job folders are flat: files only */
+    while((e = readdir(d)))
+        if(strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            unlinkat(dfd, e->d_name, 0);
+    closedir(d);
+    return rmdir(path) == 0 || errno == ENOENT ? PA_OK : PA_EIO;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts;
+
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    nanosleep(&ts, NULL);
+}
+
+int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
+                         const char *checkpoint, pa_err *err)
+{
+    int rc = pa_job_checkpoint(w->redis, job->id, done, total, checkpoint, err);
+
+    if(rc)
+        return rc;
+    rc = pa_job_heartbeat(w->redis, w->consumer, w->msgid, err);
+    if(rc)
+        return rc;
+    if(*w->stop)
+        return pa_err_set(err, PA_ESTOPPED, "the runner is stopping");
+    if(w->cfg->export_chunk_pause_ms)
+        pause_ms(w->cfg->export_chunk_pause_ms);
+    return PA_OK;
+}
+
+static int is_transient(int rc)
+{
+    return rc == PA_EDB || rc == PA_EREDIS || rc == PA_EIO || rc == PA_ENOMEM;
+}
+
+/* Mirrors the final state into PostgreSQL; a failure here is only logged. */
+static void record_state(pa_worker *w, pa_job *job, const char *state)
+{
+    pa_err err;
+
+    free(job->state);
+    job->state = strdup(state);
+    if(!job->state)
+        return;
+    pa_err_clear(&err);
+    if(pa_db_ensure(&w->db, w->cfg, &err) || pa_job_db_update(w->db, job, &err))
+        pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
+}
+
+/* Runs one claimed job and settles its stream entry. */
+static void run_job(pa_worker *w, const char *jobid)
+{
+    pa_job *job = NULL;
+    char *manifest = NULL;
+    long attempts = 0;
+    int64_t retention = w->cfg->retention_seconds * 1000;
+    pa_err err;
+    int rc;
+
+    pa_err_clear(&err);
+    pa_log_set_context(jobid);
+    rc = pa_job_begin(w->redis, jobid, pa_now_ms(), &attempts, &err);
+    if(rc == 0) {
+        /* cancelled or already settled: nothing to do */
+        pa_job_ack(w->redis, w->msgid, &err);
+        goto out;
+    }
+    if(rc < 0)
+        goto transient;
+    rc = pa_job_get(w->redis, jobid, &job, &err);
+    if(rc == PA_ENOTFOUND) {
+        pa_job_ack(w->redis, w->msgid, &err);
+        goto out;
+    }
+    if(rc)
+        goto transient;
+    if(attempts > PA_JOB_MAX_ATTEMPTS) {
+        pa_error("job %s: giving up after %d attempts", jobid, PA_JOB_MAX_ATTEMPTS);
+        rc = pa_err_set(&err, PA_EIO, "the job could not be completed after %d attempts",
+                        PA_JOB_MAX_ATTEMPTS);
+        goto failed;
+    }
+    pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
+            job->checkpoint ? ", resuming" : "");
+    record_state(w, job, "running");
+    if(!strcmp(job->kind, "export")) {
+        rc = pa_db_ensure(&w->db, w->cfg, &err);
+        if(!rc)
+            rc = pa_export_run(w, job, &manifest, &err);
+    }
+    else {
+        rc = pa_err_set(&err, PA_EINVAL, "unknown job kind '%s'", job->kind);
+    }
+    if(rc == PA_OK) {
+        rc = pa_job_complete(w->redis, jobid, manifest, pa_now_ms(), retention, &err);
+        if(rc == PA_OK) {
+            free(job->manifest);
+            job->manifest = manifest;
+            manifest = NULL;
+            record_state(w, job, "completed");
+            pa_job_ack(w->redis, w->msgid, &err);
+            pa_info("job %s completed", jobid);
+            goto out;
+        }
+    }
+    if(rc == PA_ECANCELLED) {
+        pa_job_dir_remove(w->cfg, jobid);
+        record_state(w, job, "cancelled");
+        pa_job_ack(w->redis, w->msgid, &err);
+        pa_info("job %s cancelled; its files are removed", jobid);
+        goto out;
+    }
+    if(rc == PA_ESTOPPED) {
+        pa_job_release(w->redis, w->consumer, w->msgid, w->cfg->claim_idle_seconds * 1000, &err);
+        pa_info("job %s handed back at its last checkpoint (runner stopping)", jobid);
+        goto out;
+    }
+    if(is_transient(rc) && attempts < PA_JOB_MAX_ATTEMPTS)
+        goto transient;
+failed:
+    pa_error("job %s failed: %s", jobid, err.msg);
+    free(job ? job->error : NULL);
+    if(job)
+        job->error = strdup(err.msg);
+    if(pa_job_fail(w->redis, jobid, err.msg, pa_now_ms(), retention, &err) == PA_OK && job)
+        record_state(w, job, "failed");
+    pa_job_dir_remove(w->cfg, jobid);
+    pa_job_ack(w->redis, w->msgid, &err);
+    goto out;
+transient:
+    /* left pending: this or another runner takes it over after claim_idle_seconds */
+    pa_warn("job %s interrupted (%s); it will be retried", jobid, err.msg);
+    pause_ms(RECONNECT_PAUSE_MS);
+out:
+    pa_log_set_context(NULL);
+    free(manifest);
+    pa_job_free(job);
+}
+
+/* Deletes this worker's consumer from the group if it holds nothing. */
+static void leave_group(pa_worker *w)
+{
+    char key[256];
+    pa_err err;
+    redisReply *reply;
+    int idle;
+
+    pa_redis_key(w->redis, key, sizeof(key), PA_JOB_STREAM);
+    reply = pa_redis_cmd(w->redis, &err, "XPENDING %s %s - + 1 %s", key, PA_JOB_GROUP, w->consumer);
+    if(!reply)
+        return;
+    idle = reply->type == REDIS_REPLY_ARRAY && reply->elements == 0;
+    freeReplyObject(reply);
+    if(!idle)
+        return;
+    reply = pa_redis_cmd(w->redis, &err, "XGROUP DELCONSUMER %s %s %s", key, PA_JOB_GROUP, w->consumer);
+    if(reply)
+        freeReplyObject(reply);
+}
+
+int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
+{
+    pa_worker w;
+    char host[64];
+    pa_err err;
+    int need_init = 1;
+    int rc;
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = cfg;
+    w.stop = stop;
+    if(gethostname(host, sizeof(host)))
+        pa_strlcpy(host, "runner", sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    snprintf(w.consumer, sizeof(w.consumer), "%s-%d-w%d", host, (int)getpid(), index);
+    pa_err_clear(&err);
+    rc = pa_redis_open(cfg, &w.redis, &err);
+    if(!w.redis) {
+        pa_error("%s", err.msg);
+        return 1;
+    }
+    pa_info("worker %s ready", w.consumer);
+    while(!*stop) {
+        char jobid[PA_JOB_ID_LEN + 1];
+
+        /* (re)made after any error: a restarted Redis may have lost the group */
+        rc = need_init ? pa_job_queue_init(w.redis, &err) : PA_OK;
+        need_init = rc != PA_OK;
+        if(!rc)
+            rc = pa_job_next(w.redis, w.consumer, BLOCK_MS, cfg->claim_idle_seconds * 1000, w.msgid,
+                             jobid, &err);
+        if(rc < 0) {
+            need_init = 1;
+            pa_warn("waiting for Redis: %s", err.msg);
+            pause_ms(RECONNECT_PAUSE_MS);
+            continue;
+        }
+        if(rc == 1)
+            run_job(&w, jobid);
+    }
+    leave_group(&w);
+    pa_info("worker %s stopped", w.consumer);
+    pa_redis_free(w.redis);
+    if(w.db)
+        PQfinish(w.db);
+    return 0;
+}

@@ -1,0 +1,242 @@
+/*
+ * Unit tests of the responder's routing and of the checks its handlers make
+ * before touching PostgreSQL or Redis.  The paths that need the servers are
+ * covered by the integration tests.
+ */
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cu_main.h"
+
+static pa_config *cfg;
+
+struct call {
+    pa_req req;
+    pa_resp resp;
+    json_object *json;
+};
+
+/* Runs one request through the router; the body, if any, is parsed. */
+static void call(struct call *c, pa_ctx *ctx, const char *method, const char *path,
+                 const char *query, const char *accept, const char *prefer,
+                 const char *content_type, const char *body)
+{
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.method = method;
+    c->req.path = path;
+    c->req.query = query ? query : "";
+    c->req.accept = accept;
+    c->req.prefer = prefer;
+    c->req.content_type = content_type;
+    c->req.body = body ? body : "";
+    c->req.body_len = body ? strlen(body) : 0;
+    c->req.script_name = "/fhir";
+    strcpy(c->req.request_id, "test");
+    pa_resp_init(&c->resp);
+    pa_api_handle(ctx, &c->req, &c->resp);
+    c->json = json_tokener_parse(pa_buf_str(&c->resp.body));
+}
+
+static void done(struct call *c)
+{
+    json_object_put(c->json);
+    pa_req_clear(&c->req);
+    pa_resp_free(&c->resp);
+}
+
+static const char *jstr(json_object *o, const char *path)
+{
+    char key[64];
+    const char *dot;
+
+    while(o && (dot = strchr(path, '.'))) {
+        snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+        if(!json_object_object_get_ex(o, key, &o))
+            return NULL;
+        path = dot + 1;
+    }
+    return o && json_object_object_get_ex(o, path, &o) ? json_object_get_string(o) : NULL;
+}
+
+static const char *issue_code(json_object *oo)
+{
+    json_object *issues;
+
+    if(!oo || !json_object_object_get_ex(oo, "issue", &issues))
+        return NULL;
+    return jstr(json_object_array_get_idx(issues, 0), "code");
+}
+
+static pa_ctx make_ctx(void)
+{
+    pa_ctx ctx;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.cfg = cfg;
+    ctx.client_id = "client-a";
+    return ctx;
+}
+
+static void test_metadata(void)
+{
+    pa_ctx ctx = make_ctx();
+    struct call c;
+
+    call(&c, &ctx, "GET", "/metadata", NULL, "application/fhir+json", NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 200);
+    CU_ASSERT_STRING_EQUAL(c.resp.content_type, "application/fhir+json");
+    CU_ASSERT_STRING_EQUAL(jstr(c.json, "resourceType"), "CapabilityStatement");
+    CU_ASSERT_STRING_EQUAL(jstr(c.json, "fhirVersion"), "4.0.1");
+    CU_ASSERT_STRING_EQUAL(jstr(c.json, "implementation.url"), "http://127.0.0.1:8080/fhir");
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "group-export"));
+    done(&c);
+}
+
+static void test_negotiation(void)
+{
+    pa_ctx ctx = make_ctx();
+    struct call c;
+
+    call(&c, &ctx, "GET", "/metadata", NULL, "application/fhir+xml", NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 406);
+    CU_ASSERT_STRING_EQUAL(jstr(c.json, "resourceType"), "OperationOutcome");
+    done(&c);
+    call(&c, &ctx, "GET", "/metadata", "_format=xml", NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 406);
+    done(&c);
+    call(&c, &ctx, "GET", "/metadata", "_format=json", "*/*", NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 200);
+    done(&c);
+}
+
+static void test_smart_config(void)
+{
+    pa_ctx ctx = make_ctx();
+    struct call c;
+
+    /* SMART: application/json whatever Accept says */
+    call(&c, &ctx, "GET", "/.well-known/smart-configuration", NULL, "text/html", NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 200);
+    CU_ASSERT_STRING_EQUAL(c.resp.content_type, "application/json");
+    CU_ASSERT_STRING_EQUAL(jstr(c.json, "token_endpoint"), "http://127.0.0.1:8080/fhir/auth/token");
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "client-confidential-asymmetric"));
+    done(&c);
+}
+
+static void test_not_found_and_method(void)
+{
+    pa_ctx ctx = make_ctx();
+    struct call c;
+
+    call(&c, &ctx, "GET", "/Nothing/here", NULL, NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 404);
+    CU_ASSERT_STRING_EQUAL(issue_code(c.json), "not-found");
+    done(&c);
+    call(&c, &ctx, "DELETE", "/metadata", NULL, NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 405);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.headers), "Allow: GET, HEAD"));
+    done(&c);
+    call(&c, &ctx, "PUT", "/bulkstatus/abc", NULL, NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 405);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.headers), "DELETE"));
+    done(&c);
+    call(&c, &ctx, "GET", "/metadata", "a=%zz", NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 400);
+    done(&c);
+}
+
+static void test_broken_config_answers_503(void)
+{
+    pa_ctx ctx = make_ctx();
+    struct call c;
+
+    ctx.cfg = NULL;
+    pa_err_set(&ctx.cfg_err, PA_ECONFIG, "t.conf: required key base_url is missing");
+    call(&c, &ctx, "GET", "/metadata", NULL, NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 503);
+    CU_ASSERT_STRING_EQUAL(issue_code(c.json), "transient");
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "configuration error"));
+    /* the file and key are for the operator's log, not for the caller */
+    CU_ASSERT_PTR_NULL(strstr(pa_buf_str(&c.resp.body), "t.conf"));
+    done(&c);
+}
+
+/* Kick-off checks answered before any server is asked. */
+static void test_kickoff_rejections(void)
+{
+    static const struct {
+        const char *method, *query, *accept, *prefer, *ctype, *body;
+        int status;
+        const char *needle;
+    } cases[] = {
+        { "GET", NULL, NULL, "respond-async", NULL, NULL, 400, "Accept" },
+        { "GET", NULL, "application/xml", "respond-async", NULL, NULL, 406, "Accept" },
+        { "GET", NULL, "application/fhir+json", NULL, NULL, NULL, 400, "respond-async" },
+        { "GET", "_outputFormat=text/html", "application/fhir+json", "respond-async", NULL, NULL, 400, "_outputFormat" },
+        { "GET", "_type=Patient,Bogus", "application/fhir+json", "respond-async", NULL, NULL, 400, "Bogus" },
+        { "GET", "_since=yesterday", "application/fhir+json", "respond-async", NULL, NULL, 400, "_since" },
+        { "GET", "_since=2999-01-01T00:00:00Z", "application/fhir+json", "respond-async", NULL, NULL, 400, "future" },
+        { "GET", "_since=2020-01-01T00:00:00Z&_since=2021-01-01T00:00:00Z", "application/fhir+json", "respond-async", NULL, NULL, 400, "twice" },
+        { "GET", "_typeFilter=Patient%3Fgender%3Dmale", "application/fhir+json", "respond-async", NULL, NULL, 400, "_typeFilter" },
+        { "POST", NULL, "application/fhir+json", "respond-async", "text/plain", "x", 415, "Parameters" },
+        { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json", "{nope", 400, "JSON" },
+        { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json", "{\"resourceType\":\"Patient\"}", 400, "Parameters" },
+        { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json",
+          "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"_type\",\"valueString\":\"Claim\"}]}", 400, "Claim" },
+        { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json",
+          "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"_type\"}]}", 400, "no value" },
+    };
+    pa_ctx ctx = make_ctx();
+    size_t i;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct call c;
+
+        call(&c, &ctx, cases[i].method, "/Group/g1/$export", cases[i].query, cases[i].accept,
+             cases[i].prefer, cases[i].ctype, cases[i].body);
+        CU_ASSERT_EQUAL(c.resp.status, cases[i].status);
+        CU_ASSERT_STRING_EQUAL(jstr(c.json, "resourceType"), "OperationOutcome");
+        CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), cases[i].needle));
+        done(&c);
+    }
+}
+
+static void test_request_url(void)
+{
+    pa_ctx ctx = make_ctx();
+    pa_req req;
+    char *url;
+
+    memset(&req, 0, sizeof(req));
+    req.path = "/Group/1/$export";
+    req.script_name = "/fhir";
+    req.request_uri = "/fhir/Group/1/%24export?_type=Patient";
+    url = pa_api_request_url(&ctx, &req);
+    CU_ASSERT_STRING_EQUAL(url, "http://127.0.0.1:8080/fhir/Group/1/%24export?_type=Patient");
+    free(url);
+}
+
+int main(void)
+{
+    static const struct cu_test tests[] = {
+        { "metadata is a CapabilityStatement", test_metadata },
+        { "Accept and _format negotiation", test_negotiation },
+        { "SMART configuration", test_smart_config },
+        { "unknown path 404, wrong method 405", test_not_found_and_method },
+        { "broken configuration answers 503", test_broken_config_answers_503 },
+        { "kick-off rejections", test_kickoff_rejections },
+        { "request URL echoes the client's", test_request_url },
+        { NULL, NULL },
+    };
+    pa_err err;
+    int rc;
+
+    if(pa_config_parse("base_url = http://127.0.0.1:8080/fhir\ndata_dir = /tmp/x\npg_conninfo = x\n",
+                       "test.conf", &cfg, &err))
+        return 99;
+    rc = cu_run("api", tests);
+    pa_config_free(cfg);
+    return rc;
+}

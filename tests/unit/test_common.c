@@ -1,0 +1,227 @@
+/* Unit tests of common/: buffers, configuration, HTTP helpers, times. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "pa_buf.h"
+#include "pa_config.h"
+#include "pa_http.h"
+#include "pa_util.h"
+
+static const char *minimal_config =
+    "base_url = http://127.0.0.1:8080/fhir/\n"
+    "data_dir = /tmp/pa-data\n"
+    "pg_conninfo = host=127.0.0.1 port=5432 dbname=pa\n";
+
+static void test_buf_limit(void)
+{
+    pa_buf b;
+
+    pa_buf_init(&b, 8);
+    CU_ASSERT_EQUAL(pa_buf_addstr(&b, "12345678"), PA_OK);
+    CU_ASSERT_EQUAL(pa_buf_addstr(&b, "9"), PA_ETOOBIG);
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&b), "12345678");
+    CU_ASSERT_EQUAL(b.len, 8);
+    pa_buf_reset(&b);
+    CU_ASSERT_EQUAL(pa_buf_printf(&b, "%d-%s", 42, "x"), PA_OK);
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&b), "42-x");
+    CU_ASSERT_EQUAL(pa_buf_printf(&b, "%s", "toolong"), PA_ETOOBIG);
+    pa_buf_free(&b);
+    pa_buf_free(NULL);
+}
+
+static void test_buf_json_string(void)
+{
+    pa_buf b;
+
+    pa_buf_init(&b, 1024);
+    CU_ASSERT_EQUAL(pa_buf_add_json_string(&b, "a\"b\\c\n\x01"), PA_OK);
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&b), "\"a\\\"b\\\\c\\n\\u0001\"");
+    pa_buf_free(&b);
+}
+
+static void test_config_defaults(void)
+{
+    pa_config *cfg = NULL;
+    pa_err err;
+
+    CU_ASSERT_EQUAL_FATAL(pa_config_parse(minimal_config, "t.conf", &cfg, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(cfg->base_url, "http://127.0.0.1:8080/fhir"); /* slash dropped */
+    CU_ASSERT_EQUAL(cfg->redis_port, 6379);
+    CU_ASSERT_EQUAL(cfg->max_jobs_per_client, 3);
+    CU_ASSERT_STRING_EQUAL(cfg->redis_prefix, "pa:");
+    pa_config_free(cfg);
+}
+
+/* Each broken configuration is refused with a message naming the key. */
+static void test_config_errors(void)
+{
+    static const struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        { "data_dir = /x\npg_conninfo = x\n", "base_url" },
+        { "base_url = ftp://x\ndata_dir = /x\npg_conninfo = x\n", "base_url" },
+        { "base_url = http://x\ndata_dir = rel\npg_conninfo = x\n", "data_dir" },
+        { "base_url = http://x\ndata_dir = /x\npg_conninfo = x\nredis_port = 70000\n", "redis_port" },
+        { "base_url = http://x\ndata_dir = /x\npg_conninfo = x\nredis_port = 12ab\n", "redis_port" },
+        { "base_url = http://x\ndata_dir = /x\npg_conninfo = x\nredis_prot = 1\n", "redis_prot" },
+        { "base_url = http://x\ndata_dir = /x\npg_conninfo = x\nlog_level = loud\n", "log_level" },
+        { "base_url = http://x\nbase_url = http://y\ndata_dir = /x\npg_conninfo = x\n", "base_url" },
+        { "base_url http://x\n", "key = value" },
+    };
+    size_t i;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pa_config *cfg = NULL;
+        pa_err err;
+
+        pa_err_clear(&err);
+        CU_ASSERT_EQUAL(pa_config_parse(cases[i].text, "t.conf", &cfg, &err), PA_ECONFIG);
+        CU_ASSERT_PTR_NULL(cfg);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].needle));
+    }
+}
+
+static void test_config_missing_file(void)
+{
+    pa_config *cfg = NULL;
+    pa_err err;
+
+    CU_ASSERT_EQUAL(pa_config_load("/nonexistent/pa.conf", &cfg, &err), PA_ECONFIG);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "/nonexistent/pa.conf"));
+}
+
+static void test_accept(void)
+{
+    static const char *const fhir[] = { PA_MT_FHIR_JSON, PA_MT_JSON, NULL };
+
+    CU_ASSERT_EQUAL(pa_accept_pick(NULL, fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("", fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/fhir+json", fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/json", fhir), 1);
+    CU_ASSERT_EQUAL(pa_accept_pick("Application/FHIR+JSON; charset=utf-8", fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/fhir+json, */*; q=0.1", fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("*/*", fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/*", fhir), 0);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/json;q=0.9, application/fhir+json;q=0.5", fhir), 1);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/xml", fhir), -1);
+    CU_ASSERT_EQUAL(pa_accept_pick("text/html, application/fhir+xml", fhir), -1);
+    CU_ASSERT_EQUAL(pa_accept_pick("application/fhir+json;q=0", fhir), -1);
+    CU_ASSERT_EQUAL(pa_accept_pick("text/*", fhir), -1);
+}
+
+static void test_media_type(void)
+{
+    CU_ASSERT_TRUE(pa_media_type_is("application/fhir+json; charset=UTF-8", PA_MT_FHIR_JSON));
+    CU_ASSERT_TRUE(pa_media_type_is(" Application/Json ", PA_MT_JSON));
+    CU_ASSERT_FALSE(pa_media_type_is("application/json-patch+json", PA_MT_JSON));
+    CU_ASSERT_FALSE(pa_media_type_is(NULL, PA_MT_JSON));
+}
+
+static void test_query_parse(void)
+{
+    pa_param *p = NULL;
+    size_t n = 0;
+    pa_err err;
+
+    CU_ASSERT_EQUAL_FATAL(pa_query_parse("_type=Patient%2CCoverage&_since=2024-01-01T00%3A00%3A00Z&x&&a+b=c+d",
+                                         &p, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(n, 4);
+    CU_ASSERT_STRING_EQUAL(p[0].name, "_type");
+    CU_ASSERT_STRING_EQUAL(p[0].value, "Patient,Coverage");
+    CU_ASSERT_STRING_EQUAL(p[1].value, "2024-01-01T00:00:00Z");
+    CU_ASSERT_STRING_EQUAL(p[2].name, "x");
+    CU_ASSERT_STRING_EQUAL(p[2].value, "");
+    CU_ASSERT_STRING_EQUAL(p[3].name, "a b");
+    CU_ASSERT_STRING_EQUAL(p[3].value, "c d");
+    pa_params_free(p, n);
+    CU_ASSERT_EQUAL(pa_query_parse("a=%zz", &p, &n, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_query_parse("a=%00", &p, &n, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_query_parse("a=%4", &p, &n, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_query_parse(NULL, &p, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL(n, 0);
+}
+
+static void test_instant(void)
+{
+    int64_t ms = 0;
+    char out[32];
+
+    CU_ASSERT_EQUAL(pa_parse_instant("1970-01-01T00:00:00Z", &ms), PA_OK);
+    CU_ASSERT_EQUAL(ms, 0);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-02-29T12:30:15.250+02:00", &ms), PA_OK);
+    CU_ASSERT_EQUAL(ms, 1709202615250LL);
+    pa_fhir_instant(ms, out);
+    CU_ASSERT_STRING_EQUAL(out, "2024-02-29T10:30:15.250Z");
+    CU_ASSERT_EQUAL(pa_parse_instant("2023-02-29T00:00:00Z", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01T00:00:00", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-13-01T00:00:00Z", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01T00:00:00Zjunk", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01T00:00:00.Z", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("yesterday", &ms), PA_EINVAL);
+}
+
+static void test_outcome_and_errors(void)
+{
+    pa_resp r;
+    pa_err err;
+
+    pa_resp_init(&r);
+    CU_ASSERT_EQUAL(pa_resp_outcome(&r, 400, "error", "invalid", "bad \"%s\"", "x"), PA_OK);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_STRING_EQUAL(r.content_type, PA_MT_FHIR_JSON);
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&r.body),
+                           "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"error\","
+                           "\"code\":\"invalid\",\"diagnostics\":\"bad \\\"x\\\"\"}]}");
+    pa_err_set(&err, PA_EBUSY, "busy");
+    pa_resp_error(&r, &err);
+    CU_ASSERT_EQUAL(r.status, 429);
+    pa_err_set(&err, PA_EDB, "db down");
+    pa_resp_error(&r, &err);
+    CU_ASSERT_EQUAL(r.status, 503);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&r.body), "transient"));
+    CU_ASSERT_PTR_NULL(strstr(pa_buf_str(&r.body), "db down"));
+    pa_err_set(&err, PA_ENOTFOUND, "gone");
+    pa_resp_error(&r, &err);
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT_EQUAL(pa_resp_header(&r, "X-Bad", "a\r\nInjected: 1"), PA_EINVAL);
+    CU_ASSERT_PTR_NULL(strstr(pa_buf_str(&r.headers), "Injected"));
+    pa_resp_free(&r);
+}
+
+static void test_ids(void)
+{
+    char a[33], b[33];
+
+    CU_ASSERT_EQUAL(pa_random_hex(a, 16), PA_OK);
+    CU_ASSERT_EQUAL(pa_random_hex(b, 16), PA_OK);
+    CU_ASSERT_EQUAL(strlen(a), 32);
+    CU_ASSERT_NOT_EQUAL(strcmp(a, b), 0);
+    CU_ASSERT_TRUE(pa_is_fhir_id("roster-1.a"));
+    CU_ASSERT_FALSE(pa_is_fhir_id(""));
+    CU_ASSERT_FALSE(pa_is_fhir_id("a/b"));
+    CU_ASSERT_FALSE(pa_is_fhir_id("a b"));
+    CU_ASSERT_FALSE(pa_is_fhir_id("12345678901234567890123456789012345678901234567890123456789012345"));
+}
+
+int main(void)
+{
+    static const struct cu_test tests[] = {
+        { "buffer keeps its maximum", test_buf_limit },
+        { "buffer escapes JSON strings", test_buf_json_string },
+        { "config applies defaults", test_config_defaults },
+        { "config errors name the key", test_config_errors },
+        { "config missing file names the path", test_config_missing_file },
+        { "Accept negotiation", test_accept },
+        { "media type comparison", test_media_type },
+        { "query string parsing", test_query_parse },
+        { "FHIR instants", test_instant },
+        { "OperationOutcome and error mapping", test_outcome_and_errors },
+        { "ids", test_ids },
+        { NULL, NULL },
+    };
+
+    return cu_run("common", tests);
+}
