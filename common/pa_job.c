@@ -27,22 +27,39 @@ static const char lua_cancel[] =
     "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) "
     "return 1";
 
-/* KEYS: job hash.  ARGV: now. */
+/* Like lua_submit, for a job recovered from PostgreSQL: only if Redis lacks it. */
+static const char lua_recover[] =
+    "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
+    "redis.call('HSET', KEYS[2], unpack(ARGV, 3)) "
+    "redis.call('SADD', KEYS[1], ARGV[2]) "
+    "redis.call('XADD', KEYS[3], '*', 'job', ARGV[2]) "
+    "return 1";
+
+/* KEYS: job hash.  ARGV: now, runner.  The runner token makes a worker whose
+ * job was taken over stop at its next checkpoint. */
 static const char lua_begin[] =
     "local st = redis.call('HGET', KEYS[1], 'state') "
     "if st ~= 'queued' and st ~= 'running' then return -1 end "
-    "redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1]) "
+    "redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'runner', ARGV[2]) "
     "return redis.call('HINCRBY', KEYS[1], 'attempts', 1)";
 
-/* KEYS: job hash.  ARGV: done, total, checkpoint. */
+/* Guard of the scripts below: 1 go on, 0 cancelled, -1 gone, -2 taken over. */
+#define LUA_GUARD \
+    "local st = redis.call('HGET', KEYS[1], 'state') " \
+    "if not st then return -1 end " \
+    "if st ~= 'running' then return 0 end " \
+    "if redis.call('HGET', KEYS[1], 'runner') ~= ARGV[#ARGV] then return -2 end "
+
+/* KEYS: job hash.  ARGV: done, total, checkpoint, runner. */
 static const char lua_checkpoint[] =
-    "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end "
+    LUA_GUARD
     "redis.call('HSET', KEYS[1], 'done', ARGV[1], 'total', ARGV[2], 'checkpoint', ARGV[3]) "
     "return 1";
 
-/* KEYS: job hash, due zset, active prefix.  ARGV: state, field, value, now, purge at, id. */
+/* KEYS: job hash, due zset, active prefix.
+ * ARGV: state, field, value, now, purge at, id, runner. */
 static const char lua_finish[] =
-    "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return 0 end "
+    LUA_GUARD
     "redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3], 'finished', ARGV[4]) "
     "redis.call('HDEL', KEYS[1], 'checkpoint') "
     "local o = redis.call('HGET', KEYS[1], 'owner') "
@@ -447,28 +464,42 @@ static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, i
     return PA_OK;
 }
 
-int pa_job_begin(pa_redis *r, const char *id, int64_t now, long *attempts, pa_err *err)
+int pa_job_begin(pa_redis *r, const char *id, const char *runner, int64_t now, long *attempts,
+                 pa_err *err)
 {
     char khash[KEYLEN], nows[24];
-    const char *args[2];
+    const char *args[3];
     long long v;
     int rc;
 
     snprintf(nows, sizeof(nows), "%lld", (long long)now);
     args[0] = pa_redis_key(r, khash, sizeof(khash), "job:%s", id);
     args[1] = nows;
-    rc = script_int(r, err, lua_begin, 1, 2, args, &v);
+    args[2] = runner;
+    rc = script_int(r, err, lua_begin, 1, 3, args, &v);
     if(rc)
         return rc;
     *attempts = v > 0 ? (long)v : 0;
     return v > 0 ? 1 : 0;
 }
 
-int pa_job_checkpoint(pa_redis *r, const char *id, long done, long total,
+/* The result of a script guarded on the state being running. */
+static int settled(long long v, pa_err *err)
+{
+    if(v == 1)
+        return PA_OK;
+    if(v == 0)
+        return pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
+    if(v == -2)
+        return pa_err_set(err, PA_ESTATE, "another runner took the job over");
+    return pa_err_set(err, PA_ENOTFOUND, "the job's state is gone from Redis");
+}
+
+int pa_job_checkpoint(pa_redis *r, const char *id, const char *runner, long done, long total,
                       const char *checkpoint, pa_err *err)
 {
     char khash[KEYLEN], sdone[24], stotal[24];
-    const char *args[4];
+    const char *args[5];
     long long v;
     int rc;
 
@@ -478,10 +509,11 @@ int pa_job_checkpoint(pa_redis *r, const char *id, long done, long total,
     args[1] = sdone;
     args[2] = stotal;
     args[3] = checkpoint;
-    rc = script_int(r, err, lua_checkpoint, 1, 4, args, &v);
+    args[4] = runner;
+    rc = script_int(r, err, lua_checkpoint, 1, 5, args, &v);
     if(rc)
         return rc;
-    return v == 1 ? PA_OK : pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
+    return settled(v, err);
 }
 
 int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_err *err)
@@ -497,11 +529,12 @@ int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_er
     return PA_OK;
 }
 
-static int finish(pa_redis *r, const char *id, const char *state, const char *field,
-                  const char *value, int64_t now, int64_t retention_ms, pa_err *err)
+static int finish(pa_redis *r, const char *id, const char *runner, const char *state,
+                  const char *field, const char *value, int64_t now, int64_t retention_ms,
+                  pa_err *err)
 {
     char khash[KEYLEN], kdue[KEYLEN], kactive[KEYLEN], nows[24], purge[24];
-    const char *args[9];
+    const char *args[10];
     long long v;
     int rc;
 
@@ -516,22 +549,23 @@ static int finish(pa_redis *r, const char *id, const char *state, const char *fi
     args[6] = nows;
     args[7] = purge;
     args[8] = id;
-    rc = script_int(r, err, lua_finish, 3, 9, args, &v);
+    args[9] = runner;
+    rc = script_int(r, err, lua_finish, 3, 10, args, &v);
     if(rc)
         return rc;
-    return v == 1 ? PA_OK : pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
+    return settled(v, err);
 }
 
-int pa_job_complete(pa_redis *r, const char *id, const char *manifest, int64_t now,
-                    int64_t retention_ms, pa_err *err)
+int pa_job_complete(pa_redis *r, const char *id, const char *runner, const char *manifest,
+                    int64_t now, int64_t retention_ms, pa_err *err)
 {
-    return finish(r, id, "completed", "manifest", manifest, now, retention_ms, err);
+    return finish(r, id, runner, "completed", "manifest", manifest, now, retention_ms, err);
 }
 
-int pa_job_fail(pa_redis *r, const char *id, const char *reason, int64_t now,
+int pa_job_fail(pa_redis *r, const char *id, const char *runner, const char *reason, int64_t now,
                 int64_t retention_ms, pa_err *err)
 {
-    return finish(r, id, "failed", "error", reason, now, retention_ms, err);
+    return finish(r, id, runner, "failed", "error", reason, now, retention_ms, err);
 }
 
 int pa_job_ack(pa_redis *r, const char *msgid, pa_err *err)
@@ -583,8 +617,8 @@ int pa_job_due(pa_redis *r, int64_t now, size_t max, char ***ids, size_t *n, pa_
 
     *ids = NULL;
     *n = 0;
-    reply = pa_redis_cmd(r, err, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %zu",
-                         pa_redis_key(r, key, sizeof(key), "due"), (long long)now, max);
+    reply = pa_redis_cmd(r, err, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %ld",
+                         pa_redis_key(r, key, sizeof(key), "due"), (long long)now, (long)max);
     if(!reply)
         return PA_EREDIS;
     if(reply->type == REDIS_REPLY_ARRAY && reply->elements) {
@@ -638,7 +672,9 @@ int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)
                       "SELECT id, kind, owner, request, params::text, "
                       "(extract(epoch FROM transaction_time) * 1000)::bigint, "
                       "(extract(epoch FROM created_at) * 1000)::bigint "
-                      "FROM job WHERE state IN ('queued', 'running') ORDER BY created_at",
+                      "FROM job WHERE state IN ('queued', 'running') "
+                      /* a job being enqueued right now has its row a moment before its hash */
+                      "AND created_at < now() - interval '10 seconds' ORDER BY created_at",
                       0, NULL);
     if(!res)
         return PA_EDB;
@@ -654,15 +690,6 @@ int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)
         memset(&job, 0, sizeof(job));
         if(pa_strlcpy(job.id, PQgetvalue(res, i, 0), sizeof(job.id)))
             continue;
-        reply = pa_redis_cmd(r, err, "EXISTS %s", pa_redis_key(r, khash, sizeof(khash), "job:%s", job.id));
-        if(!reply) {
-            rc = PA_EREDIS;
-            break;
-        }
-        n = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
-        freeReplyObject(reply);
-        if(n)
-            continue;
         job.kind = PQgetvalue(res, i, 1);
         job.owner = PQgetvalue(res, i, 2);
         job.state = (char *)"queued";
@@ -673,18 +700,19 @@ int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)
         pa_parse_long(PQgetvalue(res, i, 6), &t);
         job.created = t;
         args[0] = pa_redis_key(r, kactive, sizeof(kactive), "active:%s", job.owner);
-        args[1] = khash;
+        args[1] = pa_redis_key(r, khash, sizeof(khash), "job:%s", job.id);
         args[2] = pa_redis_key(r, kstream, sizeof(kstream), PA_JOB_STREAM);
-        args[3] = "1000000"; /* a recovered job was accepted already: no cap */
+        args[3] = "0"; /* unused: a recovered job was accepted already, so no cap */
         args[4] = job.id;
         n = job_fields(&job, args, 5, bufs);
-        reply = run_script(r, err, lua_submit, 3, n, args);
+        reply = run_script(r, err, lua_recover, 3, n, args);
         if(!reply) {
             rc = PA_EREDIS;
             break;
         }
+        if(reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+            (*recovered)++;
         freeReplyObject(reply);
-        (*recovered)++;
     }
     PQclear(res);
     return rc;

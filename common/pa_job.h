@@ -85,24 +85,29 @@ int pa_job_queue_init(pa_redis *r, pa_err *err);
 int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms,
                 char msgid[64], char jobid[PA_JOB_ID_LEN + 1], pa_err *err);
 
-/* queued|running -> running, attempts+1.  1: go ahead, 0: the job is
- * finished, cancelled or gone, so only acknowledge it. */
-int pa_job_begin(pa_redis *r, const char *id, int64_t now, long *attempts, pa_err *err);
+/* queued|running -> running, attempts+1, runner (the worker's consumer name)
+ * recorded as the one working on it.  1: go ahead, 0: the job is finished,
+ * cancelled or gone, so only acknowledge it. */
+int pa_job_begin(pa_redis *r, const char *id, const char *runner, int64_t now, long *attempts,
+                 pa_err *err);
 
 /* Saves progress and the resume point in one step, only while the job is
- * running; PA_ECANCELLED otherwise. */
-int pa_job_checkpoint(pa_redis *r, const char *id, long done, long total,
+ * running and still this runner's; PA_ECANCELLED if it was cancelled,
+ * PA_ESTATE if another runner took it over (this one stalled), PA_ENOTFOUND
+ * if Redis lost it (pa_job_recover queues it again from PostgreSQL). */
+int pa_job_checkpoint(pa_redis *r, const char *id, const char *runner, long done, long total,
                       const char *checkpoint, pa_err *err);
 
 /* Resets the message's idle time so that no other runner takes it over. */
 int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_err *err);
 
-/* running -> completed with the manifest; PA_ECANCELLED if cancelled meanwhile. */
-int pa_job_complete(pa_redis *r, const char *id, const char *manifest, int64_t now,
-                    int64_t retention_ms, pa_err *err);
+/* running -> completed with the manifest; PA_ECANCELLED or PA_ENOTFOUND as
+ * for pa_job_checkpoint. */
+int pa_job_complete(pa_redis *r, const char *id, const char *runner, const char *manifest,
+                    int64_t now, int64_t retention_ms, pa_err *err);
 
 /* running -> failed with a reason the client will see. */
-int pa_job_fail(pa_redis *r, const char *id, const char *reason, int64_t now,
+int pa_job_fail(pa_redis *r, const char *id, const char *runner, const char *reason, int64_t now,
                 int64_t retention_ms, pa_err *err);
 
 /* Done with the message: acknowledge and delete it from the stream. */

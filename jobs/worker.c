@@ -54,7 +54,7 @@ static void pause_ms(long ms)
 int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
                          const char *checkpoint, pa_err *err)
 {
-    int rc = pa_job_checkpoint(w->redis, job->id, done, total, checkpoint, err);
+    int rc = pa_job_checkpoint(w->redis, job->id, w->consumer, done, total, checkpoint, err);
 
     if(rc)
         return rc;
@@ -87,6 +87,22 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
         pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
 }
 
+/* True if the durable record says the client cancelled the job. */
+static int cancelled_in_db(pa_worker *w, const char *id)
+{
+    const char *values[1] = { id };
+    PGresult *res;
+    pa_err err;
+    int yes;
+
+    if(pa_db_ensure(&w->db, w->cfg, &err))
+        return 0;
+    res = pa_db_query(w->db, &err, "SELECT state = 'cancelled' FROM job WHERE id = $1", 1, values);
+    yes = res && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    return yes;
+}
+
 /* Runs one claimed job and settles its stream entry. */
 static void run_job(pa_worker *w, const char *jobid)
 {
@@ -99,7 +115,7 @@ static void run_job(pa_worker *w, const char *jobid)
 
     pa_err_clear(&err);
     pa_log_set_context(jobid);
-    rc = pa_job_begin(w->redis, jobid, pa_now_ms(), &attempts, &err);
+    rc = pa_job_begin(w->redis, jobid, w->consumer, pa_now_ms(), &attempts, &err);
     if(rc == 0) {
         /* cancelled or already settled: nothing to do */
         pa_job_ack(w->redis, w->msgid, &err);
@@ -132,7 +148,7 @@ static void run_job(pa_worker *w, const char *jobid)
         rc = pa_err_set(&err, PA_EINVAL, "unknown job kind '%s'", job->kind);
     }
     if(rc == PA_OK) {
-        rc = pa_job_complete(w->redis, jobid, manifest, pa_now_ms(), retention, &err);
+        rc = pa_job_complete(w->redis, jobid, w->consumer, manifest, pa_now_ms(), retention, &err);
         if(rc == PA_OK) {
             free(job->manifest);
             job->manifest = manifest;
@@ -143,11 +159,23 @@ static void run_job(pa_worker *w, const char *jobid)
             goto out;
         }
     }
-    if(rc == PA_ECANCELLED) {
+    if(rc == PA_ENOTFOUND && !cancelled_in_db(w, jobid)) {
+        /* Redis lost the job: its durable row stays open and the janitor
+         * queues it again; this stream entry is done with */
+        pa_warn("job %s: its state is gone from Redis; it will be recovered from PostgreSQL", jobid);
+        pa_job_ack(w->redis, w->msgid, &err);
+        goto out;
+    }
+    if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
         pa_job_dir_remove(w->cfg, jobid);
         record_state(w, job, "cancelled");
         pa_job_ack(w->redis, w->msgid, &err);
         pa_info("job %s cancelled; its files are removed", jobid);
+        goto out;
+    }
+    if(rc == PA_ESTATE) {
+        /* this worker stalled and another owns the job now: touch nothing */
+        pa_warn("job %s: %s; leaving it to that runner", jobid, err.msg);
         goto out;
     }
     if(rc == PA_ESTOPPED) {
@@ -162,7 +190,7 @@ failed:
     free(job ? job->error : NULL);
     if(job)
         job->error = strdup(err.msg);
-    if(pa_job_fail(w->redis, jobid, err.msg, pa_now_ms(), retention, &err) == PA_OK && job)
+    if(pa_job_fail(w->redis, jobid, w->consumer, err.msg, pa_now_ms(), retention, &err) == PA_OK && job)
         record_state(w, job, "failed");
     pa_job_dir_remove(w->cfg, jobid);
     pa_job_ack(w->redis, w->msgid, &err);

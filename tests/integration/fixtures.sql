@@ -1,0 +1,14 @@
+-- Integration fixtures: a small roster, an empty one, and a large one for
+-- crash-and-resume (400 members, so an export takes many chunks).
+BEGIN;
+INSERT INTO resource (type, id, patient_id, last_updated, json)
+SELECT 'Patient', 'p' || n, 'p' || n, timestamptz '2024-01-01T00:00:00Z' + n * interval '1 day',
+       '{"resourceType":"Patient","id":"p' || n || '","name":[{"family":"Test\\u00e9 \"' || n ||
+       '\"","given":["Ana"]}],"birthDate":"1970-01-01"}'
+FROM generate_series(1, 400) AS n;
+INSERT INTO roster (id, name) VALUES ('small', 'three members'), ('empty', 'no members'), ('big', '400 members');
+INSERT INTO roster_member (roster_id, patient_id) VALUES ('small', 'p1'), ('small', 'p2'), ('small', 'p300');
+INSERT INTO roster_member (roster_id, patient_id) SELECT 'big', 'p' || n FROM generate_series(1, 400) AS n;
+-- a member whose Patient resource is missing exports nothing, and no error
+INSERT INTO roster_member (roster_id, patient_id) VALUES ('small', 'ghost');
+COMMIT;

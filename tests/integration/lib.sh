@@ -1,0 +1,109 @@
+# Helpers for the integration tests: HTTP calls with curl and assertions
+# that count.  Sourced by run; every t_*.sh file runs in the same shell.
+
+PASSED=${PASSED:-0}
+FAILED=${FAILED:-0}
+FAILED_NAMES=${FAILED_NAMES:-}
+HTTP_TMP=$(mktemp -d)
+
+ok() { PASSED=$((PASSED + 1)); printf 'ok     %s\n' "$1"; }
+fail() {
+  FAILED=$((FAILED + 1))
+  FAILED_NAMES="$FAILED_NAMES
+  - $1"
+  printf 'FAILED %s\n' "$1"
+  [ -n "${2:-}" ] && printf '       %s\n' "$2"
+  return 0
+}
+
+# expect_eq NAME ACTUAL EXPECTED
+expect_eq() {
+  if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected '$3', got '$2'"; fi
+}
+
+# expect_match NAME ACTUAL REGEX
+expect_match() {
+  if [[ "$2" =~ $3 ]]; then ok "$1"; else fail "$1" "'${2:0:300}' does not match /$3/"; fi
+}
+
+# expect_true NAME CMD...: passes when CMD exits 0
+expect_true() {
+  local name=$1; shift
+  if "$@"; then ok "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+# http METHOD URL [curl args...]: sets STATUS, BODY and HEADERS (a file); never fails
+http() {
+  local method=$1 url=$2; shift 2
+  : > "$HTTP_TMP/h"
+  STATUS=$(curl -s -X "$method" -o "$HTTP_TMP/b" -D "$HTTP_TMP/h" -w '%{http_code}' "$@" "$url" || true)
+  BODY=$(cat "$HTTP_TMP/b" 2>/dev/null || true)
+  HEADERS=$HTTP_TMP/h
+}
+
+# header NAME: the value of a response header of the last http call
+header() {
+  grep -i "^$1:" "$HEADERS" | head -n 1 | cut -d' ' -f2- | tr -d '\r'
+}
+
+# jq_body FILTER: applies jq to the last body ("" if it is not JSON)
+jq_body() {
+  jq -r "$1" <<< "$BODY" 2>/dev/null || true
+}
+
+# expect_outcome NAME STATUS [TEXT]: the last answer is STATUS with an
+# OperationOutcome as application/fhir+json, whose diagnostics hold TEXT
+expect_outcome() {
+  local name=$1 status=$2 text=${3:-}
+  local rt ct diag
+  rt=$(jq_body .resourceType)
+  ct=$(header Content-Type)
+  diag=$(jq_body '.issue[0].diagnostics')
+  if [ "$STATUS" = "$status" ] && [ "$rt" = OperationOutcome ] && [[ "$ct" == application/fhir+json* ]] &&
+     { [ -z "$text" ] || [[ "$diag" == *"$text"* ]]; }; then
+    ok "$name"
+  else
+    fail "$name" "expected $status OperationOutcome mentioning '$text'; got $STATUS $ct: ${BODY:0:300}"
+  fi
+}
+
+# psql_q SQL: runs SQL against the stack's database, unaligned output
+psql_q() {
+  PGPASSWORD=$(cat "$PA_ROOT/secrets/pg") psql -h 127.0.0.1 -p "$PA_PG_PORT" -U provider_access \
+    -d provider_access -v ON_ERROR_STOP=1 -Atq -c "$1"
+}
+
+# kickoff GROUP [curl args]: starts an export; sets JOB_URL
+kickoff() {
+  local group=$1; shift
+  http GET "$BASE/Group/$group/\$export" -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' "$@"
+  JOB_URL=$(header Content-Location)
+}
+
+# wait_job URL SECONDS: polls until the status is not 202; sets STATUS/BODY
+wait_job() {
+  local url=$1 deadline=$((SECONDS + ${2:-60}))
+  while :; do
+    http GET "$url" -H 'Accept: application/json'
+    [ "$STATUS" != 202 ] && return 0
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.2
+  done
+}
+
+# progress_of URL: the percentage in X-Progress, or 0
+progress_of() {
+  http GET "$1"
+  local p; p=$(header X-Progress)
+  [[ "$p" =~ ^([0-9]+)% ]] && echo "${BASH_REMATCH[1]}" || echo 0
+}
+
+# download_all MANIFEST_JSON DIR: fetches every output file into DIR, in manifest order
+download_all() {
+  local dir=$2 url i=0
+  mkdir -p "$dir"
+  for url in $(jq -r '.output[].url' <<< "$1"); do
+    i=$((i + 1))
+    curl -sf "$url" -o "$dir/$(printf '%03d' $i)-$(basename "$url")" || return 1
+  done
+}

@@ -1,0 +1,64 @@
+# Jobs survive their runner: killed mid-job (SIGKILL) or stopped (SIGTERM),
+# a restarted runner completes the job with output identical, line for line,
+# to an uninterrupted run.
+
+runner_pid() { head -n 1 "$PA_ROOT/run/runner.pid" 2>/dev/null; }
+alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ "$s" != Z* ]]; }
+
+kickoff big
+wait_job "$JOB_URL" 120
+expect_eq "an uninterrupted export of 400 members completes" "$STATUS" 200
+download_all "$BODY" "$HTTP_TMP/reference"
+expect_eq "the reference holds every member" "$(cat "$HTTP_TMP"/reference/* | wc -l)" 400
+http DELETE "$JOB_URL"
+
+# SIGKILL to the whole runner (supervisor and workers) mid-job
+kickoff big
+crash_url=$JOB_URL
+deadline=$((SECONDS + 30))
+while [ "$(progress_of "$crash_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+at=$(progress_of "$crash_url")
+pid=$(runner_pid)
+pkill -KILL -P "$pid"; kill -KILL "$pid"
+sleep 0.5
+after=$(progress_of "$crash_url")
+if [ "$at" -ge 20 ] && [ "$after" -lt 100 ]; then ok "the runner was killed mid-job (at $after%)"; else fail "the runner was killed mid-job" "progress $at% then $after%"; fi
+"$REPO/scripts/pa-stack" start > /dev/null 2>&1
+if wait_job "$crash_url" 120; then ok "a restarted runner takes the job over"; else fail "a restarted runner takes the job over" "still running"; fi
+expect_eq "the resumed job completes" "$STATUS" 200
+download_all "$BODY" "$HTTP_TMP/crashed"
+expect_true "the resumed output equals the uninterrupted one, line for line" \
+  cmp -s <(cat "$HTTP_TMP"/reference/*) <(cat "$HTTP_TMP"/crashed/*)
+expect_true "the runner resumed from its checkpoint" grep -q "job ${crash_url##*/} (export) started, attempt 2, resuming" "$PA_ROOT/log/provider-access.log"
+http DELETE "$crash_url"
+
+# SIGTERM: workers finish their chunk and hand the job back
+kickoff big
+term_url=$JOB_URL
+deadline=$((SECONDS + 30))
+while [ "$(progress_of "$term_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+pid=$(runner_pid)
+kill -TERM "$pid"
+deadline=$((SECONDS + 30))
+while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+expect_true "SIGTERM stops the runner cleanly" eval "! alive $pid && test ! -e '$PA_ROOT/run/runner.pid'"
+expect_true "the stopping worker handed its job back" grep -q "job ${term_url##*/} handed back" "$PA_ROOT/log/provider-access.log"
+http GET "$term_url"
+expect_eq "a handed-back job is still in progress" "$STATUS" 202
+"$REPO/scripts/pa-stack" start > /dev/null 2>&1
+wait_job "$term_url" 120
+expect_eq "the handed-back job completes after a restart" "$STATUS" 200
+download_all "$BODY" "$HTTP_TMP/termed"
+expect_true "its output equals the uninterrupted one, line for line" \
+  cmp -s <(cat "$HTTP_TMP"/reference/*) <(cat "$HTTP_TMP"/termed/*)
+http DELETE "$term_url"
+
+# a job whose Redis state is lost is queued again from its durable record
+kickoff big
+lost=${JOB_URL##*/}
+redis-cli -p "$PA_REDIS_PORT" -a "$(cat "$PA_ROOT/secrets/redis")" --no-auth-warning DEL "pa:job:$lost" > /dev/null
+deadline=$((SECONDS + 30))
+until [ "$(psql_q "SELECT state FROM job WHERE id='$lost'")" = completed ] || [ $SECONDS -ge $deadline ]; do sleep 0.3; done
+expect_eq "a job lost from Redis is recovered from PostgreSQL and completes" \
+  "$(psql_q "SELECT state FROM job WHERE id='$lost'")" completed
+http DELETE "$JOB_URL"
