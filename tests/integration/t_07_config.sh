@@ -1,0 +1,47 @@
+# A missing or bad configuration is named, never a crash.
+
+conf=$PA_ROOT/provider-access.conf
+bad=$HTTP_TMP/bad.conf
+grep -v '^base_url' "$conf" > "$bad"
+out=$("$PA_ROOT/bin/pa-runner" --config "$bad" 2>&1); rc=$?
+expect_eq "the runner refuses a config without base_url (exit 2)" "$rc" 2
+expect_match "the runner names the missing key" "$out" 'required key base_url is missing'
+out=$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/none.conf" check 2>&1); rc=$?
+expect_eq "pa-admin refuses a missing config file" "$rc" 1
+expect_match "pa-admin names the missing file" "$out" "cannot read config file $HTTP_TMP/none.conf"
+{ cat "$conf"; echo "runner_workers = lots"; } > "$bad"
+out=$("$PA_ROOT/bin/pa-admin" --config "$bad" check 2>&1)
+expect_match "pa-admin names the bad value's key and line" "$out" 'bad.conf:[0-9]+: runner_workers must be a whole number'
+out=$("$PA_ROOT/bin/pa-admin" --config "$conf" check 2>&1); rc=$?
+expect_eq "pa-admin check passes on the stack" "$rc" 0
+expect_match "pa-admin check reports each component" "$out" 'postgresql	ok.*schema	ok.*redis	ok'
+
+# the responder answers 503 with an OperationOutcome, and Apache's log names the key
+cp -p "$conf" "$HTTP_TMP/good.conf"
+grep -v '^data_dir' "$HTTP_TMP/good.conf" > "$conf"
+apache2 -d "$PA_ROOT" -f "$PA_ROOT/httpd.conf" -k graceful
+sleep 1
+http GET "$BASE/metadata"
+expect_outcome "a broken configuration answers 503" 503 "configuration error"
+expect_eq "503 says the problem is transient" "$(jq_body '.issue[0].code')" transient
+expect_true "the operator's log names the missing key" grep -q 'required key data_dir is missing' "$PA_ROOT/log/httpd-error.log"
+cp -p "$HTTP_TMP/good.conf" "$conf"
+apache2 -d "$PA_ROOT" -f "$PA_ROOT/httpd.conf" -k graceful
+sleep 1
+http GET "$BASE/metadata"
+expect_eq "with the configuration mended it answers 200 again" "$STATUS" 200
+
+# PostgreSQL down: 503, never a crash, and back once it is up
+pgctl() { runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/pg_ctl" -D "$PA_ROOT/pg" "$@"; }
+if [ "$(id -u)" = 0 ]; then
+  pgctl -m fast -w stop > /dev/null
+  kickoff small
+  expect_outcome "with PostgreSQL down a kick-off answers 503" 503 "database error"
+  expect_true "the 503 does not leak server details" eval "! grep -q 127.0.0.1 <<< \"\$BODY\""
+  "$REPO/scripts/pa-stack" start > /dev/null 2>&1
+  kickoff small
+  expect_eq "with PostgreSQL back a kick-off answers 202" "$STATUS" 202
+  wait_job "$JOB_URL" 30
+  expect_eq "and the job completes" "$STATUS" 200
+  http DELETE "$JOB_URL"
+fi

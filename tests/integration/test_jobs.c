@@ -1,0 +1,297 @@
+/*
+ * The job model against a real Redis and PostgreSQL (the integration stack's):
+ * every transition of the state machine and every race the Lua scripts
+ * guard.  Keys use their own prefix and rows their own owner, so the stack's
+ * runner never sees these jobs.
+ *   pa-test-jobs CONFIG
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../unit/cu_main.h"
+#include "pa_config.h"
+#include "pa_db.h"
+#include "pa_job.h"
+#include "pa_redis.h"
+#include "pa_util.h"
+
+#define OWNER "jobmodel-test"
+
+static pa_config *cfg;
+static pa_redis *redis;
+static PGconn *db;
+
+static void reset(void)
+{
+    redisReply *reply = pa_redis_cmd(redis, NULL, "EVAL %s 0",
+                                     "for _, k in ipairs(redis.call('KEYS', 'pa-test:*')) do "
+                                     "redis.call('DEL', k) end return 1");
+    PGresult *res = pa_db_query(db, NULL, "DELETE FROM job WHERE owner LIKE 'jobmodel-test%'", 0, NULL);
+
+    if(reply)
+        freeReplyObject(reply);
+    PQclear(res);
+    pa_job_queue_init(redis, NULL);
+}
+
+static pa_job *submit(const char *owner, long cap, int *rc)
+{
+    pa_job *job = NULL;
+    pa_err err;
+
+    if(pa_job_create(&job, "export", owner, "http://x/Group/g/$export", "{\"group\":\"g\"}",
+                     pa_now_ms(), &err))
+        return NULL;
+    *rc = pa_job_submit(redis, db, job, cap, &err);
+    return job;
+}
+
+static void test_submit_and_cap(void)
+{
+    pa_job *a, *b, *c, *got = NULL;
+    long n = 0;
+    int rc;
+    pa_err err;
+    const char *values[1];
+    PGresult *res;
+
+    reset();
+    a = submit(OWNER, 2, &rc);
+    CU_ASSERT_EQUAL(rc, PA_OK);
+    b = submit(OWNER, 2, &rc);
+    CU_ASSERT_EQUAL(rc, PA_OK);
+    c = submit(OWNER, 2, &rc);
+    CU_ASSERT_EQUAL(rc, PA_EBUSY);
+    CU_ASSERT_EQUAL(pa_job_active_count(redis, OWNER, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    /* the refused job leaves no durable row to be recovered later */
+    values[0] = c->id;
+    res = pa_db_query(db, &err, "SELECT count(*) FROM job WHERE id = $1", 1, values);
+    CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "0");
+    PQclear(res);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, a->id, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->state, "queued");
+    CU_ASSERT_STRING_EQUAL(got->owner, OWNER);
+    CU_ASSERT_STRING_EQUAL(got->params, "{\"group\":\"g\"}");
+    CU_ASSERT_EQUAL(got->ttime, a->ttime);
+    /* another client has its own cap */
+    pa_job_free(c);
+    c = submit(OWNER "-2", 2, &rc);
+    CU_ASSERT_EQUAL(rc, PA_OK);
+    CU_ASSERT_EQUAL(pa_job_get(redis, "0123456789abcdef0123456789abcdef", &got, &err) , PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_job_get(redis, "../../etc", &got, &err), PA_ENOTFOUND);
+    pa_job_free(a);
+    pa_job_free(b);
+    pa_job_free(c);
+}
+
+static void test_lifecycle(void)
+{
+    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job, *got = NULL;
+    long attempts = 0, n = 0;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL_FATAL(rc, PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(attempts, 1);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 4, "{\"after\":\"x\"}", &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->state, "running");
+    CU_ASSERT_EQUAL(got->done, 1);
+    CU_ASSERT_EQUAL(got->total, 4);
+    CU_ASSERT_STRING_EQUAL(got->checkpoint, "{\"after\":\"x\"}");
+    pa_job_free(got);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "A", "{\"output\":[]}", 1000, 5000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, msgid, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->state, "completed");
+    CU_ASSERT_STRING_EQUAL(got->manifest, "{\"output\":[]}");
+    CU_ASSERT_PTR_NULL(got->checkpoint);
+    CU_ASSERT_EQUAL(got->finished, 1000);
+    pa_job_free(got);
+    CU_ASSERT_EQUAL(pa_job_active_count(redis, OWNER, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL(n, 0);
+    /* purging is due at completion + retention, not before */
+    {
+        char **ids = NULL;
+        size_t k = 0;
+
+        CU_ASSERT_EQUAL(pa_job_due(redis, 5999, 10, &ids, &k, &err), PA_OK);
+        CU_ASSERT_EQUAL(k, 0);
+        free(ids);
+        CU_ASSERT_EQUAL(pa_job_due(redis, 6000, 10, &ids, &k, &err), PA_OK);
+        CU_ASSERT_EQUAL_FATAL(k, 1);
+        CU_ASSERT_STRING_EQUAL(ids[0], jobid);
+        free(ids[0]);
+        free(ids);
+    }
+    /* an acknowledged entry is gone: nothing more to take */
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 0, msgid, jobid, &err), 0);
+    pa_job_free(job);
+}
+
+static void test_cancel_races(void)
+{
+    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job, *got = NULL;
+    long attempts = 0;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, jobid, "someone-else", 1000, &err), PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, jobid, OWNER, 1000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, jobid, OWNER, 1000, &err), PA_ENOTFOUND);
+    /* the runner learns it at its next step and can no longer complete */
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 2, "{}", &err), PA_ECANCELLED);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "A", "{}", pa_now_ms(), 1000, &err), PA_ECANCELLED);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->state, "cancelled");
+    pa_job_free(got);
+    /* a cancelled job is never begun again */
+    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "B", pa_now_ms(), &attempts, &err), 0);
+    pa_job_free(job);
+}
+
+static void test_takeover(void)
+{
+    char msgid[64], msgid2[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job;
+    long attempts = 0;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
+    /* B does not take a job A is still working on ... */
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid2, jobid, &err), 0);
+    /* ... until A is silent longer than the idle time (here: 0) */
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 0, msgid2, jobid, &err), 1);
+    CU_ASSERT_STRING_EQUAL(msgid2, msgid);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "B", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(attempts, 2);
+    /* the stalled A may no longer write progress or finish */
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 2, "{}", &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "A", "{}", pa_now_ms(), 1000, &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "B", 1, 2, "{}", &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "B", "{}", pa_now_ms(), 1000, &err), PA_OK);
+    pa_job_free(job);
+}
+
+static void test_release(void)
+{
+    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_heartbeat(redis, "A", msgid, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid, jobid, &err), 0);
+    /* and A is not handed its own pending entry again as a new one */
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 0);
+    pa_job_free(job);
+}
+
+static void test_release_hands_over(void)
+{
+    char msgid[64], msgid2[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_release(redis, "A", msgid, 60000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid2, jobid, &err), 1);
+    CU_ASSERT_STRING_EQUAL(msgid2, msgid);
+    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    pa_job_free(job);
+}
+
+static void test_lost_and_recovered(void)
+{
+    char key[256], msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job, *got = NULL;
+    long attempts = 0, recovered = 0;
+    const char *values[1];
+    redisReply *reply;
+    PGresult *res;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, msgid, &err), PA_OK);
+    reply = pa_redis_cmd(redis, &err, "DEL %s", pa_redis_key(redis, key, sizeof(key), "job:%s", jobid));
+    freeReplyObject(reply);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 2, "{}", &err), PA_ENOTFOUND);
+    /* too recent to recover: the responder may be enqueuing it right now */
+    CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
+    CU_ASSERT_EQUAL(recovered, 0);
+    values[0] = jobid;
+    res = pa_db_query(db, &err, "UPDATE job SET created_at = now() - interval '1 minute' WHERE id = $1",
+                      1, values);
+    PQclear(res);
+    CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
+    CU_ASSERT_EQUAL(recovered, 1);
+    CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
+    CU_ASSERT_EQUAL(recovered, 0);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->state, "queued");
+    CU_ASSERT_EQUAL(got->ttime, job->ttime);
+    pa_job_free(got);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    pa_job_free(job);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct cu_test tests[] = {
+        { "submit, read and the per-client cap", test_submit_and_cap },
+        { "claim, checkpoint, complete, purge time", test_lifecycle },
+        { "cancel against a running job", test_cancel_races },
+        { "a silent runner is taken over and fenced off", test_takeover },
+        { "heartbeat keeps a job", test_release },
+        { "release hands a job on at once", test_release_hands_over },
+        { "a job lost from Redis is recovered", test_lost_and_recovered },
+        { NULL, NULL },
+    };
+    pa_err err;
+    int rc;
+
+    if(argc != 2 || pa_config_load(argv[1], &cfg, &err)) {
+        fprintf(stderr, "usage: pa-test-jobs CONFIG (%s)\n", argc == 2 ? err.msg : "");
+        return 99;
+    }
+    free(cfg->redis_prefix);
+    cfg->redis_prefix = strdup("pa-test:");
+    if(pa_redis_open(cfg, &redis, &err) || pa_db_connect(cfg, &db, &err)) {
+        fprintf(stderr, "pa-test-jobs: %s\n", err.msg);
+        return 99;
+    }
+    rc = cu_run("jobs", tests);
+    reset();
+    pa_redis_free(redis);
+    PQfinish(db);
+    pa_config_free(cfg);
+    return rc;
+}
