@@ -126,6 +126,10 @@ int pa_job_due(pa_redis *r, int64_t now, size_t max, char ***ids, size_t *n, pa_
 /* Deletes the job's Redis keys. */
 int pa_job_forget(pa_redis *r, const char *id, pa_err *err);
 
+/* Removes consumers (workers that are gone) holding nothing and silent for
+ * idle_ms or more; *pruned says how many. */
+int pa_job_prune_consumers(pa_redis *r, long idle_ms, long *pruned, pa_err *err);
+
 /* Re-enqueues queued or running jobs that PostgreSQL has and Redis lost. */
 int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err);
 

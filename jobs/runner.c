@@ -28,6 +28,7 @@
 #define MAX_WORKERS 256
 #define JANITOR_EVERY_MS 5000
 #define STOP_GRACE_MS 30000
+#define CONSUMER_GONE_MS (3600 * 1000L)
 
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t reopen_flag;
@@ -153,6 +154,8 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
     free(ids);
     if(!pa_db_ensure(db, cfg, &err) && !pa_job_recover(redis, *db, &recovered, &err) && recovered)
         pa_warn("janitor: %ld jobs were missing from Redis and are queued again", recovered);
+    if(!pa_job_prune_consumers(redis, CONSUMER_GONE_MS, &recovered, &err) && recovered)
+        pa_info("janitor: forgot %ld departed workers", recovered);
 }
 
 /* Checks that the runner can work at all before it forks anything. */

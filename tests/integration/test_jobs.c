@@ -263,6 +263,33 @@ static void test_lost_and_recovered(void)
     pa_job_free(job);
 }
 
+static void test_prune_consumers(void)
+{
+    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job *job, *other;
+    long pruned = 0;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    other = submit(OWNER, 5, &rc);
+    /* A holds an entry; B finished its own and holds nothing */
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid, jobid, &err), 1);
+    CU_ASSERT_STRING_EQUAL(jobid, other->id);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, msgid, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_prune_consumers(redis, 3600000, &pruned, &err), PA_OK);
+    CU_ASSERT_EQUAL(pruned, 0);
+    CU_ASSERT_EQUAL(pa_job_prune_consumers(redis, 0, &pruned, &err), PA_OK);
+    CU_ASSERT_EQUAL(pruned, 1);
+    /* A keeps its entry: a departed worker's job is never lost */
+    CU_ASSERT_EQUAL(pa_job_next(redis, "C", 100, 0, msgid, jobid, &err), 1);
+    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    pa_job_free(job);
+    pa_job_free(other);
+}
+
 int main(int argc, char **argv)
 {
     static const struct cu_test tests[] = {
@@ -273,6 +300,7 @@ int main(int argc, char **argv)
         { "heartbeat keeps a job", test_release },
         { "release hands a job on at once", test_release_hands_over },
         { "a job lost from Redis is recovered", test_lost_and_recovered },
+        { "departed workers holding nothing are forgotten", test_prune_consumers },
         { NULL, NULL },
     };
     pa_err err;
