@@ -25,6 +25,7 @@ PidFile "$stage/httpd.pid"
 ErrorLog "$stage/error.log"
 LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so
 LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so
 LoadModule fcgid_module /usr/lib/apache2/modules/mod_fcgid.so
 LoadModule xsendfile_module /usr/lib/apache2/modules/mod_xsendfile.so
 Include "$conf"
