@@ -1,25 +1,32 @@
 #include "pa_db.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pa_util.h"
 
+/* The connection's last error message without libpq's trailing newline. */
+static void last_message(PGconn *conn, char *out, size_t size)
+{
+    size_t n;
+
+    snprintf(out, size, "%s", PQerrorMessage(conn));
+    n = strlen(out);
+    while(n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = '\0';
+}
+
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err)
 {
     PGconn *conn = PQconnectdb(cfg->pg_conninfo);
+    char msg[400];
 
     *out = NULL;
     if(!conn)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     if(PQstatus(conn) != CONNECTION_OK) {
-        char msg[400];
-        size_t n;
-
-        snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-        n = strlen(msg);
-        while(n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-            msg[--n] = '\0';
+        last_message(conn, msg, sizeof(msg));
         PQfinish(conn);
         return pa_err_set(err, PA_EDB, "cannot connect to PostgreSQL: %s", msg);
     }
@@ -44,12 +51,8 @@ int pa_db_ensure(PGconn **conn, const pa_config *cfg, pa_err *err)
 static int db_fail(PGconn *conn, pa_err *err)
 {
     char msg[400];
-    size_t n;
 
-    snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
-    n = strlen(msg);
-    while(n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
-        msg[--n] = '\0';
+    last_message(conn, msg, sizeof(msg));
     return pa_err_set(err, PA_EDB, "PostgreSQL: %s", msg);
 }
 
