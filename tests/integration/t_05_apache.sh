@@ -1,7 +1,11 @@
 # The Apache configurations: the stack's, and the production conf as installed.
 
-expect_match "the stack's rendered Apache config passes configtest" \
-  "$(apache2 -d "$PA_ROOT" -f "$PA_ROOT/httpd.conf" -t 2>&1)" 'Syntax OK'
+expect_match "the stack's rendered Apache config passes apachectl configtest" \
+  "$("$REPO/scripts/pa-stack" apachectl configtest 2>&1)" 'Syntax OK'
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
+http GET "$BASE/metadata"
+expect_eq "apachectl graceful keeps the stack serving" "$STATUS" 200
 
 stage=$(mktemp -d)
 make -C "$PA_BUILD" install DESTDIR="$stage" > "$stage.log" 2>&1
