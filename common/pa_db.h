@@ -12,7 +12,7 @@
 #include "pa_err.h"
 
 /* The schema version this build needs (the highest sql/NNN_*.sql). */
-#define PA_SCHEMA_VERSION 1
+#define PA_SCHEMA_VERSION 2
 
 /* Connects with cfg->pg_conninfo. */
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);

@@ -1,0 +1,521 @@
+#include "pa_fhir.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pa_util.h"
+
+#define TOKENS_MAX (1024 * 1024)
+
+static const pa_fhir_type types[] = {
+    { "Patient", "" },
+    { "Coverage", "beneficiary" },
+    { "ExplanationOfBenefit", "patient" },
+    { "Condition", "subject" },
+    { "Observation", "subject" },
+    { "MedicationRequest", "subject" },
+    { "Encounter", "subject" },
+    { "Procedure", "subject" },
+    { "Immunization", "patient" },
+    { "AllergyIntolerance", "patient" },
+    { "DiagnosticReport", "subject" },
+    { "DocumentReference", "subject" },
+    { "CarePlan", "subject" },
+    { "CareTeam", "subject" },
+    { "Goal", "subject" },
+    { "Device", "patient" },
+    { "Provenance", "target" },
+    { "Location", NULL },
+    { "Organization", NULL },
+    { "Practitioner", NULL },
+    { "PractitionerRole", NULL },
+};
+
+#define NTYPES (sizeof(types) / sizeof(types[0]))
+
+enum tok_kind { TOK_CC, TOK_CODING, TOK_CODE };
+
+struct tok_rule {
+    const char *type;
+    const char *param;
+    const char *path;
+    enum tok_kind kind;
+};
+
+/* The search parameters _typeFilter can use, extracted as tokens. */
+static const struct tok_rule tok_rules[] = {
+    { "Observation", "category", "category", TOK_CC },
+    { "Observation", "code", "code", TOK_CC },
+    { "Observation", "status", "status", TOK_CODE },
+    { "Condition", "category", "category", TOK_CC },
+    { "Condition", "clinical-status", "clinicalStatus", TOK_CC },
+    { "Condition", "code", "code", TOK_CC },
+    { "ExplanationOfBenefit", "type", "type", TOK_CC },
+    { "ExplanationOfBenefit", "use", "use", TOK_CODE },
+    { "ExplanationOfBenefit", "status", "status", TOK_CODE },
+    { "Encounter", "class", "class", TOK_CODING },
+    { "Encounter", "type", "type", TOK_CC },
+    { "Encounter", "status", "status", TOK_CODE },
+    { "MedicationRequest", "status", "status", TOK_CODE },
+    { "MedicationRequest", "intent", "intent", TOK_CODE },
+    { "Procedure", "status", "status", TOK_CODE },
+    { "Procedure", "code", "code", TOK_CC },
+    { "Immunization", "status", "status", TOK_CODE },
+    { "Immunization", "vaccine-code", "vaccineCode", TOK_CC },
+    { "Coverage", "status", "status", TOK_CODE },
+    { "AllergyIntolerance", "clinical-status", "clinicalStatus", TOK_CC },
+    { "DiagnosticReport", "category", "category", TOK_CC },
+    { "DiagnosticReport", "code", "code", TOK_CC },
+    { "DiagnosticReport", "status", "status", TOK_CODE },
+    { "DocumentReference", "type", "type", TOK_CC },
+    { "DocumentReference", "category", "category", TOK_CC },
+    { "DocumentReference", "status", "status", TOK_CODE },
+    { "CarePlan", "status", "status", TOK_CODE },
+    { "CarePlan", "category", "category", TOK_CC },
+    { "Goal", "lifecycle-status", "lifecycleStatus", TOK_CODE },
+};
+
+/* Where each type keeps its clinical / service dates: the first path
+ * present wins ("|" separates alternatives). */
+struct date_rule {
+    const char *type;
+    const char *start;
+    const char *end;
+    const char *created;
+};
+
+static const struct date_rule date_rules[] = {
+    { "Observation", "effectiveDateTime|effectivePeriod.start|effectiveInstant|issued", "effectivePeriod.end", NULL },
+    { "Condition", "onsetDateTime|onsetPeriod.start|recordedDate", "abatementDateTime|onsetPeriod.end", "recordedDate" },
+    { "ExplanationOfBenefit", "billablePeriod.start", "billablePeriod.end", "created" },
+    { "Encounter", "period.start", "period.end", NULL },
+    { "MedicationRequest", "authoredOn", NULL, "authoredOn" },
+    { "Procedure", "performedDateTime|performedPeriod.start", "performedPeriod.end", NULL },
+    { "Immunization", "occurrenceDateTime", NULL, "recorded" },
+    { "Coverage", "period.start", "period.end", NULL },
+    { "AllergyIntolerance", "onsetDateTime|recordedDate", NULL, "recordedDate" },
+    { "DiagnosticReport", "effectiveDateTime|effectivePeriod.start|issued", "effectivePeriod.end", "issued" },
+    { "DocumentReference", "context.period.start|date", "context.period.end", "date" },
+    { "CarePlan", "period.start|created", "period.end", "created" },
+    { "CareTeam", "period.start", "period.end", NULL },
+    { "Goal", "startDate", NULL, NULL },
+};
+
+const pa_fhir_type *pa_fhir_type_find(const char *name)
+{
+    size_t i;
+
+    for(i = 0; i < NTYPES; i++)
+        if(!strcmp(types[i].name, name))
+            return &types[i];
+    return NULL;
+}
+
+const char *const *pa_fhir_type_names(void)
+{
+    static const char *names[NTYPES + 1];
+    size_t i;
+
+    if(!names[0])
+        for(i = 0; i < NTYPES; i++)
+            names[i] = types[i].name;
+    return names;
+}
+
+void pa_fhir_facts_init(pa_fhir_facts *f)
+{
+    memset(f, 0, sizeof(*f));
+    pa_buf_init(&f->tokens, TOKENS_MAX);
+}
+
+void pa_fhir_facts_free(pa_fhir_facts *f)
+{
+    pa_buf_free(&f->tokens);
+}
+
+static const char *get_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if(!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+typedef void (*visit_fn)(json_object *v, void *ctx);
+
+/* Calls fn for every value at a dotted path, stepping into arrays. */
+static void walk(json_object *o, const char *path, visit_fn fn, void *ctx)
+{
+    char key[64];
+    const char *dot = strchr(path, '.');
+    size_t n = dot ? (size_t)(dot - path) : strlen(path);
+    json_object *v;
+    size_t i;
+
+    if(!o || n >= sizeof(key))
+        return;
+    if(json_object_is_type(o, json_type_array)) {
+        for(i = 0; i < json_object_array_length(o); i++)
+            walk(json_object_array_get_idx(o, i), path, fn, ctx);
+        return;
+    }
+    memcpy(key, path, n);
+    key[n] = '\0';
+    if(!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+        return;
+    if(dot) {
+        walk(v, dot + 1, fn, ctx);
+    }
+    else if(json_object_is_type(v, json_type_array)) {
+        for(i = 0; i < json_object_array_length(v); i++)
+            fn(json_object_array_get_idx(v, i), ctx);
+    }
+    else {
+        fn(v, ctx);
+    }
+}
+
+static void first_string(json_object *v, void *ctx)
+{
+    const char **out = ctx;
+
+    if(!*out && json_object_is_type(v, json_type_string))
+        *out = json_object_get_string(v);
+}
+
+/* The first string value at any of the "|"-separated paths. */
+static const char *first_at(json_object *res, const char *paths)
+{
+    char path[128];
+    const char *found = NULL;
+
+    while(paths && *paths && !found) {
+        size_t n = strcspn(paths, "|");
+
+        if(n < sizeof(path)) {
+            memcpy(path, paths, n);
+            path[n] = '\0';
+            walk(res, path, first_string, &found);
+        }
+        paths += n;
+        if(*paths == '|')
+            paths++;
+    }
+    return found;
+}
+
+int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size)
+{
+    size_t tn = strlen(type);
+    const char *p = ref;
+    const char *slash;
+
+    /* absolute references end in Type/id: take the last two segments */
+    slash = strrchr(ref, '/');
+    if(!slash)
+        return PA_EINVAL;
+    for(p = slash - 1; p > ref && p[-1] != '/'; p--)
+        ;
+    if((size_t)(slash - p) != tn || strncmp(p, type, tn) || !pa_is_fhir_id(slash + 1))
+        return PA_EINVAL;
+    return pa_strlcpy(out, slash + 1, size) ? PA_EINVAL : PA_OK;
+}
+
+int pa_fhir_date_ts(const char *s, char out[PA_TS_LEN])
+{
+    size_t n = strlen(s);
+    int64_t ms;
+
+    if(n == 4 && strspn(s, "0123456789") == 4) {
+        snprintf(out, PA_TS_LEN, "%s-01-01T00:00:00Z", s);
+        return PA_OK;
+    }
+    if(n == 7 && strspn(s, "0123456789") == 4 && s[4] == '-' && strspn(s + 5, "0123456789") == 2) {
+        snprintf(out, PA_TS_LEN, "%s-01T00:00:00Z", s);
+        return PA_OK;
+    }
+    if(n == 10) {
+        char tmp[PA_TS_LEN];
+
+        snprintf(tmp, sizeof(tmp), "%sT00:00:00Z", s);
+        if(pa_parse_instant(tmp, &ms))
+            return PA_EINVAL;
+        return pa_strlcpy(out, tmp, PA_TS_LEN);
+    }
+    if(pa_parse_instant(s, &ms))
+        return PA_EINVAL;
+    return pa_strlcpy(out, s, PA_TS_LEN);
+}
+
+int pa_npi_valid(const char *npi)
+{
+    /* Luhn over "80840" + the first nine digits; the tenth is the check digit */
+    int sum = 24; /* the prefix 80840 contributes 24 */
+    int i;
+
+    if(strlen(npi) != 10 || strspn(npi, "0123456789") != 10)
+        return 0;
+    for(i = 8; i >= 0; i--) {
+        int d = npi[i] - '0';
+
+        if((8 - i) % 2 == 0) {
+            d *= 2;
+            if(d > 9)
+                d -= 9;
+        }
+        sum += d;
+    }
+    return (10 - sum % 10) % 10 == npi[9] - '0';
+}
+
+const char *pa_fhir_npi(json_object *res)
+{
+    json_object *ids;
+    size_t i;
+
+    if(!json_object_object_get_ex(res, "identifier", &ids) || !json_object_is_type(ids, json_type_array))
+        return NULL;
+    for(i = 0; i < json_object_array_length(ids); i++) {
+        json_object *id = json_object_array_get_idx(ids, i);
+        const char *sys = get_str(id, "system");
+
+        if(sys && !strcmp(sys, PA_NPI_SYSTEM))
+            return get_str(id, "value");
+    }
+    return NULL;
+}
+
+struct tok_ctx {
+    pa_buf *b;
+    const char *param;
+    enum tok_kind kind;
+    int rc;
+};
+
+/* Appends s to an array literal element, escaping quotes and backslashes. */
+static int add_escaped(pa_buf *b, const char *s)
+{
+    int rc = PA_OK;
+
+    for(; !rc && *s; s++)
+        rc = (*s == '"' || *s == '\\') ? pa_buf_printf(b, "\\%c", *s) : pa_buf_add(b, s, 1);
+    return rc;
+}
+
+/* Appends "param=sys|code" (or "param=code" without sys) to the array
+ * literal in b, which starts with "{". */
+static int add_array_item(pa_buf *b, const char *param, const char *sys, const char *code)
+{
+    int rc = pa_buf_addstr(b, b->len > 1 ? ",\"" : "\"");
+
+    if(!rc)
+        rc = add_escaped(b, param);
+    if(!rc)
+        rc = pa_buf_addstr(b, "=");
+    if(!rc && sys) {
+        rc = add_escaped(b, sys);
+        if(!rc)
+            rc = pa_buf_addstr(b, "|");
+    }
+    if(!rc)
+        rc = add_escaped(b, code);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\"");
+    return rc;
+}
+
+static void add_coding(struct tok_ctx *c, json_object *coding)
+{
+    const char *sys = get_str(coding, "system");
+    const char *code = get_str(coding, "code");
+
+    if(!code || c->rc)
+        return;
+    /* both forms: "code=sys|x" for system|code searches, "code=x" for any system */
+    c->rc = add_array_item(c->b, c->param, sys ? sys : "", code);
+    if(!c->rc)
+        c->rc = add_array_item(c->b, c->param, NULL, code);
+}
+
+static void visit_token(json_object *v, void *ctx)
+{
+    struct tok_ctx *c = ctx;
+    json_object *codings;
+    size_t i;
+
+    if(c->kind == TOK_CODE) {
+        if(json_object_is_type(v, json_type_string) && !c->rc)
+            c->rc = add_array_item(c->b, c->param, NULL, json_object_get_string(v));
+    }
+    else if(c->kind == TOK_CODING) {
+        add_coding(c, v);
+    }
+    else if(json_object_object_get_ex(v, "coding", &codings) &&
+            json_object_is_type(codings, json_type_array)) {
+        for(i = 0; i < json_object_array_length(codings); i++)
+            add_coding(c, json_object_array_get_idx(codings, i));
+    }
+}
+
+static void find_patient_ref(json_object *v, void *ctx)
+{
+    char *out = ctx;
+    const char *ref = get_str(v, "reference");
+
+    if(!out[0] && ref)
+        pa_fhir_ref_id(ref, "Patient", out, PA_FHIR_ID_MAX + 1);
+}
+
+static int take_date(json_object *res, const char *paths, char out[PA_TS_LEN], const char *what,
+                     pa_err *err)
+{
+    const char *v = paths ? first_at(res, paths) : NULL;
+
+    out[0] = '\0';
+    if(v && pa_fhir_date_ts(v, out))
+        return pa_err_set(err, PA_EINVAL, "%s '%.40s' is not a FHIR date", what, v);
+    return PA_OK;
+}
+
+int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err)
+{
+    const char *lu;
+    size_t i;
+    int rc;
+
+    f->patient_id[0] = '\0';
+    pa_buf_reset(&f->tokens);
+    if(t->patient_path && !*t->patient_path) {
+        pa_strlcpy(f->patient_id, get_str(res, "id"), sizeof(f->patient_id));
+    }
+    else if(t->patient_path) {
+        walk(res, t->patient_path, find_patient_ref, f->patient_id);
+        if(!f->patient_id[0])
+            return pa_err_set(err, PA_EINVAL, "%s needs a Patient reference in %s", t->name,
+                              t->patient_path);
+    }
+    f->last_updated[0] = '\0';
+    lu = first_at(res, "meta.lastUpdated");
+    if(lu) {
+        int64_t ms;
+
+        if(pa_parse_instant(lu, &ms))
+            return pa_err_set(err, PA_EINVAL, "meta.lastUpdated '%.40s' is not an instant", lu);
+        pa_strlcpy(f->last_updated, lu, sizeof(f->last_updated));
+    }
+    f->clin_start[0] = f->clin_end[0] = f->created[0] = '\0';
+    for(i = 0; i < sizeof(date_rules) / sizeof(date_rules[0]); i++) {
+        if(strcmp(date_rules[i].type, t->name))
+            continue;
+        rc = take_date(res, date_rules[i].start, f->clin_start, "the clinical date", err);
+        if(!rc)
+            rc = take_date(res, date_rules[i].end, f->clin_end, "the clinical end date", err);
+        if(!rc)
+            rc = take_date(res, date_rules[i].created, f->created, "the created date", err);
+        if(rc)
+            return rc;
+        break;
+    }
+    rc = pa_buf_addstr(&f->tokens, "{");
+    for(i = 0; !rc && i < sizeof(tok_rules) / sizeof(tok_rules[0]); i++) {
+        struct tok_ctx c = { &f->tokens, tok_rules[i].param, tok_rules[i].kind, PA_OK };
+
+        if(strcmp(tok_rules[i].type, t->name))
+            continue;
+        walk(res, tok_rules[i].path, visit_token, &c);
+        rc = c.rc;
+    }
+    if(!rc)
+        rc = pa_buf_addstr(&f->tokens, "}");
+    if(rc)
+        return pa_err_set(err, PA_ETOOBIG, "too many search tokens");
+    return PA_OK;
+}
+
+/* Removes every element of the array at key that carries an amount; drops
+ * the key when nothing is left. */
+static void drop_amount_adjudications(json_object *o)
+{
+    json_object *a;
+    size_t i;
+
+    if(!json_object_object_get_ex(o, "adjudication", &a) || !json_object_is_type(a, json_type_array))
+        return;
+    for(i = json_object_array_length(a); i-- > 0;)
+        if(json_object_object_get_ex(json_object_array_get_idx(a, i), "amount", NULL))
+            json_object_array_del_idx(a, i, 1);
+    if(json_object_array_length(a) == 0)
+        json_object_object_del(o, "adjudication");
+}
+
+/* Strips one line (item, detail, sub-detail, added item) and its children. */
+static void strip_line(json_object *line, void *ctx)
+{
+    static const char *const children[] = { "detail", "subDetail", NULL };
+    json_object *sub;
+    size_t i;
+    size_t k;
+
+    (void)ctx;
+    if(!json_object_is_type(line, json_type_object))
+        return;
+    json_object_object_del(line, "unitPrice");
+    json_object_object_del(line, "factor");
+    json_object_object_del(line, "net");
+    drop_amount_adjudications(line);
+    for(k = 0; children[k]; k++)
+        if(json_object_object_get_ex(line, children[k], &sub) && json_object_is_type(sub, json_type_array))
+            for(i = 0; i < json_object_array_length(sub); i++)
+                strip_line(json_object_array_get_idx(sub, i), NULL);
+}
+
+/* Names the Basis (non-financial) form of the C4BB financial profiles. */
+static void basis_profiles(json_object *eob)
+{
+    static const char prefix[] = "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-";
+    json_object *meta, *profiles;
+    size_t i;
+
+    if(!json_object_object_get_ex(eob, "meta", &meta) ||
+       !json_object_object_get_ex(meta, "profile", &profiles) ||
+       !json_object_is_type(profiles, json_type_array))
+        return;
+    for(i = 0; i < json_object_array_length(profiles); i++) {
+        const char *p = json_object_get_string(json_object_array_get_idx(profiles, i));
+        size_t n;
+        char url[512];
+
+        if(!p || strncmp(p, prefix, sizeof(prefix) - 1))
+            continue;
+        n = strcspn(p, "|");
+        if(n >= 6 && !strncmp(p + n - 6, "-Basis", 6))
+            continue;
+        if(n + 7 > sizeof(url))
+            continue;
+        snprintf(url, sizeof(url), "%.*s-Basis", (int)n, p);
+        json_object_array_put_idx(profiles, i, json_object_new_string(url));
+    }
+}
+
+json_object *pa_fhir_nonfinancial(json_object *eob)
+{
+    static const char *const lines[] = { "item", "addItem", NULL };
+    json_object *copy = NULL;
+    json_object *a;
+    size_t k;
+    size_t i;
+
+    if(json_object_deep_copy(eob, &copy, NULL) || !copy)
+        return NULL;
+    json_object_object_del(copy, "total");
+    json_object_object_del(copy, "payment");
+    json_object_object_del(copy, "benefitBalance");
+    drop_amount_adjudications(copy);
+    for(k = 0; lines[k]; k++)
+        if(json_object_object_get_ex(copy, lines[k], &a) && json_object_is_type(a, json_type_array))
+            for(i = 0; i < json_object_array_length(a); i++)
+                strip_line(json_object_array_get_idx(a, i), NULL);
+    basis_profiles(copy);
+    return copy;
+}

@@ -1,0 +1,74 @@
+/*
+ * pa_fhir: what the store needs to know about FHIR resources: the types it
+ * serves and where each names its patient, the dates and search tokens
+ * extracted at load time, NPI check digits, and the CARIN BB non-financial
+ * form of an ExplanationOfBenefit.
+ */
+#ifndef PA_FHIR_H
+#define PA_FHIR_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "pa_buf.h"
+#include "pa_err.h"
+
+#define PA_NPI_SYSTEM "http://hl7.org/fhir/sid/us-npi"
+#define PA_FHIR_ID_MAX 64
+#define PA_TS_LEN 40
+
+typedef struct pa_fhir_type {
+    const char *name;
+    const char *patient_path;  /* "" for Patient itself, NULL for shared resources */
+} pa_fhir_type;
+
+/* The type, or NULL if the store does not serve it. */
+const pa_fhir_type *pa_fhir_type_find(const char *name);
+
+/* All served types, NULL-terminated, in a stable order. */
+const char *const *pa_fhir_type_names(void);
+
+/* Everything the store keeps beside the JSON text. */
+typedef struct pa_fhir_facts {
+    char patient_id[PA_FHIR_ID_MAX + 1]; /* "" for shared resources */
+    char last_updated[PA_TS_LEN];        /* meta.lastUpdated, "" if absent */
+    char clin_start[PA_TS_LEN];          /* timestamptz literals, "" if none */
+    char clin_end[PA_TS_LEN];
+    char created[PA_TS_LEN];
+    pa_buf tokens;                       /* a PostgreSQL text[] literal */
+} pa_fhir_facts;
+
+void pa_fhir_facts_init(pa_fhir_facts *f);
+void pa_fhir_facts_free(pa_fhir_facts *f);
+
+/*
+ * Validates a resource of type t and extracts its facts: the patient
+ * reference (required where the type has one), meta.lastUpdated (an instant
+ * if present), dates and search tokens.  PA_EINVAL with the reason in err.
+ */
+int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err);
+
+/* The id of a reference to a resource of `type` ("Patient/1", or an absolute
+ * URL ending in it); PA_EINVAL if it is not one. */
+int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size);
+
+/* Turns a FHIR date, dateTime or instant into a timestamptz literal (a
+ * partial date becomes its first instant, UTC).  PA_EINVAL if malformed. */
+int pa_fhir_date_ts(const char *s, char out[PA_TS_LEN]);
+
+/* True if npi is 10 digits with a valid Luhn check digit (prefix 80840). */
+int pa_npi_valid(const char *npi);
+
+/* The NPI among a resource's identifiers, or NULL (borrowed from res). */
+const char *pa_fhir_npi(json_object *res);
+
+/*
+ * The CARIN BB non-financial ("Basis") form of an ExplanationOfBenefit: a
+ * new object without total, payment, benefitBalance, any adjudication that
+ * carries an amount (claim, item, detail and sub-detail levels, added items
+ * too), and the line-level unitPrice, factor and net; meta.profile names the
+ * Basis profiles.  Caller frees with json_object_put.
+ */
+json_object *pa_fhir_nonfinancial(json_object *eob);
+
+#endif

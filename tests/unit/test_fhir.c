@@ -1,0 +1,182 @@
+/* Unit tests of common/pa_fhir: types, extraction, NPIs, the non-financial EOB. */
+#include <json-c/json.h>
+#include <string.h>
+
+#include "cu_main.h"
+#include "pa_fhir.h"
+
+static void test_types(void)
+{
+    CU_ASSERT_PTR_NOT_NULL(pa_fhir_type_find("ExplanationOfBenefit"));
+    CU_ASSERT_PTR_NULL(pa_fhir_type_find("Claim"));
+    CU_ASSERT_PTR_NULL(pa_fhir_type_find("patient"));
+    CU_ASSERT_PTR_NULL(pa_fhir_type_find("Organization")->patient_path);
+    CU_ASSERT_STRING_EQUAL(pa_fhir_type_find("Patient")->patient_path, "");
+}
+
+static void test_npi(void)
+{
+    CU_ASSERT_TRUE(pa_npi_valid("1234567893"));   /* the CMS worked example */
+    CU_ASSERT_TRUE(pa_npi_valid("1245319599"));
+    CU_ASSERT_FALSE(pa_npi_valid("1234567890"));
+    CU_ASSERT_FALSE(pa_npi_valid("123456789"));
+    CU_ASSERT_FALSE(pa_npi_valid("12345678931"));
+    CU_ASSERT_FALSE(pa_npi_valid("12345678a3"));
+}
+
+static void test_refs_and_dates(void)
+{
+    char id[65], ts[PA_TS_LEN];
+
+    CU_ASSERT_EQUAL(pa_fhir_ref_id("Patient/p-1", "Patient", id, sizeof(id)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(id, "p-1");
+    CU_ASSERT_EQUAL(pa_fhir_ref_id("https://payer.example/fhir/Patient/9", "Patient", id, sizeof(id)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(id, "9");
+    CU_ASSERT_EQUAL(pa_fhir_ref_id("Practitioner/9", "Patient", id, sizeof(id)), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_ref_id("XPatient/9", "Patient", id, sizeof(id)), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_ref_id("Patient/", "Patient", id, sizeof(id)), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_ref_id("#contained", "Patient", id, sizeof(id)), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("2019", ts), PA_OK);
+    CU_ASSERT_STRING_EQUAL(ts, "2019-01-01T00:00:00Z");
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("2019-07", ts), PA_OK);
+    CU_ASSERT_STRING_EQUAL(ts, "2019-07-01T00:00:00Z");
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("2019-07-04", ts), PA_OK);
+    CU_ASSERT_STRING_EQUAL(ts, "2019-07-04T00:00:00Z");
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("2019-07-04T10:00:00-05:00", ts), PA_OK);
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("2019-02-30", ts), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("July 4", ts), PA_EINVAL);
+}
+
+static void test_extract(void)
+{
+    const char *obs =
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"meta\":{\"lastUpdated\":\"2024-03-01T00:00:00Z\"},"
+        "\"status\":\"final\",\"category\":[{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/observation-category\",\"code\":\"laboratory\"}]}],"
+        "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"4548-4\"},{\"code\":\"x\\\"y\"}]},"
+        "\"subject\":{\"reference\":\"Patient/m1\"},\"effectiveDateTime\":\"2023-11-05\"}";
+    json_object *o = json_tokener_parse(obs);
+    pa_fhir_facts f;
+    pa_err err;
+
+    pa_fhir_facts_init(&f);
+    CU_ASSERT_EQUAL_FATAL(pa_fhir_extract(o, pa_fhir_type_find("Observation"), &f, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(f.patient_id, "m1");
+    CU_ASSERT_STRING_EQUAL(f.last_updated, "2024-03-01T00:00:00Z");
+    CU_ASSERT_STRING_EQUAL(f.clin_start, "2023-11-05T00:00:00Z");
+    CU_ASSERT_STRING_EQUAL(f.clin_end, "");
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.tokens),
+        "{\"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory\","
+        "\"category=laboratory\",\"code=http://loinc.org|4548-4\",\"code=4548-4\","
+        "\"code=|x\\\"y\",\"code=x\\\"y\",\"status=final\"}");
+    json_object_put(o);
+
+    /* a compartment resource without its patient is refused */
+    o = json_tokener_parse("{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Group/1\"}}");
+    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Patient reference"));
+    json_object_put(o);
+    o = json_tokener_parse("{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Patient/1\"},"
+                           "\"meta\":{\"lastUpdated\":\"yesterday\"}}");
+    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lastUpdated"));
+    json_object_put(o);
+    /* Provenance belongs to the patient among its targets */
+    o = json_tokener_parse("{\"resourceType\":\"Provenance\",\"id\":\"v1\",\"target\":[{\"reference\":\"Condition/c1\"},"
+                           "{\"reference\":\"Patient/m7\"}]}");
+    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Provenance"), &f, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(f.patient_id, "m7");
+    json_object_put(o);
+    pa_fhir_facts_free(&f);
+}
+
+/* An EOB with every financial element the CARIN BB Basis profiles leave out. */
+static const char *full_eob =
+    "{\"resourceType\":\"ExplanationOfBenefit\",\"id\":\"e1\","
+    "\"meta\":{\"profile\":[\"http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional|2.2.0\"]},"
+    "\"status\":\"active\",\"use\":\"claim\",\"patient\":{\"reference\":\"Patient/m1\"},"
+    "\"adjudication\":[{\"category\":{\"coding\":[{\"code\":\"benefitpaymentstatus\"}]},\"reason\":{\"text\":\"innetwork\"}},"
+    "{\"category\":{\"coding\":[{\"code\":\"paidtoprovider\"}]},\"amount\":{\"value\":10,\"currency\":\"USD\"}}],"
+    "\"item\":[{\"sequence\":1,\"unitPrice\":{\"value\":5},\"factor\":1,\"net\":{\"value\":5},"
+    "\"adjudication\":[{\"category\":{\"coding\":[{\"code\":\"submitted\"}]},\"amount\":{\"value\":5}},"
+    "{\"category\":{\"coding\":[{\"code\":\"allowedunits\"}]},\"value\":2}],"
+    "\"detail\":[{\"sequence\":1,\"net\":{\"value\":3},\"adjudication\":[{\"category\":{\"text\":\"x\"},\"amount\":{\"value\":3}}],"
+    "\"subDetail\":[{\"sequence\":1,\"unitPrice\":{\"value\":1},\"adjudication\":[{\"category\":{\"text\":\"y\"},\"amount\":{\"value\":1}}]}]}]}],"
+    "\"addItem\":[{\"net\":{\"value\":9},\"adjudication\":[{\"category\":{\"text\":\"z\"},\"amount\":{\"value\":9}}]}],"
+    "\"total\":[{\"category\":{\"text\":\"submitted\"},\"amount\":{\"value\":10}}],"
+    "\"payment\":{\"type\":{\"text\":\"complete\"},\"amount\":{\"value\":10}},"
+    "\"benefitBalance\":[{\"category\":{\"text\":\"medical\"}}]}";
+
+static int has(json_object *o, const char *path)
+{
+    json_object *v = o;
+    char key[64];
+
+    while(*path) {
+        size_t n = strcspn(path, ".");
+
+        snprintf(key, sizeof(key), "%.*s", (int)n, path);
+        if(key[0] >= '0' && key[0] <= '9') {
+            if(!json_object_is_type(v, json_type_array) || (size_t)(key[0] - '0') >= json_object_array_length(v))
+                return 0;
+            v = json_object_array_get_idx(v, key[0] - '0');
+        }
+        else if(!json_object_object_get_ex(v, key, &v)) {
+            return 0;
+        }
+        path += n;
+        if(*path == '.')
+            path++;
+    }
+    return 1;
+}
+
+static void test_nonfinancial(void)
+{
+    static const char *const gone[] = {
+        "total", "payment", "benefitBalance", "adjudication.1",
+        "item.0.unitPrice", "item.0.factor", "item.0.net", "item.0.adjudication.1",
+        "item.0.detail.0.net", "item.0.detail.0.adjudication",
+        "item.0.detail.0.subDetail.0.unitPrice", "item.0.detail.0.subDetail.0.adjudication",
+        "addItem.0.net", "addItem.0.adjudication", NULL
+    };
+    static const char *const kept[] = {
+        "adjudication.0.reason", "item.0.adjudication.0.value", "item.0.sequence",
+        "item.0.detail.0.subDetail.0.sequence", "patient.reference", "status", NULL
+    };
+    json_object *eob = json_tokener_parse(full_eob);
+    json_object *nf = pa_fhir_nonfinancial(eob);
+    size_t i;
+
+    CU_ASSERT_PTR_NOT_NULL_FATAL(nf);
+    for(i = 0; gone[i]; i++) {
+        if(has(nf, gone[i]))
+            CU_FAIL(gone[i]);
+        CU_ASSERT_FALSE(has(nf, gone[i]));
+    }
+    for(i = 0; kept[i]; i++)
+        CU_ASSERT_TRUE(has(nf, kept[i]));
+    /* no amount anywhere in the non-financial form */
+    CU_ASSERT_PTR_NULL(strstr(json_object_to_json_string(nf), "\"amount\""));
+    CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_array_get_idx(
+        json_object_object_get(json_object_object_get(nf, "meta"), "profile"), 0)),
+        "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional-Basis");
+    /* the full form is untouched */
+    CU_ASSERT_TRUE(has(eob, "total.0.amount"));
+    CU_ASSERT_TRUE(has(eob, "item.0.net"));
+    json_object_put(nf);
+    json_object_put(eob);
+}
+
+int main(void)
+{
+    static const struct cu_test tests[] = {
+        { "served types", test_types },
+        { "NPI check digits", test_npi },
+        { "references and dates", test_refs_and_dates },
+        { "facts extracted for the store", test_extract },
+        { "the non-financial EOB lacks every financial element", test_nonfinancial },
+        { NULL, NULL },
+    };
+
+    return cu_run("fhir", tests);
+}
