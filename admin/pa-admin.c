@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "pa_config.h"
 #include "pa_db.h"
 #include "pa_job.h"
@@ -29,14 +30,22 @@ static void usage(FILE *f)
             "commands:\n"
             "  migrate [--sql-dir DIR]   apply the SQL migrations the database lacks\n"
             "  check                     check the configuration, PostgreSQL, the schema and Redis\n"
+            "  load FILE|DIR...          load FHIR NDJSON (.ndjson, .ndjson.gz), PDex Groups and CSV feeds\n"
+            "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
+            "  member list [--limit N]   members: patient id, names, birth date, gender, subscriber id, coverage\n"
+            "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
+            "  provider network NPI --in|--out [--from DATE] [--to DATE]   set a provider's network status\n"
+            "  synth --members N [--seed S] --out DIR   write a synthetic payer as NDJSON and CSV\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
+            "\n"
+            "Lists print tab-separated lines with a header line; --no-header drops it.\n"
             "  version                   print the version\n"
             "\n"
             "The configuration is FILE, else $PA_CONFIG, else " PA_CONFIG_DEFAULT_PATH ".\n"
             "The SQL folder is DIR, else $PA_SQL_DIR, else " PA_SQL_DIR ".\n");
 }
 
-static int load_config(pa_config **cfg)
+int admin_config(pa_config **cfg)
 {
     pa_err err;
 
@@ -46,6 +55,42 @@ static int load_config(pa_config **cfg)
         return -1;
     }
     return 0;
+}
+
+int admin_connect(pa_config **cfg, PGconn **db)
+{
+    pa_err err;
+
+    *db = NULL;
+    if(admin_config(cfg))
+        return -1;
+    pa_err_clear(&err);
+    if(pa_db_connect(*cfg, db, &err) || pa_db_check_schema(*db, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        if(*db)
+            PQfinish(*db);
+        *db = NULL;
+        pa_config_free(*cfg);
+        *cfg = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void admin_print_rows(PGresult *res, int no_header)
+{
+    int i;
+    int k;
+
+    for(k = 0; !no_header && k < PQnfields(res); k++)
+        printf("%s%s", k ? "\t" : "", PQfname(res, k));
+    if(!no_header)
+        printf("\n");
+    for(i = 0; i < PQntuples(res); i++) {
+        for(k = 0; k < PQnfields(res); k++)
+            printf("%s%s", k ? "\t" : "", PQgetvalue(res, i, k));
+        printf("\n");
+    }
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -146,7 +191,7 @@ static int cmd_migrate(int argc, char **argv)
     }
     if(!dir || !*dir)
         dir = PA_SQL_DIR;
-    if(load_config(&cfg))
+    if(admin_config(&cfg))
         return 1;
     pa_err_clear(&err);
     d = opendir(dir);
@@ -208,7 +253,7 @@ static int cmd_check(void)
     pa_err err;
     int ret = 1;
 
-    if(load_config(&cfg))
+    if(admin_config(&cfg))
         return 1;
     printf("config\tok\t%s\n", pa_config_path(config_path));
     pa_err_clear(&err);
@@ -249,45 +294,37 @@ static int cmd_jobs(int argc, char **argv)
     PGconn *db = NULL;
     PGresult *res = NULL;
     pa_err err;
+    int no_header = 0;
     long v;
     int i;
-    int ret = 1;
 
-    if(argc == 3 && !strcmp(argv[1], "--limit") && !pa_parse_long(argv[2], &v) && v > 0)
-        limit = argv[2];
-    else if(argc != 1) {
-        usage(stderr);
-        return 2;
+    for(i = 1; i < argc; i++) {
+        if(!strcmp(argv[i], "--no-header"))
+            no_header = 1;
+        else if(!strcmp(argv[i], "--limit") && i + 1 < argc && !pa_parse_long(argv[i + 1], &v) && v > 0)
+            limit = argv[++i];
+        else {
+            usage(stderr);
+            return 2;
+        }
     }
-    if(load_config(&cfg))
+    if(admin_connect(&cfg, &db))
         return 1;
     pa_err_clear(&err);
-    if(pa_db_connect(cfg, &db, &err) || pa_db_check_schema(db, &err)) {
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-        goto out;
-    }
     res = pa_db_query(db, &err,
                       "SELECT id, kind, owner, state, "
-                      "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                      "coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') "
+                      "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created, "
+                      "coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') AS finished "
                       "FROM job ORDER BY created_at DESC LIMIT $1::int",
                       1, &limit);
-    if(!res) {
+    if(res)
+        admin_print_rows(res, no_header);
+    else
         fprintf(stderr, "pa-admin: %s\n", err.msg);
-        goto out;
-    }
-    printf("id\tkind\towner\tstate\tcreated\tfinished\n");
-    for(i = 0; i < PQntuples(res); i++)
-        printf("%s\t%s\t%s\t%s\t%s\t%s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
-               PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4),
-               PQgetvalue(res, i, 5));
-    ret = 0;
-out:
     PQclear(res);
-    if(db)
-        PQfinish(db);
+    PQfinish(db);
     pa_config_free(cfg);
-    return ret;
+    return res ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -308,6 +345,16 @@ int main(int argc, char **argv)
         return cmd_check();
     if(!strcmp(argv[i], "jobs"))
         return cmd_jobs(argc - i, argv + i);
+    if(!strcmp(argv[i], "load"))
+        return cmd_load(argc - i, argv + i);
+    if(!strcmp(argv[i], "delete"))
+        return cmd_delete(argc - i, argv + i);
+    if(!strcmp(argv[i], "member"))
+        return cmd_member(argc - i, argv + i);
+    if(!strcmp(argv[i], "provider"))
+        return cmd_provider(argc - i, argv + i);
+    if(!strcmp(argv[i], "synth"))
+        return cmd_synth(argc - i, argv + i);
     if(!strcmp(argv[i], "version")) {
         printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
         return 0;

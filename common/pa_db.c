@@ -79,6 +79,17 @@ int pa_db_exec(PGconn *conn, pa_err *err, const char *sql)
     return PA_OK;
 }
 
+int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams,
+                      const char *const *values)
+{
+    PGresult *res = pa_db_query(conn, err, sql, nparams, values);
+
+    if(!res)
+        return PA_EDB;
+    PQclear(res);
+    return PA_OK;
+}
+
 int pa_db_schema_version(PGconn *conn, int *version, pa_err *err)
 {
     PGresult *res;

@@ -29,6 +29,10 @@ int pa_db_check_schema(PGconn *conn, pa_err *err);
 /* Runs a statement expecting no rows; err holds the server's message. */
 int pa_db_exec(PGconn *conn, pa_err *err, const char *sql);
 
+/* Runs a parameterized statement whose result is not needed. */
+int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams,
+                      const char *const *values);
+
 /* Runs a parameterized statement; returns the result (PQclear it) or NULL
  * with err set when it did not succeed. */
 PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,

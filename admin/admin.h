@@ -1,0 +1,36 @@
+/*
+ * pa-admin's commands share: the configuration, a database connection with
+ * the schema checked, and the conventions of output (tab-separated lists with
+ * a header unless --no-header; errors on stderr; non-zero exit on failure).
+ */
+#ifndef PA_ADMIN_H
+#define PA_ADMIN_H
+
+#include <libpq-fe.h>
+#include <stdio.h>
+
+#include "pa_config.h"
+
+/* Loads the configuration (--config, $PA_CONFIG or the default); prints why not. */
+int admin_config(pa_config **cfg);
+
+/* Loads the configuration and connects with the schema checked; prints why not. */
+int admin_connect(pa_config **cfg, PGconn **db);
+
+/* pa-admin load FILE|DIR...: exit 0 when all loaded, 1 when some was rejected, 2 on failure. */
+int cmd_load(int argc, char **argv);
+
+/* pa-admin member|provider ...: lists. */
+int cmd_member(int argc, char **argv);
+int cmd_provider(int argc, char **argv);
+
+/* pa-admin delete Type/id...: removes resources, leaving tombstones. */
+int cmd_delete(int argc, char **argv);
+
+/* pa-admin synth --members N --seed S --out DIR */
+int cmd_synth(int argc, char **argv);
+
+/* Prints a query's rows tab-separated, with the column names first unless no_header. */
+void admin_print_rows(PGresult *res, int no_header);
+
+#endif

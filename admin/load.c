@@ -1,0 +1,665 @@
+/*
+ * pa-admin load: the payer's data into the store.
+ *
+ * FHIR NDJSON (plain or gzip) is read line by line; each line is checked
+ * (JSON, a served resourceType, an id, the patient reference its type needs,
+ * valid NPIs), compacted, given meta.lastUpdated if it lacks one, and for
+ * ExplanationOfBenefit also turned into its non-financial form.  Good lines go
+ * in batches through COPY into a staging table and are merged into `resource`
+ * in one statement per batch: a line identical to what is stored changes
+ * nothing.  Bad lines are reported by file, line and reason; the good ones
+ * around them load.  Transaction Bundles of DELETE entries delete, leaving
+ * tombstones.  PDex Groups (rosters, treatment relationships, opt-outs) are
+ * loaded after all resources; CSV feeds last (groups.c, feeds.c).
+ */
+#include <dirent.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "admin.h"
+#include "load.h"
+#include "pa_buf.h"
+#include "pa_db.h"
+#include "pa_fhir.h"
+#include "pa_util.h"
+
+#define BATCH_ROWS 5000
+#define BATCH_BYTES (16 * 1024 * 1024)
+#define MAX_FILES 10000
+#define PROGRESS_EVERY_MS 200
+
+static const char stage_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS load_stage ("
+    " seq bigint, type text, id text, patient_id text, last_updated timestamptz, json text,"
+    " json_nonfin text, content_hash bytea, tokens text[], clin_start timestamptz,"
+    " clin_end timestamptz, created timestamptz) ON COMMIT DELETE ROWS";
+
+/* One statement merges a batch: the last line of each (type, id) wins, and a
+ * row whose content is unchanged is not touched. */
+static const char merge_sql[] =
+    "WITH src AS (SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC), "
+    "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin,"
+    "  content_hash, tokens, clin_start, clin_end, created) "
+    " SELECT type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens,"
+    "  clin_start, clin_end, created FROM src "
+    " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id,"
+    "  last_updated = EXCLUDED.last_updated, json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin,"
+    "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start,"
+    "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created"
+    " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash "
+    " RETURNING (xmax = 0) AS inserted), "
+    "undeleted AS (DELETE FROM resource_deleted d USING src WHERE d.type = src.type AND d.id = src.id) "
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up";
+
+/* What members, coverage and the provider directory keep, from the batch. */
+static const char derive_sql[] =
+    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, json::jsonb AS j FROM load_stage"
+    "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, seq DESC), "
+    "m AS (INSERT INTO member (patient_id, family, given, birth_date, gender, member_id) "
+    " SELECT id, j->'name'->0->>'family',"
+    "  (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g),"
+    "  CASE WHEN length(j->>'birthDate') = 10 THEN (j->>'birthDate')::date END, j->>'gender',"
+    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i"
+    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1)"
+    " FROM src WHERE type = 'Patient' "
+    " ON CONFLICT (patient_id) DO UPDATE SET family = EXCLUDED.family, given = EXCLUDED.given,"
+    "  birth_date = EXCLUDED.birth_date, gender = EXCLUDED.gender, member_id = EXCLUDED.member_id "
+    " RETURNING 1), "
+    "c AS (INSERT INTO coverage (coverage_id, patient_id, subscriber_id, member_id, status,"
+    "  period_start, period_end, payor) "
+    " SELECT id, patient_id, j->>'subscriberId',"
+    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i"
+    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1), j->>'status',"
+    "  CASE WHEN length(j->'period'->>'start') >= 10 THEN left(j->'period'->>'start', 10)::date END,"
+    "  CASE WHEN length(j->'period'->>'end') >= 10 THEN left(j->'period'->>'end', 10)::date END,"
+    "  coalesce(j->'payor'->0->>'reference', j->'payor'->0->'identifier'->>'value')"
+    " FROM src WHERE type = 'Coverage' "
+    " ON CONFLICT (coverage_id) DO UPDATE SET patient_id = EXCLUDED.patient_id,"
+    "  subscriber_id = EXCLUDED.subscriber_id, member_id = EXCLUDED.member_id, status = EXCLUDED.status,"
+    "  period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, payor = EXCLUDED.payor "
+    " RETURNING 1) "
+    "INSERT INTO provider (npi, kind, name, resource_type, resource_id) "
+    "SELECT DISTINCT ON (npi) npi, kind, name, type, id FROM ("
+    " SELECT (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i"
+    "   WHERE i->>'system' = 'http://hl7.org/fhir/sid/us-npi' LIMIT 1) AS npi,"
+    "  CASE type WHEN 'Organization' THEN 'organization' ELSE 'practitioner' END AS kind,"
+    "  CASE type WHEN 'Organization' THEN j->>'name' ELSE concat_ws(' ',"
+    "   (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g),"
+    "   j->'name'->0->>'family') END AS name, type, id"
+    " FROM src WHERE type IN ('Practitioner', 'Organization')) p WHERE npi IS NOT NULL "
+    "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,"
+    " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()";
+
+static const char delete_sql[] =
+    "WITH d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
+    "gone AS (DELETE FROM resource r USING d WHERE r.type = d.type AND r.id = d.id"
+    " RETURNING r.type, r.id, r.patient_id), "
+    "mem AS (DELETE FROM member m USING gone WHERE gone.type = 'Patient' AND m.patient_id = gone.id), "
+    "cov AS (DELETE FROM coverage c USING gone WHERE gone.type = 'Coverage' AND c.coverage_id = gone.id) "
+    "INSERT INTO resource_deleted (type, id, patient_id, deleted_at) "
+    "SELECT type, id, patient_id, now() FROM gone "
+    "ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id, deleted_at = EXCLUDED.deleted_at";
+
+int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err *err)
+{
+    const char *values[2] = { types, ids };
+    PGresult *res = pa_db_query(db, err, delete_sql, 2, values);
+
+    if(!res)
+        return PA_EDB;
+    *n = strtol(PQcmdTuples(res), NULL, 10);
+    PQclear(res);
+    return PA_OK;
+}
+
+/* Appends s to a COPY text-format field: backslash, tab, newline and CR escaped. */
+static int copy_field(pa_buf *b, const char *s)
+{
+    const char *run = s;
+    int rc = PA_OK;
+
+    for(; !rc && *s; s++) {
+        const char *esc = NULL;
+
+        switch(*s) {
+        case '\\': esc = "\\\\"; break;
+        case '\t': esc = "\\t"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        default: continue;
+        }
+        rc = pa_buf_add(b, run, (size_t)(s - run));
+        if(!rc)
+            rc = pa_buf_addstr(b, esc);
+        run = s + 1;
+    }
+    if(!rc)
+        rc = pa_buf_add(b, run, (size_t)(s - run));
+    return rc;
+}
+
+/* A nullable field: "" is NULL. */
+static int copy_opt(pa_buf *b, const char *s)
+{
+    return *s ? copy_field(b, s) : pa_buf_addstr(b, "\\N");
+}
+
+void load_report(load_ctx *l, const char *file, long line, const char *fmt, ...)
+{
+    va_list ap;
+
+    l->rejected++;
+    if(l->progress_shown) {
+        fprintf(stderr, "\r\033[K");
+        l->progress_shown = 0;
+    }
+    fprintf(stderr, "%s:%ld: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void progress(load_ctx *l, const char *file, int final)
+{
+    int64_t now = pa_mono_ms();
+    double secs;
+
+    if(!l->tty || (!final && now - l->last_progress < PROGRESS_EVERY_MS))
+        return;
+    l->last_progress = now;
+    secs = (double)(now - l->started) / 1000.0;
+    fprintf(stderr, "\r\033[K%s  %ld resources  %ld rejected  %.0f/s", file, l->seen, l->rejected,
+            secs > 0 ? (double)l->seen / secs : 0.0);
+    l->progress_shown = 1;
+}
+
+/* Sends the staged batch and merges it, in one transaction. */
+static int flush_batch(load_ctx *l, pa_err *err)
+{
+    PGresult *res = NULL;
+    long rows = l->batch_rows;
+    int rc = PA_OK;
+
+    if(rows == 0)
+        return PA_OK;
+    rc = pa_db_exec(l->db, err, "BEGIN");
+    if(!rc) {
+        res = PQexec(l->db, "COPY load_stage FROM STDIN");
+        if(PQresultStatus(res) != PGRES_COPY_IN)
+            rc = pa_err_set(err, PA_EDB, "COPY: %s", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    if(!rc) {
+        size_t off = 0;
+
+        while(!rc && off < l->batch.len) {
+            size_t n = l->batch.len - off > 1048576 ? 1048576 : l->batch.len - off;
+
+            if(PQputCopyData(l->db, l->batch.data + off, (int)n) != 1)
+                rc = pa_err_set(err, PA_EDB, "COPY: %s", PQerrorMessage(l->db));
+            off += n;
+        }
+        if(PQputCopyEnd(l->db, rc ? "aborted" : NULL) != 1 && !rc)
+            rc = pa_err_set(err, PA_EDB, "COPY: %s", PQerrorMessage(l->db));
+        while((res = PQgetResult(l->db))) {
+            if(PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
+                rc = pa_err_set(err, PA_EDB, "COPY: %s", PQresultErrorMessage(res));
+            PQclear(res);
+        }
+    }
+    if(!rc) {
+        res = pa_db_query(l->db, err, merge_sql, 0, NULL);
+        if(!res) {
+            rc = PA_EDB;
+        }
+        else {
+            long ins = 0, upd = 0;
+
+            pa_parse_long(PQgetvalue(res, 0, 0), &ins);
+            pa_parse_long(PQgetvalue(res, 0, 1), &upd);
+            l->inserted += ins;
+            l->updated += upd;
+            /* a line repeating an earlier one of the same batch is unchanged too */
+            l->unchanged += rows - ins - upd;
+            PQclear(res);
+        }
+    }
+    if(!rc)
+        rc = pa_db_exec(l->db, err, derive_sql);
+    if(!rc)
+        rc = pa_db_exec(l->db, err, "COMMIT");
+    if(rc) {
+        pa_db_exec(l->db, NULL, "ROLLBACK");
+        load_report(l, l->batch_file, l->batch_first_line, "lines %ld to %ld were not stored: %s",
+                    l->batch_first_line, l->batch_last_line, err->msg);
+        l->rejected += rows - 1;
+        rc = PA_OK; /* the lines are reported; go on with the next batch */
+    }
+    else {
+        l->loaded += rows;
+    }
+    l->batch_rows = 0;
+    pa_buf_reset(&l->batch);
+    return rc;
+}
+
+static void hash_hex(const char *s, size_t n, char out[65])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    unsigned int i;
+
+    EVP_Digest(s, n, md, &len, EVP_sha256(), NULL);
+    for(i = 0; i < len && i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[2 * i] = '\0';
+}
+
+/* Adds one checked resource to the batch. */
+static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, size_t n,
+                 const pa_fhir_facts *f, const char *file, long lineno, pa_err *err)
+{
+    json_object *nf = NULL;
+    const char *json;
+    char hash[65];
+    int rc;
+
+    hash_hex(line, n, hash);
+    if(!f->last_updated[0]) {
+        /* the stored line must carry it: it is what _since compares */
+        json_object *meta;
+
+        if(!json_object_object_get_ex(res, "meta", &meta)) {
+            meta = json_object_new_object();
+            json_object_object_add(res, "meta", meta);
+        }
+        json_object_object_add(meta, "lastUpdated", json_object_new_string(l->load_instant));
+    }
+    json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if(l->batch_rows == 0) {
+        pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
+        l->batch_first_line = lineno;
+    }
+    l->batch_last_line = lineno;
+    rc = pa_buf_printf(&l->batch, "%ld\t%s\t%s\t", ++l->seq, t->name, json_object_get_string(
+                           json_object_object_get(res, "id")));
+    if(!rc)
+        rc = copy_opt(&l->batch, f->patient_id);
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc)
+        rc = copy_field(&l->batch, f->last_updated[0] ? f->last_updated : l->load_instant);
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc)
+        rc = copy_field(&l->batch, json);
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc && !strcmp(t->name, "ExplanationOfBenefit")) {
+        nf = pa_fhir_nonfinancial(res);
+        rc = nf ? copy_field(&l->batch, json_object_to_json_string_ext(
+                                 nf, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
+                : PA_ENOMEM;
+        json_object_put(nf);
+    }
+    else if(!rc) {
+        rc = pa_buf_addstr(&l->batch, "\\N");
+    }
+    if(!rc)
+        rc = pa_buf_printf(&l->batch, "\t\\\\x%s\t", hash);
+    if(!rc)
+        rc = copy_field(&l->batch, pa_buf_str(&f->tokens));
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc)
+        rc = copy_opt(&l->batch, f->clin_start);
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc)
+        rc = copy_opt(&l->batch, f->clin_end);
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc)
+        rc = copy_opt(&l->batch, f->created);
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\n");
+    if(rc)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    l->batch_rows++;
+    if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)
+        return flush_batch(l, err);
+    return PA_OK;
+}
+
+/* A transaction Bundle of DELETE entries: deletes now, after what came before. */
+static int delete_bundle(load_ctx *l, json_object *bundle, const char *file, long lineno, pa_err *err)
+{
+    json_object *entries, *types, *ids;
+    size_t i;
+    int rc;
+
+    if(!json_object_object_get_ex(bundle, "entry", &entries) ||
+       !json_object_is_type(entries, json_type_array)) {
+        load_report(l, file, lineno, "a Bundle must be a transaction of DELETE entries");
+        return PA_OK;
+    }
+    types = json_object_new_array();
+    ids = json_object_new_array();
+    for(i = 0; i < json_object_array_length(entries); i++) {
+        json_object *req;
+        const char *method = NULL, *url = NULL;
+        char type[64], id[PA_FHIR_ID_MAX + 1];
+        const char *slash;
+
+        if(json_object_object_get_ex(json_object_array_get_idx(entries, i), "request", &req)) {
+            method = json_object_get_string(json_object_object_get(req, "method"));
+            url = json_object_get_string(json_object_object_get(req, "url"));
+        }
+        slash = url ? strchr(url, '/') : NULL;
+        if(!method || strcmp(method, "DELETE") || !slash || (size_t)(slash - url) >= sizeof(type) ||
+           pa_strlcpy(id, slash + 1, sizeof(id)) || !pa_is_fhir_id(id)) {
+            load_report(l, file, lineno, "Bundle entry %zu is not a DELETE of Type/id", i);
+            continue;
+        }
+        snprintf(type, sizeof(type), "%.*s", (int)(slash - url), url);
+        if(!pa_fhir_type_find(type)) {
+            load_report(l, file, lineno, "Bundle entry %zu deletes an unknown type '%s'", i, type);
+            continue;
+        }
+        json_object_array_add(types, json_object_new_string(type));
+        json_object_array_add(ids, json_object_new_string(id));
+    }
+    rc = flush_batch(l, err);
+    if(!rc && json_object_array_length(types)) {
+        /* JSON arrays of ids ([A-Za-z0-9.-]) read as Postgres arrays once the
+         * brackets become braces */
+        char *t = strdup(json_object_to_json_string_ext(types, JSON_C_TO_STRING_PLAIN));
+        char *d = strdup(json_object_to_json_string_ext(ids, JSON_C_TO_STRING_PLAIN));
+
+        if(t && d) {
+            t[0] = d[0] = '{';
+            t[strlen(t) - 1] = d[strlen(d) - 1] = '}';
+            long n = 0;
+
+            if(load_delete(l->db, t, d, &n, err) == PA_OK)
+                l->deleted += n;
+            else
+                load_report(l, file, lineno, "the deletes failed: %s", err->msg);
+        }
+        free(t);
+        free(d);
+    }
+    json_object_put(types);
+    json_object_put(ids);
+    return rc;
+}
+
+/* Checks one NDJSON line and stages it (or its Group / deletes). */
+static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n, const char *file,
+                     long lineno, pa_err *err)
+{
+    json_object *res;
+    const char *rt, *id, *npi;
+    const pa_fhir_type *t;
+    int rc = PA_OK;
+
+    json_tokener_reset(tok);
+    res = json_tokener_parse_ex(tok, line, (int)n);
+    if(!res || json_tokener_get_error(tok) != json_tokener_success ||
+       json_tokener_get_parse_end(tok) != n) {
+        load_report(l, file, lineno, "not valid JSON: %s",
+                    res ? "text after the resource" : json_tokener_error_desc(json_tokener_get_error(tok)));
+        json_object_put(res);
+        return PA_OK;
+    }
+    l->seen++;
+    if(!json_object_is_type(res, json_type_object)) {
+        load_report(l, file, lineno, "not a JSON object");
+        goto out;
+    }
+    rt = json_object_get_string(json_object_object_get(res, "resourceType"));
+    if(!rt) {
+        load_report(l, file, lineno, "no resourceType");
+        goto out;
+    }
+    if(!strcmp(rt, "Bundle")) {
+        rc = delete_bundle(l, res, file, lineno, err);
+        goto out;
+    }
+    if(!strcmp(rt, "Group")) {
+        rc = load_group_defer(l, res, file, lineno);
+        res = NULL; /* kept for after the resources */
+        goto out;
+    }
+    t = pa_fhir_type_find(rt);
+    if(!t) {
+        load_report(l, file, lineno, "resourceType '%.40s' is not one this server stores", rt);
+        goto out;
+    }
+    id = json_object_get_string(json_object_object_get(res, "id"));
+    if(!id || !pa_is_fhir_id(id)) {
+        load_report(l, file, lineno, "%s without a valid id", rt);
+        goto out;
+    }
+    npi = pa_fhir_npi(res);
+    if(npi && !pa_npi_valid(npi)) {
+        load_report(l, file, lineno, "%s/%s: NPI '%.20s' fails its check digit", rt, id, npi);
+        goto out;
+    }
+    if(pa_fhir_extract(res, t, &l->facts, err)) {
+        load_report(l, file, lineno, "%s/%s: %s", rt, id, err->msg);
+        goto out;
+    }
+    rc = stage(l, res, t, line, n, &l->facts, file, lineno, err);
+out:
+    json_object_put(res);
+    return rc;
+}
+
+/* Reads one line of any length up to PA_LOAD_MAX_LINE; 1 got one, 0 at end,
+ * -1 too long (the rest of it is skipped). */
+static int read_line(gzFile gz, pa_buf *line)
+{
+    char chunk[65536];
+    int too_long = 0;
+
+    pa_buf_reset(line);
+    while(gzgets(gz, chunk, sizeof(chunk))) {
+        size_t n = strlen(chunk);
+        int done = n && chunk[n - 1] == '\n';
+
+        if(!too_long && pa_buf_add(line, chunk, n))
+            too_long = 1;
+        if(done)
+            break;
+    }
+    if(too_long)
+        return -1;
+    return line->len > 0 ? 1 : 0;
+}
+
+static int load_ndjson(load_ctx *l, const char *file, pa_err *err)
+{
+    gzFile gz = gzopen(file, "rb");
+    json_tokener *tok = json_tokener_new_ex(64);
+    pa_buf line;
+    long lineno = 0;
+    int rc = PA_OK;
+    int got;
+
+    pa_buf_init(&line, PA_LOAD_MAX_LINE);
+    if(!gz || !tok) {
+        rc = pa_err_set(err, PA_EIO, "cannot read %s: %s", file, strerror(errno));
+        goto out;
+    }
+    gzbuffer(gz, 256 * 1024);
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    while(!rc && (got = read_line(gz, &line)) != 0) {
+        size_t n = line.len;
+
+        lineno++;
+        if(got < 0) {
+            load_report(l, file, lineno, "longer than %d bytes", PA_LOAD_MAX_LINE);
+            continue;
+        }
+        while(n && (line.data[n - 1] == '\n' || line.data[n - 1] == '\r' || line.data[n - 1] == ' '))
+            n--;
+        if(n == 0)
+            continue;
+        rc = load_line(l, tok, line.data, n, file, lineno, err);
+        progress(l, file, 0);
+    }
+    if(!rc)
+        rc = flush_batch(l, err);
+out:
+    if(gz)
+        gzclose(gz);
+    if(tok)
+        json_tokener_free(tok);
+    pa_buf_free(&line);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int is_fhir_file(const char *name)
+{
+    return ends_with(name, ".ndjson") || ends_with(name, ".ndjson.gz") || ends_with(name, ".jsonl") ||
+           ends_with(name, ".json") || ends_with(name, ".json.gz") || ends_with(name, ".jsonl.gz");
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expands the arguments into files: folders give their loadable files, sorted. */
+static int collect(char **args, int nargs, char ***out, size_t *n)
+{
+    char **files = calloc(MAX_FILES, sizeof(*files));
+    size_t count = 0;
+    int i;
+
+    if(!files)
+        return -1;
+    for(i = 0; i < nargs; i++) {
+        struct stat st;
+        DIR *d;
+        struct dirent *e;
+        size_t first = count;
+
+        if(stat(args[i], &st)) {
+            fprintf(stderr, "pa-admin: cannot read %s: %s\n", args[i], strerror(errno));
+            goto fail;
+        }
+        if(!S_ISDIR(st.st_mode)) {
+            if(count < MAX_FILES)
+                files[count++] = strdup(args[i]);
+            continue;
+        }
+        d = opendir(args[i]);
+        while(d && (e = readdir(d)) && count < MAX_FILES) {
+            char path[4096];
+
+            if(e->d_name[0] == '.' || (!is_fhir_file(e->d_name) && !ends_with(e->d_name, ".csv")))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", args[i], e->d_name);
+            files[count++] = strdup(path);
+        }
+        if(d)
+            closedir(d);
+        qsort(files + first, count - first, sizeof(*files), name_cmp);
+    }
+    *out = files;
+    *n = count;
+    return 0;
+fail:
+    while(count)
+        free(files[--count]);
+    free(files);
+    return -1;
+}
+
+int cmd_load(int argc, char **argv)
+{
+    load_ctx l;
+    pa_config *cfg = NULL;
+    char **files = NULL;
+    size_t nfiles = 0;
+    size_t i;
+    pa_err err;
+    int ret = 2;
+    int rc = PA_OK;
+    double secs;
+
+    memset(&l, 0, sizeof(l));
+    if(argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(stderr, "usage: pa-admin load FILE|DIR...\n"
+                        "  FHIR NDJSON (.ndjson, .ndjson.gz), PDex Groups in it, and CSV feeds (.csv)\n");
+        return 2;
+    }
+    if(collect(argv + 1, argc - 1, &files, &nfiles))
+        return 2;
+    if(admin_connect(&cfg, &l.db))
+        goto out;
+    pa_err_clear(&err);
+    pa_buf_init(&l.batch, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
+    pa_fhir_facts_init(&l.facts);
+    l.tty = isatty(2);
+    l.started = pa_mono_ms();
+    pa_fhir_instant(pa_now_ms(), l.load_instant);
+    if(pa_db_exec(l.db, &err, stage_sql) || load_groups_init(&l, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    /* resources first, then the Groups that refer to them, then CSV feeds */
+    for(i = 0; !rc && i < nfiles; i++)
+        if(!ends_with(files[i], ".csv"))
+            rc = load_ndjson(&l, files[i], &err);
+    if(!rc)
+        rc = load_groups_flush(&l, &err);
+    for(i = 0; !rc && i < nfiles; i++)
+        if(ends_with(files[i], ".csv"))
+            rc = load_csv(&l, files[i], &err);
+    progress(&l, "done", 1);
+    if(l.progress_shown)
+        fprintf(stderr, "\n");
+    if(rc) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    secs = (double)(pa_mono_ms() - l.started) / 1000.0;
+    printf("loaded %ld resources (%ld new, %ld updated, %ld unchanged), %ld deleted, %ld groups, "
+           "%ld feed rows; %ld rejected; %.1f s, %.0f resources/s\n",
+           l.loaded, l.inserted, l.updated, l.unchanged, l.deleted, l.groups, l.feed_rows, l.rejected,
+           secs, secs > 0 ? (double)l.loaded / secs : 0.0);
+    ret = l.rejected ? 1 : 0;
+out:
+    for(i = 0; i < nfiles; i++)
+        free(files[i]);
+    free(files);
+    load_groups_free(&l);
+    pa_buf_free(&l.batch);
+    pa_fhir_facts_free(&l.facts);
+    if(l.db)
+        PQfinish(l.db);
+    pa_config_free(cfg);
+    return ret;
+}
