@@ -625,7 +625,11 @@ int cmd_load(int argc, char **argv)
     l.tty = isatty(2);
     l.started = pa_mono_ms();
     pa_fhir_instant(pa_now_ms(), l.load_instant);
-    if(pa_db_exec(l.db, &err, stage_sql) || load_groups_init(&l, &err)) {
+    /* a load is idempotent and can be run again: it need not wait for each
+     * commit to reach the disk */
+    if(pa_db_exec(l.db, &err, "SET synchronous_commit = off") ||
+       pa_db_exec(l.db, &err, "SET default_toast_compression = lz4") || pa_db_exec(l.db, &err, stage_sql) ||
+       load_groups_init(&l, &err)) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         goto out;
     }
