@@ -155,7 +155,7 @@ static void make_npi(long base, char out[11])
 {
     int d;
 
-    snprintf(out, 11, "1%08ld0", base % 100000000L);
+    snprintf(out, 11, "1%08lu0", (unsigned long)base % 100000000UL);
     for(d = 0; d <= 9; d++) {
         out[9] = (char)('0' + d);
         if(pa_npi_valid(out))
