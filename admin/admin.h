@@ -30,6 +30,9 @@ int cmd_delete(int argc, char **argv);
 /* pa-admin synth --members N --seed S --out DIR */
 int cmd_synth(int argc, char **argv);
 
+/* Runs a query and prints its rows (admin_print_rows); the exit status. */
+int admin_list(const char *sql, int n, const char *const *values, int no_header);
+
 /* Prints a query's rows tab-separated, with the column names first unless no_header. */
 void admin_print_rows(PGresult *res, int no_header);
 

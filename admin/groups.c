@@ -185,6 +185,45 @@ static int list_close(pa_buf *b)
     return pa_buf_addstr(b, "}");
 }
 
+/* Columns of values sent as Postgres array literals, one buffer each. */
+#define MAX_COLS 4
+
+struct cols {
+    pa_buf b[MAX_COLS];
+    int n;
+};
+
+static int cols_open(struct cols *c, int n)
+{
+    int rc = PA_OK;
+    int i;
+
+    c->n = n;
+    for(i = 0; i < n; i++) {
+        pa_buf_init(&c->b[i], LIST_MAX);
+        rc = rc ? rc : pa_buf_addstr(&c->b[i], "{");
+    }
+    return rc;
+}
+
+static int cols_close(struct cols *c)
+{
+    int rc = PA_OK;
+    int i;
+
+    for(i = 0; i < c->n; i++)
+        rc = rc ? rc : list_close(&c->b[i]);
+    return rc;
+}
+
+static void cols_free(struct cols *c)
+{
+    int i;
+
+    for(i = 0; i < c->n; i++)
+        pa_buf_free(&c->b[i]);
+}
+
 static int run(load_ctx *l, pa_err *err, const char *sql, int n, const char *const *values, long *rows)
 {
     PGresult *res = pa_db_query(l->db, err, sql, n, values);
@@ -207,7 +246,7 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     const char *id = str_at(g, "id", NULL);
     const char *name = str_at(g, "name", NULL);
     const char *npi = NULL, *org_npi = NULL, *status = "open";
-    pa_buf pats, starts, ends, inactive;
+    struct cols c;
     char *json = NULL;
     const char *values[12];
     size_t i;
@@ -247,12 +286,8 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
            (!strcmp(code, "draft") || !strcmp(code, "open") || !strcmp(code, "final")))
             status = code;
     }
-    pa_buf_init(&pats, LIST_MAX);
-    pa_buf_init(&starts, LIST_MAX);
-    pa_buf_init(&ends, LIST_MAX);
-    pa_buf_init(&inactive, LIST_MAX);
-    rc = pa_buf_addstr(&pats, "{") || pa_buf_addstr(&starts, "{") || pa_buf_addstr(&ends, "{") ||
-         pa_buf_addstr(&inactive, "{");
+    /* patients, period starts and ends, inactive */
+    rc = cols_open(&c, 4);
     for(i = 0; !rc && members && i < json_object_array_length(members); i++) {
         json_object *m = json_object_array_get_idx(members, i);
         json_object *entity = NULL, *period = NULL, *ina = NULL;
@@ -273,11 +308,11 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
             load_report(l, d->file, d->line, "Group/%s member %zu has a malformed period", id, i);
             continue;
         }
-        rc = list_add(&pats, pid) || list_add(&starts, s) || list_add(&ends, e) ||
-             list_add(&inactive, ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = list_add(&c.b[0], pid) || list_add(&c.b[1], s) || list_add(&c.b[2], e) ||
+             list_add(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
-        rc = list_close(&pats) || list_close(&starts) || list_close(&ends) || list_close(&inactive);
+        rc = cols_close(&c);
     json = strdup(json_object_to_json_string_ext(g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     if(rc || !json) {
         rc = pa_err_set(err, PA_ENOMEM, "Group/%s is too large", id);
@@ -291,10 +326,10 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     values[5] = ids ? str_at(json_object_array_get_idx(ids, 0), "system", NULL) : NULL;
     values[6] = ids ? str_at(json_object_array_get_idx(ids, 0), "value", NULL) : NULL;
     values[7] = json;
-    values[8] = pa_buf_str(&pats);
-    values[9] = pa_buf_str(&starts);
-    values[10] = pa_buf_str(&ends);
-    values[11] = pa_buf_str(&inactive);
+    values[8] = pa_buf_str(&c.b[0]);
+    values[9] = pa_buf_str(&c.b[1]);
+    values[10] = pa_buf_str(&c.b[2]);
+    values[11] = pa_buf_str(&c.b[3]);
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc)
         rc = run(l, err,
@@ -324,10 +359,7 @@ out:
         l->groups++;
     }
     free(json);
-    pa_buf_free(&pats);
-    pa_buf_free(&starts);
-    pa_buf_free(&ends);
-    pa_buf_free(&inactive);
+    cols_free(&c);
     return rc;
 }
 
@@ -356,7 +388,7 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
     const char *id = str_at(g, "id", NULL);
     char pid[PA_FHIR_ID_MAX + 1], b1[16], b2[16];
     const char *values[7];
-    pa_buf npis, types, rids, inactive;
+    struct cols c;
     size_t i;
     long stored = 0, listed = 0;
     int rc;
@@ -379,12 +411,8 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
     }
     values[1] = strcmp(values[1], "NULL") ? values[1] : NULL;
     values[2] = strcmp(values[2], "NULL") ? values[2] : NULL;
-    pa_buf_init(&npis, LIST_MAX);
-    pa_buf_init(&types, LIST_MAX);
-    pa_buf_init(&rids, LIST_MAX);
-    pa_buf_init(&inactive, LIST_MAX);
-    rc = pa_buf_addstr(&npis, "{") || pa_buf_addstr(&types, "{") || pa_buf_addstr(&rids, "{") ||
-         pa_buf_addstr(&inactive, "{");
+    /* NPIs, referenced types and ids (for a lookup), inactive */
+    rc = cols_open(&c, 4);
     for(i = 0; !rc && members && i < json_object_array_length(members); i++) {
         json_object *m = json_object_array_get_idx(members, i);
         json_object *entity = NULL, *ina = NULL;
@@ -412,20 +440,20 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
             continue;
         }
         listed++;
-        rc = list_add(&npis, npi ? npi : "\"\"") || list_add(&types, type[0] ? type : "\"\"") ||
-             list_add(&rids, rid[0] ? rid : "\"\"") ||
-             list_add(&inactive, ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = list_add(&c.b[0], npi ? npi : "\"\"") || list_add(&c.b[1], type[0] ? type : "\"\"") ||
+             list_add(&c.b[2], rid[0] ? rid : "\"\"") ||
+             list_add(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
-        rc = list_close(&npis) || list_close(&types) || list_close(&rids) || list_close(&inactive);
+        rc = cols_close(&c);
     if(rc) {
         rc = pa_err_set(err, PA_ENOMEM, "Group/%s is too large", id);
         goto out;
     }
-    values[3] = pa_buf_str(&npis);
-    values[4] = pa_buf_str(&types);
-    values[5] = pa_buf_str(&rids);
-    values[6] = pa_buf_str(&inactive);
+    values[3] = pa_buf_str(&c.b[0]);
+    values[4] = pa_buf_str(&c.b[1]);
+    values[5] = pa_buf_str(&c.b[2]);
+    values[6] = pa_buf_str(&c.b[3]);
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc)
         rc = run(l, err, "DELETE FROM treatment_relationship WHERE patient_id = $1 AND source = 'payer'", 1,
@@ -455,10 +483,7 @@ out:
     else {
         l->groups++;
     }
-    pa_buf_free(&npis);
-    pa_buf_free(&types);
-    pa_buf_free(&rids);
-    pa_buf_free(&inactive);
+    cols_free(&c);
     return rc;
 }
 
@@ -473,7 +498,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
     const char *scope, *reason = NULL;
     const char *values[7];
     char b1[16], b2[16];
-    pa_buf pats, revoked, npis;
+    struct cols c;
     size_t i;
     int rc;
 
@@ -501,12 +526,10 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
         if(url && strstr(url, "opt-out-reason") && json_object_object_get_ex(e, "valueCodeableConcept", &cc))
             reason = first_code(cc);
     }
-    pa_buf_init(&pats, LIST_MAX);
-    pa_buf_init(&revoked, LIST_MAX);
-    pa_buf_init(&npis, LIST_MAX);
-    rc = pa_buf_addstr(&pats, "{") || pa_buf_addstr(&revoked, "{") || pa_buf_addstr(&npis, "{");
+    /* patients, revoked, providers' NPIs */
+    rc = cols_open(&c, 3);
     if(!strcmp(scope, "global")) {
-        rc = rc || list_add(&npis, "\"\"");
+        rc = rc || list_add(&c.b[2], "\"\"");
     }
     else {
         for(i = 0; !rc && chars && i < json_object_array_length(chars); i++) {
@@ -517,11 +540,11 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
                 continue;
             npi = ref_npi(vr);
             if(npi && pa_npi_valid(npi))
-                rc = list_add(&npis, npi);
+                rc = list_add(&c.b[2], npi);
             else if(npi)
                 load_report(l, d->file, d->line, "Group/%s: NPI '%.20s' fails its check digit", id, npi);
         }
-        if(!rc && npis.len == 1) {
+        if(!rc && c.b[2].len == 1) {
             load_report(l, d->file, d->line, "Group/%s: a provider-specific opt-out names its providers "
                         "in characteristic.valueReference.identifier (NPI)", id);
             goto out;
@@ -538,17 +561,17 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
             load_report(l, d->file, d->line, "Group/%s member %zu is not a Patient reference", id, i);
             continue;
         }
-        rc = list_add(&pats, pid) || list_add(&revoked, ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = list_add(&c.b[0], pid) || list_add(&c.b[1], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
-        rc = list_close(&pats) || list_close(&revoked) || list_close(&npis);
+        rc = cols_close(&c);
     if(rc) {
         rc = pa_err_set(err, PA_ENOMEM, "Group/%s is too large", id);
         goto out;
     }
-    values[0] = pa_buf_str(&pats);
-    values[1] = pa_buf_str(&revoked);
-    values[2] = pa_buf_str(&npis);
+    values[0] = pa_buf_str(&c.b[0]);
+    values[1] = pa_buf_str(&c.b[1]);
+    values[2] = pa_buf_str(&c.b[2]);
     values[5] = scope;
     values[6] = reason;
     rc = run(l, err,
@@ -567,9 +590,7 @@ out:
     else {
         l->groups++;
     }
-    pa_buf_free(&pats);
-    pa_buf_free(&revoked);
-    pa_buf_free(&npis);
+    cols_free(&c);
     return rc;
 }
 

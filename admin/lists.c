@@ -12,27 +12,6 @@
 #include "pa_fhir.h"
 #include "pa_util.h"
 
-static int list_query(const char *sql, int n, const char *const *values, int no_header)
-{
-    pa_config *cfg = NULL;
-    PGconn *db = NULL;
-    PGresult *res;
-    pa_err err;
-
-    if(admin_connect(&cfg, &db))
-        return 1;
-    pa_err_clear(&err);
-    res = pa_db_query(db, &err, sql, n, values);
-    if(res)
-        admin_print_rows(res, no_header);
-    else
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-    PQclear(res);
-    PQfinish(db);
-    pa_config_free(cfg);
-    return res ? 0 : 1;
-}
-
 int cmd_member(int argc, char **argv)
 {
     const char *limit = "100";
@@ -55,7 +34,7 @@ int cmd_member(int argc, char **argv)
         }
     }
     /* the member's most recent coverage */
-    return list_query("SELECT m.patient_id, coalesce(m.family, '') AS family, coalesce(m.given, '') AS given,"
+    return admin_list("SELECT m.patient_id, coalesce(m.family, '') AS family, coalesce(m.given, '') AS given,"
                       " coalesce(m.birth_date::text, '') AS birth_date, coalesce(m.gender, '') AS gender,"
                       " coalesce(c.subscriber_id, '') AS subscriber_id, coalesce(c.status, '') AS coverage_status "
                       "FROM member m LEFT JOIN LATERAL (SELECT subscriber_id, status FROM coverage c"
@@ -145,7 +124,7 @@ int cmd_provider(int argc, char **argv)
         }
     }
     /* in network today: the flag, within its period */
-    return list_query("SELECT npi, coalesce(name, '') AS name, kind, "
+    return admin_list("SELECT npi, coalesce(name, '') AS name, kind, "
                       " CASE WHEN in_network AND (network_start IS NULL OR network_start <= current_date)"
                       "  AND (network_end IS NULL OR network_end >= current_date) THEN 'yes' ELSE 'no' END AS in_network "
                       "FROM provider WHERE NOT $1::bool OR (in_network"

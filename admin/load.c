@@ -419,8 +419,12 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
     res = json_tokener_parse_ex(tok, line, (int)n);
     if(!res || json_tokener_get_error(tok) != json_tokener_success ||
        json_tokener_get_parse_end(tok) != n) {
+        enum json_tokener_error je = json_tokener_get_error(tok);
+
         load_report(l, file, lineno, "not valid JSON: %s",
-                    res ? "text after the resource" : json_tokener_error_desc(json_tokener_get_error(tok)));
+                    res ? "text after the resource"
+                    : je == json_tokener_continue ? "the line ends before the JSON does"
+                                                  : json_tokener_error_desc(je));
         json_object_put(res);
         return PA_OK;
     }

@@ -77,6 +77,27 @@ int admin_connect(pa_config **cfg, PGconn **db)
     return 0;
 }
 
+int admin_list(const char *sql, int n, const char *const *values, int no_header)
+{
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    PGresult *res;
+    pa_err err;
+
+    if(admin_connect(&cfg, &db))
+        return 1;
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err, sql, n, values);
+    if(res)
+        admin_print_rows(res, no_header);
+    else
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+    PQclear(res);
+    PQfinish(db);
+    pa_config_free(cfg);
+    return res ? 0 : 1;
+}
+
 void admin_print_rows(PGresult *res, int no_header)
 {
     int i;
@@ -290,10 +311,6 @@ out:
 static int cmd_jobs(int argc, char **argv)
 {
     const char *limit = "20";
-    pa_config *cfg = NULL;
-    PGconn *db = NULL;
-    PGresult *res = NULL;
-    pa_err err;
     int no_header = 0;
     long v;
     int i;
@@ -308,23 +325,11 @@ static int cmd_jobs(int argc, char **argv)
             return 2;
         }
     }
-    if(admin_connect(&cfg, &db))
-        return 1;
-    pa_err_clear(&err);
-    res = pa_db_query(db, &err,
-                      "SELECT id, kind, owner, state, "
+    return admin_list("SELECT id, kind, owner, state, "
                       "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created, "
                       "coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') AS finished "
                       "FROM job ORDER BY created_at DESC LIMIT $1::int",
-                      1, &limit);
-    if(res)
-        admin_print_rows(res, no_header);
-    else
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-    PQclear(res);
-    PQfinish(db);
-    pa_config_free(cfg);
-    return res ? 0 : 1;
+                      1, &limit, no_header);
 }
 
 int main(int argc, char **argv)
