@@ -236,6 +236,20 @@ static int run(load_ctx *l, pa_err *err, const char *sql, int n, const char *con
     return PA_OK;
 }
 
+/* Counts a stored Group, or rolls back and reports one that was not; the
+ * load goes on either way. */
+static int settle(load_ctx *l, struct deferred_group *d, int rc, pa_err *err)
+{
+    if(rc) {
+        pa_db_exec(l->db, NULL, "ROLLBACK");
+        load_report(l, d->file, d->line, "Group/%s was not stored: %s", str_at(d->group, "id", NULL), err->msg);
+    }
+    else {
+        l->groups++;
+    }
+    return PA_OK;
+}
+
 static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
 {
     json_object *g = d->group;
@@ -350,14 +364,7 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     if(!rc)
         rc = pa_db_exec(l->db, err, "COMMIT");
 out:
-    if(rc) {
-        pa_db_exec(l->db, NULL, "ROLLBACK");
-        load_report(l, d->file, d->line, "Group/%s was not stored: %s", id, err->msg);
-        rc = PA_OK;
-    }
-    else {
-        l->groups++;
-    }
+    rc = settle(l, d, rc, err);
     free(json);
     cols_free(&c);
     return rc;
@@ -475,14 +482,7 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
         load_report(l, d->file, d->line, "Group/%s: %ld of its %ld providers are not in the provider "
                     "directory and were skipped", id, listed - stored, listed);
 out:
-    if(rc) {
-        pa_db_exec(l->db, NULL, "ROLLBACK");
-        load_report(l, d->file, d->line, "Group/%s was not stored: %s", id, err->msg);
-        rc = PA_OK;
-    }
-    else {
-        l->groups++;
-    }
+    rc = settle(l, d, rc, err);
     cols_free(&c);
     return rc;
 }
@@ -547,7 +547,8 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
         if(!rc && c.b[2].len == 1) {
             load_report(l, d->file, d->line, "Group/%s: a provider-specific opt-out names its providers "
                         "in characteristic.valueReference.identifier (NPI)", id);
-            goto out;
+            cols_free(&c);
+            return PA_OK;
         }
     }
     for(i = 0; !rc && members && i < json_object_array_length(members); i++) {
@@ -583,13 +584,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
              " reason = EXCLUDED.reason, revoked = EXCLUDED.revoked",
              7, values, NULL);
 out:
-    if(rc) {
-        load_report(l, d->file, d->line, "Group/%s was not stored: %s", id, err->msg);
-        rc = PA_OK;
-    }
-    else {
-        l->groups++;
-    }
+    rc = settle(l, d, rc, err);
     cols_free(&c);
     return rc;
 }

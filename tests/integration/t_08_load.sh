@@ -126,3 +126,9 @@ expect_eq "quoted CSV fields keep their commas" "$(psql_q "SELECT reason FROM op
 echo "a,b,c" > "$HTTP_TMP/unknown.csv"
 out=$(admin load "$HTTP_TMP/unknown.csv" 2>&1); rc=$?
 expect_eq "a CSV that is no known feed is refused" "$rc" 1
+
+# a provider-specific opt-out that names no provider is refused, not half-stored
+echo '{"resourceType":"Group","id":"optout-nobody","meta":{"profile":["http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-opt-out"]},"type":"person","actual":true,"characteristic":[{"code":{"coding":[{"code":"consentconstraint"}]},"valueCodeableConcept":{"coding":[{"code":"provider-specific"}]},"exclude":false,"period":{"start":"2025-01-01"}}],"member":[{"entity":{"reference":"Patient/mem-000005"}}]}' > "$HTTP_TMP/optout-nobody.ndjson"
+out=$(admin load "$HTTP_TMP/optout-nobody.ndjson" 2>&1); rc=$?
+expect_eq "an opt-out Group naming no provider exits 1" "$rc" 1
+expect_match "and is reported, not counted as stored" "$out" '0 groups.*1 rejected'
