@@ -109,20 +109,6 @@ static int split_csv(char *line, char **f, int max)
     }
 }
 
-/* Appends an element to an array literal (quoted: any text is safe). */
-static int col_add(pa_buf *b, const char *v, int null_if_empty)
-{
-    int rc = pa_buf_addstr(b, b->len > 1 ? "," : "");
-
-    if(!rc && null_if_empty && !*v)
-        return pa_buf_addstr(b, "NULL");
-    if(!rc)
-        rc = pa_buf_addstr(b, "\"");
-    for(; !rc && *v; v++)
-        rc = (*v == '"' || *v == '\\') ? pa_buf_printf(b, "\\%c", *v) : pa_buf_add(b, v, 1);
-    return rc ? rc : pa_buf_addstr(b, "\"");
-}
-
 static int valid_date(const char *s)
 {
     char ts[PA_TS_LEN];
@@ -248,7 +234,7 @@ int load_csv(load_ctx *l, const char *file, pa_err *err)
                           (kind == F_OPTOUT && (i == 3 || i == 4)) || (kind == F_PROVIDER && i >= 4);
             const char *v = kind == F_TRL && i == 4 && !*f[i] ? "feed" : f[i];
 
-            rc = col_add(&cols[i], v, is_date);
+            rc = pa_buf_add_array_item(&cols[i], is_date && !*v ? NULL : v);
         }
         if(rc) {
             rc = pa_err_set(err, PA_ETOOBIG, "%s is too large for one feed", file);

@@ -158,26 +158,20 @@ static const char *ref_npi(json_object *ref)
     return sys && !strcmp(sys, PA_NPI_SYSTEM) ? str_at(id, "value", NULL) : NULL;
 }
 
-/* A date (the first ten characters of a date or dateTime) or "NULL", as an
- * element of an array literal; "" when malformed. */
-static const char *date_item(const char *s, char out[16])
+/* Reads a date (the first ten characters of a date or dateTime) into out
+ * and points *v at it, or at NULL when s is absent; -1 when malformed. */
+static int take_date(const char *s, char out[16], const char **v)
 {
     char ts[PA_TS_LEN];
 
+    *v = NULL;
     if(!s)
-        return "NULL";
+        return 0;
     if(strlen(s) < 10 || pa_fhir_date_ts(s, ts))
-        return "";
+        return -1;
     snprintf(out, 16, "%.10s", s);
-    return out;
-}
-
-/* Appends an item to an array literal that starts with "{". */
-static int list_add(pa_buf *b, const char *item)
-{
-    int rc = b->len > 1 ? pa_buf_addstr(b, ",") : PA_OK;
-
-    return rc ? rc : pa_buf_addstr(b, item);
+    *v = out;
+    return 0;
 }
 
 static int list_close(pa_buf *b)
@@ -316,14 +310,12 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
             load_report(l, d->file, d->line, "Group/%s member %zu is not a Patient reference", id, i);
             continue;
         }
-        s = date_item(str_at(period, "start", NULL), b1);
-        e = date_item(str_at(period, "end", NULL), b2);
-        if(!*s || !*e) {
+        if(take_date(str_at(period, "start", NULL), b1, &s) || take_date(str_at(period, "end", NULL), b2, &e)) {
             load_report(l, d->file, d->line, "Group/%s member %zu has a malformed period", id, i);
             continue;
         }
-        rc = list_add(&c.b[0], pid) || list_add(&c.b[1], s) || list_add(&c.b[2], e) ||
-             list_add(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = pa_buf_add_array_item(&c.b[0], pid) || pa_buf_add_array_item(&c.b[1], s) || pa_buf_add_array_item(&c.b[2], e) ||
+             pa_buf_add_array_item(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
         rc = cols_close(&c);
@@ -410,14 +402,11 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
     }
     json_object_object_get_ex(key, "period", &period);
     values[0] = pid;
-    values[1] = date_item(str_at(period, "start", NULL), b1);
-    values[2] = date_item(str_at(period, "end", NULL), b2);
-    if(!*values[1] || !*values[2]) {
+    if(take_date(str_at(period, "start", NULL), b1, &values[1]) ||
+       take_date(str_at(period, "end", NULL), b2, &values[2])) {
         load_report(l, d->file, d->line, "Group/%s has a malformed period", id);
         return PA_OK;
     }
-    values[1] = strcmp(values[1], "NULL") ? values[1] : NULL;
-    values[2] = strcmp(values[2], "NULL") ? values[2] : NULL;
     /* NPIs, referenced types and ids (for a lookup), inactive */
     rc = cols_open(&c, 4);
     for(i = 0; !rc && members && i < json_object_array_length(members); i++) {
@@ -447,9 +436,9 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
             continue;
         }
         listed++;
-        rc = list_add(&c.b[0], npi ? npi : "\"\"") || list_add(&c.b[1], type[0] ? type : "\"\"") ||
-             list_add(&c.b[2], rid[0] ? rid : "\"\"") ||
-             list_add(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = pa_buf_add_array_item(&c.b[0], npi ? npi : "") || pa_buf_add_array_item(&c.b[1], type[0] ? type : "") ||
+             pa_buf_add_array_item(&c.b[2], rid[0] ? rid : "") ||
+             pa_buf_add_array_item(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
         rc = cols_close(&c);
@@ -511,13 +500,11 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
         return PA_OK;
     }
     json_object_object_get_ex(key, "period", &period);
-    values[3] = date_item(str_at(period, "start", NULL), b1);
-    values[4] = date_item(str_at(period, "end", NULL), b2);
-    if(!*values[3] || !*values[4] || !strcmp(values[3], "NULL")) {
+    if(take_date(str_at(period, "start", NULL), b1, &values[3]) ||
+       take_date(str_at(period, "end", NULL), b2, &values[4]) || !values[3]) {
         load_report(l, d->file, d->line, "Group/%s: an opt-out needs characteristic.period.start", id);
         return PA_OK;
     }
-    values[4] = strcmp(values[4], "NULL") ? values[4] : NULL;
     ext = array_at(key, "extension");
     for(i = 0; ext && i < json_object_array_length(ext); i++) {
         json_object *e = json_object_array_get_idx(ext, i), *cc = NULL;
@@ -529,7 +516,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
     /* patients, revoked, providers' NPIs */
     rc = cols_open(&c, 3);
     if(!strcmp(scope, "global")) {
-        rc = rc || list_add(&c.b[2], "\"\"");
+        rc = rc || pa_buf_add_array_item(&c.b[2], "");
     }
     else {
         for(i = 0; !rc && chars && i < json_object_array_length(chars); i++) {
@@ -540,7 +527,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
                 continue;
             npi = ref_npi(vr);
             if(npi && pa_npi_valid(npi))
-                rc = list_add(&c.b[2], npi);
+                rc = pa_buf_add_array_item(&c.b[2], npi);
             else if(npi)
                 load_report(l, d->file, d->line, "Group/%s: NPI '%.20s' fails its check digit", id, npi);
         }
@@ -562,7 +549,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
             load_report(l, d->file, d->line, "Group/%s member %zu is not a Patient reference", id, i);
             continue;
         }
-        rc = list_add(&c.b[0], pid) || list_add(&c.b[1], ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = pa_buf_add_array_item(&c.b[0], pid) || pa_buf_add_array_item(&c.b[1], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
         rc = cols_close(&c);

@@ -604,6 +604,38 @@ static void write_member(struct synth *s, long n)
         fprintf(s->trl_csv, "%s,%s,%s,,payer\n", m.id, s->prac_npi[m.pcp], m.cov_start);
 }
 
+/* An opt-out Group: global (prac < 0) or from one practitioner, of every
+ * step-th member from first on. */
+static void write_optout(struct synth *s, const char *id, long prac, long first, long step)
+{
+    long n, written = 0;
+
+    P("{\"resourceType\":\"Group\",\"id\":\"%s\",", id);
+    meta(s, PDEX "pdex-member-opt-out", "2024-06-01");
+    P(",\"active\":true,\"type\":\"person\",\"actual\":true,\"code\":");
+    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS", "consentconstraint", NULL);
+    P(",\"managingEntity\":{\"reference\":\"Organization/payer\"},\"characteristic\":[{\"code\":");
+    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS", "consentconstraint", NULL);
+    P(",\"valueCodeableConcept\":");
+    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-scope", prac < 0 ? "global" : "provider-specific",
+       NULL);
+    P(",\"exclude\":false,\"period\":{\"start\":\"2024-06-01\"},\"extension\":[{\"url\":\"" PDEX "opt-out-reason\","
+      "\"valueCodeableConcept\":");
+    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-reason",
+       prac < 0 ? "privacy-concern" : "provider-relationship", NULL);
+    P("}]}");
+    if(prac >= 0)
+        /* the provider a provider-specific opt-out is about (docs/LOADING.md) */
+        P(",{\"code\":{\"text\":\"provider\"},\"valueReference\":{\"reference\":\"Practitioner/prac-%ld\","
+          "\"identifier\":{\"system\":\"" PA_NPI_SYSTEM "\",\"value\":\"%s\"}},\"exclude\":false}",
+          prac, s->prac_npi[prac]);
+    P("],\"member\":[");
+    for(n = first; n < s->members; n += step)
+        P("%s{\"entity\":{\"reference\":\"Patient/mem-%06ld\"},\"inactive\":false}", written++ ? "," : "", n);
+    P("],\"quantity\":%ld}", written);
+    emit(s, O_GROUP);
+}
+
 /* Rosters (one per organization, by the members' PCPs), a few treatment
  * relationship Groups, and the opt-outs. */
 static void write_groups(struct synth *s)
@@ -645,37 +677,8 @@ static void write_groups(struct synth *s)
         emit(s, O_GROUP);
     }
     /* about 3% opt out of Provider Access altogether; 1% from one provider */
-    P("{\"resourceType\":\"Group\",\"id\":\"optout-global\",");
-    meta(s, PDEX "pdex-member-opt-out", "2024-06-01");
-    P(",\"active\":true,\"type\":\"person\",\"actual\":true,\"code\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS", "consentconstraint", NULL);
-    P(",\"managingEntity\":{\"reference\":\"Organization/payer\"},\"characteristic\":[{\"code\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS", "consentconstraint", NULL);
-    P(",\"valueCodeableConcept\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-scope", "global", NULL);
-    P(",\"exclude\":false,\"period\":{\"start\":\"2024-06-01\"},\"extension\":[{\"url\":\"" PDEX "opt-out-reason\","
-      "\"valueCodeableConcept\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-reason", "privacy-concern", NULL);
-    P("}]}],\"member\":[");
-    for(written = 0, n = 7; n < s->members; n += 33)
-        P("%s{\"entity\":{\"reference\":\"Patient/mem-%06ld\"},\"inactive\":false}", written++ ? "," : "", n);
-    P("],\"quantity\":%ld}", written);
-    emit(s, O_GROUP);
-    P("{\"resourceType\":\"Group\",\"id\":\"optout-prac-0\",");
-    meta(s, PDEX "pdex-member-opt-out", "2024-06-01");
-    P(",\"active\":true,\"type\":\"person\",\"actual\":true,\"code\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS", "consentconstraint", NULL);
-    P(",\"characteristic\":[{\"code\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS", "consentconstraint", NULL);
-    P(",\"valueCodeableConcept\":");
-    cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-scope", "provider-specific", NULL);
-    P(",\"exclude\":false,\"period\":{\"start\":\"2024-06-01\"}},{\"code\":{\"text\":\"provider\"},"
-      "\"valueReference\":{\"reference\":\"Practitioner/prac-0\",\"identifier\":{\"system\":\"" PA_NPI_SYSTEM
-      "\",\"value\":\"%s\"}},\"exclude\":false}],\"member\":[", s->prac_npi[0]);
-    for(written = 0, n = 11; n < s->members; n += 97)
-        P("%s{\"entity\":{\"reference\":\"Patient/mem-%06ld\"},\"inactive\":false}", written++ ? "," : "", n);
-    P("],\"quantity\":%ld}", written);
-    emit(s, O_GROUP);
+    write_optout(s, "optout-global", -1, 7, 33);
+    write_optout(s, "optout-prac-0", 0, 11, 97);
 }
 
 static int parse_today(const char *s, int64_t *days)

@@ -293,36 +293,16 @@ struct tok_ctx {
     int rc;
 };
 
-/* Appends s to an array literal element, escaping quotes and backslashes. */
-static int add_escaped(pa_buf *b, const char *s)
+/* Appends "param=sys|code" (or "param=code" without sys) to the tokens. */
+static int add_token(pa_buf *b, const char *param, const char *sys, const char *code)
 {
-    int rc = PA_OK;
+    char item[2048];
+    int n = sys ? snprintf(item, sizeof(item), "%s=%s|%s", param, sys, code)
+                : snprintf(item, sizeof(item), "%s=%s", param, code);
 
-    for(; !rc && *s; s++)
-        rc = (*s == '"' || *s == '\\') ? pa_buf_printf(b, "\\%c", *s) : pa_buf_add(b, s, 1);
-    return rc;
-}
-
-/* Appends "param=sys|code" (or "param=code" without sys) to the array
- * literal in b, which starts with "{". */
-static int add_array_item(pa_buf *b, const char *param, const char *sys, const char *code)
-{
-    int rc = pa_buf_addstr(b, b->len > 1 ? ",\"" : "\"");
-
-    if(!rc)
-        rc = add_escaped(b, param);
-    if(!rc)
-        rc = pa_buf_addstr(b, "=");
-    if(!rc && sys) {
-        rc = add_escaped(b, sys);
-        if(!rc)
-            rc = pa_buf_addstr(b, "|");
-    }
-    if(!rc)
-        rc = add_escaped(b, code);
-    if(!rc)
-        rc = pa_buf_addstr(b, "\"");
-    return rc;
+    if(n < 0 || (size_t)n >= sizeof(item))
+        return PA_ETOOBIG;
+    return pa_buf_add_array_item(b, item);
 }
 
 static void add_coding(struct tok_ctx *c, json_object *coding)
@@ -333,9 +313,9 @@ static void add_coding(struct tok_ctx *c, json_object *coding)
     if(!code || c->rc)
         return;
     /* both forms: "code=sys|x" for system|code searches, "code=x" for any system */
-    c->rc = add_array_item(c->b, c->param, sys ? sys : "", code);
+    c->rc = add_token(c->b, c->param, sys ? sys : "", code);
     if(!c->rc)
-        c->rc = add_array_item(c->b, c->param, NULL, code);
+        c->rc = add_token(c->b, c->param, NULL, code);
 }
 
 static void visit_token(json_object *v, void *ctx)
@@ -346,7 +326,7 @@ static void visit_token(json_object *v, void *ctx)
 
     if(c->kind == TOK_CODE) {
         if(json_object_is_type(v, json_type_string) && !c->rc)
-            c->rc = add_array_item(c->b, c->param, NULL, json_object_get_string(v));
+            c->rc = add_token(c->b, c->param, NULL, json_object_get_string(v));
     }
     else if(c->kind == TOK_CODING) {
         add_coding(c, v);

@@ -21,16 +21,15 @@ struct route {
     const char *pattern;
     int method;
     pa_handler handler;
-    int needs_config; /* 0: answers even when the configuration is broken */
 };
 
 static const struct route routes[] = {
-    { "/metadata", M_GET, pa_h_metadata, 1 },
-    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, 1 },
-    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, 1 },
-    { "/bulkstatus/{}", M_GET, pa_h_job_status, 1 },
-    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, 1 },
-    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file, 1 },
+    { "/metadata", M_GET, pa_h_metadata },
+    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config },
+    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export },
+    { "/bulkstatus/{}", M_GET, pa_h_job_status },
+    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete },
+    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -132,7 +131,7 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
                 free(args[--nargs]);
             continue;
         }
-        if(routes[i].needs_config && !ctx->cfg) {
+        if(!ctx->cfg) {
             pa_resp_error(resp, &ctx->cfg_err);
         }
         else if(check_format(req, resp) == 0) {
