@@ -8,17 +8,30 @@
 
 #include <libpq-fe.h>
 
+#include "pa_auth.h"
 #include "pa_config.h"
 #include "pa_err.h"
 #include "pa_http.h"
 #include "pa_redis.h"
+
+/* What the audit event of a request records beside its method, path and
+ * status; handlers fill in what they know. */
+typedef struct pa_audit {
+    const char *operation;  /* "export", "token", "status", ... */
+    char group_id[65];
+    char job_id[33];
+    long members;           /* -1 when not applicable */
+    char detail[256];       /* why it was refused: for the payer only */
+} pa_audit;
 
 typedef struct pa_ctx {
     const pa_config *cfg;  /* NULL when the configuration could not be loaded */
     pa_err cfg_err;        /* why, for the 503 answer */
     pa_redis *redis;       /* connected on first use */
     PGconn *db;            /* connected (and schema-checked) on first use */
-    const char *client_id; /* who is asking (the job owner) */
+    const char *client_id; /* who is asking (the job owner); "" before authentication */
+    pa_token token;        /* the caller's access token, once checked */
+    pa_audit audit;
 } pa_ctx;
 
 /* Connections on demand; a failure answers 503 through pa_resp_error. */
@@ -29,12 +42,16 @@ void pa_ctx_close(pa_ctx *ctx);
 /* Routes one request and fills resp; never fails (errors become OperationOutcomes). */
 void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp);
 
+/* 403 unless the caller's scope lets it read type; 0 when it does. */
+int pa_api_require_read(pa_ctx *ctx, pa_resp *resp, const char *type);
+
 /* The public URL of the request as the client sent it (for the manifest's
  * `request`); caller frees. */
 char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req);
 
 typedef int (*pa_handler)(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 
+int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);

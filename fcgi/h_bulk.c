@@ -264,6 +264,8 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 
     memset(&xp, 0, sizeof(xp));
     pa_err_clear(&err);
+    ctx->audit.operation = "export";
+    pa_strlcpy(ctx->audit.group_id, args[0], sizeof(ctx->audit.group_id));
     if(!req->accept || !*req->accept) {
         pa_resp_outcome(resp, 400, "error", "required",
                         "an export needs the header Accept: application/fhir+json");
@@ -313,6 +315,7 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         goto out;
     }
     pa_info("export of Group %s accepted as job %s", args[0], job->id);
+    pa_strlcpy(ctx->audit.job_id, job->id, sizeof(ctx->audit.job_id));
     pa_resp_outcome(resp, 202, "information", "informational",
                     "export accepted; poll the Content-Location URL for its status");
     pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
@@ -353,6 +356,8 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     static const char *const types[] = { PA_MT_JSON, PA_MT_FHIR_JSON, NULL };
     pa_job *job = NULL;
 
+    ctx->audit.operation = "status";
+    pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
     if(pa_accept_pick(req->accept, types) < 0)
         return pa_resp_outcome(resp, 406, "error", "not-supported",
                                "the status answers with application/json; Accept '%.80s' does not allow it",
@@ -392,6 +397,8 @@ int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 
     (void)req;
     pa_err_clear(&err);
+    ctx->audit.operation = "cancel";
+    pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
     rc = pa_ctx_redis(ctx, &redis, &err);
     if(rc) {
         pa_resp_error(resp, &err);
@@ -456,14 +463,21 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_job *job = NULL;
     char url[1024];
     char path[1024];
+    char type[64];
     struct stat st;
 
+    ctx->audit.operation = "download";
+    pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
     if(pa_accept_pick(req->accept, types) < 0)
         return pa_resp_outcome(resp, 406, "error", "not-supported",
                                "files are application/fhir+ndjson; Accept '%.80s' does not allow it",
                                req->accept);
     if(!safe_file_name(args[1]))
         return pa_resp_outcome(resp, 404, "error", "not-found", "no such file");
+    /* a file holds one type, named before its number: Patient-1.ndjson */
+    snprintf(type, sizeof(type), "%.*s", (int)strcspn(args[1], "-"), args[1]);
+    if(pa_api_require_read(ctx, resp, type))
+        return 0;
     if(load_own_job(ctx, args[0], &job, resp))
         return 0;
     snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", ctx->cfg->base_url, job->id, args[1]);

@@ -93,6 +93,35 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 
     rest = json_object_new_object();
     add_str(rest, "mode", "server");
+    {
+        /* SMART Backend Services; the oauth-uris extension for clients that look there */
+        json_object *security = json_object_new_object();
+        json_object *service = json_object_new_object();
+        json_object *services = json_object_new_array();
+        json_object *codings = json_object_new_array();
+        json_object *coding = json_object_new_object();
+        json_object *ext = json_object_new_object();
+        json_object *inner = json_object_new_object();
+        json_object *inners = json_object_new_array();
+        json_object *exts = json_object_new_array();
+        char token[1024];
+
+        snprintf(token, sizeof(token), "%s/auth/token", ctx->cfg->base_url);
+        add_str(coding, "system", "http://terminology.hl7.org/CodeSystem/restful-security-service");
+        add_str(coding, "code", "SMART-on-FHIR");
+        json_object_array_add(codings, coding);
+        json_object_object_add(service, "coding", codings);
+        json_object_array_add(services, service);
+        json_object_object_add(security, "service", services);
+        add_str(inner, "url", "token");
+        add_str(inner, "valueUri", token);
+        json_object_array_add(inners, inner);
+        add_str(ext, "url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+        json_object_object_add(ext, "extension", inners);
+        json_object_array_add(exts, ext);
+        json_object_object_add(security, "extension", exts);
+        json_object_object_add(rest, "security", security);
+    }
     json_object_object_add(rest, "resource", resources);
     rests = json_object_new_array();
     json_object_array_add(rests, rest);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "pa_db.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
@@ -133,6 +134,52 @@ static int read_body(FCGX_Request *fr, const pa_ctx *ctx, char **body, size_t *l
     return 0;
 }
 
+/*
+ * Records the request in audit_event (after the answer went out, so it adds
+ * nothing to the client's wait).  When the database cannot take it, the
+ * event goes to the log instead: never lost, and never PHI or tokens.
+ */
+static void audit(pa_ctx *ctx, const pa_req *req, int status, int64_t ms)
+{
+    const pa_audit *a = &ctx->audit;
+    char st[16], dur[24], members[24];
+    const char *values[13];
+    PGconn *db;
+    PGresult *res = NULL;
+    pa_err err;
+
+    if(!ctx->cfg)
+        return;
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(dur, sizeof(dur), "%lld", (long long)ms);
+    snprintf(members, sizeof(members), "%ld", a->members);
+    values[0] = req->request_id;
+    values[1] = ctx->token.client_id[0] ? ctx->token.client_id : NULL;
+    values[2] = ctx->token.npi[0] ? ctx->token.npi : NULL;
+    values[3] = req->method;
+    values[4] = req->path;
+    values[5] = a->operation;
+    values[6] = a->group_id[0] ? a->group_id : NULL;
+    values[7] = a->members >= 0 ? members : NULL;
+    values[8] = a->job_id[0] ? a->job_id : NULL;
+    values[9] = status < 400 ? "success" : status < 500 ? "refused" : "error";
+    values[10] = st;
+    values[11] = dur;
+    values[12] = a->detail[0] ? a->detail : NULL;
+    pa_err_clear(&err);
+    if(pa_ctx_db(ctx, &db, &err) == PA_OK)
+        res = pa_db_query(db, &err,
+                          "INSERT INTO audit_event (request_id, client_id, npi, method, endpoint, operation,"
+                          " group_id, members, job_id, outcome, status, duration_ms, detail) "
+                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int, $9, $10, $11::int, $12::int, $13)",
+                          13, values);
+    if(!res)
+        pa_warn("audit event not stored (%s): client=%s op=%s group=%s job=%s status=%d detail=%s", err.msg,
+                values[1] ? values[1] : "-", a->operation ? a->operation : "-", a->group_id, a->job_id, status,
+                a->detail);
+    PQclear(res);
+}
+
 static void handle(FCGX_Request *fr, pa_ctx *ctx)
 {
     pa_req req;
@@ -160,16 +207,21 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     req.content_type = env(fr->envp, "CONTENT_TYPE");
     req.prefer = env(fr->envp, "HTTP_PREFER");
     req.authorization = env(fr->envp, "HTTP_AUTHORIZATION");
-    /* until client authentication exists every caller is the same client */
-    ctx->client_id = "anonymous";
+    /* nobody is anybody until the router has checked the token */
+    ctx->client_id = "";
+    memset(&ctx->token, 0, sizeof(ctx->token));
+    memset(&ctx->audit, 0, sizeof(ctx->audit));
+    ctx->audit.members = -1;
     if(read_body(fr, ctx, &body, &req.body_len, &resp) == 0) {
         req.body = body ? body : "";
         pa_api_handle(ctx, &req, &resp);
     }
     send_response(fr->out, ctx, &req, &resp, head_only);
+    FCGX_Finish_r(fr);
     /* no query string in the log: it may carry patient references */
     pa_info("%s %s -> %d in %lld ms", req.method, req.path, resp.status,
             (long long)(pa_mono_ms() - req.start_ms));
+    audit(ctx, &req, resp.status, pa_mono_ms() - req.start_ms);
     pa_log_set_context(NULL);
     pa_req_clear(&req);
     pa_resp_free(&resp);
@@ -200,10 +252,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "pa-api: cannot initialise FastCGI\n");
         return 1;
     }
-    while(FCGX_Accept_r(&fr) >= 0) {
-        handle(&fr, &ctx);
-        FCGX_Finish_r(&fr);
-    }
+    while(FCGX_Accept_r(&fr) >= 0)
+        handle(&fr, &ctx); /* finishes the request itself, then audits it */
     pa_ctx_close(&ctx);
     pa_config_free(cfg);
     pa_log_close();

@@ -6,9 +6,12 @@
 #include "api.h"
 #include "pa_db.h"
 #include "pa_log.h"
+#include "pa_util.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_ARGS 4
 #define MAX_SEGMENT 256
@@ -17,19 +20,27 @@ const char *const pa_fhir_json_types[] = { PA_MT_FHIR_JSON, PA_MT_JSON, "applica
 
 enum { M_GET = 1, M_POST = 2, M_DELETE = 4 };
 
+/* Who may call a route: anyone, or a client with an access token (and, for
+ * read_type, a scope that lets it read that type). */
+enum access { PUBLIC, TOKEN };
+
 struct route {
     const char *pattern;
     int method;
     pa_handler handler;
+    enum access access;
+    const char *read_type;
 };
 
 static const struct route routes[] = {
-    { "/metadata", M_GET, pa_h_metadata },
-    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config },
-    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export },
-    { "/bulkstatus/{}", M_GET, pa_h_job_status },
-    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete },
-    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file },
+    { "/metadata", M_GET, pa_h_metadata, PUBLIC, NULL },
+    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, PUBLIC, NULL },
+    { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL },
+    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
+    { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL },
+    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, TOKEN, NULL },
+    /* each file's own type is checked by its handler */
+    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file, TOKEN, NULL },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -108,6 +119,60 @@ static int check_format(const pa_req *req, pa_resp *resp)
     return -1;
 }
 
+/*
+ * Checks the Bearer token: 401 with WWW-Authenticate when it is missing,
+ * unknown or expired (OperationOutcome code login).  On success the caller is
+ * the token's client.
+ */
+static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp)
+{
+    const char *h = req->authorization;
+    pa_redis *redis;
+    pa_err err;
+    int rc;
+
+    /* already checked: main() clears the token before every request, so only
+     * the unit tests come here with one */
+    if(ctx->token.client_id[0]) {
+        ctx->client_id = ctx->token.client_id;
+        return 0;
+    }
+    if(!h || strncasecmp(h, "Bearer ", 7)) {
+        pa_resp_outcome(resp, 401, "error", "login",
+                        "this request needs an access token: Authorization: Bearer <token> from %s/auth/token",
+                        ctx->cfg->base_url);
+        pa_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"provider-access\"");
+        pa_strlcpy(ctx->audit.detail, "no access token", sizeof(ctx->audit.detail));
+        return -1;
+    }
+    pa_err_clear(&err);
+    rc = pa_ctx_redis(ctx, &redis, &err);
+    if(!rc)
+        rc = pa_token_lookup(redis, h + 7, &ctx->token, &err);
+    if(rc == PA_ENOTFOUND) {
+        pa_resp_outcome(resp, 401, "error", "login", "the access token is unknown or has expired");
+        pa_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"provider-access\", error=\"invalid_token\"");
+        pa_strlcpy(ctx->audit.detail, "unknown or expired token", sizeof(ctx->audit.detail));
+        return -1;
+    }
+    if(rc) {
+        pa_resp_error(resp, &err);
+        return -1;
+    }
+    ctx->client_id = ctx->token.client_id;
+    return 0;
+}
+
+int pa_api_require_read(pa_ctx *ctx, pa_resp *resp, const char *type)
+{
+    if(pa_scope_allows(ctx->token.scope, type))
+        return 0;
+    pa_resp_outcome(resp, 403, "error", "forbidden", "the access token's scope (%s) does not allow reading %s",
+                    ctx->token.scope, type);
+    snprintf(ctx->audit.detail, sizeof(ctx->audit.detail), "scope does not cover %s", type);
+    return -1;
+}
+
 void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
 {
     char *args[MAX_ARGS];
@@ -131,12 +196,11 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
                 free(args[--nargs]);
             continue;
         }
-        if(!ctx->cfg) {
+        if(!ctx->cfg)
             pa_resp_error(resp, &ctx->cfg_err);
-        }
-        else if(check_format(req, resp) == 0) {
+        else if(check_format(req, resp) == 0 && (routes[i].access == PUBLIC || authenticate(ctx, req, resp) == 0) &&
+                (!routes[i].read_type || pa_api_require_read(ctx, resp, routes[i].read_type) == 0))
             routes[i].handler(ctx, req, resp, args);
-        }
         while(nargs > 0)
             free(args[--nargs]);
         return;

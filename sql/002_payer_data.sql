@@ -145,7 +145,8 @@ CREATE TABLE audit_event (
     job_id      text,
     outcome     text,
     status      integer,
-    duration_ms integer
+    duration_ms integer,
+    detail      text           -- why a request was refused: for the payer, never sent to the caller
 );
 CREATE INDEX audit_event_client ON audit_event (client_id, at);
 CREATE INDEX audit_event_at ON audit_event (at);

@@ -75,7 +75,10 @@ static pa_ctx make_ctx(void)
 
     memset(&ctx, 0, sizeof(ctx));
     ctx.cfg = cfg;
-    ctx.client_id = "client-a";
+    ctx.client_id = "";
+    /* a caller whose token the router already checked */
+    strcpy(ctx.token.client_id, "client-a");
+    strcpy(ctx.token.scope, "system/*.read");
     return ctx;
 }
 
@@ -203,6 +206,62 @@ static void test_kickoff_rejections(void)
     }
 }
 
+static void test_token_required(void)
+{
+    pa_ctx ctx = make_ctx();
+    struct call c;
+
+    memset(&ctx.token, 0, sizeof(ctx.token));
+    call(&c, &ctx, "GET", "/Group/g1/$export", NULL, "application/fhir+json", "respond-async", NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 401);
+    CU_ASSERT_STRING_EQUAL(issue_code(c.json), "login");
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.headers), "WWW-Authenticate: Bearer"));
+    done(&c);
+    call(&c, &ctx, "GET", "/bulkstatus/abc", NULL, NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 401);
+    done(&c);
+    /* discovery stays open */
+    call(&c, &ctx, "GET", "/metadata", NULL, NULL, NULL, NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 200);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "http://127.0.0.1:8080/fhir/auth/token"));
+    done(&c);
+    ctx = make_ctx();
+    strcpy(ctx.token.scope, "system/Observation.rs");
+    call(&c, &ctx, "GET", "/Group/g1/$export", NULL, "application/fhir+json", "respond-async", NULL, NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 403);
+    CU_ASSERT_STRING_EQUAL(issue_code(c.json), "forbidden");
+    done(&c);
+}
+
+static void test_token_request_checks(void)
+{
+    static const struct {
+        const char *ctype, *body;
+        int status;
+        const char *error;
+    } cases[] = {
+        { "application/json", "{}", 400, "invalid_request" },
+        { "application/x-www-form-urlencoded", "scope=system%2F*.read", 400, "invalid_request" },
+        { "application/x-www-form-urlencoded", "grant_type=password", 400, "unsupported_grant_type" },
+        { "application/x-www-form-urlencoded", "grant_type=client_credentials&client_assertion_type=x&client_assertion=y", 401, "invalid_client" },
+        { "application/x-www-form-urlencoded", "grant_type=client_credentials&grant_type=client_credentials", 400, "invalid_request" },
+        { "application/x-www-form-urlencoded", "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=not.a", 400, "invalid_request" },
+    };
+    pa_ctx ctx = make_ctx();
+    size_t i;
+
+    memset(&ctx.token, 0, sizeof(ctx.token));
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct call c;
+
+        call(&c, &ctx, "POST", "/auth/token", NULL, NULL, NULL, cases[i].ctype, cases[i].body);
+        CU_ASSERT_EQUAL(c.resp.status, cases[i].status);
+        CU_ASSERT_STRING_EQUAL(c.resp.content_type, "application/json");
+        CU_ASSERT_STRING_EQUAL(jstr(c.json, "error"), cases[i].error);
+        done(&c);
+    }
+}
+
 static void test_request_url(void)
 {
     pa_ctx ctx = make_ctx();
@@ -228,6 +287,8 @@ int main(void)
         { "broken configuration answers 503", test_broken_config_answers_503 },
         { "kick-off rejections", test_kickoff_rejections },
         { "request URL echoes the client's", test_request_url },
+        { "a token is required, and its scope", test_token_required },
+        { "token requests: RFC 6749 errors", test_token_request_checks },
         { NULL, NULL },
     };
     pa_err err;
