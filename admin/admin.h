@@ -27,6 +27,10 @@ int cmd_provider(int argc, char **argv);
 /* pa-admin delete Type/id...: removes resources, leaving tombstones. */
 int cmd_delete(int argc, char **argv);
 
+/* pa-admin client ... and pa-admin audit */
+int cmd_client(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
 /* pa-admin synth --members N --seed S --out DIR */
 int cmd_synth(int argc, char **argv);
 

@@ -36,6 +36,9 @@ static void usage(FILE *f)
             "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
             "  provider network NPI --in|--out [--from DATE] [--to DATE]   set a provider's network status\n"
             "  synth --members N [--seed S] --out DIR   write a synthetic payer as NDJSON and CSV\n"
+            "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
+            "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE\n"
+            "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
             "\n"
             "Lists print tab-separated lines with a header line; --no-header drops it.\n"
@@ -360,6 +363,10 @@ int main(int argc, char **argv)
         return cmd_provider(argc - i, argv + i);
     if(!strcmp(argv[i], "synth"))
         return cmd_synth(argc - i, argv + i);
+    if(!strcmp(argv[i], "client"))
+        return cmd_client(argc - i, argv + i);
+    if(!strcmp(argv[i], "audit"))
+        return cmd_audit(argc - i, argv + i);
     if(!strcmp(argv[i], "version")) {
         printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
         return 0;

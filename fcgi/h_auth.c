@@ -40,7 +40,7 @@ static int oauth_error(pa_ctx *ctx, pa_resp *resp, int status, const char *error
 
     json_object_object_add(o, "error", json_object_new_string(error));
     json_object_object_add(o, "error_description", json_object_new_string(description));
-    pa_resp_text(resp, status, PA_MT_JSON, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    pa_resp_text(resp, status, PA_MT_JSON, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     pa_resp_header(resp, "Cache-Control", "no-store");
     if(status == 401)
@@ -432,7 +432,7 @@ int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         json_object_object_add(o, "token_type", json_object_new_string("bearer"));
         json_object_object_add(o, "expires_in", json_object_new_int(PA_TOKEN_TTL));
         json_object_object_add(o, "scope", json_object_new_string(granted));
-        pa_resp_text(resp, 200, PA_MT_JSON, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        pa_resp_text(resp, 200, PA_MT_JSON, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
         pa_resp_header(resp, "Cache-Control", "no-store");
         pa_resp_header(resp, "Pragma", "no-cache");
