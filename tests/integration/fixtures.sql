@@ -11,4 +11,8 @@ INSERT INTO roster_member (roster_id, patient_id) VALUES ('small', 'p1'), ('smal
 INSERT INTO roster_member (roster_id, patient_id) SELECT 'big', 'p' || n FROM generate_series(1, 400) AS n;
 -- a member whose Patient resource is missing exports nothing, and no error
 INSERT INTO roster_member (roster_id, patient_id) VALUES ('small', 'ghost');
+-- the provider directory: one provider in network, one out of it
+INSERT INTO provider (npi, kind, name, in_network) VALUES
+  ('1234567893', 'organization', 'In-network test clinic', true),
+  ('1245319599', 'practitioner', 'Out-of-network doctor', false);
 COMMIT;

@@ -32,11 +32,30 @@ expect_true() {
   if "$@"; then ok "$name"; else fail "$name" "command failed: $*"; fi
 }
 
-# http METHOD URL [curl args...]: sets STATUS, BODY and HEADERS (a file); never fails
+# token_for ID SECRET: an access token for a client that has a secret
+token_for() {
+  curl -s -u "$1:$2" "$BASE/auth/token" -d grant_type=client_credentials --data-urlencode "scope=${3:-system/*.read}" \
+    | jq -r '.access_token // empty'
+}
+
+# The suite's own client (made by run); its token is renewed before it expires.
+TOKEN_AT=0
+auth_header() {
+  if [ $((SECONDS - TOKEN_AT)) -gt 200 ] || [ -z "${TOKEN:-}" ]; then
+    TOKEN=$(token_for "$CLIENT_ID" "$CLIENT_SECRET")
+    TOKEN_AT=$SECONDS
+  fi
+  printf 'Authorization: Bearer %s' "$TOKEN"
+}
+
+# http METHOD URL [curl args...]: sets STATUS, BODY and HEADERS (a file); never
+# fails.  Sends the suite client's token unless NOAUTH=1.
 http() {
   local method=$1 url=$2; shift 2
+  local auth=()
+  [ "${NOAUTH:-0}" = 1 ] || auth=(-H "$(auth_header)")
   : > "$HTTP_TMP/h"
-  STATUS=$(curl -s -X "$method" -o "$HTTP_TMP/b" -D "$HTTP_TMP/h" -w '%{http_code}' "$@" "$url" || true)
+  STATUS=$(curl -s -X "$method" -o "$HTTP_TMP/b" -D "$HTTP_TMP/h" -w '%{http_code}' "${auth[@]}" "$@" "$url" || true)
   BODY=$(cat "$HTTP_TMP/b" 2>/dev/null || true)
   HEADERS=$HTTP_TMP/h
 }
@@ -104,6 +123,6 @@ download_all() {
   mkdir -p "$dir"
   for url in $(jq -r '.output[].url' <<< "$1"); do
     i=$((i + 1))
-    curl -sf "$url" -o "$dir/$(printf '%03d' $i)-$(basename "$url")" || return 1
+    curl -sf -H "$(auth_header)" "$url" -o "$dir/$(printf '%03d' $i)-$(basename "$url")" || return 1
   done
 }

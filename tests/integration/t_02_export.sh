@@ -38,7 +38,7 @@ expect_outcome "a malformed job id answers 404" 404
 
 jobid=${small_url##*/}
 expect_eq "the job has its durable record" "$(psql_q "SELECT state FROM job WHERE id='$jobid'")" completed
-expect_true "pa-admin jobs lists it" sh -c "'$PA_ROOT/bin/pa-admin' --config '$PA_ROOT/provider-access.conf' jobs | grep -q '^$jobid	export	anonymous	completed'"
+expect_true "pa-admin jobs lists it" sh -c "'$PA_ROOT/bin/pa-admin' --config '$PA_ROOT/provider-access.conf' jobs | grep -q '^$jobid	export	$CLIENT_ID	completed'"
 
 # the POST form with a Parameters body, and _since / _type
 http POST "$BASE/Group/big/\$export" -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' \
