@@ -38,14 +38,14 @@ token_for() {
     | jq -r '.access_token // empty'
 }
 
-# The suite's own client (made by run); its token is renewed before it expires.
+# The suite's own client (made by run); its token is renewed before it
+# expires.  Call ensure_token in this shell (not in $(...)) so that it sticks.
 TOKEN_AT=0
-auth_header() {
-  if [ $((SECONDS - TOKEN_AT)) -gt 200 ] || [ -z "${TOKEN:-}" ]; then
+ensure_token() {
+  if [ "${1:-}" = --now ] || [ $((SECONDS - TOKEN_AT)) -gt 200 ] || [ -z "${TOKEN:-}" ]; then
     TOKEN=$(token_for "$CLIENT_ID" "$CLIENT_SECRET")
     TOKEN_AT=$SECONDS
   fi
-  printf 'Authorization: Bearer %s' "$TOKEN"
 }
 
 # http METHOD URL [curl args...]: sets STATUS, BODY and HEADERS (a file); never
@@ -53,7 +53,10 @@ auth_header() {
 http() {
   local method=$1 url=$2; shift 2
   local auth=()
-  [ "${NOAUTH:-0}" = 1 ] || auth=(-H "$(auth_header)")
+  if [ "${NOAUTH:-0}" != 1 ]; then
+    ensure_token
+    auth=(-H "Authorization: Bearer $TOKEN")
+  fi
   : > "$HTTP_TMP/h"
   STATUS=$(curl -s -X "$method" -o "$HTTP_TMP/b" -D "$HTTP_TMP/h" -w '%{http_code}' "${auth[@]}" "$@" "$url" || true)
   BODY=$(cat "$HTTP_TMP/b" 2>/dev/null || true)
@@ -120,9 +123,10 @@ progress_of() {
 # download_all MANIFEST_JSON DIR: fetches every output file into DIR, in manifest order
 download_all() {
   local dir=$2 url i=0
+  ensure_token
   mkdir -p "$dir"
   for url in $(jq -r '.output[].url' <<< "$1"); do
     i=$((i + 1))
-    curl -sf -H "$(auth_header)" "$url" -o "$dir/$(printf '%03d' $i)-$(basename "$url")" || return 1
+    curl -sf -H "Authorization: Bearer $TOKEN" "$url" -o "$dir/$(printf '%03d' $i)-$(basename "$url")" || return 1
   done
 }

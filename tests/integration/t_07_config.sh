@@ -34,6 +34,7 @@ expect_eq "with the configuration mended it answers 200 again" "$STATUS" 200
 # PostgreSQL down: 503, never a crash, and back once it is up
 pgctl() { runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/pg_ctl" -D "$PA_ROOT/pg" "$@"; }
 if [ "$(id -u)" = 0 ]; then
+  ensure_token --now   # tokens live in Redis: they outlast a PostgreSQL outage
   pgctl -m fast -w stop > /dev/null
   kickoff small
   expect_outcome "with PostgreSQL down a kick-off answers 503" 503 "database error"

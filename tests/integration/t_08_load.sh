@@ -53,7 +53,7 @@ expect_eq "opt-outs loaded from their Groups (global and provider-specific)" \
 expect_eq "treatment relationships from claims (CSV) and from Groups" \
   "$(psql_q "SELECT string_agg(DISTINCT source, ',' ORDER BY source) FROM treatment_relationship")" "claims,payer"
 expect_eq "providers' network status from the CSV feed" \
-  "$(psql_q "SELECT count(*) FROM provider WHERE NOT in_network")" \
+  "$(psql_q "SELECT count(*) FROM provider WHERE NOT in_network AND resource_id IS NOT NULL")" \
   "$(grep -c ',false,' "$syn/providers.csv")"
 ml=$(admin member list --limit 2)
 expect_match "member list is tab-separated with a header" "$ml" $'^patient_id\tfamily\tgiven\tbirth_date\tgender\tsubscriber_id\tcoverage_status\nmem-000000\t'
