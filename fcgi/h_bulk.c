@@ -237,14 +237,25 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
     return 0;
 }
 
-static int group_exists(PGconn *db, const char *id, int *found, pa_err *err)
+/*
+ * Whether the caller may see the roster: one attributed to its NPI or its
+ * organization's (payer admin clients see all).  *members is its size.
+ * Anything the caller may not see does not exist for it.
+ */
+static int group_visible(PGconn *db, const pa_token *t, const char *id, int *visible, long *members, pa_err *err)
 {
-    const char *values[1] = { id };
-    PGresult *res = pa_db_query(db, err, "SELECT 1 FROM roster WHERE id = $1", 1, values);
+    const char *values[4] = { id, t->npi, t->org_npi, t->admin ? "true" : "false" };
+    PGresult *res = pa_db_query(db, err,
+                                "SELECT (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id) FROM roster r "
+                                "WHERE r.id = $1 AND ($4::bool OR r.npi IN (nullif($2, ''), nullif($3, ''))"
+                                " OR r.org_npi IN (nullif($2, ''), nullif($3, '')))",
+                                4, values);
 
     if(!res)
         return PA_EDB;
-    *found = PQntuples(res) > 0;
+    *visible = PQntuples(res) == 1;
+    if(*visible)
+        pa_parse_long(PQgetvalue(res, 0, 0), members);
     PQclear(res);
     return PA_OK;
 }
@@ -291,13 +302,14 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     jp = json_object_new_object();
     if(build_job_params(&xp, args[0], now, jp, resp))
         goto out;
-    if(pa_ctx_db(ctx, &db, &err) || group_exists(db, args[0], &found, &err) ||
+    if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, args[0], &found, &ctx->audit.members, &err) ||
        pa_ctx_redis(ctx, &redis, &err)) {
         pa_resp_error(resp, &err);
         goto out;
     }
     if(!found) {
         pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
+        pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
         goto out;
     }
     request = pa_api_request_url(ctx, req);

@@ -6,7 +6,9 @@ SELECT 'Patient', 'p' || n, 'p' || n, timestamptz '2024-01-01T00:00:00Z' + n * i
        '{"resourceType":"Patient","id":"p' || n || '","name":[{"family":"Test\\u00e9 \"' || n ||
        '\"","given":["Ana"]}],"birthDate":"1970-01-01"}'
 FROM generate_series(1, 400) AS n;
-INSERT INTO roster (id, name) VALUES ('small', 'three members'), ('empty', 'no members'), ('big', '400 members');
+-- attributed to the test clients' NPI, except 'elsewhere'
+INSERT INTO roster (id, name, npi) VALUES ('small', 'three members', '1234567893'), ('empty', 'no members', '1234567893'),
+  ('big', '400 members', '1234567893'), ('elsewhere', 'another provider''s', '1245319599');
 INSERT INTO roster_member (roster_id, patient_id) VALUES ('small', 'p1'), ('small', 'p2'), ('small', 'p300');
 INSERT INTO roster_member (roster_id, patient_id) SELECT 'big', 'p' || n FROM generate_series(1, 400) AS n;
 -- a member whose Patient resource is missing exports nothing, and no error

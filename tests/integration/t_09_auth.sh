@@ -129,6 +129,22 @@ expect_eq "metadata needs no token" "$STATUS" 200
 expect_eq "metadata names the token endpoint" \
   "$(jq_body '.rest[0].security.extension[0].extension[0].valueUri')" "$URL"
 
+# a roster attributed to another provider does not exist for this one
+kickoff elsewhere
+expect_outcome "another provider's roster answers 404" 404 "no Group 'elsewhere'"
+expect_eq "the audit says why" \
+  "$(psql_q "SELECT detail FROM audit_event WHERE group_id = 'elsewhere' ORDER BY id DESC LIMIT 1")" \
+  "no such Group, or not attributed to the client"
+kickoff small
+expect_eq "a kick-off's audit event counts the Group's members" \
+  "$(psql_q "SELECT members FROM audit_event WHERE group_id = 'small' AND status = 202 ORDER BY id DESC LIMIT 1")" 4
+http DELETE "$JOB_URL"
+admin_id=$(admin client add --name "Payer admin" --admin --secret)
+admin_token=$(token_for "$(sed -n 1p <<< "$admin_id")" "$(sed -n 2p <<< "$admin_id")")
+NOAUTH=1 kickoff elsewhere -H "Authorization: Bearer $admin_token"
+expect_eq "the payer's admin client sees every roster" "$STATUS" 202
+NOAUTH=1 http DELETE "$JOB_URL" -H "Authorization: Bearer $admin_token"
+
 # another client's job does not exist for it
 wait_job_as() { local deadline=$((SECONDS + 30)); while :; do NOAUTH=1 http GET "$1" -H "Authorization: Bearer $2"; [ "$STATUS" != 202 ] || [ $SECONDS -ge $deadline ] && break; sleep 0.2; done; }
 wait_job_as "$ec_job" "$ec_token"
