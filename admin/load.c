@@ -252,14 +252,21 @@ static int flush_batch(load_ctx *l, pa_err *err)
     return rc;
 }
 
+/* The hash of a line as loaded, and of how it was read: a new extraction
+ * makes every line count as changed once. */
 static void hash_hex(const char *s, size_t n, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     unsigned int i;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
-    EVP_Digest(s, n, md, &len, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, PA_FHIR_FACTS_VERSION, strlen(PA_FHIR_FACTS_VERSION));
+    EVP_DigestUpdate(ctx, s, n);
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
     for(i = 0; i < len && i < 32; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];

@@ -1,4 +1,5 @@
 #include "pa_config.h"
+#include "pa_util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,7 +10,7 @@
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
-enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL };
+enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL, KEY_DATE };
 
 struct key_def {
     const char *name;
@@ -41,6 +42,8 @@ static const struct key_def keys[] = {
     KI(claim_idle_seconds, "60", 2, 86400),
     KI(export_chunk_members, "500", 1, 100000),
     KI(export_file_max_bytes, "104857600", 4096, 68719476736L),
+    KS(service_date_floor, KEY_DATE, "2016-01-01"),
+    KI(poll_min_interval_ms, "1000", 0, 3600000),
     KI(export_chunk_pause_ms, "0", 0, 60000),
     KI(runner_workers, "2", 1, 256),
     KI(xsendfile, "1", 0, 1),
@@ -98,7 +101,16 @@ static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
        strcmp(value, "warn") && strcmp(value, "error"))
         return pa_err_set(err, PA_ECONFIG, "%s: %s must be debug, info, warn or error, not '%s'",
                           where, k->name, value);
-    if(k->type != KEY_STRING && !value[0])
+    if(k->type == KEY_DATE && value[0]) {
+        char ts[32];
+        int64_t ms;
+
+        snprintf(ts, sizeof(ts), "%.10sT00:00:00Z", value);
+        if(strlen(value) != 10 || pa_parse_instant(ts, &ms))
+            return pa_err_set(err, PA_ECONFIG, "%s: %s must be a date (YYYY-MM-DD) or empty, not '%s'", where,
+                              k->name, value);
+    }
+    if(k->type != KEY_STRING && k->type != KEY_DATE && !value[0])
         return pa_err_set(err, PA_ECONFIG, "%s: %s is empty", where, k->name);
     sp = str_field(cfg, k);
     free(*sp);

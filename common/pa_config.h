@@ -30,6 +30,8 @@ typedef struct pa_config {
     long claim_idle_seconds;   /* a job whose runner is silent this long is taken over */
     long export_chunk_members; /* members read per export chunk */
     long export_file_max_bytes;/* an output file is split at this size */
+    char *service_date_floor;  /* claims and clinical data before this date are not exported ("" = none) */
+    long poll_min_interval_ms; /* a client polling a job faster than this gets 429 */
     long export_chunk_pause_ms;/* pause between chunks, to leave I/O to other work */
     long runner_workers;
     long xsendfile;            /* 1: Apache serves files (X-Sendfile); 0: the responder streams */

@@ -122,6 +122,33 @@ const char *const *pa_fhir_type_names(void)
     return names;
 }
 
+const char *const *pa_fhir_token_params(const char *type)
+{
+    static const char *lists[NTYPES][16];
+    size_t t, i, n;
+
+    for(t = 0; t < NTYPES; t++) {
+        if(strcmp(types[t].name, type))
+            continue;
+        if(!lists[t][0])
+            for(i = 0, n = 0; i < sizeof(tok_rules) / sizeof(tok_rules[0]) && n < 15; i++)
+                if(!strcmp(tok_rules[i].type, type))
+                    lists[t][n++] = tok_rules[i].param;
+        return lists[t][0] ? lists[t] : NULL;
+    }
+    return NULL;
+}
+
+int pa_fhir_token_param(const char *type, const char *param)
+{
+    const char *const *p = pa_fhir_token_params(type);
+
+    for(; p && *p; p++)
+        if(!strcmp(*p, param))
+            return 1;
+    return 0;
+}
+
 void pa_fhir_facts_init(pa_fhir_facts *f)
 {
     memset(f, 0, sizeof(*f));
@@ -358,6 +385,47 @@ static int take_date(json_object *res, const char *paths, char out[PA_TS_LEN], c
     return PA_OK;
 }
 
+/* Adds "ref=Type/id" for every reference to a shared (non-patient) resource. */
+static int add_shared_refs(json_object *o, pa_buf *tokens, int depth)
+{
+    static const char *const shared[] = { "Organization", "Practitioner", "PractitionerRole", "Location", NULL };
+    int rc = PA_OK;
+
+    if(depth > 32)
+        return PA_OK;
+    if(json_object_is_type(o, json_type_array)) {
+        size_t i;
+
+        for(i = 0; !rc && i < json_object_array_length(o); i++)
+            rc = add_shared_refs(json_object_array_get_idx(o, i), tokens, depth + 1);
+        return rc;
+    }
+    if(!json_object_is_type(o, json_type_object))
+        return PA_OK;
+    json_object_object_foreach(o, key, val) {
+        if(rc)
+            break;
+        if(!strcmp(key, "reference") && json_object_is_type(val, json_type_string)) {
+            const char *ref = json_object_get_string(val);
+            char id[PA_FHIR_ID_MAX + 1], item[128];
+            size_t k;
+
+            for(k = 0; shared[k]; k++)
+                if(!pa_fhir_ref_id(ref, shared[k], id, sizeof(id))) {
+                    snprintf(item, sizeof(item), "ref=%s/%s", shared[k], id);
+                    /* a resource often names the same provider many times */
+                    if(!strstr(pa_buf_str(tokens), item))
+                        rc = pa_buf_add_array_item(tokens, item);
+                    break;
+                }
+        }
+        else if(json_object_is_type(val, json_type_object) || json_object_is_type(val, json_type_array)) {
+            rc = add_shared_refs(val, tokens, depth + 1);
+        }
+    }
+    return rc;
+}
+
 int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err)
 {
     const char *lu;
@@ -406,6 +474,8 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
         walk(res, tok_rules[i].path, visit_token, &c);
         rc = c.rc;
     }
+    if(!rc && t->patient_path)
+        rc = add_shared_refs(res, &f->tokens, 0);
     if(!rc)
         rc = pa_buf_addstr(&f->tokens, "}");
     if(rc)

@@ -17,6 +17,10 @@
 #define PA_FHIR_ID_MAX 64
 #define PA_TS_LEN 40
 
+/* Changes whenever pa_fhir_extract extracts something new, so that loading
+ * the same data again refreshes what was extracted from it. */
+#define PA_FHIR_FACTS_VERSION "2"
+
 typedef struct pa_fhir_type {
     const char *name;
     const char *patient_path;  /* "" for Patient itself, NULL for shared resources */
@@ -44,7 +48,8 @@ void pa_fhir_facts_free(pa_fhir_facts *f);
 /*
  * Validates a resource of type t and extracts its facts: the patient
  * reference (required where the type has one), meta.lastUpdated (an instant
- * if present), dates and search tokens.  PA_EINVAL with the reason in err.
+ * if present), dates and search tokens, including "ref=Type/id" for each
+ * Organization, Practitioner, PractitionerRole or Location it references.  PA_EINVAL with the reason in err.
  */
 int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err);
 
@@ -55,6 +60,12 @@ int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size);
 /* Turns a FHIR date, dateTime or instant into a timestamptz literal (a
  * partial date becomes its first instant, UTC).  PA_EINVAL if malformed. */
 int pa_fhir_date_ts(const char *s, char out[PA_TS_LEN]);
+
+/* The token search parameters extracted for type (NULL-terminated), or NULL. */
+const char *const *pa_fhir_token_params(const char *type);
+
+/* True if param is a token search parameter extracted for type. */
+int pa_fhir_token_param(const char *type, const char *param);
 
 /* True if npi is 10 digits with a valid Luhn check digit (prefix 80840). */
 int pa_npi_valid(const char *npi);

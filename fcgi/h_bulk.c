@@ -18,15 +18,14 @@
 #include <unistd.h>
 
 #include "pa_db.h"
+#include "pa_fhir.h"
+#include "pa_filter.h"
 #include "pa_job.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
 #define MAX_EXPORT_PARAMS 64
 #define MAX_PARAM_VALUE 8192
-
-/* The resource types export can write in this build. */
-static const char *const export_types[] = { "Patient", NULL };
 
 struct xparam {
     const char *name;
@@ -153,28 +152,62 @@ static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
     return 0;
 }
 
-static int is_export_type(const char *t, size_t n)
-{
-    size_t i;
+static const char *const export_types_pdex[] = { "hl7.fhir.us.davinci-pdex#provider-delta",
+                                                  "hl7.fhir.us.davinci-pdex#provider-download",
+                                                  "hl7.fhir.us.davinci-pdex#provider-snapshot", NULL };
 
-    for(i = 0; export_types[i]; i++)
-        if(strlen(export_types[i]) == n && !strncmp(export_types[i], t, n))
-            return 1;
+/* Adds the comma-separated types of one _type value to types (no repeats). */
+static int add_types(json_object *types, const char *t, pa_resp *resp)
+{
+    while(*t) {
+        size_t n = strcspn(t, ",");
+        char type[64];
+        size_t k;
+
+        snprintf(type, sizeof(type), "%.*s", (int)(n > 63 ? 63 : n), t);
+        if(n == 0 || n > 63 || !pa_fhir_type_find(type))
+            return reject(resp, "not-supported", "_type '%.*s' is not a type this server exports", (int)(n > 64 ? 64 : n), t);
+        for(k = 0; k < json_object_array_length(types); k++)
+            if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), type))
+                break;
+        if(k == json_object_array_length(types))
+            json_object_array_add(types, json_object_new_string(type));
+        t += n;
+        if(*t == ',')
+            t++;
+    }
+    return 0;
+}
+
+/* Reads one instant parameter (_since, _until); -1 after answering 400. */
+static int instant_param(const char *name, const char *v, int64_t now, json_object *out, pa_resp *resp)
+{
+    int64_t ms;
+
+    if(json_object_object_get_ex(out, name + 1, NULL))
+        return reject(resp, "invalid", "%s is given twice", name);
+    if(pa_parse_instant(v, &ms))
+        return reject(resp, "invalid", "%s '%.80s' is not a FHIR instant (e.g. 2024-01-01T00:00:00Z)", name, v);
+    if(ms > now)
+        return reject(resp, "invalid", "%s '%.80s' is in the future", name, v);
+    json_object_object_add(out, name + 1, json_object_new_int64(ms));
     return 0;
 }
 
 /* Validates the parameters into the job's params object; answers 400 itself. */
-static int build_job_params(const struct xparams *xp, const char *group, int64_t now,
-                            json_object *out, pa_resp *resp)
+static int build_job_params(const struct xparams *xp, const char *group, int64_t now, json_object *out, pa_resp *resp)
 {
     json_object *types = json_object_new_array();
-    const char *since = NULL;
-    const char *format = NULL;
-    size_t i;
-    size_t k;
+    json_object *filters = json_object_new_object();
+    json_object *patients = json_object_new_array();
+    const char *format = NULL, *export_type = NULL;
+    pa_err err;
+    size_t i, k;
 
     json_object_object_add(out, "group", json_object_new_string(group));
     json_object_object_add(out, "types", types);
+    json_object_object_add(out, "filters", filters);
+    json_object_object_add(out, "patients", patients);
     for(i = 0; i < xp->n; i++) {
         const char *name = xp->p[i].name;
         const char *v = xp->p[i].value;
@@ -183,57 +216,69 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
             if(format)
                 return reject(resp, "invalid", "_outputFormat is given twice");
             format = v;
-            if(strcmp(v, "application/fhir+ndjson") && strcmp(v, "application/ndjson") &&
-               strcmp(v, "ndjson"))
+            if(strcmp(v, "application/fhir+ndjson") && strcmp(v, "application/ndjson") && strcmp(v, "ndjson"))
                 return reject(resp, "not-supported",
-                                       "_outputFormat '%.80s' is not supported: use "
-                                       "application/fhir+ndjson, application/ndjson or ndjson", v);
+                              "_outputFormat '%.80s' is not supported: use application/fhir+ndjson, application/ndjson "
+                              "or ndjson", v);
         }
-        else if(!strcmp(name, "_since")) {
-            int64_t ms;
-
-            if(since)
-                return reject(resp, "invalid", "_since is given twice");
-            since = v;
-            if(pa_parse_instant(v, &ms))
-                return reject(resp, "invalid",
-                                       "_since '%.80s' is not a FHIR instant "
-                                       "(e.g. 2024-01-01T00:00:00Z)", v);
-            if(ms > now)
-                return reject(resp, "invalid",
-                                       "_since '%.80s' is in the future", v);
-            json_object_object_add(out, "since", json_object_new_int64(ms));
+        else if(!strcmp(name, "_since") || !strcmp(name, "_until")) {
+            if(instant_param(name, v, now, out, resp))
+                return -1;
         }
         else if(!strcmp(name, "_type")) {
-            const char *t = v;
-
             /* repeated _type parameters are one comma-joined list */
-            while(*t) {
-                size_t n = strcspn(t, ",");
-
-                if(!is_export_type(t, n))
-                    return reject(resp, "not-supported",
-                                           "_type '%.*s' is not supported; this server exports: Patient",
-                                           (int)(n > 64 ? 64 : n), t);
-                for(k = 0; k < json_object_array_length(types); k++)
-                    if(!strncmp(json_object_get_string(json_object_array_get_idx(types, k)), t, n))
-                        break;
-                if(k == json_object_array_length(types))
-                    json_object_array_add(types, json_object_new_string_len(t, (int)n));
-                t += n;
-                if(*t == ',')
-                    t++;
-            }
+            if(add_types(types, v, resp))
+                return -1;
+        }
+        else if(!strcmp(name, "_typeFilter")) {
+            if(pa_filter_add(filters, v, &err))
+                return reject(resp, "not-supported", "%s", err.msg);
+        }
+        else if(!strcmp(name, "patient")) {
+            /* kept as given: references that are not members are reported, not refused */
+            json_object_array_add(patients, json_object_new_string(v));
+        }
+        else if(!strcmp(name, "exportType")) {
+            if(export_type)
+                return reject(resp, "invalid", "exportType is given twice");
+            for(k = 0; export_types_pdex[k] && strcmp(export_types_pdex[k], v); k++)
+                ;
+            if(!export_types_pdex[k])
+                return reject(resp, "not-supported",
+                              "exportType '%.80s' is not supported: use hl7.fhir.us.davinci-pdex#provider-download, "
+                              "#provider-delta or #provider-snapshot", v);
+            export_type = v;
         }
         else {
-            /* an ignored filter would export more than was asked for */
-            return reject(resp, "not-supported",
-                                   "export parameter '%.60s' is not supported", name);
+            /* an ignored parameter would export more than was asked for */
+            return reject(resp, "not-supported", "export parameter '%.60s' is not supported", name);
         }
     }
-    if(json_object_array_length(types) == 0)
-        for(k = 0; export_types[k]; k++)
-            json_object_array_add(types, json_object_new_string(export_types[k]));
+    if(!export_type)
+        export_type = "hl7.fhir.us.davinci-pdex#provider-download";
+    if(!strcmp(export_type, export_types_pdex[0]) && !json_object_object_get_ex(out, "since", NULL))
+        return reject(resp, "required", "exportType provider-delta needs _since: the changes since when?");
+    json_object_object_add(out, "exportType", json_object_new_string(export_type));
+    if(json_object_object_get_ex(out, "since", NULL) && json_object_object_get_ex(out, "until", NULL) &&
+       json_object_get_int64(json_object_object_get(out, "since")) >=
+           json_object_get_int64(json_object_object_get(out, "until")))
+        return reject(resp, "invalid", "_since must be before _until");
+    if(json_object_array_length(types) == 0) {
+        for(k = 0; pa_fhir_type_names()[k]; k++)
+            json_object_array_add(types, json_object_new_string(pa_fhir_type_names()[k]));
+        return 0;
+    }
+    /* a filter for a type that is not exported would be silently meaningless */
+    {
+        json_object_object_foreach(filters, ftype, fv) {
+            (void)fv;
+            for(k = 0; k < json_object_array_length(types); k++)
+                if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), ftype))
+                    break;
+            if(k == json_object_array_length(types))
+                return reject(resp, "invalid", "_typeFilter names %s, which _type does not ask for", ftype);
+        }
+    }
     return 0;
 }
 
@@ -312,6 +357,10 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
         goto out;
     }
+    /* what the runner needs to know of the client: who to check opt-outs for, which EOB view */
+    json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
+    json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
+    json_object_object_add(jp, "financial", json_object_new_boolean(ctx->token.financial));
     request = pa_api_request_url(ctx, req);
     if(!request || pa_job_create(&job, "export", ctx->client_id, request,
                                  json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN),

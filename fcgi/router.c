@@ -37,6 +37,7 @@ static const struct route routes[] = {
     { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, PUBLIC, NULL },
     { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
+    { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
     { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL },
     { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, TOKEN, NULL },
     /* each file's own type is checked by its handler */

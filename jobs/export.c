@@ -1,10 +1,24 @@
 /*
- * The export job: walks the Group's members in keyset-ordered chunks and,
- * for each chunk, streams the requested types' stored NDJSON lines from
- * PostgreSQL straight into per-type files, without parsing them.  After each
- * chunk the files are synced and the resume point saved, so a runner that
- * dies mid-job is replaced by one that truncates the files to the last
- * checkpoint and goes on: no line is lost or written twice.
+ * The export job (Bulk Data Group export and PDex $davinci-data-export).
+ *
+ * Members are taken as of run time: active in the roster today, within the
+ * `patient` subset if one was asked for, and without an active opt-out
+ * (global, or naming the client's NPI or organization).  They are walked in
+ * keyset-ordered chunks; for each chunk and each requested type, the stored
+ * NDJSON lines stream from PostgreSQL into per-type files, never parsed:
+ * every query capped at the job's transactionTime, floored by _since and
+ * capped by _until, filtered by _typeFilter (evaluated in SQL on the
+ * extracted tokens), claims and clinical data dated before the service-date
+ * floor left out, and ExplanationOfBenefit in its non-financial form unless
+ * the client is financial.  With _since, the members' tombstones go to the
+ * manifest's `deleted` files.  After the members, the Organizations,
+ * Practitioners, PractitionerRoles and Locations their exported resources
+ * reference, when _type asks for those.  `patient` references that are not
+ * members go to the `error` file.
+ *
+ * After each chunk the files are synced and the resume point saved, so a
+ * runner that dies mid-job is replaced by one that truncates the files to
+ * the last checkpoint and goes on: no line is lost or written twice.
  */
 #include "runner.h"
 
@@ -19,43 +33,83 @@
 
 #include "pa_buf.h"
 #include "pa_db.h"
+#include "pa_fhir.h"
+#include "pa_filter.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
-#define MAX_TYPES 32
+#define MAX_OUTS 32
 #define WRITE_BUF (256 * 1024)
 #define MAX_FILES_PER_TYPE 10000
+#define MAX_SQL_VALUES 64
+#define SQL_MAX (64 * 1024)
 
-/* One resource type's output: finished files and the one being written. */
+/* The members an export covers: $1 Group, $2/$3 the client's NPI and
+ * organization NPI (for provider-specific opt-outs), $4 the patient subset
+ * (NULL: all). */
+#define MEMBERS_SQL                                                                                        \
+    "SELECT m.patient_id FROM roster_member m WHERE m.roster_id = $1 AND NOT m.inactive"                   \
+    " AND (m.period_start IS NULL OR m.period_start <= current_date)"                                      \
+    " AND (m.period_end IS NULL OR m.period_end >= current_date)"                                          \
+    " AND ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"                                          \
+    " AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked"         \
+    "  AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"      \
+    "  AND (o.scope = 'global' OR o.npi IN (nullif($2, ''), nullif($3, ''))))"
+
+/* Types with a date of service: the service-date floor applies to them. */
+static const char *const dated_types[] = { "ExplanationOfBenefit", "Encounter", "Procedure", "Immunization",
+                                           "Observation", "DiagnosticReport", "MedicationRequest",
+                                           "DocumentReference", NULL };
+
+enum out_kind { OUT_RESOURCE, OUT_SHARED, OUT_DELETED, OUT_ERROR };
+
+/* One output: finished files and the one being written. */
 struct type_out {
-    char type[64];
+    char type[64];         /* resource type; "Bundle" for deleted, "OperationOutcome" for errors */
+    enum out_kind kind;
     long file_no;          /* current file, from 1 */
-    long long bytes;       /* bytes in the current file at the last checkpoint / now */
+    long long bytes;       /* bytes in the current file */
     long count;            /* lines in the current file */
     json_object *done;     /* finished files: [{"name", "count"}] */
     int fd;
+    pa_buf sql;            /* the query for one chunk of this type */
+    const char *values[MAX_SQL_VALUES];
+    int nvalues;
 };
 
 struct export {
     pa_worker *w;
     const pa_job *job;
+    json_object *params;   /* owned: borrowed strings point into it */
     char dir[1024];
-    char group[128];
-    int64_t since;         /* 0: none */
-    struct type_out out[MAX_TYPES];
-    size_t ntypes;
+    const char *group, *npi, *org_npi;
+    char patients[65536];  /* Postgres array literal of the patient subset, "" for all */
+    char ttime[32], since[32], until[32];
+    int financial;
+    struct type_out out[MAX_OUTS];
+    size_t nout;
     char after[256];       /* last member id done (keyset) */
     long done;             /* chunks done */
     long total;            /* chunks in all */
+    int shared_done;       /* the referenced shared resources are written */
     pa_buf wbuf;
 };
+
+/* The first four values of MEMBERS_SQL. */
+static void member_params(const struct export *x, const char **v)
+{
+    v[0] = x->group;
+    v[1] = x->npi;
+    v[2] = x->org_npi;
+    v[3] = x->patients[0] ? x->patients : NULL;
+}
 
 static void file_name(const struct type_out *t, long no, char *out, size_t size)
 {
     snprintf(out, size, "%s-%ld.ndjson", t->type, no);
 }
 
-static int open_current(struct export *x, struct type_out *t, int truncate_to, pa_err *err)
+static int open_current(struct export *x, struct type_out *t, pa_err *err)
 {
     char name[128];
     char path[1400];
@@ -66,7 +120,7 @@ static int open_current(struct export *x, struct type_out *t, int truncate_to, p
     if(t->fd < 0)
         return pa_err_set(err, PA_EIO, "cannot open %s: %s", name, strerror(errno));
     /* drop whatever a previous attempt wrote after its last checkpoint */
-    if((truncate_to && ftruncate(t->fd, (off_t)t->bytes)) || lseek(t->fd, 0, SEEK_END) < 0)
+    if(ftruncate(t->fd, (off_t)t->bytes) || lseek(t->fd, 0, SEEK_END) < 0)
         return pa_err_set(err, PA_EIO, "cannot position %s: %s", name, strerror(errno));
     return PA_OK;
 }
@@ -86,7 +140,7 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Writes the buffered lines of type t to its current file. */
+/* Writes the buffered lines of t to its current file. */
 static int flush_type(struct export *x, struct type_out *t, pa_err *err)
 {
     if(!x->wbuf.len)
@@ -119,7 +173,7 @@ static int next_file(struct export *x, struct type_out *t, pa_err *err)
     t->file_no++;
     t->bytes = 0;
     t->count = 0;
-    return open_current(x, t, 1, err);
+    return open_current(x, t, err);
 }
 
 /* Appends one NDJSON line, splitting files at export_file_max_bytes. */
@@ -150,35 +204,17 @@ static int add_line(struct export *x, struct type_out *t, const char *json, size
     return PA_OK;
 }
 
-/* Streams one type's rows for the members in ids (a Postgres array literal). */
-static int export_type_chunk(struct export *x, struct type_out *t, const char *ids, pa_err *err)
+/* Streams the rows of one query into t, in single-row mode: memory stays
+ * flat however many rows there are. */
+static int stream_rows(struct export *x, struct type_out *t, const char *sql, int n, const char *const *values,
+                       pa_err *err)
 {
     PGconn *db = x->w->db;
-    char ttime[32], since[32];
-    const char *values[4];
-    const char *sql;
     PGresult *res;
     int rc = PA_OK;
 
-    pa_fhir_instant(x->job->ttime, ttime);
-    pa_fhir_instant(x->since, since);
-    values[0] = ids;
-    values[1] = t->type;
-    values[2] = ttime;
-    values[3] = x->since ? since : NULL;
-    /* the Patient resource is the member itself; every other type is in its compartment */
-    if(!strcmp(t->type, "Patient"))
-        sql = "SELECT json FROM resource WHERE type = $2 AND id = ANY($1::text[]) "
-              "AND last_updated <= $3::timestamptz "
-              "AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz) ORDER BY id";
-    else
-        sql = "SELECT json FROM resource WHERE patient_id = ANY($1::text[]) AND type = $2 "
-              "AND last_updated <= $3::timestamptz "
-              "AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz) "
-              "ORDER BY patient_id, id";
-    if(!PQsendQueryParams(db, sql, 4, NULL, values, NULL, NULL, 0) || !PQsetSingleRowMode(db))
+    if(!PQsendQueryParams(db, sql, n, NULL, values, NULL, NULL, 0) || !PQsetSingleRowMode(db))
         return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(db));
-    /* single-row mode: memory stays flat however many rows a chunk has */
     while((res = PQgetResult(db))) {
         ExecStatusType st = PQresultStatus(res);
 
@@ -188,9 +224,71 @@ static int export_type_chunk(struct export *x, struct type_out *t, const char *i
             rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
         PQclear(res);
     }
+    return rc ? rc : flush_type(x, t, err);
+}
+
+static int is_dated(const char *type)
+{
+    size_t i;
+
+    for(i = 0; dated_types[i]; i++)
+        if(!strcmp(dated_types[i], type))
+            return 1;
+    return 0;
+}
+
+/*
+ * The query of one compartment type for a chunk of members: $1 the members,
+ * $2 the type, $3 transactionTime, $4 _since, $5 _until, $6 the service-date
+ * floor, $7 financial, then the _typeFilter values.
+ */
+static int build_type_sql(struct export *x, struct type_out *t, json_object *filters, pa_err *err)
+{
+    const char *floor = x->w->cfg->service_date_floor;
+    json_object *queries = NULL;
+    int nf = 0;
+    int rc;
+
+    t->values[0] = NULL; /* the members, set per chunk */
+    t->values[1] = t->type;
+    t->values[2] = x->ttime;
+    t->values[3] = x->since[0] ? x->since : NULL;
+    t->values[4] = x->until[0] ? x->until : NULL;
+    t->values[5] = *floor && is_dated(t->type) ? floor : NULL;
+    t->values[6] = x->financial ? "true" : "false";
+    rc = pa_buf_addstr(&t->sql,
+                       "SELECT CASE WHEN $7::bool THEN json ELSE coalesce(json_nonfin, json) END FROM resource "
+                       "WHERE type = $2 AND last_updated <= $3::timestamptz"
+                       " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
+                       " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)"
+                       " AND ($6::date IS NULL OR clin_start IS NULL OR coalesce(clin_end, clin_start) >= $6::date)");
     if(!rc)
-        rc = flush_type(x, t, err);
-    return rc;
+        /* the Patient resource is the member itself; every other type is in its compartment */
+        rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = ANY($1::text[])"
+                                                                 : " AND id = ANY($1::text[])");
+    json_object_object_get_ex(filters, t->type, &queries);
+    if(!rc)
+        rc = pa_filter_sql(queries, &t->sql, 8, t->values + 7, &nf, MAX_SQL_VALUES - 7);
+    if(!rc)
+        rc = pa_buf_addstr(&t->sql, " ORDER BY patient_id, id");
+    t->nvalues = 7 + nf;
+    return rc ? pa_err_set(err, PA_ETOOBIG, "the %s filters are too large", t->type) : PA_OK;
+}
+
+/* The members' tombstones since _since, one transaction Bundle a line. */
+static int build_deleted_sql(struct export *x, struct type_out *t, json_object *types)
+{
+    t->values[0] = NULL;
+    t->values[1] = json_object_to_json_string_ext(types, JSON_C_TO_STRING_PLAIN);
+    t->values[2] = x->since;
+    t->values[3] = x->ttime;
+    t->nvalues = 4;
+    return pa_buf_addstr(&t->sql,
+                         "SELECT json_build_object('resourceType', 'Bundle', 'type', 'transaction', 'entry',"
+                         " json_build_array(json_build_object('request', json_build_object('method', 'DELETE',"
+                         " 'url', type || '/' || id))))::text FROM resource_deleted "
+                         "WHERE patient_id = ANY($1::text[]) AND type IN (SELECT jsonb_array_elements_text($2::jsonb))"
+                         " AND deleted_at > $3::timestamptz AND deleted_at <= $4::timestamptz ORDER BY patient_id, type, id");
 }
 
 /* Reads the next chunk of member ids after x->after into a Postgres array
@@ -198,30 +296,24 @@ static int export_type_chunk(struct export *x, struct type_out *t, const char *i
 static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
 {
     char limit[24];
-    const char *values[3];
+    const char *values[6];
     PGresult *res;
     int i;
     int rc = PA_OK;
 
     snprintf(limit, sizeof(limit), "%ld", x->w->cfg->export_chunk_members);
-    values[0] = x->group;
-    values[1] = x->after;
-    values[2] = limit;
-    res = pa_db_query(x->w->db, err,
-                      "SELECT patient_id FROM roster_member WHERE roster_id = $1 AND patient_id > $2 "
-                      "ORDER BY patient_id LIMIT $3::int",
-                      3, values);
+    member_params(x, values);
+    values[4] = x->after;
+    values[5] = limit;
+    res = pa_db_query(x->w->db, err, MEMBERS_SQL " AND m.patient_id > $5 ORDER BY m.patient_id LIMIT $6::int", 6,
+                      values);
     if(!res)
         return PA_EDB;
     *n = PQntuples(res);
     pa_buf_reset(ids);
     rc = pa_buf_addstr(ids, "{");
-    for(i = 0; i < *n && !rc; i++) {
-        /* ids are FHIR ids ([A-Za-z0-9.-]), safe unquoted in an array literal */
-        if(!pa_is_fhir_id(PQgetvalue(res, i, 0)))
-            continue;
-        rc = pa_buf_printf(ids, "%s%s", ids->len > 1 ? "," : "", PQgetvalue(res, i, 0));
-    }
+    for(i = 0; i < *n && !rc; i++)
+        rc = pa_buf_add_array_item(ids, PQgetvalue(res, i, 0));
     if(!rc)
         rc = pa_buf_addstr(ids, "}");
     if(*n)
@@ -230,16 +322,145 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
     return rc ? pa_err_set(err, rc, "member list too large") : PA_OK;
 }
 
+/* One chunk: every compartment type, then the tombstones. */
+static int export_chunk(struct export *x, const char *ids, pa_err *err)
+{
+    size_t i;
+    int rc = PA_OK;
+
+    for(i = 0; i < x->nout && !rc; i++) {
+        struct type_out *t = &x->out[i];
+
+        if(t->kind != OUT_RESOURCE && t->kind != OUT_DELETED)
+            continue;
+        t->values[0] = ids;
+        rc = stream_rows(x, t, pa_buf_str(&t->sql), t->nvalues, t->values, err);
+    }
+    for(i = 0; i < x->nout && !rc; i++)
+        if(x->out[i].fd >= 0 && fdatasync(x->out[i].fd))
+            rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
+    return rc;
+}
+
+/* The shared resources (Organization, ...) that the members' exported
+ * resources reference, whatever their date. */
+static int export_shared(struct export *x, pa_err *err)
+{
+    size_t i;
+    int rc = PA_OK;
+
+    for(i = 0; i < x->nout && !rc; i++) {
+        struct type_out *t = &x->out[i];
+        const char *values[6];
+        char compartment[2048];
+        size_t k;
+        int len = 0;
+
+        if(t->kind != OUT_SHARED)
+            continue;
+        /* references count only from what this export writes */
+        len = snprintf(compartment, sizeof(compartment), "[");
+        for(k = 0; k < x->nout; k++)
+            if(x->out[k].kind == OUT_RESOURCE)
+                len += snprintf(compartment + len, sizeof(compartment) - (size_t)len, "%s\"%s\"", len > 1 ? "," : "",
+                                x->out[k].type);
+        snprintf(compartment + len, sizeof(compartment) - (size_t)len, "]");
+        member_params(x, values);
+        values[4] = t->type;
+        values[5] = compartment;
+        rc = stream_rows(x, t,
+                         "SELECT r.json FROM resource r WHERE r.type = $5 AND ('ref=' || r.type || '/' || r.id) IN ("
+                         " SELECT DISTINCT tok FROM resource x, unnest(x.tokens) tok"
+                         " WHERE x.patient_id IN (" MEMBERS_SQL ")"
+                         " AND x.type IN (SELECT jsonb_array_elements_text($6::jsonb))"
+                         " AND tok LIKE 'ref=' || $5 || '/%') ORDER BY r.id",
+                         6, values, err);
+        if(!rc && t->fd >= 0 && fdatasync(t->fd))
+            rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
+    }
+    return rc;
+}
+
+/* `patient` references that are invalid or not members: one OperationOutcome
+ * a line.  (Members left out for an opt-out are not named: that would
+ * disclose it.) */
+static int write_errors(struct export *x, struct type_out *t, json_object *patients, pa_err *err)
+{
+    const char *values[2];
+    pa_buf ids, line;
+    PGresult *res;
+    size_t i;
+    int rc = PA_OK;
+
+    pa_buf_init(&ids, 1 << 20);
+    pa_buf_init(&line, 4096);
+    pa_buf_addstr(&ids, "{");
+    for(i = 0; !rc && i < json_object_array_length(patients); i++) {
+        const char *ref = json_object_get_string(json_object_array_get_idx(patients, i));
+        char id[PA_FHIR_ID_MAX + 1];
+
+        if(pa_fhir_ref_id(ref, "Patient", id, sizeof(id)) == PA_OK) {
+            rc = pa_buf_add_array_item(&ids, id);
+            continue;
+        }
+        pa_buf_reset(&line);
+        rc = pa_buf_addstr(&line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
+                                  "\"code\":\"invalid\",\"diagnostics\":");
+        {
+            char msg[512];
+
+            snprintf(msg, sizeof(msg), "patient '%.200s' is not a Patient reference; it was ignored", ref);
+            rc = rc ? rc : pa_buf_add_json_string(&line, msg);
+        }
+        rc = rc ? rc : pa_buf_addstr(&line, "}]}");
+        rc = rc ? rc : add_line(x, t, line.data, line.len, err);
+    }
+    pa_buf_addstr(&ids, "}");
+    values[0] = x->group;
+    values[1] = pa_buf_str(&ids);
+    res = rc ? NULL
+             : pa_db_query(x->w->db, err,
+                           "SELECT p FROM unnest($2::text[]) p WHERE NOT EXISTS (SELECT 1 FROM roster_member m"
+                           " WHERE m.roster_id = $1 AND m.patient_id = p AND NOT m.inactive"
+                           " AND (m.period_start IS NULL OR m.period_start <= current_date)"
+                           " AND (m.period_end IS NULL OR m.period_end >= current_date)) ORDER BY p",
+                           2, values);
+    if(!rc && !res)
+        rc = PA_EDB;
+    for(i = 0; !rc && res && i < (size_t)PQntuples(res); i++) {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "Patient/%s is not a member of Group/%s; it was ignored", PQgetvalue(res, (int)i, 0),
+                 x->group);
+        pa_buf_reset(&line);
+        rc = pa_buf_addstr(&line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
+                                  "\"code\":\"not-found\",\"diagnostics\":");
+        rc = rc ? rc : pa_buf_add_json_string(&line, msg);
+        rc = rc ? rc : pa_buf_addstr(&line, "}]}");
+        rc = rc ? rc : add_line(x, t, line.data, line.len, err);
+    }
+    PQclear(res);
+    if(!rc)
+        rc = flush_type(x, t, err);
+    /* the subset exported: the valid references (members among them) */
+    if(!rc && pa_strlcpy(x->patients, pa_buf_str(&ids), sizeof(x->patients)))
+        rc = pa_err_set(err, PA_ETOOBIG, "too many patient references");
+    pa_buf_free(&ids);
+    pa_buf_free(&line);
+    return rc;
+}
+
 static char *checkpoint_json(const struct export *x)
 {
     json_object *o = json_object_new_object();
-    json_object *types = json_object_new_array();
+    json_object *outs = json_object_new_array();
     char *s;
     size_t i;
 
     json_object_object_add(o, "after", json_object_new_string(x->after));
     json_object_object_add(o, "done", json_object_new_int64(x->done));
-    for(i = 0; i < x->ntypes; i++) {
+    json_object_object_add(o, "shared_done", json_object_new_boolean(x->shared_done));
+    for(i = 0; i < x->nout; i++) {
         const struct type_out *t = &x->out[i];
         json_object *jt = json_object_new_object();
 
@@ -248,9 +469,9 @@ static char *checkpoint_json(const struct export *x)
         json_object_object_add(jt, "bytes", json_object_new_int64(t->bytes));
         json_object_object_add(jt, "count", json_object_new_int64(t->count));
         json_object_object_add(jt, "files", json_object_get(t->done));
-        json_object_array_add(types, jt);
+        json_object_array_add(outs, jt);
     }
-    json_object_object_add(o, "types", types);
+    json_object_object_add(o, "outputs", outs);
     s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return s;
@@ -263,24 +484,32 @@ static int64_t get_i64(json_object *o, const char *k)
     return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
 }
 
+static const char *get_str(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                                                           : "";
+}
+
 /* Restores the resume point written by checkpoint_json. */
 static int restore(struct export *x, const char *cp, pa_err *err)
 {
     json_object *o = json_tokener_parse(cp);
-    json_object *v, *types;
+    json_object *v, *outs;
     size_t i;
     int rc = PA_OK;
 
-    if(!o || !json_object_object_get_ex(o, "after", &v) ||
-       !json_object_object_get_ex(o, "types", &types) ||
-       json_object_array_length(types) != x->ntypes) {
+    if(!o || !json_object_object_get_ex(o, "after", &v) || !json_object_object_get_ex(o, "outputs", &outs) ||
+       json_object_array_length(outs) != x->nout) {
         rc = pa_err_set(err, PA_EINVAL, "unreadable checkpoint");
         goto out;
     }
     pa_strlcpy(x->after, json_object_get_string(v), sizeof(x->after));
     x->done = (long)get_i64(o, "done");
-    for(i = 0; i < x->ntypes; i++) {
-        json_object *jt = json_object_array_get_idx(types, i);
+    x->shared_done = json_object_object_get_ex(o, "shared_done", &v) && json_object_get_boolean(v);
+    for(i = 0; i < x->nout; i++) {
+        json_object *jt = json_object_array_get_idx(outs, i);
         struct type_out *t = &x->out[i];
         json_object *files;
 
@@ -291,7 +520,7 @@ static int restore(struct export *x, const char *cp, pa_err *err)
             json_object_put(t->done);
             t->done = json_object_get(files);
         }
-        if(t->file_no < 1) {
+        if(t->file_no < 1 || strcmp(get_str(jt, "type"), t->type)) {
             rc = pa_err_set(err, PA_EINVAL, "unreadable checkpoint");
             goto out;
         }
@@ -301,8 +530,8 @@ out:
     return rc;
 }
 
-static void add_output(json_object *output, const pa_config *cfg, const char *jobid,
-                       const char *type, const char *name, int64_t count)
+static void add_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
+                       const char *name, int64_t count)
 {
     json_object *item = json_object_new_object();
     char url[1024];
@@ -311,7 +540,7 @@ static void add_output(json_object *output, const pa_config *cfg, const char *jo
     json_object_object_add(item, "type", json_object_new_string(type));
     json_object_object_add(item, "url", json_object_new_string(url));
     json_object_object_add(item, "count", json_object_new_int64(count));
-    json_object_array_add(output, item);
+    json_object_array_add(list, item);
 }
 
 /* Closes the files and builds the Bulk Data manifest; empty files are removed
@@ -319,31 +548,32 @@ static void add_output(json_object *output, const pa_config *cfg, const char *jo
 static int finish(struct export *x, char **manifest, pa_err *err)
 {
     json_object *m = json_object_new_object();
-    json_object *output = json_object_new_array();
+    json_object *lists[4];
     char ttime[32];
     size_t i;
     size_t k;
     int rc = PA_OK;
 
-    for(i = 0; i < x->ntypes && !rc; i++) {
+    lists[OUT_RESOURCE] = json_object_new_array();
+    lists[OUT_SHARED] = lists[OUT_RESOURCE];
+    lists[OUT_DELETED] = json_object_new_array();
+    lists[OUT_ERROR] = json_object_new_array();
+    for(i = 0; i < x->nout && !rc; i++) {
         struct type_out *t = &x->out[i];
         char name[128];
         char path[1400];
 
         for(k = 0; k < json_object_array_length(t->done); k++) {
             json_object *f = json_object_array_get_idx(t->done, k);
-            json_object *n;
 
-            json_object_object_get_ex(f, "name", &n);
-            add_output(output, x->w->cfg, x->job->id, t->type, json_object_get_string(n),
-                       get_i64(f, "count"));
+            add_output(lists[t->kind], x->w->cfg, x->job->id, t->type, get_str(f, "name"), get_i64(f, "count"));
         }
         file_name(t, t->file_no, name, sizeof(name));
         if(t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)))
             rc = pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
         t->fd = -1;
         if(t->count > 0) {
-            add_output(output, x->w->cfg, x->job->id, t->type, name, t->count);
+            add_output(lists[t->kind], x->w->cfg, x->job->id, t->type, name, t->count);
         }
         else {
             snprintf(path, sizeof(path), "%s/%s", x->dir, name);
@@ -354,12 +584,11 @@ static int finish(struct export *x, char **manifest, pa_err *err)
     json_object_object_add(m, "transactionTime", json_object_new_string(ttime));
     json_object_object_add(m, "request", json_object_new_string(x->job->request));
     json_object_object_add(m, "requiresAccessToken", json_object_new_boolean(1));
-    json_object_object_add(m, "output", output);
-    json_object_object_add(m, "deleted", json_object_new_array());
-    json_object_object_add(m, "error", json_object_new_array());
+    json_object_object_add(m, "output", lists[OUT_RESOURCE]);
+    json_object_object_add(m, "deleted", lists[OUT_DELETED]);
+    json_object_object_add(m, "error", lists[OUT_ERROR]);
     if(!rc) {
-        *manifest = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN |
-                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+        *manifest = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         if(!*manifest)
             rc = pa_err_set(err, PA_ENOMEM, "out of memory");
     }
@@ -367,50 +596,115 @@ static int finish(struct export *x, char **manifest, pa_err *err)
     return rc;
 }
 
-/* Reads the job's parameters and counts the chunks. */
+static struct type_out *add_out(struct export *x, const char *type, enum out_kind kind)
+{
+    struct type_out *t;
+
+    if(x->nout == MAX_OUTS)
+        return NULL;
+    t = &x->out[x->nout++];
+    pa_strlcpy(t->type, type, sizeof(t->type));
+    t->kind = kind;
+    t->file_no = 1;
+    t->fd = -1;
+    t->done = json_object_new_array();
+    pa_buf_init(&t->sql, SQL_MAX);
+    return t;
+}
+
+/* Reads the job's parameters, sets up the outputs, counts the chunks. */
 static int prepare(struct export *x, pa_err *err)
 {
-    json_object *p = json_tokener_parse(x->job->params);
-    json_object *v;
+    json_object *types, *filters = NULL, *v;
     const char *values[1];
     PGresult *res;
-    long members = 0;
     size_t i;
     int rc = PA_OK;
 
-    if(!p || !json_object_object_get_ex(p, "group", &v)) {
-        rc = pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
-        goto out;
-    }
-    pa_strlcpy(x->group, json_object_get_string(v), sizeof(x->group));
-    x->since = get_i64(p, "since");
-    if(json_object_object_get_ex(p, "types", &v))
-        for(i = 0; i < json_object_array_length(v) && x->ntypes < MAX_TYPES; i++) {
-            struct type_out *t = &x->out[x->ntypes++];
+    x->params = json_tokener_parse(x->job->params);
+    if(!x->params || !json_object_object_get_ex(x->params, "group", &v))
+        return pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
+    x->group = json_object_get_string(v);
+    x->npi = get_str(x->params, "npi");
+    x->org_npi = get_str(x->params, "org_npi");
+    x->financial = json_object_object_get_ex(x->params, "financial", &v) && json_object_get_boolean(v);
+    pa_fhir_instant(x->job->ttime, x->ttime);
+    if(get_i64(x->params, "since"))
+        pa_fhir_instant(get_i64(x->params, "since"), x->since);
+    if(get_i64(x->params, "until"))
+        pa_fhir_instant(get_i64(x->params, "until"), x->until);
+    json_object_object_get_ex(x->params, "filters", &filters);
+    if(!json_object_object_get_ex(x->params, "types", &types))
+        return pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
+    for(i = 0; !rc && i < json_object_array_length(types); i++) {
+        const char *type = json_object_get_string(json_object_array_get_idx(types, i));
+        const pa_fhir_type *ft = pa_fhir_type_find(type);
+        struct type_out *t = ft ? add_out(x, type, ft->patient_path ? OUT_RESOURCE : OUT_SHARED) : NULL;
 
-            pa_strlcpy(t->type, json_object_get_string(json_object_array_get_idx(v, i)),
-                       sizeof(t->type));
-            t->file_no = 1;
-            t->fd = -1;
-            t->done = json_object_new_array();
-        }
-    values[0] = x->group;
-    res = pa_db_query(x->w->db, err,
-                      "SELECT (SELECT count(*) FROM roster_member WHERE roster_id = $1), "
-                      "EXISTS (SELECT 1 FROM roster WHERE id = $1)",
-                      1, values);
-    if(!res) {
-        rc = PA_EDB;
-        goto out;
+        if(!t)
+            return pa_err_set(err, PA_EINVAL, "the job asks for type %s, which is not exported", type);
+        if(t->kind == OUT_RESOURCE)
+            rc = build_type_sql(x, t, filters, err);
     }
-    pa_parse_long(PQgetvalue(res, 0, 0), &members);
-    if(strcmp(PQgetvalue(res, 0, 1), "t"))
+    if(!rc && x->since[0]) {
+        struct type_out *t = add_out(x, "Bundle", OUT_DELETED);
+
+        rc = t ? build_deleted_sql(x, t, types) : PA_ETOOBIG;
+    }
+    if(!rc && json_object_object_get_ex(x->params, "patients", &v) && json_object_array_length(v) &&
+       !add_out(x, "OperationOutcome", OUT_ERROR))
+        rc = PA_ETOOBIG;
+    if(rc)
+        return rc;
+    values[0] = x->group;
+    res = pa_db_query(x->w->db, err, "SELECT 1 FROM roster WHERE id = $1", 1, values);
+    if(!res)
+        return PA_EDB;
+    if(PQntuples(res) == 0)
         rc = pa_err_set(err, PA_ENOTFOUND, "Group %s no longer exists", x->group);
     PQclear(res);
-    x->total = (members + x->w->cfg->export_chunk_members - 1) / x->w->cfg->export_chunk_members;
-out:
-    json_object_put(p);
     return rc;
+}
+
+/* The number of chunks, for X-Progress (after the patient subset is known). */
+static int count_chunks(struct export *x, pa_err *err)
+{
+    const char *values[4];
+    PGresult *res;
+    long members = 0;
+
+    member_params(x, values);
+    res = pa_db_query(x->w->db, err, "SELECT count(*) FROM (" MEMBERS_SQL ") s", 4, values);
+    if(!res)
+        return PA_EDB;
+    pa_parse_long(PQgetvalue(res, 0, 0), &members);
+    PQclear(res);
+    x->total = (members + x->w->cfg->export_chunk_members - 1) / x->w->cfg->export_chunk_members + 1;
+    return PA_OK;
+}
+
+/* The patient subset as an array literal, from the job's parameters (used on
+ * resume, where the error file is already written). */
+static void subset_from_params(struct export *x)
+{
+    json_object *patients;
+    pa_buf ids;
+    size_t i;
+
+    x->patients[0] = '\0';
+    if(!json_object_object_get_ex(x->params, "patients", &patients) || !json_object_array_length(patients))
+        return;
+    pa_buf_init(&ids, sizeof(x->patients) - 1);
+    pa_buf_addstr(&ids, "{");
+    for(i = 0; i < json_object_array_length(patients); i++) {
+        char id[PA_FHIR_ID_MAX + 1];
+
+        if(!pa_fhir_ref_id(json_object_get_string(json_object_array_get_idx(patients, i)), "Patient", id, sizeof(id)))
+            pa_buf_add_array_item(&ids, id);
+    }
+    pa_buf_addstr(&ids, "}");
+    pa_strlcpy(x->patients, pa_buf_str(&ids), sizeof(x->patients));
+    pa_buf_free(&ids);
 }
 
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
@@ -430,46 +724,56 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_init(&x->wbuf, WRITE_BUF);
     snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
     rc = prepare(x, err);
-    if(rc)
-        goto out;
-    if(job->checkpoint) {
+    if(!rc && job->checkpoint)
         rc = restore(x, job->checkpoint, err);
-    }
-    else {
+    else if(!rc)
         /* a first attempt starts from nothing, whatever an earlier one left */
         pa_job_dir_remove(w->cfg, job->id);
-    }
     if(!rc && mkdir(x->dir, 0750) && errno != EEXIST)
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", x->dir, strerror(errno));
-    for(i = 0; i < x->ntypes && !rc; i++)
-        rc = open_current(x, &x->out[i], 1, err);
-    while(!rc) {
+    for(i = 0; i < x->nout && !rc; i++)
+        rc = open_current(x, &x->out[i], err);
+    if(!rc) {
+        json_object *patients = NULL;
+
+        json_object_object_get_ex(x->params, "patients", &patients);
+        if(job->checkpoint || !patients || !json_object_array_length(patients))
+            subset_from_params(x);
+        else
+            for(i = 0; i < x->nout && !rc; i++)
+                if(x->out[i].kind == OUT_ERROR)
+                    rc = write_errors(x, &x->out[i], patients, err);
+    }
+    if(!rc)
+        rc = count_chunks(x, err);
+    while(!rc && !x->shared_done) {
         long n = 0;
 
         rc = next_members(x, &ids, &n, err);
-        if(rc || n == 0)
+        if(rc)
             break;
-        for(i = 0; i < x->ntypes && !rc; i++)
-            rc = export_type_chunk(x, &x->out[i], pa_buf_str(&ids), err);
-        for(i = 0; i < x->ntypes && !rc; i++)
-            if(fdatasync(x->out[i].fd))
-                rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
+        if(n)
+            rc = export_chunk(x, pa_buf_str(&ids), err);
+        else {
+            rc = export_shared(x, err);
+            x->shared_done = !rc;
+        }
         if(rc)
             break;
         x->done++;
         free(cp);
         cp = checkpoint_json(x);
-        rc = cp ? pa_worker_checkpoint(w, job, x->done, x->total, cp, err)
-                : pa_err_set(err, PA_ENOMEM, "out of memory");
+        rc = cp ? pa_worker_checkpoint(w, job, x->done, x->total, cp, err) : pa_err_set(err, PA_ENOMEM, "out of memory");
     }
     if(!rc)
         rc = finish(x, manifest, err);
-out:
-    for(i = 0; i < x->ntypes; i++) {
+    for(i = 0; i < x->nout; i++) {
         if(x->out[i].fd >= 0)
             close(x->out[i].fd);
         json_object_put(x->out[i].done);
+        pa_buf_free(&x->out[i].sql);
     }
+    json_object_put(x->params);
     pa_buf_free(&x->wbuf);
     pa_buf_free(&ids);
     free(cp);

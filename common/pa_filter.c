@@ -1,0 +1,256 @@
+#include "pa_filter.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pa_fhir.h"
+#include "pa_http.h"
+#include "pa_util.h"
+
+/* Date parameters and the column each compares. */
+struct date_param {
+    const char *type, *param, *column;
+};
+
+static const struct date_param date_params[] = {
+    { "Observation", "date", "clin_start" },
+    { "Encounter", "date", "clin_start" },
+    { "Procedure", "date", "clin_start" },
+    { "Immunization", "date", "clin_start" },
+    { "DiagnosticReport", "date", "clin_start" },
+    { "DocumentReference", "date", "created" },
+    { "Condition", "onset-date", "clin_start" },
+    { "Condition", "recorded-date", "created" },
+    { "ExplanationOfBenefit", "service-date", "clin_start" },
+    { "ExplanationOfBenefit", "created", "created" },
+    { "MedicationRequest", "authoredon", "created" },
+    { "CarePlan", "date", "clin_start" },
+};
+
+static const struct date_param *find_date_param(const char *type, const char *param)
+{
+    size_t i;
+
+    for(i = 0; i < sizeof(date_params) / sizeof(date_params[0]); i++)
+        if(!strcmp(date_params[i].type, type) && !strcmp(date_params[i].param, param))
+            return &date_params[i];
+    return NULL;
+}
+
+const char *pa_filter_params(const char *type, char *out, size_t size)
+{
+    const char *const *tokens = pa_fhir_token_params(type);
+    size_t n = 0;
+    size_t i;
+
+    out[0] = '\0';
+    for(i = 0; tokens && tokens[i]; i++)
+        n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", tokens[i]);
+    for(i = 0; i < sizeof(date_params) / sizeof(date_params[0]); i++)
+        if(!strcmp(date_params[i].type, type))
+            n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", date_params[i].param);
+    return out;
+}
+
+/* A token condition: any of the comma-separated values (system|code, code, |code). */
+static int token_cond(const char *param, char *value, json_object *conds, pa_err *err)
+{
+    json_object *c;
+    pa_buf lit;
+    char *v = value;
+    int count = 0;
+    int rc = PA_OK;
+
+    pa_buf_init(&lit, 64 * 1024);
+    pa_buf_addstr(&lit, "{");
+    while(!rc && v) {
+        char *next = strchr(v, ',');
+        char *bar;
+        char item[1024];
+
+        if(next)
+            *next++ = '\0';
+        if(pa_url_decode(v, 0) || !*v) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has an empty or malformed value", param);
+            break;
+        }
+        bar = strchr(v, '|');
+        if(bar && !bar[1]) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s=%.80s: a system without a code is not supported", param, v);
+            break;
+        }
+        if(++count > PA_FILTER_MAX_VALUES) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has more than %d values", param, PA_FILTER_MAX_VALUES);
+            break;
+        }
+        if((size_t)snprintf(item, sizeof(item), "%s=%s", param, v) >= sizeof(item) ||
+           pa_buf_add_array_item(&lit, item)) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s value too long", param);
+            break;
+        }
+        v = next;
+    }
+    if(!rc) {
+        pa_buf_addstr(&lit, "}");
+        c = json_object_new_object();
+        json_object_object_add(c, "tokens", json_object_new_string(pa_buf_str(&lit)));
+        json_object_array_add(conds, c);
+    }
+    pa_buf_free(&lit);
+    return rc;
+}
+
+/* A date condition: [prefix]date with the precision of the value. */
+static int date_cond(const struct date_param *d, char *value, json_object *conds, pa_err *err)
+{
+    static const char *const prefixes[] = { "eq", "ge", "gt", "le", "lt", NULL };
+    const char *op = "eq";
+    char ts[PA_TS_LEN];
+    const char *unit;
+    json_object *c;
+    size_t n;
+    int i;
+
+    if(pa_url_decode(value, 0) || strchr(value, ','))
+        return pa_err_set(err, PA_EINVAL, "_typeFilter %s takes one date (no lists)", d->param);
+    for(i = 0; prefixes[i]; i++)
+        if(!strncmp(value, prefixes[i], 2)) {
+            op = prefixes[i];
+            value += 2;
+            break;
+        }
+    if(value[0] < '0' || value[0] > '9')
+        return pa_err_set(err, PA_EINVAL, "_typeFilter %s: prefix '%.2s' is not supported (eq, ge, gt, le, lt)",
+                          d->param, value);
+    if(pa_fhir_date_ts(value, ts))
+        return pa_err_set(err, PA_EINVAL, "_typeFilter %s: '%.40s' is not a FHIR date", d->param, value);
+    n = strlen(value);
+    unit = n == 4 ? "1 year" : n == 7 ? "1 month" : n == 10 ? "1 day" : "1 millisecond";
+    c = json_object_new_object();
+    json_object_object_add(c, "column", json_object_new_string(d->column));
+    json_object_object_add(c, "op", json_object_new_string(op));
+    json_object_object_add(c, "start", json_object_new_string(ts));
+    json_object_object_add(c, "unit", json_object_new_string(unit));
+    json_object_array_add(conds, c);
+    return PA_OK;
+}
+
+int pa_filter_add(json_object *filters, const char *query, pa_err *err)
+{
+    char type[64];
+    char *copy = NULL, *p;
+    const char *q = strchr(query, '?');
+    json_object *conds = NULL, *list;
+    int rc = PA_OK;
+
+    if(!q || q == query || (size_t)(q - query) >= sizeof(type) || !q[1])
+        return pa_err_set(err, PA_EINVAL, "_typeFilter '%.80s' is not Type?parameters", query);
+    snprintf(type, sizeof(type), "%.*s", (int)(q - query), query);
+    if(!pa_fhir_type_find(type))
+        return pa_err_set(err, PA_EINVAL, "_typeFilter names type '%s', which this server does not export", type);
+    copy = strdup(q + 1);
+    conds = json_object_new_array();
+    for(p = copy; !rc && p && *p;) {
+        char *next = strchr(p, '&');
+        char *eq, *colon;
+        const struct date_param *d;
+
+        if(next)
+            *next++ = '\0';
+        eq = strchr(p, '=');
+        if(!eq) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s: '%.60s' is not param=value", type, p);
+            break;
+        }
+        *eq = '\0';
+        if(pa_url_decode(p, 0)) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s: malformed parameter name", type);
+            break;
+        }
+        colon = strchr(p, ':');
+        if(colon) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s: modifier ':%.20s' on %.*s is not supported", type, colon + 1,
+                            (int)(colon - p), p);
+            break;
+        }
+        d = find_date_param(type, p);
+        if(d)
+            rc = date_cond(d, eq + 1, conds, err);
+        else if(pa_fhir_token_param(type, p))
+            rc = token_cond(p, eq + 1, conds, err);
+        else {
+            char supported[512];
+
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s: parameter '%.40s' is not supported (supported: %s)", type,
+                            p, *pa_filter_params(type, supported, sizeof(supported)) ? supported : "none");
+        }
+        p = next;
+    }
+    if(!rc) {
+        if(!json_object_object_get_ex(filters, type, &list)) {
+            list = json_object_new_array();
+            json_object_object_add(filters, type, list);
+        }
+        json_object_array_add(list, conds);
+        conds = NULL;
+    }
+    json_object_put(conds);
+    free(copy);
+    return rc;
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "";
+}
+
+int pa_filter_sql(json_object *queries, pa_buf *sql, int first, const char **values, int *n, int max)
+{
+    size_t q, c;
+    int rc = PA_OK;
+
+    *n = 0;
+    if(!queries || json_object_array_length(queries) == 0)
+        return PA_OK;
+    rc = pa_buf_addstr(sql, " AND (");
+    for(q = 0; !rc && q < json_object_array_length(queries); q++) {
+        json_object *conds = json_object_array_get_idx(queries, q);
+
+        rc = pa_buf_addstr(sql, q ? " OR (true" : "(true");
+        for(c = 0; !rc && c < json_object_array_length(conds); c++) {
+            json_object *cond = json_object_array_get_idx(conds, c);
+            const char *op = jstr(cond, "op");
+            const char *col = jstr(cond, "column");
+            int k = first + *n;
+
+            if(*n + 2 > max)
+                return PA_ETOOBIG;
+            /* columns come from the table above, never from the request */
+            if(*jstr(cond, "tokens")) {
+                values[(*n)++] = jstr(cond, "tokens");
+                rc = pa_buf_printf(sql, " AND tokens && $%d::text[]", k);
+            }
+            else if(!strcmp(op, "ge") || !strcmp(op, "lt")) {
+                values[(*n)++] = jstr(cond, "start");
+                rc = pa_buf_printf(sql, " AND %s %s $%d::timestamptz", col, op[0] == 'g' ? ">=" : "<", k);
+            }
+            else {
+                values[(*n)++] = jstr(cond, "start");
+                values[(*n)++] = jstr(cond, "unit");
+                if(!strcmp(op, "gt"))
+                    rc = pa_buf_printf(sql, " AND %s >= $%d::timestamptz + $%d::interval", col, k, k + 1);
+                else if(!strcmp(op, "le"))
+                    rc = pa_buf_printf(sql, " AND %s < $%d::timestamptz + $%d::interval", col, k, k + 1);
+                else
+                    rc = pa_buf_printf(sql, " AND %s >= $%d::timestamptz AND %s < $%d::timestamptz + $%d::interval", col,
+                                       k, col, k, k + 1);
+            }
+        }
+        if(!rc)
+            rc = pa_buf_addstr(sql, ")");
+    }
+    return rc ? rc : pa_buf_addstr(sql, ")");
+}
