@@ -412,6 +412,27 @@ static int load_own_job(pa_ctx *ctx, const char *id, pa_job **job, pa_resp *resp
     return rc;
 }
 
+/* True if this job's status was asked for less than poll_min_interval_ms
+ * ago (one key per job that expires by itself). */
+static int polled_too_soon(pa_ctx *ctx, const char *id)
+{
+    char key[256];
+    redisReply *reply;
+    pa_redis *redis;
+    pa_err err;
+    int soon;
+
+    if(ctx->cfg->poll_min_interval_ms == 0 || pa_ctx_redis(ctx, &redis, &err))
+        return 0;
+    reply = pa_redis_cmd(redis, &err, "SET %s 1 PX %ld NX", pa_redis_key(redis, key, sizeof(key), "poll:%s", id),
+                         ctx->cfg->poll_min_interval_ms);
+    if(!reply)
+        return 0; /* never refuse a poll for want of Redis: the job read worked */
+    soon = reply->type == REDIS_REPLY_NIL;
+    freeReplyObject(reply);
+    return soon;
+}
+
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const types[] = { PA_MT_JSON, PA_MT_FHIR_JSON, NULL };
@@ -425,6 +446,12 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                                req->accept);
     if(load_own_job(ctx, args[0], &job, resp))
         return 0;
+    if(polled_too_soon(ctx, job->id)) {
+        pa_job_free(job);
+        pa_resp_outcome(resp, 429, "error", "throttled", "polled too often: wait as Retry-After says");
+        pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds);
+        return 0;
+    }
     if(!strcmp(job->state, "completed") && job->manifest) {
         char date[32];
 
@@ -537,7 +564,8 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return pa_resp_outcome(resp, 404, "error", "not-found", "no such file");
     /* a file holds one type, named before its number: Patient-1.ndjson */
     snprintf(type, sizeof(type), "%.*s", (int)strcspn(args[1], "-"), args[1]);
-    if(pa_api_require_read(ctx, resp, type))
+    /* deleted (Bundle) and error (OperationOutcome) files are the job's own reports */
+    if(strcmp(type, "Bundle") && strcmp(type, "OperationOutcome") && pa_api_require_read(ctx, resp, type))
         return 0;
     if(load_own_job(ctx, args[0], &job, resp))
         return 0;

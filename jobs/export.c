@@ -261,7 +261,8 @@ static int build_type_sql(struct export *x, struct type_out *t, json_object *fil
                        "WHERE type = $2 AND last_updated <= $3::timestamptz"
                        " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
                        " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)"
-                       " AND ($6::date IS NULL OR clin_start IS NULL OR coalesce(clin_end, clin_start) >= $6::date)");
+                       " AND ($6::date IS NULL OR coalesce(clin_end, clin_start, created) IS NULL"
+                       "  OR coalesce(clin_end, clin_start, created) >= $6::date)");
     if(!rc)
         /* the Patient resource is the member itself; every other type is in its compartment */
         rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = ANY($1::text[])"

@@ -107,15 +107,21 @@ wait_job() {
   local url=$1 deadline=$((SECONDS + ${2:-60}))
   while :; do
     http GET "$url" -H 'Accept: application/json'
-    [ "$STATUS" != 202 ] && return 0
+    [ "$STATUS" != 202 ] && [ "$STATUS" != 429 ] && return 0
     [ $SECONDS -ge $deadline ] && return 1
     sleep 0.2
   done
 }
 
+# poll URL [curl args]: GET a job's status, waiting out a 429 (polled too often)
+poll() {
+  http GET "$@"
+  while [ "$STATUS" = 429 ]; do sleep 0.1; http GET "$@"; done
+}
+
 # progress_of URL: the percentage in X-Progress, or 0
 progress_of() {
-  http GET "$1"
+  poll "$1"
   local p; p=$(header X-Progress)
   [[ "$p" =~ ^([0-9]+)% ]] && echo "${BASH_REMATCH[1]}" || echo 0
 }

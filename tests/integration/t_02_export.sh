@@ -94,7 +94,7 @@ kickoff big
 running=$JOB_URL
 deadline=$((SECONDS + 20))
 while [ "$(progress_of "$running")" -lt 5 ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-http GET "$running"
+poll "$running"
 expect_match "a running job reports X-Progress" "$(header X-Progress)" '^[0-9]+% \([0-9]+ of 201 chunks\)$'
 expect_eq "a running job advises Retry-After" "$(header Retry-After)" 1
 http DELETE "$running"

@@ -37,6 +37,6 @@ kickoff small
 wait_job "$JOB_URL" 30
 redis-cli -p "$PA_REDIS_PORT" -a "$(cat "$PA_ROOT/secrets/redis")" --no-auth-warning \
   HSET "pa:job:${JOB_URL##*/}" state failed error "the Group vanished" > /dev/null
-http GET "$JOB_URL"
+poll "$JOB_URL"
 expect_outcome "a failed job answers 500 with the reason" 500 "the Group vanished"
 http DELETE "$JOB_URL"

@@ -43,7 +43,7 @@ deadline=$((SECONDS + 30))
 while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
 expect_true "SIGTERM stops the runner cleanly" eval "! alive $pid && test ! -e '$PA_ROOT/run/runner.pid'"
 expect_true "the stopping worker handed its job back" grep -q "job ${term_url##*/} handed back" "$PA_ROOT/log/provider-access.log"
-http GET "$term_url"
+poll "$term_url"
 expect_eq "a handed-back job is still in progress" "$STATUS" 202
 "$REPO/scripts/pa-stack" start > /dev/null 2>&1
 wait_job "$term_url" 120
