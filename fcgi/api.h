@@ -54,6 +54,8 @@ typedef int (*pa_handler)(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);

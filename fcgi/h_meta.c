@@ -9,10 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pa_fhir.h"
+#include "pa_filter.h"
 #include "pa_util.h"
 
 #define BULK_CAPSTMT "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 #define BULK_GROUP_EXPORT "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+#define ATR_DATA_EXPORT "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export"
+#define PDEX_SERVER "http://hl7.org/fhir/us/davinci-pdex/CapabilityStatement/pdex-provider-access-server"
 
 /* json_object_object_add takes the reference to v: callers never free it. */
 static void add_str(json_object *o, const char *k, const char *v)
@@ -52,7 +56,7 @@ static int answer_json(pa_resp *resp, int status, const char *content_type, json
 int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const formats[] = { "json", PA_MT_FHIR_JSON, NULL };
-    static const char *const instantiates[] = { BULK_CAPSTMT, NULL };
+    static const char *const instantiates[] = { BULK_CAPSTMT, PDEX_SERVER, NULL };
     json_object *cs, *sw, *impl, *rest, *rests, *group, *ops, *resources;
     char date[32];
 
@@ -85,11 +89,61 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     ops = json_object_new_array();
     json_object_array_add(ops, operation("export", BULK_GROUP_EXPORT));
     json_object_array_add(ops, operation("group-export", BULK_GROUP_EXPORT));
+    json_object_array_add(ops, operation("davinci-data-export", ATR_DATA_EXPORT));
     group = json_object_new_object();
     add_str(group, "type", "Group");
+    {
+        static const char *const interactions[] = { "read", "search-type", NULL };
+        static const char *const params[][2] = { { "_id", "token" }, { "identifier", "token" }, { "name", "string" },
+                                                 { "code", "token" }, { "characteristic-value", "reference" },
+                                                 { NULL, NULL } };
+        json_object *list = json_object_new_array();
+        size_t i;
+
+        for(i = 0; interactions[i]; i++) {
+            json_object *it = json_object_new_object();
+
+            add_str(it, "code", interactions[i]);
+            json_object_array_add(list, it);
+        }
+        json_object_object_add(group, "interaction", list);
+        list = json_object_new_array();
+        for(i = 0; params[i][0]; i++) {
+            json_object *sp = json_object_new_object();
+
+            add_str(sp, "name", params[i][0]);
+            add_str(sp, "type", params[i][1]);
+            json_object_array_add(list, sp);
+        }
+        json_object_object_add(group, "searchParam", list);
+    }
     json_object_object_add(group, "operation", ops);
     resources = json_object_new_array();
     json_object_array_add(resources, group);
+    {
+        const char *const *types = pa_fhir_type_names();
+        size_t i;
+
+        /* the types an export writes, with what _typeFilter can ask of each */
+        for(i = 0; types[i]; i++) {
+            json_object *r = json_object_new_object();
+            char supported[512];
+
+            add_str(r, "type", types[i]);
+            pa_filter_params(types[i], supported, sizeof(supported));
+            if(supported[0]) {
+                char doc[640];
+
+                snprintf(doc, sizeof(doc), "Exported by Group $export and $davinci-data-export. _typeFilter parameters: %s",
+                         supported);
+                add_str(r, "documentation", doc);
+            }
+            else {
+                add_str(r, "documentation", "Exported by Group $export and $davinci-data-export.");
+            }
+            json_object_array_add(resources, r);
+        }
+    }
 
     rest = json_object_new_object();
     add_str(rest, "mode", "server");

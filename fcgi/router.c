@@ -36,6 +36,8 @@ static const struct route routes[] = {
     { "/metadata", M_GET, pa_h_metadata, PUBLIC, NULL },
     { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, PUBLIC, NULL },
     { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL },
+    { "/Group", M_GET, pa_h_group_search, TOKEN, "Group" },
+    { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group" },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
     { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
     { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL },
