@@ -15,6 +15,7 @@ void pa_resp_init(pa_resp *r)
     pa_buf_init(&r->headers, PA_RESP_MAX_HEADERS);
     pa_buf_init(&r->body, PA_RESP_MAX_BODY);
     r->sendfile_path = NULL;
+    r->stream = 0;
 }
 
 void pa_resp_free(pa_resp *r)

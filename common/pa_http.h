@@ -39,6 +39,7 @@ typedef struct pa_req {
     const char *content_type;
     const char *prefer;
     const char *authorization;
+    const char *accept_encoding;
     const char *body;
     size_t body_len;
     pa_param *params;          /* decoded query parameters, in order */
@@ -53,6 +54,7 @@ typedef struct pa_resp {
     pa_buf headers;            /* extra "Name: value\r\n" lines */
     pa_buf body;
     char *sendfile_path;       /* when set, the body is this file (X-Sendfile or streamed) */
+    int stream;                /* 1: the responder streams sendfile_path itself */
 } pa_resp;
 
 void pa_resp_init(pa_resp *r);

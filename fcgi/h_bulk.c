@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "pa_db.h"
 #include "pa_fhir.h"
@@ -508,6 +509,52 @@ int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                            "the job is cancelled and its files are deleted");
 }
 
+/* True if the client accepts gzip (Accept-Encoding: gzip, q > 0). */
+static int wants_gzip(const char *accept_encoding)
+{
+    static const char *const gzip[] = { "gzip", NULL };
+
+    /* the Accept parser reads lists and q-values ("gzip;q=0" refuses it);
+     * an absent or empty header means no encoding */
+    return accept_encoding && *accept_encoding && pa_accept_pick(accept_encoding, gzip) == 0;
+}
+
+/*
+ * The gzip form of an export file, made once on first demand (into a temp
+ * file renamed into place, so concurrent downloads never see half of one)
+ * and then sent by Apache like the file itself.  0 with gz filled, or -1 to
+ * send the plain file.
+ */
+static int gzip_sibling(const char *path, char *gz, size_t size)
+{
+    char tmp[1100], buf[65536];
+    struct stat st;
+    gzFile out;
+    ssize_t n;
+    int in, ok = 1;
+
+    if((size_t)snprintf(gz, size, "%s.gz", path) >= size)
+        return -1;
+    if(stat(gz, &st) == 0)
+        return 0;
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", gz, (int)getpid());
+    in = open(path, O_RDONLY | O_CLOEXEC);
+    out = in < 0 ? NULL : gzopen(tmp, "wb1");
+    if(!out) {
+        if(in >= 0)
+            close(in);
+        return -1;
+    }
+    while(ok && (n = read(in, buf, sizeof(buf))) > 0)
+        ok = gzwrite(out, buf, (unsigned)n) == (int)n;
+    close(in);
+    if(gzclose(out) != Z_OK || !ok || rename(tmp, gz)) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
 /* True if name is a plain file name this server writes (no path, no dot-files). */
 static int safe_file_name(const char *name)
 {
@@ -551,6 +598,7 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_job *job = NULL;
     char url[1024];
     char path[1024];
+    char gz[1100];
     char type[64];
     struct stat st;
 
@@ -579,7 +627,17 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_job_free(job);
     resp->status = 200;
     snprintf(resp->content_type, sizeof(resp->content_type), "%s", PA_MT_FHIR_NDJSON);
-    resp->sendfile_path = strdup(path);
+    pa_resp_header(resp, "Vary", "Accept-Encoding");
+    if(wants_gzip(req->accept_encoding) && gzip_sibling(path, gz, sizeof(gz)) == 0) {
+        /* streamed by the responder: mod_xsendfile would drop Content-Encoding,
+         * and the gzip form is a small fraction of the file */
+        pa_resp_header(resp, "Content-Encoding", "gzip");
+        resp->sendfile_path = strdup(gz);
+        resp->stream = 1;
+    }
+    else {
+        resp->sendfile_path = strdup(path);
+    }
     if(!resp->sendfile_path)
         return pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
     return 0;

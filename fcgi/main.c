@@ -61,7 +61,7 @@ static void send_response(FCGX_Stream *out, const pa_ctx *ctx, const pa_req *req
 {
     pa_buf h;
     struct stat st;
-    int use_xsendfile = !ctx->cfg || ctx->cfg->xsendfile;
+    int use_xsendfile = (!ctx->cfg || ctx->cfg->xsendfile) && !resp->stream;
 
     pa_buf_init(&h, PA_RESP_MAX_HEADERS + 4096);
     pa_buf_printf(&h, "Status: %d %s\r\n", resp->status, pa_http_status_text(resp->status));
@@ -207,6 +207,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     req.content_type = env(fr->envp, "CONTENT_TYPE");
     req.prefer = env(fr->envp, "HTTP_PREFER");
     req.authorization = env(fr->envp, "HTTP_AUTHORIZATION");
+    req.accept_encoding = env(fr->envp, "HTTP_ACCEPT_ENCODING");
     /* nobody is anybody until the router has checked the token */
     ctx->client_id = "";
     memset(&ctx->token, 0, sizeof(ctx->token));

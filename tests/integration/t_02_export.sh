@@ -107,3 +107,17 @@ deadline=$((SECONDS + 10))
 until [ "$(psql_q "SELECT state FROM job WHERE id='$rjob'")" = cancelled ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
 expect_eq "the cancelled job's record says cancelled" "$(psql_q "SELECT state FROM job WHERE id='$rjob'")" cancelled
 expect_true "the runner stopped the cancelled job" grep -q "job $rjob cancelled" "$PA_ROOT/log/provider-access.log"
+
+# gzip on request
+kickoff small
+wait_job "$JOB_URL" 30
+gz_url=$(jq_body '.output[0].url')
+http GET "$gz_url" -H 'Accept-Encoding: gzip' --compressed
+expect_eq "Accept-Encoding: gzip gets Content-Encoding: gzip" "$(header Content-Encoding)" gzip
+expect_eq "the gzip body is the file, compressed" "$(curl -s -H "Authorization: Bearer $TOKEN" "$gz_url" | sha256sum)" \
+  "$(curl -s --compressed -H "Authorization: Bearer $TOKEN" "$gz_url" | sha256sum)"
+http GET "$gz_url" -H 'Accept-Encoding: gzip;q=0, identity'
+expect_eq "gzip;q=0 gets the plain file" "$(header Content-Encoding)" ""
+expect_eq "... which is NDJSON" "$(jq -r .resourceType <<< "$BODY" | sort -u)" Patient
+expect_true "responses vary on Accept-Encoding" grep -qi '^Vary:.*Accept-Encoding' "$HEADERS"
+http DELETE "$JOB_URL"
