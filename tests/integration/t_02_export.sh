@@ -121,3 +121,22 @@ expect_eq "gzip;q=0 gets the plain file" "$(header Content-Encoding)" ""
 expect_eq "... which is NDJSON" "$(jq -r .resourceType <<< "$BODY" | sort -u)" Patient
 expect_true "responses vary on Accept-Encoding" grep -qi '^Vary:.*Accept-Encoding' "$HEADERS"
 http DELETE "$JOB_URL"
+
+# expiry: files are kept retention_seconds after completion, then the janitor purges them
+kickoff small
+wait_job "$JOB_URL" 30
+exp_job=${JOB_URL##*/}
+expires=$(date -d "$(header Expires)" +%s)
+expect_true "Expires is completion + retention_seconds (24 h)" \
+  test $((expires - $(date +%s))) -gt $((86400 - 60)) -a $((expires - $(date +%s))) -le 86400
+exp_file=$(jq_body '.output[0].url')
+redis-cli -p "$PA_REDIS_PORT" -a "$(cat "$PA_ROOT/secrets/redis")" --no-auth-warning \
+  ZADD pa:due "$(($(date +%s) * 1000))" "$exp_job" > /dev/null
+deadline=$((SECONDS + 20))
+until [ "$(psql_q "SELECT state FROM job WHERE id = '$exp_job'")" = expired ] || [ $SECONDS -ge $deadline ]; do sleep 0.5; done
+expect_eq "an expired job's record says expired" "$(psql_q "SELECT state FROM job WHERE id = '$exp_job'")" expired
+poll "$JOB_URL"
+expect_outcome "an expired job answers 404" 404
+http GET "$exp_file"
+expect_eq "its files answer 404" "$STATUS" 404
+expect_true "its files are gone from disk" test ! -d "$PA_ROOT/data/jobs/$exp_job"
