@@ -31,6 +31,9 @@ int cmd_delete(int argc, char **argv);
 int cmd_client(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
+/* pa-admin roster ... */
+int cmd_roster(int argc, char **argv);
+
 /* pa-admin synth --members N --seed S --out DIR */
 int cmd_synth(int argc, char **argv);
 

@@ -36,6 +36,7 @@ static void usage(FILE *f)
             "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
             "  provider network NPI --in|--out [--from DATE] [--to DATE]   set a provider's network status\n"
             "  synth --members N [--seed S] --out DIR   write a synthetic payer as NDJSON and CSV\n"
+            "  roster list [--npi NPI] | create ID ... | add ID PATIENT... | remove ID PATIENT... | status ID [S]\n"
             "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
             "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE\n"
             "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
@@ -363,6 +364,8 @@ int main(int argc, char **argv)
         return cmd_provider(argc - i, argv + i);
     if(!strcmp(argv[i], "synth"))
         return cmd_synth(argc - i, argv + i);
+    if(!strcmp(argv[i], "roster"))
+        return cmd_roster(argc - i, argv + i);
     if(!strcmp(argv[i], "client"))
         return cmd_client(argc - i, argv + i);
     if(!strcmp(argv[i], "audit"))
