@@ -49,3 +49,8 @@ expect_outcome "an unknown Group is 404 too" 404 "nosuch"
 adm=$("$PA_ROOT/bin/pa-admin" --config "$PA_ROOT/provider-access.conf" client add --name "Payer ops" --admin --secret)
 NOAUTH=1 http GET "$BASE/Group/elsewhere" -H "Authorization: Bearer $(token_for "$(sed -n 1p <<< "$adm")" "$(sed -n 2p <<< "$adm")")"
 expect_eq "the payer's admin client reads any roster" "$STATUS" 200
+
+# the tester's script for the whole v1 flow
+out=$(BASE=$BASE OUT=$HTTP_TMP/v1 "$REPO/examples/v1-flow" "$CLIENT_ID" "$CLIENT_SECRET" small 2> "$HTTP_TMP/v1.log")
+expect_eq "examples/v1-flow runs the whole flow" "$?" 0
+expect_eq "and downloads the members' Patients" "$(jq -r .id "$HTTP_TMP/v1/Patient-1.ndjson" | sort | tr '\n' ,)" "p1,p2,p300,"
