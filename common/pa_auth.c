@@ -170,7 +170,7 @@ int pa_scope_grant(const char *requested, int admin, char granted[PA_SCOPE_MAX],
     return PA_OK;
 }
 
-int pa_scope_allows(const char *granted, const char *type)
+static int scope_allows(const char *granted, const char *type, int want_write)
 {
     const char *p = granted;
 
@@ -179,7 +179,7 @@ int pa_scope_allows(const char *granted, const char *type)
         size_t n = strcspn(p, " ");
         int read, write, v2;
 
-        if(n && !parse_scope(p, n, t, sizeof(t), &read, &write, &v2, NULL) && read &&
+        if(n && !parse_scope(p, n, t, sizeof(t), &read, &write, &v2, NULL) && (want_write ? write : read) &&
            (!strcmp(t, "*") || !strcmp(t, type)))
             return 1;
         p += n;
@@ -187,6 +187,16 @@ int pa_scope_allows(const char *granted, const char *type)
             p++;
     }
     return 0;
+}
+
+int pa_scope_allows(const char *granted, const char *type)
+{
+    return scope_allows(granted, type, 0);
+}
+
+int pa_scope_allows_write(const char *granted, const char *type)
+{
+    return scope_allows(granted, type, 1);
 }
 
 int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_LEN + 1], pa_err *err)

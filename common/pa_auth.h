@@ -35,6 +35,9 @@ int pa_scope_grant(const char *requested, int admin, char granted[PA_SCOPE_MAX],
 /* True if the granted scopes let the client read resources of type. */
 int pa_scope_allows(const char *granted, const char *type);
 
+/* True if the granted scopes let the client change resources of type. */
+int pa_scope_allows_write(const char *granted, const char *type);
+
 typedef struct pa_token {
     char client_id[65];
     char npi[11];

@@ -56,6 +56,8 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);

@@ -40,6 +40,8 @@ static const struct route routes[] = {
     { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group" },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
     { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
+    { "/Group/{}/$member-add", M_POST, pa_h_member_add, TOKEN, NULL },
+    { "/Group/{}/$member-remove", M_POST, pa_h_member_remove, TOKEN, NULL },
     { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL },
     { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, TOKEN, NULL },
     /* each file's own type is checked by its handler */

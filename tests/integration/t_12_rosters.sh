@@ -24,3 +24,44 @@ expect_eq "an unknown status is refused" "$?" 2
 out=$(admin roster add nosuch p1 2>&1); rc=$?
 expect_eq "adding to an unknown roster fails" "$rc" 1
 expect_eq "... and says why" "$out" "pa-admin: no roster nosuch"
+
+# ATR $member-add / $member-remove: the payer's admin clients only
+ops=$(admin client add --name "Payer roster ops" --admin --secret)
+ops_token=$(token_for "$(sed -n 1p <<< "$ops")" "$(sed -n 2p <<< "$ops")" "system/Group.write system/Group.read")
+read_only=$(token_for "$(sed -n 1p <<< "$ops")" "$(sed -n 2p <<< "$ops")" "system/Group.read")
+admin roster status hand-made open
+member_op() {  # member_op OP TOKEN PARAMETERS_JSON_ARRAY
+  NOAUTH=1 http POST "$BASE/Group/hand-made/\$$1" -H "Authorization: Bearer $2" \
+    -H 'Content-Type: application/fhir+json' --data "{\"resourceType\":\"Parameters\",\"parameter\":$3}"
+}
+npi_param='{"name":"providerNpi","valueIdentifier":{"system":"http://hl7.org/fhir/sid/us-npi","value":"1234567893"}}'
+member_op member-add "$TOKEN" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
+expect_outcome "a provider's client may not change a roster" 403 "admin clients"
+member_op member-add "$read_only" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
+expect_outcome "an admin token without Group write may not either" 403 "writes Group"
+member_op member-add "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}},$npi_param,
+  {\"name\":\"attributionPeriod\",\"valuePeriod\":{\"start\":\"2026-01-01\"}}]"
+expect_eq "\$member-add by patientReference and providerNpi" "$STATUS" 200
+member_op member-add "$ops_token" '[{"name":"memberId","valueIdentifier":{"value":"M00000003"}}]'
+expect_eq "\$member-add by memberId (the MB identifier)" "$STATUS" 200
+expect_eq "both are members now" \
+  "$(psql_q "SELECT string_agg(patient_id || '@' || period_start, ',' ORDER BY patient_id) FROM roster_member WHERE roster_id = 'hand-made' AND patient_id IN ('p5', 'mem-000003')")" \
+  "mem-000003@$(date -u +%Y-%m-%d),p5@2026-01-01"
+member_op member-add "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p6\"}},
+  {\"name\":\"providerNpi\",\"valueIdentifier\":{\"value\":\"1245319599\"}}]"
+expect_outcome "another provider than the roster's is refused" 422 "attributed to NPI 1234567893"
+member_op member-add "$ops_token" '[{"name":"memberId","valueIdentifier":{"value":"NOBODY"}}]'
+expect_outcome "an unknown memberId is refused" 422 "NOBODY"
+member_op member-remove "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
+expect_eq "\$member-remove from an open list removes" "$(psql_q "SELECT count(*) FROM roster_member WHERE roster_id = 'hand-made' AND patient_id = 'p5'")" 0
+member_op member-remove "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
+expect_outcome "removing a non-member is 404" 404 "not a member"
+admin roster status hand-made draft
+member_op member-remove "$ops_token" '[{"name":"memberId","valueIdentifier":{"value":"M00000003"}}]'
+expect_eq "\$member-remove from a draft list keeps the member, inactive" \
+  "$(psql_q "SELECT inactive FROM roster_member WHERE roster_id = 'hand-made' AND patient_id = 'mem-000003'")" t
+admin roster status hand-made final
+member_op member-add "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
+expect_outcome "a final list cannot change" 422 "final"
+member_op member-add "$ops_token" '[{"name":"somethingElse","valueString":"x"}]'
+expect_outcome "an unknown parameter is refused" 400 "somethingElse"
