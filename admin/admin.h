@@ -30,6 +30,7 @@ int cmd_delete(int argc, char **argv);
 /* pa-admin client ... and pa-admin audit */
 int cmd_client(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_downloads(int argc, char **argv);
 
 /* pa-admin roster ... */
 int cmd_roster(int argc, char **argv);

@@ -348,3 +348,32 @@ int cmd_audit(int argc, char **argv)
                       "ORDER BY id LIMIT $3::int",
                       3, values, no_header);
 }
+
+int cmd_downloads(int argc, char **argv)
+{
+    const char *values[3] = { NULL, NULL, "1000" };
+    int no_header = 0;
+    long v;
+    int i;
+
+    for(i = 1; i < argc; i++) {
+        if(!strcmp(argv[i], "--client") && i + 1 < argc)
+            values[0] = argv[++i];
+        else if(!strcmp(argv[i], "--patient") && i + 1 < argc)
+            values[1] = argv[++i];
+        else if(!strcmp(argv[i], "--limit") && i + 1 < argc && !pa_parse_long(argv[i + 1], &v) && v > 0)
+            values[2] = argv[++i];
+        else if(!strcmp(argv[i], "--no-header"))
+            no_header = 1;
+        else {
+            fprintf(stderr, "usage: pa-admin downloads [--client ID] [--patient ID] [--limit N] [--no-header]\n"
+                            "  what provider-download exports gave each client, member by member\n");
+            return 2;
+        }
+    }
+    return admin_list("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, client_id,"
+                      " group_id, patient_id, job_id, types, filters FROM download_record"
+                      " WHERE ($1::text IS NULL OR client_id = $1) AND ($2::text IS NULL OR patient_id = $2)"
+                      " ORDER BY at DESC, group_id, patient_id LIMIT $3::int",
+                      3, values, no_header);
+}

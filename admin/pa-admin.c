@@ -39,6 +39,7 @@ static void usage(FILE *f)
             "  roster list [--npi NPI] | create ID ... | add ID PATIENT... | remove ID PATIENT... | status ID [S]\n"
             "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
             "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE\n"
+            "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
             "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
             "\n"
@@ -368,6 +369,8 @@ int main(int argc, char **argv)
         return cmd_roster(argc - i, argv + i);
     if(!strcmp(argv[i], "client"))
         return cmd_client(argc - i, argv + i);
+    if(!strcmp(argv[i], "downloads"))
+        return cmd_downloads(argc - i, argv + i);
     if(!strcmp(argv[i], "audit"))
         return cmd_audit(argc - i, argv + i);
     if(!strcmp(argv[i], "version")) {

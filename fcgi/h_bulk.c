@@ -201,6 +201,8 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
     json_object *types = json_object_new_array();
     json_object *filters = json_object_new_object();
     json_object *patients = json_object_new_array();
+    json_object *asked_types = json_object_new_array();
+    json_object *asked_filters = json_object_new_array();
     const char *format = NULL, *export_type = NULL;
     pa_err err;
     size_t i, k;
@@ -209,6 +211,9 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
     json_object_object_add(out, "types", types);
     json_object_object_add(out, "filters", filters);
     json_object_object_add(out, "patients", patients);
+    /* as asked, for the record of what a provider-download gave */
+    json_object_object_add(out, "asked_types", asked_types);
+    json_object_object_add(out, "asked_filters", asked_filters);
     for(i = 0; i < xp->n; i++) {
         const char *name = xp->p[i].name;
         const char *v = xp->p[i].value;
@@ -230,10 +235,12 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
             /* repeated _type parameters are one comma-joined list */
             if(add_types(types, v, resp))
                 return -1;
+            json_object_array_add(asked_types, json_object_new_string(v));
         }
         else if(!strcmp(name, "_typeFilter")) {
             if(pa_filter_add(filters, v, &err))
                 return reject(resp, "not-supported", "%s", err.msg);
+            json_object_array_add(asked_filters, json_object_new_string(v));
         }
         else if(!strcmp(name, "patient")) {
             /* kept as given: references that are not members are reported, not refused */

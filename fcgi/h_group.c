@@ -28,8 +28,22 @@
     " AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"      \
     " AND (o.scope = 'global' OR o.npi IN (nullif($1, ''), nullif($2, ''))))"
 
-/* The roster r as a PDex provider Group; $4 (bool) adds its members. */
-#define GROUP_JSON                                                                                      \
+/* What client CLIENT last received of member m from roster r (provider-download):
+ * the PDex 2.1.0 lastTransmitted, lastResources and lastFilters extensions. */
+#define LAST_DOWNLOAD(CLIENT)                                                                           \
+    "(SELECT json_agg(e) FROM (SELECT * FROM download_record d WHERE d.group_id = r.id"                   \
+    "   AND d.patient_id = m.patient_id AND d.client_id = " CLIENT " ORDER BY d.at DESC LIMIT 1) d,"      \
+    "  LATERAL (VALUES (json_build_object('url', 'http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/base-ext-last-transmission',"\
+    "   'valueDateTime', to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))),"      \
+    "   (CASE WHEN d.types <> '' THEN json_build_object('url',"                                         \
+    "    'http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/base-ext-last-types', 'valueString', d.types) END)," \
+    "   (CASE WHEN d.filters <> '' THEN json_build_object('url',"                                       \
+    "    'http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/base-ext-last-typefilter', 'valueString', d.filters) END))" \
+    "  v(e) WHERE e IS NOT NULL)"
+
+/* The roster r as a PDex provider Group; $4 (bool) adds its members, with
+ * what CLIENT last received of each. */
+#define GROUP_JSON(CLIENT)                                                                              \
     "json_strip_nulls(json_build_object('resourceType', 'Group', 'id', r.id,"                             \
     " 'meta', json_build_object('lastUpdated', to_char(r.updated_at AT TIME ZONE 'UTC',"                  \
     "   'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"                                                            \
@@ -47,7 +61,8 @@
     "   'system', 'http://hl7.org/fhir/sid/us-npi', 'value', coalesce(r.npi, r.org_npi))), 'exclude', false)),"\
     " 'quantity', (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id AND NOT m.inactive AND "  \
     NOT_OPTED_OUT "),"                                                                                    \
-    " 'member', CASE WHEN $4::bool THEN (SELECT coalesce(json_agg(json_build_object('entity',"            \
+    " 'member', CASE WHEN $4::bool THEN (SELECT coalesce(json_agg(json_build_object('extension', "        \
+    LAST_DOWNLOAD(CLIENT) ", 'entity',"                                                                  \
     "   json_build_object('reference', 'Patient/' || m.patient_id), 'period', json_build_object("        \
     "   'start', m.period_start, 'end', m.period_end), 'inactive', m.inactive) ORDER BY m.patient_id), '[]')"\
     "   FROM roster_member m WHERE m.roster_id = r.id AND " NOT_OPTED_OUT ") END))::text"
@@ -62,7 +77,7 @@ static void token_values(const pa_ctx *ctx, const char **v, int members)
 
 int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
-    const char *values[5];
+    const char *values[6];
     PGconn *db;
     PGresult *res;
     pa_err err;
@@ -76,7 +91,8 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return pa_resp_error(resp, &err);
     token_values(ctx, values, 1);
     values[4] = args[0];
-    res = pa_db_query(db, &err, "SELECT " GROUP_JSON " FROM roster r WHERE r.id = $5 AND " VISIBLE, 5, values);
+    values[5] = ctx->token.client_id;
+    res = pa_db_query(db, &err, "SELECT " GROUP_JSON("$6") " FROM roster r WHERE r.id = $5 AND " VISIBLE, 6, values);
     if(!res)
         return pa_resp_error(resp, &err);
     if(PQntuples(res) != 1) {
@@ -192,7 +208,7 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                       " AND ($9::text IS NULL OR $9 = 'pdexprovidergroup')"
                       " AND ($10::text IS NULL OR $10 IN (r.npi, r.org_npi)))"
                       "SELECT (SELECT count(*) FROM hits), NULL UNION ALL "
-                      "(SELECT NULL, " GROUP_JSON " FROM hits r WHERE ($11::text IS NULL OR r.id > $11) ORDER BY r.id"
+                      "(SELECT NULL, " GROUP_JSON("NULL::text") " FROM hits r WHERE ($11::text IS NULL OR r.id > $11) ORDER BY r.id"
                       " LIMIT $12::int)",
                       12, values);
     free((char *)values[6]);

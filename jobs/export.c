@@ -86,6 +86,8 @@ struct export {
     char patients[65536];  /* Postgres array literal of the patient subset, "" for all */
     char ttime[32], since[32], until[32];
     int financial;
+    int record_downloads;  /* exportType provider-download: remember who got what */
+    char asked_types[4096], asked_filters[8192];
     struct type_out out[MAX_OUTS];
     size_t nout;
     char after[256];       /* last member id done (keyset) */
@@ -613,6 +615,38 @@ static struct type_out *add_out(struct export *x, const char *type, enum out_kin
     return t;
 }
 
+/* The strings of a params array joined with commas (as the 2.1.0 extensions hold them). */
+static void join_strings(json_object *params, const char *key, char *out, size_t size)
+{
+    json_object *a;
+    size_t i, n = 0;
+
+    out[0] = '\0';
+    if(!json_object_object_get_ex(params, key, &a) || !json_object_is_type(a, json_type_array))
+        return;
+    for(i = 0; i < json_object_array_length(a) && n < size; i++)
+        n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(a, i)));
+}
+
+/* provider-download: who got this chunk's members, when, what (idempotent:
+ * a chunk done again records nothing twice). */
+static int record_chunk(struct export *x, const char *ids, pa_err *err)
+{
+    const char *values[7] = { x->job->id, ids, x->job->owner, x->group, x->ttime, x->asked_types, x->asked_filters };
+    PGresult *res;
+
+    if(!x->record_downloads)
+        return PA_OK;
+    res = pa_db_query(x->w->db, err,
+                      "INSERT INTO download_record (job_id, patient_id, client_id, group_id, at, types, filters) "
+                      "SELECT $1, p, $3, $4, $5::timestamptz, $6, $7 FROM unnest($2::text[]) p ON CONFLICT DO NOTHING",
+                      7, values);
+    if(!res)
+        return PA_EDB;
+    PQclear(res);
+    return PA_OK;
+}
+
 /* Reads the job's parameters, sets up the outputs, counts the chunks. */
 static int prepare(struct export *x, pa_err *err)
 {
@@ -629,6 +663,9 @@ static int prepare(struct export *x, pa_err *err)
     x->npi = get_str(x->params, "npi");
     x->org_npi = get_str(x->params, "org_npi");
     x->financial = json_object_object_get_ex(x->params, "financial", &v) && json_object_get_boolean(v);
+    x->record_downloads = !strcmp(get_str(x->params, "exportType"), "hl7.fhir.us.davinci-pdex#provider-download");
+    join_strings(x->params, "asked_types", x->asked_types, sizeof(x->asked_types));
+    join_strings(x->params, "asked_filters", x->asked_filters, sizeof(x->asked_filters));
     pa_fhir_instant(x->job->ttime, x->ttime);
     if(get_i64(x->params, "since"))
         pa_fhir_instant(get_i64(x->params, "since"), x->since);
@@ -755,6 +792,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
             break;
         if(n)
             rc = export_chunk(x, pa_buf_str(&ids), err);
+        if(n && !rc)
+            rc = record_chunk(x, pa_buf_str(&ids), err);
         else {
             rc = export_shared(x, err);
             x->shared_done = !rc;

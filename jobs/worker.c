@@ -167,7 +167,12 @@ static void run_job(pa_worker *w, const char *jobid)
         goto out;
     }
     if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
+        const char *values[1] = { jobid };
+
         pa_job_dir_remove(w->cfg, jobid);
+        /* what a cancelled export prepared was never given */
+        if(!pa_db_ensure(&w->db, w->cfg, &err))
+            PQclear(pa_db_query(w->db, &err, "DELETE FROM download_record WHERE job_id = $1", 1, values));
         record_state(w, job, "cancelled");
         pa_job_ack(w->redis, w->msgid, &err);
         pa_info("job %s cancelled; its files are removed", jobid);

@@ -130,6 +130,21 @@ CREATE TABLE matched_group_member (
     PRIMARY KEY (group_id, patient_id)
 );
 
+-- What a provider-download export gave a client, member by member (PDex 2.1.0
+-- lastTransmitted / lastResources / lastFilters).
+CREATE TABLE download_record (
+    job_id     text NOT NULL,
+    patient_id text NOT NULL,
+    client_id  text NOT NULL,
+    group_id   text NOT NULL,
+    at         timestamptz NOT NULL,   -- the export's transactionTime
+    types      text NOT NULL,          -- as _type asked (all types: empty)
+    filters    text NOT NULL DEFAULT '',
+    PRIMARY KEY (job_id, patient_id)
+);
+CREATE INDEX download_record_client ON download_record (client_id, at);
+CREATE INDEX download_record_member ON download_record (group_id, patient_id, client_id, at);
+
 -- Every API request.
 CREATE TABLE audit_event (
     id          bigserial PRIMARY KEY,

@@ -68,9 +68,9 @@ header() {
   grep -i "^$1:" "$HEADERS" | head -n 1 | cut -d' ' -f2- | tr -d '\r'
 }
 
-# jq_body FILTER: applies jq to the last body ("" if it is not JSON)
+# jq_body [jq options] FILTER: applies jq to the last body ("" if it is not JSON)
 jq_body() {
-  jq -r "$1" <<< "$BODY" 2>/dev/null || true
+  jq -r "$@" <<< "$BODY" 2>/dev/null || true
 }
 
 # expect_outcome NAME STATUS [TEXT]: the last answer is STATUS with an

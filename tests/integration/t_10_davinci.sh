@@ -169,3 +169,30 @@ expect_eq "a member who opted out after kick-off is not exported" "$(cat "$HTTP_
 expect_eq "the others still are" "$(cat "$HTTP_TMP"/late/* | grep -c .)" 399
 q "DELETE FROM opt_out WHERE patient_id = '$late'" > /dev/null
 http DELETE "$JOB_URL"
+
+# provider-download remembers who got what; the Group shows it to that client
+dx -H 'Content-Type: application/fhir+json' --data "$(params _type=Patient,Observation '_typeFilter=Observation?category=laboratory')"
+dl_job=${JOB_URL##*/}
+wait_as "$JOB_URL"
+expect_eq "a provider-download records each member it gave" \
+  "$(q "SELECT count(*) FROM download_record WHERE job_id = '$dl_job'")" "$(q "SELECT count(*) FROM ($MEMBERS) s")"
+expect_eq "pa-admin downloads lists them" \
+  "$(admin downloads --client "$(sed -n 1p <<< "$creds")" --no-header | grep -c "	$dl_job	Patient,Observation	Observation?category=laboratory$")" \
+  "$(q "SELECT count(*) FROM ($MEMBERS) s")"
+as_org GET "$BASE/Group/roster-org-0"
+first=$(q "SELECT min(patient_id) FROM ($MEMBERS) s")
+ext=$(jq_body --arg p "Patient/$first" '.member[] | select(.entity.reference == $p) | .extension')
+expect_eq "the roster's members carry lastResources and lastFilters" \
+  "$(jq -r '[.[] | select(.url | endswith("last-types") or endswith("last-typefilter")) | .valueString] | join(" ")' <<< "$ext")" \
+  "Patient,Observation Observation?category=laboratory"
+expect_match "... and lastTransmitted, the export's transactionTime" \
+  "$(jq -r '.[] | select(.url | endswith("last-transmission")) | .valueDateTime' <<< "$ext")" '^20[0-9-]+T[0-9:.]+Z$'
+as_org GET "$BASE/Group/roster-org-0" "$FIN_TOKEN"
+expect_eq "another client sees only what it got itself" \
+  "$(jq_body '[.member[].extension // [] | .[] | select(.url | endswith("last-types")) | .valueString] | unique | join(" ")')" \
+  "ExplanationOfBenefit"
+as_org DELETE "$JOB_URL"
+dx --get --data-urlencode 'exportType=hl7.fhir.us.davinci-pdex#provider-snapshot' --data-urlencode '_type=Patient'
+wait_as "$JOB_URL"
+expect_eq "other export types record nothing" "$(q "SELECT count(*) FROM download_record WHERE job_id = '${JOB_URL##*/}'")" 0
+as_org DELETE "$JOB_URL"
