@@ -71,6 +71,19 @@ expect_eq "only the practitioners the exported resources reference" "$(tr '\n' '
   "$(q "SELECT string_agg(DISTINCT substr(t, 18), ' ' ORDER BY substr(t, 18)) FROM resource r, unnest(r.tokens) t
         WHERE r.patient_id IN ($MEMBERS) AND r.type IN ('Patient','Coverage','ExplanationOfBenefit','Observation')
         AND t LIKE 'ref=Practitioner/%'") "
+# files are split at export_file_max_bytes (16 KiB in this stack)
+files=$(jq -r '.output[] | select(.type == "Observation") | .url' <<< "$MANIFEST")
+expect_true "a large type is split into several files" test "$(wc -l <<< "$files")" -gt 1
+sizes_ok=1
+for u in $files; do
+  n=$(curl -s -H "Authorization: Bearer $ORG_TOKEN" "$u" | wc -c)
+  [ "$n" -le 16384 ] || sizes_ok=0
+done
+expect_eq "no file is over the limit" "$sizes_ok" 1
+expect_eq "the files' counts add up to the lines" "$(jq '[.output[] | select(.type == "Observation") | .count] | add' <<< "$MANIFEST")" \
+  "$(fetch_all Observation | grep -c .)"
+expect_eq "split files are numbered in order" \
+  "$(for u in $files; do basename "$u"; done | tr '\n' ' ')" "$(for i in $(seq 1 "$(wc -l <<< "$files")"); do printf 'Observation-%d.ndjson ' "$i"; done)"
 as_org DELETE "$JOB_URL"
 
 as_org POST "$BASE/Group/roster-org-0/\$davinci-data-export" "$FIN_TOKEN" -H 'Accept: application/fhir+json' \
