@@ -38,6 +38,10 @@ int cmd_roster(int argc, char **argv);
 /* pa-admin synth --members N --seed S --out DIR */
 int cmd_synth(int argc, char **argv);
 
+/* Runs one statement; *rows (if given) how many rows it touched or returned;
+ * prints why not.  The exit status. */
+int admin_exec(const char *sql, int n, const char *const *values, long *rows);
+
 /* Runs a query and prints its rows (admin_print_rows); the exit status. */
 int admin_list(const char *sql, int n, const char *const *values, int no_header);
 

@@ -79,27 +79,6 @@ out:
     return out;
 }
 
-/* Runs one statement on a client; prints why not. */
-static int client_exec(const char *sql, int n, const char *const *values, long *rows)
-{
-    pa_config *cfg = NULL;
-    PGconn *db = NULL;
-    PGresult *res;
-    pa_err err;
-
-    if(admin_connect(&cfg, &db))
-        return 1;
-    pa_err_clear(&err);
-    res = pa_db_query(db, &err, sql, n, values);
-    if(res && rows)
-        *rows = strtol(PQcmdTuples(res), NULL, 10);
-    if(!res)
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-    PQclear(res);
-    PQfinish(db);
-    pa_config_free(cfg);
-    return res ? 0 : 1;
-}
 
 /* Warns (it is not an error: the directory may be loaded later) when an NPI
  * is not in network today: token requests will be refused until it is. */
@@ -187,7 +166,7 @@ static int client_add(int argc, char **argv)
     values[6] = hash;
     values[7] = financial ? "true" : "false";
     values[8] = admin ? "true" : "false";
-    if(client_exec("INSERT INTO client (id, name, npi, org_npi, jwks, jwks_url, secret_hash, financial, admin) "
+    if(admin_exec("INSERT INTO client (id, name, npi, org_npi, jwks, jwks_url, secret_hash, financial, admin) "
                    "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::bool, $9::bool)",
                    9, values, NULL))
         goto out;
@@ -242,7 +221,7 @@ int cmd_client(int argc, char **argv)
     if((!strcmp(sub, "disable") || !strcmp(sub, "enable")) && argc == 3) {
         const char *values[2] = { argv[2], !strcmp(sub, "enable") ? "true" : "false" };
 
-        rc = client_exec("UPDATE client SET enabled = $2::bool, updated_at = now() WHERE id = $1", 2, values, &rows);
+        rc = admin_exec("UPDATE client SET enabled = $2::bool, updated_at = now() WHERE id = $1", 2, values, &rows);
     }
     else if(!strcmp(sub, "rotate-secret") && argc == 3) {
         char plain[PA_TOKEN_LEN + 1];
@@ -252,7 +231,7 @@ int cmd_client(int argc, char **argv)
         if(pa_secret_new(plain) || pa_secret_hash(plain, &hash))
             return 1;
         values[1] = hash;
-        rc = client_exec("UPDATE client SET secret_hash = $2, updated_at = now() WHERE id = $1", 2, values, &rows);
+        rc = admin_exec("UPDATE client SET secret_hash = $2, updated_at = now() WHERE id = $1", 2, values, &rows);
         free(hash);
         if(!rc && rows == 1)
             printf("%s\n", plain);
@@ -263,7 +242,7 @@ int cmd_client(int argc, char **argv)
 
         if(!jwks)
             return 1;
-        rc = client_exec("UPDATE client SET jwks = $2::jsonb, jwks_url = coalesce($3, jwks_url), updated_at = now() "
+        rc = admin_exec("UPDATE client SET jwks = $2::jsonb, jwks_url = coalesce($3, jwks_url), updated_at = now() "
                          "WHERE id = $1",
                          3, values, &rows);
         free(jwks);

@@ -82,6 +82,27 @@ int admin_connect(pa_config **cfg, PGconn **db)
     return 0;
 }
 
+int admin_exec(const char *sql, int n, const char *const *values, long *rows)
+{
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    PGresult *res;
+    pa_err err;
+
+    if(admin_connect(&cfg, &db))
+        return 1;
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err, sql, n, values);
+    if(res && rows)
+        *rows = strtol(PQcmdTuples(res), NULL, 10);
+    if(!res)
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+    PQclear(res);
+    PQfinish(db);
+    pa_config_free(cfg);
+    return res ? 0 : 1;
+}
+
 int admin_list(const char *sql, int n, const char *const *values, int no_header)
 {
     pa_config *cfg = NULL;

@@ -30,27 +30,6 @@ static int valid_date(const char *s)
     return strlen(s) == 10 && !pa_fhir_date_ts(s, ts);
 }
 
-/* Runs one statement; *rows how many rows it touched; prints why not. */
-static int roster_exec(const char *sql, int n, const char *const *values, long *rows)
-{
-    pa_config *cfg = NULL;
-    PGconn *db = NULL;
-    PGresult *res;
-    pa_err err;
-
-    if(admin_connect(&cfg, &db))
-        return 1;
-    pa_err_clear(&err);
-    res = pa_db_query(db, &err, sql, n, values);
-    if(res && rows)
-        *rows = strtol(PQcmdTuples(res), NULL, 10);
-    if(!res)
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-    PQclear(res);
-    PQfinish(db);
-    pa_config_free(cfg);
-    return res ? 0 : 1;
-}
 
 /* The patients of argv[from..] (ids or Patient/id) as an array literal. */
 static int patient_list(int argc, char **argv, int from, pa_buf *ids, const char **start, const char **end)
@@ -131,7 +110,7 @@ int cmd_roster(int argc, char **argv)
             fprintf(stderr, "pa-admin: %s is not a valid NPI (check digit)\n", values[2] ? values[2] : values[3]);
             return 1;
         }
-        rc = roster_exec("INSERT INTO roster (id, name, npi, org_npi) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+        rc = admin_exec("INSERT INTO roster (id, name, npi, org_npi) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
                          4, values, &rows);
         if(!rc && rows == 0) {
             fprintf(stderr, "pa-admin: roster %s exists already\n", argv[2]);
@@ -147,12 +126,12 @@ int cmd_roster(int argc, char **argv)
             return 2;
         }
         values[1] = argv[3];
-        rc = roster_exec("UPDATE roster SET status = $2, updated_at = now() WHERE id = $1", 2, values, &rows);
+        rc = admin_exec("UPDATE roster SET status = $2, updated_at = now() WHERE id = $1", 2, values, &rows);
     }
     else if(!strcmp(sub, "add") || !strcmp(sub, "remove")) {
         int add = !strcmp(sub, "add");
 
-        if(roster_exec("SELECT 1 FROM roster WHERE id = $1", 1, values, &rows) || rows != 1) {
+        if(admin_exec("SELECT 1 FROM roster WHERE id = $1", 1, values, &rows) || rows != 1) {
             fprintf(stderr, "pa-admin: no roster %s\n", argv[2]);
             return 1;
         }
@@ -164,14 +143,14 @@ int cmd_roster(int argc, char **argv)
         }
         values[1] = pa_buf_str(&ids);
         if(add)
-            rc = roster_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
+            rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
                              "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end) "
                              "SELECT r.id, p, coalesce($3::date, current_date), $4::date FROM r, unnest($2::text[]) p "
                              "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
                              " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end",
                              4, values, &rows);
         else
-            rc = roster_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
+            rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
                              "UPDATE roster_member m SET inactive = true, period_end = current_date FROM r "
                              "WHERE m.roster_id = r.id AND m.patient_id = ANY($2::text[]) AND NOT m.inactive",
                              2, values, &rows);
