@@ -32,6 +32,12 @@ typedef struct pa_config {
     long export_file_max_bytes;/* an output file is split at this size */
     char *service_date_floor;  /* claims and clinical data before this date are not exported ("" = none) */
     long poll_min_interval_ms; /* a client polling a job faster than this gets 429 */
+    long member_match_sync_max;   /* members answered at once without Prefer: respond-async */
+    long member_match_max;        /* members in one $provider-member-match */
+    long suppress_consent_constrained; /* 1: opted-out members are reported as NonMatched */
+    long matched_group_days;      /* a Matched Group is kept this long */
+    long trl_claims_months;       /* a claim naming the provider this recently is a treatment relationship (0: off) */
+    char *payer_identifier;       /* CoverageToMatch.payor identifiers must carry this value ("" = not checked) */
     long export_chunk_pause_ms;/* pause between chunks, to leave I/O to other work */
     long runner_workers;
     long xsendfile;            /* 1: Apache serves files (X-Sendfile); 0: the responder streams */

@@ -21,7 +21,7 @@ typedef struct pa_audit {
     char group_id[65];
     char job_id[33];
     long members;           /* -1 when not applicable */
-    char detail[256];       /* why it was refused: for the payer only */
+    char detail[1024];      /* why it was refused: for the payer only */
 } pa_audit;
 
 typedef struct pa_ctx {
@@ -58,6 +58,7 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);

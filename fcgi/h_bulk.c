@@ -291,19 +291,24 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
 }
 
 /*
- * Whether the caller may see the roster: one attributed to its NPI or its
- * organization's (payer admin clients see all).  *members is its size.
+ * Whether the caller may export the Group: a roster attributed to its NPI or
+ * its organization's (payer admin clients see all), or a Matched Group it made
+ * and that has not expired.  *members is its size.
  * Anything the caller may not see does not exist for it.
  */
 static int group_visible(PGconn *db, const pa_token *t, const char *id, int *visible, long *members, pa_err *err)
 {
-    const char *values[4] = { id, t->npi, t->org_npi, t->admin ? "true" : "false" };
-    PGresult *res = pa_db_query(db, err,
-                                "SELECT (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id) FROM roster r "
-                                "WHERE r.id = $1 AND ($4::bool OR r.npi IN (nullif($2, ''), nullif($3, ''))"
-                                " OR r.org_npi IN (nullif($2, ''), nullif($3, '')))",
-                                4, values);
+    const char *values[5] = { id, t->npi, t->org_npi, t->admin ? "true" : "false", t->client_id };
+    PGresult *res;
 
+    /* a roster attributed to the caller, or a Matched Group it made that has not expired */
+    res = pa_db_query(db, err,
+                      "SELECT (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id) FROM roster r "
+                      "WHERE r.id = $1 AND ($4::bool OR r.npi IN (nullif($2, ''), nullif($3, ''))"
+                      " OR r.org_npi IN (nullif($2, ''), nullif($3, ''))) "
+                      "UNION ALL SELECT (SELECT count(*) FROM matched_group_member m WHERE m.group_id = g.id)"
+                      " FROM matched_group g WHERE g.id = $1 AND g.client_id = $5 AND g.expires_at > now()",
+                      5, values);
     if(!res)
         return PA_EDB;
     *visible = PQntuples(res) == 1;
@@ -620,7 +625,8 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     /* a file holds one type, named before its number: Patient-1.ndjson */
     snprintf(type, sizeof(type), "%.*s", (int)strcspn(args[1], "-"), args[1]);
     /* deleted (Bundle) and error (OperationOutcome) files are the job's own reports */
-    if(strcmp(type, "Bundle") && strcmp(type, "OperationOutcome") && pa_api_require_read(ctx, resp, type))
+    if(strcmp(type, "Bundle") && strcmp(type, "OperationOutcome") && strcmp(type, "Parameters") &&
+       pa_api_require_read(ctx, resp, type))
         return 0;
     if(load_own_job(ctx, args[0], &job, resp))
         return 0;

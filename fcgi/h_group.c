@@ -96,6 +96,24 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     if(!res)
         return pa_resp_error(resp, &err);
     if(PQntuples(res) != 1) {
+        const char *mv[2] = { args[0], ctx->token.client_id };
+
+        PQclear(res);
+        /* a Matched Group, as made, for the client that asked for it */
+        res = pa_db_query(db, &err, "SELECT json, expires_at > now() FROM matched_group WHERE id = $1 AND client_id = $2",
+                          2, mv);
+        if(!res)
+            return pa_resp_error(resp, &err);
+        if(PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 1), "t")) {
+            pa_resp_text(resp, 200, PA_MT_FHIR_JSON, PQgetvalue(res, 0, 0));
+            PQclear(res);
+            return 0;
+        }
+        if(PQntuples(res) == 1) {
+            PQclear(res);
+            return pa_resp_outcome(resp, 410, "error", "expired",
+                                   "Group '%.64s' has expired: run $provider-member-match again", args[0]);
+        }
         PQclear(res);
         pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
         return pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);

@@ -90,6 +90,8 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     json_object_array_add(ops, operation("export", BULK_GROUP_EXPORT));
     json_object_array_add(ops, operation("group-export", BULK_GROUP_EXPORT));
     json_object_array_add(ops, operation("davinci-data-export", ATR_DATA_EXPORT));
+    json_object_array_add(ops, operation("provider-member-match",
+                                         "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch"));
     json_object_array_add(ops, operation("member-add", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-add"));
     json_object_array_add(ops, operation("member-remove", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove"));
     group = json_object_new_object();

@@ -37,6 +37,7 @@ static const struct route routes[] = {
     { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, PUBLIC, NULL },
     { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL },
     { "/Group", M_GET, pa_h_group_search, TOKEN, "Group" },
+    { "/Group/$provider-member-match", M_POST, pa_h_member_match, TOKEN, "Group" },
     { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group" },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
     { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },

@@ -48,10 +48,12 @@
  * organization NPI (for provider-specific opt-outs), $4 the patient subset
  * (NULL: all). */
 #define MEMBERS_SQL                                                                                        \
-    "SELECT m.patient_id FROM roster_member m WHERE m.roster_id = $1 AND NOT m.inactive"                   \
-    " AND (m.period_start IS NULL OR m.period_start <= current_date)"                                      \
-    " AND (m.period_end IS NULL OR m.period_end >= current_date)"                                          \
-    " AND ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"                                          \
+    "SELECT m.patient_id FROM (SELECT patient_id FROM roster_member WHERE roster_id = $1 AND NOT inactive"  \
+    "  AND (period_start IS NULL OR period_start <= current_date)"                                         \
+    "  AND (period_end IS NULL OR period_end >= current_date)"                                             \
+    " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = $1"                           \
+    "  AND EXISTS (SELECT 1 FROM matched_group g WHERE g.id = $1 AND g.expires_at > now())) m"             \
+    " WHERE ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"                                        \
     " AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked"         \
     "  AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"      \
     "  AND (o.scope = 'global' OR o.npi IN (nullif($2, ''), nullif($3, ''))))"
@@ -426,7 +428,9 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
                            "SELECT p FROM unnest($2::text[]) p WHERE NOT EXISTS (SELECT 1 FROM roster_member m"
                            " WHERE m.roster_id = $1 AND m.patient_id = p AND NOT m.inactive"
                            " AND (m.period_start IS NULL OR m.period_start <= current_date)"
-                           " AND (m.period_end IS NULL OR m.period_end >= current_date)) ORDER BY p",
+                           " AND (m.period_end IS NULL OR m.period_end >= current_date))"
+                           " AND NOT EXISTS (SELECT 1 FROM matched_group_member g WHERE g.group_id = $1 AND g.patient_id = p)"
+                           " ORDER BY p",
                            2, values);
     if(!rc && !res)
         rc = PA_EDB;
@@ -695,7 +699,9 @@ static int prepare(struct export *x, pa_err *err)
     if(rc)
         return rc;
     values[0] = x->group;
-    res = pa_db_query(x->w->db, err, "SELECT 1 FROM roster WHERE id = $1", 1, values);
+    res = pa_db_query(x->w->db, err,
+                      "SELECT 1 FROM roster WHERE id = $1 UNION ALL "
+                      "SELECT 1 FROM matched_group WHERE id = $1 AND expires_at > now()", 1, values);
     if(!res)
         return PA_EDB;
     if(PQntuples(res) == 0)

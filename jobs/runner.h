@@ -32,6 +32,9 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
  */
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
 
+/* Runs a member-match job (the asynchronous $provider-member-match). */
+int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
+
 /* Removes data_dir/jobs/<id> and everything in it. */
 int pa_job_dir_remove(const pa_config *cfg, const char *id);
 

@@ -144,6 +144,11 @@ static void run_job(pa_worker *w, const char *jobid)
         if(!rc)
             rc = pa_export_run(w, job, &manifest, &err);
     }
+    else if(!strcmp(job->kind, "match")) {
+        rc = pa_db_ensure(&w->db, w->cfg, &err);
+        if(!rc)
+            rc = pa_match_job(w, job, &manifest, &err);
+    }
     else {
         rc = pa_err_set(&err, PA_EINVAL, "unknown job kind '%s'", job->kind);
     }

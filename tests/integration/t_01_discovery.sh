@@ -8,7 +8,7 @@ expect_eq "metadata declares FHIR 4.0.1" "$(jq_body .fhirVersion)" 4.0.1
 expect_eq "metadata names this server's base" "$(jq_body .implementation.url)" "$BASE"
 expect_eq "metadata declares the Group export" \
   "$(jq_body '[.rest[0].resource[] | select(.type=="Group") | .operation[].name] | sort | join(",")')" \
-  "davinci-data-export,export,group-export,member-add,member-remove"
+  "davinci-data-export,export,group-export,member-add,member-remove,provider-member-match"
 expect_match "every response has a request id" "$(header X-Request-Id)" '^[0-9a-f]{16}$'
 rid=$(header X-Request-Id)
 expect_true "the request id is in the log" grep -q "id=$rid GET /metadata -> 200" "$PA_ROOT/log/provider-access.log"

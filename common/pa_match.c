@@ -1,0 +1,611 @@
+#include "pa_match.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pa_buf.h"
+#include "pa_db.h"
+#include "pa_fhir.h"
+#include "pa_util.h"
+
+#define PDEX_SD "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/"
+#define RESULT_CS "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS"
+#define LIST_MAX (64 * 1024 * 1024)
+
+/* Names compared without case, accents, punctuation or spaces (O'Brien-Smith = obriensmith). */
+#define NORM(x)                                                                                         \
+    "lower(regexp_replace(translate(" x ", 'ÀÁÂÃÄÅàáâãäåÈÉÊËèéêëÌÍÎÏìíîïÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÑñÇçÝýÿ',"       \
+    " 'AAAAAAaaaaaaEEEEeeeeIIIIiiiiOOOOOOooooooUUUUuuuuNnCcYyy'), '[^a-zA-Z0-9]', '', 'g'))"
+
+enum bucket { B_MATCH, B_NOMATCH, B_CONSTRAINED };
+
+/* One MemberBundle as submitted and as far as it got. */
+struct member {
+    json_object *patient;      /* the submitted Patient (borrowed from the request) */
+    const char *reason;        /* why it is NonMatched, or NULL */
+    char family[256], given[256], birth[11], gender[16];
+    char id1[128], id2[128];   /* coverage identifiers: subscriberId, MB identifier */
+    char att_start[11], att_end[11];
+    char patient_id[PA_FHIR_ID_MAX + 1]; /* the payer's member, once matched */
+    enum bucket bucket;
+};
+
+static const char *jstr(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+static json_object *jget(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+static json_object *jidx(json_object *a, size_t i)
+{
+    return a && json_object_is_type(a, json_type_array) && i < json_object_array_length(a)
+               ? json_object_array_get_idx(a, i)
+               : NULL;
+}
+
+int pa_match_parse(const char *body, long max, json_object **params, long *members, pa_err *err)
+{
+    json_object *p = json_tokener_parse(body), *list;
+    size_t i;
+
+    *params = NULL;
+    *members = 0;
+    if(!p)
+        return pa_err_set(err, PA_EINVAL, "the request body is not valid JSON");
+    if(!jstr(p, "resourceType") || strcmp(jstr(p, "resourceType"), "Parameters") ||
+       !(list = jget(p, "parameter")) || !json_object_is_type(list, json_type_array)) {
+        json_object_put(p);
+        return pa_err_set(err, PA_EINVAL, "the request must be a Parameters resource with MemberBundle parameters");
+    }
+    for(i = 0; i < json_object_array_length(list); i++) {
+        const char *name = jstr(json_object_array_get_idx(list, i), "name");
+
+        if(name && !strcmp(name, "MemberBundle"))
+            (*members)++;
+        else {
+            json_object_put(p);
+            return pa_err_set(err, PA_EINVAL, "parameter %zu ('%.40s') is not a MemberBundle", i, name ? name : "");
+        }
+    }
+    if(*members == 0) {
+        json_object_put(p);
+        return pa_err_set(err, PA_EINVAL, "the request has no MemberBundle");
+    }
+    if(*members > max) {
+        json_object_put(p);
+        return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)",
+                          *members, max);
+    }
+    *params = p;
+    return PA_OK;
+}
+
+/* The resource of a MemberBundle part, by name. */
+static json_object *part(json_object *bundle, const char *name)
+{
+    json_object *parts = jget(bundle, "part");
+    size_t i;
+
+    for(i = 0; parts && json_object_is_type(parts, json_type_array) && i < json_object_array_length(parts); i++) {
+        json_object *p = json_object_array_get_idx(parts, i);
+        const char *n = jstr(p, "name");
+
+        if(n && !strcmp(n, name))
+            return jget(p, "resource");
+    }
+    return NULL;
+}
+
+/* True if the reference names the submitted Patient ("Patient/<id>"). */
+static int refers_to(json_object *ref, const char *patient_id)
+{
+    const char *r = jstr(ref, "reference");
+    char id[PA_FHIR_ID_MAX + 1];
+
+    return r && !pa_fhir_ref_id(r, "Patient", id, sizeof(id)) && !strcmp(id, patient_id);
+}
+
+/* An identifier value of a Reference (its identifier) or of a resource. */
+static const char *ref_identifier(json_object *ref)
+{
+    return jstr(jget(ref, "identifier"), "value");
+}
+
+/* True if one of the references in list (array, or one) names npi or org. */
+static int names_npi(json_object *list, const char *npi, const char *org, int actors)
+{
+    size_t i, n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 1;
+
+    for(i = 0; list && i < n; i++) {
+        json_object *r = json_object_is_type(list, json_type_array) ? json_object_array_get_idx(list, i) : list;
+        const char *v;
+
+        if(actors)
+            r = jget(r, "reference");
+        v = ref_identifier(r);
+        if(v && ((npi && *npi && !strcmp(v, npi)) || (org && *org && !strcmp(v, org))))
+            return 1;
+    }
+    return 0;
+}
+
+static const char *date10(const char *s, char out[11])
+{
+    char ts[PA_TS_LEN];
+
+    out[0] = '\0';
+    if(!s || strlen(s) < 10 || pa_fhir_date_ts(s, ts))
+        return NULL;
+    snprintf(out, 11, "%.10s", s);
+    return out;
+}
+
+/* Step 1: the bundle's three resources against HRex and the attestation
+ * profile.  Returns NULL if valid, else why not. */
+static const char *validate(struct member *m, json_object *bundle, const pa_match_in *in, const char *today)
+{
+    json_object *pat = part(bundle, "MemberPatient");
+    json_object *cov = part(bundle, "CoverageToMatch");
+    json_object *con = part(bundle, "Consent");
+    json_object *name, *prov, *period, *v;
+    const char *pid, *s;
+    size_t i;
+
+    /* echoed in NonMatched whatever else is wrong, so the provider can correlate */
+    m->patient = pat && jstr(pat, "id") && pa_is_fhir_id(jstr(pat, "id")) ? pat : NULL;
+    if(!pat || !cov || !con)
+        return "a MemberBundle needs MemberPatient, CoverageToMatch and Consent";
+    pid = jstr(pat, "id");
+    if(!jstr(pat, "resourceType") || strcmp(jstr(pat, "resourceType"), "Patient") || !pid || !pa_is_fhir_id(pid))
+        return "MemberPatient is not a Patient with an id";
+    name = jidx(jget(pat, "name"), 0);
+    if(!jstr(name, "family") || !json_object_is_type(jidx(jget(name, "given"), 0), json_type_string))
+        return "MemberPatient needs a family and a given name";
+    pa_strlcpy(m->family, jstr(name, "family"), sizeof(m->family));
+    pa_strlcpy(m->given, json_object_get_string(jidx(jget(name, "given"), 0)), sizeof(m->given));
+    if(!date10(jstr(pat, "birthDate"), m->birth) || strlen(jstr(pat, "birthDate")) != 10)
+        return "MemberPatient needs a full birthDate";
+    s = jstr(pat, "gender");
+    for(i = 0; !s && (v = jidx(jget(pat, "extension"), i)); i++)
+        if(jstr(v, "url") && strstr(jstr(v, "url"), "us-core-birthsex") && jstr(v, "valueCode"))
+            s = !strcmp(jstr(v, "valueCode"), "F") ? "female" : !strcmp(jstr(v, "valueCode"), "M") ? "male" : "unknown";
+    if(!s)
+        return "MemberPatient needs gender or birth sex";
+    pa_strlcpy(m->gender, s, sizeof(m->gender));
+
+    if(!jstr(cov, "resourceType") || strcmp(jstr(cov, "resourceType"), "Coverage"))
+        return "CoverageToMatch is not a Coverage";
+    if(!jget(cov, "payor"))
+        return "CoverageToMatch needs a payor";
+    s = ref_identifier(jidx(jget(cov, "payor"), 0));
+    if(s && *in->cfg->payer_identifier && strcmp(s, in->cfg->payer_identifier))
+        return "CoverageToMatch names another payer";
+    if(!refers_to(jget(cov, "beneficiary"), pid))
+        return "CoverageToMatch.beneficiary must reference the MemberPatient";
+    if(jstr(cov, "subscriberId"))
+        pa_strlcpy(m->id1, jstr(cov, "subscriberId"), sizeof(m->id1));
+    for(i = 0; (v = jidx(jget(cov, "identifier"), i)); i++) {
+        json_object *codings = jget(jget(v, "type"), "coding");
+        size_t k;
+
+        for(k = 0; (name = jidx(codings, k)); k++)
+            if(jstr(name, "code") && !strcmp(jstr(name, "code"), "MB") && jstr(v, "value"))
+                pa_strlcpy(m->id2, jstr(v, "value"), sizeof(m->id2));
+    }
+    if(!m->id1[0] && !m->id2[0])
+        return "CoverageToMatch needs a subscriberId or an MB identifier";
+
+    if(!jstr(con, "resourceType") || strcmp(jstr(con, "resourceType"), "Consent"))
+        return "Consent is not a Consent";
+    if(!jstr(con, "status") || strcmp(jstr(con, "status"), "active"))
+        return "the attestation is not active";
+    if(!refers_to(jget(con, "patient"), pid))
+        return "Consent.patient must reference the MemberPatient";
+    prov = jget(con, "provision");
+    if(!jstr(prov, "type") || strcmp(jstr(prov, "type"), "permit"))
+        return "the attestation's provision is not a permit";
+    period = jget(prov, "period");
+    if(!date10(jstr(period, "start"), m->att_start) || strcmp(m->att_start, today) > 0)
+        return "the attestation's period does not cover today";
+    if(jstr(period, "end") && (!date10(jstr(period, "end"), m->att_end) || strcmp(m->att_end, today) < 0))
+        return "the attestation has expired";
+    /* the requesting provider, by NPI, among performer, organization and actors */
+    if(!names_npi(jget(con, "performer"), in->npi, in->org_npi, 0) &&
+       !names_npi(jget(con, "organization"), in->npi, in->org_npi, 0) &&
+       !names_npi(jget(prov, "actor"), in->npi, in->org_npi, 1))
+        return "the attestation does not name the requesting provider's NPI";
+    return NULL;
+}
+
+static json_object *code_cc(const char *system, const char *code)
+{
+    json_object *cc = json_object_new_object(), *codings = json_object_new_array(), *c = json_object_new_object();
+
+    json_object_object_add(c, "system", json_object_new_string(system));
+    json_object_object_add(c, "code", json_object_new_string(code));
+    json_object_array_add(codings, c);
+    json_object_object_add(cc, "coding", codings);
+    return cc;
+}
+
+static json_object *new_group(const char *id, const char *profile, const char *code, const pa_match_in *in,
+                              const char *today)
+{
+    json_object *g = json_object_new_object(), *meta = json_object_new_object(), *profiles = json_object_new_array();
+    json_object *me = json_object_new_object();
+
+    json_object_object_add(g, "resourceType", json_object_new_string("Group"));
+    json_object_object_add(g, "id", json_object_new_string(id));
+    json_object_array_add(profiles, json_object_new_string(profile));
+    json_object_object_add(meta, "profile", profiles);
+    json_object_object_add(g, "meta", meta);
+    json_object_object_add(g, "active", json_object_new_boolean(1));
+    json_object_object_add(g, "type", json_object_new_string("person"));
+    json_object_object_add(g, "actual", json_object_new_boolean(1));
+    json_object_object_add(g, "code", code_cc(RESULT_CS, code));
+    if(*in->cfg->payer_identifier) {
+        json_object *ident = json_object_new_object();
+
+        json_object_object_add(ident, "system", json_object_new_string("urn:oid:2.16.840.1.113883.6.300"));
+        json_object_object_add(ident, "value", json_object_new_string(in->cfg->payer_identifier));
+        json_object_object_add(me, "identifier", ident);
+    }
+    json_object_object_add(me, "display", json_object_new_string("the health plan answering this request"));
+    json_object_object_add(g, "managingEntity", me);
+    {
+        /* the match date and the requesting provider */
+        json_object *chars = json_object_new_array(), *c = json_object_new_object(), *vr = json_object_new_object();
+        json_object *ident = json_object_new_object(), *period = json_object_new_object();
+
+        json_object_object_add(c, "code", code_cc(RESULT_CS, code));
+        json_object_object_add(ident, "system", json_object_new_string(PA_NPI_SYSTEM));
+        json_object_object_add(ident, "value", json_object_new_string(*in->org_npi ? in->org_npi : in->npi));
+        json_object_object_add(vr, "identifier", ident);
+        if(strcmp(code, "consentconstraint"))
+            json_object_object_add(c, "valueReference", vr);
+        else {
+            json_object_put(vr);
+            json_object_object_add(c, "valueCodeableConcept",
+                                   code_cc("http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-scope", "provider-specific"));
+        }
+        json_object_object_add(c, "exclude", json_object_new_boolean(0));
+        json_object_object_add(period, "start", json_object_new_string(today));
+        json_object_object_add(c, "period", period);
+        json_object_array_add(chars, c);
+        json_object_object_add(g, "characteristic", chars);
+    }
+    json_object_object_add(g, "member", json_object_new_array());
+    return g;
+}
+
+/* The submitted Patient as echoed: its id kept (made unique in the Group),
+ * without version, lastUpdated, security labels or nested contained. */
+static json_object *echo_patient(json_object *pat, json_object *group, char *cid, size_t size)
+{
+    json_object *copy = NULL, *meta, *contained;
+    size_t i;
+
+    json_object_deep_copy(pat, &copy, NULL);
+    if(!copy)
+        return NULL;
+    json_object_object_del(copy, "contained");
+    if((meta = jget(copy, "meta"))) {
+        json_object_object_del(meta, "versionId");
+        json_object_object_del(meta, "lastUpdated");
+        json_object_object_del(meta, "security");
+    }
+    pa_strlcpy(cid, jstr(copy, "id"), size);
+    if(!json_object_object_get_ex(group, "contained", &contained)) {
+        contained = json_object_new_array();
+        json_object_object_add(group, "contained", contained);
+    }
+    for(i = 0; i < json_object_array_length(contained); i++)
+        if(!strcmp(jstr(json_object_array_get_idx(contained, i), "id"), cid)) {
+            /* two bundles submitted the same id: keep them apart */
+            snprintf(cid + strlen(cid), size - strlen(cid), "-%zu", json_object_array_length(contained));
+            json_object_object_add(copy, "id", json_object_new_string(cid));
+            break;
+        }
+    json_object_array_add(contained, copy);
+    return copy;
+}
+
+static void add_member(json_object *group, const char *entity_ref, const char *match_ref)
+{
+    json_object *m = json_object_new_object(), *e = json_object_new_object();
+
+    json_object_object_add(e, "reference", json_object_new_string(entity_ref));
+    if(match_ref) {
+        json_object *exts = json_object_new_array(), *x = json_object_new_object(), *vr = json_object_new_object();
+
+        json_object_object_add(x, "url", json_object_new_string(PDEX_SD "base-ext-match-parameters"));
+        json_object_object_add(vr, "reference", json_object_new_string(match_ref));
+        json_object_object_add(x, "valueReference", vr);
+        json_object_array_add(exts, x);
+        json_object_object_add(e, "extension", exts);
+    }
+    json_object_object_add(m, "entity", e);
+    json_object_array_add(json_object_object_get(group, "member"), m);
+}
+
+/* Step 2-4 for every valid member, in one query.  Columns: bundle index,
+ * candidates, the member (if one), coverage active in the attestation
+ * period, opted out for this provider, treatment relationship. */
+static const char lookup_sql[] =
+    "WITH req AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[],"
+    "  $7::text[], $8::date[], $9::date[]) AS t(i, fam, giv, birth, gender, id1, id2, a_start, a_end)),"
+    " cand AS (SELECT DISTINCT req.i, m.patient_id FROM req JOIN member m"
+    "  ON " NORM("m.family") " = " NORM("req.fam") " AND " NORM("split_part(m.given, ' ', 1)") " = " NORM("req.giv")
+    "  AND m.birth_date = req.birth AND m.gender = req.gender"
+    "  WHERE m.member_id IN (req.id1, req.id2) OR EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = m.patient_id"
+    "   AND (c.subscriber_id IN (req.id1, req.id2) OR c.member_id IN (req.id1, req.id2)))),"
+    " one AS (SELECT i, count(*) AS n, min(patient_id) AS patient_id FROM cand GROUP BY i) "
+    "SELECT req.i, coalesce(one.n, 0), one.patient_id,"
+    " EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = one.patient_id AND c.status = 'active'"
+    "  AND (c.period_start IS NULL OR c.period_start <= coalesce(req.a_end, current_date))"
+    "  AND (c.period_end IS NULL OR c.period_end >= req.a_start)),"
+    " EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = one.patient_id AND NOT o.revoked"
+    "  AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"
+    "  AND (o.scope = 'global' OR o.npi IN (nullif($10, ''), nullif($11, '')))),"
+    " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
+    "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
+    "  AND (t.period_start IS NULL OR t.period_start <= current_date) AND (t.period_end IS NULL OR t.period_end >= current_date))"
+    " OR ($12::int > 0 AND EXISTS (SELECT 1 FROM provider p, resource r WHERE p.npi IN (nullif($10, ''), nullif($11, ''))"
+    "  AND r.patient_id = one.patient_id AND r.type = 'ExplanationOfBenefit'"
+    "  AND coalesce(r.clin_start, r.created) >= current_date - make_interval(months => $12::int)"
+    "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id])) "
+    "FROM req LEFT JOIN one USING (i) ORDER BY req.i";
+
+static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err)
+{
+    pa_buf cols[9];
+    const char *values[12];
+    char months[24];
+    PGresult *res;
+    long i, valid = 0;
+    int k, rc = PA_OK;
+
+    for(k = 0; k < 9; k++) {
+        pa_buf_init(&cols[k], LIST_MAX);
+        pa_buf_addstr(&cols[k], "{");
+    }
+    for(i = 0; i < n && !rc; i++) {
+        struct member *m = &mem[i];
+        char idx[24];
+
+        if(m->reason)
+            continue;
+        valid++;
+        snprintf(idx, sizeof(idx), "%ld", i);
+        rc = pa_buf_add_array_item(&cols[0], idx) || pa_buf_add_array_item(&cols[1], m->family) ||
+             pa_buf_add_array_item(&cols[2], m->given) || pa_buf_add_array_item(&cols[3], m->birth) ||
+             pa_buf_add_array_item(&cols[4], m->gender) || pa_buf_add_array_item(&cols[5], m->id1[0] ? m->id1 : NULL) ||
+             pa_buf_add_array_item(&cols[6], m->id2[0] ? m->id2 : NULL) ||
+             pa_buf_add_array_item(&cols[7], m->att_start) ||
+             pa_buf_add_array_item(&cols[8], m->att_end[0] ? m->att_end : NULL);
+    }
+    if(rc) {
+        rc = pa_err_set(err, PA_ETOOBIG, "the request is too large");
+        goto out;
+    }
+    if(!valid)
+        goto out;
+    for(k = 0; k < 9; k++) {
+        pa_buf_addstr(&cols[k], "}");
+        values[k] = pa_buf_str(&cols[k]);
+    }
+    snprintf(months, sizeof(months), "%ld", in->cfg->trl_claims_months);
+    values[9] = in->npi;
+    values[10] = in->org_npi;
+    values[11] = months;
+    res = pa_db_query(in->db, err, lookup_sql, 12, values);
+    if(!res) {
+        rc = PA_EDB;
+        goto out;
+    }
+    for(k = 0; k < PQntuples(res); k++) {
+        long idx = strtol(PQgetvalue(res, k, 0), NULL, 10), cands = strtol(PQgetvalue(res, k, 1), NULL, 10);
+        struct member *m;
+
+        if(idx < 0 || idx >= n)
+            continue;
+        m = &mem[idx];
+        if(cands == 0)
+            m->reason = "no member matches these demographics and coverage";
+        else if(cands > 1)
+            m->reason = "more than one member matches";
+        else if(strcmp(PQgetvalue(res, k, 3), "t"))
+            m->reason = "the member's coverage is not active in the attestation period";
+        else {
+            pa_strlcpy(m->patient_id, PQgetvalue(res, k, 2), sizeof(m->patient_id));
+            if(!strcmp(PQgetvalue(res, k, 4), "t")) {
+                m->bucket = B_CONSTRAINED;
+                m->reason = "the member opted out";
+            }
+            else if(strcmp(PQgetvalue(res, k, 5), "t"))
+                m->reason = "no treatment relationship with the requesting provider";
+            else
+                m->bucket = B_MATCH;
+        }
+    }
+    PQclear(res);
+out:
+    for(k = 0; k < 9; k++)
+        pa_buf_free(&cols[k]);
+    return rc;
+}
+
+void pa_match_out_free(pa_match_out *out)
+{
+    if(!out)
+        return;
+    json_object_put(out->matched);
+    json_object_put(out->nonmatched);
+    json_object_put(out->constrained);
+    json_object_put(out->matched_ids);
+    json_object_put(out->reasons);
+    memset(out, 0, sizeof(*out));
+}
+
+int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, pa_err *err)
+{
+    json_object *list = jget(params, "parameter");
+    long n = (long)json_object_array_length(list), i;
+    struct member *mem = calloc((size_t)(n ? n : 1), sizeof(*mem));
+    char today[32], ids[3][40];
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if(!mem)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    pa_fhir_instant(pa_now_ms(), today);
+    today[10] = '\0';
+    for(i = 0; i < n; i++) {
+        mem[i].bucket = B_NOMATCH;
+        mem[i].reason = validate(&mem[i], json_object_array_get_idx(list, i), in, today);
+    }
+    rc = lookup(in, mem, n, err);
+    if(rc) {
+        free(mem);
+        return rc;
+    }
+    if(in->group_id)
+        pa_strlcpy(out->group_id, in->group_id, sizeof(out->group_id));
+    else if(pa_random_hex(out->group_id, 16)) {
+        free(mem);
+        return pa_err_set(err, PA_EIO, "no random bytes");
+    }
+    snprintf(ids[0], sizeof(ids[0]), "%s", out->group_id);
+    snprintf(ids[1], sizeof(ids[1]), "nomatch-%.16s", out->group_id);
+    snprintf(ids[2], sizeof(ids[2]), "optout-%.16s", out->group_id);
+    out->matched = new_group(ids[0], PDEX_SD "pdex-provider-member-match", "match", in, today);
+    out->nonmatched = new_group(ids[1], PDEX_SD "pdex-provider-member-no-match", "nomatch", in, today);
+    out->constrained = new_group(ids[2], PDEX_SD "pdex-member-opt-out", "consentconstraint", in, today);
+    out->matched_ids = json_object_new_array();
+    out->reasons = json_object_new_object();
+    for(i = 0; i < n; i++) {
+        struct member *m = &mem[i];
+        enum bucket b = m->bucket;
+        char cid[PA_FHIR_ID_MAX + 16], ref[PA_FHIR_ID_MAX + 32];
+
+        /* privacy by default: an opt-out is indistinguishable from no match */
+        if(b == B_CONSTRAINED && in->cfg->suppress_consent_constrained)
+            b = B_NOMATCH;
+        if(b == B_MATCH) {
+            /* the member is the payer's Patient; the extension points at what was submitted */
+            if(echo_patient(m->patient, out->matched, cid, sizeof(cid))) {
+                char echo[PA_FHIR_ID_MAX + 32];
+
+                snprintf(echo, sizeof(echo), "#%s", cid);
+                snprintf(ref, sizeof(ref), "Patient/%s", m->patient_id);
+                add_member(out->matched, ref, echo);
+            }
+            json_object_array_add(out->matched_ids, json_object_new_string(m->patient_id));
+            out->n_matched++;
+        }
+        else if(b == B_CONSTRAINED) {
+            snprintf(ref, sizeof(ref), "Patient/%s", m->patient_id);
+            add_member(out->constrained, ref, NULL);
+            out->n_constrained++;
+        }
+        else {
+            if(m->patient && echo_patient(m->patient, out->nonmatched, cid, sizeof(cid))) {
+                snprintf(ref, sizeof(ref), "#%s", cid);
+                add_member(out->nonmatched, ref, NULL);
+            }
+            out->n_nonmatched++;
+        }
+        {
+            /* counted by reason: bounded however many members, and no PHI */
+            const char *why = m->reason ? m->reason : "matched";
+            json_object *c;
+
+            if(json_object_object_get_ex(out->reasons, why, &c))
+                json_object_set_int64(c, json_object_get_int64(c) + 1);
+            else
+                json_object_object_add(out->reasons, why, json_object_new_int64(1));
+        }
+    }
+    json_object_object_add(out->matched, "quantity", json_object_new_int64(out->n_matched));
+    json_object_object_add(out->nonmatched, "quantity", json_object_new_int64(out->n_nonmatched));
+    json_object_object_add(out->constrained, "quantity", json_object_new_int64(out->n_constrained));
+    if(!out->n_nonmatched) {
+        json_object_put(out->nonmatched);
+        out->nonmatched = NULL;
+    }
+    if(!out->n_constrained) {
+        json_object_put(out->constrained);
+        out->constrained = NULL;
+    }
+    free(mem);
+    return PA_OK;
+}
+
+char *pa_match_parameters(const pa_match_out *out)
+{
+    json_object *p = json_object_new_object(), *list = json_object_new_array();
+    json_object *groups[3] = { out->matched, out->nonmatched, out->constrained };
+    static const char *const names[3] = { "MatchedMembers", "NonMatchedMembers", "ConsentConstrainedMembers" };
+    char *s;
+    int i;
+
+    json_object_object_add(p, "resourceType", json_object_new_string("Parameters"));
+    {
+        json_object *meta = json_object_new_object(), *profiles = json_object_new_array();
+
+        json_object_array_add(profiles, json_object_new_string(PDEX_SD "provider-parameters-multi-member-match-bundle-out"));
+        json_object_object_add(meta, "profile", profiles);
+        json_object_object_add(p, "meta", meta);
+    }
+    for(i = 0; i < 3; i++) {
+        json_object *e;
+
+        if(!groups[i])
+            continue;
+        e = json_object_new_object();
+        json_object_object_add(e, "name", json_object_new_string(names[i]));
+        json_object_object_add(e, "resource", json_object_get(groups[i]));
+        json_object_array_add(list, e);
+    }
+    json_object_object_add(p, "parameter", list);
+    s = strdup(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(p);
+    return s;
+}
+
+int pa_match_store(PGconn *db, const pa_match_out *out, const char *client, const char *npi, long days, pa_err *err)
+{
+    char d[24];
+    const char *values[6];
+    PGresult *res;
+
+    snprintf(d, sizeof(d), "%ld", days);
+    values[0] = out->group_id;
+    values[1] = client;
+    values[2] = npi;
+    values[3] = d;
+    values[4] = json_object_to_json_string_ext(out->matched, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    values[5] = json_object_to_json_string_ext(out->matched_ids, JSON_C_TO_STRING_PLAIN);
+    res = pa_db_query(db, err,
+                      "WITH g AS (INSERT INTO matched_group (id, client_id, npi, expires_at, json)"
+                      " VALUES ($1, $2, nullif($3, ''), now() + make_interval(days => $4::int), $5)"
+                      " ON CONFLICT (id) DO NOTHING RETURNING id) "
+                      "INSERT INTO matched_group_member (group_id, patient_id)"
+                      " SELECT DISTINCT g.id, p FROM g, jsonb_array_elements_text($6::jsonb) p",
+                      6, values);
+    if(!res)
+        return PA_EDB;
+    PQclear(res);
+    return PA_OK;
+}

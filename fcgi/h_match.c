@@ -1,0 +1,140 @@
+/*
+ * POST /fhir/Group/$provider-member-match (PDex v2).  A request of at most
+ * member_match_sync_max members without Prefer: respond-async is answered at
+ * once with the response Parameters; the Matched Group is stored, owned by
+ * the caller, for matched_group_days, and can be read, searched and exported
+ * by the caller alone.  Per-member reasons go to the audit event only.
+ */
+#include "api.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pa_job.h"
+#include "pa_match.h"
+#include "pa_util.h"
+
+/*
+ * The asynchronous form: the request is kept beside the job
+ * (data_dir/requests/<job>.json) and the runner matches it; the manifest lists
+ * a Group NDJSON file and a Parameters one (PDex pdex-288a/b).
+ */
+static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
+{
+    json_object *jp = json_object_new_object();
+    pa_job *job = NULL;
+    char *request = NULL;
+    char path[1200], tmp[1300];
+    pa_redis *redis;
+    PGconn *db;
+    pa_err err;
+    FILE *f;
+    int rc;
+
+    pa_err_clear(&err);
+    json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
+    json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
+    request = pa_api_request_url(ctx, req);
+    rc = !request || pa_job_create(&job, "match", ctx->client_id, request,
+                                   json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN), pa_now_ms(), &err);
+    json_object_put(jp);
+    free(request);
+    if(rc) {
+        pa_job_free(job);
+        return pa_resp_outcome(resp, 500, "fatal", "exception", "could not create the job");
+    }
+    /* written whole, then renamed: the runner never reads half a request */
+    snprintf(path, sizeof(path), "%s/requests", ctx->cfg->data_dir);
+    mkdir(path, 0750);
+    snprintf(path, sizeof(path), "%s/requests/%s.json", ctx->cfg->data_dir, job->id);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if(!f || fwrite(req->body, 1, req->body_len, f) != req->body_len || fclose(f) || rename(tmp, path)) {
+        if(f)
+            unlink(tmp);
+        pa_job_free(job);
+        pa_err_set(&err, PA_EIO, "cannot keep the request in %s/requests", ctx->cfg->data_dir);
+        return pa_resp_error(resp, &err);
+    }
+    if(pa_ctx_db(ctx, &db, &err) || pa_ctx_redis(ctx, &redis, &err) ||
+       pa_job_submit(redis, db, job, ctx->cfg->max_jobs_per_client, &err)) {
+        unlink(path);
+        pa_job_free(job);
+        pa_resp_error(resp, &err);
+        if(err.code == PA_EBUSY)
+            pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds * 5);
+        return 0;
+    }
+    pa_strlcpy(ctx->audit.job_id, job->id, sizeof(ctx->audit.job_id));
+    pa_resp_outcome(resp, 202, "information", "informational",
+                    "member match accepted; poll the Content-Location URL for its result");
+    pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
+    pa_job_free(job);
+    return 0;
+}
+
+int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    json_object *params = NULL;
+    pa_match_in in;
+    pa_match_out out;
+    PGconn *db;
+    pa_err err;
+    long members = 0;
+    char *body = NULL;
+    int async = req->prefer && strstr(req->prefer, "respond-async");
+
+    (void)args;
+    memset(&out, 0, sizeof(out));
+    ctx->audit.operation = "member-match";
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
+        return pa_resp_outcome(resp, 406, "error", "not-supported", "$provider-member-match answers with application/fhir+json");
+    if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) && !pa_media_type_is(req->content_type, PA_MT_JSON))
+        return pa_resp_outcome(resp, 415, "error", "not-supported",
+                               "send the request Parameters as application/fhir+json");
+    pa_err_clear(&err);
+    if(pa_match_parse(req->body, ctx->cfg->member_match_max, &params, &members, &err))
+        return pa_resp_outcome(resp, err.code == PA_ETOOBIG ? 413 : 400, "error",
+                               err.code == PA_ETOOBIG ? "too-costly" : "invalid", "%s", err.msg);
+    ctx->audit.members = members;
+    if(async) {
+        json_object_put(params);
+        return kick_off(ctx, req, resp);
+    }
+    if(members > ctx->cfg->member_match_sync_max) {
+        json_object_put(params);
+        return pa_resp_outcome(resp, 400, "error", "too-costly",
+                               "%ld members are more than are answered at once (%ld): send Prefer: respond-async",
+                               members, ctx->cfg->member_match_sync_max);
+    }
+    if(pa_ctx_db(ctx, &db, &err)) {
+        json_object_put(params);
+        return pa_resp_error(resp, &err);
+    }
+    in.db = db;
+    in.cfg = ctx->cfg;
+    in.npi = ctx->token.npi;
+    in.org_npi = ctx->token.org_npi;
+    in.group_id = NULL;
+    if(pa_match_run(&in, params, &out, &err) ||
+       pa_match_store(db, &out, ctx->token.client_id, ctx->token.npi, ctx->cfg->matched_group_days, &err)) {
+        json_object_put(params);
+        pa_match_out_free(&out);
+        return pa_resp_error(resp, &err);
+    }
+    pa_strlcpy(ctx->audit.group_id, out.group_id, sizeof(ctx->audit.group_id));
+    /* why each member landed where it did: for the payer, never for the caller */
+    snprintf(ctx->audit.detail, sizeof(ctx->audit.detail), "%ld matched, %ld not matched, %ld consent-constrained: %.900s",
+             out.n_matched, out.n_nonmatched, out.n_constrained,
+             json_object_to_json_string_ext(out.reasons, JSON_C_TO_STRING_PLAIN));
+    body = pa_match_parameters(&out);
+    pa_resp_text(resp, 200, PA_MT_FHIR_JSON, body ? body : "{}");
+    free(body);
+    json_object_put(params);
+    pa_match_out_free(&out);
+    return 0;
+}

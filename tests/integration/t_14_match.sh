@@ -1,0 +1,138 @@
+# $provider-member-match (synchronous): each bucket and each reason a member lands there,
+# on the synthetic payer loaded by t_08; then the Matched Group: read, ownership, export.
+
+q() { psql_q "$1"; }
+admin() { "$PA_ROOT/bin/pa-admin" --config "$PA_ROOT/provider-access.conf" "$@"; }
+org=$(q "SELECT org_npi FROM roster WHERE id = 'roster-org-0'")
+mm=$(admin client add --name "Match EHR" --npi "$org" --secret 2> /dev/null)
+MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
+today=$(date -u +%Y-%m-%d)
+
+# bundle PATIENT_ID [overrides as jq]: a MemberBundle for a payer member, as a provider would send it
+bundle() {
+  local row
+  row=$(q "SELECT json_build_object('fam', m.family, 'giv', split_part(m.given, ' ', 1), 'birth', m.birth_date,
+             'gender', m.gender, 'sub', c.subscriber_id) FROM member m JOIN coverage c ON c.patient_id = m.patient_id
+           WHERE m.patient_id = '$1'")
+  jq -c --arg npi "$org" --arg today "$today" "${2:-.}" <<< "$(jq -c --arg npi "$org" --arg today "$today" '
+    {name: "MemberBundle", part: [
+      {name: "MemberPatient", resource: {resourceType: "Patient", id: "sub-\(.sub)",
+        name: [{family: (.fam | ascii_upcase), given: [.giv]}], birthDate: .birth, gender: .gender}},
+      {name: "CoverageToMatch", resource: {resourceType: "Coverage", id: "c1", status: "active", subscriberId: .sub,
+        beneficiary: {reference: "Patient/sub-\(.sub)"}, relationship: {coding: [{code: "self"}]},
+        payor: [{identifier: {system: "urn:oid:2.16.840.1.113883.6.300", value: "98765"}}]}},
+      {name: "Consent", resource: {resourceType: "Consent", id: "a1", status: "active",
+        scope: {coding: [{code: "patient-privacy"}]}, category: [{coding: [{code: "IDSCL"}]}],
+        patient: {reference: "Patient/sub-\(.sub)"}, dateTime: $today,
+        performer: [{identifier: {system: "http://hl7.org/fhir/sid/us-npi", value: $npi}}],
+        provision: {type: "permit", period: {start: $today}}}}]}' <<< "$row")"
+}
+match() {  # match BUNDLE...: a synchronous $provider-member-match as the match client
+  local body
+  body=$(jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$(printf '%s\n' "$@")")
+  NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bearer $MM_TOKEN" \
+    -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' --data "$body"
+}
+bucket_of() {  # bucket_of SUBMITTED_ID: which Group of the last answer holds the submitted Patient
+  jq_body --arg id "$1" '[.parameter[] | select(any(.resource.contained[]?; .id == $id)) | .name] | join(",")'
+}
+# members with a claim at this organization in the last year (the treatment-relationship rule), not opted out, covered
+pick() {
+  q "SELECT m.patient_id FROM member m JOIN coverage c ON c.patient_id = m.patient_id AND c.status = '$1'
+     WHERE ($2) ORDER BY m.patient_id LIMIT 1"
+}
+CLAIMS="EXISTS (SELECT 1 FROM resource r WHERE r.patient_id = m.patient_id AND r.type = 'ExplanationOfBenefit'
+   AND coalesce(r.clin_start, r.created) >= current_date - interval '12 months' AND r.tokens @> '{ref=Organization/org-0}')"
+NOT_OPTED="NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id)"
+good=$(pick active "$CLAIMS AND $NOT_OPTED")
+other=$(pick active "NOT $CLAIMS AND $NOT_OPTED AND NOT EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = m.patient_id AND t.npi = '$org')")
+lapsed=$(pick cancelled "true")
+opted=$(q "SELECT patient_id FROM opt_out WHERE scope = 'global' AND NOT revoked ORDER BY patient_id LIMIT 1")
+expect_true "the synthetic payer has a member of each kind" test -n "$good" -a -n "$other" -a -n "$lapsed" -a -n "$opted"
+sub() { q "SELECT subscriber_id FROM coverage WHERE patient_id = '$1'"; }
+
+match "$(bundle "$good")"
+expect_eq "a member with a claim at the provider matches" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+expect_eq "the answer is the response Parameters" "$(jq_body '.meta.profile[0]')" \
+  "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/provider-parameters-multi-member-match-bundle-out"
+mg=$(jq_body '.parameter[] | select(.name == "MatchedMembers") | .resource')
+expect_eq "the Matched Group names the payer's Patient" "$(jq -r '.member[0].entity.reference' <<< "$mg")" "Patient/$good"
+expect_eq "... and points at the submitted demographics" "$(jq -r '.member[0].entity.extension[0].valueReference.reference' <<< "$mg")" "#sub-$(sub "$good")"
+expect_eq "... with the PDex profile and code" "$(jq -r '.meta.profile[0] + " " + .code.coding[0].code' <<< "$mg")" \
+  "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-member-match match"
+mg_id=$(jq -r .id <<< "$mg")
+
+match "$(bundle "$good" '.part[0].resource.birthDate = "1901-01-01"')" "$(bundle "$other")" "$(bundle "$lapsed")" \
+  "$(bundle "$opted")" "$(bundle "$good" 'del(.part[2])')" "$(bundle "$good" '.part[2].resource.performer[0].identifier.value = "1245319599"')" \
+  "$(bundle "$good" '.part[2].resource.provision.period = {start: "2024-01-01", end: "2024-12-31"}')"
+expect_eq "MatchedMembers is always there, even empty" "$(jq_body '[.parameter[] | select(.name == "MatchedMembers") | .resource.member | length] | join(",")')" 0
+expect_eq "wrong demographics, no treatment relationship, lapsed coverage, an opt-out (suppressed), a bundle without its attestation, another provider's attestation and an expired one are all NonMatched" \
+  "$(jq_body '[.parameter[] | select(.name == "NonMatchedMembers") | .resource.member | length] | join(",")')" 7
+expect_eq "an opt-out is not disclosed: no ConsentConstrained Group" "$(jq_body '[.parameter[].name] | join(",")')" \
+  "MatchedMembers,NonMatchedMembers"
+expect_eq "non-matched members are the submitted ones, contained" \
+  "$(jq_body '[.parameter[] | select(.name == "NonMatchedMembers") | .resource.member[].entity.reference | startswith("#")] | all')" true
+reasons=$(q "SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 1")
+for why in "no member matches" "no treatment relationship" "not active in the attestation period" "opted out" \
+           "needs MemberPatient, CoverageToMatch and Consent" "does not name the requesting provider"; do
+  expect_true "the audit keeps the reason: $why" grep -q "$why" <<< "$reasons"
+done
+
+# two members with the same demographics and coverage identifier: no match
+q "INSERT INTO member SELECT 'twin-1', family, given, birth_date, gender, member_id FROM member WHERE patient_id = '$good'" > /dev/null
+q "INSERT INTO coverage (coverage_id, patient_id, subscriber_id, status) VALUES ('cov-twin', 'twin-1', '$(sub "$good")', 'active')" > /dev/null
+match "$(bundle "$good")"
+expect_eq "two candidates are no match" "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+q "DELETE FROM coverage WHERE coverage_id = 'cov-twin'; DELETE FROM member WHERE patient_id = 'twin-1'" > /dev/null
+
+# request-level problems
+NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bearer $MM_TOKEN" \
+  -H 'Content-Type: application/fhir+json' --data '{"resourceType":"Patient"}'
+expect_outcome "a body that is not Parameters is 400" 400 "Parameters"
+NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bearer $MM_TOKEN" \
+  -H 'Content-Type: application/fhir+json' --data '{"resourceType":"Parameters","parameter":[]}'
+expect_outcome "a request without MemberBundle is 400" 400 "no MemberBundle"
+eleven=$(for i in $(seq 11); do bundle "$good"; done)
+match $eleven
+expect_outcome "more members than are answered at once asks for respond-async" 400 "respond-async"
+
+# asynchronously: 202, poll, a manifest of Group and Parameters NDJSON (PDex pdex-288a/b)
+body=$(jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$(printf '%s\n' "$(bundle "$good")" "$(bundle "$other")" "$(bundle "$lapsed")")")
+NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bearer $MM_TOKEN" -H 'Prefer: respond-async' \
+  -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' --data "$body"
+expect_eq "with Prefer: respond-async the match answers 202" "$STATUS" 202
+am_job=$(header Content-Location)
+deadline=$((SECONDS + 60))
+while :; do NOAUTH=1 http GET "$am_job" -H "Authorization: Bearer $MM_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.2; done
+expect_eq "the asynchronous match completes" "$STATUS" 200
+expect_eq "its manifest lists a Group file and a Parameters file" "$(jq_body '[.output[].type] | join(",")')" "Group,Parameters"
+groups=$(curl -s -H "Authorization: Bearer $MM_TOKEN" "$(jq_body '.output[0].url')")
+expect_eq "the Group file holds the Matched and NonMatched Groups" "$(jq -r '.code.coding[0].code' <<< "$groups" | tr '\n' ,)" "match,nomatch,"
+expect_eq "... with the members where they belong" "$(jq -r '.member | length' <<< "$groups" | tr '\n' ,)" "1,2,"
+params_line=$(curl -s -H "Authorization: Bearer $MM_TOKEN" "$(jq_body '.output[1].url')")
+expect_eq "the Parameters file wraps the same Groups" "$(jq -r '[.parameter[].resource.id] | join(",")' <<< "$params_line")" \
+  "$(jq -r '.id' <<< "$groups" | paste -sd,)"
+expect_eq "the Matched Group is stored under the job's id" "$(jq -r 'select(.code.coding[0].code == "match") | .id' <<< "$groups")" "${am_job##*/}"
+NOAUTH=1 http GET "$BASE/Group/${am_job##*/}" -H "Authorization: Bearer $MM_TOKEN"
+expect_eq "... and can be read" "$(jq_body '.member[0].entity.reference')" "Patient/$good"
+NOAUTH=1 http DELETE "$am_job" -H "Authorization: Bearer $MM_TOKEN"
+
+# the Matched Group: its client's alone, and exportable
+NOAUTH=1 http GET "$BASE/Group/$mg_id" -H "Authorization: Bearer $MM_TOKEN"
+expect_eq "the client reads its Matched Group" "$(jq_body '.id + " " + .code.coding[0].code')" "$mg_id match"
+http GET "$BASE/Group/$mg_id"
+expect_outcome "another client gets 404" 404 "no Group"
+NOAUTH=1 kickoff "$mg_id" -H "Authorization: Bearer $MM_TOKEN"
+expect_eq "the Matched Group can be exported" "$STATUS" 202
+mg_job=$JOB_URL
+deadline=$((SECONDS + 60))
+while :; do NOAUTH=1 http GET "$mg_job" -H "Authorization: Bearer $MM_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.2; done
+pat_url=$(jq_body '.output[] | select(.type == "Patient") | .url')
+expect_eq "its export holds the matched member" "$(curl -s -H "Authorization: Bearer $MM_TOKEN" "$pat_url" | jq -r .id)" "$good"
+expect_true "and the member's claims" test "$(jq_body '[.output[] | select(.type == "ExplanationOfBenefit") | .count] | add')" -gt 0
+NOAUTH=1 http DELETE "$mg_job" -H "Authorization: Bearer $MM_TOKEN"
+q "UPDATE matched_group SET expires_at = now() - interval '1 second' WHERE id = '$mg_id'" > /dev/null
+NOAUTH=1 http GET "$BASE/Group/$mg_id" -H "Authorization: Bearer $MM_TOKEN"
+expect_outcome "an expired Matched Group is 410" 410 "expired"
+NOAUTH=1 kickoff "$mg_id" -H "Authorization: Bearer $MM_TOKEN"
+expect_outcome "and can no longer be exported" 404 "no Group"
