@@ -160,7 +160,7 @@ static void add_link(pa_buf *b, const pa_ctx *ctx, const pa_req *req, const char
 
 int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
-    const char *values[12] = { NULL };
+    const char *values[13] = { NULL };
     char limit_s[24];
     long count = SEARCH_DEFAULT_COUNT;
     int summary_count = 0;
@@ -212,6 +212,7 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     }
     snprintf(limit_s, sizeof(limit_s), "%ld", summary_count ? 0 : count + 1);
     values[11] = limit_s;
+    values[12] = ctx->token.client_id;
     pa_err_clear(&err);
     if(pa_ctx_db(ctx, &db, &err)) {
         free((char *)values[6]);
@@ -225,10 +226,19 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                       " AND ($8::text IS NULL OR lower(r.name) LIKE lower($8) || '%')"
                       " AND ($9::text IS NULL OR $9 = 'pdexprovidergroup')"
                       " AND ($10::text IS NULL OR $10 IN (r.npi, r.org_npi)))"
-                      "SELECT (SELECT count(*) FROM hits), NULL UNION ALL "
-                      "(SELECT NULL, " GROUP_JSON("NULL::text") " FROM hits r WHERE ($11::text IS NULL OR r.id > $11) ORDER BY r.id"
-                      " LIMIT $12::int)",
-                      12, values);
+                      /* and the caller's own Matched Groups, as made (no members: they are searched for) */
+                      ", mg AS (SELECT g.id, (g.json::jsonb - 'member' - 'contained')"
+                      "  || '{\"meta\":{\"tag\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ObservationValue\","
+                      "\"code\":\"SUBSETTED\"}]}}'::jsonb AS j FROM matched_group g"
+                      "  WHERE g.client_id = $13 AND g.expires_at > now()"
+                      "  AND ($5::text IS NULL OR g.id = ANY(string_to_array($5, ',')))"
+                      "  AND $6::text IS NULL AND $8::text IS NULL AND ($9::text IS NULL OR $9 = 'match')"
+                      "  AND ($10::text IS NULL OR $10 IN (nullif($1, ''), nullif($2, '')))),"
+                      " page AS (SELECT r.id, " GROUP_JSON("NULL::text") " AS j FROM hits r"
+                      "  UNION ALL SELECT id, j::text FROM mg) "
+                      "SELECT (SELECT count(*) FROM hits) + (SELECT count(*) FROM mg), NULL UNION ALL "
+                      "(SELECT NULL, j FROM page WHERE ($11::text IS NULL OR id > $11) ORDER BY id LIMIT $12::int)",
+                      13, values);
     free((char *)values[6]);
     if(!res)
         return pa_resp_error(resp, &err);

@@ -117,6 +117,11 @@ NOAUTH=1 http GET "$BASE/Group/${am_job##*/}" -H "Authorization: Bearer $MM_TOKE
 expect_eq "... and can be read" "$(jq_body '.member[0].entity.reference')" "Patient/$good"
 NOAUTH=1 http DELETE "$am_job" -H "Authorization: Bearer $MM_TOKEN"
 
+NOAUTH=1 http GET "$BASE/Group?code=match" -H "Authorization: Bearer $MM_TOKEN"
+expect_true "a search with code=match finds the client's Matched Groups" eval "jq -e --arg id '$mg_id' 'any(.entry[]; .resource.id == \$id)' <<< \"\$BODY\" > /dev/null"
+http GET "$BASE/Group?code=match"
+expect_eq "another client finds none of them" "$(jq_body .total)" 0
+
 # the Matched Group: its client's alone, and exportable
 NOAUTH=1 http GET "$BASE/Group/$mg_id" -H "Authorization: Bearer $MM_TOKEN"
 expect_eq "the client reads its Matched Group" "$(jq_body '.id + " " + .code.coding[0].code')" "$mg_id match"
@@ -136,3 +141,22 @@ NOAUTH=1 http GET "$BASE/Group/$mg_id" -H "Authorization: Bearer $MM_TOKEN"
 expect_outcome "an expired Matched Group is 410" 410 "expired"
 NOAUTH=1 kickoff "$mg_id" -H "Authorization: Bearer $MM_TOKEN"
 expect_outcome "and can no longer be exported" 404 "no Group"
+
+# suppress_consent_constrained = 0: an opted-out member is reported as ConsentConstrained
+conf=$PA_ROOT/provider-access.conf
+cp -p "$conf" "$HTTP_TMP/conf.keep"
+echo "suppress_consent_constrained = 0" >> "$conf"
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
+MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
+match "$(bundle "$opted")" "$(bundle "$good")"
+expect_eq "unsuppressed, the opted-out member has its own Group" "$(jq_body '[.parameter[].name] | join(",")')" \
+  "MatchedMembers,ConsentConstrainedMembers"
+cc=$(jq_body '.parameter[] | select(.name == "ConsentConstrainedMembers") | .resource')
+expect_eq "... a PDex MemberOptOut Group naming the payer's Patient" \
+  "$(jq -r '.meta.profile[0] + " " + .code.coding[0].code + " " + .member[0].entity.reference' <<< "$cc")" \
+  "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-opt-out consentconstraint Patient/$opted"
+expect_eq "no member is in two buckets" "$(jq_body '[.parameter[].resource.member[].entity.reference] | length == (unique | length)')" true
+cp -p "$HTTP_TMP/conf.keep" "$conf"
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
