@@ -35,6 +35,10 @@ int cmd_downloads(int argc, char **argv);
 /* pa-admin roster ... */
 int cmd_roster(int argc, char **argv);
 
+/* pa-admin optout ... and pa-admin trl ... */
+int cmd_optout(int argc, char **argv);
+int cmd_trl(int argc, char **argv);
+
 /* pa-admin synth --members N --seed S --out DIR */
 int cmd_synth(int argc, char **argv);
 

@@ -36,6 +36,8 @@ static void usage(FILE *f)
             "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
             "  provider network NPI --in|--out [--from DATE] [--to DATE]   set a provider's network status\n"
             "  synth --members N [--seed S] --out DIR   write a synthetic payer as NDJSON and CSV\n"
+            "  optout add PATIENT (--global | --npi NPI) [--from D] [--to D] [--reason R] | revoke ... | list\n"
+            "  trl add PATIENT NPI [--from D] [--to D] [--source S] | remove PATIENT NPI | list [--npi NPI] | import FILE\n"
             "  roster list [--npi NPI] | create ID ... | add ID PATIENT... | remove ID PATIENT... | status ID [S]\n"
             "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
             "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE\n"
@@ -386,6 +388,10 @@ int main(int argc, char **argv)
         return cmd_provider(argc - i, argv + i);
     if(!strcmp(argv[i], "synth"))
         return cmd_synth(argc - i, argv + i);
+    if(!strcmp(argv[i], "optout"))
+        return cmd_optout(argc - i, argv + i);
+    if(!strcmp(argv[i], "trl"))
+        return cmd_trl(argc - i, argv + i);
     if(!strcmp(argv[i], "roster"))
         return cmd_roster(argc - i, argv + i);
     if(!strcmp(argv[i], "client"))

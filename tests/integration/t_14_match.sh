@@ -160,3 +160,21 @@ expect_eq "no member is in two buckets" "$(jq_body '[.parameter[].resource.membe
 cp -p "$HTTP_TMP/conf.keep" "$conf"
 "$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
 sleep 1
+
+# opt-outs and treatment relationships by hand take effect at the next match
+expect_eq "pa-admin optout add" "$(admin optout add "Patient/$good" --npi "$org" --reason provider-relationship)" "opted out"
+expect_match "pa-admin optout list shows it" "$(admin optout list --no-header)" "$good	provider-specific	$org	$today\\.\\.	active	provider-relationship"
+match "$(bundle "$good")"
+expect_eq "an opt-out from this provider makes the member NonMatched" "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+expect_eq "pa-admin optout revoke" "$(admin optout revoke "$good" --npi "$org")" "revoked 1"
+match "$(bundle "$good")"
+expect_eq "after the revocation the member matches again" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+expect_eq "pa-admin trl add" "$(admin trl add "$other" "$org" --from 2025-01-01)" added
+expect_match "pa-admin trl list --npi shows it" "$(admin trl list --npi "$org" --no-header)" "$other	$org	2025-01-01\\.\\.	payer	active"
+match "$(bundle "$other")"
+expect_eq "with a treatment relationship the member matches" "$(bucket_of "sub-$(sub "$other")")" MatchedMembers
+expect_eq "pa-admin trl remove" "$(admin trl remove "$other" "$org")" "removed 1"
+match "$(bundle "$other")"
+expect_eq "without it, no longer" "$(bucket_of "sub-$(sub "$other")")" NonMatchedMembers
+admin optout add "$good" --global --npi "$org" > /dev/null 2>&1
+expect_eq "an opt-out is global or names one NPI, not both" "$?" 2
