@@ -161,6 +161,12 @@ cp -p "$HTTP_TMP/conf.keep" "$conf"
 "$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
 sleep 1
 
+# the tester's script for the whole v2 flow
+jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$(printf '%s\n' "$(bundle "$good")" "$(bundle "$other")")" > "$HTTP_TMP/v2.json"
+out=$(BASE=$BASE OUT=$HTTP_TMP/v2 "$REPO/examples/v2-flow" "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")" "$HTTP_TMP/v2.json" 2> "$HTTP_TMP/v2.log")
+expect_eq "examples/v2-flow runs the whole flow" "$?" 0
+expect_eq "and exports the matched member" "$(jq -r .id "$HTTP_TMP/v2/Patient-1.ndjson")" "$good"
+
 # opt-outs and treatment relationships by hand take effect at the next match
 expect_eq "pa-admin optout add" "$(admin optout add "Patient/$good" --npi "$org" --reason provider-relationship)" "opted out"
 expect_match "pa-admin optout list shows it" "$(admin optout list --no-header)" "$good	provider-specific	$org	$today\\.\\.	active	provider-relationship"
