@@ -97,7 +97,7 @@ static int parse_scope(const char *s, size_t n, char *type, size_t tsize, int *r
         return pa_err_set(err, PA_EINVAL, "scope '%.*s' names no resource type", (int)(n > 80 ? 80 : n), s);
     memcpy(type, s + 7, tn);
     type[tn] = '\0';
-    if(strcmp(type, "*") && strcmp(type, "Group") && !pa_fhir_type_find(type))
+    if(strcmp(type, "*") && strcmp(type, "Group") && strcmp(type, "Consent") && !pa_fhir_type_find(type))
         return pa_err_set(err, PA_EINVAL, "scope '%.*s' names an unknown resource type", (int)(n > 80 ? 80 : n), s);
     *read = *write = *v2 = 0;
     if(pn == 4 && !strncmp(perms, "read", 4)) {
@@ -150,9 +150,10 @@ int pa_scope_grant(const char *requested, int admin, char granted[PA_SCOPE_MAX],
         if(rc)
             return rc;
         p += n;
-        /* reading always; writing only Group, and only for the payer's admin clients */
-        if(write && admin && !strcmp(type, "Group"))
-            k = snprintf(one, sizeof(one), "system/Group.%s", v2 ? (read ? "cruds" : "cud") : (read ? "*" : "write"));
+        /* reading always; writing only Group (rosters) and Consent (members' opt-outs),
+         * and only for the payer's admin clients */
+        if(write && admin && (!strcmp(type, "Group") || !strcmp(type, "Consent")))
+            k = snprintf(one, sizeof(one), "system/%s.%s", type, v2 ? (read ? "cruds" : "cud") : (read ? "*" : "write"));
         else if(read)
             k = snprintf(one, sizeof(one), "system/%s.%s", type, v2 ? "rs" : "read");
         else

@@ -27,7 +27,7 @@ int pa_secret_verify(const char *secret, const char *stored);
  * Grants scopes from the space-separated request: each must be system/TYPE.PERMS
  * with TYPE * or a served type (or Group) and PERMS v1 (read, write, *) or v2
  * (letters of cruds in order).  Only reading is granted (.read / .rs), and
- * for admin clients also writing Group.  PA_EINVAL (invalid_scope) with the
+ * for admin clients also writing Group (rosters) and Consent (opt-outs).  PA_EINVAL (invalid_scope) with the
  * reason when a scope is malformed or nothing is left to grant.
  */
 int pa_scope_grant(const char *requested, int admin, char granted[PA_SCOPE_MAX], pa_err *err);

@@ -184,7 +184,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
 {
     pa_req req;
     pa_resp resp;
-    char *body = NULL;
+    char *body = NULL, *path = NULL, method[16];
     const char *m;
     int head_only;
 
@@ -218,6 +218,14 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
         pa_api_handle(ctx, &req, &resp);
     }
     send_response(fr->out, ctx, &req, &resp, head_only);
+    /* FCGX_Finish_r frees the environment req points into: keep what the
+     * log and the audit still need */
+    pa_strlcpy(method, req.method, sizeof(method));
+    path = strdup(req.path);
+    req.method = method;
+    req.path = path ? path : "/";
+    req.query = req.request_uri = req.script_name = req.accept = req.content_type = NULL;
+    req.prefer = req.authorization = req.accept_encoding = NULL;
     FCGX_Finish_r(fr);
     /* no query string in the log: it may carry patient references */
     pa_info("%s %s -> %d in %lld ms", req.method, req.path, resp.status,
@@ -226,6 +234,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     pa_log_set_context(NULL);
     pa_req_clear(&req);
     pa_resp_free(&resp);
+    free(path);
     free(body);
 }
 

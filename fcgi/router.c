@@ -38,6 +38,7 @@ static const struct route routes[] = {
     { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL },
     { "/Group", M_GET, pa_h_group_search, TOKEN, "Group" },
     { "/Group/$provider-member-match", M_POST, pa_h_member_match, TOKEN, "Group" },
+    { "/Consent", M_POST, pa_h_consent, TOKEN, NULL },
     { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group" },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
     { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
