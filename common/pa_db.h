@@ -14,6 +14,16 @@
 /* The schema version this build needs (the highest sql/NNN_*.sql). */
 #define PA_SCHEMA_VERSION 2
 
+/*
+ * SQL: is an opt-out of member PATIENT in force today against the provider
+ * NPI or its organization ORG (SQL expressions)?  A global opt-out binds every
+ * provider.  The one definition of "opted out", used at search, match and export.
+ */
+#define PA_SQL_OPTED_OUT(PATIENT, NPI, ORG)                                                          \
+    "EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = " PATIENT " AND NOT o.revoked"             \
+    " AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)" \
+    " AND (o.scope = 'global' OR o.npi IN (nullif(" NPI ", ''), nullif(" ORG ", ''))))"
+
 /* Connects with cfg->pg_conninfo. */
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);
 

@@ -160,15 +160,6 @@ void pa_fhir_facts_free(pa_fhir_facts *f)
     pa_buf_free(&f->tokens);
 }
 
-static const char *get_str(json_object *o, const char *key)
-{
-    json_object *v;
-
-    if(!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
 typedef void (*visit_fn)(json_object *v, void *ctx);
 
 /* Calls fn for every value at a dotted path, stepping into arrays. */
@@ -305,10 +296,10 @@ const char *pa_fhir_npi(json_object *res)
         return NULL;
     for(i = 0; i < json_object_array_length(ids); i++) {
         json_object *id = json_object_array_get_idx(ids, i);
-        const char *sys = get_str(id, "system");
+        const char *sys = pa_json_str(id, "system");
 
         if(sys && !strcmp(sys, PA_NPI_SYSTEM))
-            return get_str(id, "value");
+            return pa_json_str(id, "value");
     }
     return NULL;
 }
@@ -334,8 +325,8 @@ static int add_token(pa_buf *b, const char *param, const char *sys, const char *
 
 static void add_coding(struct tok_ctx *c, json_object *coding)
 {
-    const char *sys = get_str(coding, "system");
-    const char *code = get_str(coding, "code");
+    const char *sys = pa_json_str(coding, "system");
+    const char *code = pa_json_str(coding, "code");
 
     if(!code || c->rc)
         return;
@@ -368,7 +359,7 @@ static void visit_token(json_object *v, void *ctx)
 static void find_patient_ref(json_object *v, void *ctx)
 {
     char *out = ctx;
-    const char *ref = get_str(v, "reference");
+    const char *ref = pa_json_str(v, "reference");
 
     if(!out[0] && ref)
         pa_fhir_ref_id(ref, "Patient", out, PA_FHIR_ID_MAX + 1);
@@ -435,7 +426,7 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
     f->patient_id[0] = '\0';
     pa_buf_reset(&f->tokens);
     if(t->patient_path && !*t->patient_path) {
-        pa_strlcpy(f->patient_id, get_str(res, "id"), sizeof(f->patient_id));
+        pa_strlcpy(f->patient_id, pa_json_str(res, "id"), sizeof(f->patient_id));
     }
     else if(t->patient_path) {
         walk(res, t->patient_path, find_patient_ref, f->patient_id);
@@ -568,4 +559,20 @@ json_object *pa_fhir_nonfinancial(json_object *eob)
                 strip_line(json_object_array_get_idx(a, i), NULL);
     basis_profiles(copy);
     return copy;
+}
+
+const char *pa_json_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+json_object *pa_json_get(json_object *o, const char *key)
+{
+    json_object *v;
+
+    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }

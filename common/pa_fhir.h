@@ -73,6 +73,12 @@ int pa_npi_valid(const char *npi);
 /* The NPI among a resource's identifiers, or NULL (borrowed from res). */
 const char *pa_fhir_npi(json_object *res);
 
+/* The string at o.key, or NULL when o is NULL or o.key is absent or not a string. */
+const char *pa_json_str(json_object *o, const char *key);
+
+/* The value at o.key, or NULL when o is NULL or o.key is absent. */
+json_object *pa_json_get(json_object *o, const char *key);
+
 /*
  * The CARIN BB non-financial ("Basis") form of an ExplanationOfBenefit: a
  * new object without total, payment, benefitBalance, any adjudication that

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pa_fhir.h"
+
 static int b64val(int c)
 {
     if(c >= 'A' && c <= 'Z')
@@ -115,21 +117,12 @@ int pa_jwt_parse(const char *token, pa_jwt *jwt, pa_err *err)
     return PA_OK;
 }
 
-static const char *jstr(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
 const char *pa_jwk_alg(json_object *jwk)
 {
-    const char *kty = jstr(jwk, "kty");
-    const char *alg = jstr(jwk, "alg");
-    const char *crv = jstr(jwk, "crv");
-    const char *use = jstr(jwk, "use");
+    const char *kty = pa_json_str(jwk, "kty");
+    const char *alg = pa_json_str(jwk, "alg");
+    const char *crv = pa_json_str(jwk, "crv");
+    const char *use = pa_json_str(jwk, "use");
 
     if(!kty || (use && strcmp(use, "sig")))
         return NULL;
@@ -149,7 +142,7 @@ const char *pa_jwk_alg(json_object *jwk)
 /* A base64url member of the JWK as a BIGNUM. */
 static BIGNUM *jwk_bn(json_object *jwk, const char *k)
 {
-    const char *s = jstr(jwk, k);
+    const char *s = pa_json_str(jwk, k);
     unsigned char *raw = NULL;
     size_t len = 0;
     BIGNUM *bn;
@@ -166,7 +159,7 @@ static BIGNUM *jwk_bn(json_object *jwk, const char *k)
 /* The raw bytes of a base64url member, expected to be exactly want long. */
 static int jwk_fixed(json_object *jwk, const char *k, unsigned char *out, size_t want)
 {
-    const char *s = jstr(jwk, k);
+    const char *s = pa_json_str(jwk, k);
     unsigned char *raw = NULL;
     size_t len = 0;
 
@@ -181,7 +174,7 @@ static int jwk_fixed(json_object *jwk, const char *k, unsigned char *out, size_t
 
 int pa_jwk_to_pkey(json_object *jwk, EVP_PKEY **out, pa_err *err)
 {
-    const char *kty = jstr(jwk, "kty");
+    const char *kty = pa_json_str(jwk, "kty");
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *ctx = NULL;
@@ -200,8 +193,8 @@ int pa_jwk_to_pkey(json_object *jwk, EVP_PKEY **out, pa_err *err)
             goto out;
         ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
     }
-    else if(!strcmp(kty, "EC") && jstr(jwk, "crv")) {
-        const char *crv = jstr(jwk, "crv");
+    else if(!strcmp(kty, "EC") && pa_json_str(jwk, "crv")) {
+        const char *crv = pa_json_str(jwk, "crv");
         size_t cl = !strcmp(crv, "P-384") ? 48 : !strcmp(crv, "P-256") ? 32 : 0;
 
         /* the public point is 04 || x || y */
@@ -255,7 +248,7 @@ static int ecdsa_der(const unsigned char *raw, size_t len, unsigned char **der, 
 
 int pa_jwt_verify(const pa_jwt *jwt, json_object *jwk, pa_err *err)
 {
-    const char *alg = jstr(jwt->header, "alg");
+    const char *alg = pa_json_str(jwt->header, "alg");
     const char *allowed = pa_jwk_alg(jwk);
     const EVP_MD *md;
     EVP_PKEY *pkey = NULL;

@@ -31,22 +31,6 @@ struct member {
     enum bucket bucket;
 };
 
-static const char *jstr(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
-static json_object *jget(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 static json_object *jidx(json_object *a, size_t i)
 {
     return a && json_object_is_type(a, json_type_array) && i < json_object_array_length(a)
@@ -63,13 +47,13 @@ int pa_match_parse(const char *body, long max, json_object **params, long *membe
     *members = 0;
     if(!p)
         return pa_err_set(err, PA_EINVAL, "the request body is not valid JSON");
-    if(!jstr(p, "resourceType") || strcmp(jstr(p, "resourceType"), "Parameters") ||
-       !(list = jget(p, "parameter")) || !json_object_is_type(list, json_type_array)) {
+    if(!pa_json_str(p, "resourceType") || strcmp(pa_json_str(p, "resourceType"), "Parameters") ||
+       !(list = pa_json_get(p, "parameter")) || !json_object_is_type(list, json_type_array)) {
         json_object_put(p);
         return pa_err_set(err, PA_EINVAL, "the request must be a Parameters resource with MemberBundle parameters");
     }
     for(i = 0; i < json_object_array_length(list); i++) {
-        const char *name = jstr(json_object_array_get_idx(list, i), "name");
+        const char *name = pa_json_str(json_object_array_get_idx(list, i), "name");
 
         if(name && !strcmp(name, "MemberBundle"))
             (*members)++;
@@ -94,15 +78,15 @@ int pa_match_parse(const char *body, long max, json_object **params, long *membe
 /* The resource of a MemberBundle part, by name. */
 static json_object *part(json_object *bundle, const char *name)
 {
-    json_object *parts = jget(bundle, "part");
+    json_object *parts = pa_json_get(bundle, "part");
     size_t i;
 
     for(i = 0; parts && json_object_is_type(parts, json_type_array) && i < json_object_array_length(parts); i++) {
         json_object *p = json_object_array_get_idx(parts, i);
-        const char *n = jstr(p, "name");
+        const char *n = pa_json_str(p, "name");
 
         if(n && !strcmp(n, name))
-            return jget(p, "resource");
+            return pa_json_get(p, "resource");
     }
     return NULL;
 }
@@ -110,7 +94,7 @@ static json_object *part(json_object *bundle, const char *name)
 /* True if the reference names the submitted Patient ("Patient/<id>"). */
 static int refers_to(json_object *ref, const char *patient_id)
 {
-    const char *r = jstr(ref, "reference");
+    const char *r = pa_json_str(ref, "reference");
     char id[PA_FHIR_ID_MAX + 1];
 
     return r && !pa_fhir_ref_id(r, "Patient", id, sizeof(id)) && !strcmp(id, patient_id);
@@ -119,7 +103,7 @@ static int refers_to(json_object *ref, const char *patient_id)
 /* An identifier value of a Reference (its identifier) or of a resource. */
 static const char *ref_identifier(json_object *ref)
 {
-    return jstr(jget(ref, "identifier"), "value");
+    return pa_json_str(pa_json_get(ref, "identifier"), "value");
 }
 
 /* True if one of the references in list (array, or one) names npi or org. */
@@ -132,7 +116,7 @@ static int names_npi(json_object *list, const char *npi, const char *org, int ac
         const char *v;
 
         if(actors)
-            r = jget(r, "reference");
+            r = pa_json_get(r, "reference");
         v = ref_identifier(r);
         if(v && ((npi && *npi && !strcmp(v, npi)) || (org && *org && !strcmp(v, org))))
             return 1;
@@ -163,67 +147,67 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
     size_t i;
 
     /* echoed in NonMatched whatever else is wrong, so the provider can correlate */
-    m->patient = pat && jstr(pat, "id") && pa_is_fhir_id(jstr(pat, "id")) ? pat : NULL;
+    m->patient = pat && pa_json_str(pat, "id") && pa_is_fhir_id(pa_json_str(pat, "id")) ? pat : NULL;
     if(!pat || !cov || !con)
         return "a MemberBundle needs MemberPatient, CoverageToMatch and Consent";
-    pid = jstr(pat, "id");
-    if(!jstr(pat, "resourceType") || strcmp(jstr(pat, "resourceType"), "Patient") || !pid || !pa_is_fhir_id(pid))
+    pid = pa_json_str(pat, "id");
+    if(!pa_json_str(pat, "resourceType") || strcmp(pa_json_str(pat, "resourceType"), "Patient") || !pid || !pa_is_fhir_id(pid))
         return "MemberPatient is not a Patient with an id";
-    name = jidx(jget(pat, "name"), 0);
-    if(!jstr(name, "family") || !json_object_is_type(jidx(jget(name, "given"), 0), json_type_string))
+    name = jidx(pa_json_get(pat, "name"), 0);
+    if(!pa_json_str(name, "family") || !json_object_is_type(jidx(pa_json_get(name, "given"), 0), json_type_string))
         return "MemberPatient needs a family and a given name";
-    pa_strlcpy(m->family, jstr(name, "family"), sizeof(m->family));
-    pa_strlcpy(m->given, json_object_get_string(jidx(jget(name, "given"), 0)), sizeof(m->given));
-    if(!date10(jstr(pat, "birthDate"), m->birth) || strlen(jstr(pat, "birthDate")) != 10)
+    pa_strlcpy(m->family, pa_json_str(name, "family"), sizeof(m->family));
+    pa_strlcpy(m->given, json_object_get_string(jidx(pa_json_get(name, "given"), 0)), sizeof(m->given));
+    if(!date10(pa_json_str(pat, "birthDate"), m->birth) || strlen(pa_json_str(pat, "birthDate")) != 10)
         return "MemberPatient needs a full birthDate";
-    s = jstr(pat, "gender");
-    for(i = 0; !s && (v = jidx(jget(pat, "extension"), i)); i++)
-        if(jstr(v, "url") && strstr(jstr(v, "url"), "us-core-birthsex") && jstr(v, "valueCode"))
-            s = !strcmp(jstr(v, "valueCode"), "F") ? "female" : !strcmp(jstr(v, "valueCode"), "M") ? "male" : "unknown";
+    s = pa_json_str(pat, "gender");
+    for(i = 0; !s && (v = jidx(pa_json_get(pat, "extension"), i)); i++)
+        if(pa_json_str(v, "url") && strstr(pa_json_str(v, "url"), "us-core-birthsex") && pa_json_str(v, "valueCode"))
+            s = !strcmp(pa_json_str(v, "valueCode"), "F") ? "female" : !strcmp(pa_json_str(v, "valueCode"), "M") ? "male" : "unknown";
     if(!s)
         return "MemberPatient needs gender or birth sex";
     pa_strlcpy(m->gender, s, sizeof(m->gender));
 
-    if(!jstr(cov, "resourceType") || strcmp(jstr(cov, "resourceType"), "Coverage"))
+    if(!pa_json_str(cov, "resourceType") || strcmp(pa_json_str(cov, "resourceType"), "Coverage"))
         return "CoverageToMatch is not a Coverage";
-    if(!jget(cov, "payor"))
+    if(!pa_json_get(cov, "payor"))
         return "CoverageToMatch needs a payor";
-    s = ref_identifier(jidx(jget(cov, "payor"), 0));
+    s = ref_identifier(jidx(pa_json_get(cov, "payor"), 0));
     if(s && *in->cfg->payer_identifier && strcmp(s, in->cfg->payer_identifier))
         return "CoverageToMatch names another payer";
-    if(!refers_to(jget(cov, "beneficiary"), pid))
+    if(!refers_to(pa_json_get(cov, "beneficiary"), pid))
         return "CoverageToMatch.beneficiary must reference the MemberPatient";
-    if(jstr(cov, "subscriberId"))
-        pa_strlcpy(m->id1, jstr(cov, "subscriberId"), sizeof(m->id1));
-    for(i = 0; (v = jidx(jget(cov, "identifier"), i)); i++) {
-        json_object *codings = jget(jget(v, "type"), "coding");
+    if(pa_json_str(cov, "subscriberId"))
+        pa_strlcpy(m->id1, pa_json_str(cov, "subscriberId"), sizeof(m->id1));
+    for(i = 0; (v = jidx(pa_json_get(cov, "identifier"), i)); i++) {
+        json_object *codings = pa_json_get(pa_json_get(v, "type"), "coding");
         size_t k;
 
         for(k = 0; (name = jidx(codings, k)); k++)
-            if(jstr(name, "code") && !strcmp(jstr(name, "code"), "MB") && jstr(v, "value"))
-                pa_strlcpy(m->id2, jstr(v, "value"), sizeof(m->id2));
+            if(pa_json_str(name, "code") && !strcmp(pa_json_str(name, "code"), "MB") && pa_json_str(v, "value"))
+                pa_strlcpy(m->id2, pa_json_str(v, "value"), sizeof(m->id2));
     }
     if(!m->id1[0] && !m->id2[0])
         return "CoverageToMatch needs a subscriberId or an MB identifier";
 
-    if(!jstr(con, "resourceType") || strcmp(jstr(con, "resourceType"), "Consent"))
+    if(!pa_json_str(con, "resourceType") || strcmp(pa_json_str(con, "resourceType"), "Consent"))
         return "Consent is not a Consent";
-    if(!jstr(con, "status") || strcmp(jstr(con, "status"), "active"))
+    if(!pa_json_str(con, "status") || strcmp(pa_json_str(con, "status"), "active"))
         return "the attestation is not active";
-    if(!refers_to(jget(con, "patient"), pid))
+    if(!refers_to(pa_json_get(con, "patient"), pid))
         return "Consent.patient must reference the MemberPatient";
-    prov = jget(con, "provision");
-    if(!jstr(prov, "type") || strcmp(jstr(prov, "type"), "permit"))
+    prov = pa_json_get(con, "provision");
+    if(!pa_json_str(prov, "type") || strcmp(pa_json_str(prov, "type"), "permit"))
         return "the attestation's provision is not a permit";
-    period = jget(prov, "period");
-    if(!date10(jstr(period, "start"), m->att_start) || strcmp(m->att_start, today) > 0)
+    period = pa_json_get(prov, "period");
+    if(!date10(pa_json_str(period, "start"), m->att_start) || strcmp(m->att_start, today) > 0)
         return "the attestation's period does not cover today";
-    if(jstr(period, "end") && (!date10(jstr(period, "end"), m->att_end) || strcmp(m->att_end, today) < 0))
+    if(pa_json_str(period, "end") && (!date10(pa_json_str(period, "end"), m->att_end) || strcmp(m->att_end, today) < 0))
         return "the attestation has expired";
     /* the requesting provider, by NPI, among performer, organization and actors */
-    if(!names_npi(jget(con, "performer"), in->npi, in->org_npi, 0) &&
-       !names_npi(jget(con, "organization"), in->npi, in->org_npi, 0) &&
-       !names_npi(jget(prov, "actor"), in->npi, in->org_npi, 1))
+    if(!names_npi(pa_json_get(con, "performer"), in->npi, in->org_npi, 0) &&
+       !names_npi(pa_json_get(con, "organization"), in->npi, in->org_npi, 0) &&
+       !names_npi(pa_json_get(prov, "actor"), in->npi, in->org_npi, 1))
         return "the attestation does not name the requesting provider's NPI";
     return NULL;
 }
@@ -300,18 +284,18 @@ static json_object *echo_patient(json_object *pat, json_object *group, char *cid
     if(!copy)
         return NULL;
     json_object_object_del(copy, "contained");
-    if((meta = jget(copy, "meta"))) {
+    if((meta = pa_json_get(copy, "meta"))) {
         json_object_object_del(meta, "versionId");
         json_object_object_del(meta, "lastUpdated");
         json_object_object_del(meta, "security");
     }
-    pa_strlcpy(cid, jstr(copy, "id"), size);
+    pa_strlcpy(cid, pa_json_str(copy, "id"), size);
     if(!json_object_object_get_ex(group, "contained", &contained)) {
         contained = json_object_new_array();
         json_object_object_add(group, "contained", contained);
     }
     for(i = 0; i < json_object_array_length(contained); i++)
-        if(!strcmp(jstr(json_object_array_get_idx(contained, i), "id"), cid)) {
+        if(!strcmp(pa_json_str(json_object_array_get_idx(contained, i), "id"), cid)) {
             /* two bundles submitted the same id: keep them apart */
             snprintf(cid + strlen(cid), size - strlen(cid), "-%zu", json_object_array_length(contained));
             json_object_object_add(copy, "id", json_object_new_string(cid));
@@ -355,9 +339,7 @@ static const char lookup_sql[] =
     " EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = one.patient_id AND c.status = 'active'"
     "  AND (c.period_start IS NULL OR c.period_start <= coalesce(req.a_end, current_date))"
     "  AND (c.period_end IS NULL OR c.period_end >= req.a_start)),"
-    " EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = one.patient_id AND NOT o.revoked"
-    "  AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"
-    "  AND (o.scope = 'global' OR o.npi IN (nullif($10, ''), nullif($11, '')))),"
+    " " PA_SQL_OPTED_OUT("one.patient_id", "$10", "$11") ","
     " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
     "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
     "  AND (t.period_start IS NULL OR t.period_start <= current_date) AND (t.period_end IS NULL OR t.period_end >= current_date))"
@@ -460,7 +442,7 @@ void pa_match_out_free(pa_match_out *out)
 
 int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, pa_err *err)
 {
-    json_object *list = jget(params, "parameter");
+    json_object *list = pa_json_get(params, "parameter");
     long n = (long)json_object_array_length(list), i;
     struct member *mem = calloc((size_t)(n ? n : 1), sizeof(*mem));
     char today[32], ids[3][40];

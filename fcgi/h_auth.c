@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "pa_db.h"
+#include "pa_fhir.h"
 #include "pa_jwt.h"
 #include "pa_log.h"
 #include "pa_util.h"
@@ -135,15 +136,6 @@ static int64_t claim_int(json_object *claims, const char *k, int *present)
     return *present ? json_object_get_int64(v) : 0;
 }
 
-static const char *claim_str(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
 /* aud is our token URL, as a string or within an array. */
 static int aud_ok(json_object *claims, const char *url)
 {
@@ -180,12 +172,12 @@ static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, st
         oauth_error(ctx, resp, 400, "invalid_request", err.msg, NULL);
         return -1;
     }
-    iss = claim_str(jwt.claims, "iss");
-    sub = claim_str(jwt.claims, "sub");
-    kid = claim_str(jwt.header, "kid");
-    jku = claim_str(jwt.header, "jku");
-    jti = claim_str(jwt.claims, "jti");
-    alg = claim_str(jwt.header, "alg");
+    iss = pa_json_str(jwt.claims, "iss");
+    sub = pa_json_str(jwt.claims, "sub");
+    kid = pa_json_str(jwt.header, "kid");
+    jku = pa_json_str(jwt.header, "jku");
+    jti = pa_json_str(jwt.claims, "jti");
+    alg = pa_json_str(jwt.header, "alg");
     snprintf(url, sizeof(url), "%s/auth/token", ctx->cfg->base_url);
     if(!iss || !sub || strcmp(iss, sub)) {
         client_failed(ctx, resp, "the assertion's iss and sub must both be the client_id");
@@ -243,7 +235,7 @@ static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, st
     /* exactly one registered key with this kid whose type fits the algorithm */
     for(i = 0; i < json_object_array_length(keys); i++) {
         json_object *k = json_object_array_get_idx(keys, i);
-        const char *kk = claim_str(k, "kid"), *kty = claim_str(k, "kty");
+        const char *kk = pa_json_str(k, "kid"), *kty = pa_json_str(k, "kty");
 
         if(!kk || strcmp(kk, kid) || !kty || !alg)
             continue;

@@ -17,22 +17,6 @@
 #include "pa_fhir.h"
 #include "pa_util.h"
 
-static const char *jstr(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
-static json_object *jget(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
-}
-
 int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     json_object *c = NULL, *prov, *actors;
@@ -60,17 +44,17 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         goto out;
     }
     c = json_tokener_parse(req->body);
-    prov = jget(c, "provision");
-    type = jstr(prov, "type");
-    if(!c || !jstr(c, "resourceType") || strcmp(jstr(c, "resourceType"), "Consent")) {
+    prov = pa_json_get(c, "provision");
+    type = pa_json_str(prov, "type");
+    if(!c || !pa_json_str(c, "resourceType") || strcmp(pa_json_str(c, "resourceType"), "Consent")) {
         pa_resp_outcome(resp, 400, "error", "invalid", "the body must be a Consent");
         goto out;
     }
-    if(!jstr(jget(c, "patient"), "reference") || pa_fhir_ref_id(jstr(jget(c, "patient"), "reference"), "Patient", patient, sizeof(patient))) {
+    if(!pa_json_str(pa_json_get(c, "patient"), "reference") || pa_fhir_ref_id(pa_json_str(pa_json_get(c, "patient"), "reference"), "Patient", patient, sizeof(patient))) {
         pa_resp_outcome(resp, 400, "error", "required", "Consent.patient must reference the member (Patient/id)");
         goto out;
     }
-    if(!jstr(c, "status") || strcmp(jstr(c, "status"), "active")) {
+    if(!pa_json_str(c, "status") || strcmp(pa_json_str(c, "status"), "active")) {
         pa_resp_outcome(resp, 400, "error", "invalid", "Consent.status must be active");
         goto out;
     }
@@ -79,17 +63,17 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         goto out;
     }
     deny = !strcmp(type, "deny");
-    if(!jstr(jget(prov, "period"), "start") || pa_fhir_date_ts(jstr(jget(prov, "period"), "start"), ts)) {
+    if(!pa_json_str(pa_json_get(prov, "period"), "start") || pa_fhir_date_ts(pa_json_str(pa_json_get(prov, "period"), "start"), ts)) {
         pa_resp_outcome(resp, 400, "error", "required", "provision.period.start is required (a date)");
         goto out;
     }
-    snprintf(start, sizeof(start), "%.10s", jstr(jget(prov, "period"), "start"));
-    if(jstr(jget(prov, "period"), "end"))
-        snprintf(end, sizeof(end), "%.10s", jstr(jget(prov, "period"), "end"));
-    actors = jget(prov, "actor");
+    snprintf(start, sizeof(start), "%.10s", pa_json_str(pa_json_get(prov, "period"), "start"));
+    if(pa_json_str(pa_json_get(prov, "period"), "end"))
+        snprintf(end, sizeof(end), "%.10s", pa_json_str(pa_json_get(prov, "period"), "end"));
+    actors = pa_json_get(prov, "actor");
     for(i = 0; actors && json_object_is_type(actors, json_type_array) && i < json_object_array_length(actors); i++) {
-        json_object *ident = jget(jget(json_object_array_get_idx(actors, i), "reference"), "identifier");
-        const char *sys = jstr(ident, "system"), *v = jstr(ident, "value");
+        json_object *ident = pa_json_get(pa_json_get(json_object_array_get_idx(actors, i), "reference"), "identifier");
+        const char *sys = pa_json_str(ident, "system"), *v = pa_json_str(ident, "value");
 
         if(sys && !strcmp(sys, PA_NPI_SYSTEM) && v) {
             if(!pa_npi_valid(v)) {

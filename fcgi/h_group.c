@@ -23,10 +23,7 @@
     "($3::bool OR r.npi IN (nullif($1, ''), nullif($2, '')) OR r.org_npi IN (nullif($1, ''), nullif($2, '')))"
 
 /* A member the caller may see: not opted out, globally or from $1/$2. */
-#define NOT_OPTED_OUT                                                                                   \
-    "NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked"             \
-    " AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"      \
-    " AND (o.scope = 'global' OR o.npi IN (nullif($1, ''), nullif($2, ''))))"
+#define NOT_OPTED_OUT "NOT " PA_SQL_OPTED_OUT("m.patient_id", "$1", "$2")
 
 /* What client CLIENT last received of member m from roster r (provider-download):
  * the PDex 2.1.0 lastTransmitted, lastResources and lastFilters extensions. */

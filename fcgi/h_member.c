@@ -26,15 +26,6 @@ struct member_params {
     char start[16], end[16];            /* attributionPeriod */
 };
 
-static const char *jstr(json_object *o, const char *k)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
-
 /* Reads the operation's Parameters; answers 400/415 itself and returns -1. */
 static int read_params(const pa_req *req, struct member_params *mp, pa_resp *resp)
 {
@@ -48,35 +39,35 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
         return -1;
     }
     body = json_tokener_parse(req->body);
-    if(!body || strcmp(jstr(body, "resourceType") ? jstr(body, "resourceType") : "", "Parameters") ||
+    if(!body || strcmp(pa_json_str(body, "resourceType") ? pa_json_str(body, "resourceType") : "", "Parameters") ||
        !json_object_object_get_ex(body, "parameter", &params) || !json_object_is_type(params, json_type_array)) {
         pa_resp_outcome(resp, 400, "error", "invalid", "the body must be a FHIR Parameters resource with parameters");
         goto out;
     }
     for(i = 0; i < json_object_array_length(params); i++) {
         json_object *p = json_object_array_get_idx(params, i), *v = NULL;
-        const char *name = jstr(p, "name");
+        const char *name = pa_json_str(p, "name");
 
         if(!name) {
             pa_resp_outcome(resp, 400, "error", "invalid", "parameter %zu has no name", i);
             goto out;
         }
         if(!strcmp(name, "patientReference") && json_object_object_get_ex(p, "valueReference", &v)) {
-            if(!jstr(v, "reference") || pa_fhir_ref_id(jstr(v, "reference"), "Patient", mp->patient, sizeof(mp->patient))) {
+            if(!pa_json_str(v, "reference") || pa_fhir_ref_id(pa_json_str(v, "reference"), "Patient", mp->patient, sizeof(mp->patient))) {
                 pa_resp_outcome(resp, 400, "error", "invalid", "patientReference must reference a Patient");
                 goto out;
             }
         }
-        else if(!strcmp(name, "memberId") && json_object_object_get_ex(p, "valueIdentifier", &v) && jstr(v, "value"))
-            pa_strlcpy(mp->member_id, jstr(v, "value"), sizeof(mp->member_id));
-        else if(!strcmp(name, "providerNpi") && json_object_object_get_ex(p, "valueIdentifier", &v) && jstr(v, "value"))
-            pa_strlcpy(mp->npi, jstr(v, "value"), sizeof(mp->npi));
+        else if(!strcmp(name, "memberId") && json_object_object_get_ex(p, "valueIdentifier", &v) && pa_json_str(v, "value"))
+            pa_strlcpy(mp->member_id, pa_json_str(v, "value"), sizeof(mp->member_id));
+        else if(!strcmp(name, "providerNpi") && json_object_object_get_ex(p, "valueIdentifier", &v) && pa_json_str(v, "value"))
+            pa_strlcpy(mp->npi, pa_json_str(v, "value"), sizeof(mp->npi));
         else if(!strcmp(name, "providerReference") && json_object_object_get_ex(p, "valueReference", &v) &&
-                jstr(v, "reference"))
-            pa_strlcpy(mp->provider_ref, jstr(v, "reference"), sizeof(mp->provider_ref));
+                pa_json_str(v, "reference"))
+            pa_strlcpy(mp->provider_ref, pa_json_str(v, "reference"), sizeof(mp->provider_ref));
         else if(!strcmp(name, "attributionPeriod") && json_object_object_get_ex(p, "valuePeriod", &v)) {
-            snprintf(mp->start, sizeof(mp->start), "%.10s", jstr(v, "start") ? jstr(v, "start") : "");
-            snprintf(mp->end, sizeof(mp->end), "%.10s", jstr(v, "end") ? jstr(v, "end") : "");
+            snprintf(mp->start, sizeof(mp->start), "%.10s", pa_json_str(v, "start") ? pa_json_str(v, "start") : "");
+            snprintf(mp->end, sizeof(mp->end), "%.10s", pa_json_str(v, "end") ? pa_json_str(v, "end") : "");
         }
         else if(strcmp(name, "coverageReference")) {
             pa_resp_outcome(resp, 400, "error", "not-supported", "parameter '%.40s' (with that value type) is not supported",

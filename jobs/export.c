@@ -54,9 +54,7 @@
     " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = $1"                           \
     "  AND EXISTS (SELECT 1 FROM matched_group g WHERE g.id = $1 AND g.expires_at > now())) m"             \
     " WHERE ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"                                        \
-    " AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked"         \
-    "  AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"      \
-    "  AND (o.scope = 'global' OR o.npi IN (nullif($2, ''), nullif($3, ''))))"
+    " AND NOT " PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3")
 
 /* Types with a date of service: the service-date floor applies to them. */
 static const char *const dated_types[] = { "ExplanationOfBenefit", "Encounter", "Procedure", "Immunization",
