@@ -9,6 +9,7 @@
 
 #include "admin.h"
 #include "pa_fhir.h"
+#include "pa_optout.h"
 #include "pa_util.h"
 
 static int is_date(const char *s)
@@ -71,11 +72,13 @@ static int read_opts(int argc, char **argv, int from, struct opts *o)
 int cmd_optout(int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "";
-    char patient[PA_FHIR_ID_MAX + 1];
-    const char *values[6];
+    char patient[PA_FHIR_ID_MAX + 1], npis[32];
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
     struct opts o;
-    long rows = 0;
-    int rc;
+    long member = 0, changed = 0;
+    int add = !strcmp(sub, "add"), rc;
+    pa_err err;
 
     if(!strcmp(sub, "list")) {
         if(read_opts(argc, argv, 2, &o))
@@ -91,31 +94,31 @@ int cmd_optout(int argc, char **argv)
                         "       pa-admin optout list [--no-header]\n");
         return 2;
     }
-    values[0] = patient;
-    values[1] = o.global ? "global" : "provider-specific";
-    values[2] = o.npi ? o.npi : "";
-    if(!strcmp(sub, "add")) {
-        values[3] = o.start;
-        values[4] = o.end;
-        values[5] = o.reason;
-        rc = admin_exec("INSERT INTO opt_out (patient_id, scope, npi, period_start, period_end, reason)"
-                        " VALUES ($1, $2, $3, coalesce($4::date, current_date), $5::date, $6)"
-                        " ON CONFLICT (patient_id, scope, npi, period_start) DO UPDATE SET period_end = EXCLUDED.period_end,"
-                        " reason = EXCLUDED.reason, revoked = false",
-                        6, values, &rows);
-        if(!rc)
-            printf("opted out\n");
-        return rc;
+    snprintf(npis, sizeof(npis), "{%s}", o.global ? "" : o.npi);
+    if(admin_connect(&cfg, &db))
+        return 1;
+    pa_err_clear(&err);
+    rc = pa_optout_set(db, patient, npis, add, o.start, o.end, o.reason, &member, &changed, &err);
+    PQfinish(db);
+    pa_config_free(cfg);
+    if(rc) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        return 1;
     }
-    rc = admin_exec("UPDATE opt_out SET revoked = true WHERE patient_id = $1 AND scope = $2 AND npi = $3 AND NOT revoked",
-                    3, values, &rows);
-    if(!rc && rows == 0) {
+    if(!member) {
+        fprintf(stderr, "pa-admin: %s is not a member of this plan\n", patient);
+        return 1;
+    }
+    if(add) {
+        printf("opted out\n");
+        return 0;
+    }
+    if(changed == 0) {
         fprintf(stderr, "pa-admin: %s has no such opt-out in force\n", patient);
         return 1;
     }
-    if(!rc)
-        printf("revoked %ld\n", rows);
-    return rc;
+    printf("revoked %ld\n", changed);
+    return 0;
 }
 
 int cmd_trl(int argc, char **argv)

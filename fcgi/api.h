@@ -12,6 +12,7 @@
 #include "pa_config.h"
 #include "pa_err.h"
 #include "pa_http.h"
+#include "pa_job.h"
 #include "pa_redis.h"
 
 /* What the audit event of a request records beside its method, path and
@@ -48,6 +49,16 @@ int pa_api_require_read(pa_ctx *ctx, pa_resp *resp, const char *type);
 /* The public URL of the request as the client sent it (for the manifest's
  * `request`); caller frees. */
 char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req);
+
+/* A new job of kind for the caller, created at now with the runner's params
+ * (JSON text) and the request URL.  0 and *job, or -1 with resp answered. */
+int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *kind, const char *params,
+                      int64_t now, pa_job **job);
+
+/* Queues job for the runner and answers 202 with its status URL in
+ * Content-Location, saying what was accepted; or the refusal (429 with
+ * Retry-After when the client has too many jobs running).  0 when queued. */
+int pa_api_job_submit(pa_ctx *ctx, pa_resp *resp, pa_job *job, const char *accepted);
 
 typedef int (*pa_handler)(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 

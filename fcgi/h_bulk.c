@@ -323,13 +323,10 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     struct xparams xp;
     json_object *jp = NULL;
     pa_job *job = NULL;
-    char *request = NULL;
-    pa_redis *redis;
     PGconn *db;
     pa_err err;
     int64_t now = pa_now_ms();
     int found = 0;
-    int rc = 0;
 
     memset(&xp, 0, sizeof(xp));
     pa_err_clear(&err);
@@ -360,8 +357,7 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     jp = json_object_new_object();
     if(build_job_params(&xp, args[0], now, jp, resp))
         goto out;
-    if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, args[0], &found, &ctx->audit.members, &err) ||
-       pa_ctx_redis(ctx, &redis, &err)) {
+    if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, args[0], &found, &ctx->audit.members, &err)) {
         pa_resp_error(resp, &err);
         goto out;
     }
@@ -374,30 +370,15 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
     json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
     json_object_object_add(jp, "financial", json_object_new_boolean(ctx->token.financial));
-    request = pa_api_request_url(ctx, req);
-    if(!request || pa_job_create(&job, "export", ctx->client_id, request,
-                                 json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN),
-                                 now, &err)) {
-        pa_resp_outcome(resp, 500, "fatal", "exception", "could not create the job");
+    if(pa_api_job_create(ctx, req, resp, "export", json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN), now,
+                         &job) ||
+       pa_api_job_submit(ctx, resp, job, "export"))
         goto out;
-    }
-    rc = pa_job_submit(redis, db, job, ctx->cfg->max_jobs_per_client, &err);
-    if(rc) {
-        pa_resp_error(resp, &err);
-        if(rc == PA_EBUSY)
-            pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds * 5);
-        goto out;
-    }
     pa_info("export of Group %s accepted as job %s", args[0], job->id);
-    pa_strlcpy(ctx->audit.job_id, job->id, sizeof(ctx->audit.job_id));
-    pa_resp_outcome(resp, 202, "information", "informational",
-                    "export accepted; poll the Content-Location URL for its status");
-    pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
 out:
     json_object_put(xp.body);
     json_object_put(jp);
     pa_job_free(job);
-    free(request);
     return 0;
 }
 

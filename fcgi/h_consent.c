@@ -15,17 +15,18 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_optout.h"
 #include "pa_util.h"
 
 int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     json_object *c = NULL, *prov, *actors;
     char patient[PA_FHIR_ID_MAX + 1], start[16] = "", end[16] = "", ts[PA_TS_LEN];
-    const char *type, *values[6];
+    const char *type, *ref;
     pa_buf npis;
     PGconn *db;
-    PGresult *res = NULL;
     pa_err err;
+    long member = 0, changed = 0;
     size_t i;
     int deny;
 
@@ -50,7 +51,8 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_resp_outcome(resp, 400, "error", "invalid", "the body must be a Consent");
         goto out;
     }
-    if(!pa_json_str(pa_json_get(c, "patient"), "reference") || pa_fhir_ref_id(pa_json_str(pa_json_get(c, "patient"), "reference"), "Patient", patient, sizeof(patient))) {
+    ref = pa_json_str(pa_json_get(c, "patient"), "reference");
+    if(!ref || pa_fhir_ref_id(ref, "Patient", patient, sizeof(patient))) {
         pa_resp_outcome(resp, 400, "error", "required", "Consent.patient must reference the member (Patient/id)");
         goto out;
     }
@@ -89,38 +91,18 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_resp_error(resp, &err);
         goto out;
     }
-    values[0] = patient;
-    values[1] = pa_buf_str(&npis);
-    values[2] = start;
-    values[3] = end[0] ? end : NULL;
-    values[4] = "member-choice"; /* pdex-provider-consent carries no reason */
-    values[5] = deny ? "true" : "false";
-    res = pa_db_query(db, &err,
-                      "WITH m AS (SELECT patient_id FROM member WHERE patient_id = $1),"
-                      " n AS (SELECT unnest($2::text[]) AS npi UNION ALL SELECT '' WHERE cardinality($2::text[]) = 0),"
-                      " ins AS (INSERT INTO opt_out (patient_id, scope, npi, period_start, period_end, reason)"
-                      "  SELECT m.patient_id, CASE WHEN n.npi = '' THEN 'global' ELSE 'provider-specific' END, n.npi,"
-                      "   $3::date, $4::date, $5 FROM m, n WHERE $6::bool"
-                      "  ON CONFLICT (patient_id, scope, npi, period_start) DO UPDATE SET period_end = EXCLUDED.period_end,"
-                      "   reason = EXCLUDED.reason, revoked = false RETURNING 1),"
-                      " rev AS (UPDATE opt_out o SET revoked = true FROM m, n WHERE NOT $6::bool AND o.patient_id = m.patient_id"
-                      "  AND o.npi = n.npi AND NOT o.revoked RETURNING 1) "
-                      "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM ins), (SELECT count(*) FROM rev)",
-                      6, values);
-    if(!res) {
+    if(pa_optout_set(db, patient, pa_buf_str(&npis), deny, start, end[0] ? end : NULL,
+                     "member-choice" /* pdex-provider-consent carries no reason */, &member, &changed, &err))
         pa_resp_error(resp, &err);
-        goto out;
-    }
-    if(strcmp(PQgetvalue(res, 0, 0), "1"))
+    else if(!member)
         pa_resp_outcome(resp, 422, "error", "not-found", "Patient/%s is not a member of this plan", patient);
     else if(deny)
         pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s opted out of Provider Access (%s)", patient,
                         npis.len > 2 ? "from the providers named" : "from every provider");
     else
-        pa_resp_outcome(resp, 200, "information", "informational", "%s opt-outs of Patient/%s revoked",
-                        PQgetvalue(res, 0, 2), patient);
+        pa_resp_outcome(resp, 200, "information", "informational", "%ld opt-outs of Patient/%s revoked", changed,
+                        patient);
 out:
-    PQclear(res);
     json_object_put(c);
     pa_buf_free(&npis);
     return 0;

@@ -27,26 +27,18 @@ static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
 {
     json_object *jp = json_object_new_object();
     pa_job *job = NULL;
-    char *request = NULL;
     char path[1200], tmp[1300];
-    pa_redis *redis;
-    PGconn *db;
     pa_err err;
     FILE *f;
     int rc;
 
-    pa_err_clear(&err);
     json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
     json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
-    request = pa_api_request_url(ctx, req);
-    rc = !request || pa_job_create(&job, "match", ctx->client_id, request,
-                                   json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN), pa_now_ms(), &err);
+    rc = pa_api_job_create(ctx, req, resp, "match", json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN),
+                           pa_now_ms(), &job);
     json_object_put(jp);
-    free(request);
-    if(rc) {
-        pa_job_free(job);
-        return pa_resp_outcome(resp, 500, "fatal", "exception", "could not create the job");
-    }
+    if(rc)
+        return 0;
     /* written whole, then renamed: the runner never reads half a request */
     snprintf(path, sizeof(path), "%s/requests", ctx->cfg->data_dir);
     mkdir(path, 0750);
@@ -60,19 +52,8 @@ static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
         pa_err_set(&err, PA_EIO, "cannot keep the request in %s/requests", ctx->cfg->data_dir);
         return pa_resp_error(resp, &err);
     }
-    if(pa_ctx_db(ctx, &db, &err) || pa_ctx_redis(ctx, &redis, &err) ||
-       pa_job_submit(redis, db, job, ctx->cfg->max_jobs_per_client, &err)) {
+    if(pa_api_job_submit(ctx, resp, job, "member match"))
         unlink(path);
-        pa_job_free(job);
-        pa_resp_error(resp, &err);
-        if(err.code == PA_EBUSY)
-            pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds * 5);
-        return 0;
-    }
-    pa_strlcpy(ctx->audit.job_id, job->id, sizeof(ctx->audit.job_id));
-    pa_resp_outcome(resp, 202, "information", "informational",
-                    "member match accepted; poll the Content-Location URL for its result");
-    pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
     pa_job_free(job);
     return 0;
 }
@@ -132,7 +113,10 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
              out.n_matched, out.n_nonmatched, out.n_constrained,
              json_object_to_json_string_ext(out.reasons, JSON_C_TO_STRING_PLAIN));
     body = pa_match_parameters(&out);
-    pa_resp_text(resp, 200, PA_MT_FHIR_JSON, body ? body : "{}");
+    if(body)
+        pa_resp_text(resp, 200, PA_MT_FHIR_JSON, body);
+    else
+        pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory building the response");
     free(body);
     json_object_put(params);
     pa_match_out_free(&out);

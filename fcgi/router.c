@@ -238,6 +238,45 @@ char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req)
     return pa_buf_steal(&b);
 }
 
+int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *kind, const char *params,
+                      int64_t now, pa_job **job)
+{
+    char *request = pa_api_request_url(ctx, req);
+    pa_err err;
+    int rc;
+
+    *job = NULL;
+    rc = !request || pa_job_create(job, kind, ctx->client_id, request, params, now, &err);
+    free(request);
+    if(!rc)
+        return 0;
+    pa_job_free(*job);
+    *job = NULL;
+    pa_resp_outcome(resp, 500, "fatal", "exception", "could not create the job");
+    return -1;
+}
+
+int pa_api_job_submit(pa_ctx *ctx, pa_resp *resp, pa_job *job, const char *accepted)
+{
+    pa_redis *redis;
+    PGconn *db;
+    pa_err err;
+
+    pa_err_clear(&err);
+    if(pa_ctx_db(ctx, &db, &err) || pa_ctx_redis(ctx, &redis, &err) ||
+       pa_job_submit(redis, db, job, ctx->cfg->max_jobs_per_client, &err)) {
+        pa_resp_error(resp, &err);
+        if(err.code == PA_EBUSY)
+            pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds * 5);
+        return -1;
+    }
+    pa_strlcpy(ctx->audit.job_id, job->id, sizeof(ctx->audit.job_id));
+    pa_resp_outcome(resp, 202, "information", "informational", "%s accepted; poll the Content-Location URL for its status",
+                    accepted);
+    pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
+    return 0;
+}
+
 int pa_ctx_redis(pa_ctx *ctx, pa_redis **out, pa_err *err)
 {
     int rc;

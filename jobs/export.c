@@ -535,26 +535,11 @@ out:
     return rc;
 }
 
-static void add_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
-                       const char *name, int64_t count)
-{
-    json_object *item = json_object_new_object();
-    char url[1024];
-
-    snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", cfg->base_url, jobid, name);
-    json_object_object_add(item, "type", json_object_new_string(type));
-    json_object_object_add(item, "url", json_object_new_string(url));
-    json_object_object_add(item, "count", json_object_new_int64(count));
-    json_object_array_add(list, item);
-}
-
 /* Closes the files and builds the Bulk Data manifest; empty files are removed
  * and not listed. */
 static int finish(struct export *x, char **manifest, pa_err *err)
 {
-    json_object *m = json_object_new_object();
     json_object *lists[4];
-    char ttime[32];
     size_t i;
     size_t k;
     int rc = PA_OK;
@@ -571,34 +556,27 @@ static int finish(struct export *x, char **manifest, pa_err *err)
         for(k = 0; k < json_object_array_length(t->done); k++) {
             json_object *f = json_object_array_get_idx(t->done, k);
 
-            add_output(lists[t->kind], x->w->cfg, x->job->id, t->type, get_str(f, "name"), get_i64(f, "count"));
+            pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, get_str(f, "name"), get_i64(f, "count"));
         }
         file_name(t, t->file_no, name, sizeof(name));
         if(t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)))
             rc = pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
         t->fd = -1;
         if(t->count > 0) {
-            add_output(lists[t->kind], x->w->cfg, x->job->id, t->type, name, t->count);
+            pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, name, t->count);
         }
         else {
             snprintf(path, sizeof(path), "%s/%s", x->dir, name);
             unlink(path);
         }
     }
-    pa_fhir_instant(x->job->ttime, ttime);
-    json_object_object_add(m, "transactionTime", json_object_new_string(ttime));
-    json_object_object_add(m, "request", json_object_new_string(x->job->request));
-    json_object_object_add(m, "requiresAccessToken", json_object_new_boolean(1));
-    json_object_object_add(m, "output", lists[OUT_RESOURCE]);
-    json_object_object_add(m, "deleted", lists[OUT_DELETED]);
-    json_object_object_add(m, "error", lists[OUT_ERROR]);
-    if(!rc) {
-        *manifest = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-        if(!*manifest)
-            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(rc) {
+        json_object_put(lists[OUT_RESOURCE]);
+        json_object_put(lists[OUT_DELETED]);
+        json_object_put(lists[OUT_ERROR]);
+        return rc;
     }
-    json_object_put(m);
-    return rc;
+    return pa_manifest_build(x->job, lists[OUT_RESOURCE], lists[OUT_DELETED], lists[OUT_ERROR], manifest, err);
 }
 
 static struct type_out *add_out(struct export *x, const char *type, enum out_kind kind)

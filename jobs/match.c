@@ -20,41 +20,29 @@
 #include "pa_match.h"
 #include "pa_util.h"
 
-static int write_file(const char *dir, const char *name, const char *text, pa_err *err)
+/* Writes text, then end, as the file dir/name, synced. */
+static int write_file(const char *dir, const char *name, const char *text, const char *end, pa_err *err)
 {
     char path[1400];
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     f = fopen(path, "w");
-    if(!f || fputs(text, f) < 0 || fflush(f) || fsync(fileno(f)) || fclose(f))
+    if(!f || fputs(text, f) < 0 || fputs(end, f) < 0 || fflush(f) || fsync(fileno(f)) || fclose(f))
         return pa_err_set(err, PA_EIO, "cannot write %s: %s", name, strerror(errno));
     return PA_OK;
 }
 
-static void add_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type, const char *name,
-                       long count)
-{
-    json_object *o = json_object_new_object();
-    char url[1024];
-
-    snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", cfg->base_url, jobid, name);
-    json_object_object_add(o, "type", json_object_new_string(type));
-    json_object_object_add(o, "url", json_object_new_string(url));
-    json_object_object_add(o, "count", json_object_new_int64(count));
-    json_object_array_add(list, o);
-}
-
 int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
-    json_object *jp = json_tokener_parse(job->params), *request = NULL, *m = NULL, *output;
-    char path[1200], dir[1100], ttime[32];
+    json_object *jp = json_tokener_parse(job->params), *request = NULL, *output, *result[3];
+    char path[1200], dir[1100];
     pa_match_in in;
     pa_match_out out;
     pa_buf groups;
     char *params = NULL, *body = NULL;
-    long members = 0;
-    size_t len = 0;
+    long members = 0, ngroups = 0;
+    size_t len = 0, i;
     FILE *f;
     int rc;
 
@@ -95,44 +83,31 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", dir, strerror(errno));
         goto out;
     }
-    pa_buf_printf(&groups, "%s\n", json_object_to_json_string_ext(out.matched, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    if(out.nonmatched)
-        pa_buf_printf(&groups, "%s\n", json_object_to_json_string_ext(out.nonmatched, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    if(out.constrained)
-        pa_buf_printf(&groups, "%s\n", json_object_to_json_string_ext(out.constrained, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    params = pa_match_parameters(&out);
-    rc = write_file(dir, "Group-1.ndjson", pa_buf_str(&groups), err);
-    if(!rc) {
-        size_t n = params ? strlen(params) + 2 : 0;
-        char *line = n ? malloc(n) : NULL;
-
-        if(line) {
-            snprintf(line, n, "%s\n", params);
-            rc = write_file(dir, "Parameters-1.ndjson", line, err);
-            free(line);
+    result[0] = out.matched;
+    result[1] = out.nonmatched;
+    result[2] = out.constrained;
+    for(i = 0; i < 3 && !rc; i++)
+        if(result[i]) {
+            if(pa_buf_printf(&groups, "%s\n",
+                             json_object_to_json_string_ext(result[i], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)))
+                rc = pa_err_set(err, PA_ETOOBIG, "the result Groups are too large");
+            ngroups++;
         }
-        else
-            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
-    }
+    params = rc ? NULL : pa_match_parameters(&out);
+    if(!rc)
+        rc = params ? write_file(dir, "Group-1.ndjson", pa_buf_str(&groups), "", err)
+                    : pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(!rc)
+        rc = write_file(dir, "Parameters-1.ndjson", params, "\n", err);
     if(rc)
         goto out;
-    m = json_object_new_object();
-    pa_fhir_instant(job->ttime, ttime);
-    json_object_object_add(m, "transactionTime", json_object_new_string(ttime));
-    json_object_object_add(m, "request", json_object_new_string(job->request));
-    json_object_object_add(m, "requiresAccessToken", json_object_new_boolean(1));
     output = json_object_new_array();
-    add_output(output, w->cfg, job->id, "Group", "Group-1.ndjson", 1 + (out.nonmatched != NULL) + (out.constrained != NULL));
-    add_output(output, w->cfg, job->id, "Parameters", "Parameters-1.ndjson", 1);
-    json_object_object_add(m, "output", output);
-    json_object_object_add(m, "error", json_object_new_array());
-    *manifest = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    if(!*manifest)
-        rc = pa_err_set(err, PA_ENOMEM, "out of memory");
-    else
+    pa_manifest_output(output, w->cfg, job->id, "Group", "Group-1.ndjson", ngroups);
+    pa_manifest_output(output, w->cfg, job->id, "Parameters", "Parameters-1.ndjson", 1);
+    rc = pa_manifest_build(job, output, NULL, json_object_new_array(), manifest, err);
+    if(!rc)
         unlink(path); /* the request has served */
 out:
-    json_object_put(m);
     json_object_put(jp);
     json_object_put(request);
     pa_match_out_free(&out);

@@ -5,6 +5,7 @@
 #ifndef PA_RUNNER_H
 #define PA_RUNNER_H
 
+#include <json-c/json.h>
 #include <libpq-fe.h>
 #include <signal.h>
 
@@ -34,6 +35,15 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
 
 /* Runs a member-match job (the asynchronous $provider-member-match). */
 int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
+
+/* Adds to a manifest's output list the file name of job jobid, with its count. */
+void pa_manifest_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
+                        const char *name, int64_t count);
+
+/* The Bulk Data manifest of job (*manifest, caller frees), listing output,
+ * deleted (NULL: none) and error, which it takes over. */
+int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error,
+                      char **manifest, pa_err *err);
 
 /* Removes data_dir/jobs/<id> and everything in it. */
 int pa_job_dir_remove(const pa_config *cfg, const char *id);

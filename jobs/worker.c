@@ -22,6 +22,38 @@
 #define BLOCK_MS 2000
 #define RECONNECT_PAUSE_MS 1000
 
+void pa_manifest_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
+                        const char *name, int64_t count)
+{
+    json_object *item = json_object_new_object();
+    char url[1024];
+
+    snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", cfg->base_url, jobid, name);
+    json_object_object_add(item, "type", json_object_new_string(type));
+    json_object_object_add(item, "url", json_object_new_string(url));
+    json_object_object_add(item, "count", json_object_new_int64(count));
+    json_object_array_add(list, item);
+}
+
+int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error,
+                      char **manifest, pa_err *err)
+{
+    json_object *m = json_object_new_object();
+    char ttime[32];
+
+    pa_fhir_instant(job->ttime, ttime);
+    json_object_object_add(m, "transactionTime", json_object_new_string(ttime));
+    json_object_object_add(m, "request", json_object_new_string(job->request));
+    json_object_object_add(m, "requiresAccessToken", json_object_new_boolean(1));
+    json_object_object_add(m, "output", output);
+    if(deleted)
+        json_object_object_add(m, "deleted", deleted);
+    json_object_object_add(m, "error", error);
+    *manifest = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(m);
+    return *manifest ? PA_OK : pa_err_set(err, PA_ENOMEM, "out of memory");
+}
+
 int pa_job_dir_remove(const pa_config *cfg, const char *id)
 {
     char path[1024];

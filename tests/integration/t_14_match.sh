@@ -184,15 +184,17 @@ match "$(bundle "$other")"
 expect_eq "without it, no longer" "$(bucket_of "sub-$(sub "$other")")" NonMatchedMembers
 admin optout add "$good" --global --npi "$org" > /dev/null 2>&1
 expect_eq "an opt-out is global or names one NPI, not both" "$?" 2
+admin optout add no-such-member --global > /dev/null 2>&1
+expect_eq "pa-admin refuses an opt-out of someone who is no member" "$?" 1
 
 # POST /fhir/Consent: the member-facing system records an opt-out, or its revocation
 ops=$(admin client add --name "Member portal" --admin --secret)
 portal=$(token_for "$(sed -n 1p <<< "$ops")" "$(sed -n 2p <<< "$ops")" "system/Consent.write")
-consent() {  # consent TOKEN TYPE [ACTOR_NPI]
+consent() {  # [PATIENT=id] consent TOKEN TYPE [ACTOR_NPI]
   local actor=''
   [ -n "${3:-}" ] && actor=",\"actor\":[{\"reference\":{\"identifier\":{\"system\":\"http://hl7.org/fhir/sid/us-npi\",\"value\":\"$3\"}}}]"
   NOAUTH=1 http POST "$BASE/Consent" -H "Authorization: Bearer $1" -H 'Content-Type: application/fhir+json' \
-    --data "{\"resourceType\":\"Consent\",\"status\":\"active\",\"patient\":{\"reference\":\"Patient/$good\"},
+    --data "{\"resourceType\":\"Consent\",\"status\":\"active\",\"patient\":{\"reference\":\"Patient/${PATIENT:-$good}\"},
       \"category\":[{\"coding\":[{\"system\":\"http://hl7.org/fhir/us/davinci-pdex/CodeSystem/pdex-consent-api-purpose\",\"code\":\"provider-access\"}]}],
       \"provision\":{\"type\":\"$2\",\"period\":{\"start\":\"$today\"}$actor}}"
 }
@@ -207,5 +209,7 @@ consent "$portal" permit "$org"
 expect_outcome "a permit Consent revokes it" 200 "1 opt-outs"
 match "$(bundle "$good")"
 expect_eq "... and the member matches again" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+PATIENT=no-such-member consent "$portal" deny
+expect_outcome "a Consent of someone who is no member answers 422" 422 "not a member"
 consent "$portal" maybe
 expect_outcome "provision.type must be deny or permit" 400 "deny"
