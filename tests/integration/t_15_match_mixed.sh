@@ -1,0 +1,91 @@
+# A mixed $provider-member-match of 1,000 members of a synthetic payer, asynchronously:
+# every member's bucket equals the one computed from the payer's own tables; then the
+# Matched Group is exported and holds exactly the matched members.
+
+q() { psql_q "$1"; }
+admin() { "$PA_ROOT/bin/pa-admin" --config "$PA_ROOT/provider-access.conf" "$@"; }
+syn=$HTTP_TMP/synth-1000
+admin synth --members 1000 --seed 15 --today 2026-11-01 --out "$syn" > /dev/null
+admin load "$syn" > /dev/null
+expect_eq "a 1,000-member synthetic payer loads" "$?" 0
+org=$(q "SELECT org_npi FROM roster WHERE id = 'roster-org-0'")
+mx=$(admin client add --name "Mixed match EHR" --npi "$org" --secret 2> /dev/null)
+MX_TOKEN=$(token_for "$(sed -n 1p <<< "$mx")" "$(sed -n 2p <<< "$mx")")
+today=$(date -u +%Y-%m-%d)
+# a third of the members have a treatment relationship with this provider on file
+q "INSERT INTO treatment_relationship (patient_id, npi, source)
+   SELECT patient_id, '$org', 'payer' FROM member WHERE abs(hashtext(patient_id)) % 3 = 0 ON CONFLICT DO NOTHING"
+
+# Every member as a provider would submit it, numbered; by number modulo 10 a few are spoilt:
+# 0 a wrong birth date (no match), 1 an attestation for another provider, 2 an expired
+# attestation, 3 a surname nobody has.  The others stand or fall by the payer's data.
+q "COPY (SELECT json_build_object('n', row_number() OVER (ORDER BY m.patient_id), 'id', m.patient_id, 'fam', m.family,
+     'giv', split_part(m.given, ' ', 1), 'birth', m.birth_date, 'gender', m.gender, 'sub', c.subscriber_id)
+   FROM member m JOIN LATERAL (SELECT subscriber_id FROM coverage c WHERE c.patient_id = m.patient_id
+     ORDER BY c.status = 'active' DESC LIMIT 1) c ON true ORDER BY m.patient_id LIMIT 1000) TO STDOUT" > "$HTTP_TMP/mixed.ndjson"
+expect_eq "the request has 1,000 members" "$(wc -l < "$HTTP_TMP/mixed.ndjson")" 1000
+jq -c --arg npi "$org" --arg today "$today" '
+  (.n % 10) as $k |
+  {name: "MemberBundle", part: [
+    {name: "MemberPatient", resource: {resourceType: "Patient", id: "s\(.n)",
+      name: [{family: (if $k == 3 then "Zzyxqvist" else .fam end), given: [.giv]}],
+      birthDate: (if $k == 0 then "1901-01-01" else .birth end), gender: .gender}},
+    {name: "CoverageToMatch", resource: {resourceType: "Coverage", id: "c\(.n)", status: "active", subscriberId: .sub,
+      beneficiary: {reference: "Patient/s\(.n)"}, relationship: {coding: [{code: "self"}]}, payor: [{display: "plan"}]}},
+    {name: "Consent", resource: {resourceType: "Consent", id: "a\(.n)", status: "active", patient: {reference: "Patient/s\(.n)"},
+      performer: [{identifier: {system: "http://hl7.org/fhir/sid/us-npi", value: (if $k == 1 then "1234567893" else $npi end)}}],
+      provision: {type: "permit", period: (if $k == 2 then {start: "2020-01-01", end: "2020-12-31"} else {start: $today} end)}}}]}' \
+  "$HTTP_TMP/mixed.ndjson" | jq -cs '{resourceType: "Parameters", parameter: .}' > "$HTTP_TMP/mixed.json"
+
+# The expected Matched members, from the tables: not spoilt, covered today, no opt-out in
+# force against this provider, and a treatment relationship or a claim at it in 12 months.
+jq -r 'select(.n % 10 > 3) | .id' "$HTTP_TMP/mixed.ndjson" | paste -sd, > "$HTTP_TMP/eligible"
+q "SELECT m.patient_id FROM member m WHERE m.patient_id = ANY(string_to_array('$(cat "$HTTP_TMP/eligible")', ','))
+   AND EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = m.patient_id AND c.status = 'active'
+     AND coalesce(c.period_start, current_date) <= current_date AND coalesce(c.period_end, current_date) >= current_date)
+   AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked
+     AND o.period_start <= current_date AND coalesce(o.period_end, current_date) >= current_date
+     AND (o.scope = 'global' OR o.npi = '$org'))
+   AND (EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = m.patient_id AND t.npi = '$org' AND NOT t.inactive
+          AND coalesce(t.period_start, current_date) <= current_date AND coalesce(t.period_end, current_date) >= current_date)
+        OR EXISTS (SELECT 1 FROM resource r WHERE r.patient_id = m.patient_id AND r.type = 'ExplanationOfBenefit'
+          AND coalesce(r.clin_start, r.created) >= current_date - interval '12 months'
+          AND r.tokens @> '{ref=Organization/org-0}'))
+   ORDER BY 1" > "$HTTP_TMP/expected"
+eligible=$(tr ',' '\n' < "$HTTP_TMP/eligible" | wc -l)
+expected=$(wc -l < "$HTTP_TMP/expected")
+expect_true "the mix has members of both kinds among the unspoilt ($expected of $eligible expected to match)" \
+  test "$expected" -gt 50 -a "$expected" -lt "$eligible"
+kinds=$(q "SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked))
+   || ',' || count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = m.patient_id AND c.status = 'active'))
+   FROM member m WHERE m.patient_id = ANY(string_to_array('$(cat "$HTTP_TMP/eligible")', ','))")
+expect_true "... among them members who opted out and members not covered ($kinds)" \
+  test "${kinds%,*}" -gt 0 -a "${kinds#*,}" -gt 0
+
+NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bearer $MX_TOKEN" -H 'Prefer: respond-async' \
+  -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' --data-binary @"$HTTP_TMP/mixed.json"
+expect_eq "the 1,000-member match is accepted" "$STATUS" 202
+mx_job=$(header Content-Location)
+deadline=$((SECONDS + 120))
+while :; do NOAUTH=1 http GET "$mx_job" -H "Authorization: Bearer $MX_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.2; done
+expect_eq "... and completes" "$STATUS" 200
+curl -s -H "Authorization: Bearer $MX_TOKEN" "$(jq_body '.output[0].url')" > "$HTTP_TMP/mixed-groups.ndjson"
+jq -r 'select(.code.coding[0].code == "match") | .member[].entity.reference | sub("^Patient/"; "")' \
+  "$HTTP_TMP/mixed-groups.ndjson" | sort > "$HTTP_TMP/matched"
+expect_true "the Matched members are exactly the expected ones" diff "$HTTP_TMP/expected" "$HTTP_TMP/matched"
+expect_eq "every other member is NonMatched (opt-outs suppressed)" \
+  "$(jq -r 'select(.code.coding[0].code == "nomatch") | .member | length' "$HTTP_TMP/mixed-groups.ndjson")" "$((1000 - expected))"
+expect_eq "and no ConsentConstrained Group is disclosed" \
+  "$(jq -r '.code.coding[0].code' "$HTTP_TMP/mixed-groups.ndjson" | paste -sd,)" "match,nomatch"
+
+# the Matched Group exports the matched members and nobody else
+NOAUTH=1 kickoff "${mx_job##*/}" -H "Authorization: Bearer $MX_TOKEN"
+expect_eq "the Matched Group of 1,000 can be exported" "$STATUS" 202
+mxe_job=$JOB_URL
+deadline=$((SECONDS + 300))
+while :; do NOAUTH=1 http GET "$mxe_job" -H "Authorization: Bearer $MX_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.5; done
+expect_eq "... and completes" "$STATUS" 200
+for url in $(jq_body '.output[] | select(.type == "Patient") | .url'); do
+  curl -s -H "Authorization: Bearer $MX_TOKEN" "$url"
+done | jq -r .id | sort > "$HTTP_TMP/exported"
+expect_true "its Patient files hold exactly the matched members" diff "$HTTP_TMP/expected" "$HTTP_TMP/exported"
