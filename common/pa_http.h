@@ -45,7 +45,8 @@ typedef struct pa_req {
     pa_param *params;          /* decoded query parameters, in order */
     size_t nparams;
     char request_id[33];
-    int64_t start_ms;
+    int64_t start_ms;          /* monotonic: for the duration */
+    int64_t start_wall_ms;     /* wall clock: for the audit event */
 } pa_req;
 
 typedef struct pa_resp {

@@ -664,46 +664,9 @@ int pa_job_forget(pa_redis *r, const char *id, pa_err *err)
 int pa_job_prune_consumers(pa_redis *r, long idle_ms, long *pruned, pa_err *err)
 {
     char key[KEYLEN];
-    redisReply *reply;
-    size_t i;
-    size_t k;
 
-    *pruned = 0;
-    pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM);
-    reply = pa_redis_cmd(r, err, "XINFO CONSUMERS %s %s", key, PA_JOB_GROUP);
-    if(!reply)
-        return PA_EREDIS;
-    for(i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
-        const redisReply *c = reply->element[i];
-        const char *name = NULL;
-        long long pending = -1;
-        long long idle = 0;
-
-        /* each consumer is a flat list: name, N, pending, N, idle, N, ... */
-        for(k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements; k += 2) {
-            const redisReply *f = c->element[k];
-            const redisReply *v = c->element[k + 1];
-
-            if(f->type != REDIS_REPLY_STRING)
-                continue;
-            if(!strcmp(f->str, "name") && v->type == REDIS_REPLY_STRING)
-                name = v->str;
-            else if(!strcmp(f->str, "pending") && v->type == REDIS_REPLY_INTEGER)
-                pending = v->integer;
-            else if(!strcmp(f->str, "idle") && v->type == REDIS_REPLY_INTEGER)
-                idle = v->integer;
-        }
-        if(name && pending == 0 && idle >= idle_ms) {
-            redisReply *del = pa_redis_cmd(r, err, "XGROUP DELCONSUMER %s %s %s", key, PA_JOB_GROUP, name);
-
-            if(del) {
-                freeReplyObject(del);
-                (*pruned)++;
-            }
-        }
-    }
-    freeReplyObject(reply);
-    return PA_OK;
+    return pa_redis_prune_consumers(r, pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM), PA_JOB_GROUP, idle_ms,
+                                    pruned, err);
 }
 
 int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)

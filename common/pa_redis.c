@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "pa_util.h"
+
 struct pa_redis {
     redisContext *c;
     char *host;
@@ -33,12 +35,18 @@ static int redis_connect(pa_redis *r, pa_err *err)
         redisFree(r->c);
         r->c = NULL;
     }
-    r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    /* a path is a Unix socket: cheaper than TCP for every round trip */
+    r->c = r->host[0] == '/' ? redisConnectUnixWithTimeout(r->host, tv) : redisConnectWithTimeout(r->host, r->port, tv);
     if(!r->c)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     if(r->c->err) {
-        pa_err_set(err, PA_EREDIS, "cannot connect to Redis at %s:%d: %s", r->host, r->port,
-                   r->c->errstr);
+        char where[300];
+
+        if(r->host[0] == '/')
+            pa_strlcpy(where, r->host, sizeof(where));
+        else
+            snprintf(where, sizeof(where), "%s:%d", r->host, r->port);
+        pa_err_set(err, PA_EREDIS, "cannot connect to Redis at %s: %s", where, r->c->errstr);
         redisFree(r->c);
         r->c = NULL;
         return PA_EREDIS;
@@ -172,4 +180,48 @@ const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *
 long pa_redis_timeout_ms(const pa_redis *r)
 {
     return r->timeout_ms;
+}
+
+int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned,
+                             pa_err *err)
+{
+    redisReply *reply;
+    size_t i;
+    size_t k;
+
+    *pruned = 0;
+    reply = pa_redis_cmd(r, err, "XINFO CONSUMERS %s %s", key, group);
+    if(!reply)
+        return PA_EREDIS;
+    for(i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+        const redisReply *c = reply->element[i];
+        const char *name = NULL;
+        long long pending = -1;
+        long long idle = 0;
+
+        /* each consumer is a flat list: name, N, pending, N, idle, N, ... */
+        for(k = 0; c->type == REDIS_REPLY_ARRAY && k + 1 < c->elements; k += 2) {
+            const redisReply *f = c->element[k];
+            const redisReply *v = c->element[k + 1];
+
+            if(f->type != REDIS_REPLY_STRING)
+                continue;
+            if(!strcmp(f->str, "name") && v->type == REDIS_REPLY_STRING)
+                name = v->str;
+            else if(!strcmp(f->str, "pending") && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if(!strcmp(f->str, "idle") && v->type == REDIS_REPLY_INTEGER)
+                idle = v->integer;
+        }
+        if(name && pending == 0 && idle >= idle_ms) {
+            redisReply *del = pa_redis_cmd(r, err, "XGROUP DELCONSUMER %s %s %s", key, group, name);
+
+            if(del) {
+                freeReplyObject(del);
+                (*pruned)++;
+            }
+        }
+    }
+    freeReplyObject(reply);
+    return PA_OK;
 }

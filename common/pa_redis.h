@@ -33,6 +33,11 @@ redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
 const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Forgets the consumers of a stream's group that have been idle idle_ms
+ * with nothing pending; *pruned counts them. */
+int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned,
+                             pa_err *err);
+
 /* The per-command timeout in milliseconds (blocking reads must stay below it). */
 long pa_redis_timeout_ms(const pa_redis *r);
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "pa_db.h"
+#include "pa_audit.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
@@ -135,49 +135,46 @@ static int read_body(FCGX_Request *fr, const pa_ctx *ctx, char **body, size_t *l
 }
 
 /*
- * Records the request in audit_event (after the answer went out, so it adds
- * nothing to the client's wait).  When the database cannot take it, the
- * event goes to the log instead: never lost, and never PHI or tokens.
+ * Records the request's audit event, after the answer went out: queued on
+ * Redis for the runner to store (pa_audit.h), else inserted into
+ * audit_event here, else written to the log.  Never lost, and never PHI or
+ * tokens.
  */
 static void audit(pa_ctx *ctx, const pa_req *req, int status, int64_t ms)
 {
     const pa_audit *a = &ctx->audit;
-    char st[16], dur[24], members[24];
-    const char *values[13];
+    pa_audit_event e;
+    pa_redis *redis;
     PGconn *db;
-    PGresult *res = NULL;
     pa_err err;
 
     if(!ctx->cfg)
         return;
-    snprintf(st, sizeof(st), "%d", status);
-    snprintf(dur, sizeof(dur), "%lld", (long long)ms);
-    snprintf(members, sizeof(members), "%ld", a->members);
-    values[0] = req->request_id;
-    values[1] = ctx->token.client_id[0] ? ctx->token.client_id : NULL;
-    values[2] = ctx->token.npi[0] ? ctx->token.npi : NULL;
-    values[3] = req->method;
-    values[4] = req->path;
-    values[5] = a->operation;
-    values[6] = a->group_id[0] ? a->group_id : NULL;
-    values[7] = a->members >= 0 ? members : NULL;
-    values[8] = a->job_id[0] ? a->job_id : NULL;
-    values[9] = status < 400 ? "success" : status < 500 ? "refused" : "error";
-    values[10] = st;
-    values[11] = dur;
-    values[12] = a->detail[0] ? a->detail : NULL;
+    memset(&e, 0, sizeof(e));
+    pa_fhir_instant(req->start_wall_ms, e.at);
+    e.request_id = req->request_id;
+    e.client_id = ctx->token.client_id;
+    e.npi = ctx->token.npi;
+    e.method = req->method;
+    e.endpoint = req->path;
+    e.operation = a->operation;
+    e.group_id = a->group_id;
+    e.members = a->members;
+    e.job_id = a->job_id;
+    e.outcome = status < 400 ? "success" : status < 500 ? "refused" : "error";
+    e.status = status;
+    e.duration_ms = (long long)ms;
+    e.detail = a->detail;
     pa_err_clear(&err);
-    if(pa_ctx_db(ctx, &db, &err) == PA_OK)
-        res = pa_db_query(db, &err,
-                          "INSERT INTO audit_event (request_id, client_id, npi, method, endpoint, operation,"
-                          " group_id, members, job_id, outcome, status, duration_ms, detail) "
-                          "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::int, $9, $10, $11::int, $12::int, $13)",
-                          13, values);
-    if(!res)
-        pa_warn("audit event not stored (%s): client=%s op=%s group=%s job=%s status=%d detail=%s", err.msg,
-                values[1] ? values[1] : "-", a->operation ? a->operation : "-", a->group_id, a->job_id, status,
-                a->detail);
-    PQclear(res);
+    if(pa_ctx_redis(ctx, &redis, &err) == PA_OK && pa_audit_queue(redis, &e, &err) == PA_OK)
+        return;
+    pa_warn("audit event not queued (%s): storing it directly", err.msg);
+    pa_err_clear(&err);
+    if(pa_ctx_db(ctx, &db, &err) == PA_OK && pa_audit_insert(db, &e, &err) == PA_OK)
+        return;
+    pa_warn("audit event not stored (%s): at=%s request=%s client=%s op=%s group=%s job=%s status=%d detail=%s",
+            err.msg, e.at, e.request_id, e.client_id[0] ? e.client_id : "-", a->operation ? a->operation : "-",
+            a->group_id, a->job_id, status, a->detail);
 }
 
 static void handle(FCGX_Request *fr, pa_ctx *ctx)
@@ -191,6 +188,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     memset(&req, 0, sizeof(req));
     pa_resp_init(&resp);
     req.start_ms = pa_mono_ms();
+    req.start_wall_ms = pa_now_ms();
     if(pa_random_hex(req.request_id, 8))
         pa_strlcpy(req.request_id, "0000000000000000", sizeof(req.request_id));
     pa_log_set_context(req.request_id);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pa_audit.h"
 #include "pa_db.h"
 #include "pa_log.h"
 #include "pa_util.h"
@@ -29,6 +30,7 @@
 #define JANITOR_EVERY_MS 5000
 #define STOP_GRACE_MS 30000
 #define CONSUMER_GONE_MS (3600 * 1000L)
+#define AUDIT_STALE_MS 30000
 
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t reopen_flag;
@@ -156,6 +158,25 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
         pa_warn("janitor: %ld jobs were missing from Redis and are queued again", recovered);
     if(!pa_job_prune_consumers(redis, CONSUMER_GONE_MS, &recovered, &err) && recovered)
         pa_info("janitor: forgot %ld departed workers", recovered);
+    if(!pa_audit_prune_drainers(redis, CONSUMER_GONE_MS, &recovered, &err) && recovered)
+        pa_info("janitor: forgot %ld departed audit drainers", recovered);
+}
+
+/* Moves the queued audit events into PostgreSQL; says so once when it
+ * cannot, and once when it can again. */
+static void store_audit(const pa_config *cfg, pa_redis *redis, PGconn **db, const char *consumer)
+{
+    static int failing;
+    pa_err err;
+    long n;
+
+    pa_err_clear(&err);
+    n = pa_db_ensure(db, cfg, &err) ? -1 : pa_audit_drain(redis, *db, consumer, 1000, 20, AUDIT_STALE_MS, &err);
+    if(n < 0 && !failing)
+        pa_warn("audit events stay queued in Redis: %s", err.msg);
+    else if(n >= 0 && failing)
+        pa_info("audit events are stored again");
+    failing = n < 0;
 }
 
 /* Checks that the runner can work at all before it forks anything. */
@@ -202,6 +223,8 @@ int main(int argc, char **argv)
     PGconn *db = NULL;
     pid_t pids[MAX_WORKERS];
     int64_t next_janitor = 0;
+    char host[64];
+    char consumer[96];
     int64_t stop_deadline = 0;
     pa_err err;
     int opt;
@@ -252,6 +275,10 @@ int main(int argc, char **argv)
         pa_error("%s", err.msg);
         return 1;
     }
+    if(gethostname(host, sizeof(host)))
+        pa_strlcpy(host, "localhost", sizeof(host));
+    host[sizeof(host) - 1] = '\0';
+    snprintf(consumer, sizeof(consumer), "runner-%s-%d", host, (int)getpid());
     pa_info("runner started with %ld workers", workers);
     for(i = 0; i < workers; i++)
         pids[i] = spawn(cfg, i);
@@ -294,6 +321,7 @@ int main(int argc, char **argv)
                     kill(pids[i], SIGKILL);
             break;
         }
+        store_audit(cfg, redis, &db, consumer);
         if(!stop_flag && pa_mono_ms() >= next_janitor) {
             janitor(cfg, redis, &db);
             next_janitor = pa_mono_ms() + JANITOR_EVERY_MS;

@@ -95,6 +95,22 @@ psql_q() {
     -d provider_access -v ON_ERROR_STOP=1 -Atq -c "$1"
 }
 
+# redis_q ARGS...: a command to the stack's Redis
+redis_q() {
+  redis-cli -p "$PA_REDIS_PORT" -a "$(cat "$PA_ROOT/secrets/redis")" --no-auth-warning "$@"
+}
+
+# audit_settle: waits (10 s at most) until the runner has stored every audit
+# event the responders queued; they queue each one just after their answer
+audit_settle() {
+  local deadline=$((SECONDS + 10))
+  sleep 0.1
+  until [ "$(redis_q XLEN pa:audit)" = 0 ]; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.1
+  done
+}
+
 # kickoff GROUP [curl args]: starts an export; sets JOB_URL
 kickoff() {
   local group=$1; shift

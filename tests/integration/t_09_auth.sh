@@ -51,6 +51,7 @@ admin client enable "$RSA"
 assert_req --client-id "$OUT" --key "$K/rsa.pem" --kid r1
 expect_oauth "a client whose NPI is out of network is refused" 401 invalid_client
 expect_true "the reason is not in the answer" eval "! grep -q network <<< \"\$BODY\""
+audit_settle
 expect_eq "the reason is in the audit" \
   "$(psql_q "SELECT detail FROM audit_event WHERE client_id = '$OUT' ORDER BY id DESC LIMIT 1")" \
   "the client's NPI is not in network today"
@@ -132,10 +133,12 @@ expect_eq "metadata names the token endpoint" \
 # a roster attributed to another provider does not exist for this one
 kickoff elsewhere
 expect_outcome "another provider's roster answers 404" 404 "no Group 'elsewhere'"
+audit_settle
 expect_eq "the audit says why" \
   "$(psql_q "SELECT detail FROM audit_event WHERE group_id = 'elsewhere' ORDER BY id DESC LIMIT 1")" \
   "no such Group, or not attributed to the client"
 kickoff small
+audit_settle
 expect_eq "a kick-off's audit event counts the Group's members" \
   "$(psql_q "SELECT members FROM audit_event WHERE group_id = 'small' AND status = 202 ORDER BY id DESC LIMIT 1")" 4
 http DELETE "$JOB_URL"
@@ -172,6 +175,7 @@ CLIENT_SECRET=$new
 TOKEN=""
 token_req -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials -d 'scope=system/*.read'
 expect_eq "and the new one works" "$STATUS" 200
+audit_settle
 expect_eq "every refused token request is audited with its reason" \
   "$(psql_q "SELECT count(*) FROM audit_event WHERE endpoint = '/auth/token' AND outcome = 'refused' AND detail IS NULL")" 0
 expect_true "tokens appear in no log" eval "! grep -rqF '$rsa_token' '$PA_ROOT/log'"

@@ -72,6 +72,7 @@ expect_eq "an opt-out is not disclosed: no ConsentConstrained Group" "$(jq_body 
   "MatchedMembers,NonMatchedMembers"
 expect_eq "non-matched members are the submitted ones, contained" \
   "$(jq_body '[.parameter[] | select(.name == "NonMatchedMembers") | .resource.member[].entity.reference | startswith("#")] | all')" true
+audit_settle
 reasons=$(q "SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 1")
 for why in "no member matches" "no treatment relationship" "not active in the attestation period" "opted out" \
            "needs MemberPatient, CoverageToMatch and Consent" "does not name the requesting provider"; do

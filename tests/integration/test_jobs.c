@@ -1,8 +1,8 @@
 /*
  * The job model against a real Redis and PostgreSQL (the integration stack's):
  * every transition of the state machine and every race the Lua scripts
- * guard.  Keys use their own prefix and rows their own owner, so the stack's
- * runner never sees these jobs.
+ * guard; and the audit stream's drain.  Keys use their own prefix and rows
+ * their own owner or request ids, so the stack's runner never sees them.
  *   pa-test-jobs CONFIG
  */
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../unit/cu_main.h"
+#include "pa_audit.h"
 #include "pa_config.h"
 #include "pa_db.h"
 #include "pa_job.h"
@@ -31,6 +32,8 @@ static void reset(void)
 
     if(reply)
         freeReplyObject(reply);
+    PQclear(res);
+    res = pa_db_query(db, NULL, "DELETE FROM audit_event WHERE request_id LIKE 'jobmodel-%'", 0, NULL);
     PQclear(res);
     pa_job_queue_init(redis, NULL);
 }
@@ -290,6 +293,92 @@ static void test_prune_consumers(void)
     pa_job_free(other);
 }
 
+/* queues an audit event with this request id */
+static int queue_event(const char *request_id, const char *at)
+{
+    pa_audit_event e;
+    pa_err err;
+
+    memset(&e, 0, sizeof(e));
+    pa_strlcpy(e.at, at, sizeof(e.at));
+    e.request_id = request_id;
+    e.method = "GET";
+    e.endpoint = "/metadata";
+    e.outcome = "success";
+    e.members = -1;
+    e.status = 200;
+    return pa_audit_queue(redis, &e, &err);
+}
+
+static long stored(const char *like)
+{
+    const char *values[1] = { like };
+    PGresult *res = pa_db_query(db, NULL, "SELECT count(*) FROM audit_event WHERE request_id LIKE $1", 1, values);
+    long n = res ? strtol(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+
+    PQclear(res);
+    return n;
+}
+
+static long long stream_len(void)
+{
+    redisReply *reply = pa_redis_cmd(redis, NULL, "XLEN pa-test:audit");
+    long long n = reply && reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+
+    if(reply)
+        freeReplyObject(reply);
+    return n;
+}
+
+static void test_audit_drain(void)
+{
+    char id[32];
+    pa_err err;
+    int i;
+
+    reset();
+    for(i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "jobmodel-a%d", i);
+        CU_ASSERT_EQUAL(queue_event(id, "2026-11-01T10:00:00.000Z"), PA_OK);
+    }
+    CU_ASSERT_EQUAL(pa_audit_drain(redis, db, "A", 2, 10, 30000, &err), 3);
+    CU_ASSERT_EQUAL(stored("jobmodel-a%"), 3);
+    CU_ASSERT_EQUAL(stream_len(), 0);
+    CU_ASSERT_EQUAL(pa_audit_drain(redis, db, "A", 2, 10, 30000, &err), 0);
+    /* the same event twice (a drainer died between storing and acknowledging) */
+    CU_ASSERT_EQUAL(queue_event("jobmodel-twice", "2026-11-01T10:00:01.000Z"), PA_OK);
+    CU_ASSERT_EQUAL(queue_event("jobmodel-twice", "2026-11-01T10:00:01.000Z"), PA_OK);
+    CU_ASSERT_EQUAL(pa_audit_drain(redis, db, "A", 100, 10, 30000, &err), 2);
+    CU_ASSERT_EQUAL(stored("jobmodel-twice"), 1);
+}
+
+static void test_audit_takeover(void)
+{
+    redisReply *reply;
+    long pruned = -1;
+    pa_err err;
+
+    reset();
+    CU_ASSERT_EQUAL(queue_event("jobmodel-t1", "2026-11-01T10:00:02.000Z"), PA_OK);
+    CU_ASSERT_EQUAL(pa_audit_drain(redis, db, "A", 100, 10, 30000, &err), 1);
+    CU_ASSERT_EQUAL(queue_event("jobmodel-t2", "2026-11-01T10:00:03.000Z"), PA_OK);
+    CU_ASSERT_EQUAL(queue_event("jobmodel-t3", "2026-11-01T10:00:04.000Z"), PA_OK);
+    /* a drainer reads two events and dies before storing them */
+    reply = pa_redis_cmd(redis, NULL, "XREADGROUP GROUP store dead COUNT 10 STREAMS pa-test:audit >");
+    CU_ASSERT_PTR_NOT_NULL(reply);
+    if(reply)
+        freeReplyObject(reply);
+    CU_ASSERT_EQUAL(pa_audit_drain(redis, db, "B", 100, 10, 60000, &err), 0);
+    CU_ASSERT_EQUAL(stored("jobmodel-t_"), 1);
+    /* once they are stale, another drainer stores them */
+    CU_ASSERT_EQUAL(pa_audit_drain(redis, db, "B", 100, 10, 0, &err), 2);
+    CU_ASSERT_EQUAL(stored("jobmodel-t_"), 3);
+    CU_ASSERT_EQUAL(stream_len(), 0);
+    /* drainers holding nothing are forgotten */
+    CU_ASSERT_EQUAL(pa_audit_prune_drainers(redis, 0, &pruned, &err), PA_OK);
+    CU_ASSERT_EQUAL(pruned, 3);
+}
+
 int main(int argc, char **argv)
 {
     static const struct cu_test tests[] = {
@@ -301,6 +390,8 @@ int main(int argc, char **argv)
         { "release hands a job on at once", test_release_hands_over },
         { "a job lost from Redis is recovered", test_lost_and_recovered },
         { "departed workers holding nothing are forgotten", test_prune_consumers },
+        { "audit events are stored once, in batches", test_audit_drain },
+        { "an audit drainer that died is taken over", test_audit_takeover },
         { NULL, NULL },
     };
     pa_err err;
