@@ -7,6 +7,7 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_json.h"
 #include "pa_util.h"
 
 #define PDEX_SD "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/"
@@ -72,6 +73,76 @@ int pa_match_parse(const char *body, long max, json_object **params, long *membe
                           *members, max);
     }
     *params = p;
+    return PA_OK;
+}
+
+/* pa_match_check's walk: the request's resourceType and parameter list,
+ * then each parameter's name. */
+struct check {
+    char resource_type[32];
+    const char *list;
+    size_t list_len;
+    long members, index, max;
+    int bad;             /* the parameter at index is no MemberBundle */
+    char name[48];
+};
+
+static int check_top(const char *key, const char *value, size_t len, void *ctx)
+{
+    struct check *c = ctx;
+
+    if(!strcmp(key, "resourceType") && pa_json_string(value, len, c->resource_type, sizeof(c->resource_type)))
+        c->resource_type[0] = '\0';
+    else if(!strcmp(key, "parameter")) {
+        c->list = value;
+        c->list_len = len;
+    }
+    return 0;
+}
+
+static int check_name(const char *key, const char *value, size_t len, void *ctx)
+{
+    struct check *c = ctx;
+
+    if(!strcmp(key, "name") && pa_json_string(value, len, c->name, sizeof(c->name)))
+        pa_strlcpy(c->name, "?", sizeof(c->name));
+    return 0;
+}
+
+static int check_param(const char *key, const char *value, size_t len, void *ctx)
+{
+    struct check *c = ctx;
+
+    (void)key;
+    c->name[0] = '\0';
+    if(*value != '{' || pa_json_walk(value, len, check_name, c, NULL) || strcmp(c->name, "MemberBundle")) {
+        c->bad = 1;
+        return 1;
+    }
+    c->index++;
+    c->members++;
+    return 0;
+}
+
+int pa_match_check(const char *body, size_t len, long max, long *members, pa_err *err)
+{
+    struct check c;
+    pa_err why;
+
+    memset(&c, 0, sizeof(c));
+    *members = 0;
+    if(pa_json_walk(body, len, check_top, &c, &why))
+        return pa_err_set(err, PA_EINVAL, "the request body is %s", why.msg);
+    if(*body != '{' || strcmp(c.resource_type, "Parameters") || !c.list || *c.list != '[')
+        return pa_err_set(err, PA_EINVAL, "the request must be a Parameters resource with MemberBundle parameters");
+    if(pa_json_walk(c.list, c.list_len, check_param, &c, NULL) && c.bad)
+        return pa_err_set(err, PA_EINVAL, "parameter %ld ('%.40s') is not a MemberBundle", c.index, c.name);
+    *members = c.members;
+    if(!c.members)
+        return pa_err_set(err, PA_EINVAL, "the request has no MemberBundle");
+    if(c.members > max)
+        return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)", c.members,
+                          max);
     return PA_OK;
 }
 
@@ -273,12 +344,14 @@ static json_object *new_group(const char *id, const char *profile, const char *c
     return g;
 }
 
-/* The submitted Patient as echoed: its id kept (made unique in the Group),
- * without version, lastUpdated, security labels or nested contained. */
-static json_object *echo_patient(json_object *pat, json_object *group, char *cid, size_t size)
+/* The submitted Patient as echoed: its id kept (made unique in the Group:
+ * seen holds the ids used so far), without version, lastUpdated, security
+ * labels or nested contained. */
+static json_object *echo_patient(json_object *pat, json_object *group, json_object *seen, char *cid, size_t size)
 {
     json_object *copy = NULL, *meta, *contained;
-    size_t i;
+    size_t base;
+    long k;
 
     json_object_deep_copy(pat, &copy, NULL);
     if(!copy)
@@ -290,17 +363,17 @@ static json_object *echo_patient(json_object *pat, json_object *group, char *cid
         json_object_object_del(meta, "security");
     }
     pa_strlcpy(cid, pa_json_str(copy, "id"), size);
+    base = strlen(cid);
+    /* two bundles submitted the same id: keep them apart */
+    for(k = 2; json_object_object_get_ex(seen, cid, NULL); k++)
+        snprintf(cid + base, size - base, "-%ld", k);
+    if(k > 2)
+        json_object_object_add(copy, "id", json_object_new_string(cid));
+    json_object_object_add(seen, cid, NULL);
     if(!json_object_object_get_ex(group, "contained", &contained)) {
         contained = json_object_new_array();
         json_object_object_add(group, "contained", contained);
     }
-    for(i = 0; i < json_object_array_length(contained); i++)
-        if(!strcmp(pa_json_str(json_object_array_get_idx(contained, i), "id"), cid)) {
-            /* two bundles submitted the same id: keep them apart */
-            snprintf(cid + strlen(cid), size - strlen(cid), "-%zu", json_object_array_length(contained));
-            json_object_object_add(copy, "id", json_object_new_string(cid));
-            break;
-        }
     json_object_array_add(contained, copy);
     return copy;
 }
@@ -446,6 +519,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     long n = (long)json_object_array_length(list), i;
     struct member *mem = calloc((size_t)(n ? n : 1), sizeof(*mem));
     char today[32], ids[3][40];
+    json_object *seen_matched, *seen_nonmatched;
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -476,6 +550,8 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     out->constrained = new_group(ids[2], PDEX_SD "pdex-member-opt-out", "consentconstraint", in, today);
     out->matched_ids = json_object_new_array();
     out->reasons = json_object_new_object();
+    seen_matched = json_object_new_object();
+    seen_nonmatched = json_object_new_object();
     for(i = 0; i < n; i++) {
         struct member *m = &mem[i];
         enum bucket b = m->bucket;
@@ -486,7 +562,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             b = B_NOMATCH;
         if(b == B_MATCH) {
             /* the member is the payer's Patient; the extension points at what was submitted */
-            if(echo_patient(m->patient, out->matched, cid, sizeof(cid))) {
+            if(echo_patient(m->patient, out->matched, seen_matched, cid, sizeof(cid))) {
                 char echo[PA_FHIR_ID_MAX + 32];
 
                 snprintf(echo, sizeof(echo), "#%s", cid);
@@ -502,7 +578,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             out->n_constrained++;
         }
         else {
-            if(m->patient && echo_patient(m->patient, out->nonmatched, cid, sizeof(cid))) {
+            if(m->patient && echo_patient(m->patient, out->nonmatched, seen_nonmatched, cid, sizeof(cid))) {
                 snprintf(ref, sizeof(ref), "#%s", cid);
                 add_member(out->nonmatched, ref, NULL);
             }
@@ -519,6 +595,8 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
                 json_object_object_add(out->reasons, why, json_object_new_int64(1));
         }
     }
+    json_object_put(seen_matched);
+    json_object_put(seen_nonmatched);
     json_object_object_add(out->matched, "quantity", json_object_new_int64(out->n_matched));
     json_object_object_add(out->nonmatched, "quantity", json_object_new_int64(out->n_nonmatched));
     json_object_object_add(out->constrained, "quantity", json_object_new_int64(out->n_constrained));

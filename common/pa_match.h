@@ -50,6 +50,10 @@ typedef struct pa_match_out {
  */
 int pa_match_parse(const char *body, long max, json_object **params, long *members, pa_err *err);
 
+/* The same checks on the text alone, without building it (pa_json): for the
+ * asynchronous kick-off, which hands the text to the runner. */
+int pa_match_check(const char *body, size_t len, long max, long *members, pa_err *err);
+
 /* Evaluates every MemberBundle of params into out (freed with pa_match_out_free). */
 int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, pa_err *err);
 void pa_match_out_free(pa_match_out *out);

@@ -78,20 +78,19 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return pa_resp_outcome(resp, 415, "error", "not-supported",
                                "send the request Parameters as application/fhir+json");
     pa_err_clear(&err);
-    if(pa_match_parse(req->body, ctx->cfg->member_match_max, &params, &members, &err))
+    /* checked without building it: an asynchronous request is parsed once, by the runner */
+    if(pa_match_check(req->body, req->body_len, ctx->cfg->member_match_max, &members, &err))
         return pa_resp_outcome(resp, err.code == PA_ETOOBIG ? 413 : 400, "error",
                                err.code == PA_ETOOBIG ? "too-costly" : "invalid", "%s", err.msg);
     ctx->audit.members = members;
-    if(async) {
-        json_object_put(params);
+    if(async)
         return kick_off(ctx, req, resp);
-    }
-    if(members > ctx->cfg->member_match_sync_max) {
-        json_object_put(params);
+    if(members > ctx->cfg->member_match_sync_max)
         return pa_resp_outcome(resp, 400, "error", "too-costly",
                                "%ld members are more than are answered at once (%ld): send Prefer: respond-async",
                                members, ctx->cfg->member_match_sync_max);
-    }
+    if(pa_match_parse(req->body, ctx->cfg->member_match_max, &params, &members, &err))
+        return pa_resp_outcome(resp, 400, "error", "invalid", "%s", err.msg);
     if(pa_ctx_db(ctx, &db, &err)) {
         json_object_put(params);
         return pa_resp_error(resp, &err);

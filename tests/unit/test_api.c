@@ -4,11 +4,14 @@
  * covered by the integration tests.
  */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "cu_main.h"
+#include "pa_fhir.h"
+#include "pa_match.h"
 
 static pa_config *cfg;
 
@@ -277,6 +280,90 @@ static void test_request_url(void)
     free(url);
 }
 
+/* The kick-off's check without parsing says what pa_match_parse says. */
+static void test_match_check(void)
+{
+    static const struct {
+        const char *body;
+        int rc;
+        const char *says;
+    } cases[] = {
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[]},"
+          "{\"part\":[{\"name\":\"x\"}],\"name\":\"MemberBundle\"}]}", PA_OK, NULL },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[]}", PA_EINVAL, "no MemberBundle" },
+        { "{\"resourceType\":\"Bundle\",\"parameter\":[]}", PA_EINVAL, "must be a Parameters resource" },
+        { "{\"resourceType\":\"Parameters\"}", PA_EINVAL, "must be a Parameters resource" },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"Other\"}]}",
+          PA_EINVAL, "parameter 1 ('Other') is not a MemberBundle" },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[1]}", PA_EINVAL, "parameter 0 ('') is not a MemberBundle" },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"MemberBundle\"},"
+          "{\"name\":\"MemberBundle\"}]}", PA_ETOOBIG, "3 members; the limit is 2" },
+        { "{\"resourceType\":\"Parameters\",", PA_EINVAL, "not valid JSON" },
+        { "", PA_EINVAL, "not valid JSON" },
+    };
+    size_t i;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        long n = -1;
+        pa_err err;
+
+        pa_err_clear(&err);
+        CU_ASSERT_EQUAL(pa_match_check(cases[i].body, strlen(cases[i].body), 2, &n, &err), cases[i].rc);
+        if(cases[i].says) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].says));
+        }
+        else {
+            CU_ASSERT_EQUAL(n, 2);
+        }
+    }
+}
+
+/* Members the request itself rules out (no query): NonMatched, each
+ * submitted Patient echoed once under an id unique in the Group. */
+static void test_match_echo_ids(void)
+{
+    static const char bundle[] =
+        "{\"name\":\"MemberBundle\",\"part\":[{\"name\":\"MemberPatient\",\"resource\":"
+        "{\"resourceType\":\"Patient\",\"id\":\"%s\",\"name\":[{\"family\":\"Doe\",\"given\":[\"J\"]}],"
+        "\"birthDate\":\"1970-01-01\",\"gender\":\"female\"}}]}";
+    const char *ids[] = { "p", "p", "p-2", "p", "q" };
+    const char *want[] = { "p", "p-2", "p-2-2", "p-3", "q" };
+    char body[4096], one[512];
+    json_object *params = NULL, *contained, *members;
+    pa_match_in in = { NULL, cfg, "1234567893", "", "g1" };
+    pa_match_out out;
+    long n = 0;
+    size_t i;
+    pa_err err;
+
+    strcpy(body, "{\"resourceType\":\"Parameters\",\"parameter\":[");
+    for(i = 0; i < 5; i++) {
+        snprintf(one, sizeof(one), bundle, ids[i]);
+        strcat(body, i ? "," : "");
+        strcat(body, one);
+    }
+    strcat(body, "]}");
+    CU_ASSERT_EQUAL_FATAL(pa_match_parse(body, 10, &params, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL(n, 5);
+    CU_ASSERT_EQUAL_FATAL(pa_match_run(&in, params, &out, &err), PA_OK);
+    CU_ASSERT_EQUAL(out.n_matched, 0);
+    CU_ASSERT_EQUAL(out.n_nonmatched, 5);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out.nonmatched);
+    contained = pa_json_get(out.nonmatched, "contained");
+    members = pa_json_get(out.nonmatched, "member");
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(contained), 5);
+    for(i = 0; i < 5; i++) {
+        char ref[32];
+        json_object *entity = pa_json_get(json_object_array_get_idx(members, i), "entity");
+
+        CU_ASSERT_STRING_EQUAL(pa_json_str(json_object_array_get_idx(contained, i), "id"), want[i]);
+        snprintf(ref, sizeof(ref), "#%s", want[i]);
+        CU_ASSERT_STRING_EQUAL(pa_json_str(entity, "reference"), ref);
+    }
+    pa_match_out_free(&out);
+    json_object_put(params);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -289,6 +376,8 @@ int main(void)
         { "request URL echoes the client's", test_request_url },
         { "a token is required, and its scope", test_token_required },
         { "token requests: RFC 6749 errors", test_token_request_checks },
+        { "match: submitted Patients echoed under unique ids", test_match_echo_ids },
+        { "match: the request checked without parsing it", test_match_check },
         { NULL, NULL },
     };
     pa_err err;

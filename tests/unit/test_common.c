@@ -1,4 +1,5 @@
 /* Unit tests of common/: buffers, configuration, HTTP helpers, times. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,6 +7,7 @@
 #include "pa_buf.h"
 #include "pa_config.h"
 #include "pa_http.h"
+#include "pa_json.h"
 #include "pa_util.h"
 
 static const char *minimal_config =
@@ -206,6 +208,80 @@ static void test_ids(void)
     CU_ASSERT_FALSE(pa_is_fhir_id("12345678901234567890123456789012345678901234567890123456789012345"));
 }
 
+static int json_ok(const char *text)
+{
+    return pa_json_walk(text, strlen(text), NULL, NULL, NULL) == 0;
+}
+
+static void test_json_walk(void)
+{
+    static const char *const good[] = {
+        "{}", "[]", " 0 ", "-0.5e+10", "1E3", "\"\\u00e9\\ud83d\\ude00\\n\"", "true", "null",
+        "{\"a\":[1,{\"b\":false}],\"c\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"}", NULL
+    };
+    static const char *const bad[] = {
+        "", " ", "{", "[1,]", "{\"a\" 1}", "{\"a\":1,}", "01", "1.", "-", ".5", "1e", "tru", "nul",
+        "\"a", "\"\\x\"", "\"\\ud83d\"", "\"\\ude00\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"",
+        "\"\xf4\x90\x80\x80\"", "\"\x01\"", "{} {}", "[1] x", "{'a':1}", "[NaN]", NULL
+    };
+    char deep[80], key[16];
+    pa_err err;
+    int i;
+
+    for(i = 0; good[i]; i++)
+        CU_ASSERT_TRUE(json_ok(good[i]));
+    for(i = 0; bad[i]; i++)
+        CU_ASSERT_FALSE(json_ok(bad[i]));
+    /* as deep as json-c parses, and no deeper */
+    memset(deep, '[', 32);
+    memset(deep + 32, ']', 32);
+    deep[64] = '\0';
+    CU_ASSERT_TRUE(json_ok(deep));
+    memset(deep, '[', 33);
+    memset(deep + 33, ']', 33);
+    deep[66] = '\0';
+    CU_ASSERT_FALSE(json_ok(deep));
+    CU_ASSERT_EQUAL(pa_json_walk("[1, x]", 6, NULL, NULL, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "at byte 4"));
+    CU_ASSERT_EQUAL(pa_json_string("\"a\\u0062\\\"c\"", 12, key, sizeof(key)), 0);
+    CU_ASSERT_STRING_EQUAL(key, "ab\"c");
+    CU_ASSERT_EQUAL(pa_json_string("\"abcdef\"", 8, key, 4), -1);
+    CU_ASSERT_EQUAL(pa_json_string("12", 2, key, sizeof(key)), -1);
+}
+
+struct seen {
+    char keys[8][16];
+    int n;
+};
+
+static int remember(const char *key, const char *value, size_t len, void *ctx)
+{
+    struct seen *s = ctx;
+
+    (void)value;
+    (void)len;
+    if(s->n < 8)
+        snprintf(s->keys[s->n++], sizeof(s->keys[0]), "%s", key ? key : "-");
+    return !strcmp(key ? key : "", "stop") ? 7 : 0;
+}
+
+static void test_json_visit(void)
+{
+    const char *obj = "{\"a\":{\"x\":1},\"r\\u0065f\":[2],\"stop\":3,\"z\":4}";
+    struct seen s;
+
+    memset(&s, 0, sizeof(s));
+    /* members in order, keys decoded; a visitor's nonzero ends the walk */
+    CU_ASSERT_EQUAL(pa_json_walk(obj, strlen(obj), remember, &s, NULL), 7);
+    CU_ASSERT_EQUAL(s.n, 3);
+    CU_ASSERT_STRING_EQUAL(s.keys[0], "a");
+    CU_ASSERT_STRING_EQUAL(s.keys[1], "ref");
+    memset(&s, 0, sizeof(s));
+    CU_ASSERT_EQUAL(pa_json_walk("[1,[2],{}]", 10, remember, &s, NULL), 0);
+    CU_ASSERT_EQUAL(s.n, 3);
+    CU_ASSERT_STRING_EQUAL(s.keys[2], "-");
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -220,6 +296,8 @@ int main(void)
         { "FHIR instants", test_instant },
         { "OperationOutcome and error mapping", test_outcome_and_errors },
         { "ids", test_ids },
+        { "JSON walked in place, strictly", test_json_walk },
+        { "JSON members and elements visited", test_json_visit },
         { NULL, NULL },
     };
 

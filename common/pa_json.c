@@ -1,0 +1,339 @@
+/*
+ * Walking JSON text in place (see pa_json.h): a strict RFC 8259 scanner.
+ */
+#include "pa_json.h"
+
+#include <string.h>
+
+#define KEY_MAX 256
+
+struct scan {
+    const char *start, *p, *end;
+    const char *why; /* the first thing found wrong */
+    int stopped;     /* what a visitor returned to stop the walk */
+};
+
+static int fail(struct scan *s, const char *why)
+{
+    if(!s->why)
+        s->why = why;
+    return -1;
+}
+
+static void ws(struct scan *s)
+{
+    while(s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+/* Length of the well-formed UTF-8 sequence at p (2 to 4 bytes), or 0. */
+static int utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
+    int n, i;
+
+    if(c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if(c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if(c == 0xE0)
+            lo = 0xA0;
+        else if(c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    }
+    else if(c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if(c == 0xF0)
+            lo = 0x90;
+        else if(c == 0xF4)
+            hi = 0x8F;
+    }
+    else
+        return 0;
+    if(end - p < n)
+        return 0;
+    for(i = 1; i < n; i++) {
+        if(p[i] < lo || p[i] > hi)
+            return 0;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return n;
+}
+
+/* Appends bytes to out (size) at *n; sets *full when they do not fit. */
+static void put(char *out, size_t size, size_t *n, const char *bytes, size_t len, int *full)
+{
+    if(!out || *full)
+        return;
+    if(*n + len >= size) {
+        *full = 1;
+        return;
+    }
+    memcpy(out + *n, bytes, len);
+    *n += len;
+}
+
+static void put_cp(char *out, size_t size, size_t *n, unsigned cp, int *full)
+{
+    char b[4];
+    size_t len;
+
+    if(cp < 0x80) {
+        b[0] = (char)cp;
+        len = 1;
+    }
+    else if(cp < 0x800) {
+        b[0] = (char)(0xC0 | (cp >> 6));
+        b[1] = (char)(0x80 | (cp & 0x3F));
+        len = 2;
+    }
+    else if(cp < 0x10000) {
+        b[0] = (char)(0xE0 | (cp >> 12));
+        b[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        b[2] = (char)(0x80 | (cp & 0x3F));
+        len = 3;
+    }
+    else {
+        b[0] = (char)(0xF0 | (cp >> 18));
+        b[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        b[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        b[3] = (char)(0x80 | (cp & 0x3F));
+        len = 4;
+    }
+    put(out, size, n, b, len, full);
+}
+
+static int hex4(struct scan *s, unsigned *cp)
+{
+    int i;
+
+    *cp = 0;
+    if(s->end - s->p < 4)
+        return -1;
+    for(i = 0; i < 4; i++) {
+        char c = *s->p++;
+
+        *cp <<= 4;
+        if(c >= '0' && c <= '9')
+            *cp |= (unsigned)(c - '0');
+        else if(c >= 'a' && c <= 'f')
+            *cp |= (unsigned)(c - 'a' + 10);
+        else if(c >= 'A' && c <= 'F')
+            *cp |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    return 0;
+}
+
+/* The string at s->p (its opening quote), decoded into out if not NULL;
+ * *full set when it did not fit. */
+static int scan_string(struct scan *s, char *out, size_t size, int *full)
+{
+    size_t n = 0;
+
+    *full = 0;
+    s->p++;
+    while(s->p < s->end) {
+        unsigned char c = (unsigned char)*s->p;
+
+        if(c == '"') {
+            s->p++;
+            if(out)
+                out[n] = '\0';
+            return 0;
+        }
+        if(c < 0x20)
+            return fail(s, "a control character in a string");
+        if(c == '\\') {
+            unsigned cp;
+
+            if(++s->p >= s->end)
+                break;
+            switch(*s->p++) {
+            case '"': cp = '"'; break;
+            case '\\': cp = '\\'; break;
+            case '/': cp = '/'; break;
+            case 'b': cp = '\b'; break;
+            case 'f': cp = '\f'; break;
+            case 'n': cp = '\n'; break;
+            case 'r': cp = '\r'; break;
+            case 't': cp = '\t'; break;
+            case 'u':
+                if(hex4(s, &cp))
+                    return fail(s, "a bad \\u escape");
+                if(cp >= 0xDC00 && cp <= 0xDFFF)
+                    return fail(s, "a lone low surrogate");
+                if(cp >= 0xD800 && cp <= 0xDBFF) {
+                    unsigned lo;
+
+                    if(s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+                        return fail(s, "a lone high surrogate");
+                    s->p += 2;
+                    if(hex4(s, &lo) || lo < 0xDC00 || lo > 0xDFFF)
+                        return fail(s, "a lone high surrogate");
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                }
+                break;
+            default: return fail(s, "a bad escape");
+            }
+            put_cp(out, size, &n, cp, full);
+            continue;
+        }
+        if(c < 0x80) {
+            put(out, size, &n, s->p, 1, full);
+            s->p++;
+            continue;
+        }
+        {
+            int len = utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+
+            if(!len)
+                return fail(s, "text that is not UTF-8");
+            put(out, size, &n, s->p, (size_t)len, full);
+            s->p += len;
+        }
+    }
+    return fail(s, "an unterminated string");
+}
+
+static int digits(struct scan *s)
+{
+    const char *from = s->p;
+
+    while(s->p < s->end && *s->p >= '0' && *s->p <= '9')
+        s->p++;
+    return s->p > from ? 0 : -1;
+}
+
+static int scan_number(struct scan *s)
+{
+    if(*s->p == '-')
+        s->p++;
+    if(s->p < s->end && *s->p == '0')
+        s->p++;
+    else if(digits(s))
+        return fail(s, "a bad number");
+    if(s->p < s->end && *s->p == '.') {
+        s->p++;
+        if(digits(s))
+            return fail(s, "a bad number");
+    }
+    if(s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+        s->p++;
+        if(s->p < s->end && (*s->p == '+' || *s->p == '-'))
+            s->p++;
+        if(digits(s))
+            return fail(s, "a bad number");
+    }
+    return 0;
+}
+
+static int scan_literal(struct scan *s, const char *word)
+{
+    size_t n = strlen(word);
+
+    if((size_t)(s->end - s->p) < n || memcmp(s->p, word, n))
+        return fail(s, "a value expected");
+    s->p += n;
+    return 0;
+}
+
+static int scan_value(struct scan *s, int depth, pa_json_visit visit, void *ctx);
+
+/* The object or array at s->p; visit, if set, sees its members or elements. */
+static int scan_container(struct scan *s, int depth, pa_json_visit visit, void *ctx)
+{
+    int is_object = *s->p == '{';
+    char close = is_object ? '}' : ']';
+    char key[KEY_MAX];
+    int full;
+
+    if(depth > PA_JSON_MAX_DEPTH)
+        return fail(s, "nesting too deep");
+    s->p++;
+    ws(s);
+    if(s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    for(;;) {
+        const char *value;
+
+        if(is_object) {
+            if(s->p >= s->end || *s->p != '"')
+                return fail(s, "a member name expected");
+            if(scan_string(s, visit ? key : NULL, sizeof(key), &full))
+                return -1;
+            ws(s);
+            if(s->p >= s->end || *s->p != ':')
+                return fail(s, "':' expected");
+            s->p++;
+            ws(s);
+        }
+        value = s->p;
+        if(scan_value(s, depth, NULL, NULL))
+            return -1;
+        if(visit && (s->stopped = visit(is_object ? key : NULL, value, (size_t)(s->p - value), ctx)))
+            return -1;
+        ws(s);
+        if(s->p < s->end && *s->p == ',') {
+            s->p++;
+            ws(s);
+            continue;
+        }
+        if(s->p < s->end && *s->p == close) {
+            s->p++;
+            return 0;
+        }
+        return fail(s, is_object ? "',' or '}' expected" : "',' or ']' expected");
+    }
+}
+
+static int scan_value(struct scan *s, int depth, pa_json_visit visit, void *ctx)
+{
+    int full;
+
+    ws(s);
+    if(s->p >= s->end)
+        return fail(s, "a value expected");
+    switch(*s->p) {
+    case '{':
+    case '[': return scan_container(s, depth + 1, visit, ctx);
+    case '"': return scan_string(s, NULL, 0, &full);
+    case 't': return scan_literal(s, "true");
+    case 'f': return scan_literal(s, "false");
+    case 'n': return scan_literal(s, "null");
+    default:
+        if(*s->p == '-' || (*s->p >= '0' && *s->p <= '9'))
+            return scan_number(s);
+        return fail(s, "a value expected");
+    }
+}
+
+int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, pa_err *err)
+{
+    struct scan s = { text, text, text + len, NULL, 0 };
+
+    if(scan_value(&s, 0, visit, ctx) == 0) {
+        ws(&s);
+        if(s.p == s.end)
+            return 0;
+        fail(&s, "text after the value");
+    }
+    if(s.stopped)
+        return s.stopped;
+    return pa_err_set(err, PA_EINVAL, "not valid JSON: %s at byte %zu", s.why ? s.why : "an error",
+                      (size_t)(s.p - s.start));
+}
+
+int pa_json_string(const char *value, size_t len, char *out, size_t size)
+{
+    struct scan s = { value, value, value + len, NULL, 0 };
+    int full;
+
+    if(!len || *value != '"' || !size || scan_string(&s, out, size, &full) || full || s.p != s.end)
+        return -1;
+    return 0;
+}
