@@ -346,41 +346,77 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
 }
 
 /* The shared resources (Organization, ...) that the members' exported
- * resources reference, whatever their date. */
+ * resources reference, whatever their date: one pass over the members'
+ * references for every shared type, rows in type order, each to its type's
+ * output. */
 static int export_shared(struct export *x, pa_err *err)
 {
-    size_t i;
+    char compartment[2048], shared[512];
+    const char *values[6];
+    struct type_out *t = NULL;
+    PGconn *db = x->w->db;
+    PGresult *res;
+    size_t k;
+    int clen, slen;
     int rc = PA_OK;
 
-    for(i = 0; i < x->nout && !rc; i++) {
-        struct type_out *t = &x->out[i];
-        const char *values[6];
-        char compartment[2048];
-        size_t k;
-        int len = 0;
-
-        if(t->kind != OUT_SHARED)
-            continue;
-        /* references count only from what this export writes */
-        len = snprintf(compartment, sizeof(compartment), "[");
-        for(k = 0; k < x->nout; k++)
-            if(x->out[k].kind == OUT_RESOURCE)
-                len += snprintf(compartment + len, sizeof(compartment) - (size_t)len, "%s\"%s\"", len > 1 ? "," : "",
-                                x->out[k].type);
-        snprintf(compartment + len, sizeof(compartment) - (size_t)len, "]");
-        member_params(x, values);
-        values[4] = t->type;
-        values[5] = compartment;
-        rc = stream_rows(x, t,
-                         "SELECT r.json FROM resource r WHERE r.type = $5 AND ('ref=' || r.type || '/' || r.id) IN ("
-                         " SELECT DISTINCT tok FROM resource x, unnest(x.tokens) tok"
-                         " WHERE x.patient_id IN (" MEMBERS_SQL ")"
-                         " AND x.type IN (SELECT jsonb_array_elements_text($6::jsonb))"
-                         " AND tok LIKE 'ref=' || $5 || '/%') ORDER BY r.id",
-                         6, values, err);
-        if(!rc && t->fd >= 0 && fdatasync(t->fd))
-            rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
+    /* references count only from what this export writes */
+    clen = snprintf(compartment, sizeof(compartment), "{");
+    slen = snprintf(shared, sizeof(shared), "{");
+    for(k = 0; k < x->nout; k++) {
+        if(x->out[k].kind == OUT_RESOURCE)
+            clen += snprintf(compartment + clen, sizeof(compartment) - (size_t)clen, "%s%s", clen > 1 ? "," : "",
+                             x->out[k].type);
+        else if(x->out[k].kind == OUT_SHARED)
+            slen += snprintf(shared + slen, sizeof(shared) - (size_t)slen, "%s%s", slen > 1 ? "," : "",
+                             x->out[k].type);
     }
+    snprintf(compartment + clen, sizeof(compartment) - (size_t)clen, "}");
+    snprintf(shared + slen, sizeof(shared) - (size_t)slen, "}");
+    if(slen == 1)
+        return PA_OK;
+    member_params(x, values);
+    values[4] = shared;
+    values[5] = compartment;
+    if(!PQsendQueryParams(db,
+                          /* types as arrays and the members joined (not IN): the planner then
+                           * scans the resources once instead of probing them member by member */
+                          "SELECT r.type, r.json FROM resource r"
+                          " WHERE r.type = ANY($5::text[]) AND ('ref=' || r.type || '/' || r.id) IN ("
+                          "  SELECT DISTINCT tok FROM (" MEMBERS_SQL ") mem"
+                          "  JOIN resource x ON x.patient_id = mem.patient_id, unnest(x.tokens) tok"
+                          "  WHERE x.type = ANY($6::text[]) AND tok LIKE 'ref=%')"
+                          " ORDER BY r.type, r.id",
+                          6, NULL, values, NULL, NULL, 0) ||
+       !PQsetSingleRowMode(db))
+        return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(db));
+    while((res = PQgetResult(db))) {
+        ExecStatusType st = PQresultStatus(res);
+
+        if(st == PGRES_SINGLE_TUPLE && !rc) {
+            const char *type = PQgetvalue(res, 0, 0);
+
+            if(!t || strcmp(t->type, type)) {
+                /* the write buffer is the current type's: flushed before the next */
+                rc = t ? flush_type(x, t, err) : PA_OK;
+                for(t = NULL, k = 0; k < x->nout; k++)
+                    if(x->out[k].kind == OUT_SHARED && !strcmp(x->out[k].type, type))
+                        t = &x->out[k];
+                if(!t && !rc)
+                    rc = pa_err_set(err, PA_EDB, "a %.64s nobody asked for", type);
+            }
+            if(!rc)
+                rc = add_line(x, t, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), err);
+        }
+        else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !rc)
+            rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    if(!rc && t)
+        rc = flush_type(x, t, err);
+    for(k = 0; k < x->nout && !rc; k++)
+        if(x->out[k].kind == OUT_SHARED && x->out[k].fd >= 0 && fdatasync(x->out[k].fd))
+            rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
     return rc;
 }
 
