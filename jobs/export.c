@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,7 @@ struct type_out {
     pa_buf sql;            /* the query for one chunk of this type */
     const char *values[MAX_SQL_VALUES];
     int nvalues;
+    pa_buf wbuf;           /* lines not yet written to the current file */
 };
 
 struct export {
@@ -94,7 +96,7 @@ struct export {
     long done;             /* chunks done */
     long total;            /* chunks in all */
     int shared_done;       /* the referenced shared resources are written */
-    pa_buf wbuf;
+    PGconn *db2;           /* the second lane's connection (export_chunk) */
 };
 
 /* The first four values of MEMBERS_SQL. */
@@ -143,13 +145,13 @@ static int write_all(int fd, const char *p, size_t n)
 }
 
 /* Writes the buffered lines of t to its current file. */
-static int flush_type(struct export *x, struct type_out *t, pa_err *err)
+static int flush_type(struct type_out *t, pa_err *err)
 {
-    if(!x->wbuf.len)
+    if(!t->wbuf.len)
         return PA_OK;
-    if(write_all(t->fd, x->wbuf.data, x->wbuf.len))
+    if(write_all(t->fd, t->wbuf.data, t->wbuf.len))
         return pa_err_set(err, PA_EIO, "cannot write %s output: %s", t->type, strerror(errno));
-    pa_buf_reset(&x->wbuf);
+    pa_buf_reset(&t->wbuf);
     return PA_OK;
 }
 
@@ -158,7 +160,7 @@ static int next_file(struct export *x, struct type_out *t, pa_err *err)
 {
     json_object *f;
     char name[128];
-    int rc = flush_type(x, t, err);
+    int rc = flush_type(t, err);
 
     if(rc)
         return rc;
@@ -188,8 +190,8 @@ static int add_line(struct export *x, struct type_out *t, const char *json, size
         if(rc)
             return rc;
     }
-    if(x->wbuf.len + n + 1 > WRITE_BUF) {
-        rc = flush_type(x, t, err);
+    if(t->wbuf.len + n + 1 > WRITE_BUF) {
+        rc = flush_type(t, err);
         if(rc)
             return rc;
     }
@@ -198,35 +200,12 @@ static int add_line(struct export *x, struct type_out *t, const char *json, size
         if(write_all(t->fd, json, n) || write_all(t->fd, "\n", 1))
             return pa_err_set(err, PA_EIO, "cannot write %s output: %s", t->type, strerror(errno));
     }
-    else if(pa_buf_add(&x->wbuf, json, n) || pa_buf_add(&x->wbuf, "\n", 1)) {
+    else if(pa_buf_add(&t->wbuf, json, n) || pa_buf_add(&t->wbuf, "\n", 1)) {
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     }
     t->bytes += (long long)n + 1;
     t->count++;
     return PA_OK;
-}
-
-/* Streams the rows of one query into t, in single-row mode: memory stays
- * flat however many rows there are. */
-static int stream_rows(struct export *x, struct type_out *t, const char *sql, int n, const char *const *values,
-                       pa_err *err)
-{
-    PGconn *db = x->w->db;
-    PGresult *res;
-    int rc = PA_OK;
-
-    if(!PQsendQueryParams(db, sql, n, NULL, values, NULL, NULL, 0) || !PQsetSingleRowMode(db))
-        return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(db));
-    while((res = PQgetResult(db))) {
-        ExecStatusType st = PQresultStatus(res);
-
-        if(st == PGRES_SINGLE_TUPLE && !rc)
-            rc = add_line(x, t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
-        else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !rc)
-            rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
-        PQclear(res);
-    }
-    return rc ? rc : flush_type(x, t, err);
 }
 
 static int is_dated(const char *type)
@@ -325,19 +304,93 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
     return rc ? pa_err_set(err, rc, "member list too large") : PA_OK;
 }
 
-/* One chunk: every compartment type, then the tombstones. */
+/* A connection streaming one type's rows into its output in single-row mode
+ * (memory stays flat however many rows there are). */
+struct lane {
+    PGconn *db;
+    struct type_out *t; /* NULL when idle */
+};
+
+static int lane_send(struct lane *l, struct type_out *t, pa_err *err)
+{
+    if(!PQsendQueryParams(l->db, pa_buf_str(&t->sql), t->nvalues, NULL, t->values, NULL, NULL, 0) ||
+       !PQsetSingleRowMode(l->db))
+        return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
+    l->t = t;
+    return PA_OK;
+}
+
+/* Takes the rows the lane's connection has received; the lane is idle again
+ * once its query is done.  After an error (*rc set) rows are drained unused. */
+static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
+{
+    PGresult *res;
+
+    if(!PQconsumeInput(l->db)) {
+        if(!*rc)
+            *rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
+        l->t = NULL;
+        return;
+    }
+    while(!PQisBusy(l->db)) {
+        ExecStatusType st;
+
+        if(!(res = PQgetResult(l->db))) {
+            if(!*rc)
+                *rc = flush_type(l->t, err);
+            l->t = NULL;
+            return;
+        }
+        st = PQresultStatus(res);
+        if(st == PGRES_SINGLE_TUPLE && !*rc)
+            *rc = add_line(x, l->t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
+        else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !*rc)
+            *rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+}
+
+/*
+ * One chunk: every compartment type, then the tombstones.  Two connections
+ * run the types' queries side by side (each type to its own file), so that
+ * PostgreSQL works on two cores while the runner writes.
+ */
 static int export_chunk(struct export *x, const char *ids, pa_err *err)
 {
-    size_t i;
+    struct lane lanes[2] = { { x->w->db, NULL }, { x->db2, NULL } };
+    int nlanes = x->db2 ? 2 : 1;
+    size_t next = 0, i;
     int rc = PA_OK;
 
-    for(i = 0; i < x->nout && !rc; i++) {
-        struct type_out *t = &x->out[i];
+    for(;;) {
+        struct pollfd pf[2];
+        int k, busy = 0;
 
-        if(t->kind != OUT_RESOURCE && t->kind != OUT_DELETED)
-            continue;
-        t->values[0] = ids;
-        rc = stream_rows(x, t, pa_buf_str(&t->sql), t->nvalues, t->values, err);
+        for(k = 0; k < nlanes; k++) {
+            while(!lanes[k].t && !rc && next < x->nout) {
+                struct type_out *t = &x->out[next++];
+
+                if(t->kind != OUT_RESOURCE && t->kind != OUT_DELETED)
+                    continue;
+                t->values[0] = ids;
+                rc = lane_send(&lanes[k], t, err);
+            }
+            if(lanes[k].t) {
+                pf[busy].fd = PQsocket(lanes[k].db);
+                pf[busy].events = POLLIN;
+                pf[busy].revents = 0;
+                busy++;
+            }
+        }
+        if(!busy)
+            break;
+        if(poll(pf, (nfds_t)busy, -1) < 0 && errno != EINTR) {
+            rc = rc ? rc : pa_err_set(err, PA_EIO, "poll: %s", strerror(errno));
+            break;
+        }
+        for(k = 0; k < nlanes; k++)
+            if(lanes[k].t)
+                lane_read(x, &lanes[k], &rc, err);
     }
     for(i = 0; i < x->nout && !rc; i++)
         if(x->out[i].fd >= 0 && fdatasync(x->out[i].fd))
@@ -398,7 +451,7 @@ static int export_shared(struct export *x, pa_err *err)
 
             if(!t || strcmp(t->type, type)) {
                 /* the write buffer is the current type's: flushed before the next */
-                rc = t ? flush_type(x, t, err) : PA_OK;
+                rc = t ? flush_type(t, err) : PA_OK;
                 for(t = NULL, k = 0; k < x->nout; k++)
                     if(x->out[k].kind == OUT_SHARED && !strcmp(x->out[k].type, type))
                         t = &x->out[k];
@@ -413,7 +466,7 @@ static int export_shared(struct export *x, pa_err *err)
         PQclear(res);
     }
     if(!rc && t)
-        rc = flush_type(x, t, err);
+        rc = flush_type(t, err);
     for(k = 0; k < x->nout && !rc; k++)
         if(x->out[k].kind == OUT_SHARED && x->out[k].fd >= 0 && fdatasync(x->out[k].fd))
             rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
@@ -482,7 +535,7 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
     }
     PQclear(res);
     if(!rc)
-        rc = flush_type(x, t, err);
+        rc = flush_type(t, err);
     /* the subset exported: the valid references (members among them) */
     if(!rc && pa_strlcpy(x->patients, pa_buf_str(&ids), sizeof(x->patients)))
         rc = pa_err_set(err, PA_ETOOBIG, "too many patient references");
@@ -628,6 +681,7 @@ static struct type_out *add_out(struct export *x, const char *type, enum out_kin
     t->fd = -1;
     t->done = json_object_new_array();
     pa_buf_init(&t->sql, SQL_MAX);
+    pa_buf_init(&t->wbuf, WRITE_BUF);
     return t;
 }
 
@@ -777,7 +831,6 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     x->w = w;
     x->job = job;
-    pa_buf_init(&x->wbuf, WRITE_BUF);
     snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
     rc = prepare(x, err);
     if(!rc && job->checkpoint)
@@ -802,6 +855,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     }
     if(!rc)
         rc = count_chunks(x, err);
+    if(!rc)
+        rc = pa_db_connect(w->cfg, &x->db2, err);
     while(!rc && !x->shared_done) {
         long n = 0;
 
@@ -830,9 +885,11 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
             close(x->out[i].fd);
         json_object_put(x->out[i].done);
         pa_buf_free(&x->out[i].sql);
+        pa_buf_free(&x->out[i].wbuf);
     }
+    if(x->db2)
+        PQfinish(x->db2);
     json_object_put(x->params);
-    pa_buf_free(&x->wbuf);
     pa_buf_free(&ids);
     free(cp);
     free(x);
