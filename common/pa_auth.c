@@ -223,19 +223,36 @@ int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_L
     return PA_OK;
 }
 
+int pa_token_key(pa_redis *r, const char *bearer, char *key, size_t size)
+{
+    char h[65];
+
+    if(strlen(bearer) != PA_TOKEN_LEN || strspn(bearer, "0123456789abcdef") != PA_TOKEN_LEN)
+        return -1;
+    sha256_hex(bearer, h);
+    pa_redis_key(r, key, size, "token:%s", h);
+    return 0;
+}
+
 int pa_token_lookup(pa_redis *r, const char *bearer, pa_token *t, pa_err *err)
 {
-    char key[256], h[65];
+    char key[256];
     redisReply *reply;
+
+    memset(t, 0, sizeof(*t));
+    if(pa_token_key(r, bearer, key, sizeof(key)))
+        return pa_err_set(err, PA_ENOTFOUND, "unknown token");
+    reply = pa_redis_cmd(r, err, "HGETALL %s", key);
+    if(!reply)
+        return PA_EREDIS;
+    return pa_token_from_reply(reply, t, err);
+}
+
+int pa_token_from_reply(redisReply *reply, pa_token *t, pa_err *err)
+{
     size_t i;
 
     memset(t, 0, sizeof(*t));
-    if(strlen(bearer) != PA_TOKEN_LEN || strspn(bearer, "0123456789abcdef") != PA_TOKEN_LEN)
-        return pa_err_set(err, PA_ENOTFOUND, "unknown token");
-    sha256_hex(bearer, h);
-    reply = pa_redis_cmd(r, err, "HGETALL %s", pa_redis_key(r, key, sizeof(key), "token:%s", h));
-    if(!reply)
-        return PA_EREDIS;
     for(i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2) {
         const char *f = reply->element[i]->str;
         const char *v = reply->element[i + 1]->str;

@@ -53,6 +53,13 @@ int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_L
 /* Finds the token a Bearer value names; PA_ENOTFOUND if unknown or expired. */
 int pa_token_lookup(pa_redis *r, const char *bearer, pa_token *t, pa_err *err);
 
+/* The Redis key of a Bearer value (HGETALL it); -1 if it cannot be a token. */
+int pa_token_key(pa_redis *r, const char *bearer, char *key, size_t size);
+
+/* The token of an HGETALL reply of its key, which it frees; PA_ENOTFOUND if
+ * unknown or expired. */
+int pa_token_from_reply(redisReply *reply, pa_token *t, pa_err *err);
+
 /* Records a client's assertion jti until ttl; PA_EBUSY if it was seen before. */
 int pa_jti_once(pa_redis *r, const char *client, const char *jti, long ttl, pa_err *err);
 

@@ -254,20 +254,35 @@ static int64_t to_i64(const redisReply *v)
     return n;
 }
 
+int pa_job_key(pa_redis *r, const char *id, char *key, size_t size)
+{
+    if(strlen(id) != PA_JOB_ID_LEN || strspn(id, "0123456789abcdef") != PA_JOB_ID_LEN)
+        return -1;
+    pa_redis_key(r, key, size, "job:%s", id);
+    return 0;
+}
+
 int pa_job_get(pa_redis *r, const char *id, pa_job **out, pa_err *err)
 {
     char key[KEYLEN];
     redisReply *reply;
+
+    *out = NULL;
+    if(pa_job_key(r, id, key, sizeof(key)))
+        return pa_err_set(err, PA_ENOTFOUND, "no such job");
+    reply = pa_redis_cmd(r, err, "HGETALL %s", key);
+    if(!reply)
+        return PA_EREDIS;
+    return pa_job_from_reply(id, reply, out, err);
+}
+
+int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *err)
+{
     pa_job *job = NULL;
     size_t i;
     int rc = PA_OK;
 
     *out = NULL;
-    if(strlen(id) != PA_JOB_ID_LEN || strspn(id, "0123456789abcdef") != PA_JOB_ID_LEN)
-        return pa_err_set(err, PA_ENOTFOUND, "no such job");
-    reply = pa_redis_cmd(r, err, "HGETALL %s", pa_redis_key(r, key, sizeof(key), "job:%s", id));
-    if(!reply)
-        return PA_EREDIS;
     if(reply->type != REDIS_REPLY_ARRAY || reply->elements == 0) {
         rc = pa_err_set(err, PA_ENOTFOUND, "no such job");
         goto out;

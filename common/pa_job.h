@@ -60,6 +60,13 @@ int pa_job_submit(pa_redis *r, PGconn *db, const pa_job *job, long max_active, p
 /* Reads a job; PA_ENOTFOUND if there is none. */
 int pa_job_get(pa_redis *r, const char *id, pa_job **out, pa_err *err);
 
+/* The Redis key of job id (HGETALL it); -1 if id cannot be a job's. */
+int pa_job_key(pa_redis *r, const char *id, char *key, size_t size);
+
+/* The job of an HGETALL reply of its key, which it frees; PA_ENOTFOUND if
+ * there is none. */
+int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *err);
+
 /*
  * Cancels (running or queued) or deletes (finished) the owner's job: after
  * it, the job answers 404 and its files are gone once the janitor runs

@@ -164,6 +164,50 @@ redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
     return check_reply(r, reply, err);
 }
 
+int pa_redis_pipeline(pa_redis *r, int n, const int *argcs, const char *const *const *argvs, redisReply **replies,
+                      pa_err *err)
+{
+    int attempt, i;
+
+    for(i = 0; i < n; i++)
+        replies[i] = NULL;
+    for(attempt = 0; attempt < 2; attempt++) {
+        int ok = 1;
+
+        if(ensure_connected(r, err))
+            return PA_EREDIS;
+        for(i = 0; i < n && ok; i++)
+            ok = redisAppendCommandArgv(r->c, argcs[i], (const char **)argvs[i], NULL) == REDIS_OK;
+        for(i = 0; i < n && ok; i++)
+            ok = redisGetReply(r->c, (void **)&replies[i]) == REDIS_OK;
+        if(ok)
+            break;
+        for(i = 0; i < n; i++) {
+            if(replies[i])
+                freeReplyObject(replies[i]);
+            replies[i] = NULL;
+        }
+        /* a broken connection: once more on a new one (these are reads) */
+        if(!r->c->err || (r->c->err != REDIS_ERR_EOF && r->c->err != REDIS_ERR_IO))
+            break;
+    }
+    for(i = 0; i < n; i++) {
+        int k;
+
+        if(replies[i] && replies[i]->type != REDIS_REPLY_ERROR)
+            continue;
+        check_reply(r, replies[i], err); /* says why; frees an error reply */
+        replies[i] = NULL;
+        for(k = 0; k < n; k++) {
+            if(replies[k])
+                freeReplyObject(replies[k]);
+            replies[k] = NULL;
+        }
+        return PA_EREDIS;
+    }
+    return PA_OK;
+}
+
 const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *fmt, ...)
 {
     va_list ap;

@@ -29,6 +29,12 @@ redisReply *pa_redis_cmd(pa_redis *r, pa_err *err, const char *fmt, ...);
 redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
                           const size_t *lens);
 
+/* Runs n read commands (argv vectors) in one round trip: replies[i] answers
+ * argvs[i], each the caller's to free.  On any failure (an error reply
+ * included) none is kept, and err says why. */
+int pa_redis_pipeline(pa_redis *r, int n, const int *argcs, const char *const *const *argvs, redisReply **replies,
+                      pa_err *err);
+
 /* Writes prefix + fmt into out (size bytes); returns out. */
 const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -33,12 +33,22 @@ typedef struct pa_ctx {
     const char *client_id; /* who is asking (the job owner); "" before authentication */
     pa_token token;        /* the caller's access token, once checked */
     pa_audit audit;
+    /* the job a status or file request names, read in the token's round trip */
+    char job_id[33];       /* what it was read for; "" when nothing was */
+    pa_job *job;           /* NULL when there is no such job */
 } pa_ctx;
 
 /* Connections on demand; a failure answers 503 through pa_resp_error. */
 int pa_ctx_redis(pa_ctx *ctx, pa_redis **out, pa_err *err);
 int pa_ctx_db(pa_ctx *ctx, PGconn **out, pa_err *err);
 void pa_ctx_close(pa_ctx *ctx);
+
+/* Takes the job the router read for id with the token (0 and *job, NULL if
+ * there is none); -1 when it read none for id. */
+int pa_ctx_take_job(pa_ctx *ctx, const char *id, pa_job **job);
+
+/* Forgets what the router read for this request. */
+void pa_ctx_request_done(pa_ctx *ctx);
 
 /* Routes one request and fills resp; never fails (errors become OperationOutcomes). */
 void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp);

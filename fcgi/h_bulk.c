@@ -390,9 +390,13 @@ static int load_own_job(pa_ctx *ctx, const char *id, pa_job **job, pa_resp *resp
     int rc;
 
     pa_err_clear(&err);
-    rc = pa_ctx_redis(ctx, &redis, &err);
-    if(!rc)
-        rc = pa_job_get(redis, id, job, &err);
+    if(pa_ctx_take_job(ctx, id, job) == 0)
+        rc = *job ? PA_OK : pa_err_set(&err, PA_ENOTFOUND, "no such job");
+    else {
+        rc = pa_ctx_redis(ctx, &redis, &err);
+        if(!rc)
+            rc = pa_job_get(redis, id, job, &err);
+    }
     if(!rc && (strcmp((*job)->owner, ctx->client_id) || !strcmp((*job)->state, "cancelled"))) {
         pa_job_free(*job);
         *job = NULL;

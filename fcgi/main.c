@@ -214,6 +214,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     if(read_body(fr, ctx, &body, &req.body_len, &resp) == 0) {
         req.body = body ? body : "";
         pa_api_handle(ctx, &req, &resp);
+        pa_ctx_request_done(ctx);
     }
     send_response(fr->out, ctx, &req, &resp, head_only);
     /* FCGX_Finish_r frees the environment req points into: keep what the

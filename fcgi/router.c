@@ -30,24 +30,25 @@ struct route {
     pa_handler handler;
     enum access access;
     const char *read_type;
+    int job_arg;           /* the first {} is a job id: read it with the token */
 };
 
 static const struct route routes[] = {
-    { "/metadata", M_GET, pa_h_metadata, PUBLIC, NULL },
-    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, PUBLIC, NULL },
-    { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL },
-    { "/Group", M_GET, pa_h_group_search, TOKEN, "Group" },
-    { "/Group/$provider-member-match", M_POST, pa_h_member_match, TOKEN, "Group" },
-    { "/Consent", M_POST, pa_h_consent, TOKEN, NULL },
-    { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group" },
-    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
-    { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group" },
-    { "/Group/{}/$member-add", M_POST, pa_h_member_add, TOKEN, NULL },
-    { "/Group/{}/$member-remove", M_POST, pa_h_member_remove, TOKEN, NULL },
-    { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL },
-    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, TOKEN, NULL },
+    { "/metadata", M_GET, pa_h_metadata, PUBLIC, NULL, 0 },
+    { "/.well-known/smart-configuration", M_GET, pa_h_smart_config, PUBLIC, NULL, 0 },
+    { "/auth/token", M_POST, pa_h_token, PUBLIC, NULL, 0 },
+    { "/Group", M_GET, pa_h_group_search, TOKEN, "Group", 0 },
+    { "/Group/$provider-member-match", M_POST, pa_h_member_match, TOKEN, "Group", 0 },
+    { "/Consent", M_POST, pa_h_consent, TOKEN, NULL, 0 },
+    { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group", 0 },
+    { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group", 0 },
+    { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group", 0 },
+    { "/Group/{}/$member-add", M_POST, pa_h_member_add, TOKEN, NULL, 0 },
+    { "/Group/{}/$member-remove", M_POST, pa_h_member_remove, TOKEN, NULL, 0 },
+    { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL, 1 },
+    { "/bulkstatus/{}", M_DELETE, pa_h_job_delete, TOKEN, NULL, 1 },
     /* each file's own type is checked by its handler */
-    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file, TOKEN, NULL },
+    { "/bulkfiles/{}/{}", M_GET, pa_h_job_file, TOKEN, NULL, 1 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -131,7 +132,52 @@ static int check_format(const pa_req *req, pa_resp *resp)
  * unknown or expired (OperationOutcome code login).  On success the caller is
  * the token's client.
  */
-static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp)
+/* The token, and the job named by job_id (if not NULL), in one round trip. */
+static int read_token(pa_ctx *ctx, pa_redis *redis, const char *bearer, const char *job_id, pa_err *err)
+{
+    char tkey[256], jkey[128];
+    const char *targv[2] = { "HGETALL", tkey }, *jargv[2] = { "HGETALL", jkey };
+    const char *const *argvs[2] = { targv, jargv };
+    const int argcs[2] = { 2, 2 };
+    redisReply *replies[2];
+    pa_err jerr;
+    int rc;
+
+    if(!job_id || pa_job_key(redis, job_id, jkey, sizeof(jkey)))
+        return pa_token_lookup(redis, bearer, &ctx->token, err);
+    if(pa_token_key(redis, bearer, tkey, sizeof(tkey)))
+        return pa_err_set(err, PA_ENOTFOUND, "unknown token");
+    rc = pa_redis_pipeline(redis, 2, argcs, argvs, replies, err);
+    if(rc)
+        return rc;
+    rc = pa_token_from_reply(replies[0], &ctx->token, err);
+    pa_job_free(ctx->job);
+    ctx->job = NULL;
+    pa_strlcpy(ctx->job_id, job_id, sizeof(ctx->job_id));
+    /* no such job is an answer too; anything else, the handler reads again */
+    if(pa_job_from_reply(job_id, replies[1], &ctx->job, &jerr) && jerr.code != PA_ENOTFOUND)
+        ctx->job_id[0] = '\0';
+    return rc;
+}
+
+int pa_ctx_take_job(pa_ctx *ctx, const char *id, pa_job **job)
+{
+    if(!ctx->job_id[0] || strcmp(ctx->job_id, id))
+        return -1;
+    *job = ctx->job;
+    ctx->job = NULL;
+    ctx->job_id[0] = '\0';
+    return 0;
+}
+
+void pa_ctx_request_done(pa_ctx *ctx)
+{
+    pa_job_free(ctx->job);
+    ctx->job = NULL;
+    ctx->job_id[0] = '\0';
+}
+
+static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *job_id)
 {
     const char *h = req->authorization;
     pa_redis *redis;
@@ -155,7 +201,7 @@ static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp)
     pa_err_clear(&err);
     rc = pa_ctx_redis(ctx, &redis, &err);
     if(!rc)
-        rc = pa_token_lookup(redis, h + 7, &ctx->token, &err);
+        rc = read_token(ctx, redis, h + 7, job_id, &err);
     if(rc == PA_ENOTFOUND) {
         pa_resp_outcome(resp, 401, "error", "login", "the access token is unknown or has expired");
         pa_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"provider-access\", error=\"invalid_token\"");
@@ -205,7 +251,8 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
         }
         if(!ctx->cfg)
             pa_resp_error(resp, &ctx->cfg_err);
-        else if(check_format(req, resp) == 0 && (routes[i].access == PUBLIC || authenticate(ctx, req, resp) == 0) &&
+        else if(check_format(req, resp) == 0 && (routes[i].access == PUBLIC ||
+                                                   authenticate(ctx, req, resp, routes[i].job_arg ? args[0] : NULL) == 0) &&
                 (!routes[i].read_type || pa_api_require_read(ctx, resp, routes[i].read_type) == 0))
             routes[i].handler(ctx, req, resp, args);
         while(nargs > 0)

@@ -379,6 +379,41 @@ static void test_audit_takeover(void)
     CU_ASSERT_EQUAL(pruned, 3);
 }
 
+static void test_pipeline(void)
+{
+    const char *a[2] = { "HGETALL", "pa-test:h" }, *b[2] = { "HGETALL", "pa-test:none" },
+               *c[2] = { "HGETALL", "pa-test:s" };
+    const char *const *ok[2] = { a, b }, *const *bad[3] = { a, c, b };
+    const int argcs[3] = { 2, 2, 2 };
+    redisReply *replies[3] = { NULL, NULL, NULL };
+    redisReply *r;
+    pa_err err;
+
+    reset();
+    r = pa_redis_cmd(redis, NULL, "HSET pa-test:h f v");
+    if(r)
+        freeReplyObject(r);
+    r = pa_redis_cmd(redis, NULL, "SET pa-test:s x");
+    if(r)
+        freeReplyObject(r);
+    CU_ASSERT_EQUAL_FATAL(pa_redis_pipeline(redis, 2, argcs, ok, replies, &err), PA_OK);
+    CU_ASSERT_EQUAL(replies[0]->elements, 2);
+    CU_ASSERT_STRING_EQUAL(replies[0]->element[1]->str, "v");
+    CU_ASSERT_EQUAL(replies[1]->elements, 0);
+    freeReplyObject(replies[0]);
+    freeReplyObject(replies[1]);
+    /* one error reply fails the whole pipeline, and keeps no reply */
+    CU_ASSERT_EQUAL(pa_redis_pipeline(redis, 3, argcs, bad, replies, &err), PA_EREDIS);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "WRONGTYPE"));
+    CU_ASSERT_PTR_NULL(replies[0]);
+    CU_ASSERT_PTR_NULL(replies[1]);
+    CU_ASSERT_PTR_NULL(replies[2]);
+    /* the connection is still good */
+    CU_ASSERT_EQUAL(pa_redis_pipeline(redis, 2, argcs, ok, replies, &err), PA_OK);
+    freeReplyObject(replies[0]);
+    freeReplyObject(replies[1]);
+}
+
 int main(int argc, char **argv)
 {
     static const struct cu_test tests[] = {
@@ -392,6 +427,7 @@ int main(int argc, char **argv)
         { "departed workers holding nothing are forgotten", test_prune_consumers },
         { "audit events are stored once, in batches", test_audit_drain },
         { "an audit drainer that died is taken over", test_audit_takeover },
+        { "commands pipelined in one round trip", test_pipeline },
         { NULL, NULL },
     };
     pa_err err;
