@@ -44,6 +44,7 @@
 #define MAX_FILES_PER_TYPE 10000
 #define MAX_SQL_VALUES 64
 #define SQL_MAX (64 * 1024)
+#define CHECKPOINT_EVERY_MS 1000
 
 /* The members an export covers: $1 Group, $2/$3 the client's NPI and
  * organization NPI (for provider-specific opt-outs), $4 the patient subset
@@ -359,7 +360,7 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
 {
     struct lane lanes[2] = { { x->w->db, NULL }, { x->db2, NULL } };
     int nlanes = x->db2 ? 2 : 1;
-    size_t next = 0, i;
+    size_t next = 0;
     int rc = PA_OK;
 
     for(;;) {
@@ -392,10 +393,18 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
             if(lanes[k].t)
                 lane_read(x, &lanes[k], &rc, err);
     }
-    for(i = 0; i < x->nout && !rc; i++)
-        if(x->out[i].fd >= 0 && fdatasync(x->out[i].fd))
-            rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
     return rc;
+}
+
+/* Every current file on disk: what a checkpoint says was written must be. */
+static int sync_outputs(struct export *x, pa_err *err)
+{
+    size_t i;
+
+    for(i = 0; i < x->nout; i++)
+        if(x->out[i].fd >= 0 && fdatasync(x->out[i].fd))
+            return pa_err_set(err, PA_EIO, "cannot sync %s output: %s", x->out[i].type, strerror(errno));
+    return PA_OK;
 }
 
 /* The shared resources (Organization, ...) that the members' exported
@@ -467,9 +476,6 @@ static int export_shared(struct export *x, pa_err *err)
     }
     if(!rc && t)
         rc = flush_type(t, err);
-    for(k = 0; k < x->nout && !rc; k++)
-        if(x->out[k].kind == OUT_SHARED && x->out[k].fd >= 0 && fdatasync(x->out[k].fd))
-            rc = pa_err_set(err, PA_EIO, "cannot sync output: %s", strerror(errno));
     return rc;
 }
 
@@ -822,6 +828,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     struct export *x = calloc(1, sizeof(*x));
     pa_buf ids;
     char *cp = NULL;
+    int64_t last_cp = pa_mono_ms();
     size_t i;
     int rc;
 
@@ -874,6 +881,16 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         if(rc)
             break;
         x->done++;
+        pa_worker_chunk_pause(w);
+        /* a checkpoint (files synced, resume point saved, the claim renewed,
+         * cancellation and shutdown heard) at most every CHECKPOINT_EVERY_MS,
+         * and always after the last pass: a resumed job redoes at most that */
+        if(!x->shared_done && !*w->stop && pa_mono_ms() < last_cp + CHECKPOINT_EVERY_MS)
+            continue;
+        last_cp = pa_mono_ms();
+        rc = sync_outputs(x, err);
+        if(rc)
+            break;
         free(cp);
         cp = checkpoint_json(x);
         rc = cp ? pa_worker_checkpoint(w, job, x->done, x->total, cp, err) : pa_err_set(err, PA_ENOMEM, "out of memory");

@@ -53,4 +53,8 @@ int pa_job_dir_remove(const pa_config *cfg, const char *id);
 int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
                          const char *checkpoint, pa_err *err);
 
+/* The pause export_chunk_pause_ms asks for between chunks (tests use it to
+ * land crashes mid-job). */
+void pa_worker_chunk_pause(const pa_worker *w);
+
 #endif

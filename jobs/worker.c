@@ -95,9 +95,13 @@ int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
         return rc;
     if(*w->stop)
         return pa_err_set(err, PA_ESTOPPED, "the runner is stopping");
+    return PA_OK;
+}
+
+void pa_worker_chunk_pause(const pa_worker *w)
+{
     if(w->cfg->export_chunk_pause_ms)
         pause_ms(w->cfg->export_chunk_pause_ms);
-    return PA_OK;
 }
 
 static int is_transient(int rc)
