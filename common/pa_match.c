@@ -82,8 +82,8 @@ struct check {
     char resource_type[32];
     const char *list;
     size_t list_len;
-    long members, index, max;
-    int bad;             /* the parameter at index is no MemberBundle */
+    long members;        /* MemberBundles so far: also the next parameter's index */
+    int bad;             /* the parameter at index members is no MemberBundle */
     char name[48];
 };
 
@@ -119,7 +119,6 @@ static int check_param(const char *key, const char *value, size_t len, void *ctx
         c->bad = 1;
         return 1;
     }
-    c->index++;
     c->members++;
     return 0;
 }
@@ -136,7 +135,7 @@ int pa_match_check(const char *body, size_t len, long max, long *members, pa_err
     if(*body != '{' || strcmp(c.resource_type, "Parameters") || !c.list || *c.list != '[')
         return pa_err_set(err, PA_EINVAL, "the request must be a Parameters resource with MemberBundle parameters");
     if(pa_json_walk(c.list, c.list_len, check_param, &c, NULL) && c.bad)
-        return pa_err_set(err, PA_EINVAL, "parameter %ld ('%.40s') is not a MemberBundle", c.index, c.name);
+        return pa_err_set(err, PA_EINVAL, "parameter %ld ('%.40s') is not a MemberBundle", c.members, c.name);
     *members = c.members;
     if(!c.members)
         return pa_err_set(err, PA_EINVAL, "the request has no MemberBundle");

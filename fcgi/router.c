@@ -127,11 +127,6 @@ static int check_format(const pa_req *req, pa_resp *resp)
     return -1;
 }
 
-/*
- * Checks the Bearer token: 401 with WWW-Authenticate when it is missing,
- * unknown or expired (OperationOutcome code login).  On success the caller is
- * the token's client.
- */
 /* The token, and the job named by job_id (if not NULL), in one round trip. */
 static int read_token(pa_ctx *ctx, pa_redis *redis, const char *bearer, const char *job_id, pa_err *err)
 {
@@ -177,6 +172,11 @@ void pa_ctx_request_done(pa_ctx *ctx)
     ctx->job_id[0] = '\0';
 }
 
+/*
+ * Checks the Bearer token: 401 with WWW-Authenticate when it is missing,
+ * unknown or expired (OperationOutcome code login).  On success the caller is
+ * the token's client.  job_id, if not NULL, is read with the token.
+ */
 static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *job_id)
 {
     const char *h = req->authorization;
