@@ -44,9 +44,9 @@ static void usage(FILE *f)
             "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
             "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
+            "  version                   print the version\n"
             "\n"
             "Lists print tab-separated lines with a header line; --no-header drops it.\n"
-            "  version                   print the version\n"
             "\n"
             "The configuration is FILE, else $PA_CONFIG, else " PA_CONFIG_DEFAULT_PATH ".\n"
             "The SQL folder is DIR, else $PA_SQL_DIR, else " PA_SQL_DIR ".\n");

@@ -243,8 +243,17 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
             json_object_array_add(asked_filters, json_object_new_string(v));
         }
         else if(!strcmp(name, "patient")) {
-            /* kept as given: references that are not members are reported, not refused */
-            json_object_array_add(patients, json_object_new_string(v));
+            /* kept as given: references that are not members are reported, not
+             * refused; a comma-separated list is several (no reference has one) */
+            const char *p = v;
+
+            while(*p) {
+                size_t n = strcspn(p, ",");
+
+                if(n)
+                    json_object_array_add(patients, json_object_new_string_len(p, (int)n));
+                p += n + (p[n] == ',');
+            }
         }
         else if(!strcmp(name, "exportType")) {
             if(export_type)

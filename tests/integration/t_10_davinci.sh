@@ -149,6 +149,13 @@ expect_eq "the others are reported as OperationOutcomes in error[]" "$(jq -r .re
 expect_true "... naming the non-member" grep -q "Patient/p1 is not a member of Group/roster-org-0" <<< "$errs"
 expect_true "... and the reference that is no Patient" grep -q "'Observation/x' is not a Patient reference" <<< "$errs"
 as_org DELETE "$JOB_URL"
+dx --get --data-urlencode '_type=Patient' --data-urlencode "patient=Patient/$member,Patient/p1"
+wait_as "$JOB_URL"
+MANIFEST=$BODY
+expect_eq "a comma-separated patient query parameter names each reference" "$(fetch_all Patient | jq -r .id)" "$member"
+expect_true "... and reports the non-member among them" grep -q "Patient/p1 is not a member of Group/roster-org-0" \
+  <<< "$(curl -s -H "Authorization: Bearer $ORG_TOKEN" "$(jq -r '.error[0].url' <<< "$MANIFEST")")"
+as_org DELETE "$JOB_URL"
 
 # _since: changes and tombstones
 since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
