@@ -44,59 +44,62 @@ static const char stage_sql[] =
 
 /* One statement merges a batch: the last line of each (type, id) wins, and a
  * row whose content is unchanged is not touched. */
-static const char merge_sql[] =
-    "WITH src AS (SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC), "
-    "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin,"
-    "  content_hash, tokens, clin_start, clin_end, created) "
-    " SELECT type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens,"
-    "  clin_start, clin_end, created FROM src "
-    " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id,"
-    "  last_updated = EXCLUDED.last_updated, json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin,"
-    "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start,"
-    "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created"
-    " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash "
-    " RETURNING (xmax = 0) AS inserted), "
-    "undeleted AS (DELETE FROM resource_deleted d USING src WHERE d.type = src.type AND d.id = src.id) "
-    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up";
+#define MERGE_SQL \
+    "WITH src AS (SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC), " \
+    "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
+    "  content_hash, tokens, clin_start, clin_end, created) " \
+    " SELECT type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens," \
+    "  clin_start, clin_end, created FROM src " \
+    " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
+    "  last_updated = EXCLUDED.last_updated, json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin," \
+    "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start," \
+    "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created" \
+    " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash " \
+    " RETURNING (xmax = 0) AS inserted), " \
+    "undeleted AS (DELETE FROM resource_deleted d USING src WHERE d.type = src.type AND d.id = src.id) " \
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
 
 /* What members, coverage and the provider directory keep, from the batch. */
-static const char derive_sql[] =
-    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, json::jsonb AS j FROM load_stage"
-    "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, seq DESC), "
-    "m AS (INSERT INTO member (patient_id, family, given, birth_date, gender, member_id) "
-    " SELECT id, j->'name'->0->>'family',"
-    "  (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g),"
-    "  CASE WHEN length(j->>'birthDate') = 10 THEN (j->>'birthDate')::date END, j->>'gender',"
-    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i"
-    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1)"
-    " FROM src WHERE type = 'Patient' "
-    " ON CONFLICT (patient_id) DO UPDATE SET family = EXCLUDED.family, given = EXCLUDED.given,"
-    "  birth_date = EXCLUDED.birth_date, gender = EXCLUDED.gender, member_id = EXCLUDED.member_id "
-    " RETURNING 1), "
-    "c AS (INSERT INTO coverage (coverage_id, patient_id, subscriber_id, member_id, status,"
-    "  period_start, period_end, payor) "
-    " SELECT id, patient_id, j->>'subscriberId',"
-    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i"
-    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1), j->>'status',"
-    "  CASE WHEN length(j->'period'->>'start') >= 10 THEN left(j->'period'->>'start', 10)::date END,"
-    "  CASE WHEN length(j->'period'->>'end') >= 10 THEN left(j->'period'->>'end', 10)::date END,"
-    "  coalesce(j->'payor'->0->>'reference', j->'payor'->0->'identifier'->>'value')"
-    " FROM src WHERE type = 'Coverage' "
-    " ON CONFLICT (coverage_id) DO UPDATE SET patient_id = EXCLUDED.patient_id,"
-    "  subscriber_id = EXCLUDED.subscriber_id, member_id = EXCLUDED.member_id, status = EXCLUDED.status,"
-    "  period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, payor = EXCLUDED.payor "
-    " RETURNING 1) "
-    "INSERT INTO provider (npi, kind, name, resource_type, resource_id) "
-    "SELECT DISTINCT ON (npi) npi, kind, name, type, id FROM ("
-    " SELECT (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i"
-    "   WHERE i->>'system' = 'http://hl7.org/fhir/sid/us-npi' LIMIT 1) AS npi,"
-    "  CASE type WHEN 'Organization' THEN 'organization' ELSE 'practitioner' END AS kind,"
-    "  CASE type WHEN 'Organization' THEN j->>'name' ELSE concat_ws(' ',"
-    "   (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g),"
-    "   j->'name'->0->>'family') END AS name, type, id"
-    " FROM src WHERE type IN ('Practitioner', 'Organization')) p WHERE npi IS NOT NULL "
-    "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name,"
-    " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()";
+#define DERIVE_SQL \
+    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, json::jsonb AS j FROM load_stage" \
+    "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, seq DESC), " \
+    "m AS (INSERT INTO member (patient_id, family, given, birth_date, gender, member_id) " \
+    " SELECT id, j->'name'->0->>'family'," \
+    "  (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g)," \
+    "  CASE WHEN length(j->>'birthDate') = 10 THEN (j->>'birthDate')::date END, j->>'gender'," \
+    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i" \
+    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1)" \
+    " FROM src WHERE type = 'Patient' " \
+    " ON CONFLICT (patient_id) DO UPDATE SET family = EXCLUDED.family, given = EXCLUDED.given," \
+    "  birth_date = EXCLUDED.birth_date, gender = EXCLUDED.gender, member_id = EXCLUDED.member_id " \
+    " RETURNING 1), " \
+    "c AS (INSERT INTO coverage (coverage_id, patient_id, subscriber_id, member_id, status," \
+    "  period_start, period_end, payor) " \
+    " SELECT id, patient_id, j->>'subscriberId'," \
+    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i" \
+    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1), j->>'status'," \
+    "  CASE WHEN length(j->'period'->>'start') >= 10 THEN left(j->'period'->>'start', 10)::date END," \
+    "  CASE WHEN length(j->'period'->>'end') >= 10 THEN left(j->'period'->>'end', 10)::date END," \
+    "  coalesce(j->'payor'->0->>'reference', j->'payor'->0->'identifier'->>'value')" \
+    " FROM src WHERE type = 'Coverage' " \
+    " ON CONFLICT (coverage_id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
+    "  subscriber_id = EXCLUDED.subscriber_id, member_id = EXCLUDED.member_id, status = EXCLUDED.status," \
+    "  period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, payor = EXCLUDED.payor " \
+    " RETURNING 1) " \
+    "INSERT INTO provider (npi, kind, name, resource_type, resource_id) " \
+    "SELECT DISTINCT ON (npi) npi, kind, name, type, id FROM (" \
+    " SELECT (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i" \
+    "   WHERE i->>'system' = 'http://hl7.org/fhir/sid/us-npi' LIMIT 1) AS npi," \
+    "  CASE type WHEN 'Organization' THEN 'organization' ELSE 'practitioner' END AS kind," \
+    "  CASE type WHEN 'Organization' THEN j->>'name' ELSE concat_ws(' '," \
+    "   (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g)," \
+    "   j->'name'->0->>'family') END AS name, type, id" \
+    " FROM src WHERE type IN ('Practitioner', 'Organization')) p WHERE npi IS NOT NULL " \
+    "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name," \
+    " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()"
+
+/* A batch's merge, derivation and commit, sent as one simple query. */
+static const char merge_sql_and_commit[] = MERGE_SQL "; " DERIVE_SQL "; COMMIT";
 
 static const char delete_sql[] =
     "WITH d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
@@ -183,13 +186,71 @@ static void progress(load_ctx *l, const char *file, int final)
 }
 
 /* Sends the staged batch and merges it, in one transaction. */
-static int flush_batch(load_ctx *l, pa_err *err)
+/* Collects the answer of the batch in flight (its merge, derivation and
+ * commit, sent by batch_send): counts it, or rolls it back and reports its
+ * lines.  A failed batch never stops the load. */
+static int batch_wait(load_ctx *l, pa_err *err)
+{
+    PGresult *res;
+    int step = 0, failed = 0;
+    char why[400] = "";
+
+    if(!l->pending_rows)
+        return PA_OK;
+    while((res = PQgetResult(l->db))) {
+        ExecStatusType st = PQresultStatus(res);
+
+        if(st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+            if(!failed)
+                snprintf(why, sizeof(why), "%s", PQresultErrorMessage(res));
+            failed = 1;
+        }
+        else if(step == 0 && st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+            long ins = 0, upd = 0;
+
+            pa_parse_long(PQgetvalue(res, 0, 0), &ins);
+            pa_parse_long(PQgetvalue(res, 0, 1), &upd);
+            l->pending_inserted = ins;
+            l->pending_updated = upd;
+        }
+        step++;
+        PQclear(res);
+    }
+    if(failed || step != 3) {
+        size_t n = strlen(why);
+
+        while(n && (why[n - 1] == '\n' || why[n - 1] == ' '))
+            why[--n] = '\0';
+        pa_db_exec(l->db, NULL, "ROLLBACK");
+        load_report(l, l->pending_file, l->pending_first_line, "lines %ld to %ld were not stored: %s",
+                    l->pending_first_line, l->pending_last_line, why[0] ? why : "the connection failed");
+        l->rejected += l->pending_rows - 1;
+    }
+    else {
+        l->inserted += l->pending_inserted;
+        l->updated += l->pending_updated;
+        /* a line repeating an earlier one of the same batch is unchanged too */
+        l->unchanged += l->pending_rows - l->pending_inserted - l->pending_updated;
+        l->loaded += l->pending_rows;
+    }
+    l->pending_rows = 0;
+    pa_err_clear(err);
+    return PA_OK;
+}
+
+/*
+ * Sends the batch: COPY into the staging table, then its merge, derivation
+ * and commit without waiting for them, so that the next batch is parsed
+ * while the server merges this one.  Batches merge one after the other: the
+ * one in flight is collected first.
+ */
+static int batch_send(load_ctx *l, pa_err *err)
 {
     PGresult *res = NULL;
     long rows = l->batch_rows;
-    int rc = PA_OK;
+    int rc;
 
-    if(rows == 0)
+    if(batch_wait(l, err) || rows == 0)
         return PA_OK;
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc) {
@@ -216,40 +277,34 @@ static int flush_batch(load_ctx *l, pa_err *err)
             PQclear(res);
         }
     }
-    if(!rc) {
-        res = pa_db_query(l->db, err, merge_sql, 0, NULL);
-        if(!res) {
-            rc = PA_EDB;
-        }
-        else {
-            long ins = 0, upd = 0;
-
-            pa_parse_long(PQgetvalue(res, 0, 0), &ins);
-            pa_parse_long(PQgetvalue(res, 0, 1), &upd);
-            l->inserted += ins;
-            l->updated += upd;
-            /* a line repeating an earlier one of the same batch is unchanged too */
-            l->unchanged += rows - ins - upd;
-            PQclear(res);
-        }
-    }
-    if(!rc)
-        rc = pa_db_exec(l->db, err, derive_sql);
-    if(!rc)
-        rc = pa_db_exec(l->db, err, "COMMIT");
+    /* three statements, three results: batch_wait counts them */
+    if(!rc && !PQsendQuery(l->db, merge_sql_and_commit))
+        rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
     if(rc) {
         pa_db_exec(l->db, NULL, "ROLLBACK");
         load_report(l, l->batch_file, l->batch_first_line, "lines %ld to %ld were not stored: %s",
                     l->batch_first_line, l->batch_last_line, err->msg);
         l->rejected += rows - 1;
-        rc = PA_OK; /* the lines are reported; go on with the next batch */
     }
     else {
-        l->loaded += rows;
+        l->pending_rows = rows;
+        pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
+        l->pending_first_line = l->batch_first_line;
+        l->pending_last_line = l->batch_last_line;
     }
     l->batch_rows = 0;
     pa_buf_reset(&l->batch);
-    return rc;
+    pa_err_clear(err);
+    return PA_OK;
+}
+
+/* Every line read so far stored (or reported): before anything else uses the
+ * connection, and at the end. */
+static int flush_batch(load_ctx *l, pa_err *err)
+{
+    int rc = batch_send(l, err);
+
+    return rc ? rc : batch_wait(l, err);
 }
 
 /* The hash of a line as loaded, and of how it was read: a new extraction
@@ -346,7 +401,7 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     l->batch_rows++;
     if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)
-        return flush_batch(l, err);
+        return batch_send(l, err);
     return PA_OK;
 }
 

@@ -24,6 +24,11 @@ typedef struct load_ctx {
     char batch_file[1024];
     long batch_first_line;
     long batch_last_line;
+    /* the batch whose merge is in flight (load.c: batch_send, batch_wait) */
+    long pending_rows;
+    char pending_file[1024];
+    long pending_first_line, pending_last_line;
+    long pending_inserted, pending_updated;
     long seq;
     pa_fhir_facts facts;
     char load_instant[32];    /* meta.lastUpdated for resources that lack one */

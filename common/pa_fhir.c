@@ -456,6 +456,16 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
             return rc;
         break;
     }
+    /* the member table keeps birthDate as an SQL date (Coverage's period is a
+     * clinical date above): a bad one would fail its whole batch there, so it
+     * fails its own line here */
+    if(!strcmp(t->name, "Patient")) {
+        char ts[PA_TS_LEN];
+
+        rc = take_date(res, "birthDate", ts, "birthDate", err);
+        if(rc)
+            return rc;
+    }
     rc = pa_buf_addstr(&f->tokens, "{");
     for(i = 0; !rc && i < sizeof(tok_rules) / sizeof(tok_rules[0]); i++) {
         struct tok_ctx c = { &f->tokens, tok_rules[i].param, tok_rules[i].kind, PA_OK };

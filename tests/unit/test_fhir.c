@@ -70,6 +70,20 @@ static void test_extract(void)
         "\"code=|x\\\"y\",\"code=x\\\"y\",\"status=final\"}");
     json_object_put(o);
 
+    /* dates the member and coverage tables keep must be dates */
+    o = json_tokener_parse("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"birthDate\":\"1970-02-30\"}");
+    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Patient"), &f, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "birthDate '1970-02-30'"));
+    json_object_put(o);
+    o = json_tokener_parse("{\"resourceType\":\"Coverage\",\"id\":\"c1\",\"beneficiary\":{\"reference\":\"Patient/p1\"},"
+                           "\"period\":{\"start\":\"2020-01-01\",\"end\":\"2020-13-01\"}}");
+    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Coverage"), &f, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'2020-13-01' is not a FHIR date"));
+    json_object_put(o);
+    o = json_tokener_parse("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"birthDate\":\"1970-02\"}");
+    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Patient"), &f, &err), PA_OK);
+    json_object_put(o);
+
     /* a compartment resource without its patient is refused */
     o = json_tokener_parse("{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Group/1\"}}");
     CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_EINVAL);
