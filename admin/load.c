@@ -189,14 +189,14 @@ static void progress(load_ctx *l, const char *file, int final)
 /* Collects the answer of the batch in flight (its merge, derivation and
  * commit, sent by batch_send): counts it, or rolls it back and reports its
  * lines.  A failed batch never stops the load. */
-static int batch_wait(load_ctx *l, pa_err *err)
+static void batch_wait(load_ctx *l)
 {
     PGresult *res;
     int step = 0, failed = 0;
     char why[400] = "";
 
     if(!l->pending_rows)
-        return PA_OK;
+        return;
     while((res = PQgetResult(l->db))) {
         ExecStatusType st = PQresultStatus(res);
 
@@ -234,8 +234,6 @@ static int batch_wait(load_ctx *l, pa_err *err)
         l->loaded += l->pending_rows;
     }
     l->pending_rows = 0;
-    pa_err_clear(err);
-    return PA_OK;
 }
 
 /*
@@ -250,7 +248,8 @@ static int batch_send(load_ctx *l, pa_err *err)
     long rows = l->batch_rows;
     int rc;
 
-    if(batch_wait(l, err) || rows == 0)
+    batch_wait(l);
+    if(rows == 0)
         return PA_OK;
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc) {
@@ -304,7 +303,8 @@ static int flush_batch(load_ctx *l, pa_err *err)
 {
     int rc = batch_send(l, err);
 
-    return rc ? rc : batch_wait(l, err);
+    batch_wait(l);
+    return rc;
 }
 
 /* The hash of a line as loaded, and of how it was read: a new extraction

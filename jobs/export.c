@@ -459,12 +459,10 @@ static int export_shared(struct export *x, pa_err *err)
             const char *type = PQgetvalue(res, 0, 0);
 
             if(!t || strcmp(t->type, type)) {
-                /* the write buffer is the current type's: flushed before the next */
-                rc = t ? flush_type(t, err) : PA_OK;
                 for(t = NULL, k = 0; k < x->nout; k++)
                     if(x->out[k].kind == OUT_SHARED && !strcmp(x->out[k].type, type))
                         t = &x->out[k];
-                if(!t && !rc)
+                if(!t)
                     rc = pa_err_set(err, PA_EDB, "a %.64s nobody asked for", type);
             }
             if(!rc)
@@ -474,8 +472,9 @@ static int export_shared(struct export *x, pa_err *err)
             rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
         PQclear(res);
     }
-    if(!rc && t)
-        rc = flush_type(t, err);
+    for(k = 0; k < x->nout && !rc; k++)
+        if(x->out[k].kind == OUT_SHARED)
+            rc = flush_type(&x->out[k], err);
     return rc;
 }
 
