@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,6 +99,11 @@ struct export {
     long total;            /* chunks in all */
     int shared_done;       /* the referenced shared resources are written */
     PGconn *db2;           /* the second lane's connection (export_chunk) */
+    uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs) */
+    char compartment[2048], shared[512]; /* array literals of the types exported, by kind */
+    int want_refs;         /* shared types are asked for: gather the members' references */
+    int resumed;           /* going on from a checkpoint */
+    struct type_out refs;  /* a chunk's references into export_ref (no file) */
 };
 
 /* The first four values of MEMBERS_SQL. */
@@ -238,8 +244,13 @@ static int build_type_sql(struct export *x, struct type_out *t, json_object *fil
     t->values[4] = x->until[0] ? x->until : NULL;
     t->values[5] = *floor && is_dated(t->type) ? floor : NULL;
     t->values[6] = x->financial ? "true" : "false";
+    /* Member by member, in the chunk's order, each one's rows by id: the
+     * output order is fixed (a resumed job writes what an uninterrupted one
+     * would) without sorting the chunk, and no selectivity is estimated per
+     * member id when the statement is planned. */
     rc = pa_buf_addstr(&t->sql,
-                       "SELECT CASE WHEN $7::bool THEN json ELSE coalesce(json_nonfin, json) END FROM resource "
+                       "SELECT r.line FROM unnest($1::text[]) m(pid), LATERAL ("
+                       "SELECT CASE WHEN $7::bool THEN json ELSE coalesce(json_nonfin, json) END line FROM resource "
                        "WHERE type = $2 AND last_updated <= $3::timestamptz"
                        " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
                        " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)"
@@ -247,13 +258,12 @@ static int build_type_sql(struct export *x, struct type_out *t, json_object *fil
                        "  OR coalesce(clin_end, clin_start, created) >= $6::date)");
     if(!rc)
         /* the Patient resource is the member itself; every other type is in its compartment */
-        rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = ANY($1::text[])"
-                                                                 : " AND id = ANY($1::text[])");
+        rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = m.pid" : " AND id = m.pid");
     json_object_object_get_ex(filters, t->type, &queries);
     if(!rc)
         rc = pa_filter_sql(queries, &t->sql, 8, t->values + 7, &nf, MAX_SQL_VALUES - 7);
     if(!rc)
-        rc = pa_buf_addstr(&t->sql, " ORDER BY patient_id, id");
+        rc = pa_buf_addstr(&t->sql, " ORDER BY id) r");
     t->nvalues = 7 + nf;
     return rc ? pa_err_set(err, PA_ETOOBIG, "the %s filters are too large", t->type) : PA_OK;
 }
@@ -272,6 +282,26 @@ static int build_deleted_sql(struct export *x, struct type_out *t, json_object *
                          " 'url', type || '/' || id))))::text FROM resource_deleted "
                          "WHERE patient_id = ANY($1::text[]) AND type IN (SELECT jsonb_array_elements_text($2::jsonb))"
                          " AND deleted_at > $3::timestamptz AND deleted_at <= $4::timestamptz ORDER BY patient_id, type, id");
+}
+
+/* The shared resources a chunk's members reference, from the `ref=Type/id`
+ * tokens of the resources of the types exported: stored with the job, so the
+ * shared pass at the end reads them and nothing else.  Idempotent: a chunk
+ * done again adds nothing. */
+static int build_refs_sql(struct export *x, struct type_out *t)
+{
+    t->values[0] = NULL;
+    t->values[1] = x->job->id;
+    t->values[2] = x->compartment;
+    t->values[3] = x->shared;
+    t->nvalues = 4;
+    return pa_buf_addstr(&t->sql,
+                         "INSERT INTO export_ref (job_id, type, id)"
+                         " SELECT DISTINCT $2, split_part(ref, '/', 1), substr(ref, strpos(ref, '/') + 1)"
+                         " FROM resource x, unnest(x.tokens) tok, substr(tok, 5) ref"
+                         " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[]) AND tok LIKE 'ref=%'"
+                         " AND split_part(ref, '/', 1) = ANY($4::text[])"
+                         " ON CONFLICT DO NOTHING");
 }
 
 /* Reads the next chunk of member ids after x->after into a Postgres array
@@ -296,7 +326,9 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
     pa_buf_reset(ids);
     rc = pa_buf_addstr(ids, "{");
     for(i = 0; i < *n && !rc; i++)
-        rc = pa_buf_add_array_item(ids, PQgetvalue(res, i, 0));
+        /* once each (a roster and a matched group could share an id) */
+        if(!i || strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0)))
+            rc = pa_buf_add_array_item(ids, PQgetvalue(res, i, 0));
     if(!rc)
         rc = pa_buf_addstr(ids, "}");
     if(*n)
@@ -309,13 +341,31 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
  * (memory stays flat however many rows there are). */
 struct lane {
     PGconn *db;
-    struct type_out *t; /* NULL when idle */
+    uint64_t *prepared;  /* the queries this connection has prepared */
+    struct type_out *t;  /* NULL when idle */
 };
 
-static int lane_send(struct lane *l, struct type_out *t, pa_err *err)
+/* Sends query i (out[i], or the references at MAX_OUTS) for a chunk,
+ * preparing it on the lane's connection the first time: planned once a job,
+ * not once a chunk. */
+static int lane_send(struct export *x, struct lane *l, size_t i, pa_err *err)
 {
-    if(!PQsendQueryParams(l->db, pa_buf_str(&t->sql), t->nvalues, NULL, t->values, NULL, NULL, 0) ||
-       !PQsetSingleRowMode(l->db))
+    struct type_out *t = i == MAX_OUTS ? &x->refs : &x->out[i];
+    char name[32];
+
+    snprintf(name, sizeof(name), "pa_export_%zu", i);
+    if(!(*l->prepared & ((uint64_t)1 << i))) {
+        PGresult *res = PQprepare(l->db, name, pa_buf_str(&t->sql), t->nvalues, NULL);
+        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+        if(!ok)
+            pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        if(!ok)
+            return PA_EDB;
+        *l->prepared |= (uint64_t)1 << i;
+    }
+    if(!PQsendQueryPrepared(l->db, name, t->nvalues, t->values, NULL, NULL, 0) || !PQsetSingleRowMode(l->db))
         return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
     l->t = t;
     return PA_OK;
@@ -345,21 +395,23 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
         st = PQresultStatus(res);
         if(st == PGRES_SINGLE_TUPLE && !*rc)
             *rc = add_line(x, l->t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
-        else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !*rc)
+        else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !*rc)
             *rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
         PQclear(res);
     }
 }
 
 /*
- * One chunk: every compartment type, then the tombstones.  Two connections
- * run the types' queries side by side (each type to its own file), so that
- * PostgreSQL works on two cores while the runner writes.
+ * One chunk: every compartment type, the tombstones, then the references to
+ * shared resources.  Two connections run these queries side by side (each
+ * type to its own file), so that PostgreSQL works on two cores while the
+ * runner writes.
  */
 static int export_chunk(struct export *x, const char *ids, pa_err *err)
 {
-    struct lane lanes[2] = { { x->w->db, NULL }, { x->db2, NULL } };
+    struct lane lanes[2] = { { x->w->db, &x->prepared[0], NULL }, { x->db2, &x->prepared[1], NULL } };
     int nlanes = x->db2 ? 2 : 1;
+    size_t queries = x->nout + (x->want_refs ? 1 : 0);
     size_t next = 0;
     int rc = PA_OK;
 
@@ -368,13 +420,14 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
         int k, busy = 0;
 
         for(k = 0; k < nlanes; k++) {
-            while(!lanes[k].t && !rc && next < x->nout) {
-                struct type_out *t = &x->out[next++];
+            while(!lanes[k].t && !rc && next < queries) {
+                size_t i = next++;
+                struct type_out *t = i < x->nout ? &x->out[i] : &x->refs;
 
-                if(t->kind != OUT_RESOURCE && t->kind != OUT_DELETED)
+                if(i < x->nout && t->kind != OUT_RESOURCE && t->kind != OUT_DELETED)
                     continue;
                 t->values[0] = ids;
-                rc = lane_send(&lanes[k], t, err);
+                rc = lane_send(x, &lanes[k], i < x->nout ? i : MAX_OUTS, err);
             }
             if(lanes[k].t) {
                 pf[busy].fd = PQsocket(lanes[k].db);
@@ -396,6 +449,24 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
     return rc;
 }
 
+/* Runs session statements (no parameters, no rows). */
+static int session_exec(PGconn *db, const char *sql, pa_err *err)
+{
+    PGresult *res = PQexec(db, sql);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? PA_OK
+                                                      : pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+
+    PQclear(res);
+    return rc;
+}
+
+/* The chunk queries are prepared once and always run with their generic
+ * plan: the plan does not depend on the members (each is one index look-up),
+ * and planning it again for every chunk cost PostgreSQL more than running it. */
+#define LANE_SESSION_SQL "DEALLOCATE ALL; SET plan_cache_mode = force_generic_plan"
+/* ... and the worker's own connection is left as it was found. */
+#define LANE_SESSION_RESET_SQL "DEALLOCATE ALL; RESET plan_cache_mode"
+
 /* Every current file on disk: what a checkpoint says was written must be. */
 static int sync_outputs(struct export *x, pa_err *err)
 {
@@ -408,48 +479,23 @@ static int sync_outputs(struct export *x, pa_err *err)
 }
 
 /* The shared resources (Organization, ...) that the members' exported
- * resources reference, whatever their date: one pass over the members'
- * references for every shared type, rows in type order, each to its type's
- * output. */
+ * resources reference, whatever their date: the references the chunks
+ * gathered, rows in type order, each to its type's output. */
 static int export_shared(struct export *x, pa_err *err)
 {
-    char compartment[2048], shared[512];
-    const char *values[6];
+    const char *values[1] = { x->job->id };
     struct type_out *t = NULL;
     PGconn *db = x->w->db;
     PGresult *res;
     size_t k;
-    int clen, slen;
     int rc = PA_OK;
 
-    /* references count only from what this export writes */
-    clen = snprintf(compartment, sizeof(compartment), "{");
-    slen = snprintf(shared, sizeof(shared), "{");
-    for(k = 0; k < x->nout; k++) {
-        if(x->out[k].kind == OUT_RESOURCE)
-            clen += snprintf(compartment + clen, sizeof(compartment) - (size_t)clen, "%s%s", clen > 1 ? "," : "",
-                             x->out[k].type);
-        else if(x->out[k].kind == OUT_SHARED)
-            slen += snprintf(shared + slen, sizeof(shared) - (size_t)slen, "%s%s", slen > 1 ? "," : "",
-                             x->out[k].type);
-    }
-    snprintf(compartment + clen, sizeof(compartment) - (size_t)clen, "}");
-    snprintf(shared + slen, sizeof(shared) - (size_t)slen, "}");
-    if(slen == 1)
+    if(!x->want_refs)
         return PA_OK;
-    member_params(x, values);
-    values[4] = shared;
-    values[5] = compartment;
     if(!PQsendQueryParams(db,
-                          /* types as arrays and the members joined (not IN): the planner then
-                           * scans the resources once instead of probing them member by member */
-                          "SELECT r.type, r.json FROM resource r"
-                          " WHERE r.type = ANY($5::text[]) AND ('ref=' || r.type || '/' || r.id) IN ("
-                          "  SELECT DISTINCT tok FROM (" MEMBERS_SQL ") mem"
-                          "  JOIN resource x ON x.patient_id = mem.patient_id, unnest(x.tokens) tok"
-                          "  WHERE x.type = ANY($6::text[]) AND tok LIKE 'ref=%')"
-                          " ORDER BY r.type, r.id",
-                          6, NULL, values, NULL, NULL, 0) ||
+                          "SELECT r.type, r.json FROM export_ref e JOIN resource r ON r.type = e.type AND r.id = e.id"
+                          " WHERE e.job_id = $1 ORDER BY r.type, r.id",
+                          1, NULL, values, NULL, NULL, 0) ||
        !PQsetSingleRowMode(db))
         return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(db));
     while((res = PQgetResult(db))) {
@@ -559,6 +605,8 @@ static char *checkpoint_json(const struct export *x)
     json_object_object_add(o, "after", json_object_new_string(x->after));
     json_object_object_add(o, "done", json_object_new_int64(x->done));
     json_object_object_add(o, "shared_done", json_object_new_boolean(x->shared_done));
+    /* the chunks done have their references in export_ref */
+    json_object_object_add(o, "refs", json_object_new_boolean(1));
     for(i = 0; i < x->nout; i++) {
         const struct type_out *t = &x->out[i];
         json_object *jt = json_object_new_object();
@@ -591,7 +639,9 @@ static const char *get_str(json_object *o, const char *k)
                                                                                            : "";
 }
 
-/* Restores the resume point written by checkpoint_json. */
+/* Restores the resume point written by checkpoint_json (x->resumed).  A
+ * checkpoint from before the references were kept with the job is not
+ * resumed: the job starts over. */
 static int restore(struct export *x, const char *cp, pa_err *err)
 {
     json_object *o = json_tokener_parse(cp);
@@ -604,6 +654,11 @@ static int restore(struct export *x, const char *cp, pa_err *err)
         rc = pa_err_set(err, PA_EINVAL, "unreadable checkpoint");
         goto out;
     }
+    if(!json_object_object_get_ex(o, "refs", NULL)) {
+        pa_info("the checkpoint predates this version's export; the job starts over");
+        goto out;
+    }
+    x->resumed = 1;
     pa_strlcpy(x->after, json_object_get_string(v), sizeof(x->after));
     x->done = (long)get_i64(o, "done");
     x->shared_done = json_object_object_get_ex(o, "shared_done", &v) && json_object_get_boolean(v);
@@ -722,6 +777,37 @@ static int record_chunk(struct export *x, const char *ids, pa_err *err)
     return PA_OK;
 }
 
+/* The array literals of the compartment and shared types exported, and the
+ * references query when there are shared types. */
+static int refs_setup(struct export *x, pa_err *err)
+{
+    pa_buf compartment, shared;
+    size_t k;
+    int rc = PA_OK;
+
+    pa_buf_init(&compartment, sizeof(x->compartment) - 1);
+    pa_buf_init(&shared, sizeof(x->shared) - 1);
+    rc = pa_buf_addstr(&compartment, "{") || pa_buf_addstr(&shared, "{");
+    for(k = 0; k < x->nout && !rc; k++) {
+        if(x->out[k].kind == OUT_RESOURCE)
+            rc = pa_buf_add_array_item(&compartment, x->out[k].type);
+        else if(x->out[k].kind == OUT_SHARED) {
+            rc = pa_buf_add_array_item(&shared, x->out[k].type);
+            x->want_refs = 1;
+        }
+    }
+    rc = rc || pa_buf_addstr(&compartment, "}") || pa_buf_addstr(&shared, "}");
+    if(!rc) {
+        pa_strlcpy(x->compartment, pa_buf_str(&compartment), sizeof(x->compartment));
+        pa_strlcpy(x->shared, pa_buf_str(&shared), sizeof(x->shared));
+    }
+    pa_buf_free(&compartment);
+    pa_buf_free(&shared);
+    if(!rc && x->want_refs)
+        rc = build_refs_sql(x, &x->refs);
+    return rc ? pa_err_set(err, PA_ETOOBIG, "too many types") : PA_OK;
+}
+
 /* Reads the job's parameters, sets up the outputs, counts the chunks. */
 static int prepare(struct export *x, pa_err *err)
 {
@@ -759,6 +845,8 @@ static int prepare(struct export *x, pa_err *err)
         if(t->kind == OUT_RESOURCE)
             rc = build_type_sql(x, t, filters, err);
     }
+    if(!rc)
+        rc = refs_setup(x, err);
     if(!rc && x->since[0]) {
         struct type_out *t = add_out(x, "Bundle", OUT_DELETED);
 
@@ -822,6 +910,15 @@ static void subset_from_params(struct export *x)
     pa_buf_free(&ids);
 }
 
+int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
+{
+    const char *values[1] = { job_id };
+    PGresult *res = pa_db_query(db, err, "DELETE FROM export_ref WHERE job_id = $1", 1, values);
+
+    PQclear(res);
+    return res ? PA_OK : PA_EDB;
+}
+
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
     struct export *x = calloc(1, sizeof(*x));
@@ -838,12 +935,18 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     x->w = w;
     x->job = job;
     snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
+    x->refs.fd = -1;
+    pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
+    pa_buf_init(&x->refs.sql, SQL_MAX);
+    pa_buf_init(&x->refs.wbuf, 0);
     rc = prepare(x, err);
     if(!rc && job->checkpoint)
         rc = restore(x, job->checkpoint, err);
-    else if(!rc)
+    if(!rc && !x->resumed) {
         /* a first attempt starts from nothing, whatever an earlier one left */
         pa_job_dir_remove(w->cfg, job->id);
+        rc = pa_export_forget(w->db, job->id, err);
+    }
     if(!rc && mkdir(x->dir, 0750) && errno != EEXIST)
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", x->dir, strerror(errno));
     for(i = 0; i < x->nout && !rc; i++)
@@ -852,7 +955,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         json_object *patients = NULL;
 
         json_object_object_get_ex(x->params, "patients", &patients);
-        if(job->checkpoint || !patients || !json_object_array_length(patients))
+        if(x->resumed || !patients || !json_object_array_length(patients))
             subset_from_params(x);
         else
             for(i = 0; i < x->nout && !rc; i++)
@@ -863,6 +966,10 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         rc = count_chunks(x, err);
     if(!rc)
         rc = pa_db_connect(w->cfg, &x->db2, err);
+    if(!rc)
+        rc = session_exec(w->db, LANE_SESSION_SQL, err);
+    if(!rc)
+        rc = session_exec(x->db2, LANE_SESSION_SQL, err);
     while(!rc && !x->shared_done) {
         long n = 0;
 
@@ -903,8 +1010,15 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         pa_buf_free(&x->out[i].sql);
         pa_buf_free(&x->out[i].wbuf);
     }
+    pa_buf_free(&x->refs.sql);
+    pa_buf_free(&x->refs.wbuf);
     if(x->db2)
         PQfinish(x->db2);
+    if(PQstatus(w->db) == CONNECTION_OK && PQtransactionStatus(w->db) == PQTRANS_IDLE) {
+        pa_err ignored;
+
+        session_exec(w->db, LANE_SESSION_RESET_SQL, &ignored);
+    }
     json_object_put(x->params);
     pa_buf_free(&ids);
     free(cp);

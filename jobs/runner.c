@@ -150,6 +150,8 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
                                         "WHERE id = $1 AND state IN ('completed', 'failed')",
                                         1, values);
             PQclear(res);
+            /* normally gone when the job ended; a worker that died may have left them */
+            pa_export_forget(*db, ids[i], &err);
         }
         free(ids[i]);
     }

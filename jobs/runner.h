@@ -33,6 +33,10 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
  */
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
 
+/* Removes what an export keeps in PostgreSQL while it runs (the references it
+ * gathered); the worker calls it when a job ends, however it ends. */
+int pa_export_forget(PGconn *db, const char *job_id, pa_err *err);
+
 /* Runs a member-match job (the asynchronous $provider-member-match). */
 int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
 

@@ -52,6 +52,12 @@ MANIFEST=$BODY
 expect_eq "the manifest lists only the requested types" \
   "$(jq -r '[.output[].type] | unique | join(",")' <<< "$MANIFEST")" "Coverage,ExplanationOfBenefit,Observation,Organization,Patient,Practitioner"
 expect_eq "manifest.request is the kick-off URL" "$(jq -r .request <<< "$MANIFEST")" "$BASE/Group/roster-org-0/\$davinci-data-export"
+# the references to shared resources the chunks gathered go when the job ends
+# (its durable record is updated just after Redis says it is done)
+refs_left() { q "SELECT count(*) FROM export_ref WHERE job_id = '${JOB_URL##*/}'"; }
+deadline=$((SECONDS + 10))
+while [ "$(refs_left)" != 0 ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+expect_eq "the references the export gathered are removed when it ends" "$(refs_left)" 0
 got=$(fetch_all Patient | jq -r .id | sort | tr '\n' ' ')
 want=$(q "SELECT string_agg(patient_id, ' ' ORDER BY patient_id) FROM ($MEMBERS) s")
 expect_eq "exactly the Group's members, without the opted-out" "$got" "$want "
