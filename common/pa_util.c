@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,39 @@ int pa_random_hex(char *out, size_t nbytes)
         out[2 * i + 1] = hex[raw[i] & 15];
     }
     out[2 * nbytes] = '\0';
+    return PA_OK;
+}
+
+/* The request-id generator's state: seeded from RAND_bytes once a process
+ * (and again in a forked child), then splitmix64. */
+static uint64_t rid_state;
+static int rid_seeded;
+
+static void rid_forget(void)
+{
+    rid_seeded = 0;
+}
+
+int pa_request_id(char out[17])
+{
+    static int registered;
+    uint64_t z;
+    int i;
+
+    if(!registered)
+        registered = pthread_atfork(NULL, NULL, rid_forget) == 0;
+    if(!rid_seeded) {
+        if(RAND_bytes((unsigned char *)&rid_state, sizeof(rid_state)) != 1)
+            return PA_EIO;
+        rid_seeded = 1;
+    }
+    z = (rid_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    for(i = 15; i >= 0; i--, z >>= 4)
+        out[i] = "0123456789abcdef"[z & 15];
+    out[16] = '\0';
     return PA_OK;
 }
 

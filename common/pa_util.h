@@ -12,6 +12,11 @@
 /* Fills out (2*nbytes+1 chars) with nbytes of CSPRNG output as lowercase hex. */
 int pa_random_hex(char *out, size_t nbytes);
 
+/* A request id: 16 hex digits, distinct from call to call (a bijection of a
+ * counter) and from process to process (a random start), not secret.
+ * Cheaper than pa_random_hex, which costs a system call per call. */
+int pa_request_id(char out[17]);
+
 /* Milliseconds since the epoch, wall clock. */
 int64_t pa_now_ms(void);
 

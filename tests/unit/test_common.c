@@ -2,6 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cu_main.h"
 #include "pa_buf.h"
@@ -201,6 +204,35 @@ static void test_ids(void)
     CU_ASSERT_EQUAL(pa_random_hex(b, 16), PA_OK);
     CU_ASSERT_EQUAL(strlen(a), 32);
     CU_ASSERT_NOT_EQUAL(strcmp(a, b), 0);
+    /* request ids: 16 hex digits, none repeated over many calls, and a
+     * forked child does not repeat its parent's */
+    {
+        char prev[17] = "", id[17];
+        int distinct = 1, hex = 1, i, fds[2];
+        pid_t pid;
+
+        for(i = 0; i < 10000; i++) {
+            CU_ASSERT_EQUAL_FATAL(pa_request_id(id), PA_OK);
+            hex &= strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16;
+            distinct &= strcmp(id, prev) != 0;
+            memcpy(prev, id, sizeof(prev));
+        }
+        CU_ASSERT_TRUE(hex);
+        CU_ASSERT_TRUE(distinct);
+        CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+        pid = fork();
+        if(pid == 0) {
+            pa_request_id(id);
+            _exit(write(fds[1], id, 16) == 16 ? 0 : 1);
+        }
+        CU_ASSERT_EQUAL(pa_request_id(prev), PA_OK);
+        CU_ASSERT_EQUAL(read(fds[0], id, 16), 16);
+        id[16] = '\0';
+        waitpid(pid, NULL, 0);
+        close(fds[0]);
+        close(fds[1]);
+        CU_ASSERT_NOT_EQUAL(strcmp(id, prev), 0);
+    }
     CU_ASSERT_TRUE(pa_is_fhir_id("roster-1.a"));
     CU_ASSERT_FALSE(pa_is_fhir_id(""));
     CU_ASSERT_FALSE(pa_is_fhir_id("a/b"));
