@@ -43,20 +43,20 @@ static const char stage_sql[] =
     " clin_end timestamptz, created timestamptz) ON COMMIT DELETE ROWS";
 
 /* One statement merges a batch: the last line of each (type, id) wins, and a
- * row whose content is unchanged is not touched. */
-#define MERGE_SQL \
-    "WITH src AS (SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC), " \
-    "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
+ * row whose content is unchanged is not touched.  SRC is what is merged (a
+ * relation); a tombstone goes for every resource staged. */
+#define MERGE_SQL(SRC) \
+    "WITH up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
     "  content_hash, tokens, clin_start, clin_end, created) " \
     " SELECT type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens," \
-    "  clin_start, clin_end, created FROM src " \
+    "  clin_start, clin_end, created FROM " SRC " src " \
     " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
     "  last_updated = EXCLUDED.last_updated, json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin," \
     "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start," \
     "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created" \
     " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash " \
     " RETURNING (xmax = 0) AS inserted), " \
-    "undeleted AS (DELETE FROM resource_deleted d USING src WHERE d.type = src.type AND d.id = src.id) " \
+    "undeleted AS (DELETE FROM resource_deleted d USING load_stage s WHERE d.type = s.type AND d.id = s.id) " \
     "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
 
 /* What members, coverage and the provider directory keep, from the batch. */
@@ -98,8 +98,14 @@ static const char stage_sql[] =
     "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name," \
     " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()"
 
-/* A batch's merge, derivation and commit, sent as one simple query. */
-static const char merge_sql_and_commit[] = MERGE_SQL "; " DERIVE_SQL "; COMMIT";
+/* A batch's merge, derivation and commit, sent as one simple query: the
+ * staged lines as they are when the batch names no resource twice, else the
+ * last line of each resource (a sort of the whole batch). */
+static const char merge_sql_and_commit[] =
+    MERGE_SQL("load_stage") "; " DERIVE_SQL "; COMMIT";
+static const char merge_repeats_sql_and_commit[] =
+    MERGE_SQL("(SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC)") "; " DERIVE_SQL
+    "; COMMIT";
 
 static const char delete_sql[] =
     "WITH d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
@@ -123,29 +129,26 @@ int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err 
     return PA_OK;
 }
 
-/* Appends s to a COPY text-format field: backslash, tab, newline and CR escaped. */
+/* Appends s to a COPY text-format field: backslash, tab, newline and CR
+ * escaped (the runs between them copied whole). */
 static int copy_field(pa_buf *b, const char *s)
 {
-    const char *run = s;
     int rc = PA_OK;
 
-    for(; !rc && *s; s++) {
-        const char *esc = NULL;
+    while(!rc) {
+        size_t run = strcspn(s, "\\\t\n\r");
 
-        switch(*s) {
-        case '\\': esc = "\\\\"; break;
-        case '\t': esc = "\\t"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        default: continue;
+        rc = pa_buf_add(b, s, run);
+        s += run;
+        if(rc || !*s)
+            break;
+        switch(*s++) {
+        case '\\': rc = pa_buf_add(b, "\\\\", 2); break;
+        case '\t': rc = pa_buf_add(b, "\\t", 2); break;
+        case '\n': rc = pa_buf_add(b, "\\n", 2); break;
+        default: rc = pa_buf_add(b, "\\r", 2); break;
         }
-        rc = pa_buf_add(b, run, (size_t)(s - run));
-        if(!rc)
-            rc = pa_buf_addstr(b, esc);
-        run = s + 1;
     }
-    if(!rc)
-        rc = pa_buf_add(b, run, (size_t)(s - run));
     return rc;
 }
 
@@ -277,7 +280,7 @@ static int batch_send(load_ctx *l, pa_err *err)
         }
     }
     /* three statements, three results: batch_wait counts them */
-    if(!rc && !PQsendQuery(l->db, merge_sql_and_commit))
+    if(!rc && !PQsendQuery(l->db, l->batch_repeats ? merge_repeats_sql_and_commit : merge_sql_and_commit))
         rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
     if(rc) {
         pa_db_exec(l->db, NULL, "ROLLBACK");
@@ -292,6 +295,8 @@ static int batch_send(load_ctx *l, pa_err *err)
         l->pending_last_line = l->batch_last_line;
     }
     l->batch_rows = 0;
+    memset(l->batch_keys, 0, sizeof(l->batch_keys));
+    l->batch_repeats = 0;
     pa_buf_reset(&l->batch);
     pa_err_clear(err);
     return PA_OK;
@@ -329,6 +334,80 @@ static void hash_hex(const char *s, size_t n, char out[65])
     out[2 * i] = '\0';
 }
 
+/* The members of every object in v, however deep. */
+static size_t count_members(json_object *v)
+{
+    size_t n = 0, i;
+
+    if(json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, key, val) {
+            (void)key;
+            n += 1 + count_members(val);
+        }
+    }
+    else if(json_object_is_type(v, json_type_array)) {
+        for(i = 0; i < json_object_array_length(v); i++)
+            n += count_members(json_object_array_get_idx(v, i));
+    }
+    return n;
+}
+
+/* True if the line (valid JSON, parsed as res) can be stored as it is: no
+ * white space outside its strings, and no key twice in an object (the parse
+ * kept the last one; a reader of the line might take the first).  Most
+ * NDJSON is written this way, and storing the line saves serialising the
+ * parse. */
+static int line_is_compact(const char *line, size_t n, json_object *res)
+{
+    size_t i, keys = 0;
+    int in_string = 0;
+
+    for(i = 0; i < n; i++) {
+        char c = line[i];
+
+        if(in_string) {
+            if(c == '\\')
+                i++;
+            else if(c == '"')
+                in_string = 0;
+        }
+        else if(c == '"')
+            in_string = 1;
+        else if(c == ':')
+            keys++;
+        else if(c == ' ' || c == '\t' || c == '\n' || c == '\r')
+            return 0;
+    }
+    return keys == count_members(res);
+}
+
+/* Notes a (type, id) in the batch's key set; a repeat (or a collision of
+ * hashes, which costs only the sort) marks the batch. */
+static void batch_key(load_ctx *l, const char *type, const char *id)
+{
+    const size_t mask = sizeof(l->batch_keys) / sizeof(l->batch_keys[0]) - 1;
+    uint64_t h = 1469598103934665603ULL;
+    const char *p;
+    size_t i;
+
+    for(p = type; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ '/') * 1099511628211ULL;
+    for(p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h |= 1; /* 0 is an empty slot */
+    for(i = (size_t)(h >> 20) & mask; l->batch_keys[i]; i = (i + 1) & mask) {
+        if(l->batch_keys[i] == h) {
+            l->batch_repeats = 1;
+            return;
+        }
+    }
+    l->batch_keys[i] = h;
+}
+
+_Static_assert(sizeof(((load_ctx *)0)->batch_keys) / sizeof(uint64_t) >= 2 * BATCH_ROWS,
+               "the batch key set holds twice a batch");
+
 /* Adds one checked resource to the batch. */
 static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, size_t n,
                  const pa_fhir_facts *f, const char *file, long lineno, pa_err *err)
@@ -349,12 +428,16 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         }
         json_object_object_add(meta, "lastUpdated", json_object_new_string(l->load_instant));
     }
-    json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if(f->last_updated[0] && line_is_compact(line, n, res))
+        json = line; /* NUL-terminated by load_ndjson */
+    else
+        json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     if(l->batch_rows == 0) {
         pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
         l->batch_first_line = lineno;
     }
     l->batch_last_line = lineno;
+    batch_key(l, t->name, json_object_get_string(json_object_object_get(res, "id")));
     rc = pa_buf_printf(&l->batch, "%ld\t%s\t%s\t", ++l->seq, t->name, json_object_get_string(
                            json_object_object_get(res, "id")));
     if(!rc)
@@ -584,6 +667,7 @@ static int load_ndjson(load_ctx *l, const char *file, pa_err *err)
             n--;
         if(n == 0)
             continue;
+        line.data[n] = '\0';
         rc = load_line(l, tok, line.data, n, file, lineno, err);
         progress(l, file, 0);
     }

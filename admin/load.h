@@ -24,6 +24,10 @@ typedef struct load_ctx {
     char batch_file[1024];
     long batch_first_line;
     long batch_last_line;
+    /* hashes of the batch's (type, id): a batch that names no resource twice
+     * merges without sorting itself first (load.c: batch_key) */
+    uint64_t batch_keys[16384];
+    int batch_repeats;
     /* the batch whose merge is in flight (load.c: batch_send, batch_wait) */
     long pending_rows;
     char pending_file[1024];

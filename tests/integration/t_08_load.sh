@@ -94,6 +94,32 @@ done
 expect_eq "a resource without meta.lastUpdated gets the load's time" \
   "$(psql_q "SELECT json::jsonb->'meta'->>'lastUpdated' = to_char(last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM resource WHERE type='Patient' AND id='good-1'")" t
 
+# how a line is stored: a compact line as it is; one with white space, or a
+# key twice, as its parse re-written (the last of a repeated key wins, the way
+# the loader read it); a resource named twice in one batch: its last line
+lu='"meta":{"lastUpdated":"2026-01-02T03:04:05Z"}'
+forms=$HTTP_TMP/forms.ndjson
+{
+  echo '{"resourceType":"Patient","id":"form-1",'"$lu"',"name":[{"family":"Caf\u00e9 \/ Bar","given":["A"]}],"gender":"female"}'
+  echo '{"resourceType":"Patient", "id":"form-2",'"$lu"',"name":[{"family":"Spaced"}],"gender":"male"}'
+  echo '{"resourceType":"Patient","id":"form-3",'"$lu"',"gender":"male","gender":"female"}'
+  echo '{"resourceType":"Patient","id":"form-4",'"$lu"',"gender":"male"}'
+  echo '{"resourceType":"Patient","id":"form-4",'"$lu"',"gender":"other"}'
+} > "$forms"
+admin load "$forms" > /dev/null 2>&1
+expect_eq "a compact line is stored byte for byte" \
+  "$(psql_q "SELECT json FROM resource WHERE type = 'Patient' AND id = 'form-1'")" "$(sed -n 1p "$forms")"
+expect_eq "a line with white space is stored compact" \
+  "$(psql_q "SELECT json FROM resource WHERE type = 'Patient' AND id = 'form-2'")" \
+  '{"resourceType":"Patient","id":"form-2",'"$lu"',"name":[{"family":"Spaced"}],"gender":"male"}'
+expect_eq "a key given twice is stored once, with the value the loader read" \
+  "$(psql_q "SELECT json FROM resource WHERE type = 'Patient' AND id = 'form-3'")" \
+  '{"resourceType":"Patient","id":"form-3",'"$lu"',"gender":"female"}'
+expect_eq "a resource named twice in a batch keeps its last line" \
+  "$(psql_q "SELECT json::jsonb->>'gender' FROM resource WHERE type = 'Patient' AND id = 'form-4'")" other
+admin delete Patient/form-1 Patient/form-2 Patient/form-3 Patient/form-4 > /dev/null
+psql_q "DELETE FROM resource_deleted WHERE id LIKE 'form-%'" > /dev/null
+
 # gzip, deletes and tombstones
 gzip -c "$syn/Immunization.ndjson" > "$HTTP_TMP/imm.ndjson.gz"
 out=$(admin load "$HTTP_TMP/imm.ndjson.gz" 2>&1)
