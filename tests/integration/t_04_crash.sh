@@ -5,11 +5,25 @@
 runner_pid() { head -n 1 "$PA_ROOT/run/runner.pid" 2>/dev/null; }
 alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ "$s" != Z* ]]; }
 
+# two practitioners: one referenced only by members exported early (p100 to
+# p109 come soon after p1 in the members' order), one only by members exported
+# late; the shared pass at the end writes both, from the references each chunk
+# gathered, also when the job was resumed in between
+psql_q "INSERT INTO resource (type, id, last_updated, json) VALUES
+  ('Practitioner', 'gp-early', '2024-01-01', '{\"resourceType\":\"Practitioner\",\"id\":\"gp-early\"}'),
+  ('Practitioner', 'gp-late', '2024-01-01', '{\"resourceType\":\"Practitioner\",\"id\":\"gp-late\"}');
+  UPDATE resource SET tokens = ARRAY['ref=Practitioner/gp-early'] WHERE type = 'Patient' AND id ~ '^p10[0-9]$';
+  UPDATE resource SET tokens = ARRAY['ref=Practitioner/gp-late'] WHERE type = 'Patient' AND id ~ '^p9[0-9]$'" > /dev/null
+
 kickoff big
 wait_job "$JOB_URL" 120
 expect_eq "an uninterrupted export of 400 members completes" "$STATUS" 200
 download_all "$BODY" "$HTTP_TMP/reference"
-expect_eq "the reference holds every member" "$(cat "$HTTP_TMP"/reference/* | wc -l)" 400
+expect_eq "the reference holds every member" "$(cat "$HTTP_TMP"/reference/* | grep -c '"resourceType":"Patient"')" 400
+# the shared resources come last, from the references the chunks gathered: a
+# resumed job must still have those of the chunks done before the crash
+expect_eq "the reference holds the practitioners the members reference" \
+  "$(cat "$HTTP_TMP"/reference/* | jq -r 'select(.resourceType == "Practitioner") | .id' | paste -sd,)" gp-early,gp-late
 http DELETE "$JOB_URL"
 
 # SIGKILL to the whole runner (supervisor and workers) mid-job
@@ -62,3 +76,8 @@ until [ "$(psql_q "SELECT state FROM job WHERE id='$lost'")" = completed ] || [ 
 expect_eq "a job lost from Redis is recovered from PostgreSQL and completes" \
   "$(psql_q "SELECT state FROM job WHERE id='$lost'")" completed
 http DELETE "$JOB_URL"
+deadline=$((SECONDS + 10))
+until [ "$(psql_q "SELECT count(*) FROM export_ref")" = 0 ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
+expect_eq "the jobs, killed, stopped, cancelled or done, keep no references" "$(psql_q "SELECT count(*) FROM export_ref")" 0
+psql_q "DELETE FROM resource WHERE type = 'Practitioner' AND id IN ('gp-early', 'gp-late');
+  UPDATE resource SET tokens = '{}' WHERE type = 'Patient' AND tokens <> '{}'" > /dev/null
