@@ -13,12 +13,14 @@
  * the client is financial.  With _since, the members' tombstones go to the
  * manifest's `deleted` files.  After the members, the Organizations,
  * Practitioners, PractitionerRoles and Locations their exported resources
- * reference, when _type asks for those.  `patient` references that are not
+ * reference, when _type asks for those (each chunk gathers its members'
+ * references into export_ref, which lives as long as the job).  `patient` references that are not
  * members go to the `error` file.
  *
- * After each chunk the files are synced and the resume point saved, so a
- * runner that dies mid-job is replaced by one that truncates the files to
- * the last checkpoint and goes on: no line is lost or written twice.
+ * At most once a second, after a chunk, and after the last pass, the files
+ * are synced and the resume point saved, so a runner that dies mid-job is
+ * replaced by one that truncates the files to the last checkpoint and goes
+ * on: no line is lost or written twice.
  */
 #include "runner.h"
 
