@@ -1,14 +1,13 @@
 #include "pa_log.h"
 #include "pa_err.h"
+#include "pa_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
-#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,26 +81,6 @@ void pa_log_set_context(const char *id)
     snprintf(log_ctx, sizeof(log_ctx), "%s", id ? id : "");
 }
 
-/* The process id, read once (a system call per log line otherwise) and read
- * again in a forked child. */
-static pid_t log_pid;
-
-static void log_pid_forget(void)
-{
-    log_pid = 0;
-}
-
-static pid_t log_getpid(void)
-{
-    static int registered;
-
-    if(!registered)
-        registered = pthread_atfork(NULL, NULL, log_pid_forget) == 0;
-    if(!log_pid)
-        log_pid = getpid();
-    return log_pid;
-}
-
 void pa_log(int level, const char *fmt, ...)
 {
     static const char *names[] = { "debug", "info", "warn", "error" };
@@ -118,7 +97,7 @@ void pa_log(int level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
     k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s[%d]%s%s ", (int)(tv.tv_usec / 1000),
-                 names[level], log_prog, (int)log_getpid(), log_ctx[0] ? " id=" : "", log_ctx);
+                 names[level], log_prog, (int)pa_pid(), log_ctx[0] ? " id=" : "", log_ctx);
     if(k > 0)
         n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
     va_start(ap, fmt);

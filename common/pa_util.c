@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 int pa_random_hex(char *out, size_t nbytes)
 {
@@ -28,30 +29,41 @@ int pa_random_hex(char *out, size_t nbytes)
     return PA_OK;
 }
 
-/* The request-id generator's state: seeded from RAND_bytes once a process
- * (and again in a forked child), then splitmix64. */
-static uint64_t rid_state;
-static int rid_seeded;
+/* The process id, read once and again in a forked child (getpid is a system
+ * call, on every log line and request otherwise). */
+static pid_t cached_pid;
 
-static void rid_forget(void)
+static void pid_forget(void)
 {
-    rid_seeded = 0;
+    cached_pid = 0;
+}
+
+pid_t pa_pid(void)
+{
+    static int registered;
+
+    if(!registered)
+        registered = pthread_atfork(NULL, NULL, pid_forget) == 0;
+    if(!cached_pid)
+        cached_pid = getpid();
+    return cached_pid;
 }
 
 int pa_request_id(char out[17])
 {
-    static int registered;
+    /* seeded from RAND_bytes once a process (a forked child seeds again),
+     * then splitmix64 */
+    static uint64_t state;
+    static pid_t seeded_by;
     uint64_t z;
     int i;
 
-    if(!registered)
-        registered = pthread_atfork(NULL, NULL, rid_forget) == 0;
-    if(!rid_seeded) {
-        if(RAND_bytes((unsigned char *)&rid_state, sizeof(rid_state)) != 1)
+    if(seeded_by != pa_pid()) {
+        if(RAND_bytes((unsigned char *)&state, sizeof(state)) != 1)
             return PA_EIO;
-        rid_seeded = 1;
+        seeded_by = pa_pid();
     }
-    z = (rid_state += 0x9e3779b97f4a7c15ULL);
+    z = (state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;

@@ -6,11 +6,15 @@
 #define PA_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <time.h>
 
 /* Fills out (2*nbytes+1 chars) with nbytes of CSPRNG output as lowercase hex. */
 int pa_random_hex(char *out, size_t nbytes);
+
+/* The process id, cached (and read again after a fork). */
+pid_t pa_pid(void);
 
 /* A request id: 16 hex digits, distinct from call to call (a bijection of a
  * counter) and from process to process (a random start), not secret.
