@@ -451,23 +451,15 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
     return rc;
 }
 
-/* Runs session statements (no parameters, no rows). */
-static int session_exec(PGconn *db, const char *sql, pa_err *err)
-{
-    PGresult *res = PQexec(db, sql);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? PA_OK
-                                                      : pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
-
-    PQclear(res);
-    return rc;
-}
-
 /* The chunk queries are prepared once and always run with their generic
  * plan: the plan does not depend on the members (each is one index look-up),
  * and planning it again for every chunk cost PostgreSQL more than running it. */
-#define LANE_SESSION_SQL "DEALLOCATE ALL; SET plan_cache_mode = force_generic_plan"
-/* ... and the worker's own connection is left as it was found. */
-#define LANE_SESSION_RESET_SQL "DEALLOCATE ALL; RESET plan_cache_mode"
+static int lane_session(PGconn *db, pa_err *err)
+{
+    int rc = pa_db_exec(db, err, "DEALLOCATE ALL");
+
+    return rc ? rc : pa_db_exec(db, err, "SET plan_cache_mode = force_generic_plan");
+}
 
 /* Every current file on disk: what a checkpoint says was written must be. */
 static int sync_outputs(struct export *x, pa_err *err)
@@ -969,9 +961,9 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     if(!rc)
         rc = pa_db_connect(w->cfg, &x->db2, err);
     if(!rc)
-        rc = session_exec(w->db, LANE_SESSION_SQL, err);
+        rc = lane_session(w->db, err);
     if(!rc)
-        rc = session_exec(x->db2, LANE_SESSION_SQL, err);
+        rc = lane_session(x->db2, err);
     while(!rc && !x->shared_done) {
         long n = 0;
 
@@ -1016,10 +1008,10 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_free(&x->refs.wbuf);
     if(x->db2)
         PQfinish(x->db2);
+    /* the worker's own connection is left as it was found */
     if(PQstatus(w->db) == CONNECTION_OK && PQtransactionStatus(w->db) == PQTRANS_IDLE) {
-        pa_err ignored;
-
-        session_exec(w->db, LANE_SESSION_RESET_SQL, &ignored);
+        pa_db_exec(w->db, NULL, "DEALLOCATE ALL");
+        pa_db_exec(w->db, NULL, "RESET plan_cache_mode");
     }
     json_object_put(x->params);
     pa_buf_free(&ids);
