@@ -102,7 +102,7 @@ struct export {
     int shared_done;       /* the referenced shared resources are written */
     PGconn *db2;           /* the second lane's connection (export_chunk) */
     uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs) */
-    char compartment[2048], shared[512]; /* array literals of the types exported, by kind */
+    pa_buf compartment, shared; /* array literals of the types exported, by kind */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int resumed;           /* going on from a checkpoint */
     struct type_out refs;  /* a chunk's references into export_ref (no file) */
@@ -294,8 +294,8 @@ static int build_refs_sql(struct export *x, struct type_out *t)
 {
     t->values[0] = NULL;
     t->values[1] = x->job->id;
-    t->values[2] = x->compartment;
-    t->values[3] = x->shared;
+    t->values[2] = pa_buf_str(&x->compartment);
+    t->values[3] = pa_buf_str(&x->shared);
     t->nvalues = 4;
     return pa_buf_addstr(&t->sql,
                          "INSERT INTO export_ref (job_id, type, id)"
@@ -775,28 +775,21 @@ static int record_chunk(struct export *x, const char *ids, pa_err *err)
  * references query when there are shared types. */
 static int refs_setup(struct export *x, pa_err *err)
 {
-    pa_buf compartment, shared;
     size_t k;
-    int rc = PA_OK;
+    int rc;
 
-    pa_buf_init(&compartment, sizeof(x->compartment) - 1);
-    pa_buf_init(&shared, sizeof(x->shared) - 1);
-    rc = pa_buf_addstr(&compartment, "{") || pa_buf_addstr(&shared, "{");
+    pa_buf_init(&x->compartment, 4096);
+    pa_buf_init(&x->shared, 1024);
+    rc = pa_buf_addstr(&x->compartment, "{") || pa_buf_addstr(&x->shared, "{");
     for(k = 0; k < x->nout && !rc; k++) {
         if(x->out[k].kind == OUT_RESOURCE)
-            rc = pa_buf_add_array_item(&compartment, x->out[k].type);
+            rc = pa_buf_add_array_item(&x->compartment, x->out[k].type);
         else if(x->out[k].kind == OUT_SHARED) {
-            rc = pa_buf_add_array_item(&shared, x->out[k].type);
+            rc = pa_buf_add_array_item(&x->shared, x->out[k].type);
             x->want_refs = 1;
         }
     }
-    rc = rc || pa_buf_addstr(&compartment, "}") || pa_buf_addstr(&shared, "}");
-    if(!rc) {
-        pa_strlcpy(x->compartment, pa_buf_str(&compartment), sizeof(x->compartment));
-        pa_strlcpy(x->shared, pa_buf_str(&shared), sizeof(x->shared));
-    }
-    pa_buf_free(&compartment);
-    pa_buf_free(&shared);
+    rc = rc || pa_buf_addstr(&x->compartment, "}") || pa_buf_addstr(&x->shared, "}");
     if(!rc && x->want_refs)
         rc = build_refs_sql(x, &x->refs);
     return rc ? pa_err_set(err, PA_ETOOBIG, "too many types") : PA_OK;
@@ -1006,6 +999,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     }
     pa_buf_free(&x->refs.sql);
     pa_buf_free(&x->refs.wbuf);
+    pa_buf_free(&x->compartment);
+    pa_buf_free(&x->shared);
     if(x->db2)
         PQfinish(x->db2);
     /* the worker's own connection is left as it was found */

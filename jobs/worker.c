@@ -121,7 +121,7 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
     pa_err_clear(&err);
     if(pa_db_ensure(&w->db, w->cfg, &err) || pa_job_db_update(w->db, job, &err))
         pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
-    else if(strcmp(state, "running") && pa_export_forget(w->db, job->id, &err))
+    else if(!strcmp(job->kind, "export") && strcmp(state, "running") && pa_export_forget(w->db, job->id, &err))
         pa_warn("job %s: its export references are not removed: %s", job->id, err.msg);
 }
 
