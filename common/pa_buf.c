@@ -1,4 +1,5 @@
 #include "pa_buf.h"
+#include "pa_util.h"
 #include "pa_err.h"
 
 #include <stdarg.h>
@@ -106,6 +107,21 @@ int pa_buf_add_json_string(pa_buf *b, const char *s)
         char esc[6];
         size_t n = 2;
 
+        if(*p >= 0x80) {
+            size_t k = pa_utf8_seq((const char *)p, strnlen((const char *)p, 4));
+
+            if(k) {
+                p += k - 1;
+                continue;
+            }
+            /* a byte that is no UTF-8 (a client's, cut or forged) would make
+             * the whole text invalid JSON: U+FFFD stands in for it */
+            rc = pa_buf_add(b, run, (size_t)(p - run));
+            if(!rc)
+                rc = pa_buf_add(b, "\xEF\xBF\xBD", 3);
+            run = p + 1;
+            continue;
+        }
         if(*p >= 0x20 && *p != '"' && *p != '\\')
             continue;
         rc = pa_buf_add(b, run, (size_t)(p - run));

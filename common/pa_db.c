@@ -55,23 +55,44 @@ int pa_db_ensure(PGconn **conn, const pa_config *cfg, pa_err *err)
     return pa_db_connect(cfg, conn, err);
 }
 
-static int db_fail(PGconn *conn, pa_err *err)
+int pa_db_result_error(PGconn *conn, const PGresult *res, pa_err *err)
 {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     char msg[400];
+    int code = PA_EDB;
 
     last_message(conn, msg, sizeof(msg));
-    return pa_err_set(err, PA_EDB, "PostgreSQL: %s", msg);
+    /* A statement PostgreSQL refused (bad data, a missing object) fails the
+     * same way every time; only a lost or overloaded server is worth another
+     * try: connection (08), resources (53), operator intervention (57, a
+     * restart or pg_terminate_backend), system (58), and transaction
+     * rollbacks (40, deadlocks and serialization). */
+    if(PQstatus(conn) == CONNECTION_OK && state && strncmp(state, "08", 2) && strncmp(state, "53", 2) &&
+       strncmp(state, "57", 2) && strncmp(state, "58", 2) && strncmp(state, "40", 2))
+        code = PA_EDBQUERY;
+    return pa_err_set(err, code, "PostgreSQL: %s", msg);
 }
 
 PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,
                       const char *const *values)
 {
+    /* Only outside a transaction can a statement be sent again on a new
+     * connection: inside one, what came before it is gone with the old. */
+    int idle = PQtransactionStatus(conn) == PQTRANS_IDLE;
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
 
+    if(st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && idle && PQstatus(conn) == CONNECTION_BAD) {
+        /* PQstatus said OK to a connection whose server had restarted (or
+         * ended it): reconnect and try once more before calling it down */
+        PQclear(res);
+        PQreset(conn);
+        res = PQexecParams(conn, sql, nparams, NULL, values, NULL, NULL, 0);
+        st = PQresultStatus(res);
+    }
     if(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
         return res;
-    db_fail(conn, err);
+    pa_db_result_error(conn, res, err);
     PQclear(res);
     return NULL;
 }

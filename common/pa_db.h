@@ -12,7 +12,7 @@
 #include "pa_err.h"
 
 /* The schema version this build needs (the highest sql/NNN_*.sql). */
-#define PA_SCHEMA_VERSION 4
+#define PA_SCHEMA_VERSION 5
 
 /*
  * SQL: is an opt-out of member PATIENT in force today against the provider
@@ -36,6 +36,11 @@ int pa_db_schema_version(PGconn *conn, int *version, pa_err *err);
 /* PA_ESCHEMA with a message saying to run `pa-admin migrate` if too old. */
 int pa_db_check_schema(PGconn *conn, pa_err *err);
 
+/* Sets err from a failed statement's result (res may be NULL): PA_EDB when
+ * the connection or the server failed (worth another try), PA_EDBQUERY when
+ * PostgreSQL refused the statement itself.  Returns the code. */
+int pa_db_result_error(PGconn *conn, const PGresult *res, pa_err *err);
+
 /* Runs a statement expecting no rows; err holds the server's message. */
 int pa_db_exec(PGconn *conn, pa_err *err, const char *sql);
 
@@ -44,7 +49,10 @@ int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams,
                       const char *const *values);
 
 /* Runs a parameterized statement; returns the result (PQclear it) or NULL
- * with err set when it did not succeed. */
+ * with err set (pa_db_result_error) when it did not succeed.  A statement
+ * sent outside a transaction on a connection found broken (its server
+ * restarted) is sent once more on a fresh one: the session's prepared
+ * statements and SET values are gone then (PQbackendPID tells). */
 PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,
                       const char *const *values);
 

@@ -41,6 +41,7 @@ const char *pa_err_name(int code)
     case PA_ESTATE: return "wrong state";
     case PA_ECANCELLED: return "cancelled";
     case PA_ESTOPPED: return "stopped";
+    case PA_EDBQUERY: return "database refused a statement";
     default: return "unknown error";
     }
 }

@@ -242,28 +242,42 @@ int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size)
 
 int pa_fhir_date_ts(const char *s, char out[PA_TS_LEN])
 {
-    size_t n = strlen(s);
     int64_t ms;
+    int y, m, d;
 
-    if(n == 4 && strspn(s, "0123456789") == 4) {
-        snprintf(out, PA_TS_LEN, "%s-01-01T00:00:00Z", s);
+    if(pa_parse_date(s, &y, &m, &d) == PA_OK) {
+        snprintf(out, PA_TS_LEN, "%04d-%02d-%02dT00:00:00Z", y, m ? m : 1, d ? d : 1);
         return PA_OK;
-    }
-    if(n == 7 && strspn(s, "0123456789") == 4 && s[4] == '-' && strspn(s + 5, "0123456789") == 2) {
-        snprintf(out, PA_TS_LEN, "%s-01T00:00:00Z", s);
-        return PA_OK;
-    }
-    if(n == 10) {
-        char tmp[PA_TS_LEN];
-
-        snprintf(tmp, sizeof(tmp), "%sT00:00:00Z", s);
-        if(pa_parse_instant(tmp, &ms))
-            return PA_EINVAL;
-        return pa_strlcpy(out, tmp, PA_TS_LEN);
     }
     if(pa_parse_instant(s, &ms))
         return PA_EINVAL;
-    return pa_strlcpy(out, s, PA_TS_LEN);
+    return pa_strlcpy(out, s, PA_TS_LEN) ? PA_EINVAL : PA_OK;
+}
+
+int pa_fhir_day(const char *s, int last, char out[11])
+{
+    char date[11];
+    int64_t ms;
+    int y, m, d;
+
+    out[0] = '\0';
+    if(!s)
+        return PA_EINVAL;
+    if(strlen(s) > 10) {
+        /* a dateTime: its own calendar day, as written */
+        if(pa_parse_instant(s, &ms))
+            return PA_EINVAL;
+        snprintf(date, sizeof(date), "%.10s", s);
+        s = date;
+    }
+    if(pa_parse_date(s, &y, &m, &d))
+        return PA_EINVAL;
+    if(!m)
+        m = last ? 12 : 1;
+    if(!d)
+        d = last ? pa_days_in_month(y, m) : 1;
+    snprintf(out, 11, "%04d-%02d-%02d", y, m, d);
+    return PA_OK;
 }
 
 int pa_npi_valid(const char *npi)

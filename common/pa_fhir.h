@@ -61,6 +61,11 @@ int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size);
  * partial date becomes its first instant, UTC).  PA_EINVAL if malformed. */
 int pa_fhir_date_ts(const char *s, char out[PA_TS_LEN]);
 
+/* The calendar day (YYYY-MM-DD) of a FHIR date or dateTime: a partial date's
+ * first day, or its last when last is set (a period's end).  PA_EINVAL if s
+ * is not one (grammar and calendar both). */
+int pa_fhir_day(const char *s, int last, char out[11]);
+
 /* The token search parameters extracted for type (NULL-terminated), or NULL. */
 const char *const *pa_fhir_token_params(const char *type);
 

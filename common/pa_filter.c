@@ -71,8 +71,8 @@ static int token_cond(const char *param, char *value, json_object *conds, pa_err
 
         if(next)
             *next++ = '\0';
-        if(pa_url_decode(v, 0) || !*v) {
-            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has an empty or malformed value", param);
+        if(pa_url_decode(v, 0) || !*v || !pa_utf8_valid(v, strlen(v))) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has an empty or malformed value (or one not UTF-8)", param);
             break;
         }
         bar = strchr(v, '|');
@@ -253,4 +253,27 @@ int pa_filter_sql(json_object *queries, pa_buf *sql, int first, const char **val
             rc = pa_buf_addstr(sql, ")");
     }
     return rc ? rc : pa_buf_addstr(sql, ")");
+}
+
+int pa_filter_check(json_object *filters, pa_err *err)
+{
+    const char *values[PA_FILTER_SQL_VALUES];
+    pa_buf sql;
+    int n, rc = PA_OK;
+
+    if(!json_object_is_type(filters, json_type_object))
+        return PA_OK;
+    pa_buf_init(&sql, PA_FILTER_SQL_BYTES);
+    json_object_object_foreach(filters, type, queries) {
+        pa_buf_reset(&sql);
+        if(pa_filter_sql(queries, &sql, 8, values, &n, PA_FILTER_SQL_VALUES)) {
+            rc = pa_err_set(err, PA_ETOOBIG,
+                            "the _typeFilter queries of %s are too many or too long for one export (at most %d "
+                            "conditions' values, %d bytes of query)",
+                            type, PA_FILTER_SQL_VALUES, PA_FILTER_SQL_BYTES);
+            break;
+        }
+    }
+    pa_buf_free(&sql);
+    return rc;
 }

@@ -15,6 +15,11 @@
 
 #define PA_FILTER_MAX_VALUES 128
 
+/* What the filters of one type may add to its export query: placeholders
+ * and bytes of SQL (the runner's query buffers are sized to hold them). */
+#define PA_FILTER_SQL_VALUES 56
+#define PA_FILTER_SQL_BYTES (32 * 1024)
+
 /*
  * Parses one _typeFilter query and appends it to filters[Type] (an object of
  * arrays of queries; queries of one type are OR'ed, conditions within one are
@@ -22,6 +27,11 @@
  * prefix.
  */
 int pa_filter_add(json_object *filters, const char *query, pa_err *err);
+
+/* Checks at kick-off that the queries of every type in filters turn into SQL
+ * within PA_FILTER_SQL_VALUES and PA_FILTER_SQL_BYTES; PA_ETOOBIG naming the
+ * type otherwise, so that no accepted export fails for it later. */
+int pa_filter_check(json_object *filters, pa_err *err);
 
 /* The search parameters _typeFilter supports for type, as "a, b, c" (for
  * messages and the CapabilityStatement); "" if none. */

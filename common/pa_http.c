@@ -1,5 +1,6 @@
 #include "pa_http.h"
 #include "pa_log.h"
+#include "pa_util.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -336,7 +337,13 @@ int pa_query_parse(const char *qs, pa_param **out, size_t *n, pa_err *err)
             goto out;
         }
         if(pa_url_decode(params[count - 1].name, 1) || pa_url_decode(params[count - 1].value, 1)) {
-            rc = pa_err_set(err, PA_EINVAL, "the query string has a malformed %%-escape");
+            rc = pa_err_set(err, PA_EINVAL, "the query string has a malformed %%-escape (or an escaped NUL)");
+            goto out;
+        }
+        /* text goes on to PostgreSQL and into JSON, both UTF-8 only */
+        if(!pa_utf8_valid(params[count - 1].name, strlen(params[count - 1].name)) ||
+           !pa_utf8_valid(params[count - 1].value, strlen(params[count - 1].value))) {
+            rc = pa_err_set(err, PA_EINVAL, "parameter %zu of the query string is not UTF-8 text", count);
             goto out;
         }
         p = *end ? end + 1 : end;

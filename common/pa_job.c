@@ -138,7 +138,7 @@ static redisReply *run_script(pa_redis *r, pa_err *err, const char *script, int 
 static int db_insert(PGconn *db, const pa_job *job, pa_err *err)
 {
     char ttime[32];
-    const char *values[7];
+    const char *values[8];
     PGresult *res;
 
     pa_fhir_instant(job->ttime, ttime);
@@ -149,10 +149,11 @@ static int db_insert(PGconn *db, const pa_job *job, pa_err *err)
     values[4] = job->request;
     values[5] = job->params;
     values[6] = ttime;
+    values[7] = job->request_id[0] ? job->request_id : NULL;
     res = pa_db_query(db, err,
-                      "INSERT INTO job (id, kind, owner, state, request, params, transaction_time) "
-                      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz)",
-                      7, values);
+                      "INSERT INTO job (id, kind, owner, state, request, params, transaction_time, request_id) "
+                      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz, $8)",
+                      8, values);
     if(!res)
         return PA_EDB;
     PQclear(res);
@@ -191,6 +192,7 @@ static int job_fields(const pa_job *job, const char **args, int at, char bufs[3]
     args[at++] = "ttime";     args[at++] = bufs[0];
     args[at++] = "created";   args[at++] = bufs[1];
     args[at++] = "attempts";  args[at++] = bufs[2];
+    args[at++] = "request_id"; args[at++] = job->request_id;
     return at;
 }
 
@@ -314,6 +316,8 @@ int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *e
         else if(!strcmp(f, "done")) job->done = (long)to_i64(v);
         else if(!strcmp(f, "total")) job->total = (long)to_i64(v);
         else if(!strcmp(f, "attempts")) job->attempts = (long)to_i64(v);
+        else if(!strcmp(f, "request_id") && v->type == REDIS_REPLY_STRING)
+            snprintf(job->request_id, sizeof(job->request_id), "%.*s", (int)v->len, v->str);
         if(sp) {
             free(*sp);
             *sp = dup_or_null(v);
@@ -694,7 +698,7 @@ int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)
     res = pa_db_query(db, err,
                       "SELECT id, kind, owner, request, params::text, "
                       "(extract(epoch FROM transaction_time) * 1000)::bigint, "
-                      "(extract(epoch FROM created_at) * 1000)::bigint "
+                      "(extract(epoch FROM created_at) * 1000)::bigint, coalesce(request_id, '') "
                       "FROM job WHERE state IN ('queued', 'running') "
                       /* a job being enqueued right now has its row a moment before its hash */
                       "AND created_at < now() - interval '10 seconds' ORDER BY created_at",
@@ -722,6 +726,7 @@ int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)
         job.ttime = t;
         pa_parse_long(PQgetvalue(res, i, 6), &t);
         job.created = t;
+        pa_strlcpy(job.request_id, PQgetvalue(res, i, 7), sizeof(job.request_id));
         args[0] = pa_redis_key(r, kactive, sizeof(kactive), "active:%s", job.owner);
         args[1] = pa_redis_key(r, khash, sizeof(khash), "job:%s", job.id);
         args[2] = pa_redis_key(r, kstream, sizeof(kstream), PA_JOB_STREAM);

@@ -20,6 +20,9 @@
 #include "pa_redis.h"
 
 #define PA_JOB_ID_LEN 32
+/* An export's `patient` subset: at most this many references (checked at
+ * kick-off; the runner's member list is sized for it). */
+#define PA_EXPORT_MAX_PATIENTS 1000
 #define PA_JOB_MAX_ATTEMPTS 3
 #define PA_JOB_STREAM "jobs"
 #define PA_JOB_GROUP "runners"
@@ -30,6 +33,7 @@ typedef struct pa_job {
     char *owner;        /* client id */
     char *state;        /* queued | running | completed | failed | cancelled */
     char *request;      /* the kick-off URL, for the manifest */
+    char request_id[33]; /* the kick-off's X-Request-Id ("" if unknown) */
     char *params;       /* kind-specific parameters (JSON) */
     int64_t ttime;      /* transactionTime: the kick-off instant (ms) */
     int64_t created;

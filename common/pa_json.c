@@ -3,6 +3,7 @@
  */
 #include "pa_json.h"
 
+#include <json-c/json.h>
 #include <string.h>
 
 #define KEY_MAX 256
@@ -163,6 +164,9 @@ static int scan_string(struct scan *s, char *out, size_t size, int *full)
             case 'u':
                 if(hex4(s, &cp))
                     return fail(s, "a bad \\u escape");
+                /* no FHIR string holds one, and C strings end at it */
+                if(cp == 0)
+                    return fail(s, "a \\u0000 (NUL) in a string");
                 if(cp >= 0xDC00 && cp <= 0xDFFF)
                     return fail(s, "a lone low surrogate");
                 if(cp >= 0xD800 && cp <= 0xDBFF) {
@@ -336,4 +340,32 @@ int pa_json_string(const char *value, size_t len, char *out, size_t size)
     if(!len || *value != '"' || !size || scan_string(&s, out, size, &full) || full || s.p != s.end)
         return -1;
     return 0;
+}
+
+int pa_json_parse(const char *text, size_t len, json_object **out, pa_err *err)
+{
+    json_tokener *tok;
+    json_object *o = NULL;
+    int rc;
+
+    *out = NULL;
+    if(len > (size_t)0x7fffffff)
+        return pa_err_set(err, PA_ETOOBIG, "a JSON text over 2 GB");
+    rc = pa_json_walk(text, len, NULL, NULL, err);
+    if(rc)
+        return rc;
+    tok = json_tokener_new_ex(PA_JSON_MAX_DEPTH + 1);
+    if(!tok)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    o = json_tokener_parse_ex(tok, text, (int)len);
+    /* the walk said it is one value, so json-c must take all of it */
+    if(!o || json_tokener_get_parse_end(tok) != len) {
+        json_object_put(o);
+        o = NULL;
+    }
+    json_tokener_free(tok);
+    if(!o)
+        return pa_err_set(err, PA_EINVAL, "not valid JSON");
+    *out = o;
+    return PA_OK;
 }

@@ -31,6 +31,17 @@ typedef int (*pa_json_visit)(const char *key, const char *value, size_t len, voi
  */
 int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, pa_err *err);
 
+struct json_object;
+
+/*
+ * Parses text[0..len) into a json-c tree (*out, json_object_put it) only if
+ * pa_json_walk finds it to be exactly one well-formed value: UTF-8, no
+ * \u0000, nothing after it, no deeper than PA_JSON_MAX_DEPTH.  json-c alone
+ * would take the first value of "{}garbage" and stop at a NUL byte.  The one
+ * way request bodies become trees.  PA_EINVAL with err saying what and where.
+ */
+int pa_json_parse(const char *text, size_t len, struct json_object **out, pa_err *err);
+
 /* Decodes the JSON string value[0..len) into out (size bytes, NUL
  * terminated); -1 if it is no string or does not fit. */
 int pa_json_string(const char *value, size_t len, char *out, size_t size);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pa_fhir.h"
+#include "pa_json.h"
 
 static int b64val(int c)
 {
@@ -66,18 +67,12 @@ static json_object *segment_json(const char *s, size_t n)
     unsigned char *raw = NULL;
     size_t len = 0;
     json_object *o = NULL;
-    json_tokener *tok;
 
     if(pa_b64url_decode(s, n, &raw, &len))
         return NULL;
-    tok = json_tokener_new();
-    if(tok) {
-        o = json_tokener_parse_ex(tok, (const char *)raw, (int)len);
-        if(o && (json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object))) {
-            json_object_put(o);
-            o = NULL;
-        }
-        json_tokener_free(tok);
+    if(pa_json_parse((const char *)raw, len, &o, NULL) == PA_OK && !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        o = NULL;
     }
     free(raw);
     return o;

@@ -41,13 +41,14 @@ static json_object *jidx(json_object *a, size_t i)
 
 int pa_match_parse(const char *body, long max, json_object **params, long *members, pa_err *err)
 {
-    json_object *p = json_tokener_parse(body), *list;
+    json_object *p = NULL, *list;
+    pa_err why;
     size_t i;
 
     *params = NULL;
     *members = 0;
-    if(!p)
-        return pa_err_set(err, PA_EINVAL, "the request body is not valid JSON");
+    if(pa_json_parse(body, strlen(body), &p, &why))
+        return pa_err_set(err, PA_EINVAL, "the request body is %s", why.msg);
     if(!pa_json_str(p, "resourceType") || strcmp(pa_json_str(p, "resourceType"), "Parameters") ||
        !(list = pa_json_get(p, "parameter")) || !json_object_is_type(list, json_type_array)) {
         json_object_put(p);
@@ -85,7 +86,73 @@ struct check {
     long members;        /* MemberBundles so far: also the next parameter's index */
     int bad;             /* the parameter at index members is no MemberBundle */
     char name[48];
+    const char *resource; /* the current part's resource */
+    size_t resource_len;
+    char date_error[320]; /* the first date that is not one, said for the client */
 };
+
+/* The dates and dateTimes of a MemberBundle's resources, by part: each is
+ * checked against FHIR's grammar and calendar before anything reads it. */
+static const struct {
+    const char *part, *path, *kind;
+} member_dates[] = {
+    { "MemberPatient", "birthDate", "date" },
+    { "CoverageToMatch", "period.start", "dateTime" },
+    { "CoverageToMatch", "period.end", "dateTime" },
+    { "Consent", "dateTime", "dateTime" },
+    { "Consent", "provision.period.start", "dateTime" },
+    { "Consent", "provision.period.end", "dateTime" },
+};
+
+struct date_walk {
+    const char *path; /* what is left of it */
+    int bad;
+    char value[64];
+};
+
+static int visit_date(const char *key, const char *value, size_t len, void *ctx)
+{
+    struct date_walk *w = ctx;
+    size_t seg = strcspn(w->path, ".");
+    char day[11];
+
+    if(!key || strlen(key) != seg || strncmp(key, w->path, seg))
+        return 0;
+    if(w->path[seg] == '.') {
+        struct date_walk inner = { w->path + seg + 1, 0, "" };
+
+        if(*value == '{')
+            pa_json_walk(value, len, visit_date, &inner, NULL);
+        w->bad = inner.bad;
+        memcpy(w->value, inner.value, sizeof(w->value));
+        return w->bad;
+    }
+    if(pa_json_string(value, len, w->value, sizeof(w->value)) || pa_fhir_day(w->value, 0, day)) {
+        if(*value != '"')
+            pa_strlcpy(w->value, "(not a string)", sizeof(w->value));
+        w->bad = 1;
+    }
+    return w->bad;
+}
+
+/* Fills c->date_error if a date of the part's resource is not one. */
+static void check_part_dates(struct check *c)
+{
+    size_t i;
+
+    for(i = 0; !c->date_error[0] && c->resource && i < sizeof(member_dates) / sizeof(member_dates[0]); i++) {
+        struct date_walk w = { member_dates[i].path, 0, "" };
+
+        if(strcmp(member_dates[i].part, c->name))
+            continue;
+        pa_json_walk(c->resource, c->resource_len, visit_date, &w, NULL);
+        if(w.bad)
+            snprintf(c->date_error, sizeof(c->date_error),
+                     "parameter %ld (MemberBundle): %s.%s '%.40s' is not a FHIR %s (YYYY-MM-DD%s, a real day)",
+                     c->members, c->name, member_dates[i].path, w.value, member_dates[i].kind,
+                     strcmp(member_dates[i].kind, "date") ? ", or with a time and zone" : "");
+    }
+}
 
 static int check_top(const char *key, const char *value, size_t len, void *ctx)
 {
@@ -106,6 +173,31 @@ static int check_name(const char *key, const char *value, size_t len, void *ctx)
 
     if(!strcmp(key, "name") && pa_json_string(value, len, c->name, sizeof(c->name)))
         pa_strlcpy(c->name, "?", sizeof(c->name));
+    else if(!strcmp(key, "resource") && *value == '{') {
+        c->resource = value;
+        c->resource_len = len;
+    }
+    return 0;
+}
+
+/* One part of a MemberBundle: its name, then the dates of its resource. */
+static int check_part(const char *key, const char *value, size_t len, void *ctx)
+{
+    struct check *c = ctx;
+
+    (void)key;
+    c->name[0] = '\0';
+    c->resource = NULL;
+    if(*value == '{')
+        pa_json_walk(value, len, check_name, c, NULL);
+    check_part_dates(c);
+    return 0;
+}
+
+static int check_param_parts(const char *key, const char *value, size_t len, void *ctx)
+{
+    if(!strcmp(key, "part") && *value == '[')
+        pa_json_walk(value, len, check_part, ctx, NULL);
     return 0;
 }
 
@@ -119,6 +211,8 @@ static int check_param(const char *key, const char *value, size_t len, void *ctx
         c->bad = 1;
         return 1;
     }
+    if(!c->date_error[0])
+        pa_json_walk(value, len, check_param_parts, c, NULL);
     c->members++;
     return 0;
 }
@@ -139,6 +233,8 @@ int pa_match_check(const char *body, size_t len, long max, long *members, pa_err
     *members = c.members;
     if(!c.members)
         return pa_err_set(err, PA_EINVAL, "the request has no MemberBundle");
+    if(c.date_error[0])
+        return pa_err_set(err, PA_EINVAL, "%s", c.date_error);
     if(c.members > max)
         return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)", c.members,
                           max);
@@ -196,13 +292,7 @@ static int names_npi(json_object *list, const char *npi, const char *org, int ac
 
 static const char *date10(const char *s, char out[11])
 {
-    char ts[PA_TS_LEN];
-
-    out[0] = '\0';
-    if(!s || strlen(s) < 10 || pa_fhir_date_ts(s, ts))
-        return NULL;
-    snprintf(out, 11, "%.10s", s);
-    return out;
+    return pa_fhir_day(s, 0, out) ? NULL : out;
 }
 
 /* Step 1: the bundle's three resources against HRex and the attestation
@@ -272,7 +362,7 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
     period = pa_json_get(prov, "period");
     if(!date10(pa_json_str(period, "start"), m->att_start) || strcmp(m->att_start, today) > 0)
         return "the attestation's period does not cover today";
-    if(pa_json_str(period, "end") && (!date10(pa_json_str(period, "end"), m->att_end) || strcmp(m->att_end, today) < 0))
+    if(pa_json_str(period, "end") && (pa_fhir_day(pa_json_str(period, "end"), 1, m->att_end) || strcmp(m->att_end, today) < 0))
         return "the attestation has expired";
     /* the requesting provider, by NPI, among performer, organization and actors */
     if(!names_npi(pa_json_get(con, "performer"), in->npi, in->org_npi, 0) &&
@@ -355,8 +445,16 @@ static json_object *echo_patient(json_object *pat, json_object *group, json_obje
     json_object_deep_copy(pat, &copy, NULL);
     if(!copy)
         return NULL;
+    /* a Patient whose shape was never checked: json-c aborts on a member
+     * removed from anything but an object */
+    if(!json_object_is_type(copy, json_type_object)) {
+        json_object_put(copy);
+        return NULL;
+    }
     json_object_object_del(copy, "contained");
-    if((meta = pa_json_get(copy, "meta"))) {
+    if((meta = pa_json_get(copy, "meta")) && !json_object_is_type(meta, json_type_object))
+        json_object_object_del(copy, "meta");
+    else if(meta) {
         json_object_object_del(meta, "versionId");
         json_object_object_del(meta, "lastUpdated");
         json_object_object_del(meta, "security");

@@ -91,13 +91,20 @@ int64_t pa_mono_ms(void)
 
 void pa_fhir_instant(int64_t ms, char out[32])
 {
-    time_t t = (time_t)(ms / 1000);
+    /* floored: an instant before 1970 has a negative count, and its
+     * milliseconds are still 0 to 999 after the second before it */
+    int64_t secs = ms / 1000 - (ms % 1000 < 0);
+    int frac = (int)(ms - secs * 1000);
+    time_t t = (time_t)secs;
     struct tm tm;
-    size_t n;
+    char tmp[96];
 
     gmtime_r(&t, &tm);
-    n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+    /* four digits of year always (strftime's %Y gives "999"): PostgreSQL
+     * and every FHIR reader expect them */
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+             tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    pa_strlcpy(out, tmp, 32);
 }
 
 void pa_http_date(time_t t, char out[32])
@@ -136,20 +143,40 @@ static int64_t days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
+int pa_days_in_month(int y, int m)
+{
+    static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return m < 1 || m > 12 ? 0 : mdays[m - 1] + (m == 2 && leap);
+}
+
+int pa_parse_date(const char *s, int *y, int *m, int *d)
+{
+    size_t n = strlen(s);
+
+    *m = 0;
+    *d = 0;
+    /* FHIR date: YYYY, YYYY-MM or YYYY-MM-DD; the year 0001 to 9999 */
+    if((n != 4 && n != 7 && n != 10) || digits(s, 4, y) || *y < 1)
+        return PA_EINVAL;
+    if(n >= 7 && (s[4] != '-' || digits(s + 5, 2, m) || *m < 1 || *m > 12))
+        return PA_EINVAL;
+    if(n == 10 && (s[7] != '-' || digits(s + 8, 2, d) || *d < 1 || *d > pa_days_in_month(*y, *m)))
+        return PA_EINVAL;
+    return PA_OK;
+}
+
 int pa_parse_instant(const char *s, int64_t *ms)
 {
-    static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
     int y, mo, d, h, mi, sec, frac = 0, tzh = 0, tzm = 0, sign = 0;
     const char *p;
-    int leap;
 
     if(strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
        s[7] != '-' || digits(s + 8, 2, &d) || s[10] != 'T' || digits(s + 11, 2, &h) ||
        s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
         return PA_EINVAL;
-    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if(y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
-       h > 23 || mi > 59 || sec > 60)
+    if(y < 1 || mo < 1 || mo > 12 || d < 1 || d > pa_days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
         return PA_EINVAL;
     p = s + 19;
     if(*p == '.') {
@@ -188,6 +215,66 @@ int pa_parse_instant(const char *s, int64_t *ms)
     return PA_OK;
 }
 
+size_t pa_utf8_seq(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned char lo = 0x80, hi = 0xBF;
+    size_t len, i;
+
+    if(n == 0)
+        return 0;
+    if(p[0] < 0x80)
+        return 1;
+    if(p[0] >= 0xC2 && p[0] <= 0xDF)
+        len = 2;
+    else if(p[0] >= 0xE0 && p[0] <= 0xEF) {
+        len = 3;
+        if(p[0] == 0xE0)
+            lo = 0xA0;
+        else if(p[0] == 0xED)
+            hi = 0x9F; /* no surrogates */
+    }
+    else if(p[0] >= 0xF0 && p[0] <= 0xF4) {
+        len = 4;
+        if(p[0] == 0xF0)
+            lo = 0x90;
+        else if(p[0] == 0xF4)
+            hi = 0x8F;
+    }
+    else
+        return 0;
+    if(n < len)
+        return 0;
+    for(i = 1; i < len; i++) {
+        if(p[i] < lo || p[i] > hi)
+            return 0;
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    return len;
+}
+
+int pa_utf8_valid(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while(i < n) {
+        size_t k;
+
+        if((unsigned char)s[i] < 0x80) {
+            if(!s[i])
+                return 0;
+            i++;
+            continue;
+        }
+        k = pa_utf8_seq(s + i, n - i);
+        if(!k)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
 int pa_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);
@@ -195,8 +282,12 @@ int pa_strlcpy(char *dst, const char *src, size_t size)
     if(size == 0)
         return PA_ETOOBIG;
     if(n >= size) {
-        memcpy(dst, src, size - 1);
-        dst[size - 1] = '\0';
+        n = size - 1;
+        /* never half a character: back off to where one starts */
+        while(n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+        memcpy(dst, src, n);
+        dst[n] = '\0';
         return PA_ETOOBIG;
     }
     memcpy(dst, src, n + 1);

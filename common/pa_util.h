@@ -34,10 +34,26 @@ void pa_fhir_instant(int64_t ms, char out[32]);
  * into milliseconds since the epoch.  Returns 0 or PA_EINVAL. */
 int pa_parse_instant(const char *s, int64_t *ms);
 
+/* Parses a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar day of
+ * the years 0001 to 9999); *m and *d are 0 where the precision stops.
+ * Returns 0 or PA_EINVAL. */
+int pa_parse_date(const char *s, int *y, int *m, int *d);
+
+/* Days in month m (1 to 12) of year y; 0 for another m. */
+int pa_days_in_month(int y, int m);
+
 /* "Sun, 22 Nov 2026 11:30:00 GMT"; out must hold 32 bytes. */
 void pa_http_date(time_t t, char out[32]);
 
-/* Copies at most size-1 bytes and always terminates; returns PA_ETOOBIG if cut. */
+/* Length of the well-formed UTF-8 sequence at s (n bytes available): 1 to
+ * 4, or 0 if there is none (a stray, overlong or surrogate byte). */
+size_t pa_utf8_seq(const char *s, size_t n);
+
+/* True if s[0..n) is well-formed UTF-8 without a NUL byte. */
+int pa_utf8_valid(const char *s, size_t n);
+
+/* Copies at most size-1 bytes and always terminates; returns PA_ETOOBIG if
+ * cut, and then cuts before a character, never inside one. */
 int pa_strlcpy(char *dst, const char *src, size_t size);
 
 /* Parses a base-10 long with no trailing garbage; PA_EINVAL otherwise. */

@@ -306,11 +306,15 @@ static int check_secret(pa_ctx *ctx, pa_resp *resp, const pa_req *req, const cha
         memcpy(decoded, raw, len);
         decoded[len] = '\0';
         free(raw);
+        /* (a NUL would cut the id short; anything not UTF-8 is no client id) */
+        if(!pa_utf8_valid(decoded, len))
+            return client_failed(ctx, resp, "malformed Basic credentials"), -1;
         colon = strchr(decoded, ':');
         if(!colon)
             return client_failed(ctx, resp, "malformed Basic credentials"), -1;
         *colon = '\0';
-        if(pa_url_decode(decoded, 1) || pa_url_decode(colon + 1, 1))
+        if(pa_url_decode(decoded, 1) || pa_url_decode(colon + 1, 1) || !pa_utf8_valid(decoded, strlen(decoded)) ||
+           !pa_utf8_valid(colon + 1, strlen(colon + 1)))
             return client_failed(ctx, resp, "malformed Basic credentials"), -1;
         id = decoded;
         secret = colon + 1;

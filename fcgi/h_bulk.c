@@ -22,6 +22,7 @@
 #include "pa_fhir.h"
 #include "pa_filter.h"
 #include "pa_job.h"
+#include "pa_json.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
@@ -89,7 +90,7 @@ static const char *param_value(json_object *entry)
 static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
 {
     json_object *params;
-    enum json_tokener_error jerr;
+    pa_err err;
     size_t i;
 
     for(i = 0; i < req->nparams; i++)
@@ -106,10 +107,8 @@ static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
                         req->content_type ? req->content_type : "(no Content-Type)");
         return -1;
     }
-    xp->body = json_tokener_parse_verbose(req->body, &jerr);
-    if(!xp->body || strlen(req->body) != req->body_len) {
-        pa_resp_outcome(resp, 400, "error", "structure", "the request body is not valid JSON: %s",
-                        xp->body ? "it holds a NUL byte" : json_tokener_error_desc(jerr));
+    if(pa_json_parse(req->body, req->body_len, &xp->body, &err)) {
+        pa_resp_outcome(resp, 400, "error", "structure", "the request body is %s", err.msg);
         return -1;
     }
     {
@@ -160,6 +159,9 @@ static const char *const export_types_pdex[] = { "hl7.fhir.us.davinci-pdex#provi
 /* Adds the comma-separated types of one _type value to types (no repeats). */
 static int add_types(json_object *types, const char *t, pa_resp *resp)
 {
+    /* an empty _type would otherwise ask for nothing, and get everything */
+    if(!*t)
+        return reject(resp, "required", "_type is empty: name the types to export (e.g. _type=Patient,Coverage)");
     while(*t) {
         size_t n = strcspn(t, ",");
         char type[64];
@@ -174,8 +176,8 @@ static int add_types(json_object *types, const char *t, pa_resp *resp)
         if(k == json_object_array_length(types))
             json_object_array_add(types, json_object_new_string(type));
         t += n;
-        if(*t == ',')
-            t++;
+        if(*t == ',' && !*++t)
+            return reject(resp, "invalid", "_type ends with a comma: a type is missing");
     }
     return 0;
 }
@@ -247,9 +249,15 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
              * refused; a comma-separated list is several (no reference has one) */
             const char *p = v;
 
+            if(!*p)
+                return reject(resp, "required", "patient is empty: name a Patient reference (patient=Patient/123)");
             while(*p) {
                 size_t n = strcspn(p, ",");
 
+                if(n && json_object_array_length(patients) == PA_EXPORT_MAX_PATIENTS)
+                    return reject(resp, "too-costly",
+                                  "more than %d patient references; export the whole Group, or split the list",
+                                  PA_EXPORT_MAX_PATIENTS);
                 if(n)
                     json_object_array_add(patients, json_object_new_string_len(p, (int)n));
                 p += n + (p[n] == ',');
@@ -280,6 +288,8 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
        json_object_get_int64(json_object_object_get(out, "since")) >=
            json_object_get_int64(json_object_object_get(out, "until")))
         return reject(resp, "invalid", "_since must be before _until");
+    if(pa_filter_check(filters, &err))
+        return reject(resp, "too-costly", "%s", err.msg);
     if(json_object_array_length(types) == 0) {
         for(k = 0; pa_fhir_type_names()[k]; k++)
             json_object_array_add(types, json_object_new_string(pa_fhir_type_names()[k]));
@@ -467,8 +477,8 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_resp_header(resp, "Expires", "%s", date);
     }
     else if(!strcmp(job->state, "failed")) {
-        pa_resp_outcome(resp, 500, "error", "exception", "the export failed: %s",
-                        job->error ? job->error : "unknown reason");
+        /* the runner words it for the client (jobs/worker.c) */
+        pa_resp_outcome(resp, 500, "error", "exception", "%s", job->error ? job->error : "the job failed");
     }
     else {
         resp->status = 202;
@@ -597,6 +607,25 @@ static int manifest_lists(const char *manifest, const char *url)
     return found;
 }
 
+/* 403 (answered) unless the token may read every type the job exported. */
+static int require_read_job_types(pa_ctx *ctx, pa_resp *resp, const pa_job *job)
+{
+    json_object *params = NULL, *types;
+    size_t i;
+    int rc = 0;
+
+    if(pa_json_parse(job->params, strlen(job->params), &params, NULL) ||
+       !json_object_object_get_ex(params, "types", &types) || !json_object_is_type(types, json_type_array)) {
+        json_object_put(params);
+        pa_resp_outcome(resp, 500, "fatal", "exception", "the job's parameters are unreadable");
+        return -1;
+    }
+    for(i = 0; !rc && i < json_object_array_length(types); i++)
+        rc = pa_api_require_read(ctx, resp, json_object_get_string(json_object_array_get_idx(types, i)));
+    json_object_put(params);
+    return rc;
+}
+
 int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const types[] = { PA_MT_FHIR_NDJSON, "application/ndjson",
@@ -624,6 +653,12 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return 0;
     if(load_own_job(ctx, args[0], &job, resp))
         return 0;
+    /* a deleted-resources file names resources of every type the job
+     * exported: the token must be allowed to read them all */
+    if(!strcmp(type, "Bundle") && require_read_job_types(ctx, resp, job)) {
+        pa_job_free(job);
+        return 0;
+    }
     snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", ctx->cfg->base_url, job->id, args[1]);
     snprintf(path, sizeof(path), "%s/jobs/%s/%s", ctx->cfg->data_dir, job->id, args[1]);
     if(strcmp(job->state, "completed") || !job->manifest || !manifest_lists(job->manifest, url) ||

@@ -15,13 +15,14 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_json.h"
 #include "pa_optout.h"
 #include "pa_util.h"
 
 int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
-    json_object *c = NULL, *prov, *actors;
-    char patient[PA_FHIR_ID_MAX + 1], start[16] = "", end[16] = "", ts[PA_TS_LEN];
+    json_object *c = NULL, *prov, *actors, *period;
+    char patient[PA_FHIR_ID_MAX + 1], start[11] = "", end[11] = "";
     const char *type, *ref;
     pa_buf npis;
     PGconn *db;
@@ -44,10 +45,14 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_resp_outcome(resp, 415, "error", "not-supported", "send the Consent as application/fhir+json");
         goto out;
     }
-    c = json_tokener_parse(req->body);
+    pa_err_clear(&err);
+    if(pa_json_parse(req->body ? req->body : "", req->body_len, &c, &err)) {
+        pa_resp_outcome(resp, 400, "error", "structure", "the request body is %s", err.msg);
+        goto out;
+    }
     prov = pa_json_get(c, "provision");
     type = pa_json_str(prov, "type");
-    if(!c || !pa_json_str(c, "resourceType") || strcmp(pa_json_str(c, "resourceType"), "Consent")) {
+    if(!pa_json_str(c, "resourceType") || strcmp(pa_json_str(c, "resourceType"), "Consent")) {
         pa_resp_outcome(resp, 400, "error", "invalid", "the body must be a Consent");
         goto out;
     }
@@ -65,13 +70,25 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         goto out;
     }
     deny = !strcmp(type, "deny");
-    if(!pa_json_str(pa_json_get(prov, "period"), "start") || pa_fhir_date_ts(pa_json_str(pa_json_get(prov, "period"), "start"), ts)) {
-        pa_resp_outcome(resp, 400, "error", "required", "provision.period.start is required (a date)");
+    period = pa_json_get(prov, "period");
+    if(!pa_json_str(period, "start")) {
+        pa_resp_outcome(resp, 400, "error", "required", "provision.period.start is required (a date or dateTime)");
         goto out;
     }
-    snprintf(start, sizeof(start), "%.10s", pa_json_str(pa_json_get(prov, "period"), "start"));
-    if(pa_json_str(pa_json_get(prov, "period"), "end"))
-        snprintf(end, sizeof(end), "%.10s", pa_json_str(pa_json_get(prov, "period"), "end"));
+    if(pa_fhir_day(pa_json_str(period, "start"), 0, start)) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "provision.period.start '%.40s' is not a FHIR dateTime",
+                        pa_json_str(period, "start"));
+        goto out;
+    }
+    if(pa_json_get(period, "end") && pa_fhir_day(pa_json_str(period, "end"), 1, end)) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "provision.period.end '%.40s' is not a FHIR dateTime",
+                        pa_json_str(period, "end") ? pa_json_str(period, "end") : "(not a string)");
+        goto out;
+    }
+    if(end[0] && strcmp(end, start) < 0) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "provision.period.end is before its start");
+        goto out;
+    }
     actors = pa_json_get(prov, "actor");
     for(i = 0; actors && json_object_is_type(actors, json_type_array) && i < json_object_array_length(actors); i++) {
         json_object *ident = pa_json_get(pa_json_get(json_object_array_get_idx(actors, i), "reference"), "identifier");

@@ -158,7 +158,8 @@ static void add_link(pa_buf *b, const pa_ctx *ctx, const pa_req *req, const char
 int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     const char *values[13] = { NULL };
-    char limit_s[24];
+    char limit_s[24], system[1024];
+    size_t k;
     long count = SEARCH_DEFAULT_COUNT;
     int summary_count = 0;
     PGconn *db;
@@ -184,11 +185,22 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             continue;
         if(strchr(name, ':'))
             return pa_resp_outcome(resp, 400, "error", "not-supported", "search modifiers are not supported (%.40s)", name);
+        for(k = 0; k < i; k++)
+            if(!strcmp(req->params[k].name, name))
+                return pa_resp_outcome(resp, 400, "error", "not-supported",
+                                       "search parameter '%.40s' is given twice; give it once (values separated "
+                                       "by commas where it takes several)", name);
         if(!strcmp(name, "_id"))
             values[4] = v;
         else if(!strcmp(name, "identifier")) {
             values[5] = bar ? bar + 1 : v;
-            values[6] = bar ? strndup(v, (size_t)(bar - v)) : NULL;
+            if(bar && (size_t)(bar - v) >= sizeof(system))
+                return pa_resp_outcome(resp, 400, "error", "invalid", "the identifier's system is too long");
+            if(bar) {
+                memcpy(system, v, (size_t)(bar - v));
+                system[bar - v] = '\0';
+                values[6] = system;
+            }
         }
         else if(!strcmp(name, "name"))
             values[7] = v;
@@ -212,7 +224,6 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     values[12] = ctx->token.client_id;
     pa_err_clear(&err);
     if(pa_ctx_db(ctx, &db, &err)) {
-        free((char *)values[6]);
         return pa_resp_error(resp, &err);
     }
     /* the filters, then the total and one page by keyset on id */
@@ -236,7 +247,6 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                       "SELECT (SELECT count(*) FROM hits) + (SELECT count(*) FROM mg), NULL UNION ALL "
                       "(SELECT NULL, j FROM page WHERE ($11::text IS NULL OR id > $11) ORDER BY id LIMIT $12::int)",
                       13, values);
-    free((char *)values[6]);
     if(!res)
         return pa_resp_error(resp, &err);
     pa_parse_long(PQgetvalue(res, 0, 0), &total);

@@ -16,6 +16,7 @@
 
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_json.h"
 #include "pa_util.h"
 
 struct member_params {
@@ -23,13 +24,14 @@ struct member_params {
     char member_id[128];                /* from memberId */
     char npi[16];                       /* from providerNpi */
     char provider_ref[160];             /* from providerReference */
-    char start[16], end[16];            /* attributionPeriod */
+    char start[11], end[11];            /* attributionPeriod, as days ("" when open) */
 };
 
 /* Reads the operation's Parameters; answers 400/415 itself and returns -1. */
 static int read_params(const pa_req *req, struct member_params *mp, pa_resp *resp)
 {
     json_object *body = NULL, *params;
+    pa_err err;
     size_t i;
     int rc = -1;
 
@@ -38,8 +40,11 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
         pa_resp_outcome(resp, 415, "error", "not-supported", "send a FHIR Parameters resource as application/fhir+json");
         return -1;
     }
-    body = json_tokener_parse(req->body);
-    if(!body || strcmp(pa_json_str(body, "resourceType") ? pa_json_str(body, "resourceType") : "", "Parameters") ||
+    if(pa_json_parse(req->body ? req->body : "", req->body_len, &body, &err)) {
+        pa_resp_outcome(resp, 400, "error", "structure", "the request body is %s", err.msg);
+        goto out;
+    }
+    if(strcmp(pa_json_str(body, "resourceType") ? pa_json_str(body, "resourceType") : "", "Parameters") ||
        !json_object_object_get_ex(body, "parameter", &params) || !json_object_is_type(params, json_type_array)) {
         pa_resp_outcome(resp, 400, "error", "invalid", "the body must be a FHIR Parameters resource with parameters");
         goto out;
@@ -66,8 +71,21 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
                 pa_json_str(v, "reference"))
             pa_strlcpy(mp->provider_ref, pa_json_str(v, "reference"), sizeof(mp->provider_ref));
         else if(!strcmp(name, "attributionPeriod") && json_object_object_get_ex(p, "valuePeriod", &v)) {
-            snprintf(mp->start, sizeof(mp->start), "%.10s", pa_json_str(v, "start") ? pa_json_str(v, "start") : "");
-            snprintf(mp->end, sizeof(mp->end), "%.10s", pa_json_str(v, "end") ? pa_json_str(v, "end") : "");
+            const char *bad = NULL;
+
+            if(pa_json_get(v, "start") && pa_fhir_day(pa_json_str(v, "start"), 0, mp->start))
+                bad = "start";
+            else if(pa_json_get(v, "end") && pa_fhir_day(pa_json_str(v, "end"), 1, mp->end))
+                bad = "end";
+            if(bad) {
+                pa_resp_outcome(resp, 400, "error", "invalid", "attributionPeriod.%s '%.40s' is not a FHIR dateTime", bad,
+                                pa_json_str(v, bad) ? pa_json_str(v, bad) : "(not a string)");
+                goto out;
+            }
+            if(mp->start[0] && mp->end[0] && strcmp(mp->end, mp->start) < 0) {
+                pa_resp_outcome(resp, 400, "error", "invalid", "attributionPeriod.end is before its start");
+                goto out;
+            }
         }
         else if(strcmp(name, "coverageReference")) {
             pa_resp_outcome(resp, 400, "error", "not-supported", "parameter '%.40s' (with that value type) is not supported",

@@ -236,6 +236,12 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
     pa_err err;
 
     pa_err_clear(&err);
+    /* Apache decoded the path: what it holds must be text before any
+     * handler compares it, logs it or sends it to PostgreSQL */
+    if(!pa_utf8_valid(req->path, strlen(req->path))) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "the request path is not UTF-8 text");
+        return;
+    }
     if(pa_query_parse(req->query, &req->params, &req->nparams, &err)) {
         pa_resp_error(resp, &err);
         return;
@@ -295,6 +301,8 @@ int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char 
     *job = NULL;
     rc = !request || pa_job_create(job, kind, ctx->client_id, request, params, now, &err);
     free(request);
+    if(!rc)
+        pa_strlcpy((*job)->request_id, req->request_id, sizeof((*job)->request_id));
     if(!rc)
         return 0;
     pa_job_free(*job);

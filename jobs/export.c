@@ -89,11 +89,13 @@ struct export {
     json_object *params;   /* owned: borrowed strings point into it */
     char dir[1024];
     const char *group, *npi, *org_npi;
-    char patients[65536];  /* Postgres array literal of the patient subset, "" for all */
+    /* Postgres array literal of the patient subset, "" for all: quoted ids
+     * and commas, as many as a kick-off accepts */
+    char patients[(PA_FHIR_ID_MAX + 3) * PA_EXPORT_MAX_PATIENTS + 3];
     char ttime[32], since[32], until[32];
     int financial;
     int record_downloads;  /* exportType provider-download: remember who got what */
-    char asked_types[4096], asked_filters[8192];
+    pa_buf asked_types, asked_filters; /* as the client gave them, joined with commas */
     struct type_out out[MAX_OUTS];
     size_t nout;
     char after[256];       /* last member id done (keyset) */
@@ -102,6 +104,7 @@ struct export {
     int shared_done;       /* the referenced shared resources are written */
     PGconn *db2;           /* the second lane's connection (export_chunk) */
     uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs) */
+    int backend[2];        /* per lane: the server process they were prepared in */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int resumed;           /* going on from a checkpoint */
@@ -344,8 +347,19 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
 struct lane {
     PGconn *db;
     uint64_t *prepared;  /* the queries this connection has prepared */
+    int *backend;        /* the server process they were prepared in */
     struct type_out *t;  /* NULL when idle */
 };
+
+/* The chunk queries are prepared once and always run with their generic
+ * plan: the plan does not depend on the members (each is one index look-up),
+ * and planning it again for every chunk cost PostgreSQL more than running it. */
+static int lane_session(PGconn *db, pa_err *err)
+{
+    int rc = pa_db_exec(db, err, "DEALLOCATE ALL");
+
+    return rc ? rc : pa_db_exec(db, err, "SET plan_cache_mode = force_generic_plan");
+}
 
 /* Sends query i (out[i], or the references at MAX_OUTS) for a chunk,
  * preparing it on the lane's connection the first time: planned once a job,
@@ -354,21 +368,29 @@ static int lane_send(struct export *x, struct lane *l, size_t i, pa_err *err)
 {
     struct type_out *t = i == MAX_OUTS ? &x->refs : &x->out[i];
     char name[32];
+    int rc;
 
+    /* a connection pa_db_query made anew (its server restarted) has lost
+     * the session: prepare everything again */
+    if(PQbackendPID(l->db) != *l->backend) {
+        rc = lane_session(l->db, err);
+        if(rc)
+            return rc;
+        *l->prepared = 0;
+        *l->backend = PQbackendPID(l->db);
+    }
     snprintf(name, sizeof(name), "pa_export_%zu", i);
     if(!(*l->prepared & ((uint64_t)1 << i))) {
         PGresult *res = PQprepare(l->db, name, pa_buf_str(&t->sql), t->nvalues, NULL);
-        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 
-        if(!ok)
-            pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+        rc = PQresultStatus(res) == PGRES_COMMAND_OK ? PA_OK : pa_db_result_error(l->db, res, err);
         PQclear(res);
-        if(!ok)
-            return PA_EDB;
+        if(rc)
+            return rc;
         *l->prepared |= (uint64_t)1 << i;
     }
     if(!PQsendQueryPrepared(l->db, name, t->nvalues, t->values, NULL, NULL, 0) || !PQsetSingleRowMode(l->db))
-        return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
+        return pa_db_result_error(l->db, NULL, err);
     l->t = t;
     return PA_OK;
 }
@@ -381,7 +403,7 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
 
     if(!PQconsumeInput(l->db)) {
         if(!*rc)
-            *rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
+            *rc = pa_db_result_error(l->db, NULL, err);
         l->t = NULL;
         return;
     }
@@ -398,7 +420,8 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
         if(st == PGRES_SINGLE_TUPLE && !*rc)
             *rc = add_line(x, l->t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
         else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !*rc)
-            *rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+            /* a failure can follow rows already written: the chunk fails whole */
+            *rc = pa_db_result_error(l->db, res, err);
         PQclear(res);
     }
 }
@@ -411,7 +434,8 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
  */
 static int export_chunk(struct export *x, const char *ids, pa_err *err)
 {
-    struct lane lanes[2] = { { x->w->db, &x->prepared[0], NULL }, { x->db2, &x->prepared[1], NULL } };
+    struct lane lanes[2] = { { x->w->db, &x->prepared[0], &x->backend[0], NULL },
+                             { x->db2, &x->prepared[1], &x->backend[1], NULL } };
     int nlanes = x->db2 ? 2 : 1;
     size_t queries = x->nout + (x->want_refs ? 1 : 0);
     size_t next = 0;
@@ -451,16 +475,6 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
     return rc;
 }
 
-/* The chunk queries are prepared once and always run with their generic
- * plan: the plan does not depend on the members (each is one index look-up),
- * and planning it again for every chunk cost PostgreSQL more than running it. */
-static int lane_session(PGconn *db, pa_err *err)
-{
-    int rc = pa_db_exec(db, err, "DEALLOCATE ALL");
-
-    return rc ? rc : pa_db_exec(db, err, "SET plan_cache_mode = force_generic_plan");
-}
-
 /* Every current file on disk: what a checkpoint says was written must be. */
 static int sync_outputs(struct export *x, pa_err *err)
 {
@@ -491,7 +505,7 @@ static int export_shared(struct export *x, pa_err *err)
                           " WHERE e.job_id = $1 ORDER BY r.type, r.id",
                           1, NULL, values, NULL, NULL, 0) ||
        !PQsetSingleRowMode(db))
-        return pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(db));
+        return pa_db_result_error(db, NULL, err);
     while((res = PQgetResult(db))) {
         ExecStatusType st = PQresultStatus(res);
 
@@ -509,7 +523,7 @@ static int export_shared(struct export *x, pa_err *err)
                 rc = add_line(x, t, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1), err);
         }
         else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && !rc)
-            rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQresultErrorMessage(res));
+            rc = pa_db_result_error(db, res, err);
         PQclear(res);
     }
     for(k = 0; k < x->nout && !rc; k++)
@@ -739,24 +753,31 @@ static struct type_out *add_out(struct export *x, const char *type, enum out_kin
     return t;
 }
 
-/* The strings of a params array joined with commas (as the 2.1.0 extensions hold them). */
-static void join_strings(json_object *params, const char *key, char *out, size_t size)
+/* The strings of a params array joined with commas (as the 2.1.0 extensions
+ * hold them), whole: they are a compliance record. */
+static int join_strings(json_object *params, const char *key, pa_buf *out)
 {
     json_object *a;
-    size_t i, n = 0;
+    size_t i;
+    int rc = PA_OK;
 
-    out[0] = '\0';
     if(!json_object_object_get_ex(params, key, &a) || !json_object_is_type(a, json_type_array))
-        return;
-    for(i = 0; i < json_object_array_length(a) && n < size; i++)
-        n += (size_t)snprintf(out + n, size - n, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(a, i)));
+        return PA_OK;
+    for(i = 0; !rc && i < json_object_array_length(a); i++) {
+        if(i)
+            rc = pa_buf_addstr(out, ",");
+        if(!rc)
+            rc = pa_buf_addstr(out, json_object_get_string(json_object_array_get_idx(a, i)));
+    }
+    return rc;
 }
 
 /* provider-download: who got this chunk's members, when, what (idempotent:
  * a chunk done again records nothing twice). */
 static int record_chunk(struct export *x, const char *ids, pa_err *err)
 {
-    const char *values[7] = { x->job->id, ids, x->job->owner, x->group, x->ttime, x->asked_types, x->asked_filters };
+    const char *values[7] = { x->job->id, ids, x->job->owner, x->group, x->ttime, pa_buf_str(&x->asked_types),
+                              pa_buf_str(&x->asked_filters) };
     PGresult *res;
 
     if(!x->record_downloads)
@@ -812,8 +833,9 @@ static int prepare(struct export *x, pa_err *err)
     x->org_npi = get_str(x->params, "org_npi");
     x->financial = json_object_object_get_ex(x->params, "financial", &v) && json_object_get_boolean(v);
     x->record_downloads = !strcmp(get_str(x->params, "exportType"), "hl7.fhir.us.davinci-pdex#provider-download");
-    join_strings(x->params, "asked_types", x->asked_types, sizeof(x->asked_types));
-    join_strings(x->params, "asked_filters", x->asked_filters, sizeof(x->asked_filters));
+    if(join_strings(x->params, "asked_types", &x->asked_types) ||
+       join_strings(x->params, "asked_filters", &x->asked_filters))
+        return pa_err_set(err, PA_ETOOBIG, "the export's parameters are too long to record");
     pa_fhir_instant(x->job->ttime, x->ttime);
     if(get_i64(x->params, "since"))
         pa_fhir_instant(get_i64(x->params, "since"), x->since);
@@ -926,6 +948,9 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
     pa_buf_init(&x->refs.sql, SQL_MAX);
     pa_buf_init(&x->refs.wbuf, 0);
+    /* bounded by the kick-off's limits on parameters */
+    pa_buf_init(&x->asked_types, 1 << 20);
+    pa_buf_init(&x->asked_filters, 1 << 20);
     rc = prepare(x, err);
     if(!rc && job->checkpoint)
         rc = restore(x, job->checkpoint, err);
@@ -951,26 +976,23 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     }
     if(!rc)
         rc = count_chunks(x, err);
+    /* each lane sets up its session when it first sends (lane_send) */
     if(!rc)
         rc = pa_db_connect(w->cfg, &x->db2, err);
-    if(!rc)
-        rc = lane_session(w->db, err);
-    if(!rc)
-        rc = lane_session(x->db2, err);
     while(!rc && !x->shared_done) {
         long n = 0;
 
         rc = next_members(x, &ids, &n, err);
-        if(rc)
-            break;
-        if(n)
+        if(!rc && n)
             rc = export_chunk(x, pa_buf_str(&ids), err);
-        if(n && !rc)
+        if(!rc && n)
             rc = record_chunk(x, pa_buf_str(&ids), err);
-        else {
+        if(!rc && !n) {
             rc = export_shared(x, err);
             x->shared_done = !rc;
         }
+        /* a chunk that failed anywhere fails the job (or this attempt): the
+         * files hold part of it, so nothing after it may be written */
         if(rc)
             break;
         x->done++;
@@ -1001,6 +1023,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_free(&x->refs.wbuf);
     pa_buf_free(&x->compartment);
     pa_buf_free(&x->shared);
+    pa_buf_free(&x->asked_types);
+    pa_buf_free(&x->asked_filters);
     if(x->db2)
         PQfinish(x->db2);
     /* the worker's own connection is left as it was found */

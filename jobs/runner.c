@@ -68,6 +68,9 @@ static void on_signals(void)
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* a file size limit (ulimit -f) fails the write with EFBIG, which fails
+     * the job loudly, instead of killing the worker */
+    signal(SIGXFSZ, SIG_IGN);
 }
 
 static int daemonize(void)

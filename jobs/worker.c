@@ -109,6 +109,33 @@ static int is_transient(int rc)
     return rc == PA_EDB || rc == PA_EREDIS || rc == PA_EIO || rc == PA_ENOMEM;
 }
 
+/*
+ * What a failed job's client is told: what failed, in its own terms, and the
+ * request to quote.  Never PostgreSQL's message, SQL or a path: those stay in
+ * the log (under the job id, and the kick-off's request id).  The messages of
+ * invalid input, limits and missing things are the runner's own words and
+ * name nothing of the server.
+ */
+static void client_reason(const pa_job *job, const pa_err *err, char *out, size_t size)
+{
+    const char *what = !strcmp(job->kind, "match") ? "the member match" : "the export";
+    const char *why;
+
+    switch(err->code) {
+    case PA_EINVAL:
+    case PA_ETOOBIG:
+    case PA_ENOTFOUND: why = err->msg; break;
+    case PA_EIO: why = "its output files could not be written"; break;
+    case PA_EDB:
+    case PA_EDBQUERY: why = "the payer's data could not be read"; break;
+    case PA_EREDIS: why = "the job queue could not be reached"; break;
+    case PA_ENOMEM: why = "the server ran out of memory"; break;
+    default: why = "an internal error"; break;
+    }
+    snprintf(out, size, "%s failed: %s; none of its output is served. The operator's log has the details under "
+             "request id %s (job %s)", what, why, job->request_id[0] ? job->request_id : "-", job->id);
+}
+
 /* Mirrors the final state into PostgreSQL; a failure here is only logged. */
 static void record_state(pa_worker *w, pa_job *job, const char *state)
 {
@@ -170,8 +197,7 @@ static void run_job(pa_worker *w, const char *jobid)
         goto transient;
     if(attempts > PA_JOB_MAX_ATTEMPTS) {
         pa_error("job %s: giving up after %d attempts", jobid, PA_JOB_MAX_ATTEMPTS);
-        rc = pa_err_set(&err, PA_EIO, "the job could not be completed after %d attempts",
-                        PA_JOB_MAX_ATTEMPTS);
+        rc = pa_err_set(&err, PA_EINVAL, "it could not be completed in %d attempts", PA_JOB_MAX_ATTEMPTS);
         goto failed;
     }
     pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
@@ -234,14 +260,23 @@ static void run_job(pa_worker *w, const char *jobid)
     if(is_transient(rc) && attempts < PA_JOB_MAX_ATTEMPTS)
         goto transient;
 failed:
-    pa_error("job %s failed: %s", jobid, err.msg);
-    free(job ? job->error : NULL);
-    if(job)
-        job->error = strdup(err.msg);
-    if(pa_job_fail(w->redis, jobid, w->consumer, err.msg, pa_now_ms(), retention, &err) == PA_OK && job)
-        record_state(w, job, "failed");
-    pa_job_dir_remove(w->cfg, jobid);
-    pa_job_ack(w->redis, w->msgid, &err);
+    {
+        char reason[1024];
+
+        pa_error("job %s (request %s) failed: %s", jobid, job->request_id[0] ? job->request_id : "-", err.msg);
+        client_reason(job, &err, reason, sizeof(reason));
+        free(job->error);
+        job->error = strdup(reason);
+        /* the files go first: a job that says failed never has files to serve */
+        pa_job_dir_remove(w->cfg, jobid);
+        rc = pa_job_fail(w->redis, jobid, w->consumer, reason, pa_now_ms(), retention, &err);
+        if(rc == PA_OK || rc == PA_ENOTFOUND)
+            record_state(w, job, "failed");
+        if(rc == PA_OK || rc == PA_ENOTFOUND || rc == PA_ECANCELLED)
+            pa_job_ack(w->redis, w->msgid, &err);
+        else
+            pa_warn("job %s: its failure is not recorded yet (%s); it stays claimed", jobid, err.msg);
+    }
     goto out;
 transient:
     /* left pending: this or another runner takes it over after claim_idle_seconds */
