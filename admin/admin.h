@@ -46,6 +46,10 @@ int cmd_synth(int argc, char **argv);
  * prints why not.  The exit status. */
 int admin_exec(const char *sql, int n, const char *const *values, long *rows);
 
+/* Revokes at once every access token of the clients a query names (its first
+ * column); prints why not.  The exit status. */
+int admin_revoke_tokens(const char *sql, int n, const char *const *values);
+
 /* Runs a query and prints its rows (admin_print_rows); the exit status. */
 int admin_list(const char *sql, int n, const char *const *values, int no_header);
 

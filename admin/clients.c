@@ -222,6 +222,8 @@ int cmd_client(int argc, char **argv)
         const char *values[2] = { argv[2], !strcmp(sub, "enable") ? "true" : "false" };
 
         rc = admin_exec("UPDATE client SET enabled = $2::bool, updated_at = now() WHERE id = $1", 2, values, &rows);
+        if(!rc && rows == 1 && !strcmp(sub, "disable"))
+            rc = admin_revoke_tokens("SELECT $1::text", 1, values);
     }
     else if(!strcmp(sub, "rotate-secret") && argc == 3) {
         char plain[PA_TOKEN_LEN + 1];
@@ -233,6 +235,9 @@ int cmd_client(int argc, char **argv)
         values[1] = hash;
         rc = admin_exec("UPDATE client SET secret_hash = $2, updated_at = now() WHERE id = $1", 2, values, &rows);
         free(hash);
+        /* the old secret's tokens go with it */
+        if(!rc && rows == 1)
+            rc = admin_revoke_tokens("SELECT $1::text", 1, values);
         if(!rc && rows == 1)
             printf("%s\n", plain);
     }

@@ -97,6 +97,10 @@ static int provider_network(int argc, char **argv)
     PQclear(res);
     PQfinish(db);
     pa_config_free(cfg);
+    /* a provider taken out of the network loses its clients' tokens now (a
+     * token asked for again is refused while it is out) */
+    if(!ret && !strcmp(values[1], "false"))
+        ret = admin_revoke_tokens("SELECT id FROM client WHERE npi = $1 OR org_npi = $1", 1, values);
     return ret;
 }
 

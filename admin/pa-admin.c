@@ -14,6 +14,7 @@
 #include "pa_config.h"
 #include "pa_db.h"
 #include "pa_job.h"
+#include "pa_auth.h"
 #include "pa_redis.h"
 #include "pa_util.h"
 
@@ -103,6 +104,37 @@ int admin_exec(const char *sql, int n, const char *const *values, long *rows)
     PQfinish(db);
     pa_config_free(cfg);
     return res ? 0 : 1;
+}
+
+int admin_revoke_tokens(const char *sql, int n, const char *const *values)
+{
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    pa_redis *redis = NULL;
+    PGresult *res = NULL;
+    pa_err err;
+    int i, ret = 1;
+
+    if(admin_connect(&cfg, &db))
+        return 1;
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err, sql, n, values);
+    if(res && PQntuples(res) && pa_redis_open(cfg, &redis, &err) == PA_OK) {
+        for(i = 0; i < PQntuples(res) && !pa_token_revoke_client(redis, PQgetvalue(res, i, 0), NULL, &err); i++)
+            ;
+        if(i == PQntuples(res))
+            ret = 0;
+    }
+    else if(res && !PQntuples(res))
+        ret = 0;
+    if(ret)
+        fprintf(stderr, "pa-admin: the change is saved, but the access tokens already issued could not be revoked "
+                        "(%s): they stay valid until they expire; run the command again\n", err.msg);
+    PQclear(res);
+    pa_redis_free(redis);
+    PQfinish(db);
+    pa_config_free(cfg);
+    return ret;
 }
 
 int admin_list(const char *sql, int n, const char *const *values, int no_header)

@@ -200,25 +200,71 @@ int pa_scope_allows_write(const char *granted, const char *type)
     return scope_allows(granted, type, 1);
 }
 
+/* KEYS: token hash, the client's token set.  ARGV: ttl, field, value, ...
+ * The set lets every token of a client be revoked at once; it lives as long
+ * as the newest token in it. */
+static const char lua_issue[] =
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 2)) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[1]) "
+    "redis.call('SADD', KEYS[2], KEYS[1]) "
+    "if redis.call('TTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[2], ARGV[1]) end "
+    "return 1";
+
+/* KEYS: the client's token set.  Deletes every token in it, and it. */
+static const char lua_revoke[] =
+    "local n = 0 "
+    "for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do n = n + redis.call('DEL', k) end "
+    "redis.call('DEL', KEYS[1]) "
+    "return n";
+
 int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_LEN + 1], pa_err *err)
 {
-    char key[256], h[65], ttls[24];
+    char key[256], set[256], h[65], ttls[24], fin[4], adm[4];
+    const char *argv[20];
     redisReply *reply;
+    int n = 0;
 
     if(pa_random_hex(out, PA_TOKEN_LEN / 2))
         return pa_err_set(err, PA_EIO, "no random bytes for a token");
     /* only the hash is stored: a Redis dump holds no usable token */
     sha256_hex(out, h);
     snprintf(ttls, sizeof(ttls), "%ld", ttl);
-    reply = pa_redis_cmd(r, err, "HSET %s client %s npi %s org_npi %s scope %s financial %d admin %d",
-                         pa_redis_key(r, key, sizeof(key), "token:%s", h), t->client_id, t->npi, t->org_npi,
-                         t->scope, t->financial, t->admin);
+    snprintf(fin, sizeof(fin), "%d", t->financial);
+    snprintf(adm, sizeof(adm), "%d", t->admin);
+    argv[n++] = "EVAL";
+    argv[n++] = lua_issue;
+    argv[n++] = "2";
+    argv[n++] = pa_redis_key(r, key, sizeof(key), "token:%s", h);
+    argv[n++] = pa_redis_key(r, set, sizeof(set), "tokens:%s", t->client_id);
+    argv[n++] = ttls;
+    argv[n++] = "client";    argv[n++] = t->client_id;
+    argv[n++] = "npi";       argv[n++] = t->npi;
+    argv[n++] = "org_npi";   argv[n++] = t->org_npi;
+    argv[n++] = "scope";     argv[n++] = t->scope;
+    argv[n++] = "financial"; argv[n++] = fin;
+    argv[n++] = "admin";     argv[n++] = adm;
+    reply = pa_redis_argv(r, err, n, argv, NULL);
     if(!reply)
         return PA_EREDIS;
     freeReplyObject(reply);
-    reply = pa_redis_cmd(r, err, "EXPIRE %s %s", key, ttls);
+    return PA_OK;
+}
+
+int pa_token_revoke_client(pa_redis *r, const char *client_id, long *revoked, pa_err *err)
+{
+    char set[256];
+    const char *argv[4];
+    redisReply *reply;
+
+    argv[0] = "EVAL";
+    argv[1] = lua_revoke;
+    argv[2] = "1";
+    argv[3] = pa_redis_key(r, set, sizeof(set), "tokens:%s", client_id);
+    reply = pa_redis_argv(r, err, 4, argv, NULL);
     if(!reply)
         return PA_EREDIS;
+    if(revoked)
+        *revoked = reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : 0;
     freeReplyObject(reply);
     return PA_OK;
 }

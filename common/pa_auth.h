@@ -50,6 +50,11 @@ typedef struct pa_token {
 /* Stores t under a new token (returned in out) that expires after ttl seconds. */
 int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_LEN + 1], pa_err *err);
 
+/* Deletes every access token of a client at once (it was disabled, left the
+ * network or had its secret rotated): the next request with one is 401.
+ * *revoked (if given) is how many were live. */
+int pa_token_revoke_client(pa_redis *r, const char *client_id, long *revoked, pa_err *err);
+
 /* Finds the token a Bearer value names; PA_ENOTFOUND if unknown or expired. */
 int pa_token_lookup(pa_redis *r, const char *bearer, pa_token *t, pa_err *err);
 

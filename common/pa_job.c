@@ -135,6 +135,9 @@ static redisReply *run_script(pa_redis *r, pa_err *err, const char *script, int 
     return pa_redis_argv(r, err, 3 + nargs, argv, NULL);
 }
 
+static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs,
+                      const char **args, long long *out);
+
 static int db_insert(PGconn *db, const pa_job *job, pa_err *err)
 {
     char ttime[32];
@@ -169,7 +172,9 @@ static int db_set_state(PGconn *db, const char *id, const char *state, const cha
         "UPDATE job SET state = $2, manifest = coalesce($3::jsonb, manifest), "
         "error = coalesce($4, error), updated_at = now(), "
         "finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') "
-        "THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1",
+        "THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1 "
+        /* a cancellation is final: nothing a runner reports undoes it */
+        "AND (state <> 'cancelled' OR $2 = 'cancelled')",
         4, values);
 
     if(!res)
@@ -336,14 +341,13 @@ out:
     return rc;
 }
 
-int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
-                  int64_t purge_after_ms, pa_err *err)
+int pa_job_mark_cancelled(pa_redis *r, const char *id, const char *owner, int64_t purge_after_ms, pa_err *err)
 {
     char khash[KEYLEN], kactive[KEYLEN], kdue[KEYLEN], now[24], purge[24];
     const char *args[7];
-    redisReply *reply;
+    long long v = 0;
     int64_t t = pa_now_ms();
-    int ok;
+    int rc;
 
     snprintf(now, sizeof(now), "%lld", (long long)t);
     snprintf(purge, sizeof(purge), "%lld", (long long)(t + purge_after_ms));
@@ -354,16 +358,92 @@ int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
     args[4] = now;
     args[5] = id;
     args[6] = purge;
-    reply = run_script(r, err, lua_cancel, 3, 7, args);
-    if(!reply)
-        return PA_EREDIS;
-    ok = reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
-    freeReplyObject(reply);
-    if(!ok)
+    rc = script_int(r, err, lua_cancel, 3, 7, args, &v);
+    if(rc)
+        return rc;
+    return v == 1 ? PA_OK : pa_err_set(err, PA_ENOTFOUND, "no such job");
+}
+
+int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
+                  int64_t purge_after_ms, pa_err *err)
+{
+    const char *values[2] = { id, owner };
+    PGresult *res;
+    int now_cancelled, rc;
+
+    /* the durable record first: once it says cancelled, no runner completes
+     * or starts the job again, whatever Redis says or loses */
+    res = pa_db_query(db, err,
+                      "WITH c AS (UPDATE job SET state = 'cancelled', updated_at = now(), "
+                      "finished_at = coalesce(finished_at, now()) WHERE id = $1 AND owner = $2 "
+                      "AND state IN ('queued', 'running', 'completed', 'failed') RETURNING 1) "
+                      "SELECT (SELECT count(*) FROM c), "
+                      "(SELECT state FROM job WHERE id = $1 AND owner = $2)",
+                      2, values);
+    if(!res)
+        return PA_EDB;
+    now_cancelled = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "1");
+    /* (a cancellation whose Redis half failed is finished by a second DELETE) */
+    if(!now_cancelled && (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 1), "cancelled"))) {
+        PQclear(res);
         return pa_err_set(err, PA_ENOTFOUND, "no such job");
-    /* Redis is authoritative for the client; the row follows as best it can */
-    if(db)
-        db_set_state(db, id, "cancelled", NULL, NULL, err);
+    }
+    PQclear(res);
+    rc = pa_job_mark_cancelled(r, id, owner, purge_after_ms, err);
+    /* Redis had lost the job: the durable cancellation is the whole of it */
+    if(rc == PA_ENOTFOUND && now_cancelled)
+        return PA_OK;
+    return rc;
+}
+
+int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, pa_err *err)
+{
+    const char *values[2] = { id, owner };
+    PGresult *res;
+    pa_job *job;
+    long v;
+
+    *out = NULL;
+    res = pa_db_query(db, err,
+                      "SELECT kind, owner, state, request, params::text, manifest::text, error, "
+                      "(extract(epoch FROM transaction_time) * 1000)::bigint, "
+                      "(extract(epoch FROM created_at) * 1000)::bigint, "
+                      "coalesce((extract(epoch FROM finished_at) * 1000)::bigint, 0), coalesce(request_id, '') "
+                      "FROM job WHERE id = $1 AND owner = $2",
+                      2, values);
+    if(!res)
+        return PA_EDB;
+    if(PQntuples(res) != 1 || strlen(id) != PA_JOB_ID_LEN) {
+        PQclear(res);
+        return pa_err_set(err, PA_ENOTFOUND, "no such job");
+    }
+    job = calloc(1, sizeof(*job));
+    if(!job) {
+        PQclear(res);
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
+    memcpy(job->id, id, PA_JOB_ID_LEN + 1);
+    job->kind = strdup(PQgetvalue(res, 0, 0));
+    job->owner = strdup(PQgetvalue(res, 0, 1));
+    /* a job Redis lost while queued or running is queued again by the janitor */
+    job->state = strdup(strcmp(PQgetvalue(res, 0, 2), "running") ? PQgetvalue(res, 0, 2) : "queued");
+    job->request = strdup(PQgetvalue(res, 0, 3));
+    job->params = strdup(PQgetvalue(res, 0, 4));
+    job->manifest = PQgetisnull(res, 0, 5) ? NULL : strdup(PQgetvalue(res, 0, 5));
+    job->error = PQgetisnull(res, 0, 6) ? NULL : strdup(PQgetvalue(res, 0, 6));
+    pa_parse_long(PQgetvalue(res, 0, 7), &v);
+    job->ttime = v;
+    pa_parse_long(PQgetvalue(res, 0, 8), &v);
+    job->created = v;
+    pa_parse_long(PQgetvalue(res, 0, 9), &v);
+    job->finished = v;
+    pa_strlcpy(job->request_id, PQgetvalue(res, 0, 10), sizeof(job->request_id));
+    PQclear(res);
+    if(!job->kind || !job->owner || !job->state || !job->request || !job->params) {
+        pa_job_free(job);
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
+    *out = job;
     return PA_OK;
 }
 

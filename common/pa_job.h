@@ -74,13 +74,24 @@ int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *e
 /*
  * Cancels (running or queued) or deletes (finished) the owner's job: after
  * it, the job answers 404 and its files are gone once the janitor runs
- * (purge_after_ms from now).  PA_ENOTFOUND if not the owner's or already
- * cancelled.
+ * (purge_after_ms from now).  The durable record is changed first: if
+ * PostgreSQL cannot be reached nothing changes (PA_EDB); if Redis cannot,
+ * the job is cancelled all the same (no runner completes or starts it) and
+ * PA_EREDIS says the rest is to be done by calling again.  PA_ENOTFOUND if
+ * not the owner's or already cancelled.
  */
 int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
                   int64_t purge_after_ms, pa_err *err);
 
-/* Number of the owner's queued and running jobs. */
+/* The Redis half of a cancellation (the runner's, when it finds the durable
+ * record cancelled).  PA_ENOTFOUND if Redis has no such job running. */
+int pa_job_mark_cancelled(pa_redis *r, const char *id, const char *owner, int64_t purge_after_ms, pa_err *err);
+
+/* The owner's job as PostgreSQL recorded it, for when Redis has lost it
+ * (*out, pa_job_free it): a queued or running one reads as queued.
+ * PA_ENOTFOUND if there is none. */
+int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, pa_err *err);
+
 int pa_job_active_count(pa_redis *r, const char *owner, long *count, pa_err *err);
 
 /* ---- runner side ---- */

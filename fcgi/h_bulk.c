@@ -401,6 +401,29 @@ out:
     return 0;
 }
 
+/* The caller's job as PostgreSQL recorded it, when Redis does not have it
+ * (Redis restarted empty): a finished job is served until it expires. */
+static int job_from_db(pa_ctx *ctx, const char *id, pa_job **job, pa_err *err)
+{
+    PGconn *db;
+    int rc;
+
+    if(strlen(id) != PA_JOB_ID_LEN || strspn(id, "0123456789abcdef") != PA_JOB_ID_LEN)
+        return pa_err_set(err, PA_ENOTFOUND, "no such job");
+    rc = pa_ctx_db(ctx, &db, err);
+    if(!rc)
+        rc = pa_job_db_read(db, id, ctx->client_id, job, err);
+    if(rc)
+        return rc;
+    if(!strcmp((*job)->state, "expired") ||
+       ((*job)->finished && (*job)->finished + ctx->cfg->retention_seconds * 1000 < pa_now_ms())) {
+        pa_job_free(*job);
+        *job = NULL;
+        return pa_err_set(err, PA_ENOTFOUND, "no such job");
+    }
+    return PA_OK;
+}
+
 /* Loads the caller's own job; anything else is "no such job". */
 static int load_own_job(pa_ctx *ctx, const char *id, pa_job **job, pa_resp *resp)
 {
@@ -416,6 +439,8 @@ static int load_own_job(pa_ctx *ctx, const char *id, pa_job **job, pa_resp *resp
         if(!rc)
             rc = pa_job_get(redis, id, job, &err);
     }
+    if(rc == PA_ENOTFOUND)
+        rc = job_from_db(ctx, id, job, &err);
     if(!rc && (strcmp((*job)->owner, ctx->client_id) || !strcmp((*job)->state, "cancelled"))) {
         pa_job_free(*job);
         *job = NULL;
@@ -504,13 +529,16 @@ int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_err_clear(&err);
     ctx->audit.operation = "cancel";
     pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
+    /* both, before anything changes: a cancellation is recorded in
+     * PostgreSQL first, so that nothing (a lost Redis, a runner's retry)
+     * can bring the job back */
     rc = pa_ctx_redis(ctx, &redis, &err);
+    if(!rc)
+        rc = pa_ctx_db(ctx, &db, &err);
     if(rc) {
         pa_resp_error(resp, &err);
         return 0;
     }
-    if(pa_ctx_db(ctx, &db, &err))
-        db = NULL; /* the durable row follows later; the cancel itself must not wait */
     if(strlen(args[0]) != PA_JOB_ID_LEN)
         rc = PA_ENOTFOUND;
     else

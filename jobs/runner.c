@@ -8,6 +8,7 @@
  * SIGTERM/SIGINT: workers finish their current chunk, hand the job back and
  * exit; the supervisor waits for them.  SIGHUP: reopen the log file.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,12 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "pa_audit.h"
+#include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_log.h"
 #include "pa_util.h"
@@ -114,10 +117,19 @@ static int write_pidfile(const char *path)
 
 static pid_t spawn(const pa_config *cfg, int index)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
 
     if(pid == 0) {
-        int rc = pa_worker_main(cfg, index, &stop_flag);
+        int rc;
+
+        /* A worker never outlives its supervisor: killed (even with -9), it
+         * takes its workers with it, each handing its job back at its next
+         * checkpoint as on SIGTERM.  The check after the prctl covers a
+         * supervisor that died before it took effect. */
+        if(prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
+            _exit(0);
+        rc = pa_worker_main(cfg, index, &stop_flag);
 
         pa_log_close();
         _exit(rc);
@@ -125,6 +137,65 @@ static pid_t spawn(const pa_config *cfg, int index)
     if(pid < 0)
         pa_error("cannot fork worker %d: %s", index, strerror(errno));
     return pid;
+}
+
+/*
+ * The job folders on disk against PostgreSQL, whatever Redis knows (a Redis
+ * that restarted empty has no `due` entries): a folder is removed when its
+ * job is gone, cancelled, failed or expired, or finished longer ago than the
+ * retention; a job expired that way is marked so and forgotten by Redis.
+ */
+static void purge_dirs(const pa_config *cfg, pa_redis *redis, PGconn *db)
+{
+    char path[1024], retention[24];
+    const char *values[2];
+    pa_buf ids;
+    DIR *d;
+    struct dirent *e;
+    PGresult *res;
+    pa_err err;
+    int i, n = 0;
+
+    snprintf(path, sizeof(path), "%s/jobs", cfg->data_dir);
+    d = opendir(path);
+    if(!d)
+        return;
+    pa_buf_init(&ids, 1 << 20);
+    pa_buf_addstr(&ids, "{");
+    while((e = readdir(d)))
+        if(strlen(e->d_name) == PA_JOB_ID_LEN && strspn(e->d_name, "0123456789abcdef") == PA_JOB_ID_LEN &&
+           !pa_buf_add_array_item(&ids, e->d_name))
+            n++;
+    closedir(d);
+    pa_buf_addstr(&ids, "}");
+    snprintf(retention, sizeof(retention), "%ld", cfg->retention_seconds);
+    values[0] = pa_buf_str(&ids);
+    values[1] = retention;
+    /* the folders to remove, and whether their job is to be marked expired */
+    res = n ? pa_db_query(db, &err,
+                          "SELECT d, j.state IN ('completed', 'failed') FROM unnest($1::text[]) d"
+                          " LEFT JOIN job j ON j.id = d WHERE j.id IS NULL"
+                          " OR j.state IN ('cancelled', 'expired', 'failed')"
+                          " OR (j.state = 'completed' AND j.finished_at + $2::int * interval '1 second' < now())",
+                          2, values)
+            : NULL;
+    for(i = 0; res && i < PQntuples(res); i++) {
+        const char *id = PQgetvalue(res, i, 0);
+
+        if(pa_job_dir_remove(cfg, id)) {
+            pa_warn("janitor: cannot remove the files of job %s", id);
+            continue;
+        }
+        pa_info("janitor: job %s purged (its files were left on disk)", id);
+        if(!strcmp(PQgetvalue(res, i, 1), "t")) {
+            values[0] = id;
+            PQclear(pa_db_query(db, &err, "UPDATE job SET state = 'expired', updated_at = now() WHERE id = $1"
+                                          " AND state IN ('completed', 'failed')", 1, values));
+            pa_job_forget(redis, id, &err);
+        }
+    }
+    PQclear(res);
+    pa_buf_free(&ids);
 }
 
 /* One janitor pass: purge what is due, recover what Redis lost. */
@@ -159,6 +230,8 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
         free(ids[i]);
     }
     free(ids);
+    if(!pa_db_ensure(db, cfg, &err))
+        purge_dirs(cfg, redis, *db);
     if(!pa_db_ensure(db, cfg, &err) && !pa_job_recover(redis, *db, &recovered, &err) && recovered)
         pa_warn("janitor: %ld jobs were missing from Redis and are queued again", recovered);
     if(!pa_job_prune_consumers(redis, CONSUMER_GONE_MS, &recovered, &err) && recovered)

@@ -83,6 +83,22 @@ static void pause_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* True if the durable record says the client cancelled the job. */
+static int cancelled_in_db(pa_worker *w, const char *id)
+{
+    const char *values[1] = { id };
+    PGresult *res;
+    pa_err err;
+    int yes;
+
+    if(pa_db_ensure(&w->db, w->cfg, &err))
+        return 0;
+    res = pa_db_query(w->db, &err, "SELECT state = 'cancelled' FROM job WHERE id = $1", 1, values);
+    yes = res && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    return yes;
+}
+
 int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
                          const char *checkpoint, pa_err *err)
 {
@@ -93,6 +109,9 @@ int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
     rc = pa_job_heartbeat(w->redis, w->consumer, w->msgid, err);
     if(rc)
         return rc;
+    /* a cancellation whose Redis half did not happen is heard here too */
+    if(cancelled_in_db(w, job->id))
+        return pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
     if(*w->stop)
         return pa_err_set(err, PA_ESTOPPED, "the runner is stopping");
     return PA_OK;
@@ -152,22 +171,6 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
         pa_warn("job %s: its export references are not removed: %s", job->id, err.msg);
 }
 
-/* True if the durable record says the client cancelled the job. */
-static int cancelled_in_db(pa_worker *w, const char *id)
-{
-    const char *values[1] = { id };
-    PGresult *res;
-    pa_err err;
-    int yes;
-
-    if(pa_db_ensure(&w->db, w->cfg, &err))
-        return 0;
-    res = pa_db_query(w->db, &err, "SELECT state = 'cancelled' FROM job WHERE id = $1", 1, values);
-    yes = res && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
-    PQclear(res);
-    return yes;
-}
-
 /* Runs one claimed job and settles its stream entry. */
 static void run_job(pa_worker *w, const char *jobid)
 {
@@ -200,6 +203,10 @@ static void run_job(pa_worker *w, const char *jobid)
         rc = pa_err_set(&err, PA_EINVAL, "it could not be completed in %d attempts", PA_JOB_MAX_ATTEMPTS);
         goto failed;
     }
+    if(cancelled_in_db(w, jobid)) {
+        rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
+        goto cancelled;
+    }
     pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
             job->checkpoint ? ", resuming" : "");
     record_state(w, job, "running");
@@ -216,6 +223,10 @@ static void run_job(pa_worker *w, const char *jobid)
     else {
         rc = pa_err_set(&err, PA_EINVAL, "unknown job kind '%s'", job->kind);
     }
+    /* the durable record has the last word: a job cancelled there is never
+     * completed, even if Redis missed the cancellation */
+    if(rc == PA_OK && cancelled_in_db(w, jobid))
+        rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     if(rc == PA_OK) {
         rc = pa_job_complete(w->redis, jobid, w->consumer, manifest, pa_now_ms(), retention, &err);
         if(rc == PA_OK) {
@@ -236,8 +247,11 @@ static void run_job(pa_worker *w, const char *jobid)
         goto out;
     }
     if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
+cancelled:;
         const char *values[1] = { jobid };
 
+        /* Redis learns it too, if it did not know (the janitor then purges) */
+        pa_job_mark_cancelled(w->redis, jobid, job->owner, w->cfg->claim_idle_seconds * 2000, &err);
         pa_job_dir_remove(w->cfg, jobid);
         /* what a cancelled export prepared was never given */
         if(!pa_db_ensure(&w->db, w->cfg, &err))
