@@ -467,7 +467,7 @@ int pa_job_queue_init(pa_redis *r, pa_err *err)
     redisReply *reply;
 
     pa_err_clear(&tmp);
-    reply = pa_redis_cmd(r, &tmp, "XGROUP CREATE %s %s $ MKSTREAM",
+    reply = pa_redis_cmd(r, &tmp, "XGROUP CREATE %s %s 0 MKSTREAM",
                          pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM), PA_JOB_GROUP);
     if(reply) {
         freeReplyObject(reply);
