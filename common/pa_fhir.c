@@ -440,7 +440,7 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
     f->patient_id[0] = '\0';
     pa_buf_reset(&f->tokens);
     if(t->patient_path && !*t->patient_path) {
-        pa_strlcpy(f->patient_id, pa_json_str(res, "id"), sizeof(f->patient_id));
+        pa_strlcpy(f->patient_id, pa_json_str(res, "id") ? pa_json_str(res, "id") : "", sizeof(f->patient_id));
     }
     else if(t->patient_path) {
         walk(res, t->patient_path, find_patient_ref, f->patient_id);

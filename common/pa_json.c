@@ -346,7 +346,7 @@ int pa_json_parse(const char *text, size_t len, json_object **out, pa_err *err)
 {
     json_tokener *tok;
     json_object *o = NULL;
-    int rc;
+    int rc, ok;
 
     *out = NULL;
     if(len > (size_t)0x7fffffff)
@@ -358,14 +358,17 @@ int pa_json_parse(const char *text, size_t len, json_object **out, pa_err *err)
     if(!tok)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     o = json_tokener_parse_ex(tok, text, (int)len);
-    /* the walk said it is one value, so json-c must take all of it */
-    if(!o || json_tokener_get_parse_end(tok) != len) {
-        json_object_put(o);
-        o = NULL;
-    }
+    /* a bare number at the very end is not known to be whole until json-c
+     * sees what follows it: the end of the text */
+    if(!o && json_tokener_get_error(tok) == json_tokener_continue && json_tokener_get_parse_end(tok) == len)
+        o = json_tokener_parse_ex(tok, "", 1);
+    /* (a JSON null is a NULL object: success says whether it parsed) */
+    ok = json_tokener_get_error(tok) == json_tokener_success;
     json_tokener_free(tok);
-    if(!o)
+    if(!ok) {
+        json_object_put(o);
         return pa_err_set(err, PA_EINVAL, "not valid JSON");
+    }
     *out = o;
     return PA_OK;
 }

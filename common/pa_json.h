@@ -38,7 +38,8 @@ struct json_object;
  * pa_json_walk finds it to be exactly one well-formed value: UTF-8, no
  * \u0000, nothing after it, no deeper than PA_JSON_MAX_DEPTH.  json-c alone
  * would take the first value of "{}garbage" and stop at a NUL byte.  The one
- * way request bodies become trees.  PA_EINVAL with err saying what and where.
+ * way request bodies become trees (the text "null" is *out NULL and 0).
+ * PA_EINVAL with err saying what and where.
  */
 int pa_json_parse(const char *text, size_t len, struct json_object **out, pa_err *err);
 

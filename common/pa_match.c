@@ -158,6 +158,9 @@ static int check_top(const char *key, const char *value, size_t len, void *ctx)
 {
     struct check *c = ctx;
 
+    /* (the elements of a text that is an array: refused after the walk) */
+    if(!key)
+        return 0;
     if(!strcmp(key, "resourceType") && pa_json_string(value, len, c->resource_type, sizeof(c->resource_type)))
         c->resource_type[0] = '\0';
     else if(!strcmp(key, "parameter")) {
@@ -171,6 +174,8 @@ static int check_name(const char *key, const char *value, size_t len, void *ctx)
 {
     struct check *c = ctx;
 
+    if(!key)
+        return 0;
     if(!strcmp(key, "name") && pa_json_string(value, len, c->name, sizeof(c->name)))
         pa_strlcpy(c->name, "?", sizeof(c->name));
     else if(!strcmp(key, "resource") && *value == '{') {
@@ -196,7 +201,7 @@ static int check_part(const char *key, const char *value, size_t len, void *ctx)
 
 static int check_param_parts(const char *key, const char *value, size_t len, void *ctx)
 {
-    if(!strcmp(key, "part") && *value == '[')
+    if(key && !strcmp(key, "part") && *value == '[')
         pa_json_walk(value, len, check_part, ctx, NULL);
     return 0;
 }

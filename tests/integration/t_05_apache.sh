@@ -38,3 +38,47 @@ expect_match "the production conf passes configtest" "$(apache2 -d "$stage" -f "
 sed -i '/xsendfile_module/d' "$stage/httpd.conf"
 expect_match "the production conf names a missing module" "$(apache2 -d "$stage" -f "$stage/httpd.conf" -t 2>&1)" 'a2enmod xsendfile'
 rm -rf "$stage" "$stage.log"
+
+# Errors Apache raises itself, before or instead of the responder, are
+# OperationOutcomes too (apache/errors/), and TRACE is off.
+# raw REQUEST: sends bytes as they are (curl would fix them); sets STATUS, BODY
+raw() {
+  local out
+  out=$(exec 3<>"/dev/tcp/127.0.0.1/$PA_HTTP_PORT"; printf '%b' "$1" >&3; timeout 5 cat <&3)
+  STATUS=$(head -n 1 <<< "$out" | cut -d' ' -f2)
+  RAW_CT=$(grep -i '^Content-Type:' <<< "$out" | head -n 1 | tr -d '\r' | cut -d' ' -f2-)
+  BODY=$(sed '1,/^\r$/d' <<< "$out")
+}
+expect_apache_outcome() {  # NAME STATUS
+  if [ "$STATUS" = "$2" ] && [[ "$RAW_CT" == application/fhir+json* ]] && [ "$(jq_body .resourceType)" = OperationOutcome ]; then
+    ok "$1"
+  else
+    fail "$1" "expected $2 OperationOutcome, got $STATUS $RAW_CT: ${BODY:0:160}"
+  fi
+}
+raw "GET /fhir/Group/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "a malformed %-escape in the path is a 400 OperationOutcome" 400
+raw "GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nno-colon-here\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "a malformed header line is a 400 OperationOutcome" 400
+raw "GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "a NUL byte in a header is a 400 OperationOutcome" 400
+raw "GET /fhir/Group/a%2Fb HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "an encoded slash in the path is a 404 OperationOutcome" 404
+raw "GET /fhir/Group/a%00b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "an encoded NUL in the path is a 404 OperationOutcome" 404
+raw "GET /fhir/Group/$(head -c 300 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+if [ "$STATUS" -ge 400 ] && [[ "$RAW_CT" == application/fhir+json* ]] && [ "$(jq_body .resourceType)" = OperationOutcome ]; then
+  ok "a path segment over 255 bytes gets an OperationOutcome ($STATUS)"
+else fail "a path segment over 255 bytes gets an OperationOutcome" "$STATUS $RAW_CT: ${BODY:0:160}"; fi
+raw "GET /fhir/Group?name=$(head -c 10000 /dev/zero | tr '\0' a) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "a URL too long is a 414 OperationOutcome" 414
+raw "TRACE /fhir/metadata HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "TRACE is refused with an OperationOutcome" 405
+raw "GET /nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+expect_apache_outcome "a path outside /fhir is a 404 OperationOutcome" 404
+kickoff small
+wait_job "$JOB_URL" 60
+f=$(jq_body -r '.output[0].url')
+http GET "$f" -H 'Range: bytes=99999999-'
+expect_outcome "a byte range past a file's end is a 416 OperationOutcome" 416
+http DELETE "$JOB_URL"

@@ -98,12 +98,10 @@ expect_outcome "filters beyond what one export query takes are refused at kick-o
 expect_eq "refused with the too-costly code" "$(jq_body '.issue[0].code')" too-costly
 
 # --- member-match: a Patient of any shape is echoed without aborting the responder
-org=$(psql_q "SELECT org_npi FROM roster WHERE id = 'roster-org-0'")
-mm=$(admin client add --name "Trust EHR" --npi "$org" --secret 2> /dev/null)
-MM2=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
-today=$(date -u +%Y-%m-%d)
+ensure_token --now
+MM2=$TOKEN
 member_bundle() {  # member_bundle JQ_EDIT: one MemberBundle, edited
-  jq -c --arg npi "$org" --arg today "$today" "${1:-.}" <<< '{"name":"MemberBundle","part":[
+  jq -c "${1:-.}" <<< '{"name":"MemberBundle","part":[
     {"name":"MemberPatient","resource":{"resourceType":"Patient","id":"mp1","name":[{"family":"DOE","given":["JO"]}],
       "birthDate":"1970-01-01","gender":"female"}},
     {"name":"CoverageToMatch","resource":{"resourceType":"Coverage","id":"c1","status":"active","subscriberId":"S1",

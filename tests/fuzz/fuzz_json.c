@@ -1,0 +1,36 @@
+/* The JSON walker and the strict parse every request body goes through:
+ * whatever pa_json_walk accepts, json-c must parse whole, and whatever it
+ * refuses must never reach json-c. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "pa_json.h"
+
+static int visit(const char *key, const char *value, size_t len, void *ctx)
+{
+    char out[64];
+
+    (void)key;
+    (void)ctx;
+    pa_json_string(value, len, out, sizeof(out));
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_object *o = NULL;
+    pa_err err;
+    int walked = pa_json_walk((const char *)data, size, visit, NULL, &err);
+    int parsed = pa_json_parse((const char *)data, size, &o, &err);
+
+    /* the two agree: a walk that passes is a parse that passes */
+    if((walked == 0) != (parsed == 0))
+        abort();
+    if(o && !json_object_to_json_string(o))
+        abort();
+    json_object_put(o);
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* The loader's line reader: one NDJSON line of the payer's data, parsed and
+ * its facts extracted (and the non-financial EOB cut) without a crash. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pa_fhir.h"
+#include "pa_json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    json_object *res = NULL, *nonfin;
+    const pa_fhir_type *t;
+    pa_fhir_facts facts;
+    pa_err err;
+
+    if(pa_json_parse((const char *)data, size, &res, &err))
+        return 0;
+    t = pa_fhir_type_find(pa_json_str(res, "resourceType") ? pa_json_str(res, "resourceType") : "");
+    if(t && json_object_is_type(res, json_type_object)) {
+        pa_fhir_facts_init(&facts);
+        pa_fhir_extract(res, t, &facts, &err);
+        pa_fhir_facts_free(&facts);
+        if(!strcmp(t->name, "ExplanationOfBenefit")) {
+            nonfin = pa_fhir_nonfinancial(res);
+            json_object_put(nonfin);
+        }
+    }
+    json_object_put(res);
+    return 0;
+}
