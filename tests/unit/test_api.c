@@ -300,6 +300,18 @@ static void test_match_check(void)
           "{\"name\":\"MemberBundle\"}]}", PA_ETOOBIG, "3 members; the limit is 2" },
         { "{\"resourceType\":\"Parameters\",", PA_EINVAL, "not valid JSON" },
         { "", PA_EINVAL, "not valid JSON" },
+        /* a text that is an array (found by fuzzing: the check read a NULL key) */
+        { "[\"resourceType\",{\"parameter\":[]}]", PA_EINVAL, "must be a Parameters resource" },
+        /* dates are checked before anything reads them */
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[{\"name\":"
+          "\"MemberPatient\",\"resource\":{\"birthDate\":\"1970-02-30\"}}]}]}", PA_EINVAL,
+          "parameter 0 (MemberBundle): MemberPatient.birthDate '1970-02-30' is not a FHIR date" },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"MemberBundle\","
+          "\"part\":[{\"name\":\"Consent\",\"resource\":{\"provision\":{\"period\":{\"end\":7}}}}]}]}", PA_EINVAL,
+          "parameter 1 (MemberBundle): Consent.provision.period.end '(not a string)' is not a FHIR dateTime" },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[{\"name\":"
+          "\"Consent\",\"resource\":{\"provision\":{\"period\":{\"start\":\"2024-02-29T08:00:00-05:00\"}}}}]},"
+          "{\"name\":\"MemberBundle\"}]}", PA_OK, NULL },
     };
     size_t i;
 

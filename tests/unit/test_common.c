@@ -9,6 +9,7 @@
 #include "cu_main.h"
 #include "pa_buf.h"
 #include "pa_config.h"
+#include "pa_fhir.h"
 #include "pa_http.h"
 #include "pa_json.h"
 #include "pa_util.h"
@@ -315,6 +316,98 @@ static void test_json_visit(void)
     CU_ASSERT_STRING_EQUAL(s.keys[2], "-");
 }
 
+
+static void test_dates(void)
+{
+    char out[PA_TS_LEN], day[11];
+    int64_t ms = 0;
+    int y, m, d;
+
+    /* instants before 1970 and years below 1000 render as FHIR reads them */
+    CU_ASSERT_EQUAL(pa_parse_instant("1969-12-31T23:59:59.500Z", &ms), PA_OK);
+    CU_ASSERT_EQUAL(ms, -500);
+    pa_fhir_instant(ms, out);
+    CU_ASSERT_STRING_EQUAL(out, "1969-12-31T23:59:59.500Z");
+    CU_ASSERT_EQUAL(pa_parse_instant("0999-06-01T00:00:00Z", &ms), PA_OK);
+    pa_fhir_instant(ms, out);
+    CU_ASSERT_STRING_EQUAL(out, "0999-06-01T00:00:00.000Z");
+    CU_ASSERT_EQUAL(pa_parse_instant("0000-01-01T00:00:00Z", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01T24:00:00Z", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-00-01T00:00:00Z", &ms), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_instant("2024-04-31T00:00:00Z", &ms), PA_EINVAL);
+    /* dates: the three precisions, each checked against the calendar */
+    CU_ASSERT_EQUAL(pa_parse_date("2024", &y, &m, &d), PA_OK);
+    CU_ASSERT(y == 2024 && m == 0 && d == 0);
+    CU_ASSERT_EQUAL(pa_parse_date("2024-02-29", &y, &m, &d), PA_OK);
+    CU_ASSERT_EQUAL(pa_parse_date("2023-02-29", &y, &m, &d), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_date("2024-13", &y, &m, &d), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_date("2024-00", &y, &m, &d), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_date("2024-01-32", &y, &m, &d), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_date("0000", &y, &m, &d), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_date("2024-1", &y, &m, &d), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_parse_date("24-01-01", &y, &m, &d), PA_EINVAL);
+    /* a period's ends as days: a partial start is its first day, a partial end its last */
+    CU_ASSERT_EQUAL(pa_fhir_day("2024-02", 1, day), PA_OK);
+    CU_ASSERT_STRING_EQUAL(day, "2024-02-29");
+    CU_ASSERT_EQUAL(pa_fhir_day("2023", 0, day), PA_OK);
+    CU_ASSERT_STRING_EQUAL(day, "2023-01-01");
+    CU_ASSERT_EQUAL(pa_fhir_day("2023-06-15T23:00:00-05:00", 0, day), PA_OK);
+    CU_ASSERT_STRING_EQUAL(day, "2023-06-15");
+    CU_ASSERT_EQUAL(pa_fhir_day("2023-06-31T00:00:00Z", 0, day), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_day(NULL, 0, day), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("2024-13", out), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_fhir_date_ts("0999", out), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "0999-01-01T00:00:00Z");
+}
+
+static void test_utf8(void)
+{
+    char small[5];
+    pa_buf b;
+
+    CU_ASSERT(pa_utf8_valid("caf\xc3\xa9 \xf0\x9f\x98\x80", 10));
+    CU_ASSERT(!pa_utf8_valid("caf\xc3", 4));           /* cut inside a character */
+    CU_ASSERT(!pa_utf8_valid("\xc0\xaf", 2));           /* overlong */
+    CU_ASSERT(!pa_utf8_valid("\xed\xa0\x80", 3));       /* a surrogate */
+    CU_ASSERT(!pa_utf8_valid("\xff", 1));
+    CU_ASSERT(!pa_utf8_valid("a\0b", 3));               /* a NUL byte */
+    /* truncation backs off to a character's start */
+    CU_ASSERT_EQUAL(pa_strlcpy(small, "ab\xc3\xa9z", sizeof(small)), PA_ETOOBIG);
+    CU_ASSERT_STRING_EQUAL(small, "ab\xc3\xa9");
+    CU_ASSERT_EQUAL(pa_strlcpy(small, "abc\xc3\xa9", sizeof(small)), PA_ETOOBIG);
+    CU_ASSERT_STRING_EQUAL(small, "abc");
+    /* JSON written from bytes that are no UTF-8 stays valid JSON */
+    pa_buf_init(&b, 64);
+    CU_ASSERT_EQUAL(pa_buf_add_json_string(&b, "a\xff" "b\xc3"), PA_OK);
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&b), "\"a\xef\xbf\xbd" "b\xef\xbf\xbd\"");
+    CU_ASSERT_EQUAL(pa_json_walk(b.data, b.len, NULL, NULL, NULL), 0);
+    pa_buf_free(&b);
+}
+
+static void test_json_parse(void)
+{
+    json_object *o = NULL;
+    pa_err err;
+
+    CU_ASSERT_EQUAL(pa_json_parse("{\"a\":[1,2]}", 11, &o, &err), PA_OK);
+    CU_ASSERT(json_object_is_type(o, json_type_object));
+    json_object_put(o);
+    /* json-c alone would take the first value and ignore the rest */
+    CU_ASSERT_EQUAL(pa_json_parse("{}garbage", 9, &o, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NULL(o);
+    CU_ASSERT_EQUAL(pa_json_parse("{} {}", 5, &o, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_json_parse("{\"a\":\"x\\u0000y\"}", 17, &o, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "NUL"));
+    CU_ASSERT_EQUAL(pa_json_parse("{\"a\":\"\xc3\"}", 8, &o, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_json_parse("{\"a\":1}\0", 9, &o, &err), PA_EINVAL);
+    /* scalars at the very end of the text (found by fuzzing) */
+    CU_ASSERT_EQUAL(pa_json_parse("12", 2, &o, &err), PA_OK);
+    CU_ASSERT_EQUAL(json_object_get_int(o), 12);
+    json_object_put(o);
+    CU_ASSERT_EQUAL(pa_json_parse("null", 4, &o, &err), PA_OK);
+    CU_ASSERT_PTR_NULL(o);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -331,6 +424,9 @@ int main(void)
         { "ids", test_ids },
         { "JSON walked in place, strictly", test_json_walk },
         { "JSON members and elements visited", test_json_visit },
+        { "dates and instants to FHIR's grammar and calendar", test_dates },
+        { "UTF-8 checked, never cut inside a character", test_utf8 },
+        { "request JSON parsed strictly", test_json_parse },
         { NULL, NULL },
     };
 
