@@ -337,6 +337,14 @@ static int cmd_check(void)
     if(admin_config(&cfg))
         return 1;
     printf("config\tok\t%s\n", pa_config_path(config_path));
+    /* a warning, not a failure: a test stack on loopback is plain HTTP */
+    if(strncmp(cfg->base_url, "https://", 8))
+        printf("tls\twarning\tbase_url %s is not https: clients would send tokens and receive PHI in the clear "
+               "(Bulk Data and SMART require TLS)\n", cfg->base_url);
+    else
+        printf("tls\tok\t%s\n", cfg->base_url);
+    if(!cfg->require_https)
+        printf("tls\twarning\trequire_https = 0: plain HTTP requests are served\n");
     pa_err_clear(&err);
     if(pa_db_connect(cfg, &db, &err)) {
         printf("postgresql\tdown\t%s\n", err.msg);

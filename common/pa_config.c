@@ -53,6 +53,8 @@ static const struct key_def keys[] = {
     KI(export_chunk_pause_ms, "0", 0, 60000),
     KI(runner_workers, "2", 1, 256),
     KI(xsendfile, "1", 0, 1),
+    KI(require_https, "1", 0, 1),
+    KI(plain_http_loopback, "1", 0, 1),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -41,6 +41,8 @@ typedef struct pa_config {
     long export_chunk_pause_ms;/* pause between chunks, to leave I/O to other work */
     long runner_workers;
     long xsendfile;            /* 1: Apache serves files (X-Sendfile); 0: the responder streams */
+    long require_https;        /* 1: a request that did not come over TLS is answered 403 */
+    long plain_http_loopback;  /* 1: ... except from a loopback address (health checks, a local proxy) */
 } pa_config;
 
 /* Reads path into a new config (*out, freed with pa_config_free).  On an

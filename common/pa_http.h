@@ -40,6 +40,8 @@ typedef struct pa_req {
     const char *prefer;
     const char *authorization;
     const char *accept_encoding;
+    const char *https;         /* "on" when the request came over TLS (mod_ssl's HTTPS) */
+    const char *remote_addr;   /* the client's address as Apache saw it */
     const char *body;
     size_t body_len;
     pa_param *params;          /* decoded query parameters, in order */

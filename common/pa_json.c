@@ -2,6 +2,7 @@
  * Walking JSON text in place (see pa_json.h): a strict RFC 8259 scanner.
  */
 #include "pa_json.h"
+#include "pa_util.h"
 
 #include <json-c/json.h>
 #include <string.h>
@@ -25,41 +26,6 @@ static void ws(struct scan *s)
 {
     while(s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
-}
-
-/* Length of the well-formed UTF-8 sequence at p (2 to 4 bytes), or 0. */
-static int utf8_len(const unsigned char *p, const unsigned char *end)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xBF;
-    int n, i;
-
-    if(c >= 0xC2 && c <= 0xDF)
-        n = 2;
-    else if(c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if(c == 0xE0)
-            lo = 0xA0;
-        else if(c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    }
-    else if(c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if(c == 0xF0)
-            lo = 0x90;
-        else if(c == 0xF4)
-            hi = 0x8F;
-    }
-    else
-        return 0;
-    if(end - p < n)
-        return 0;
-    for(i = 1; i < n; i++) {
-        if(p[i] < lo || p[i] > hi)
-            return 0;
-        lo = 0x80;
-        hi = 0xBF;
-    }
-    return n;
 }
 
 /* Appends bytes to out (size) at *n; sets *full when they do not fit. */
@@ -191,7 +157,7 @@ static int scan_string(struct scan *s, char *out, size_t size, int *full)
             continue;
         }
         {
-            int len = utf8_len((const unsigned char *)s->p, (const unsigned char *)s->end);
+            int len = (int)pa_utf8_seq(s->p, (size_t)(s->end - s->p));
 
             if(!len)
                 return fail(s, "text that is not UTF-8");

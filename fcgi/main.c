@@ -206,6 +206,8 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     req.prefer = env(fr->envp, "HTTP_PREFER");
     req.authorization = env(fr->envp, "HTTP_AUTHORIZATION");
     req.accept_encoding = env(fr->envp, "HTTP_ACCEPT_ENCODING");
+    req.https = env(fr->envp, "HTTPS");
+    req.remote_addr = env(fr->envp, "REMOTE_ADDR");
     /* nobody is anybody until the router has checked the token */
     ctx->client_id = "";
     memset(&ctx->token, 0, sizeof(ctx->token));
@@ -224,7 +226,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     req.method = method;
     req.path = path ? path : "/";
     req.query = req.request_uri = req.script_name = req.accept = req.content_type = NULL;
-    req.prefer = req.authorization = req.accept_encoding = NULL;
+    req.prefer = req.authorization = req.accept_encoding = req.https = req.remote_addr = NULL;
     /* When the request has been read to its end (a GET's empty body, or the
      * whole of a body), the connection is closed at once.  Otherwise libfcgi
      * half-closes it and reads on until mod_fcgid has sent everything, so

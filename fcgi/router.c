@@ -226,6 +226,37 @@ int pa_api_require_read(pa_ctx *ctx, pa_resp *resp, const char *type)
     return -1;
 }
 
+/* True if addr is a loopback address (127.0.0.0/8, ::1, or v4-mapped). */
+static int is_loopback(const char *addr)
+{
+    if(!addr)
+        return 0;
+    if(!strncmp(addr, "::ffff:", 7))
+        addr += 7;
+    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1");
+}
+
+/*
+ * Bulk Data and SMART require TLS: a request that did not come over it is
+ * answered 403 with the URL to use instead, before its token (sent in the
+ * clear already) is looked at.  Loopback may stay open for health checks.
+ */
+static int refuse_plain_http(const pa_ctx *ctx, const pa_req *req, pa_resp *resp)
+{
+    const char *base = ctx->cfg->base_url;
+
+    if(!ctx->cfg->require_https || (req->https && !strcasecmp(req->https, "on")) ||
+       (ctx->cfg->plain_http_loopback && is_loopback(req->remote_addr)))
+        return 0;
+    if(!strncmp(base, "https://", 8))
+        pa_resp_outcome(resp, 403, "error", "security", "this server answers over HTTPS only: use %s%.200s", base,
+                        req->path);
+    else
+        pa_resp_outcome(resp, 403, "error", "security",
+                        "this server answers over HTTPS only: send the request to the https:// URL of this address");
+    return -1;
+}
+
 void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
 {
     char *args[MAX_ARGS];
@@ -236,6 +267,8 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
     pa_err err;
 
     pa_err_clear(&err);
+    if(ctx->cfg && refuse_plain_http(ctx, req, resp))
+        return;
     /* Apache decoded the path: what it holds must be text before any
      * handler compares it, logs it or sends it to PostgreSQL */
     if(!pa_utf8_valid(req->path, strlen(req->path))) {

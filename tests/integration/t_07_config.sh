@@ -15,6 +15,10 @@ expect_match "pa-admin names the bad value's key and line" "$out" 'bad.conf:[0-9
 out=$("$PA_ROOT/bin/pa-admin" --config "$conf" check 2>&1); rc=$?
 expect_eq "pa-admin check passes on the stack" "$rc" 0
 expect_match "pa-admin check reports each component" "$out" 'postgresql	ok.*schema	ok.*redis	ok'
+expect_match "pa-admin check warns that base_url is not https" "$out" 'tls	warning	base_url http://127.0.0.1:[0-9]+/fhir is not https'
+sed "s|^base_url = http://|base_url = https://|" "$conf" > "$HTTP_TMP/tls.conf"
+out=$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/tls.conf" check 2>&1)
+expect_true "and not when it is" eval "! grep -q 'tls	warning' <<< \"\$out\""
 
 # the responder answers 503 with an OperationOutcome, and Apache's log names the key
 cp -p "$conf" "$HTTP_TMP/good.conf"

@@ -47,7 +47,11 @@ expect_oauth "an unknown client is refused" 401 invalid_client
 admin client disable "$RSA"
 assert_req --client-id "$RSA" --key "$K/rsa.pem" --kid r1
 expect_oauth "a disabled client is refused" 401 invalid_client
+NOAUTH=1 http GET "$BASE/Group/small" -H "Authorization: Bearer $rsa_token" -H 'Accept: application/fhir+json'
+expect_eq "and the token it had is revoked with it" "$STATUS" 401
 admin client enable "$RSA"
+assert_req --client-id "$RSA" --key "$K/rsa.pem" --kid r1
+rsa_token=$(jq_body .access_token)
 assert_req --client-id "$OUT" --key "$K/rsa.pem" --kid r1
 expect_oauth "a client whose NPI is out of network is refused" 401 invalid_client
 expect_true "the reason is not in the answer" eval "! grep -q network <<< \"\$BODY\""

@@ -36,6 +36,8 @@ static void call(struct call *c, pa_ctx *ctx, const char *method, const char *pa
     c->req.body = body ? body : "";
     c->req.body_len = body ? strlen(body) : 0;
     c->req.script_name = "/fhir";
+    /* a local client, as Apache tells it; TLS is tested in test_plain_http */
+    c->req.remote_addr = "127.0.0.1";
     strcpy(c->req.request_id, "test");
     pa_resp_init(&c->resp);
     pa_api_handle(ctx, &c->req, &c->resp);
@@ -167,6 +169,48 @@ static void test_broken_config_answers_503(void)
     /* the file and key are for the operator's log, not for the caller */
     CU_ASSERT_PTR_NULL(strstr(pa_buf_str(&c.resp.body), "t.conf"));
     done(&c);
+}
+
+/* GET /metadata from addr, over TLS when https is "on". */
+static void call_from(struct call *c, pa_ctx *ctx, const char *addr, const char *https)
+{
+    memset(&c->req, 0, sizeof(c->req));
+    c->req.method = "GET";
+    c->req.path = "/metadata";
+    c->req.query = "";
+    c->req.remote_addr = addr;
+    c->req.https = https;
+    strcpy(c->req.request_id, "test");
+    pa_resp_init(&c->resp);
+    pa_api_handle(ctx, &c->req, &c->resp);
+    c->json = json_tokener_parse(pa_buf_str(&c->resp.body));
+}
+
+/* Plain HTTP from anywhere but loopback is refused with the URL to use. */
+static void test_plain_http(void)
+{
+    pa_ctx ctx = make_ctx();
+    pa_config *tls = NULL;
+    pa_err err;
+    struct call c;
+
+    CU_ASSERT_EQUAL_FATAL(pa_config_parse("base_url = https://fhir.example.org/fhir\ndata_dir = /tmp/x\n"
+                                          "pg_conninfo = x\n", "t", &tls, &err), PA_OK);
+    ctx.cfg = tls;
+    call_from(&c, &ctx, "192.0.2.7", NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 403);
+    CU_ASSERT_STRING_EQUAL(issue_code(c.json), "security");
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "https://fhir.example.org/fhir/metadata"));
+    done(&c);
+    /* over TLS it is served; so is plain HTTP from loopback (health checks) */
+    call_from(&c, &ctx, "192.0.2.7", "on");
+    CU_ASSERT_EQUAL(c.resp.status, 200);
+    done(&c);
+    call_from(&c, &ctx, "::ffff:127.0.0.1", NULL);
+    CU_ASSERT_EQUAL(c.resp.status, 200);
+    done(&c);
+    pa_ctx_close(&ctx);
+    pa_config_free(tls);
 }
 
 /* Kick-off checks answered before any server is asked. */
@@ -384,6 +428,7 @@ int main(void)
         { "SMART configuration", test_smart_config },
         { "unknown path 404, wrong method 405", test_not_found_and_method },
         { "broken configuration answers 503", test_broken_config_answers_503 },
+        { "plain HTTP refused but from loopback", test_plain_http },
         { "kick-off rejections", test_kickoff_rejections },
         { "request URL echoes the client's", test_request_url },
         { "a token is required, and its scope", test_token_required },
