@@ -404,6 +404,8 @@ int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, 
     long v;
 
     *out = NULL;
+    if(strlen(id) != PA_JOB_ID_LEN)
+        return pa_err_set(err, PA_ENOTFOUND, "no such job");
     res = pa_db_query(db, err,
                       "SELECT kind, owner, state, request, params::text, manifest::text, error, "
                       "(extract(epoch FROM transaction_time) * 1000)::bigint, "
@@ -413,7 +415,7 @@ int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, 
                       2, values);
     if(!res)
         return PA_EDB;
-    if(PQntuples(res) != 1 || strlen(id) != PA_JOB_ID_LEN) {
+    if(PQntuples(res) != 1) {
         PQclear(res);
         return pa_err_set(err, PA_ENOTFOUND, "no such job");
     }

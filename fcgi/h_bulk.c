@@ -254,12 +254,15 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
             while(*p) {
                 size_t n = strcspn(p, ",");
 
-                if(n && json_object_array_length(patients) == PA_EXPORT_MAX_PATIENTS)
+                /* "a,,b" or a trailing comma: a reference is missing, and a
+                 * list of nothing must never read as every member */
+                if(!n || (p[n] == ',' && !p[n + 1]))
+                    return reject(resp, "invalid", "patient '%.80s' has an empty reference", v);
+                if(json_object_array_length(patients) == PA_EXPORT_MAX_PATIENTS)
                     return reject(resp, "too-costly",
                                   "more than %d patient references; export the whole Group, or split the list",
                                   PA_EXPORT_MAX_PATIENTS);
-                if(n)
-                    json_object_array_add(patients, json_object_new_string_len(p, (int)n));
+                json_object_array_add(patients, json_object_new_string_len(p, (int)n));
                 p += n + (p[n] == ',');
             }
         }
@@ -408,7 +411,7 @@ static int job_from_db(pa_ctx *ctx, const char *id, pa_job **job, pa_err *err)
     PGconn *db;
     int rc;
 
-    if(strlen(id) != PA_JOB_ID_LEN || strspn(id, "0123456789abcdef") != PA_JOB_ID_LEN)
+    if(strspn(id, "0123456789abcdef") != PA_JOB_ID_LEN)
         return pa_err_set(err, PA_ENOTFOUND, "no such job");
     rc = pa_ctx_db(ctx, &db, err);
     if(!rc)

@@ -70,6 +70,11 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         goto out;
     }
     deny = !strcmp(type, "deny");
+    if(pa_json_get(c, "dateTime") && pa_fhir_day(pa_json_str(c, "dateTime"), 0, start)) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "Consent.dateTime '%.40s' is not a FHIR dateTime",
+                        pa_json_str(c, "dateTime") ? pa_json_str(c, "dateTime") : "(not a string)");
+        goto out;
+    }
     period = pa_json_get(prov, "period");
     if(!pa_json_str(period, "start")) {
         pa_resp_outcome(resp, 400, "error", "required", "provision.period.start is required (a date or dateTime)");

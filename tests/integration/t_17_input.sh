@@ -43,6 +43,10 @@ kickoff small --get --data-urlencode '_type=Patient,'
 expect_outcome "_type=Patient, (a type missing) is refused" 400 "comma"
 kickoff small --get --data-urlencode 'patient='
 expect_outcome "patient= (empty) is refused, not read as every member" 400 "patient is empty"
+for list in ',,,' 'Patient/p1,,Patient/p2' 'Patient/p1,' ',Patient/p1'; do
+  kickoff small --get --data-urlencode "patient=$list"
+  expect_outcome "patient=$list (a reference missing) is refused" 400 "empty reference"
+done
 http GET "$BASE/Group/small/\$export?_type=Patient%00" -H 'Accept: application/fhir+json' -H 'Prefer: respond-async'
 expect_outcome "a NUL in a query value is refused" 400 "NUL"
 http GET "$BASE/Group/small/\$export?_type=Pat%FFient" -H 'Accept: application/fhir+json' -H 'Prefer: respond-async'
@@ -156,9 +160,11 @@ consent() {  # consent JQ_EDIT
     --data-binary "$body"
 }
 for edit in '.provision.period.start = "2026-13-01"' '.provision.period.start = "2026-02-29"' \
-            '.provision.period.start = "2026-1"' '.provision.period.end = "2026-06-31"' '.provision.period.end = 5'; do
+            '.provision.period.start = "2026-1"' '.provision.period.end = "2026-06-31"' '.provision.period.end = 5' \
+            '.dateTime = "2026-02-30T10:00:00Z"'; do
   consent "$edit"
-  expect_outcome "a Consent whose $edit is refused, naming the element" 400 "provision.period"
+  element=${edit%% =*}
+  expect_outcome "a Consent whose $edit is refused, naming the element" 400 "${element#.}"
 done
 NOAUTH=1 http POST "$BASE/Consent" -H "Authorization: Bearer $PORTAL" -H 'Content-Type: application/fhir+json' \
   --data-binary '{"resourceType":"Consent","status":"active"}trailing'
