@@ -126,7 +126,16 @@ wait_job "$JOB_URL" 60
 kept_url=$JOB_URL
 kept_id=${kept_url##*/}
 kept_manifest=$BODY
-redis_q FLUSHALL > /dev/null
+# a real restart with its data gone (the append-only file removed), so that
+# every responder's and worker's connection to it is stale too
+redis_q SHUTDOWN NOSAVE > /dev/null 2>&1
+deadline=$((SECONDS + 10))
+while [ -s "$PA_ROOT/run/redis.pid" ] && kill -0 "$(cat "$PA_ROOT/run/redis.pid")" 2>/dev/null && [ $SECONDS -lt $deadline ]; do
+  sleep 0.1
+done
+rm -rf "${PA_ROOT:?}"/redis/*
+"$REPO/scripts/pa-stack" start > /dev/null 2>&1
+expect_eq "Redis came back without the job" "$(redis_q EXISTS "pa:job:$kept_id")" 0
 ensure_token --now
 poll "$kept_url"
 expect_eq "a finished job answers 200 after Redis lost its data" "$STATUS" 200
