@@ -86,6 +86,8 @@ struct check {
     long members;        /* MemberBundles so far: also the next parameter's index */
     int bad;             /* the parameter at index members is no MemberBundle */
     char name[48];
+    const char *parts;    /* the current parameter's parts */
+    size_t parts_len;
     const char *resource; /* the current part's resource */
     size_t resource_len;
     char date_error[320]; /* the first date that is not one, said for the client */
@@ -104,54 +106,72 @@ static const struct {
     { "Consent", "provision.period.end", "dateTime" },
 };
 
+#define NDATES (sizeof(member_dates) / sizeof(member_dates[0]))
+
+/* One walk of a resource looks for all of its part's dates at once. */
 struct date_walk {
-    const char *path; /* what is left of it */
-    int bad;
-    char value[64];
+    const char *rest[NDATES]; /* what is left of each path looked for here, or NULL */
+    size_t bad;               /* 1 + the entry found not to be a date; 0 */
+    char value[64];           /* what it held */
 };
 
-static int visit_date(const char *key, const char *value, size_t len, void *ctx)
+static int visit_dates(const char *key, const char *value, size_t len, void *ctx)
 {
-    struct date_walk *w = ctx;
-    size_t seg = strcspn(w->path, ".");
+    struct date_walk *w = ctx, inner;
     char day[11];
+    size_t i;
+    int deeper = 0;
 
-    if(!key || strlen(key) != seg || strncmp(key, w->path, seg))
+    if(!key)
         return 0;
-    if(w->path[seg] == '.') {
-        struct date_walk inner = { w->path + seg + 1, 0, "" };
+    memset(&inner, 0, sizeof(inner));
+    for(i = 0; i < NDATES; i++) {
+        const char *p = w->rest[i];
+        size_t seg = p ? strcspn(p, ".") : 0;
 
-        if(*value == '{')
-            pa_json_walk(value, len, visit_date, &inner, NULL);
+        if(!p || strlen(key) != seg || strncmp(key, p, seg))
+            continue;
+        if(p[seg] == '.') {
+            inner.rest[i] = p + seg + 1;
+            deeper = 1;
+        }
+        else if(pa_json_string(value, len, w->value, sizeof(w->value)) || pa_fhir_day(w->value, 0, day)) {
+            if(*value != '"')
+                pa_strlcpy(w->value, "(not a string)", sizeof(w->value));
+            w->bad = i + 1;
+            return 1;
+        }
+    }
+    if(deeper && *value == '{' && pa_json_walk(value, len, visit_dates, &inner, NULL) && inner.bad) {
         w->bad = inner.bad;
         memcpy(w->value, inner.value, sizeof(w->value));
-        return w->bad;
+        return 1;
     }
-    if(pa_json_string(value, len, w->value, sizeof(w->value)) || pa_fhir_day(w->value, 0, day)) {
-        if(*value != '"')
-            pa_strlcpy(w->value, "(not a string)", sizeof(w->value));
-        w->bad = 1;
-    }
-    return w->bad;
+    return 0;
 }
 
 /* Fills c->date_error if a date of the part's resource is not one. */
 static void check_part_dates(struct check *c)
 {
+    struct date_walk w;
     size_t i;
+    int any = 0;
 
-    for(i = 0; !c->date_error[0] && c->resource && i < sizeof(member_dates) / sizeof(member_dates[0]); i++) {
-        struct date_walk w = { member_dates[i].path, 0, "" };
-
-        if(strcmp(member_dates[i].part, c->name))
-            continue;
-        pa_json_walk(c->resource, c->resource_len, visit_date, &w, NULL);
-        if(w.bad)
-            snprintf(c->date_error, sizeof(c->date_error),
-                     "parameter %ld (MemberBundle): %s.%s '%.40s' is not a FHIR %s (YYYY-MM-DD%s, a real day)",
-                     c->members, c->name, member_dates[i].path, w.value, member_dates[i].kind,
-                     strcmp(member_dates[i].kind, "date") ? ", or with a time and zone" : "");
-    }
+    if(c->date_error[0] || !c->resource)
+        return;
+    memset(&w, 0, sizeof(w));
+    for(i = 0; i < NDATES; i++)
+        if(!strcmp(member_dates[i].part, c->name)) {
+            w.rest[i] = member_dates[i].path;
+            any = 1;
+        }
+    if(!any || !pa_json_walk(c->resource, c->resource_len, visit_dates, &w, NULL) || !w.bad)
+        return;
+    i = w.bad - 1;
+    snprintf(c->date_error, sizeof(c->date_error),
+             "parameter %ld (MemberBundle): %s.%s '%.40s' is not a FHIR %s (YYYY-MM-DD%s, a real day)", c->members,
+             c->name, member_dates[i].path, w.value, member_dates[i].kind,
+             strcmp(member_dates[i].kind, "date") ? ", or with a time and zone" : "");
 }
 
 static int check_top(const char *key, const char *value, size_t len, void *ctx)
@@ -182,6 +202,10 @@ static int check_name(const char *key, const char *value, size_t len, void *ctx)
         c->resource = value;
         c->resource_len = len;
     }
+    else if(!strcmp(key, "part") && *value == '[') {
+        c->parts = value;
+        c->parts_len = len;
+    }
     return 0;
 }
 
@@ -199,25 +223,19 @@ static int check_part(const char *key, const char *value, size_t len, void *ctx)
     return 0;
 }
 
-static int check_param_parts(const char *key, const char *value, size_t len, void *ctx)
-{
-    if(key && !strcmp(key, "part") && *value == '[')
-        pa_json_walk(value, len, check_part, ctx, NULL);
-    return 0;
-}
-
 static int check_param(const char *key, const char *value, size_t len, void *ctx)
 {
     struct check *c = ctx;
 
     (void)key;
     c->name[0] = '\0';
+    c->parts = NULL;
     if(*value != '{' || pa_json_walk(value, len, check_name, c, NULL) || strcmp(c->name, "MemberBundle")) {
         c->bad = 1;
         return 1;
     }
-    if(!c->date_error[0])
-        pa_json_walk(value, len, check_param_parts, c, NULL);
+    if(!c->date_error[0] && c->parts)
+        pa_json_walk(c->parts, c->parts_len, check_part, c, NULL);
     c->members++;
     return 0;
 }
