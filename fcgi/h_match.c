@@ -45,7 +45,9 @@ static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
     snprintf(path, sizeof(path), "%s/requests/%s.json", ctx->cfg->data_dir, job->id);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     f = fopen(tmp, "w");
-    if(!f || fwrite(req->body, 1, req->body_len, f) != req->body_len || fclose(f) || rename(tmp, path)) {
+    /* on disk before the job exists: a runner that takes it finds it whole */
+    rc = !f || fwrite(req->body, 1, req->body_len, f) != req->body_len || fflush(f) || fsync(fileno(f));
+    if((f && fclose(f)) || rc || rename(tmp, path)) {
         if(f)
             unlink(tmp);
         pa_job_free(job);

@@ -26,9 +26,12 @@ static int write_file(const char *dir, const char *name, const char *text, const
     char path[1400];
     FILE *f;
 
+    int bad;
+
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     f = fopen(path, "w");
-    if(!f || fputs(text, f) < 0 || fputs(end, f) < 0 || fflush(f) || fsync(fileno(f)) || fclose(f))
+    bad = !f || fputs(text, f) < 0 || fputs(end, f) < 0 || fflush(f) || fsync(fileno(f));
+    if((f && fclose(f)) || bad)
         return pa_err_set(err, PA_EIO, "cannot write %s: %s", name, strerror(errno));
     return PA_OK;
 }
@@ -104,9 +107,9 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     output = json_object_new_array();
     pa_manifest_output(output, w->cfg, job->id, "Group", "Group-1.ndjson", ngroups);
     pa_manifest_output(output, w->cfg, job->id, "Parameters", "Parameters-1.ndjson", 1);
+    /* the request stays until the job ends (the worker removes it then): an
+     * attempt that fails after this point is retried with it */
     rc = pa_manifest_build(job, output, NULL, json_object_new_array(), manifest, err);
-    if(!rc)
-        unlink(path); /* the request has served */
 out:
     json_object_put(jp);
     json_object_put(request);

@@ -139,48 +139,67 @@ static pid_t spawn(const pa_config *cfg, int index)
     return pid;
 }
 
-/*
- * The job folders on disk against PostgreSQL, whatever Redis knows (a Redis
- * that restarted empty has no `due` entries): a folder is removed when its
- * job is gone, cancelled, failed or expired, or finished longer ago than the
- * retention; a job expired that way is marked so and forgotten by Redis.
- */
-static void purge_dirs(const pa_config *cfg, pa_redis *redis, PGconn *db)
+/* The job ids among the names in data_dir/SUB ending with suffix, as a
+ * PostgreSQL array literal in ids; how many. */
+static int list_job_ids(const pa_config *cfg, const char *sub, const char *suffix, pa_buf *ids)
 {
-    char path[1024], retention[24];
+    char path[1024];
+    size_t sn = strlen(suffix);
+    struct dirent *e;
+    DIR *d;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, sub);
+    pa_buf_addstr(ids, "{");
+    d = opendir(path);
+    while(d && (e = readdir(d)))
+        if(strlen(e->d_name) == PA_JOB_ID_LEN + sn && strspn(e->d_name, "0123456789abcdef") == PA_JOB_ID_LEN &&
+           !strcmp(e->d_name + PA_JOB_ID_LEN, suffix)) {
+            char id[PA_JOB_ID_LEN + 1];
+
+            memcpy(id, e->d_name, PA_JOB_ID_LEN);
+            id[PA_JOB_ID_LEN] = '\0';
+            if(!pa_buf_add_array_item(ids, id))
+                n++;
+        }
+    if(d)
+        closedir(d);
+    pa_buf_addstr(ids, "}");
+    return n;
+}
+
+/*
+ * What is on disk against PostgreSQL, whatever Redis knows (a Redis that
+ * restarted empty has no `due` entries).  A job folder is removed when its
+ * job is gone, cancelled, failed or expired, or finished longer ago than the
+ * retention; a job expired that way is marked so and forgotten by Redis.  A
+ * kept request (data_dir/requests) is removed once its job is no longer
+ * queued or running.
+ */
+static void purge_files(const pa_config *cfg, pa_redis *redis, PGconn *db)
+{
+    char retention[24], path[1200];
     const char *values[2];
     pa_buf ids;
-    DIR *d;
-    struct dirent *e;
-    PGresult *res;
+    PGresult *res = NULL;
     pa_err err;
-    int i, n = 0;
+    int i, n;
 
-    snprintf(path, sizeof(path), "%s/jobs", cfg->data_dir);
-    d = opendir(path);
-    if(!d)
-        return;
     pa_buf_init(&ids, 1 << 20);
-    pa_buf_addstr(&ids, "{");
-    while((e = readdir(d)))
-        if(strlen(e->d_name) == PA_JOB_ID_LEN && strspn(e->d_name, "0123456789abcdef") == PA_JOB_ID_LEN &&
-           !pa_buf_add_array_item(&ids, e->d_name))
-            n++;
-    closedir(d);
-    pa_buf_addstr(&ids, "}");
     snprintf(retention, sizeof(retention), "%ld", cfg->retention_seconds);
-    values[0] = pa_buf_str(&ids);
     values[1] = retention;
-    /* the folders to remove, and whether their job is to be marked expired */
-    res = n ? pa_db_query(db, &err,
+    n = list_job_ids(cfg, "jobs", "", &ids);
+    values[0] = pa_buf_str(&ids);
+    if(n)
+        res = pa_db_query(db, &err,
                           "SELECT d, j.state IN ('completed', 'failed') FROM unnest($1::text[]) d"
                           " LEFT JOIN job j ON j.id = d WHERE j.id IS NULL"
                           " OR j.state IN ('cancelled', 'expired', 'failed')"
                           " OR (j.state = 'completed' AND j.finished_at + $2::int * interval '1 second' < now())",
-                          2, values)
-            : NULL;
+                          2, values);
     for(i = 0; res && i < PQntuples(res); i++) {
         const char *id = PQgetvalue(res, i, 0);
+        const char *one[1] = { id };
 
         if(pa_job_dir_remove(cfg, id)) {
             pa_warn("janitor: cannot remove the files of job %s", id);
@@ -188,11 +207,25 @@ static void purge_dirs(const pa_config *cfg, pa_redis *redis, PGconn *db)
         }
         pa_info("janitor: job %s purged (its files were left on disk)", id);
         if(!strcmp(PQgetvalue(res, i, 1), "t")) {
-            values[0] = id;
             PQclear(pa_db_query(db, &err, "UPDATE job SET state = 'expired', updated_at = now() WHERE id = $1"
-                                          " AND state IN ('completed', 'failed')", 1, values));
+                                          " AND state IN ('completed', 'failed')", 1, one));
             pa_job_forget(redis, id, &err);
         }
+    }
+    PQclear(res);
+    res = NULL;
+    pa_buf_reset(&ids);
+    /* (a request with no job row yet is one a responder is about to queue) */
+    n = list_job_ids(cfg, "requests", ".json", &ids);
+    values[0] = pa_buf_str(&ids);
+    if(n)
+        res = pa_db_query(db, &err,
+                          "SELECT d FROM unnest($1::text[]) d JOIN job j ON j.id = d"
+                          " WHERE j.state NOT IN ('queued', 'running')",
+                          1, values);
+    for(i = 0; res && i < PQntuples(res); i++) {
+        snprintf(path, sizeof(path), "%s/requests/%s.json", cfg->data_dir, PQgetvalue(res, i, 0));
+        unlink(path);
     }
     PQclear(res);
     pa_buf_free(&ids);
@@ -231,7 +264,7 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
     }
     free(ids);
     if(!pa_db_ensure(db, cfg, &err))
-        purge_dirs(cfg, redis, *db);
+        purge_files(cfg, redis, *db);
     if(!pa_db_ensure(db, cfg, &err) && !pa_job_recover(redis, *db, &recovered, &err) && recovered)
         pa_warn("janitor: %ld jobs were missing from Redis and are queued again", recovered);
     if(!pa_job_prune_consumers(redis, CONSUMER_GONE_MS, &recovered, &err) && recovered)

@@ -165,6 +165,14 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
     if(!job->state)
         return;
     pa_err_clear(&err);
+    /* a request kept for the job (a member match's) holds PHI: it goes when
+     * the job ends, however it ends */
+    if(strcmp(state, "running")) {
+        char path[1200];
+
+        snprintf(path, sizeof(path), "%s/requests/%s.json", w->cfg->data_dir, job->id);
+        unlink(path);
+    }
     if(pa_db_ensure(&w->db, w->cfg, &err) || pa_job_db_update(w->db, job, &err))
         pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
     else if(!strcmp(job->kind, "export") && strcmp(state, "running") && pa_export_forget(w->db, job->id, &err))

@@ -139,6 +139,7 @@ while :; do
   sleep 0.3
 done
 expect_eq "and its job completes" "$STATUS" 200
+expect_true "the request it kept (PHI) is removed once it ended" test ! -e "$PA_ROOT/data/requests/${mjob##*/}.json"
 expect_true "no responder or worker died of it" eval "! grep -q 'signal 6\|ended with status 134' '$PA_ROOT/log/httpd-error.log' '$PA_ROOT/log/provider-access.log'"
 for edit in '.part[0].resource.birthDate = "1970-13-01"' '.part[0].resource.birthDate = "1970-02-30"' \
             '.part[0].resource.birthDate = 19700101' '.part[2].resource.provision.period.start = "2024-00-01"' \
