@@ -2,6 +2,7 @@
  * The audit trail: a Redis stream in front of audit_event (see pa_audit.h).
  */
 #include "pa_audit.h"
+#include "pa_util.h"
 
 #include <json-c/json.h>
 #include <stdio.h>
@@ -104,6 +105,22 @@ static int insert_rows(PGconn *db, json_object *rows, pa_err *err)
     return PA_OK;
 }
 
+/* A column's value as JSON text PostgreSQL takes: a value made of a request's
+ * bytes (its path, say) may hold some that are no UTF-8, and jsonb would
+ * refuse the whole batch for one. */
+static json_object *column_value(const char *v, size_t n)
+{
+    char *copy = strndup(v, n);
+    json_object *o;
+
+    if(!copy)
+        return NULL;
+    pa_utf8_scrub(copy, strlen(copy));
+    o = json_object_new_string(copy);
+    free(copy);
+    return o;
+}
+
 int pa_audit_insert(PGconn *db, const pa_audit_event *e, pa_err *err)
 {
     json_object *rows = json_object_new_array();
@@ -116,7 +133,7 @@ int pa_audit_insert(PGconn *db, const pa_audit_event *e, pa_err *err)
     event_values(e, nums, v);
     for(i = 0; i < NCOLS; i++)
         if(v[i] && *v[i])
-            json_object_object_add(row, cols[i].name, json_object_new_string(v[i]));
+            json_object_object_add(row, cols[i].name, column_value(v[i], strlen(v[i])));
     json_object_array_add(rows, row);
     rc = insert_rows(db, rows, err);
     json_object_put(rows);
@@ -143,7 +160,7 @@ static json_object *entry_row(const redisReply *entry)
             continue;
         for(k = 0; k < NCOLS; k++)
             if(!strcmp(f->str, cols[k].name))
-                json_object_object_add(row, cols[k].name, json_object_new_string_len(v->str, (int)v->len));
+                json_object_object_add(row, cols[k].name, column_value(v->str, v->len));
     }
     return row;
 }

@@ -103,8 +103,14 @@ void pa_log(int level, const char *fmt, ...)
     va_start(ap, fmt);
     k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
     va_end(ap);
-    if(k > 0)
+    if(k > 0) {
+        size_t from = n;
+
         n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
+        /* a path or value from a request can hold a newline (a forged log
+         * line) or bytes that are no text */
+        pa_utf8_scrub(line + from, n - from);
+    }
     if(n >= sizeof(line) - 1)
         n = sizeof(line) - 2;
     line[n++] = '\n';

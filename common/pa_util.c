@@ -275,6 +275,24 @@ int pa_utf8_valid(const char *s, size_t n)
     return 1;
 }
 
+size_t pa_utf8_scrub(char *s, size_t n)
+{
+    size_t i = 0, fixed = 0;
+
+    while(i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : pa_utf8_seq(s + i, n - i);
+
+        if(k && c >= 0x20 && c != 0x7f) {
+            i += k;
+            continue;
+        }
+        s[i++] = '?';
+        fixed++;
+    }
+    return fixed;
+}
+
 int pa_strlcpy(char *dst, const char *src, size_t size)
 {
     size_t n = strlen(src);

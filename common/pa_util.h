@@ -52,6 +52,11 @@ size_t pa_utf8_seq(const char *s, size_t n);
 /* True if s[0..n) is well-formed UTF-8 without a NUL byte. */
 int pa_utf8_valid(const char *s, size_t n);
 
+/* Replaces in s[0..n) every byte that is not part of well-formed UTF-8, and
+ * every control character, with '?': text from a request made safe for a
+ * log line or a stored record.  Returns how many were replaced. */
+size_t pa_utf8_scrub(char *s, size_t n);
+
 /* Copies at most size-1 bytes and always terminates; returns PA_ETOOBIG if
  * cut, and then cuts before a character, never inside one. */
 int pa_strlcpy(char *dst, const char *src, size_t size);

@@ -57,6 +57,12 @@ http GET "$BASE/Group?_cursor=%E2%82" -H 'Accept: application/fhir+json'
 expect_outcome "a _cursor that is not UTF-8 is refused" 400 "UTF-8"
 http GET "$BASE/Group/ro%FFster" -H 'Accept: application/fhir+json'
 expect_outcome "a Group id that is not UTF-8 is refused" 400 "UTF-8"
+audit_settle
+expect_eq "its audit event is stored all the same, the bytes replaced" \
+  "$(psql_q "SELECT count(*) FROM audit_event WHERE endpoint = '/Group/ro?ster' AND status = 400")" 1
+http GET "$BASE/Group/a%0A2026-01-01T00:00:00.000Z%20info%20forged" -H 'Accept: application/fhir+json'
+expect_eq "a path with a newline is no Group" "$STATUS" 404
+expect_true "and forges no log line" eval "! grep -q '^2026-01-01T00:00:00.000Z info forged' '$PA_ROOT/log/provider-access.log'"
 http GET "$BASE/bulkstatus/%C0%AF" -H 'Accept: application/json'
 expect_outcome "a job id that is not UTF-8 (an overlong /) is refused" 400 "UTF-8"
 http GET "$BASE/Group?identifier=a&identifier=b" -H 'Accept: application/fhir+json'

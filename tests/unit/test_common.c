@@ -376,6 +376,13 @@ static void test_utf8(void)
     CU_ASSERT_STRING_EQUAL(small, "ab\xc3\xa9");
     CU_ASSERT_EQUAL(pa_strlcpy(small, "abc\xc3\xa9", sizeof(small)), PA_ETOOBIG);
     CU_ASSERT_STRING_EQUAL(small, "abc");
+    /* text from a request scrubbed for a log line or a record */
+    {
+        char line[] = "a\nb\xff\xc3\xa9\x7f";
+
+        CU_ASSERT_EQUAL(pa_utf8_scrub(line, strlen(line)), 3);
+        CU_ASSERT_STRING_EQUAL(line, "a?b?\xc3\xa9?");
+    }
     /* JSON written from bytes that are no UTF-8 stays valid JSON */
     pa_buf_init(&b, 64);
     CU_ASSERT_EQUAL(pa_buf_add_json_string(&b, "a\xff" "b\xc3"), PA_OK);
