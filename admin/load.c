@@ -29,6 +29,7 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_json.h"
 #include "pa_util.h"
 
 #define BATCH_ROWS 5000
@@ -560,6 +561,13 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
     const pa_fhir_type *t;
     int rc = PA_OK;
 
+    /* strictly first (UTF-8, no \u0000, nothing after it): PostgreSQL refuses
+     * such a line only when its whole batch is stored, losing the good ones */
+    if(pa_json_walk(line, n, NULL, NULL, err)) {
+        load_report(l, file, lineno, "%s", err->msg);
+        pa_err_clear(err);
+        return PA_OK;
+    }
     json_tokener_reset(tok);
     res = json_tokener_parse_ex(tok, line, (int)n);
     if(!res || json_tokener_get_error(tok) != json_tokener_success ||

@@ -294,6 +294,8 @@ int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, p
     }
     if(s.stopped)
         return s.stopped;
+    if(s.p >= s.end && (!s.why || strcmp(s.why, "text after the value")))
+        return pa_err_set(err, PA_EINVAL, "not valid JSON: the text ends before the JSON does");
     return pa_err_set(err, PA_EINVAL, "not valid JSON: %s at byte %zu", s.why ? s.why : "an error",
                       (size_t)(s.p - s.start));
 }

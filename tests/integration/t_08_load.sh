@@ -81,14 +81,16 @@ bad=$HTTP_TMP/bad.ndjson
   echo ''
   echo '{"resourceType":"Observation","id":"good-2","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/good-1"}}'
   echo '{"resourceType":"Patient","id":"bad-birth","name":[{"family":"Feb"}],"birthDate":"1970-02-30"}'
+  echo '{"resourceType":"Patient","id":"nul","name":[{"family":"a\u0000b"}]}'
 } > "$bad"
 out=$(admin load "$bad" 2>&1); rc=$?
 expect_eq "a file with bad lines exits 1" "$rc" 1
 expect_match "its good lines load" "$out" 'loaded 2 resources'
-for want in "bad.ndjson:2: not valid JSON: the line ends before the JSON does" "bad.ndjson:3: resourceType 'Claim'" "bad.ndjson:4: Observation without a valid id" \
+for want in "bad.ndjson:2: not valid JSON: the text ends before the JSON does" "bad.ndjson:3: resourceType 'Claim'" "bad.ndjson:4: Observation without a valid id" \
             "bad.ndjson:5: Condition/no-subject: Condition needs a Patient reference" "bad.ndjson:6: Practitioner/bad-npi: NPI '1234567890' fails its check digit" \
             "bad.ndjson:7: not valid JSON" "bad.ndjson:8: not valid JSON" "bad.ndjson:9: Observation/bad-date: the clinical date" \
-            "bad.ndjson:12: Patient/bad-birth: birthDate '1970-02-30' is not a FHIR date"; do
+            "bad.ndjson:12: Patient/bad-birth: birthDate '1970-02-30' is not a FHIR date" \
+            "bad.ndjson:13: not valid JSON: a \\u0000 (NUL) in a string"; do
   expect_true "the report names $want" grep -qF "$want" <<< "$out"
 done
 expect_eq "a resource without meta.lastUpdated gets the load's time" \
