@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_optout.h"
 #include "pa_util.h"
@@ -83,9 +84,17 @@ int cmd_optout(int argc, char **argv)
     if(!strcmp(sub, "list")) {
         if(read_opts(argc, argv, 2, &o))
             return 2;
-        return admin_list("SELECT patient_id, scope, npi, period_start::text || '..' || coalesce(period_end::text, '') AS period,"
-                          " CASE WHEN revoked THEN 'revoked' ELSE 'active' END AS state, coalesce(reason, '') AS reason "
-                          "FROM opt_out ORDER BY patient_id, period_start", 0, NULL, o.no_header);
+        /* opt-outs, then the permits that revoke them (a record of their own) */
+        return admin_list("SELECT patient_id, scope, npi, period, state, reason FROM ("
+                          "SELECT o.patient_id, o.scope, o.npi, o.period_start::text || '..' || coalesce(o.period_end::text, '')"
+                          " AS period, CASE WHEN o.revoked OR NOT (" PA_SQL_OPTOUT_IN_FORCE("o", "o.npi", "o.npi") ")"
+                          " AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"
+                          " THEN 'revoked' WHEN o.period_start > current_date THEN 'future'"
+                          " WHEN o.period_end < current_date THEN 'ended' ELSE 'active' END AS state,"
+                          " coalesce(o.reason, '') AS reason, o.period_start, o.recorded_at FROM opt_out o"
+                          " UNION ALL SELECT i.patient_id, CASE WHEN i.npi = '' THEN 'global' ELSE 'provider-specific' END,"
+                          " i.npi, i.period_start::text || '..', 'permit', '', i.period_start, i.recorded_at FROM opt_in i) r "
+                          "ORDER BY patient_id, period_start, recorded_at", 0, NULL, o.no_header);
     }
     if((strcmp(sub, "add") && strcmp(sub, "revoke")) || argc < 3 || patient_arg(argv[2], patient) ||
        read_opts(argc, argv, 3, &o) || o.global == !!o.npi) {

@@ -529,9 +529,12 @@ static const char lookup_sql[] =
     "   AND (c.subscriber_id IN (req.id1, req.id2) OR c.member_id IN (req.id1, req.id2)))),"
     " one AS (SELECT i, count(*) AS n, min(patient_id) AS patient_id FROM cand GROUP BY i) "
     "SELECT req.i, coalesce(one.n, 0), one.patient_id,"
+    /* covered: an active coverage whose period covers today (a former member,
+     * whose coverage ended though still marked active, never matches); the
+     * attestation's period covers today too, so the two overlap */
     " EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = one.patient_id AND c.status = 'active'"
-    "  AND (c.period_start IS NULL OR c.period_start <= coalesce(req.a_end, current_date))"
-    "  AND (c.period_end IS NULL OR c.period_end >= req.a_start)),"
+    "  AND (c.period_start IS NULL OR c.period_start <= current_date)"
+    "  AND (c.period_end IS NULL OR c.period_end >= current_date)),"
     " " PA_SQL_OPTED_OUT("one.patient_id", "$10", "$11") ","
     " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
     "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
@@ -601,7 +604,7 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
         else if(cands > 1)
             m->reason = "more than one member matches";
         else if(strcmp(PQgetvalue(res, k, 3), "t"))
-            m->reason = "the member's coverage is not active in the attestation period";
+            m->reason = "the member has no active coverage today (a former member, or not yet covered)";
         else {
             pa_strlcpy(m->patient_id, PQgetvalue(res, k, 2), sizeof(m->patient_id));
             if(!strcmp(PQgetvalue(res, k, 4), "t")) {

@@ -80,6 +80,7 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);

@@ -19,6 +19,27 @@
 #include "pa_optout.h"
 #include "pa_util.h"
 
+#define V3_PARTICIPATION_TYPE "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+#define PDEX_CONSENT "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-consent"
+#define PDEX_API_PURPOSE "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/pdex-consent-api-purpose"
+
+/* True if a provision.actor's role is v3-ParticipationType#IRCP: a
+ * recipient, the provider an opt-out is against. */
+static int is_recipient(json_object *actor)
+{
+    json_object *codings = pa_json_get(pa_json_get(actor, "role"), "coding");
+    size_t i;
+
+    for(i = 0; json_object_is_type(codings, json_type_array) && i < json_object_array_length(codings); i++) {
+        json_object *c = json_object_array_get_idx(codings, i);
+        const char *sys = pa_json_str(c, "system"), *code = pa_json_str(c, "code");
+
+        if(sys && code && !strcmp(sys, V3_PARTICIPATION_TYPE) && !strcmp(code, "IRCP"))
+            return 1;
+    }
+    return 0;
+}
+
 int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     json_object *c = NULL, *prov, *actors, *period;
@@ -94,18 +115,31 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_resp_outcome(resp, 400, "error", "invalid", "provision.period.end is before its start");
         goto out;
     }
+    /* Whom it covers: the recipients it names (role IRCP), or, when it names
+     * none, every provider.  The source slice (role performer) names the plan
+     * that discloses: it changes nothing of whom the opt-out covers, so its
+     * details (an NPI that fails its check digit, in the IG's own examples)
+     * are not held against it. */
     actors = pa_json_get(prov, "actor");
     for(i = 0; actors && json_object_is_type(actors, json_type_array) && i < json_object_array_length(actors); i++) {
-        json_object *ident = pa_json_get(pa_json_get(json_object_array_get_idx(actors, i), "reference"), "identifier");
+        json_object *actor = json_object_array_get_idx(actors, i);
+        json_object *ident = pa_json_get(pa_json_get(actor, "reference"), "identifier");
         const char *sys = pa_json_str(ident, "system"), *v = pa_json_str(ident, "value");
 
-        if(sys && !strcmp(sys, PA_NPI_SYSTEM) && v) {
-            if(!pa_npi_valid(v)) {
-                pa_resp_outcome(resp, 400, "error", "invalid", "provision.actor NPI %.20s fails its check digit", v);
-                goto out;
-            }
-            pa_buf_add_array_item(&npis, v);
+        if(!is_recipient(actor))
+            continue;
+        if(!sys || strcmp(sys, PA_NPI_SYSTEM) || !v) {
+            pa_resp_outcome(resp, 422, "error", "not-supported",
+                            "provision.actor[%zu] is a recipient (IRCP) without an NPI (reference.identifier with system "
+                            "%s): whom the opt-out covers cannot be told", i, PA_NPI_SYSTEM);
+            goto out;
         }
+        if(!pa_npi_valid(v)) {
+            pa_resp_outcome(resp, 400, "error", "invalid",
+                            "provision.actor[%zu] (a recipient) NPI %.20s fails its check digit", i, v);
+            goto out;
+        }
+        pa_buf_add_array_item(&npis, v);
     }
     pa_buf_addstr(&npis, "}");
     pa_err_clear(&err);
@@ -127,5 +161,98 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 out:
     json_object_put(c);
     pa_buf_free(&npis);
+    return 0;
+}
+
+/* A member's consent records as pdex-provider-consent resources, newest
+ * first: its opt-outs (deny) and its permits, one row each, $1 the member. */
+#define CONSENT_JSON(KIND, ID, SCOPE_NPI, START, END, STATUS, AT)                                                 \
+    "json_build_object('resourceType', 'Consent', 'id', " ID ", 'meta', json_build_object('lastUpdated',"        \
+    " to_char(" AT " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'profile',"                       \
+    " json_build_array('" PDEX_CONSENT "')), 'status', " STATUS ","                                             \
+    " 'scope', json_build_object('coding', json_build_array(json_build_object('system',"                         \
+    " 'http://terminology.hl7.org/CodeSystem/consentscope', 'code', 'patient-privacy'))),"                        \
+    " 'category', json_build_array(json_build_object('coding', json_build_array(json_build_object('system',"     \
+    " 'http://terminology.hl7.org/CodeSystem/v3-ActCode', 'code', 'IDSCL'))), json_build_object('coding',"         \
+    " json_build_array(json_build_object('system', '" PDEX_API_PURPOSE "', 'code', 'provider-access')))),"        \
+    " 'patient', json_build_object('reference', 'Patient/' || $1),"                                               \
+    " 'policyRule', json_build_object('coding', json_build_array(json_build_object('system',"                     \
+    " 'http://terminology.hl7.org/CodeSystem/consentpolicycodes', 'code', 'cric'))),"                             \
+    " 'provision', json_strip_nulls(json_build_object('type', '" KIND "', 'period', json_build_object('start', " \
+    START ", 'end', " END "), 'actor', CASE WHEN " SCOPE_NPI " <> '' THEN json_build_array(json_build_object("     \
+    "'role', json_build_object('coding', json_build_array(json_build_object('system', '" V3_PARTICIPATION_TYPE    \
+    "', 'code', 'IRCP'))), 'reference', json_build_object('identifier', json_build_object('system', '"          \
+    PA_NPI_SYSTEM "', 'value', " SCOPE_NPI ")))) END,"                                                             \
+    " 'action', json_build_array(json_build_object('coding', json_build_array(json_build_object('system',"        \
+    " 'http://terminology.hl7.org/CodeSystem/consentaction', 'code', 'disclose')))))))::text"
+
+/*
+ * GET /fhir/Consent?patient=Patient/ID[&category=provider-access]: the
+ * member's Provider Access consent records, for the payer's admin clients
+ * (its member-facing system, its support staff): the opt-outs and the permits
+ * that revoke them, as recorded, whichever way they came (POST /Consent,
+ * pa-admin, a feed).  A record no longer in force still appears: the latest
+ * by period start decides (docs/MATCH.md).
+ */
+int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    char patient[PA_FHIR_ID_MAX + 1] = "";
+    const char *values[1];
+    PGconn *db;
+    PGresult *res;
+    pa_buf b;
+    pa_err err;
+    size_t i;
+    int k;
+
+    (void)args;
+    ctx->audit.operation = "consent-search";
+    if(!ctx->token.admin || !pa_scope_allows(ctx->token.scope, "Consent")) {
+        pa_strlcpy(ctx->audit.detail, "not an admin client with Consent read scope", sizeof(ctx->audit.detail));
+        return pa_resp_outcome(resp, 403, "error", "forbidden",
+                               "members' consent records are read by the payer's admin clients with a scope that reads "
+                               "Consent");
+    }
+    for(i = 0; i < req->nparams; i++) {
+        const char *name = req->params[i].name, *v = req->params[i].value;
+
+        if(!strcmp(name, "_format"))
+            continue;
+        if(!strcmp(name, "patient") && !patient[0] &&
+           (pa_fhir_ref_id(v, "Patient", patient, sizeof(patient)) == PA_OK || pa_strlcpy(patient, v, sizeof(patient)) == PA_OK) &&
+           pa_is_fhir_id(patient))
+            continue;
+        if(!strcmp(name, "category") && (!strcmp(v, "provider-access") || !strcmp(v, PDEX_API_PURPOSE "|provider-access")))
+            continue;
+        return pa_resp_outcome(resp, 400, "error", "not-supported",
+                               "search parameter '%.40s=%.60s' is not supported: patient=Patient/ID (once), and "
+                               "category=provider-access", name, v);
+    }
+    if(!patient[0])
+        return pa_resp_outcome(resp, 400, "error", "required", "name the member: patient=Patient/ID");
+    pa_err_clear(&err);
+    if(pa_ctx_db(ctx, &db, &err))
+        return pa_resp_error(resp, &err);
+    values[0] = patient;
+    res = pa_db_query(db, &err,
+                      "SELECT j FROM (SELECT o.period_start, o.recorded_at, "
+                      CONSENT_JSON("deny", "'optout-' || left(md5(o.scope || o.npi || o.period_start), 16)", "o.npi",
+                                   "o.period_start::text", "o.period_end::text",
+                                   "CASE WHEN o.revoked THEN 'inactive' ELSE 'active' END", "o.recorded_at")
+                      " AS j FROM opt_out o WHERE o.patient_id = $1 UNION ALL SELECT i.period_start, i.recorded_at, "
+                      CONSENT_JSON("permit", "'permit-' || left(md5(i.npi || i.period_start), 16)", "i.npi",
+                                   "i.period_start::text", "NULL::text", "'active'", "i.recorded_at")
+                      " FROM opt_in i WHERE i.patient_id = $1) c ORDER BY period_start DESC, recorded_at DESC",
+                      1, values);
+    if(!res)
+        return pa_resp_error(resp, &err);
+    pa_buf_init(&b, PA_RESP_MAX_BODY);
+    pa_buf_printf(&b, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":%d,\"entry\":[", PQntuples(res));
+    for(k = 0; k < PQntuples(res); k++)
+        pa_buf_printf(&b, "%s{\"resource\":%s,\"search\":{\"mode\":\"match\"}}", k ? "," : "", PQgetvalue(res, k, 0));
+    pa_buf_addstr(&b, "]}");
+    PQclear(res);
+    pa_resp_text(resp, 200, PA_MT_FHIR_JSON, pa_buf_str(&b));
+    pa_buf_free(&b);
     return 0;
 }

@@ -33,6 +33,46 @@ static json_object *str_array(const char *const *items)
     return a;
 }
 
+/* Consent: members' Provider Access opt-outs, written and read by the payer's
+ * admin clients (docs/MATCH.md). */
+static json_object *consent_resource(void)
+{
+    static const char *const interactions[] = { "create", "search-type", NULL };
+    json_object *r = json_object_new_object(), *list = json_object_new_array(), *profiles = json_object_new_array();
+    size_t i;
+
+    add_str(r, "type", "Consent");
+    json_object_array_add(profiles,
+                          json_object_new_string("http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-consent"));
+    json_object_object_add(r, "supportedProfile", profiles);
+    add_str(r, "documentation",
+            "A member's Provider Access opt-out (provision.type deny) or its revocation (permit), recorded and listed "
+            "by the payer's admin clients. A deny naming recipients (provision.actor role IRCP, by NPI) is against "
+            "those providers; one naming none is against every provider. The latest record by provision.period.start "
+            "decides.");
+    for(i = 0; interactions[i]; i++) {
+        json_object *it = json_object_new_object();
+
+        add_str(it, "code", interactions[i]);
+        json_object_array_add(list, it);
+    }
+    json_object_object_add(r, "interaction", list);
+    list = json_object_new_array();
+    {
+        json_object *sp = json_object_new_object();
+
+        add_str(sp, "name", "patient");
+        add_str(sp, "type", "reference");
+        json_object_array_add(list, sp);
+        sp = json_object_new_object();
+        add_str(sp, "name", "category");
+        add_str(sp, "type", "token");
+        json_object_array_add(list, sp);
+    }
+    json_object_object_add(r, "searchParam", list);
+    return r;
+}
+
 static json_object *operation(const char *name, const char *definition)
 {
     json_object *op = json_object_new_object();
@@ -124,6 +164,7 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     json_object_object_add(group, "operation", ops);
     resources = json_object_new_array();
     json_object_array_add(resources, group);
+    json_object_array_add(resources, consent_resource());
     {
         const char *const *types = pa_fhir_type_names();
         size_t i;

@@ -40,6 +40,7 @@ static const struct route routes[] = {
     { "/Group", M_GET, pa_h_group_search, TOKEN, "Group", 0 },
     { "/Group/$provider-member-match", M_POST, pa_h_member_match, TOKEN, "Group", 0 },
     { "/Consent", M_POST, pa_h_consent, TOKEN, NULL, 0 },
+    { "/Consent", M_GET, pa_h_consent_search, TOKEN, NULL, 0 },
     { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group", 0 },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group", 0 },
     { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group", 0 },

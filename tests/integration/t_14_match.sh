@@ -74,7 +74,7 @@ expect_eq "non-matched members are the submitted ones, contained" \
   "$(jq_body '[.parameter[] | select(.name == "NonMatchedMembers") | .resource.member[].entity.reference | startswith("#")] | all')" true
 audit_settle
 reasons=$(q "SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 1")
-for why in "no member matches" "no treatment relationship" "not active in the attestation period" "opted out" \
+for why in "no member matches" "no treatment relationship" "no active coverage today" "opted out" \
            "needs MemberPatient, CoverageToMatch and Consent" "does not name the requesting provider"; do
   expect_true "the audit keeps the reason: $why" grep -q "$why" <<< "$reasons"
 done
@@ -191,13 +191,13 @@ expect_eq "pa-admin refuses an opt-out of someone who is no member" "$?" 1
 # POST /fhir/Consent: the member-facing system records an opt-out, or its revocation
 ops=$(admin client add --name "Member portal" --admin --secret)
 portal=$(token_for "$(sed -n 1p <<< "$ops")" "$(sed -n 2p <<< "$ops")" "system/Consent.write")
-consent() {  # [PATIENT=id] consent TOKEN TYPE [ACTOR_NPI]
+consent() {  # [PATIENT=id] [START=date] consent TOKEN TYPE [RECIPIENT_NPI]
   local actor=''
-  [ -n "${3:-}" ] && actor=",\"actor\":[{\"reference\":{\"identifier\":{\"system\":\"http://hl7.org/fhir/sid/us-npi\",\"value\":\"$3\"}}}]"
+  [ -n "${3:-}" ] && actor=",\"actor\":[{\"role\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ParticipationType\",\"code\":\"IRCP\"}]},\"reference\":{\"identifier\":{\"system\":\"http://hl7.org/fhir/sid/us-npi\",\"value\":\"$3\"}}}]"
   NOAUTH=1 http POST "$BASE/Consent" -H "Authorization: Bearer $1" -H 'Content-Type: application/fhir+json' \
     --data "{\"resourceType\":\"Consent\",\"status\":\"active\",\"patient\":{\"reference\":\"Patient/${PATIENT:-$good}\"},
       \"category\":[{\"coding\":[{\"system\":\"http://hl7.org/fhir/us/davinci-pdex/CodeSystem/pdex-consent-api-purpose\",\"code\":\"provider-access\"}]}],
-      \"provision\":{\"type\":\"$2\",\"period\":{\"start\":\"$today\"}$actor}}"
+      \"provision\":{\"type\":\"$2\",\"period\":{\"start\":\"${START:-$today}\"}$actor}}"
 }
 consent "$MM_TOKEN" deny
 expect_outcome "a provider's client cannot record an opt-out" 403 "Consent"
@@ -214,3 +214,83 @@ PATIENT=no-such-member consent "$portal" deny
 expect_outcome "a Consent of someone who is no member answers 422" 422 "not a member"
 consent "$portal" maybe
 expect_outcome "provision.type must be deny or permit" 400 "deny"
+
+# PDex's reading of an opt-out: provision.actor role performer (the source slice) names the
+# plan that discloses; recipients (role IRCP) name the providers; none named: every provider.
+# The IG's own examples, as they are but for the member, are accepted and take effect.
+ig_consent() {  # ig_consent FILE: one of the IG's examples for $good, starting today
+  NOAUTH=1 http POST "$BASE/Consent" -H "Authorization: Bearer $portal" -H 'Content-Type: application/fhir+json' \
+    --data "$(jq -c --arg p "Patient/$good" --arg d "$today" '.patient.reference = $p | .performer[0].reference = $p
+      | .provision.period.start = $d' "$HERE/ig/$1")"
+}
+ig_consent Consent-no-consent-1.json
+expect_outcome "the IG's opt-out example (its source NPI fails its check digit) is accepted" 200 "from every provider"
+expect_eq "as an opt-out from every provider, not from the plan it names" \
+  "$(psql_q "SELECT scope || '/' || npi FROM opt_out WHERE patient_id = '$good' ORDER BY recorded_at DESC LIMIT 1")" "global/"
+match "$(bundle "$good")"
+expect_eq "... which the next match honours" "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+kickoff_as_mm() { NOAUTH=1 kickoff "$1" -H "Authorization: Bearer $MM_TOKEN"; }
+ig_consent Consent-consent-permit-1.json
+expect_outcome "the IG's permit example revokes it" 200 "revoked"
+match "$(bundle "$good")"
+expect_eq "... and the member matches again" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+other_npi=1245319599
+consent "$portal" deny "$other_npi"
+expect_outcome "a deny naming a recipient (IRCP) is against that provider" 200 "from the providers named"
+match "$(bundle "$good")"
+expect_eq "... so another provider still matches the member" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+consent "$portal" deny
+match "$(bundle "$good")"
+expect_eq "a deny naming no recipient withholds the member from every provider" "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+consent "$portal" permit "$org"
+match "$(bundle "$good")"
+expect_eq "a later permit for one provider lets that provider match (the latest record decides)" \
+  "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+START=2020-01-01 consent "$portal" deny "$org"
+match "$(bundle "$good")"
+expect_eq "an opt-out whose period starts before that permit does not override it" \
+  "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+consent "$portal" deny "$org"
+match "$(bundle "$good")"
+expect_eq "one that starts as late, recorded after it, does" "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+consent "$portal" permit
+match "$(bundle "$good")"
+expect_eq "a permit naming no recipient revokes every opt-out before it" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+NOAUTH=1 http POST "$BASE/Consent" -H "Authorization: Bearer $portal" -H 'Content-Type: application/fhir+json' \
+  --data "$(jq -c --arg p "Patient/$good" '.patient.reference = $p | .provision.actor += [{role: {coding: [{system:
+    "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", code: "IRCP"}]}, reference: {display: "Dr. Who"}}]' \
+    "$HERE/ig/Consent-no-consent-1.json")"
+expect_outcome "a recipient without an NPI is refused: whom it covers cannot be told" 422 "without an NPI"
+consent "$portal" deny 1234567890
+expect_outcome "a recipient NPI that fails its check digit is refused" 400 "check digit"
+reader=$(token_for "$(sed -n 1p <<< "$ops")" "$(sed -n 2p <<< "$ops")" "system/Consent.read system/Consent.write")
+NOAUTH=1 http GET "$BASE/Consent?patient=Patient/$good&category=provider-access" -H "Authorization: Bearer $reader"
+expect_eq "GET Consent?patient= lists the member's records" "$(jq_body -r '.resourceType + " " + .type')" "Bundle searchset"
+expect_eq "every one of them, as recorded" "$(jq_body .total)" \
+  "$(psql_q "SELECT (SELECT count(*) FROM opt_out WHERE patient_id = '$good') + (SELECT count(*) FROM opt_in WHERE patient_id = '$good')")"
+expect_eq "newest first, as pdex-provider-consent" \
+  "$(jq_body -r '.entry[0].resource | .provision.type + " " + .meta.profile[0]')" \
+  "permit http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-consent"
+expect_eq "a provider-specific one names its recipient" \
+  "$(jq_body -r '[.entry[].resource.provision | select(.type == "deny") | .actor[0]?.reference.identifier.value // "all"] | unique | join(",")')" \
+  "$(psql_q "SELECT string_agg(DISTINCT CASE WHEN npi = '' THEN 'all' ELSE npi END, ',' ORDER BY CASE WHEN npi = '' THEN 'all' ELSE npi END) FROM opt_out WHERE patient_id = '$good'")"
+NOAUTH=1 http GET "$BASE/Consent?patient=Patient/$good" -H "Authorization: Bearer $MM_TOKEN"
+expect_outcome "a provider's client cannot read them" 403 "Consent"
+NOAUTH=1 http GET "$BASE/Consent" -H "Authorization: Bearer $reader"
+expect_outcome "the member must be named" 400 "patient="
+# a former member: coverage still marked active, but its period ended
+keep=$(psql_q "SELECT coalesce(period_end::text, '') FROM coverage WHERE patient_id = '$good' LIMIT 1")
+psql_q "UPDATE coverage SET period_end = '2025-06-30' WHERE patient_id = '$good'" > /dev/null
+match "$(bundle "$good")"
+expect_eq "a former member (coverage marked active, its period over) is NonMatched" \
+  "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+audit_settle
+expect_match "for a reason of its own" \
+  "$(psql_q "SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 1")" \
+  "no active coverage today"
+psql_q "UPDATE coverage SET period_end = nullif('$keep', '')::date WHERE patient_id = '$good'" > /dev/null
+match "$(bundle "$good")"
+expect_eq "covered again, it matches" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+NOAUTH=1 http GET "$BASE/metadata"
+expect_eq "the CapabilityStatement declares Consent" \
+  "$(jq_body -r '[.rest[0].resource[] | select(.type == "Consent") | .interaction[].code] | join(",")')" "create,search-type"

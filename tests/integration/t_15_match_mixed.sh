@@ -45,7 +45,10 @@ q "SELECT m.patient_id FROM member m WHERE m.patient_id = ANY(string_to_array('$
      AND coalesce(c.period_start, current_date) <= current_date AND coalesce(c.period_end, current_date) >= current_date)
    AND NOT EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = m.patient_id AND NOT o.revoked
      AND o.period_start <= current_date AND coalesce(o.period_end, current_date) >= current_date
-     AND (o.scope = 'global' OR o.npi = '$org'))
+     AND (o.scope = 'global' OR o.npi = '$org')
+     -- the latest record decides: a later permit for everyone, or for this provider, ends it
+     AND NOT EXISTS (SELECT 1 FROM opt_in i WHERE i.patient_id = o.patient_id AND i.npi IN ('', '$org')
+       AND i.period_start <= current_date AND (i.period_start, i.recorded_at) > (o.period_start, o.recorded_at)))
    AND (EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = m.patient_id AND t.npi = '$org' AND NOT t.inactive
           AND coalesce(t.period_start, current_date) <= current_date AND coalesce(t.period_end, current_date) >= current_date)
         OR EXISTS (SELECT 1 FROM resource r WHERE r.patient_id = m.patient_id AND r.type = 'ExplanationOfBenefit'
