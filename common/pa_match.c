@@ -11,7 +11,8 @@
 #include "pa_util.h"
 
 #define PDEX_SD "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/"
-#define RESULT_CS "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMultiMemberMatchResultCS"
+#define PDEX_CS "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/"
+#define RESULT_CS PDEX_CS "PdexMultiMemberMatchResultCS"
 #define LIST_MAX (64 * 1024 * 1024)
 
 /* Names compared without case, accents, punctuation or spaces (O'Brien-Smith = obriensmith). */
@@ -29,6 +30,7 @@ struct member {
     char id1[128], id2[128];   /* coverage identifiers: subscriberId, MB identifier */
     char att_start[11], att_end[11];
     char patient_id[PA_FHIR_ID_MAX + 1]; /* the payer's member, once matched */
+    char optout_scope[24], optout_start[11]; /* the opt-out that constrains it */
     enum bucket bucket;
 };
 
@@ -330,7 +332,7 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
     size_t i;
 
     /* echoed in NonMatched whatever else is wrong, so the provider can correlate */
-    m->patient = pat && pa_json_str(pat, "id") && pa_is_fhir_id(pa_json_str(pat, "id")) ? pat : NULL;
+    m->patient = pa_json_str(pat, "resourceType") && !strcmp(pa_json_str(pat, "resourceType"), "Patient") ? pat : NULL;
     if(!pat || !cov || !con)
         return "a MemberBundle needs MemberPatient, CoverageToMatch and Consent";
     pid = pa_json_str(pat, "id");
@@ -439,18 +441,17 @@ static json_object *new_group(const char *id, const char *profile, const char *c
         json_object_object_add(ident, "system", json_object_new_string(PA_NPI_SYSTEM));
         json_object_object_add(ident, "value", json_object_new_string(*in->org_npi ? in->org_npi : in->npi));
         json_object_object_add(vr, "identifier", ident);
-        if(strcmp(code, "consentconstraint"))
-            json_object_object_add(c, "valueReference", vr);
-        else {
-            json_object_put(vr);
-            json_object_object_add(c, "valueCodeableConcept",
-                                   code_cc("http://hl7.org/fhir/us/davinci-pdex/CodeSystem/opt-out-scope", "provider-specific"));
-        }
+        json_object_object_add(c, "valueReference", vr);
         json_object_object_add(c, "exclude", json_object_new_boolean(0));
         json_object_object_add(period, "start", json_object_new_string(today));
         json_object_object_add(c, "period", period);
         json_object_array_add(chars, c);
-        json_object_object_add(g, "characteristic", chars);
+        /* an opt-out Group's characteristics are its members' opt-outs
+         * (optout_characteristics), once they are known */
+        if(strcmp(code, "consentconstraint"))
+            json_object_object_add(g, "characteristic", chars);
+        else
+            json_object_put(chars);
     }
     json_object_object_add(g, "member", json_object_new_array());
     return g;
@@ -459,7 +460,8 @@ static json_object *new_group(const char *id, const char *profile, const char *c
 /* The submitted Patient as echoed: its id kept (made unique in the Group:
  * seen holds the ids used so far), without version, lastUpdated, security
  * labels or nested contained. */
-static json_object *echo_patient(json_object *pat, json_object *group, json_object *seen, char *cid, size_t size)
+static json_object *echo_patient(json_object *pat, long index, json_object *group, json_object *seen, char *cid,
+                                 size_t size)
 {
     json_object *copy = NULL, *meta, *contained;
     size_t base;
@@ -482,12 +484,18 @@ static json_object *echo_patient(json_object *pat, json_object *group, json_obje
         json_object_object_del(meta, "lastUpdated");
         json_object_object_del(meta, "security");
     }
-    pa_strlcpy(cid, pa_json_str(copy, "id"), size);
+    /* a Patient submitted without a usable id is named by its place in the
+     * request (submitted-1 is the first MemberBundle), so the provider can
+     * still tell which one this is */
+    if(pa_json_str(copy, "id") && pa_is_fhir_id(pa_json_str(copy, "id")))
+        pa_strlcpy(cid, pa_json_str(copy, "id"), size);
+    else
+        snprintf(cid, size, "submitted-%ld", index + 1);
     base = strlen(cid);
     /* two bundles submitted the same id: keep them apart */
     for(k = 2; json_object_object_get_ex(seen, cid, NULL); k++)
         snprintf(cid + base, size - base, "-%ld", k);
-    if(k > 2)
+    if(k > 2 || strcmp(cid, pa_json_str(copy, "id") ? pa_json_str(copy, "id") : ""))
         json_object_object_add(copy, "id", json_object_new_string(cid));
     json_object_object_add(seen, cid, NULL);
     if(!json_object_object_get_ex(group, "contained", &contained)) {
@@ -517,8 +525,9 @@ static void add_member(json_object *group, const char *entity_ref, const char *m
 }
 
 /* Step 2-4 for every valid member, in one query.  Columns: bundle index,
- * candidates, the member (if one), coverage active in the attestation
- * period, opted out for this provider, treatment relationship. */
+ * candidates, the member (if one), covered today, the opt-out in force
+ * against this provider (scope and start, NULL if none), treatment
+ * relationship. */
 static const char lookup_sql[] =
     "WITH req AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[],"
     "  $7::text[], $8::date[], $9::date[]) AS t(i, fam, giv, birth, gender, id1, id2, a_start, a_end)),"
@@ -535,7 +544,12 @@ static const char lookup_sql[] =
     " EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = one.patient_id AND c.status = 'active'"
     "  AND (c.period_start IS NULL OR c.period_start <= current_date)"
     "  AND (c.period_end IS NULL OR c.period_end >= current_date)),"
-    " " PA_SQL_OPTED_OUT("one.patient_id", "$10", "$11") ","
+    /* the opt-out in force against the caller, if any: its scope and start
+     * (a global one first, the latest of a kind) */
+    " (SELECT o.scope || ' ' || o.period_start::text FROM opt_out o WHERE o.patient_id = one.patient_id"
+    "  AND (o.scope = 'global' OR o.npi IN (nullif($10, ''), nullif($11, '')))"
+    "  AND " PA_SQL_OPTOUT_IN_FORCE("o", "$10", "$11")
+    "  ORDER BY o.scope = 'global' DESC, o.period_start DESC LIMIT 1),"
     " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
     "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
     "  AND (t.period_start IS NULL OR t.period_start <= current_date) AND (t.period_end IS NULL OR t.period_end >= current_date))"
@@ -607,9 +621,14 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
             m->reason = "the member has no active coverage today (a former member, or not yet covered)";
         else {
             pa_strlcpy(m->patient_id, PQgetvalue(res, k, 2), sizeof(m->patient_id));
-            if(!strcmp(PQgetvalue(res, k, 4), "t")) {
+            if(!PQgetisnull(res, k, 4)) {
+                const char *v = PQgetvalue(res, k, 4);
+                size_t sp = strcspn(v, " ");
+
                 m->bucket = B_CONSTRAINED;
                 m->reason = "the member opted out";
+                snprintf(m->optout_scope, sizeof(m->optout_scope), "%.*s", (int)sp, v);
+                pa_strlcpy(m->optout_start, v[sp] ? v + sp + 1 : "", sizeof(m->optout_start));
             }
             else if(strcmp(PQgetvalue(res, k, 5), "t"))
                 m->reason = "no treatment relationship with the requesting provider";
@@ -634,6 +653,39 @@ void pa_match_out_free(pa_match_out *out)
     json_object_put(out->matched_ids);
     json_object_put(out->reasons);
     memset(out, 0, sizeof(*out));
+}
+
+/*
+ * The opt-out Group's characteristics: one for each scope among its members'
+ * opt-outs (global, provider-specific), in force since the earliest of them
+ * (each member carries its own start in member.period).
+ */
+static void optout_characteristics(json_object *group, const struct member *mem, long n)
+{
+    static const char *const scopes[] = { "global", "provider-specific" };
+    json_object *chars = json_object_new_array();
+    size_t k;
+    long i;
+
+    for(k = 0; k < sizeof(scopes) / sizeof(scopes[0]); k++) {
+        const char *since = NULL;
+
+        for(i = 0; i < n; i++)
+            if(mem[i].bucket == B_CONSTRAINED && !strcmp(mem[i].optout_scope, scopes[k]) &&
+               (!since || strcmp(mem[i].optout_start, since) < 0))
+                since = mem[i].optout_start;
+        if(since) {
+            json_object *c = json_object_new_object(), *period = json_object_new_object();
+
+            json_object_object_add(c, "code", code_cc(RESULT_CS, "consentconstraint"));
+            json_object_object_add(c, "valueCodeableConcept", code_cc(PDEX_CS "opt-out-scope", scopes[k]));
+            json_object_object_add(c, "exclude", json_object_new_boolean(0));
+            json_object_object_add(period, "start", json_object_new_string(since));
+            json_object_object_add(c, "period", period);
+            json_object_array_add(chars, c);
+        }
+    }
+    json_object_object_add(group, "characteristic", chars);
 }
 
 int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, pa_err *err)
@@ -685,7 +737,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             b = B_NOMATCH;
         if(b == B_MATCH) {
             /* the member is the payer's Patient; the extension points at what was submitted */
-            if(echo_patient(m->patient, out->matched, seen_matched, cid, sizeof(cid))) {
+            if(echo_patient(m->patient, i, out->matched, seen_matched, cid, sizeof(cid))) {
                 char echo[PA_FHIR_ID_MAX + 32];
 
                 snprintf(echo, sizeof(echo), "#%s", cid);
@@ -696,12 +748,18 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             out->n_matched++;
         }
         else if(b == B_CONSTRAINED) {
+            json_object *members = json_object_object_get(out->constrained, "member"), *period = json_object_new_object();
+
             snprintf(ref, sizeof(ref), "Patient/%s", m->patient_id);
             add_member(out->constrained, ref, NULL);
+            /* since when the member's opt-out is in force */
+            json_object_object_add(period, "start", json_object_new_string(m->optout_start));
+            json_object_object_add(json_object_array_get_idx(members, json_object_array_length(members) - 1), "period",
+                                   period);
             out->n_constrained++;
         }
         else {
-            if(m->patient && echo_patient(m->patient, out->nonmatched, seen_nonmatched, cid, sizeof(cid))) {
+            if(m->patient && echo_patient(m->patient, i, out->nonmatched, seen_nonmatched, cid, sizeof(cid))) {
                 snprintf(ref, sizeof(ref), "#%s", cid);
                 add_member(out->nonmatched, ref, NULL);
             }
@@ -723,6 +781,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     json_object_object_add(out->matched, "quantity", json_object_new_int64(out->n_matched));
     json_object_object_add(out->nonmatched, "quantity", json_object_new_int64(out->n_nonmatched));
     json_object_object_add(out->constrained, "quantity", json_object_new_int64(out->n_constrained));
+    optout_characteristics(out->constrained, mem, n);
     if(!out->n_nonmatched) {
         json_object_put(out->nonmatched);
         out->nonmatched = NULL;

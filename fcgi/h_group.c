@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "pa_db.h"
+#include "pa_fhir.h"
+#include "pa_json.h"
 #include "pa_util.h"
 
 #define SEARCH_DEFAULT_COUNT 20
@@ -72,6 +74,73 @@ static void token_values(const pa_ctx *ctx, const char **v, int members)
     v[3] = members ? "true" : "false";
 }
 
+/* The local reference ("#id") a Matched Group's member makes to the
+ * submitted Patient it stands for, or "". */
+static const char *match_parameters(json_object *member)
+{
+    json_object *exts = pa_json_get(pa_json_get(member, "entity"), "extension");
+    json_object *x = json_object_is_type(exts, json_type_array) && json_object_array_length(exts)
+                         ? json_object_array_get_idx(exts, 0)
+                         : NULL;
+    const char *ref = pa_json_str(pa_json_get(x, "valueReference"), "reference");
+
+    return ref && ref[0] == '#' ? ref : "";
+}
+
+/*
+ * A stored Matched Group's text without the members gone holds (a JSON
+ * object whose keys are "Patient/id"), and without the submitted Patients
+ * only they pointed at; its quantity follows.  Caller frees; NULL when out of
+ * memory.
+ */
+static char *without_members(const char *json, const char *gone_json)
+{
+    json_object *g = NULL, *gone = NULL, *members, *contained, *kept;
+    size_t i, k;
+    char *out;
+
+    if(!strcmp(gone_json, "{}") || pa_json_parse(gone_json, strlen(gone_json), &gone, NULL) ||
+       pa_json_parse(json, strlen(json), &g, NULL) || !json_object_object_get_ex(g, "member", &members) ||
+       !json_object_is_type(members, json_type_array)) {
+        json_object_put(gone);
+        json_object_put(g);
+        return strdup(json);
+    }
+    kept = json_object_new_array();
+    for(i = 0; i < json_object_array_length(members); i++) {
+        json_object *m = json_object_array_get_idx(members, i);
+        const char *ref = pa_json_str(pa_json_get(m, "entity"), "reference");
+
+        if(!ref || !json_object_object_get_ex(gone, ref, NULL))
+            json_object_array_add(kept, json_object_get(m));
+    }
+    /* a contained Patient stays only while a kept member points at it */
+    if(json_object_object_get_ex(g, "contained", &contained) && json_object_is_type(contained, json_type_array)) {
+        json_object *still = json_object_new_array();
+
+        for(i = 0; i < json_object_array_length(contained); i++) {
+            json_object *c = json_object_array_get_idx(contained, i);
+            const char *id = pa_json_str(c, "id");
+
+            for(k = 0; id && k < json_object_array_length(kept); k++) {
+                const char *ref = match_parameters(json_object_array_get_idx(kept, k));
+
+                if(*ref && !strcmp(ref + 1, id)) {
+                    json_object_array_add(still, json_object_get(c));
+                    break;
+                }
+            }
+        }
+        json_object_object_add(g, "contained", still);
+    }
+    json_object_object_add(g, "quantity", json_object_new_int64((int64_t)json_object_array_length(kept)));
+    json_object_object_add(g, "member", kept);
+    out = strdup(json_object_to_json_string_ext(g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(g);
+    json_object_put(gone);
+    return out;
+}
+
 int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     const char *values[6];
@@ -93,16 +162,27 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     if(!res)
         return pa_resp_error(resp, &err);
     if(PQntuples(res) != 1) {
-        const char *mv[2] = { args[0], ctx->token.client_id };
+        const char *mv[4] = { args[0], ctx->token.client_id, ctx->token.npi, ctx->token.org_npi };
 
         PQclear(res);
-        /* a Matched Group, as made, for the client that asked for it */
-        res = pa_db_query(db, &err, "SELECT json, expires_at > now() FROM matched_group WHERE id = $1 AND client_id = $2",
-                          2, mv);
+        /* a Matched Group, as made, for the client that asked for it, less
+         * the members who have opted out since */
+        res = pa_db_query(db, &err,
+                          "SELECT json, expires_at > now(), coalesce((SELECT json_object_agg('Patient/' || m.patient_id, true)"
+                          " FROM matched_group_member m WHERE m.group_id = g.id AND "
+                          PA_SQL_OPTED_OUT("m.patient_id", "$3", "$4") ")::text, '{}')"
+                          " FROM matched_group g WHERE id = $1 AND client_id = $2",
+                          4, mv);
         if(!res)
             return pa_resp_error(resp, &err);
         if(PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 1), "t")) {
-            pa_resp_text(resp, 200, PA_MT_FHIR_JSON, PQgetvalue(res, 0, 0));
+            char *json = without_members(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
+
+            if(json)
+                pa_resp_text(resp, 200, PA_MT_FHIR_JSON, json);
+            else
+                pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+            free(json);
             PQclear(res);
             return 0;
         }

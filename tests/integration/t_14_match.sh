@@ -158,6 +158,11 @@ expect_eq "... a PDex MemberOptOut Group naming the payer's Patient" \
   "$(jq -r '.meta.profile[0] + " " + .code.coding[0].code + " " + .member[0].entity.reference' <<< "$cc")" \
   "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-member-opt-out consentconstraint Patient/$opted"
 expect_eq "no member is in two buckets" "$(jq_body '[.parameter[].resource.member[].entity.reference] | length == (unique | length)')" true
+opted_since=$(q "SELECT period_start FROM opt_out WHERE patient_id = '$opted' AND scope = 'global' AND NOT revoked ORDER BY period_start DESC LIMIT 1")
+expect_eq "... whose characteristic says the opt-out is global, in force since it started" \
+  "$(jq -r '[.characteristic[] | .valueCodeableConcept.coding[0].code + " " + .period.start] | join(",")' <<< "$cc")" \
+  "global $opted_since"
+expect_eq "... as does the member's own period" "$(jq -r '.member[0].period.start' <<< "$cc")" "$opted_since"
 cp -p "$HTTP_TMP/conf.keep" "$conf"
 "$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
 sleep 1
@@ -278,6 +283,23 @@ NOAUTH=1 http GET "$BASE/Consent?patient=Patient/$good" -H "Authorization: Beare
 expect_outcome "a provider's client cannot read them" 403 "Consent"
 NOAUTH=1 http GET "$BASE/Consent" -H "Authorization: Bearer $reader"
 expect_outcome "the member must be named" 400 "patient="
+# a NonMatched Patient submitted without an id is still listed, by its place in the request
+match "$(bundle "$good" '.part[0].resource |= del(.id)')" "$(bundle "$other")"
+expect_eq "a NonMatched Patient without an id is echoed as submitted-1" \
+  "$(jq_body -r '.parameter[] | select(.name == "NonMatchedMembers") | .resource | [.contained[].id, .member[].entity.reference] | join(",")' | tr ',' '\n' | grep -c '^#\?submitted-1$')" 2
+# a stored Matched Group no longer lists a member who opted out after the match
+match "$(bundle "$good")"
+later_group=$(jq_body -r '.parameter[] | select(.name == "MatchedMembers") | .resource.id')
+NOAUTH=1 http GET "$BASE/Group/$later_group" -H "Authorization: Bearer $MM_TOKEN"
+expect_eq "the Matched Group lists the member" "$(jq_body -r '[.member[].entity.reference] | join(",")')" "Patient/$good"
+consent "$portal" deny
+NOAUTH=1 http GET "$BASE/Group/$later_group" -H "Authorization: Bearer $MM_TOKEN"
+expect_eq "once the member opts out, the stored Group no longer lists it" \
+  "$(jq_body -r '(.member | length | tostring) + " " + (.quantity | tostring) + " " + (.contained | length | tostring)')" "0 0 0"
+consent "$portal" permit
+NOAUTH=1 http GET "$BASE/Group/$later_group" -H "Authorization: Bearer $MM_TOKEN"
+expect_eq "and lists it again once the opt-out is revoked" "$(jq_body -r '[.member[].entity.reference] | join(",")')" "Patient/$good"
+
 # a former member: coverage still marked active, but its period ended
 keep=$(psql_q "SELECT coalesce(period_end::text, '') FROM coverage WHERE patient_id = '$good' LIMIT 1")
 psql_q "UPDATE coverage SET period_end = '2025-06-30' WHERE patient_id = '$good'" > /dev/null
