@@ -297,6 +297,22 @@ static const char *ref_identifier(json_object *ref)
     return pa_json_str(pa_json_get(ref, "identifier"), "value");
 }
 
+/* True if the CodeableConcept cc has a coding with code (and system, when
+ * given); any coding with a code when code is NULL. */
+static int has_code(json_object *cc, const char *system, const char *code)
+{
+    json_object *c;
+    size_t i;
+
+    for(i = 0; (c = jidx(pa_json_get(cc, "coding"), i)); i++) {
+        const char *cs = pa_json_str(c, "system"), *cd = pa_json_str(c, "code");
+
+        if(cd && (!code || !strcmp(cd, code)) && (!system || (cs && !strcmp(cs, system))))
+            return 1;
+    }
+    return 0;
+}
+
 /* True if one of the references in list (array, or one) names npi or org. */
 static int names_npi(json_object *list, const char *npi, const char *org, int actors)
 {
@@ -304,12 +320,15 @@ static int names_npi(json_object *list, const char *npi, const char *org, int ac
 
     for(i = 0; list && i < n; i++) {
         json_object *r = json_object_is_type(list, json_type_array) ? json_object_array_get_idx(list, i) : list;
-        const char *v;
+        const char *v, *sys;
 
         if(actors)
             r = pa_json_get(r, "reference");
         v = ref_identifier(r);
-        if(v && ((npi && *npi && !strcmp(v, npi)) || (org && *org && !strcmp(v, org))))
+        /* an identifier of another system is not an NPI, whatever its digits */
+        sys = pa_json_str(pa_json_get(r, "identifier"), "system");
+        if(v && sys && !strcmp(sys, PA_NPI_SYSTEM) &&
+           ((npi && *npi && !strcmp(v, npi)) || (org && *org && !strcmp(v, org))))
             return 1;
     }
     return 0;
@@ -357,9 +376,14 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
         return "CoverageToMatch is not a Coverage";
     if(!pa_json_get(cov, "payor"))
         return "CoverageToMatch needs a payor";
+    /* with the plan's identifier configured (as a payer must), the payor has
+     * to carry it: a coverage of another plan, or of none named, is no
+     * coverage of this one */
     s = ref_identifier(jidx(pa_json_get(cov, "payor"), 0));
-    if(s && *in->cfg->payer_identifier && strcmp(s, in->cfg->payer_identifier))
-        return "CoverageToMatch names another payer";
+    if(*in->cfg->payer_identifier && (!s || strcmp(s, in->cfg->payer_identifier)))
+        return "CoverageToMatch.payor does not name this plan";
+    if(!has_code(pa_json_get(cov, "relationship"), NULL, NULL))
+        return "CoverageToMatch needs a relationship (HRex)";
     if(!refers_to(pa_json_get(cov, "beneficiary"), pid))
         return "CoverageToMatch.beneficiary must reference the MemberPatient";
     if(pa_json_str(cov, "subscriberId"))
@@ -377,8 +401,17 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
 
     if(!pa_json_str(con, "resourceType") || strcmp(pa_json_str(con, "resourceType"), "Consent"))
         return "Consent is not a Consent";
+    /* the Provider Treatment Attestation profile, element by element */
     if(!pa_json_str(con, "status") || strcmp(pa_json_str(con, "status"), "active"))
         return "the attestation is not active";
+    if(!has_code(pa_json_get(con, "scope"), "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"))
+        return "the attestation's scope is not consentscope#patient-privacy";
+    if(!jidx(pa_json_get(con, "category"), 0))
+        return "the attestation has no category";
+    if(!pa_json_str(con, "dateTime"))
+        return "the attestation has no dateTime";
+    if(!jidx(pa_json_get(con, "performer"), 0))
+        return "the attestation has no performer";
     if(!refers_to(pa_json_get(con, "patient"), pid))
         return "Consent.patient must reference the MemberPatient";
     prov = pa_json_get(con, "provision");

@@ -22,7 +22,8 @@ bundle() {
         beneficiary: {reference: "Patient/sub-\(.sub)"}, relationship: {coding: [{code: "self"}]},
         payor: [{identifier: {system: "urn:oid:2.16.840.1.113883.6.300", value: "98765"}}]}},
       {name: "Consent", resource: {resourceType: "Consent", id: "a1", status: "active",
-        scope: {coding: [{code: "patient-privacy"}]}, category: [{coding: [{code: "IDSCL"}]}],
+        scope: {coding: [{system: "http://terminology.hl7.org/CodeSystem/consentscope", code: "patient-privacy"}]},
+        category: [{coding: [{code: "IDSCL"}]}],
         patient: {reference: "Patient/sub-\(.sub)"}, dateTime: $today,
         performer: [{identifier: {system: "http://hl7.org/fhir/sid/us-npi", value: $npi}}],
         provision: {type: "permit", period: {start: $today}}}}]}' <<< "$row")"
@@ -299,6 +300,30 @@ expect_eq "once the member opts out, the stored Group no longer lists it" \
 consent "$portal" permit
 NOAUTH=1 http GET "$BASE/Group/$later_group" -H "Authorization: Bearer $MM_TOKEN"
 expect_eq "and lists it again once the opt-out is revoked" "$(jq_body -r '[.member[].entity.reference] | join(",")')" "Patient/$good"
+
+# the attestation is checked against the Provider Treatment Attestation profile, the
+# coverage against HRex, and the payor against this plan: each failure NonMatched, for its reason
+for edit in '.part[2].resource |= del(.scope)' '.part[2].resource.scope.coding[0].code = "research"' \
+            '.part[2].resource |= del(.category)' '.part[2].resource |= del(.dateTime)' \
+            '.part[2].resource.status = "entered-in-error"' \
+            '.part[2].resource.performer[0].identifier.system = "urn:oid:2.16.840.1.113883.4.6.x"' \
+            '.part[1].resource |= del(.relationship)' \
+            '.part[1].resource.payor = [{identifier: {system: "urn:oid:2.16.840.1.113883.6.300", value: "11111"}}]' \
+            '.part[1].resource.payor = [{display: "some plan"}]'; do
+  match "$(bundle "$good" "$edit")"
+  expect_eq "an attestation or coverage whose $edit is NonMatched" "$(bucket_of "sub-$(sub "$good")")" NonMatchedMembers
+done
+audit_settle
+reasons=$(q "SELECT string_agg(detail, ' ') FROM (SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 9) d")
+for why in "scope is not consentscope#patient-privacy" "has no category" "has no dateTime" "is not active" \
+           "does not name the requesting provider's NPI" "needs a relationship" "payor does not name this plan"; do
+  expect_true "the audit counts the reason: $why" grep -qF "$why" <<< "$reasons"
+done
+# the IG's own attestation example, for this member and this provider, is verified
+ig_att=$(jq -c --arg p "Patient/sub-$(sub "$good")" --arg npi "$org" --arg d "$today" '.patient.reference = $p
+  | .performer[0].identifier.value = $npi | .provision.period.start = $d | .id = "att"' "$HERE/ig/Consent-provider-treatment-attestation-1.json")
+match "$(bundle "$good" ".part[2].resource = $ig_att")"
+expect_eq "the IG's attestation example is verified" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
 
 # a former member: coverage still marked active, but its period ended
 keep=$(psql_q "SELECT coalesce(period_end::text, '') FROM coverage WHERE patient_id = '$good' LIMIT 1")

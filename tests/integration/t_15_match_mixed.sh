@@ -31,8 +31,11 @@ jq -c --arg npi "$org" --arg today "$today" '
       name: [{family: (if $k == 3 then "Zzyxqvist" else .fam end), given: [.giv]}],
       birthDate: (if $k == 0 then "1901-01-01" else .birth end), gender: .gender}},
     {name: "CoverageToMatch", resource: {resourceType: "Coverage", id: "c\(.n)", status: "active", subscriberId: .sub,
-      beneficiary: {reference: "Patient/s\(.n)"}, relationship: {coding: [{code: "self"}]}, payor: [{display: "plan"}]}},
+      beneficiary: {reference: "Patient/s\(.n)"}, relationship: {coding: [{code: "self"}]},
+        payor: [{identifier: {system: "urn:oid:2.16.840.1.113883.6.300", value: "98765"}}]}},
     {name: "Consent", resource: {resourceType: "Consent", id: "a\(.n)", status: "active", patient: {reference: "Patient/s\(.n)"},
+        scope: {coding: [{system: "http://terminology.hl7.org/CodeSystem/consentscope", code: "patient-privacy"}]},
+        category: [{coding: [{system: "http://terminology.hl7.org/CodeSystem/v3-ActCode", code: "IDSCL"}]}], dateTime: $today,
       performer: [{identifier: {system: "http://hl7.org/fhir/sid/us-npi", value: (if $k == 1 then "1234567893" else $npi end)}}],
       provision: {type: "permit", period: (if $k == 2 then {start: "2020-01-01", end: "2020-12-31"} else {start: $today} end)}}}]}' \
   "$HTTP_TMP/mixed.ndjson" | jq -cs '{resourceType: "Parameters", parameter: .}' > "$HTTP_TMP/mixed.json"
