@@ -345,6 +345,9 @@ static int cmd_check(void)
         printf("tls\tok\t%s\n", cfg->base_url);
     if(!cfg->require_https)
         printf("tls\twarning\trequire_https = 0: plain HTTP requests are served\n");
+    if(!*cfg->payer_identifier)
+        printf("match\twarning\tpayer_identifier is not set: a member match takes a coverage of any plan for this "
+               "one's (set it to the plan's NAIC code)\n");
     pa_err_clear(&err);
     if(pa_db_connect(cfg, &db, &err)) {
         printf("postgresql\tdown\t%s\n", err.msg);

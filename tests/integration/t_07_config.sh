@@ -19,6 +19,10 @@ expect_match "pa-admin check warns that base_url is not https" "$out" 'tls	warni
 sed "s|^base_url = http://|base_url = https://|" "$conf" > "$HTTP_TMP/tls.conf"
 out=$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/tls.conf" check 2>&1)
 expect_true "and not when it is" eval "! grep -q 'tls	warning' <<< \"\$out\""
+expect_true "pa-admin check is quiet about payer_identifier when it is set" eval "! grep -q 'match	warning' <<< \"\$out\""
+sed "/^payer_identifier/d" "$conf" > "$HTTP_TMP/nopayer.conf"
+expect_match "and warns when it is not" "$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/nopayer.conf" check 2>&1)" \
+  'match	warning	payer_identifier is not set'
 
 # the responder answers 503 with an OperationOutcome, and Apache's log names the key
 cp -p "$conf" "$HTTP_TMP/good.conf"
