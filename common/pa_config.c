@@ -10,7 +10,7 @@
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
-enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL, KEY_DATE };
+enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL, KEY_DATE, KEY_TRL_POLICY };
 
 struct key_def {
     const char *name;
@@ -55,6 +55,7 @@ static const struct key_def keys[] = {
     KI(xsendfile, "1", 0, 1),
     KI(require_https, "1", 0, 1),
     KI(plain_http_loopback, "1", 0, 1),
+    KS(treatment_relationship_policy, KEY_TRL_POLICY, "list"),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -105,6 +106,8 @@ static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
     if(k->type == KEY_PATH && value[0] != '/')
         return pa_err_set(err, PA_ECONFIG, "%s: %s must be an absolute path, not '%s'",
                           where, k->name, value);
+    if(k->type == KEY_TRL_POLICY && strcmp(value, "list") && strcmp(value, "attestation"))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be list or attestation, not '%s'", where, k->name, value);
     if(k->type == KEY_LEVEL && strcmp(value, "debug") && strcmp(value, "info") &&
        strcmp(value, "warn") && strcmp(value, "error"))
         return pa_err_set(err, PA_ECONFIG, "%s: %s must be debug, info, warn or error, not '%s'",

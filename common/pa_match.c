@@ -31,6 +31,7 @@ struct member {
     char att_start[11], att_end[11];
     char patient_id[PA_FHIR_ID_MAX + 1]; /* the payer's member, once matched */
     char optout_scope[24], optout_start[11]; /* the opt-out that constrains it */
+    int trl_attested;          /* matched on its attestation alone (treatment_relationship_policy) */
     enum bucket bucket;
 };
 
@@ -557,10 +558,12 @@ static void add_member(json_object *group, const char *entity_ref, const char *m
     json_object_array_add(json_object_object_get(group, "member"), m);
 }
 
+#define REASON_TRL_ATTESTED "matched on its attestation (a treatment relationship recorded)"
+
 /* Step 2-4 for every valid member, in one query.  Columns: bundle index,
  * candidates, the member (if one), covered today, the opt-out in force
  * against this provider (scope and start, NULL if none), treatment
- * relationship. */
+ * relationship, the caller in network. */
 static const char lookup_sql[] =
     "WITH req AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[],"
     "  $7::text[], $8::date[], $9::date[]) AS t(i, fam, giv, birth, gender, id1, id2, a_start, a_end)),"
@@ -589,7 +592,11 @@ static const char lookup_sql[] =
     " OR ($12::int > 0 AND EXISTS (SELECT 1 FROM provider p, resource r WHERE p.npi IN (nullif($10, ''), nullif($11, ''))"
     "  AND r.patient_id = one.patient_id AND r.type = 'ExplanationOfBenefit'"
     "  AND coalesce(r.clin_start, r.created) >= current_date - make_interval(months => $12::int)"
-    "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id])) "
+    "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id])),"
+    /* the caller in network today (its attestation may stand for a relationship) */
+    " EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (nullif($10, ''), nullif($11, '')) AND p.in_network"
+    "  AND (p.network_start IS NULL OR p.network_start <= current_date)"
+    "  AND (p.network_end IS NULL OR p.network_end >= current_date)) "
     "FROM req LEFT JOIN one USING (i) ORDER BY req.i";
 
 static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err)
@@ -663,10 +670,17 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
                 snprintf(m->optout_scope, sizeof(m->optout_scope), "%.*s", (int)sp, v);
                 pa_strlcpy(m->optout_start, v[sp] ? v + sp + 1 : "", sizeof(m->optout_start));
             }
-            else if(strcmp(PQgetvalue(res, k, 5), "t"))
-                m->reason = "no treatment relationship with the requesting provider";
-            else
+            else if(!strcmp(PQgetvalue(res, k, 5), "t"))
                 m->bucket = B_MATCH;
+            else if(!strcmp(in->cfg->treatment_relationship_policy, "attestation") && !strcmp(PQgetvalue(res, k, 6), "t")) {
+                /* the verified attestation of an in-network provider stands for
+                 * the relationship, and is recorded as one (trl_from_attestations) */
+                m->bucket = B_MATCH;
+                m->trl_attested = 1;
+                m->reason = REASON_TRL_ATTESTED;
+            }
+            else
+                m->reason = "no treatment relationship with the requesting provider";
         }
     }
     PQclear(res);
@@ -686,6 +700,54 @@ void pa_match_out_free(pa_match_out *out)
     json_object_put(out->matched_ids);
     json_object_put(out->reasons);
     memset(out, 0, sizeof(*out));
+}
+
+/*
+ * Records a treatment relationship (source attestation) for each member
+ * matched on its attestation alone, for the attestation's period: it is then
+ * on file like any other (pa-admin trl list), and audited with the match.
+ */
+static int trl_from_attestations(const pa_match_in *in, const struct member *mem, long n, pa_err *err)
+{
+    pa_buf ids, starts, ends;
+    const char *values[4];
+    PGresult *res;
+    long i, count = 0;
+    int rc = PA_OK;
+
+    pa_buf_init(&ids, LIST_MAX);
+    pa_buf_init(&starts, LIST_MAX);
+    pa_buf_init(&ends, LIST_MAX);
+    rc = pa_buf_addstr(&ids, "{") || pa_buf_addstr(&starts, "{") || pa_buf_addstr(&ends, "{");
+    for(i = 0; !rc && i < n; i++)
+        if(mem[i].bucket == B_MATCH && mem[i].trl_attested) {
+            rc = pa_buf_add_array_item(&ids, mem[i].patient_id) || pa_buf_add_array_item(&starts, mem[i].att_start) ||
+                 pa_buf_add_array_item(&ends, mem[i].att_end[0] ? mem[i].att_end : NULL);
+            count++;
+        }
+    rc = rc || pa_buf_addstr(&ids, "}") || pa_buf_addstr(&starts, "}") || pa_buf_addstr(&ends, "}");
+    if(rc)
+        rc = pa_err_set(err, PA_ETOOBIG, "the request is too large");
+    else if(count) {
+        values[0] = pa_buf_str(&ids);
+        values[1] = *in->org_npi ? in->org_npi : in->npi;
+        values[2] = pa_buf_str(&starts);
+        values[3] = pa_buf_str(&ends);
+        res = pa_db_query(in->db, err,
+                          "INSERT INTO treatment_relationship (patient_id, npi, period_start, period_end, source)"
+                          " SELECT DISTINCT ON (p) p, $2, s, e, 'attestation'"
+                          " FROM unnest($1::text[], $3::date[], $4::date[]) AS t(p, s, e) ORDER BY p, s"
+                          " ON CONFLICT (patient_id, npi, source) DO UPDATE SET period_start ="
+                          " least(treatment_relationship.period_start, EXCLUDED.period_start),"
+                          " period_end = EXCLUDED.period_end, inactive = false",
+                          4, values);
+        rc = res ? PA_OK : err->code;
+        PQclear(res);
+    }
+    pa_buf_free(&ids);
+    pa_buf_free(&starts);
+    pa_buf_free(&ends);
+    return rc;
 }
 
 /*
@@ -740,6 +802,8 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
         mem[i].reason = validate(&mem[i], json_object_array_get_idx(list, i), in, today);
     }
     rc = lookup(in, mem, n, err);
+    if(!rc)
+        rc = trl_from_attestations(in, mem, n, err);
     if(rc) {
         free(mem);
         return rc;

@@ -325,6 +325,33 @@ ig_att=$(jq -c --arg p "Patient/sub-$(sub "$good")" --arg npi "$org" --arg d "$t
 match "$(bundle "$good" ".part[2].resource = $ig_att")"
 expect_eq "the IG's attestation example is verified" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
 
+# treatment_relationship_policy = attestation: a verified attestation of an in-network
+# provider stands for the relationship, which is recorded (source attestation)
+match "$(bundle "$other")"
+expect_eq "by default (list), an attestation alone does not match a member with no relationship" \
+  "$(bucket_of "sub-$(sub "$other")")" NonMatchedMembers
+cp -p "$conf" "$HTTP_TMP/conf.keep"
+echo "treatment_relationship_policy = attestation" >> "$conf"
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
+MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
+match "$(bundle "$other" ".part[2].resource.provision.period = {start: \"$today\", end: \"2099-12-31\"}")"
+expect_eq "with treatment_relationship_policy = attestation it matches" "$(bucket_of "sub-$(sub "$other")")" MatchedMembers
+expect_match "and the relationship is on file, from the attestation, for its period" \
+  "$(admin trl list --npi "$org" --no-header | grep "^$other	")" "$other	$org	$today\\.\\.2099-12-31	attestation	active"
+audit_settle
+expect_match "the match's audit event says so" \
+  "$(q "SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 1")" "a treatment relationship recorded"
+cp -p "$HTTP_TMP/conf.keep" "$conf"
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
+MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
+q "DELETE FROM treatment_relationship WHERE patient_id = '$other' AND source = 'attestation'" > /dev/null
+echo "treatment_relationship_policy = sometimes" >> "$HTTP_TMP/bad-policy.conf"
+cat "$conf" "$HTTP_TMP/bad-policy.conf" > "$HTTP_TMP/policy.conf"
+expect_match "any other policy is a configuration error naming the key" \
+  "$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/policy.conf" check 2>&1)" "treatment_relationship_policy must be list or attestation"
+
 # a former member: coverage still marked active, but its period ended
 keep=$(psql_q "SELECT coalesce(period_end::text, '') FROM coverage WHERE patient_id = '$good' LIMIT 1")
 psql_q "UPDATE coverage SET period_end = '2025-06-30' WHERE patient_id = '$good'" > /dev/null
