@@ -14,6 +14,7 @@
 #include "pa_auth.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_guard.h"
 #include "pa_jwt.h"
 #include "pa_util.h"
 
@@ -28,6 +29,7 @@ static void client_usage(void)
             "       pa-admin client show ID\n"
             "       pa-admin client disable|enable ID\n"
             "       pa-admin client rotate-secret ID\n"
+            "       pa-admin client unflag ID          clear the enumeration guard's flag and spent budget\n"
             "       pa-admin client set-jwks ID FILE [--jwks-url URL]\n");
 }
 
@@ -203,8 +205,9 @@ int cmd_client(int argc, char **argv)
                           "  CASE WHEN secret_hash IS NOT NULL THEN 'secret' END) AS auth,"
                           " CASE WHEN financial THEN 'yes' ELSE 'no' END AS financial,"
                           " CASE WHEN admin THEN 'yes' ELSE 'no' END AS admin,"
-                          " CASE WHEN enabled THEN 'yes' ELSE 'no' END AS enabled "
-                          "FROM client ORDER BY created_at, id",
+                          " CASE WHEN enabled THEN 'yes' ELSE 'no' END AS enabled,"
+                          " coalesce(to_char(flagged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\" ') || flag_reason, '')"
+                          " AS flagged FROM client ORDER BY created_at, id",
                           0, NULL, no_header);
     }
     if(argc < 3) {
@@ -224,6 +227,25 @@ int cmd_client(int argc, char **argv)
         rc = admin_exec("UPDATE client SET enabled = $2::bool, updated_at = now() WHERE id = $1", 2, values, &rows);
         if(!rc && rows == 1 && !strcmp(sub, "disable"))
             rc = admin_revoke_tokens("SELECT $1::text", 1, values);
+    }
+    else if(!strcmp(sub, "unflag") && argc == 3) {
+        pa_config *cfg = NULL;
+        PGconn *db = NULL;
+        pa_redis *redis = NULL;
+        pa_err err;
+
+        if(admin_connect(&cfg, &db))
+            return 1;
+        pa_err_clear(&err);
+        rc = pa_redis_open(cfg, &redis, &err);
+        if(!rc)
+            rc = pa_guard_clear(redis, db, argv[2], &err);
+        if(rc)
+            fprintf(stderr, "pa-admin: %s\n", err.msg);
+        pa_redis_free(redis);
+        PQfinish(db);
+        pa_config_free(cfg);
+        return rc ? 1 : 0;
     }
     else if(!strcmp(sub, "rotate-secret") && argc == 3) {
         char plain[PA_TOKEN_LEN + 1];

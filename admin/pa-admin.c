@@ -41,7 +41,7 @@ static void usage(FILE *f)
             "  trl add PATIENT NPI [--from D] [--to D] [--source S] | remove PATIENT NPI | list [--npi NPI] | import FILE\n"
             "  roster list [--npi NPI] | create ID ... | add ID PATIENT... | remove ID PATIENT... | status ID [S]\n"
             "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
-            "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE\n"
+            "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE | unflag ID\n"
             "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
             "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"

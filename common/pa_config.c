@@ -56,6 +56,9 @@ static const struct key_def keys[] = {
     KI(require_https, "1", 0, 1),
     KI(plain_http_loopback, "1", 0, 1),
     KS(treatment_relationship_policy, KEY_TRL_POLICY, "list"),
+    KI(match_nonmatch_budget, "5000", 1, 100000000),
+    KI(match_budget_window_seconds, "3600", 60, 604800),
+    KI(match_repeat_weight, "100", 1, 1000000),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

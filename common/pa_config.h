@@ -45,6 +45,9 @@ typedef struct pa_config {
     long xsendfile;            /* 1: Apache serves files (X-Sendfile); 0: the responder streams */
     long require_https;        /* 1: a request that did not come over TLS is answered 403 */
     long plain_http_loopback;  /* 1: ... except from a loopback address (health checks, a local proxy) */
+    long match_nonmatch_budget;       /* unmatched members a client may send a window (pa_guard) */
+    long match_budget_window_seconds; /* the window */
+    long match_repeat_weight;         /* what one costs whose demographics came before with another id */
 } pa_config;
 
 /* Reads path into a new config (*out, freed with pa_config_free).  On an

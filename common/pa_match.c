@@ -1,5 +1,7 @@
 #include "pa_match.h"
 
+#include <ctype.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -559,6 +561,7 @@ static void add_member(json_object *group, const char *entity_ref, const char *m
 }
 
 #define REASON_TRL_ATTESTED "matched on its attestation (a treatment relationship recorded)"
+#define REASON_NO_MEMBER "no member matches these demographics and coverage"
 
 /* Step 2-4 for every valid member, in one query.  Columns: bundle index,
  * candidates, the member (if one), covered today, the opt-out in force
@@ -654,7 +657,7 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
             continue;
         m = &mem[idx];
         if(cands == 0)
-            m->reason = "no member matches these demographics and coverage";
+            m->reason = REASON_NO_MEMBER;
         else if(cands > 1)
             m->reason = "more than one member matches";
         else if(strcmp(PQgetvalue(res, k, 3), "t"))
@@ -699,6 +702,7 @@ void pa_match_out_free(pa_match_out *out)
     json_object_put(out->constrained);
     json_object_put(out->matched_ids);
     json_object_put(out->reasons);
+    json_object_put(out->misses);
     memset(out, 0, sizeof(*out));
 }
 
@@ -822,6 +826,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     out->constrained = new_group(ids[2], PDEX_SD "pdex-member-opt-out", "consentconstraint", in, today);
     out->matched_ids = json_object_new_array();
     out->reasons = json_object_new_object();
+    out->misses = json_object_new_array();
     seen_matched = json_object_new_object();
     seen_nonmatched = json_object_new_object();
     for(i = 0; i < n; i++) {
@@ -861,6 +866,19 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
                 add_member(out->nonmatched, ref, NULL);
             }
             out->n_nonmatched++;
+        }
+        if(m->reason && !strcmp(m->reason, REASON_NO_MEMBER)) {
+            /* what the enumeration guard weighs: the same person tried with other ids */
+            json_object *miss = json_object_new_array();
+            char demo[600];
+            size_t c;
+
+            snprintf(demo, sizeof(demo), "%s|%s|%s", m->family, m->given, m->birth);
+            for(c = 0; demo[c]; c++)
+                demo[c] = (char)tolower((unsigned char)demo[c]);
+            json_object_array_add(miss, json_object_new_string(demo));
+            json_object_array_add(miss, json_object_new_string(m->id1[0] ? m->id1 : m->id2));
+            json_object_array_add(out->misses, miss);
         }
         {
             /* counted by reason: bounded however many members, and no PHI */

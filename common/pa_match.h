@@ -40,6 +40,7 @@ typedef struct pa_match_out {
     json_object *constrained;/* Group, or NULL when empty or suppressed */
     json_object *matched_ids;/* the matched members' payer Patient ids */
     json_object *reasons;   /* how many members landed where for which reason: {"reason": n}, for the audit */
+    json_object *misses;    /* [[demographics key, coverage id], ...] of the members no member matched (pa_guard) */
     long n_matched, n_nonmatched, n_constrained;
 } pa_match_out;
 

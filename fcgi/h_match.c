@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pa_guard.h"
 #include "pa_job.h"
+#include "pa_log.h"
 #include "pa_match.h"
 #include "pa_util.h"
 
@@ -60,6 +62,56 @@ static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
     return 0;
 }
 
+/*
+ * The enumeration guard (pa_guard.h): 429 (answered) when the caller has
+ * spent its budget of unmatched members, with the window's rest in
+ * Retry-After, a security event in the log and the audit, and the client
+ * flagged.  Redis out of reach answers 503.
+ */
+static int over_budget(pa_ctx *ctx, pa_resp *resp)
+{
+    pa_redis *redis;
+    PGconn *db;
+    long retry = 0;
+    pa_err err;
+    int rc;
+
+    pa_err_clear(&err);
+    rc = pa_ctx_redis(ctx, &redis, &err);
+    if(!rc)
+        rc = pa_guard_over(redis, ctx->cfg, ctx->client_id, &retry, &err);
+    if(rc < 0) {
+        pa_resp_error(resp, &err);
+        return 1;
+    }
+    if(!rc)
+        return 0;
+    pa_warn("security: client %s refused a member match: over its budget of unmatched members", ctx->client_id);
+    pa_strlcpy(ctx->audit.detail, "security: over the budget of unmatched members (member id guessing?); refused",
+               sizeof(ctx->audit.detail));
+    if(!pa_ctx_db(ctx, &db, &err))
+        pa_guard_flag(db, ctx->client_id, "over its budget of unmatched members (member id guessing?)", &err);
+    pa_resp_outcome(resp, 429, "error", "throttled",
+                    "this client has sent more members that match no member of the plan than it may in %ld s "
+                    "(match_nonmatch_budget): wait as Retry-After says; the plan has been told",
+                    ctx->cfg->match_budget_window_seconds);
+    pa_resp_header(resp, "Retry-After", "%ld", retry);
+    return 1;
+}
+
+/* Charges the caller for the members nothing matched; a failure is only logged
+ * (the answer is already made): the guard errs on the side of the client. */
+static void charge(pa_ctx *ctx, PGconn *db, json_object *misses)
+{
+    pa_redis *redis;
+    pa_err err;
+    int over = 0;
+
+    pa_err_clear(&err);
+    if(pa_ctx_redis(ctx, &redis, &err) || pa_guard_charge(redis, db, ctx->cfg, ctx->client_id, misses, &over, &err))
+        pa_warn("member match not charged to client %s: %s", ctx->client_id, err.msg);
+}
+
 int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     json_object *params = NULL;
@@ -85,6 +137,8 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return pa_resp_outcome(resp, err.code == PA_ETOOBIG ? 413 : 400, "error",
                                err.code == PA_ETOOBIG ? "too-costly" : "invalid", "%s", err.msg);
     ctx->audit.members = members;
+    if(over_budget(ctx, resp))
+        return 0;
     if(async)
         return kick_off(ctx, req, resp);
     if(members > ctx->cfg->member_match_sync_max)
@@ -108,6 +162,7 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_match_out_free(&out);
         return pa_resp_error(resp, &err);
     }
+    charge(ctx, db, out.misses);
     pa_strlcpy(ctx->audit.group_id, out.group_id, sizeof(ctx->audit.group_id));
     /* why each member landed where it did: for the payer, never for the caller */
     snprintf(ctx->audit.detail, sizeof(ctx->audit.detail), "%ld matched, %ld not matched, %ld consent-constrained: %.900s",

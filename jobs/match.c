@@ -17,6 +17,8 @@
 
 #include "pa_buf.h"
 #include "pa_db.h"
+#include "pa_guard.h"
+#include "pa_log.h"
 #include "pa_match.h"
 #include "pa_util.h"
 
@@ -81,6 +83,14 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         rc = pa_match_store(w->db, &out, job->owner, in.npi, w->cfg->matched_group_days, err);
     if(rc)
         goto out;
+    {
+        /* the enumeration guard counts asynchronous matches as it does the others */
+        pa_err gerr;
+        int over = 0;
+
+        if(pa_guard_charge(w->redis, w->db, w->cfg, job->owner, out.misses, &over, &gerr))
+            pa_warn("job %s: not charged to client %s: %s", job->id, job->owner, gerr.msg);
+    }
     pa_job_dir_remove(w->cfg, job->id);
     if(mkdir(dir, 0750) && errno != EEXIST) {
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", dir, strerror(errno));

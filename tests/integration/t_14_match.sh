@@ -352,6 +352,61 @@ cat "$conf" "$HTTP_TMP/bad-policy.conf" > "$HTTP_TMP/policy.conf"
 expect_match "any other policy is a configuration error naming the key" \
   "$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/policy.conf" check 2>&1)" "treatment_relationship_policy must be list or attestation"
 
+# the enumeration guard: a scripted client guessing one person's subscriber id
+# (the runner too: an asynchronous match is charged by it)
+PA_EXTRA_CONFIG="$PA_EXTRA_CONFIG
+match_nonmatch_budget = 300
+match_repeat_weight = 100" "$REPO/scripts/pa-stack" restart-runner > /dev/null 2>&1
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
+gs=$(admin client add --name "Guesser EHR" --npi "$org" --secret 2> /dev/null)
+gs_id=$(sed -n 1p <<< "$gs")
+GS=$(token_for "$gs_id" "$(sed -n 2p <<< "$gs")")
+params() { jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$1"; }
+guess() {  # guess BODY [curl args]: a match as the guessing client
+  local body=$1; shift
+  NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bearer $GS" \
+    -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' --data "$body" "$@"
+}
+strangers=$(for n in $(seq 1 10); do bundle "$good" ".part[0].resource.name[0].family = \"STRANGER$n\" | .part[1].resource.subscriberId = \"X$n\""; done)
+guess "$(jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$strangers")"
+expect_eq "ten unknown people (a provider's usual misses) cost little: answered" "$STATUS" 200
+throttled_at=0
+for r in $(seq 1 30); do
+  tries=$(for k in $(seq 1 10); do bundle "$good" ".part[1].resource.subscriberId = \"GUESS-$r-$k\""; done)
+  guess "$(jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$tries")"
+  if [ "$STATUS" = 429 ]; then throttled_at=$r; break; fi
+done
+expect_match "guessing ids for one person is stopped within a few requests (at request $throttled_at)" "$throttled_at" '^[1-3]$'
+expect_outcome "with 429 and an OperationOutcome" 429 "more members that match no member"
+expect_match "and Retry-After" "$(header Retry-After)" '^[1-9][0-9]*$'
+guess "$(params "$(bundle "$good")")"
+expect_eq "the real id is refused too, not matched" "$STATUS" 429
+guess "$(params "$(bundle "$good")")" -H 'Prefer: respond-async'
+expect_eq "asynchronously as well" "$STATUS" 429
+expect_true "a security event is in the log" grep -q "security: client $gs_id" "$PA_ROOT/log/provider-access.log"
+audit_settle
+expect_match "and in the audit" "$(q "SELECT detail FROM audit_event WHERE client_id = '$gs_id' ORDER BY id DESC LIMIT 1")" "^security: "
+expect_match "pa-admin client list flags the client" "$(admin client list --no-header | grep "^$gs_id")" "member id guessing"
+expect_eq "pa-admin client unflag clears it" "$(admin client unflag "$gs_id"; echo $?)" 0
+expect_eq "... the flag" "$(admin client list --no-header | grep "^$gs_id" | awk -F'\t' '{print $NF}')" ""
+guess "$(params "$(bundle "$good")")"
+expect_eq "... and the spent budget: the client is answered again" "$(bucket_of "sub-$(sub "$good")")" MatchedMembers
+# an asynchronous match is charged as a synchronous one
+tries=$(for k in $(seq 1 5); do bundle "$good" ".part[1].resource.subscriberId = \"ASYNC-$k\""; done)
+guess "$(jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$tries")" -H 'Prefer: respond-async'
+gjob=$(header Content-Location)
+deadline=$((SECONDS + 30))
+while :; do NOAUTH=1 http GET "$gjob" -H "Authorization: Bearer $GS"; [ "$STATUS" != 202 ] && [ "$STATUS" != 429 ] && break
+  [ $SECONDS -ge $deadline ] && break; sleep 0.3; done
+guess "$(params "$(bundle "$good")")"
+expect_eq "an asynchronous match's misses spend the budget too" "$STATUS" 429
+admin client unflag "$gs_id"
+"$REPO/scripts/pa-stack" restart-runner > /dev/null 2>&1
+"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+sleep 1
+MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
+
 # a former member: coverage still marked active, but its period ended
 keep=$(psql_q "SELECT coalesce(period_end::text, '') FROM coverage WHERE patient_id = '$good' LIMIT 1")
 psql_q "UPDATE coverage SET period_end = '2025-06-30' WHERE patient_id = '$good'" > /dev/null
