@@ -173,6 +173,14 @@ jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$(printf '%s\n' "$(bund
 out=$(BASE=$BASE OUT=$HTTP_TMP/v2 "$REPO/examples/v2-flow" "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")" "$HTTP_TMP/v2.json" 2> "$HTTP_TMP/v2.log")
 expect_eq "examples/v2-flow runs the whole flow" "$?" 0
 expect_eq "and exports the matched member" "$(jq -r .id "$HTTP_TMP/v2/Patient-1.ndjson")" "$good"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$HTTP_TMP/v2.pem" 2> /dev/null
+"$REPO/examples/get-token" jwks "$HTTP_TMP/v2.pem" v2k > "$HTTP_TMP/v2.jwks"
+v2j=$(admin client add --name "v2 JWT EHR" --npi "$org" --jwks "$HTTP_TMP/v2.jwks" 2> /dev/null | head -n 1)
+out=$(BASE=$BASE OUT=$HTTP_TMP/v2j "$REPO/examples/v2-flow" --jwt "$v2j" "$HTTP_TMP/v2.pem" v2k "$HTTP_TMP/v2.json" 2> "$HTTP_TMP/v2j.log")
+expect_eq "examples/v2-flow --jwt runs it with a signed JWT assertion" "$?" 0
+expect_eq "... and exports the matched member" "$(jq -r .id "$HTTP_TMP/v2j/Patient-1.ndjson")" "$good"
+expect_true "examples/v2-request.json (for the quickstart demo) is a Parameters of MemberBundles" \
+  jq -e '.resourceType == "Parameters" and ([.parameter[].name] | unique == ["MemberBundle"])' "$REPO/examples/v2-request.json"
 
 # opt-outs and treatment relationships by hand take effect at the next match
 expect_eq "pa-admin optout add" "$(admin optout add "Patient/$good" --npi "$org" --reason provider-relationship)" "opted out"
