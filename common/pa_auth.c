@@ -25,15 +25,6 @@ static void hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-static void sha256_hex(const char *s, char out[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-
-    EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL);
-    hex(md, 32, out);
-}
-
 int pa_secret_new(char out[PA_TOKEN_LEN + 1])
 {
     return pa_random_hex(out, PA_TOKEN_LEN / 2);
@@ -227,7 +218,7 @@ int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_L
     if(pa_random_hex(out, PA_TOKEN_LEN / 2))
         return pa_err_set(err, PA_EIO, "no random bytes for a token");
     /* only the hash is stored: a Redis dump holds no usable token */
-    sha256_hex(out, h);
+    pa_sha256_hex(out, h);
     snprintf(ttls, sizeof(ttls), "%ld", ttl);
     snprintf(fin, sizeof(fin), "%d", t->financial);
     snprintf(adm, sizeof(adm), "%d", t->admin);
@@ -275,7 +266,7 @@ int pa_token_key(pa_redis *r, const char *bearer, char *key, size_t size)
 
     if(strlen(bearer) != PA_TOKEN_LEN || strspn(bearer, "0123456789abcdef") != PA_TOKEN_LEN)
         return -1;
-    sha256_hex(bearer, h);
+    pa_sha256_hex(bearer, h);
     pa_redis_key(r, key, size, "token:%s", h);
     return 0;
 }
@@ -330,7 +321,7 @@ int pa_jti_once(pa_redis *r, const char *client, const char *jti, long ttl, pa_e
     redisReply *reply;
     int fresh;
 
-    sha256_hex(jti, h);
+    pa_sha256_hex(jti, h);
     reply = pa_redis_cmd(r, err, "SET %s 1 NX EX %ld",
                          pa_redis_key(r, key, sizeof(key), "jti:%s:%s", client, h), ttl < 1 ? 1 : ttl);
     if(!reply)

@@ -9,10 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "pa_db.h"
 #include "pa_log.h"
+#include "pa_util.h"
 
 /* KEYS: the spent counter.  ARGV: window (s), repeat weight, then pairs of
  * demographics set key and coverage id.  A miss costs 1, or the repeat weight
@@ -27,17 +26,6 @@ static const char lua_charge[] =
     "local spent = redis.call('INCRBY', KEYS[1], total) "
     "if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end "
     "return spent";
-
-/* A short digest of text, hex: keys carry no PHI. */
-static void digest(const char *text, char out[33])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0, i;
-
-    EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL);
-    for(i = 0; i < 16 && i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
 
 int pa_guard_over(pa_redis *r, const pa_config *cfg, const char *client, long *retry_after, pa_err *err)
 {
@@ -70,7 +58,7 @@ int pa_guard_charge(pa_redis *r, PGconn *db, const pa_config *cfg, const char *c
 {
     size_t n = json_object_is_type(misses, json_type_array) ? json_object_array_length(misses) : 0;
     const char **argv = NULL;
-    char (*keys)[256] = NULL, (*ids)[33] = NULL;
+    char (*keys)[256] = NULL, (*ids)[65] = NULL;
     char counter[256], window[24], weight[24];
     redisReply *reply;
     size_t i;
@@ -96,10 +84,11 @@ int pa_guard_charge(pa_redis *r, PGconn *db, const pa_config *cfg, const char *c
     argv[5] = weight;
     for(i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(misses, i);
-        char d[33];
+        char d[65];
 
-        digest(json_object_get_string(json_object_array_get_idx(m, 0)), d);
-        digest(json_object_get_string(json_object_array_get_idx(m, 1)), ids[i]);
+        /* digests only: Redis never holds the demographics or ids */
+        pa_sha256_hex(json_object_get_string(json_object_array_get_idx(m, 0)), d);
+        pa_sha256_hex(json_object_get_string(json_object_array_get_idx(m, 1)), ids[i]);
         pa_redis_key(r, keys[i], sizeof(keys[i]), "guard:%s:%s", client, d);
         argv[6 + 2 * i] = keys[i];
         argv[7 + 2 * i] = ids[i];

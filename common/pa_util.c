@@ -2,6 +2,7 @@
 #include "pa_err.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -291,6 +292,20 @@ size_t pa_utf8_scrub(char *s, size_t n)
         fixed++;
     }
     return fixed;
+}
+
+void pa_sha256_hex(const char *s, char out[65])
+{
+    static const char digits16[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0, i;
+
+    EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL);
+    for(i = 0; i < 32; i++) {
+        out[2 * i] = digits16[md[i] >> 4];
+        out[2 * i + 1] = digits16[md[i] & 15];
+    }
+    out[64] = '\0';
 }
 
 int pa_strlcpy(char *dst, const char *src, size_t size)

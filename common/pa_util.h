@@ -21,6 +21,10 @@ pid_t pa_pid(void);
  * Cheaper than pa_random_hex, which costs a system call per call. */
 int pa_request_id(char out[17]);
 
+/* The SHA-256 of s as 64 lowercase hex digits (a key that holds no secret
+ * or PHI in the clear). */
+void pa_sha256_hex(const char *s, char out[65]);
+
 /* Milliseconds since the epoch, wall clock. */
 int64_t pa_now_ms(void);
 

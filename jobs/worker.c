@@ -179,6 +179,19 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
         pa_warn("job %s: its export references are not removed: %s", job->id, err.msg);
 }
 
+/* Runs a begun job by its kind; *manifest (caller frees) when it is done. */
+static int run_kind(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
+{
+    int rc;
+
+    if(strcmp(job->kind, "export") && strcmp(job->kind, "match"))
+        return pa_err_set(err, PA_EINVAL, "unknown job kind '%s'", job->kind);
+    rc = pa_db_ensure(&w->db, w->cfg, err);
+    if(rc)
+        return rc;
+    return !strcmp(job->kind, "export") ? pa_export_run(w, job, manifest, err) : pa_match_job(w, job, manifest, err);
+}
+
 /* Runs one claimed job and settles its stream entry. */
 static void run_job(pa_worker *w, const char *jobid)
 {
@@ -211,30 +224,19 @@ static void run_job(pa_worker *w, const char *jobid)
         rc = pa_err_set(&err, PA_EINVAL, "it could not be completed in %d attempts", PA_JOB_MAX_ATTEMPTS);
         goto failed;
     }
+    /* the durable record has the last word: a job cancelled there is never
+     * started or completed, even if Redis missed the cancellation */
     if(cancelled_in_db(w, jobid)) {
         rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
-        goto cancelled;
-    }
-    pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
-            job->checkpoint ? ", resuming" : "");
-    record_state(w, job, "running");
-    if(!strcmp(job->kind, "export")) {
-        rc = pa_db_ensure(&w->db, w->cfg, &err);
-        if(!rc)
-            rc = pa_export_run(w, job, &manifest, &err);
-    }
-    else if(!strcmp(job->kind, "match")) {
-        rc = pa_db_ensure(&w->db, w->cfg, &err);
-        if(!rc)
-            rc = pa_match_job(w, job, &manifest, &err);
     }
     else {
-        rc = pa_err_set(&err, PA_EINVAL, "unknown job kind '%s'", job->kind);
+        pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
+                job->checkpoint ? ", resuming" : "");
+        record_state(w, job, "running");
+        rc = run_kind(w, job, &manifest, &err);
+        if(rc == PA_OK && cancelled_in_db(w, jobid))
+            rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     }
-    /* the durable record has the last word: a job cancelled there is never
-     * completed, even if Redis missed the cancellation */
-    if(rc == PA_OK && cancelled_in_db(w, jobid))
-        rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     if(rc == PA_OK) {
         rc = pa_job_complete(w->redis, jobid, w->consumer, manifest, pa_now_ms(), retention, &err);
         if(rc == PA_OK) {
@@ -255,7 +257,6 @@ static void run_job(pa_worker *w, const char *jobid)
         goto out;
     }
     if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
-cancelled:;
         const char *values[1] = { jobid };
 
         /* Redis learns it too, if it did not know (the janitor then purges) */

@@ -59,7 +59,8 @@ expect_true "and no path, system error or server message" \
   eval "! grep -qiE '/|No space|denied|PostgreSQL|errno' <<< \"\${diag//request id $full_rid (job $full_id)/}\""
 expect_true "the details are in the log under the job and request" \
   grep -qE "job $full_id \\(request $full_rid\\) failed: cannot (write|create|open|sync)" "$PA_ROOT/log/provider-access.log"
-expect_true "it failed after its attempts, for good" grep -q "job $full_id" "$PA_ROOT/log/provider-access.log"
+expect_true "it failed after its attempts, for good" \
+  grep -q "job $full_id (export) started, attempt 3" "$PA_ROOT/log/provider-access.log"
 expect_eq "its durable record says failed" "$(psql_q "SELECT state FROM job WHERE id = '$full_id'")" failed
 expect_true "it leaves no files" job_dir_gone "$full_id"
 poll "$full_url"
