@@ -32,6 +32,9 @@ int cmd_client(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_downloads(int argc, char **argv);
 
+/* pa-admin disclosures: who received what about whom */
+int cmd_disclosures(int argc, char **argv);
+
 /* pa-admin roster ... */
 int cmd_roster(int argc, char **argv);
 

@@ -285,6 +285,63 @@ int cmd_client(int argc, char **argv)
     return rc;
 }
 
+/* The columns an AuditEvent is built from, shared by both kinds. */
+#define AE_RECORDED "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define AE_AGENT                                                                                                 \
+    "json_build_array(json_build_object('requestor', true, 'who', json_build_object('identifier',"              \
+    "  json_build_object('system', 'urn:provider-access:client', 'value', coalesce(client_id, 'unauthenticated'))),"\
+    "  'policy', CASE WHEN npi IS NOT NULL THEN json_build_array('urn:npi:' || npi) END))"
+#define AE_SOURCE                                                                                                \
+    "json_build_object('observer', json_build_object('display', 'provider-access'),"                          \
+    "  'type', json_build_array(json_build_object('system',"                                                    \
+    "  'http://terminology.hl7.org/CodeSystem/security-source-type', 'code', '3')))"
+#define AE_FILTER "($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)"
+
+/* Requests: a RESTful interaction, the client as requesting agent, the Group
+ * and the job as entities; outcome 0 / 4 / 8. */
+#define AUDIT_EVENTS_SQL                                                                                         \
+    "SELECT at, 0 AS k, id, json_strip_nulls(json_build_object('resourceType', 'AuditEvent', 'id', 'ae-' || id,"  \
+    " 'type', json_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-event-type', 'code', 'rest'),"\
+    " 'action', CASE WHEN method = 'GET' THEN 'R' WHEN method = 'DELETE' THEN 'D' ELSE 'E' END,"                \
+    " 'recorded', " AE_RECORDED ","                                                                              \
+    " 'outcome', CASE outcome WHEN 'success' THEN '0' WHEN 'refused' THEN '4' ELSE '8' END,"                    \
+    " 'outcomeDesc', detail, 'agent', " AE_AGENT ", 'source', " AE_SOURCE ","                                    \
+    " 'entity', (SELECT json_agg(e) FROM (SELECT json_build_object('what', json_build_object('reference', 'Group/' || group_id)) e"\
+    "   WHERE group_id IS NOT NULL UNION ALL SELECT json_build_object('what', json_build_object('identifier',"    \
+    "   json_build_object('system', 'urn:provider-access:job', 'value', job_id))) WHERE job_id IS NOT NULL) x),"   \
+    " 'extension', json_build_array(json_build_object('url', 'urn:provider-access:request',"                     \
+    "  'valueString', method || ' ' || endpoint || ' -> ' || status || ' (' || request_id || ', ' || duration_ms || ' ms)'))"\
+    "))::text AS auditevent FROM audit_event WHERE " AE_FILTER
+
+/* Disclosures: an export (DICOM 110106) or a query (110112, a member match)
+ * for treatment, the member as the entity (patient role) with what the
+ * client got in its details, then the Group and the job. */
+#define DISCLOSURE_EVENTS_SQL                                                                                    \
+    "SELECT at, 1 AS k, id, json_strip_nulls(json_build_object('resourceType', 'AuditEvent', 'id', 'di-' || id," \
+    " 'type', json_build_object('system', 'http://dicom.nema.org/resources/ontology/DCM', 'code',"              \
+    "  CASE operation WHEN 'export' THEN '110106' ELSE '110112' END, 'display',"                                  \
+    "  CASE operation WHEN 'export' THEN 'Export' ELSE 'Query' END),"                                            \
+    " 'subtype', json_build_array(json_build_object('system', 'urn:provider-access:disclosure', 'code', outcome)),"\
+    " 'action', CASE operation WHEN 'export' THEN 'R' ELSE 'E' END, 'recorded', " AE_RECORDED ", 'outcome', '0',"\
+    " 'outcomeDesc', outcome || coalesce(' (' || reason || ')', ''),"                                             \
+    " 'purposeOfEvent', json_build_array(json_build_object('coding', json_build_array(json_build_object("         \
+    "  'system', 'http://terminology.hl7.org/CodeSystem/v3-ActReason', 'code', 'TREAT')))),"                     \
+    " 'agent', " AE_AGENT ", 'source', " AE_SOURCE ","                                                           \
+    " 'entity', (SELECT json_agg(e) FROM ("                                                                     \
+    "  SELECT json_build_object('what', json_build_object('reference', 'Patient/' || patient_id),"              \
+    "   'type', json_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-entity-type', 'code', '1'),"\
+    "   'role', json_build_object('system', 'http://terminology.hl7.org/CodeSystem/object-role', 'code', '1'),"   \
+    "   'detail', (SELECT json_agg(json_build_object('type', t, 'valueString', v)) FROM (VALUES ('outcome', outcome),"\
+    "    ('reason', reason), ('submitted', entry || ':' || submitted), ('_type', CASE types WHEN '' THEN '(every type)' ELSE types END), ('_typeFilter', type_filter),"\
+    "    ('_since', " AE_INSTANT("since") "), ('_until', " AE_INSTANT("until") ")) d(t, v) WHERE v IS NOT NULL)) e"  \
+    "  WHERE patient_id IS NOT NULL UNION ALL"                                                                   \
+    "  SELECT json_build_object('what', json_build_object('reference', 'Group/' || group_id)) WHERE group_id IS NOT NULL"\
+    "  UNION ALL SELECT json_build_object('what', json_build_object('identifier', json_build_object("            \
+    "   'system', 'urn:provider-access:job', 'value', job_id))) WHERE job_id IS NOT NULL) x),"                   \
+    " 'extension', json_build_array(json_build_object('url', 'urn:provider-access:request', 'valueString', request_id))"\
+    "))::text FROM disclosure WHERE " AE_FILTER
+#define AE_INSTANT(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
 int cmd_audit(int argc, char **argv)
 {
     const char *client = NULL, *since = NULL, *limit = "1000";
@@ -322,29 +379,9 @@ int cmd_audit(int argc, char **argv)
     values[1] = since;
     values[2] = limit;
     if(export)
-        /* AuditEvent: a RESTful interaction, the client as requesting agent,
-         * the Group and the job as entities; outcome 0 / 4 / 8 */
-        return admin_list(
-            "SELECT json_strip_nulls(json_build_object('resourceType', 'AuditEvent', 'id', 'ae-' || id,"
-            " 'type', json_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-event-type', 'code', 'rest'),"
-            " 'action', CASE WHEN method = 'GET' THEN 'R' WHEN method = 'DELETE' THEN 'D' ELSE 'E' END,"
-            " 'recorded', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),"
-            " 'outcome', CASE outcome WHEN 'success' THEN '0' WHEN 'refused' THEN '4' ELSE '8' END,"
-            " 'outcomeDesc', detail,"
-            " 'agent', json_build_array(json_build_object('requestor', true, 'who', json_build_object('identifier',"
-            "  json_build_object('system', 'urn:provider-access:client', 'value', coalesce(client_id, 'unauthenticated'))),"
-            "  'policy', CASE WHEN npi IS NOT NULL THEN json_build_array('urn:npi:' || npi) END)),"
-            " 'source', json_build_object('observer', json_build_object('display', 'provider-access'),"
-            "  'type', json_build_array(json_build_object('system', 'http://terminology.hl7.org/CodeSystem/security-source-type', 'code', '3'))),"
-            " 'entity', (SELECT json_agg(e) FROM (SELECT json_build_object('what', json_build_object('reference', 'Group/' || group_id)) e"
-            "   WHERE group_id IS NOT NULL UNION ALL SELECT json_build_object('what', json_build_object('identifier',"
-            "   json_build_object('system', 'urn:provider-access:job', 'value', job_id))) WHERE job_id IS NOT NULL) x),"
-            " 'extension', json_build_array(json_build_object('url', 'urn:provider-access:request',"
-            "  'valueString', method || ' ' || endpoint || ' -> ' || status || ' (' || request_id || ', ' || duration_ms || ' ms)'))"
-            "))::text AS auditevent "
-            "FROM audit_event WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz) "
-            "ORDER BY id LIMIT $3::int",
-            3, values, 1);
+        return admin_list("SELECT auditevent FROM (" AUDIT_EVENTS_SQL " UNION ALL " DISCLOSURE_EVENTS_SQL
+                          ") e ORDER BY at, k, id LIMIT $3::int",
+                          3, values, 1);
     return admin_list("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, request_id,"
                       " coalesce(client_id, '') AS client, coalesce(npi, '') AS npi, method, endpoint,"
                       " coalesce(operation, '') AS operation, coalesce(group_id, '') AS group_id,"

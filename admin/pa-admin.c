@@ -43,7 +43,9 @@ static void usage(FILE *f)
             "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
             "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE | unflag ID\n"
             "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
+            "  disclosures (--patient ID | --client ID) [--since TIME]   who received what about whom\n"
             "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
+            "                            (with every disclosure, the member as entity)\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
             "  version                   print the version\n"
             "\n"
@@ -443,6 +445,8 @@ int main(int argc, char **argv)
         return cmd_downloads(argc - i, argv + i);
     if(!strcmp(argv[i], "audit"))
         return cmd_audit(argc - i, argv + i);
+    if(!strcmp(argv[i], "disclosures"))
+        return cmd_disclosures(argc - i, argv + i);
     if(!strcmp(argv[i], "version")) {
         printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
         return 0;

@@ -22,12 +22,65 @@
     "lower(regexp_replace(translate(" x ", 'ÀÁÂÃÄÅàáâãäåÈÉÊËèéêëÌÍÎÏìíîïÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÑñÇçÝýÿ',"       \
     " 'AAAAAAaaaaaaEEEEeeeeIIIIiiiiOOOOOOooooooUUUUuuuuNnCcYyy'), '[^a-zA-Z0-9]', '', 'g'))"
 
+/* Why a member landed where it did: a stable code (the disclosure record,
+ * pa-admin report, docs/MATCH.md) and the words of the audit event. */
+#define PA_MATCH_REASONS(X)                                                                                       \
+    X(BUNDLE, "bundle-incomplete", "a MemberBundle needs MemberPatient, CoverageToMatch and Consent")             \
+    X(PATIENT, "patient-invalid", "MemberPatient is not a Patient with an id")                                   \
+    X(NAME, "patient-name", "MemberPatient needs a family and a given name")                                     \
+    X(BIRTH, "patient-birthdate", "MemberPatient needs a full birthDate")                                        \
+    X(GENDER, "patient-gender", "MemberPatient needs gender or birth sex")                                       \
+    X(COVERAGE, "coverage-invalid", "CoverageToMatch is not a Coverage")                                         \
+    X(PAYOR, "coverage-no-payor", "CoverageToMatch needs a payor")                                               \
+    X(OTHER_PLAN, "payor-not-this-plan", "CoverageToMatch.payor does not name this plan")                        \
+    X(RELATIONSHIP, "coverage-no-relationship", "CoverageToMatch needs a relationship (HRex)")                   \
+    X(BENEFICIARY, "coverage-beneficiary", "CoverageToMatch.beneficiary must reference the MemberPatient")       \
+    X(MEMBER_ID, "coverage-no-member-id", "CoverageToMatch needs a subscriberId or an MB identifier")            \
+    X(CONSENT, "attestation-invalid", "Consent is not a Consent")                                                \
+    X(ACTIVE, "attestation-not-active", "the attestation is not active")                                         \
+    X(SCOPE, "attestation-scope", "the attestation's scope is not consentscope#patient-privacy")                 \
+    X(CATEGORY, "attestation-no-category", "the attestation has no category")                                    \
+    X(DATETIME, "attestation-no-datetime", "the attestation has no dateTime")                                    \
+    X(PERFORMER, "attestation-no-performer", "the attestation has no performer")                                 \
+    X(CONSENT_PATIENT, "attestation-patient", "Consent.patient must reference the MemberPatient")                \
+    X(PERMIT, "attestation-not-permit", "the attestation's provision is not a permit")                           \
+    X(NOT_STARTED, "attestation-not-started", "the attestation's period does not cover today")                   \
+    X(EXPIRED, "attestation-expired", "the attestation has expired")                                             \
+    X(NPI, "attestation-npi", "the attestation does not name the requesting provider's NPI")                     \
+    X(NO_MEMBER, "no-member", "no member matches these demographics and coverage")                               \
+    X(SEVERAL, "multiple-members", "more than one member matches")                                               \
+    X(NOT_COVERED, "not-covered", "the member has no active coverage today (a former member, or not yet covered)") \
+    X(OPTED_OUT, "opted-out", "the member opted out")                                                            \
+    X(NO_TRL, "no-treatment-relationship", "no treatment relationship with the requesting provider")             \
+    X(TRL, "treatment-relationship", "matched")                                                                  \
+    X(TRL_ATTESTED, "attestation", "matched on its attestation (a treatment relationship recorded)")
+
+struct reason {
+    const char *code;
+    const char *text;
+};
+
+#define REASON_ENUM(name, code, text) R_##name,
+#define REASON_ITEM(name, code, text) { code, text },
+enum { PA_MATCH_REASONS(REASON_ENUM) R_COUNT };
+static const struct reason reasons[] = { PA_MATCH_REASONS(REASON_ITEM) };
+
+const char *pa_match_reason_text(const char *code)
+{
+    size_t i;
+
+    for(i = 0; code && i < R_COUNT; i++)
+        if(!strcmp(reasons[i].code, code))
+            return reasons[i].text;
+    return NULL;
+}
+
 enum bucket { B_MATCH, B_NOMATCH, B_CONSTRAINED };
 
 /* One MemberBundle as submitted and as far as it got. */
 struct member {
     json_object *patient;      /* the submitted Patient (borrowed from the request) */
-    const char *reason;        /* why it is NonMatched, or NULL */
+    const struct reason *reason; /* why it landed where it did (NULL until decided) */
     char family[256], given[256], birth[11], gender[16];
     char id1[128], id2[128];   /* coverage identifiers: subscriberId, MB identifier */
     char att_start[11], att_end[11];
@@ -344,7 +397,7 @@ static const char *date10(const char *s, char out[11])
 
 /* Step 1: the bundle's three resources against HRex and the attestation
  * profile.  Returns NULL if valid, else why not. */
-static const char *validate(struct member *m, json_object *bundle, const pa_match_in *in, const char *today)
+static const struct reason *validate(struct member *m, json_object *bundle, const pa_match_in *in, const char *today)
 {
     json_object *pat = part(bundle, "MemberPatient");
     json_object *cov = part(bundle, "CoverageToMatch");
@@ -356,39 +409,39 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
     /* echoed in NonMatched whatever else is wrong, so the provider can correlate */
     m->patient = pa_json_str(pat, "resourceType") && !strcmp(pa_json_str(pat, "resourceType"), "Patient") ? pat : NULL;
     if(!pat || !cov || !con)
-        return "a MemberBundle needs MemberPatient, CoverageToMatch and Consent";
+        return &reasons[R_BUNDLE];
     pid = pa_json_str(pat, "id");
     if(!pa_json_str(pat, "resourceType") || strcmp(pa_json_str(pat, "resourceType"), "Patient") || !pid || !pa_is_fhir_id(pid))
-        return "MemberPatient is not a Patient with an id";
+        return &reasons[R_PATIENT];
     name = jidx(pa_json_get(pat, "name"), 0);
     if(!pa_json_str(name, "family") || !json_object_is_type(jidx(pa_json_get(name, "given"), 0), json_type_string))
-        return "MemberPatient needs a family and a given name";
+        return &reasons[R_NAME];
     pa_strlcpy(m->family, pa_json_str(name, "family"), sizeof(m->family));
     pa_strlcpy(m->given, json_object_get_string(jidx(pa_json_get(name, "given"), 0)), sizeof(m->given));
     if(!date10(pa_json_str(pat, "birthDate"), m->birth) || strlen(pa_json_str(pat, "birthDate")) != 10)
-        return "MemberPatient needs a full birthDate";
+        return &reasons[R_BIRTH];
     s = pa_json_str(pat, "gender");
     for(i = 0; !s && (v = jidx(pa_json_get(pat, "extension"), i)); i++)
         if(pa_json_str(v, "url") && strstr(pa_json_str(v, "url"), "us-core-birthsex") && pa_json_str(v, "valueCode"))
             s = !strcmp(pa_json_str(v, "valueCode"), "F") ? "female" : !strcmp(pa_json_str(v, "valueCode"), "M") ? "male" : "unknown";
     if(!s)
-        return "MemberPatient needs gender or birth sex";
+        return &reasons[R_GENDER];
     pa_strlcpy(m->gender, s, sizeof(m->gender));
 
     if(!pa_json_str(cov, "resourceType") || strcmp(pa_json_str(cov, "resourceType"), "Coverage"))
-        return "CoverageToMatch is not a Coverage";
+        return &reasons[R_COVERAGE];
     if(!pa_json_get(cov, "payor"))
-        return "CoverageToMatch needs a payor";
+        return &reasons[R_PAYOR];
     /* with the plan's identifier configured (as a payer must), the payor has
      * to carry it: a coverage of another plan, or of none named, is no
      * coverage of this one */
     s = ref_identifier(jidx(pa_json_get(cov, "payor"), 0));
     if(*in->cfg->payer_identifier && (!s || strcmp(s, in->cfg->payer_identifier)))
-        return "CoverageToMatch.payor does not name this plan";
+        return &reasons[R_OTHER_PLAN];
     if(!has_code(pa_json_get(cov, "relationship"), NULL, NULL))
-        return "CoverageToMatch needs a relationship (HRex)";
+        return &reasons[R_RELATIONSHIP];
     if(!refers_to(pa_json_get(cov, "beneficiary"), pid))
-        return "CoverageToMatch.beneficiary must reference the MemberPatient";
+        return &reasons[R_BENEFICIARY];
     if(pa_json_str(cov, "subscriberId"))
         pa_strlcpy(m->id1, pa_json_str(cov, "subscriberId"), sizeof(m->id1));
     for(i = 0; (v = jidx(pa_json_get(cov, "identifier"), i)); i++) {
@@ -400,36 +453,36 @@ static const char *validate(struct member *m, json_object *bundle, const pa_matc
                 pa_strlcpy(m->id2, pa_json_str(v, "value"), sizeof(m->id2));
     }
     if(!m->id1[0] && !m->id2[0])
-        return "CoverageToMatch needs a subscriberId or an MB identifier";
+        return &reasons[R_MEMBER_ID];
 
     if(!pa_json_str(con, "resourceType") || strcmp(pa_json_str(con, "resourceType"), "Consent"))
-        return "Consent is not a Consent";
+        return &reasons[R_CONSENT];
     /* the Provider Treatment Attestation profile, element by element */
     if(!pa_json_str(con, "status") || strcmp(pa_json_str(con, "status"), "active"))
-        return "the attestation is not active";
+        return &reasons[R_ACTIVE];
     if(!has_code(pa_json_get(con, "scope"), "http://terminology.hl7.org/CodeSystem/consentscope", "patient-privacy"))
-        return "the attestation's scope is not consentscope#patient-privacy";
+        return &reasons[R_SCOPE];
     if(!jidx(pa_json_get(con, "category"), 0))
-        return "the attestation has no category";
+        return &reasons[R_CATEGORY];
     if(!pa_json_str(con, "dateTime"))
-        return "the attestation has no dateTime";
+        return &reasons[R_DATETIME];
     if(!jidx(pa_json_get(con, "performer"), 0))
-        return "the attestation has no performer";
+        return &reasons[R_PERFORMER];
     if(!refers_to(pa_json_get(con, "patient"), pid))
-        return "Consent.patient must reference the MemberPatient";
+        return &reasons[R_CONSENT_PATIENT];
     prov = pa_json_get(con, "provision");
     if(!pa_json_str(prov, "type") || strcmp(pa_json_str(prov, "type"), "permit"))
-        return "the attestation's provision is not a permit";
+        return &reasons[R_PERMIT];
     period = pa_json_get(prov, "period");
     if(!date10(pa_json_str(period, "start"), m->att_start) || strcmp(m->att_start, today) > 0)
-        return "the attestation's period does not cover today";
+        return &reasons[R_NOT_STARTED];
     if(pa_json_str(period, "end") && (pa_fhir_day(pa_json_str(period, "end"), 1, m->att_end) || strcmp(m->att_end, today) < 0))
-        return "the attestation has expired";
+        return &reasons[R_EXPIRED];
     /* the requesting provider, by NPI, among performer, organization and actors */
     if(!names_npi(pa_json_get(con, "performer"), in->npi, in->org_npi, 0) &&
        !names_npi(pa_json_get(con, "organization"), in->npi, in->org_npi, 0) &&
        !names_npi(pa_json_get(prov, "actor"), in->npi, in->org_npi, 1))
-        return "the attestation does not name the requesting provider's NPI";
+        return &reasons[R_NPI];
     return NULL;
 }
 
@@ -560,8 +613,6 @@ static void add_member(json_object *group, const char *entity_ref, const char *m
     json_object_array_add(json_object_object_get(group, "member"), m);
 }
 
-#define REASON_TRL_ATTESTED "matched on its attestation (a treatment relationship recorded)"
-#define REASON_NO_MEMBER "no member matches these demographics and coverage"
 
 /* Step 2-4 for every valid member, in one query.  Columns: bundle index,
  * candidates, the member (if one), covered today, the opt-out in force
@@ -656,34 +707,38 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
         if(idx < 0 || idx >= n)
             continue;
         m = &mem[idx];
-        if(cands == 0)
-            m->reason = REASON_NO_MEMBER;
-        else if(cands > 1)
-            m->reason = "more than one member matches";
-        else if(strcmp(PQgetvalue(res, k, 3), "t"))
-            m->reason = "the member has no active coverage today (a former member, or not yet covered)";
-        else {
+        /* the member identified, even when not covered: its disclosure record names it */
+        if(cands == 1)
             pa_strlcpy(m->patient_id, PQgetvalue(res, k, 2), sizeof(m->patient_id));
+        if(cands == 0)
+            m->reason = &reasons[R_NO_MEMBER];
+        else if(cands > 1)
+            m->reason = &reasons[R_SEVERAL];
+        else if(strcmp(PQgetvalue(res, k, 3), "t"))
+            m->reason = &reasons[R_NOT_COVERED];
+        else {
             if(!PQgetisnull(res, k, 4)) {
                 const char *v = PQgetvalue(res, k, 4);
                 size_t sp = strcspn(v, " ");
 
                 m->bucket = B_CONSTRAINED;
-                m->reason = "the member opted out";
+                m->reason = &reasons[R_OPTED_OUT];
                 snprintf(m->optout_scope, sizeof(m->optout_scope), "%.*s", (int)sp, v);
                 pa_strlcpy(m->optout_start, v[sp] ? v + sp + 1 : "", sizeof(m->optout_start));
             }
-            else if(!strcmp(PQgetvalue(res, k, 5), "t"))
+            else if(!strcmp(PQgetvalue(res, k, 5), "t")) {
                 m->bucket = B_MATCH;
+                m->reason = &reasons[R_TRL];
+            }
             else if(!strcmp(in->cfg->treatment_relationship_policy, "attestation") && !strcmp(PQgetvalue(res, k, 6), "t")) {
                 /* the verified attestation of an in-network provider stands for
                  * the relationship, and is recorded as one (trl_from_attestations) */
                 m->bucket = B_MATCH;
                 m->trl_attested = 1;
-                m->reason = REASON_TRL_ATTESTED;
+                m->reason = &reasons[R_TRL_ATTESTED];
             }
             else
-                m->reason = "no treatment relationship with the requesting provider";
+                m->reason = &reasons[R_NO_TRL];
         }
     }
     PQclear(res);
@@ -703,6 +758,7 @@ void pa_match_out_free(pa_match_out *out)
     json_object_put(out->matched_ids);
     json_object_put(out->reasons);
     json_object_put(out->misses);
+    json_object_put(out->outcomes);
     memset(out, 0, sizeof(*out));
 }
 
@@ -827,6 +883,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     out->matched_ids = json_object_new_array();
     out->reasons = json_object_new_object();
     out->misses = json_object_new_array();
+    out->outcomes = json_object_new_array();
     seen_matched = json_object_new_object();
     seen_nonmatched = json_object_new_object();
     for(i = 0; i < n; i++) {
@@ -834,6 +891,8 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
         enum bucket b = m->bucket;
         char cid[PA_FHIR_ID_MAX + 16], ref[PA_FHIR_ID_MAX + 32];
 
+        if(!m->reason) /* never left undecided: a member nothing decided is not matched */
+            m->reason = &reasons[R_NO_MEMBER];
         /* privacy by default: an opt-out is indistinguishable from no match */
         if(b == B_CONSTRAINED && in->cfg->suppress_consent_constrained)
             b = B_NOMATCH;
@@ -867,7 +926,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             }
             out->n_nonmatched++;
         }
-        if(m->reason && !strcmp(m->reason, REASON_NO_MEMBER)) {
+        if(m->reason == &reasons[R_NO_MEMBER]) {
             /* what the enumeration guard weighs: the same person tried with other ids */
             json_object *miss = json_object_new_array();
             char demo[600];
@@ -881,8 +940,22 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             json_object_array_add(out->misses, miss);
         }
         {
+            /* the member's disclosure record: what the caller was told, and why */
+            json_object *o = json_object_new_object();
+            const char *sub = m->patient ? pa_json_str(m->patient, "id") : NULL;
+
+            json_object_object_add(o, "entry", json_object_new_int64(i + 1));
+            json_object_object_add(o, "submitted", sub ? json_object_new_string(sub) : NULL);
+            json_object_object_add(o, "patient_id", m->patient_id[0] ? json_object_new_string(m->patient_id) : NULL);
+            json_object_object_add(o, "outcome", json_object_new_string(b == B_MATCH ? "matched"
+                                                                        : b == B_CONSTRAINED ? "consent-constrained"
+                                                                                             : "non-matched"));
+            json_object_object_add(o, "reason", json_object_new_string(m->reason->code));
+            json_object_array_add(out->outcomes, o);
+        }
+        {
             /* counted by reason: bounded however many members, and no PHI */
-            const char *why = m->reason ? m->reason : "matched";
+            const char *why = m->reason->text;
             json_object *c;
 
             if(json_object_object_get_ex(out->reasons, why, &c))
@@ -941,26 +1014,36 @@ char *pa_match_parameters(const pa_match_out *out)
     return s;
 }
 
-int pa_match_store(PGconn *db, const pa_match_out *out, const char *client, const char *npi, long days, pa_err *err)
+int pa_match_store(PGconn *db, const pa_match_out *out, const pa_match_who *who, long days, pa_err *err)
 {
     char d[24];
-    const char *values[6];
+    const char *values[9];
     PGresult *res;
 
     snprintf(d, sizeof(d), "%ld", days);
     values[0] = out->group_id;
-    values[1] = client;
-    values[2] = npi;
+    values[1] = who->client_id;
+    values[2] = who->npi;
     values[3] = d;
     values[4] = json_object_to_json_string_ext(out->matched, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     values[5] = json_object_to_json_string_ext(out->matched_ids, JSON_C_TO_STRING_PLAIN);
+    values[6] = json_object_to_json_string_ext(out->outcomes, JSON_C_TO_STRING_PLAIN);
+    values[7] = who->request_id;
+    values[8] = who->job_id;
+    /* one statement: the group and its records are stored together or not at all */
     res = pa_db_query(db, err,
                       "WITH g AS (INSERT INTO matched_group (id, client_id, npi, expires_at, json)"
                       " VALUES ($1, $2, nullif($3, ''), now() + make_interval(days => $4::int), $5)"
-                      " ON CONFLICT (id) DO NOTHING RETURNING id) "
-                      "INSERT INTO matched_group_member (group_id, patient_id)"
-                      " SELECT DISTINCT g.id, p FROM g, jsonb_array_elements_text($6::jsonb) p",
-                      6, values);
+                      " ON CONFLICT (id) DO NOTHING RETURNING id),"
+                      " m AS (INSERT INTO matched_group_member (group_id, patient_id)"
+                      " SELECT DISTINCT g.id, p FROM g, jsonb_array_elements_text($6::jsonb) p) "
+                      "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, entry, submitted,"
+                      " patient_id, outcome, reason)"
+                      " SELECT $2, nullif($3, ''), 'member-match', $8, $9, $1, o.entry, o.submitted, o.patient_id,"
+                      " o.outcome, o.reason FROM jsonb_to_recordset($7::jsonb)"
+                      " AS o(entry int, submitted text, patient_id text, outcome text, reason text)"
+                      " ON CONFLICT DO NOTHING",
+                      9, values);
     if(!res)
         return PA_EDB;
     PQclear(res);

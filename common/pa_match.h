@@ -41,6 +41,8 @@ typedef struct pa_match_out {
     json_object *matched_ids;/* the matched members' payer Patient ids */
     json_object *reasons;   /* how many members landed where for which reason: {"reason": n}, for the audit */
     json_object *misses;    /* [[demographics key, coverage id], ...] of the members no member matched (pa_guard) */
+    json_object *outcomes;  /* per MemberBundle, its disclosure record: [{"entry", "submitted", "patient_id",
+                               "outcome", "reason"}] (what the caller was told; the reason code) */
     long n_matched, n_nonmatched, n_constrained;
 } pa_match_out;
 
@@ -62,8 +64,22 @@ void pa_match_out_free(pa_match_out *out);
 /* The response Parameters (provider-parameters-multi-member-match-bundle-out); caller frees. */
 char *pa_match_parameters(const pa_match_out *out);
 
-/* Stores the Matched Group, owned by client, expiring after `days` (once:
- * storing the same group again changes nothing). */
-int pa_match_store(PGconn *db, const pa_match_out *out, const char *client, const char *npi, long days, pa_err *err);
+/* Who asked for a match: the disclosure records name them. */
+typedef struct pa_match_who {
+    const char *client_id;
+    const char *npi;
+    const char *request_id; /* the request, or the job's kick-off */
+    const char *job_id;     /* the asynchronous match's job, NULL for a synchronous one */
+} pa_match_who;
+
+/*
+ * Stores the Matched Group, owned by who->client_id, expiring after `days`,
+ * and each member's disclosure record (table disclosure), in one statement:
+ * both or neither.  Once: a job storing the same group again changes nothing.
+ */
+int pa_match_store(PGconn *db, const pa_match_out *out, const pa_match_who *who, long days, pa_err *err);
+
+/* The audit words of a reason code (docs/MATCH.md), or NULL if there is no such code. */
+const char *pa_match_reason_text(const char *code);
 
 #endif

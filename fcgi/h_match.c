@@ -117,6 +117,7 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     json_object *params = NULL;
     pa_match_in in;
     pa_match_out out;
+    pa_match_who who;
     PGconn *db;
     pa_err err;
     long members = 0;
@@ -156,8 +157,12 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     in.npi = ctx->token.npi;
     in.org_npi = ctx->token.org_npi;
     in.group_id = NULL;
-    if(pa_match_run(&in, params, &out, &err) ||
-       pa_match_store(db, &out, ctx->token.client_id, ctx->token.npi, ctx->cfg->matched_group_days, &err)) {
+    who.client_id = ctx->token.client_id;
+    who.npi = ctx->token.npi;
+    who.request_id = req->request_id;
+    who.job_id = NULL;
+    /* nothing is answered that is not recorded (pa_match_store) */
+    if(pa_match_run(&in, params, &out, &err) || pa_match_store(db, &out, &who, ctx->cfg->matched_group_days, &err)) {
         json_object_put(params);
         pa_match_out_free(&out);
         return pa_resp_error(resp, &err);

@@ -52,14 +52,14 @@
 /* The members an export covers: $1 Group, $2/$3 the client's NPI and
  * organization NPI (for provider-specific opt-outs), $4 the patient subset
  * (NULL: all). */
-#define MEMBERS_SQL                                                                                        \
+#define GROUP_MEMBERS_SQL                                                                                  \
     "SELECT m.patient_id FROM (SELECT patient_id FROM roster_member WHERE roster_id = $1 AND NOT inactive"  \
     "  AND (period_start IS NULL OR period_start <= current_date)"                                         \
     "  AND (period_end IS NULL OR period_end >= current_date)"                                             \
     " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = $1"                           \
     "  AND EXISTS (SELECT 1 FROM matched_group g WHERE g.id = $1 AND g.expires_at > now())) m"             \
-    " WHERE ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"                                        \
-    " AND NOT " PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3")
+    " WHERE ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"
+#define MEMBERS_SQL GROUP_MEMBERS_SQL " AND NOT " PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3")
 
 /* Types with a date of service: the service-date floor applies to them. */
 static const char *const dated_types[] = { "ExplanationOfBenefit", "Encounter", "Procedure", "Immunization",
@@ -772,14 +772,22 @@ static int join_strings(json_object *params, const char *key, pa_buf *out)
     return rc;
 }
 
-/* provider-download: who got this chunk's members, when, what (idempotent:
- * a chunk done again records nothing twice). */
+/* The chunk's members, for the export's disclosure records
+ * (pa_export_disclose), and for provider-download who got them, when, what.
+ * Idempotent: a chunk done again records nothing twice. */
 static int record_chunk(struct export *x, const char *ids, pa_err *err)
 {
     const char *values[7] = { x->job->id, ids, x->job->owner, x->group, x->ttime, pa_buf_str(&x->asked_types),
                               pa_buf_str(&x->asked_filters) };
     PGresult *res;
 
+    res = pa_db_query(x->w->db, err,
+                      "INSERT INTO export_member (job_id, patient_id) SELECT $1, p FROM unnest($2::text[]) p"
+                      " ON CONFLICT DO NOTHING",
+                      2, values);
+    if(!res)
+        return PA_EDB;
+    PQclear(res);
     if(!x->record_downloads)
         return PA_OK;
     res = pa_db_query(x->w->db, err,
@@ -925,7 +933,68 @@ int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
     PGresult *res = pa_db_query(db, err, "DELETE FROM export_ref WHERE job_id = $1", 1, values);
 
     PQclear(res);
+    if(res)
+        res = pa_db_query(db, err, "DELETE FROM export_member WHERE job_id = $1", 1, values);
+    PQclear(res);
     return res ? PA_OK : PA_EDB;
+}
+
+int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
+{
+    struct export x;
+    const char *values[11];
+    char since[32] = "", until[32] = "";
+    PGresult *res;
+    int rc = PA_OK;
+
+    memset(&x, 0, sizeof(x));
+    x.job = job;
+    x.params = json_tokener_parse(job->params);
+    if(!x.params || !json_object_object_get_ex(x.params, "group", NULL)) {
+        json_object_put(x.params);
+        return pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
+    }
+    x.group = get_str(x.params, "group");
+    x.npi = get_str(x.params, "npi");
+    x.org_npi = get_str(x.params, "org_npi");
+    subset_from_params(&x);
+    pa_buf_init(&x.asked_types, 1 << 20);
+    pa_buf_init(&x.asked_filters, 1 << 20);
+    if(join_strings(x.params, "asked_types", &x.asked_types) || join_strings(x.params, "asked_filters", &x.asked_filters))
+        rc = pa_err_set(err, PA_ETOOBIG, "the export's parameters are too long to record");
+    if(get_i64(x.params, "since"))
+        pa_fhir_instant(get_i64(x.params, "since"), since);
+    if(get_i64(x.params, "until"))
+        pa_fhir_instant(get_i64(x.params, "until"), until);
+    member_params(&x, values);
+    values[4] = job->id;
+    values[5] = job->owner;
+    values[6] = job->request_id;
+    values[7] = pa_buf_str(&x.asked_types);
+    values[8] = pa_buf_str(&x.asked_filters);
+    values[9] = since[0] ? since : NULL;
+    values[10] = until[0] ? until : NULL;
+    /* the members written, and the members of the Group an opt-out kept out
+     * (as of now: one who opted out after its chunk was written is exported) */
+    res = rc ? NULL
+             : pa_db_query(w->db, err,
+                           "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, patient_id,"
+                           " outcome, reason, types, type_filter, since, until)"
+                           " SELECT $6, nullif($2, ''), 'export', nullif($7, ''), $5, $1, d.patient_id, d.outcome,"
+                           " d.reason, $8, nullif($9, ''), $10::timestamptz, $11::timestamptz FROM ("
+                           "  SELECT patient_id, 'exported' AS outcome, NULL AS reason FROM export_member WHERE job_id = $5"
+                           "  UNION SELECT w.patient_id, 'withheld', 'opted-out' FROM (" GROUP_MEMBERS_SQL " AND "
+                           PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3") ") w"
+                           "  WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $5 AND e.patient_id = w.patient_id)"
+                           " ) d ORDER BY d.patient_id ON CONFLICT DO NOTHING",
+                           11, values);
+    if(!rc && !res)
+        rc = PA_EDB;
+    PQclear(res);
+    pa_buf_free(&x.asked_types);
+    pa_buf_free(&x.asked_filters);
+    json_object_put(x.params);
+    return rc;
 }
 
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pa_audit.h"
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_guard.h"
@@ -38,12 +39,47 @@ static int write_file(const char *dir, const char *name, const char *text, const
     return PA_OK;
 }
 
+/*
+ * The match's outcome as an audit event of its own, as a synchronous match's
+ * request has: how many members landed where, and why (counts only, no PHI).
+ * A failure is only logged: the disclosure records are already stored.
+ */
+static void audit_outcome(pa_worker *w, const pa_job *job, const pa_match_who *who, const pa_match_out *out,
+                          long members)
+{
+    pa_audit_event e;
+    char detail[1024];
+    pa_err err;
+
+    memset(&e, 0, sizeof(e));
+    pa_fhir_instant(pa_now_ms(), e.at);
+    snprintf(detail, sizeof(detail), "%ld matched, %ld not matched, %ld consent-constrained: %.900s", out->n_matched,
+             out->n_nonmatched, out->n_constrained, json_object_to_json_string_ext(out->reasons, JSON_C_TO_STRING_PLAIN));
+    e.request_id = who->request_id[0] ? who->request_id : job->id;
+    e.client_id = who->client_id;
+    e.npi = who->npi && *who->npi ? who->npi : NULL;
+    e.method = "JOB";
+    e.endpoint = "/Group/$provider-member-match";
+    e.operation = "member-match-result";
+    e.group_id = out->group_id;
+    e.job_id = job->id;
+    e.outcome = "success";
+    e.detail = detail;
+    e.members = members;
+    e.status = 200;
+    e.duration_ms = pa_now_ms() - job->created;
+    pa_err_clear(&err);
+    if(pa_audit_queue(w->redis, &e, &err) && pa_audit_insert(w->db, &e, &err))
+        pa_warn("job %s: its outcome is not audited: %s", job->id, err.msg);
+}
+
 int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
     json_object *jp = json_tokener_parse(job->params), *request = NULL, *output, *result[3];
     char path[1200], dir[1100];
     pa_match_in in;
     pa_match_out out;
+    pa_match_who who;
     pa_buf groups;
     char *params = NULL, *body = NULL;
     long members = 0, ngroups = 0;
@@ -78,11 +114,16 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     in.npi = json_object_get_string(json_object_object_get(jp, "npi"));
     in.org_npi = json_object_get_string(json_object_object_get(jp, "org_npi"));
     in.group_id = job->id;
+    who.client_id = job->owner;
+    who.npi = in.npi;
+    who.request_id = job->request_id;
+    who.job_id = job->id;
     rc = pa_match_run(&in, request, &out, err);
     if(!rc)
-        rc = pa_match_store(w->db, &out, job->owner, in.npi, w->cfg->matched_group_days, err);
+        rc = pa_match_store(w->db, &out, &who, w->cfg->matched_group_days, err);
     if(rc)
         goto out;
+    audit_outcome(w, job, &who, &out, members);
     {
         /* the enumeration guard counts asynchronous matches as it does the others */
         pa_err gerr;

@@ -33,9 +33,19 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
  */
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
 
-/* Removes what an export keeps in PostgreSQL while it runs (the references it
- * gathered); the worker calls it when a job ends, however it ends. */
+/* Removes what an export keeps in PostgreSQL while it runs (the references
+ * and the members it gathered); the worker calls it when a job ends, however
+ * it ends. */
 int pa_export_forget(PGconn *db, const char *job_id, pa_err *err);
+
+/*
+ * Records a finished export's disclosures (table disclosure): each member it
+ * wrote as exported, with the types and _since/_until asked, and each member
+ * of its Group an opt-out kept out as withheld.  The worker calls it once the
+ * files are ready and before the job is completed: a job is never served
+ * without its records.  Idempotent.
+ */
+int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err);
 
 /* Runs a member-match job (the asynchronous $provider-member-match). */
 int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);

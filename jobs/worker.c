@@ -237,6 +237,10 @@ static void run_job(pa_worker *w, const char *jobid)
         if(rc == PA_OK && cancelled_in_db(w, jobid))
             rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     }
+    /* what is served is recorded first (a record of an export cancelled in
+     * the instant between is the error to prefer to a disclosure unrecorded) */
+    if(rc == PA_OK && !strcmp(job->kind, "export"))
+        rc = pa_export_disclose(w, job, &err);
     if(rc == PA_OK) {
         rc = pa_job_complete(w->redis, jobid, w->consumer, manifest, pa_now_ms(), retention, &err);
         if(rc == PA_OK) {

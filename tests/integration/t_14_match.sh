@@ -79,6 +79,21 @@ for why in "no member matches" "no treatment relationship" "no active coverage t
            "needs MemberPatient, CoverageToMatch and Consent" "does not name the requesting provider"; do
   expect_true "the audit keeps the reason: $why" grep -q "$why" <<< "$reasons"
 done
+# each member's disclosure record: what the caller was told and the reason code
+rid=$(header X-Request-Id)
+expect_eq "every member submitted has a disclosure record, in order, with its reason code" \
+  "$(q "SELECT string_agg(entry || ' ' || outcome || ' ' || reason, ',' ORDER BY entry) FROM disclosure WHERE request_id = '$rid'")" \
+  "1 non-matched no-member,2 non-matched no-treatment-relationship,3 non-matched not-covered,4 non-matched opted-out,5 non-matched bundle-incomplete,6 non-matched attestation-npi,7 non-matched attestation-expired"
+expect_eq "... naming the member when one was identified, and what the provider sent" \
+  "$(q "SELECT string_agg(coalesce(patient_id, '-') || ' ' || submitted, ',' ORDER BY entry) FROM disclosure WHERE request_id = '$rid' AND entry IN (1, 2, 3, 4)")" \
+  "- sub-$(sub "$good"),$other sub-$(sub "$other"),$lapsed sub-$(sub "$lapsed"),$opted sub-$(sub "$opted")"
+expect_eq "... with the client, its NPI and the Matched Group, and no job (synchronous)" \
+  "$(q "SELECT DISTINCT client_id || ' ' || npi || ' ' || (group_id IS NOT NULL) || ' ' || (job_id IS NULL) FROM disclosure WHERE request_id = '$rid'")" \
+  "$(sed -n 1p <<< "$mm") $org true true"
+match "$(bundle "$good")"
+expect_eq "a matched member's record names it, matched for its treatment relationship" \
+  "$(q "SELECT patient_id || ' ' || outcome || ' ' || reason FROM disclosure WHERE request_id = '$(header X-Request-Id)'")" \
+  "$good matched treatment-relationship"
 
 # two members with the same demographics and coverage identifier: no match
 q "INSERT INTO member SELECT 'twin-1', family, given, birth_date, gender, member_id FROM member WHERE patient_id = '$good'" > /dev/null

@@ -83,6 +83,21 @@ expect_eq "every other member is NonMatched (opt-outs suppressed)" \
   "$(jq -r 'select(.code.coding[0].code == "nomatch") | .member | length' "$HTTP_TMP/mixed-groups.ndjson")" "$((1000 - expected))"
 expect_eq "and no ConsentConstrained Group is disclosed" \
   "$(jq -r '.code.coding[0].code' "$HTTP_TMP/mixed-groups.ndjson" | paste -sd,)" "match,nomatch"
+# the asynchronous match records every member as a synchronous one does, under its job
+mxid=${mx_job##*/}
+expect_eq "each of the 1,000 members has a disclosure record under the job" \
+  "$(q "SELECT count(DISTINCT entry) || ' ' || count(*) FROM disclosure WHERE job_id = '$mxid'")" "1000 1000"
+q "SELECT patient_id FROM disclosure WHERE job_id = '$mxid' AND outcome = 'matched' ORDER BY 1" > "$HTTP_TMP/matched-records"
+expect_true "... the matched ones exactly the Matched members" diff "$HTTP_TMP/expected" "$HTTP_TMP/matched-records"
+expect_eq "... the spoilt ones with their reason codes (birth date, other provider, expired, surname)" \
+  "$(q "SELECT string_agg(DISTINCT reason, ',') FROM disclosure WHERE job_id = '$mxid' AND substr(submitted, 2)::int % 10 IN (0, 3)")|$(q "SELECT string_agg(DISTINCT reason, ',') FROM disclosure WHERE job_id = '$mxid' AND substr(submitted, 2)::int % 10 = 1")|$(q "SELECT string_agg(DISTINCT reason, ',') FROM disclosure WHERE job_id = '$mxid' AND substr(submitted, 2)::int % 10 = 2")" \
+  "no-member|attestation-npi|attestation-expired"
+expect_eq "... the opted-out ones told non-matched, recorded as opted-out" \
+  "$(q "SELECT count(*) > 0 AND bool_and(outcome = 'non-matched') FROM disclosure WHERE job_id = '$mxid' AND reason = 'opted-out'")" t
+audit_settle
+expect_match "the job's outcome is audited with its counts, as a synchronous match's is" \
+  "$(q "SELECT status || ' ' || members || ' ' || detail FROM audit_event WHERE operation = 'member-match-result' AND job_id = '$mxid'")" \
+  "^200 1000 $expected matched, $((1000 - expected)) not matched, 0 consent-constrained: .*no member matches"
 
 # the Matched Group exports the matched members and nobody else
 NOAUTH=1 kickoff "${mx_job##*/}" -H "Authorization: Bearer $MX_TOKEN"
@@ -95,3 +110,5 @@ for url in $(jq_body '.output[] | select(.type == "Patient") | .url'); do
   curl -s -H "Authorization: Bearer $MX_TOKEN" "$url"
 done | jq -r .id | sort > "$HTTP_TMP/exported"
 expect_true "its Patient files hold exactly the matched members" diff "$HTTP_TMP/expected" "$HTTP_TMP/exported"
+q "SELECT patient_id FROM disclosure WHERE job_id = '${mxe_job##*/}' AND outcome = 'exported' ORDER BY 1" > "$HTTP_TMP/exported-records"
+expect_true "... and its disclosure records name exactly them, exported" diff "$HTTP_TMP/expected" "$HTTP_TMP/exported-records"
