@@ -35,6 +35,9 @@ int cmd_downloads(int argc, char **argv);
 /* pa-admin disclosures: who received what about whom */
 int cmd_disclosures(int argc, char **argv);
 
+/* pa-admin report: the compliance report for a period */
+int cmd_report(int argc, char **argv);
+
 /* pa-admin roster ... */
 int cmd_roster(int argc, char **argv);
 

@@ -44,6 +44,8 @@ static void usage(FILE *f)
             "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE | unflag ID\n"
             "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
             "  disclosures (--patient ID | --client ID) [--since TIME]   who received what about whom\n"
+            "  report [--from D] [--to D] [--format text|csv|json|html] [--out FILE]   the compliance report:\n"
+            "                            per provider, and every request against the one-business-day rule\n"
             "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
             "                            (with every disclosure, the member as entity)\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
@@ -447,6 +449,8 @@ int main(int argc, char **argv)
         return cmd_audit(argc - i, argv + i);
     if(!strcmp(argv[i], "disclosures"))
         return cmd_disclosures(argc - i, argv + i);
+    if(!strcmp(argv[i], "report"))
+        return cmd_report(argc - i, argv + i);
     if(!strcmp(argv[i], "version")) {
         printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION);
         return 0;

@@ -10,7 +10,7 @@
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
 
-enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL, KEY_DATE, KEY_TRL_POLICY };
+enum key_type { KEY_STRING, KEY_INT, KEY_URL, KEY_PATH, KEY_LEVEL, KEY_DATE, KEY_TRL_POLICY, KEY_TZ, KEY_DATES };
 
 struct key_def {
     const char *name;
@@ -59,6 +59,8 @@ static const struct key_def keys[] = {
     KI(match_nonmatch_budget, "5000", 1, 100000000),
     KI(match_budget_window_seconds, "3600", 60, 604800),
     KI(match_repeat_weight, "100", 1, 1000000),
+    KS(business_timezone, KEY_TZ, "UTC"),
+    KS(business_holidays, KEY_DATES, ""),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -124,7 +126,13 @@ static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
             return pa_err_set(err, PA_ECONFIG, "%s: %s must be a date (YYYY-MM-DD) or empty, not '%s'", where,
                               k->name, value);
     }
-    if(k->type != KEY_STRING && k->type != KEY_DATE && !value[0])
+    if(k->type == KEY_TZ && !pa_timezone_known(value))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be UTC or a time zone of the system's zoneinfo "
+                          "(America/New_York), not '%s'", where, k->name, value);
+    if(k->type == KEY_DATES && pa_parse_day_list(value, NULL, 0) < 0)
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be dates (YYYY-MM-DD) separated by spaces or commas, not '%s'",
+                          where, k->name, value);
+    if(k->type != KEY_STRING && k->type != KEY_DATE && k->type != KEY_DATES && !value[0])
         return pa_err_set(err, PA_ECONFIG, "%s: %s is empty", where, k->name);
     sp = str_field(cfg, k);
     free(*sp);

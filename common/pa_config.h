@@ -48,6 +48,8 @@ typedef struct pa_config {
     long match_nonmatch_budget;       /* unmatched members a client may send a window (pa_guard) */
     long match_budget_window_seconds; /* the window */
     long match_repeat_weight;         /* what one costs whose demographics came before with another id */
+    char *business_timezone;   /* the one-business-day rule's clock (pa-admin report): UTC or a zoneinfo name */
+    char *business_holidays;   /* days that are not business days: YYYY-MM-DD, separated by spaces or commas */
 } pa_config;
 
 /* Reads path into a new config (*out, freed with pa_config_free).  On an

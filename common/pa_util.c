@@ -152,6 +152,104 @@ int pa_days_in_month(int y, int m)
     return m < 1 || m > 12 ? 0 : mdays[m - 1] + (m == 2 && leap);
 }
 
+long pa_parse_day_list(const char *s, long *out, size_t max)
+{
+    long n = 0;
+
+    while(*s) {
+        char day[11];
+        int y, m, d;
+        size_t len;
+
+        s += strspn(s, " ,\t");
+        len = strcspn(s, " ,\t");
+        if(!len)
+            break;
+        if(len != 10)
+            return -1;
+        memcpy(day, s, 10);
+        day[10] = '\0';
+        if(pa_parse_date(day, &y, &m, &d) || !d)
+            return -1;
+        if(out) {
+            if((size_t)n >= max)
+                return -1;
+            out[n] = (long)y * 10000 + m * 100 + d;
+        }
+        n++;
+        s += len;
+    }
+    return n;
+}
+
+int pa_timezone_known(const char *tz)
+{
+    const char *dir = getenv("TZDIR");
+    char path[1024];
+
+    if(!strcmp(tz, "UTC"))
+        return 1;
+    if(!*tz || *tz == '/' || strstr(tz, "..") || strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                         "0123456789_+-/") != strlen(tz))
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
+    return access(path, R_OK) == 0;
+}
+
+/* True if the local day of tm is a business day. */
+static int business_day(const struct tm *tm, const long *holidays, size_t n)
+{
+    long ymd = (long)(tm->tm_year + 1900) * 10000 + (tm->tm_mon + 1) * 100 + tm->tm_mday;
+    size_t i;
+
+    if(tm->tm_wday == 0 || tm->tm_wday == 6)
+        return 0;
+    for(i = 0; i < n; i++)
+        if(holidays[i] == ymd)
+            return 0;
+    return 1;
+}
+
+/* The local day k days after tm's, at the clock time h:m:s (normalized). */
+static time_t local_day(const struct tm *tm, int k, int h, int m, int s, struct tm *out)
+{
+    struct tm c;
+
+    memset(&c, 0, sizeof(c));
+    c.tm_year = tm->tm_year;
+    c.tm_mon = tm->tm_mon;
+    c.tm_mday = tm->tm_mday + k;
+    c.tm_hour = h;
+    c.tm_min = m;
+    c.tm_sec = s;
+    c.tm_isdst = -1;
+    {
+        time_t t = mktime(&c);
+
+        if(out)
+            *out = c;
+        return t;
+    }
+}
+
+time_t pa_business_deadline(time_t t, const long *holidays, size_t n)
+{
+    struct tm tm, day;
+    int k;
+
+    localtime_r(&t, &tm);
+    /* the next business day (a year of holidays at most in between) */
+    for(k = 1; k < 400; k++) {
+        local_day(&tm, k, 12, 0, 0, &day);
+        if(business_day(&day, holidays, n))
+            break;
+    }
+    if(business_day(&tm, holidays, n))
+        return local_day(&tm, k, tm.tm_hour, tm.tm_min, tm.tm_sec, NULL);
+    /* asked on a day off: the whole of the next business day */
+    return local_day(&tm, k + 1, 0, 0, 0, NULL);
+}
+
 int pa_parse_date(const char *s, int *y, int *m, int *d)
 {
     size_t n = strlen(s);

@@ -46,6 +46,25 @@ int pa_parse_date(const char *s, int *y, int *m, int *d);
 /* Days in month m (1 to 12) of year y; 0 for another m. */
 int pa_days_in_month(int y, int m);
 
+/* Parses days (YYYY-MM-DD, separated by spaces or commas) into out as
+ * YYYYMMDD numbers, at most max of them (out may be NULL to only check).
+ * Returns how many, or -1 if one is not a real calendar day or there are
+ * more than max (when out is given). */
+long pa_parse_day_list(const char *s, long *out, size_t max);
+
+/* True if tz is "UTC" or a time zone the system's zoneinfo has
+ * (America/New_York): a name glibc would silently take for UTC is refused. */
+int pa_timezone_known(const char *tz);
+
+/*
+ * The deadline of the one-business-day rule for a request made at t, in the
+ * local time zone (TZ; set it and call tzset() first): the same clock time on
+ * the next business day (Monday to Friday, not among the n holidays, as
+ * YYYYMMDD), or, for a request made on a day that is not a business day, the
+ * end of the next business day.
+ */
+time_t pa_business_deadline(time_t t, const long *holidays, size_t n);
+
 /* "Sun, 22 Nov 2026 11:30:00 GMT"; out must hold 32 bytes. */
 void pa_http_date(time_t t, char out[32]);
 

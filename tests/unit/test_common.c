@@ -415,9 +415,71 @@ static void test_json_parse(void)
     CU_ASSERT_PTR_NULL(o);
 }
 
+/* t for an instant, through the parser the rest of the code uses */
+static time_t at(const char *instant)
+{
+    int64_t ms = 0;
+
+    CU_ASSERT_EQUAL(pa_parse_instant(instant, &ms), PA_OK);
+    return (time_t)(ms / 1000);
+}
+
+static void test_business_deadline(void)
+{
+    long days[4];
+    char out[32];
+
+    CU_ASSERT_EQUAL(pa_parse_day_list("2026-11-26, 2026-12-25 2027-01-01", days, 4), 3);
+    CU_ASSERT_EQUAL(days[0], 20261126);
+    CU_ASSERT_EQUAL(days[2], 20270101);
+    CU_ASSERT_EQUAL(pa_parse_day_list("", days, 4), 0);
+    CU_ASSERT_EQUAL(pa_parse_day_list("2026-02-29", NULL, 0), -1);
+    CU_ASSERT_EQUAL(pa_parse_day_list("2026-12-25x", NULL, 0), -1);
+    CU_ASSERT_EQUAL(pa_parse_day_list("2026-12", NULL, 0), -1);
+    {
+        long one[1];
+
+        CU_ASSERT_EQUAL(pa_parse_day_list("2026-12-25 2026-12-26", one, 1), -1);
+    }
+    CU_ASSERT(pa_timezone_known("UTC"));
+    CU_ASSERT(!pa_timezone_known("Nowhere/Atlantis"));
+    CU_ASSERT(!pa_timezone_known("../../etc/passwd"));
+    CU_ASSERT(!pa_timezone_known("/etc/localtime"));
+    CU_ASSERT(!pa_timezone_known(""));
+
+    setenv("TZ", "UTC0", 1);
+    tzset();
+    /* Wednesday to Thursday, same time; the holiday pushes it to Friday */
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-25T10:00:00Z"), NULL, 0) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-11-26T10:00:00.000Z");
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-25T10:00:00Z"), days, 1) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-11-27T10:00:00.000Z");
+    /* Friday to Monday */
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-27T15:30:00Z"), NULL, 0) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-11-30T15:30:00.000Z");
+    /* asked on Saturday or Sunday: all of Monday */
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-28T10:00:00Z"), NULL, 0) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-12-01T00:00:00.000Z");
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-29T23:59:59Z"), NULL, 0) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-12-01T00:00:00.000Z");
+    /* asked on a holiday (Christmas, a Friday): all of Monday */
+    CU_ASSERT_EQUAL(pa_parse_day_list("2026-12-25", days, 4), 1);
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-12-25T09:00:00Z"), days, 1) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-12-29T00:00:00.000Z");
+    /* local time: New York's clocks go forward on Sunday 8 March 2026;
+     * Friday noon EST is Monday noon EDT, an hour earlier in UTC */
+    setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1);
+    tzset();
+    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-03-06T17:00:00Z"), NULL, 0) * 1000, out);
+    CU_ASSERT_STRING_EQUAL(out, "2026-03-09T16:00:00.000Z");
+    unsetenv("TZ");
+    tzset();
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
+        { "one business day, in the payer's time zone", test_business_deadline },
         { "buffer keeps its maximum", test_buf_limit },
         { "buffer escapes JSON strings", test_buf_json_string },
         { "config applies defaults", test_config_defaults },
