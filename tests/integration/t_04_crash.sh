@@ -44,6 +44,9 @@ download_all "$BODY" "$HTTP_TMP/crashed"
 expect_true "the resumed output equals the uninterrupted one, line for line" \
   cmp -s <(cat "$HTTP_TMP"/reference/*) <(cat "$HTTP_TMP"/crashed/*)
 expect_true "the runner resumed from its checkpoint" grep -q "job ${crash_url##*/} (export) started, attempt 2, resuming" "$PA_ROOT/log/provider-access.log"
+expect_eq "the resumed job records each of its 400 members once as disclosed" \
+  "$(psql_q "SELECT count(*) || ' ' || count(DISTINCT patient_id) || ' ' || bool_and(outcome = 'exported') FROM disclosure WHERE job_id = '${crash_url##*/}'")" \
+  "400 400 true"
 http DELETE "$crash_url"
 
 # SIGTERM: workers finish their chunk and hand the job back
@@ -79,5 +82,6 @@ http DELETE "$JOB_URL"
 deadline=$((SECONDS + 10))
 until [ "$(psql_q "SELECT count(*) FROM export_ref")" = 0 ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
 expect_eq "the jobs, killed, stopped, cancelled or done, keep no references" "$(psql_q "SELECT count(*) FROM export_ref")" 0
+expect_eq "... nor members" "$(psql_q "SELECT count(*) FROM export_member")" 0
 psql_q "DELETE FROM resource WHERE type = 'Practitioner' AND id IN ('gp-early', 'gp-late');
   UPDATE resource SET tokens = '{}' WHERE type = 'Patient' AND tokens <> '{}'" > /dev/null
