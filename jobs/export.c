@@ -103,12 +103,14 @@ struct export {
     long total;            /* chunks in all */
     int shared_done;       /* the referenced shared resources are written */
     PGconn *db2;           /* the second lane's connection (export_chunk) */
-    uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs) */
+    uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
+                              MAX_OUTS + 1: members) */
     int backend[2];        /* per lane: the server process they were prepared in */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int resumed;           /* going on from a checkpoint */
     struct type_out refs;  /* a chunk's references into export_ref (no file) */
+    struct type_out members; /* a chunk's members into export_member (no file): its disclosures */
 };
 
 /* The first four values of MEMBERS_SQL. */
@@ -361,12 +363,12 @@ static int lane_session(PGconn *db, pa_err *err)
     return rc ? rc : pa_db_exec(db, err, "SET plan_cache_mode = force_generic_plan");
 }
 
-/* Sends query i (out[i], or the references at MAX_OUTS) for a chunk,
- * preparing it on the lane's connection the first time: planned once a job,
- * not once a chunk. */
+/* Sends query i (out[i], the references at MAX_OUTS, the members at
+ * MAX_OUTS + 1) for a chunk, preparing it on the lane's connection the first
+ * time: planned once a job, not once a chunk. */
 static int lane_send(struct export *x, struct lane *l, size_t i, pa_err *err)
 {
-    struct type_out *t = i == MAX_OUTS ? &x->refs : &x->out[i];
+    struct type_out *t = i == MAX_OUTS ? &x->refs : i == MAX_OUTS + 1 ? &x->members : &x->out[i];
     char name[32];
     int rc;
 
@@ -437,7 +439,7 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
     struct lane lanes[2] = { { x->w->db, &x->prepared[0], &x->backend[0], NULL },
                              { x->db2, &x->prepared[1], &x->backend[1], NULL } };
     int nlanes = x->db2 ? 2 : 1;
-    size_t queries = x->nout + (x->want_refs ? 1 : 0);
+    size_t queries = x->nout + 2; /* the types, the references, the members */
     size_t next = 0;
     int rc = PA_OK;
 
@@ -448,12 +450,14 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
         for(k = 0; k < nlanes; k++) {
             while(!lanes[k].t && !rc && next < queries) {
                 size_t i = next++;
-                struct type_out *t = i < x->nout ? &x->out[i] : &x->refs;
+                size_t q = i < x->nout ? i : i == x->nout ? MAX_OUTS : MAX_OUTS + 1;
+                struct type_out *t = q == MAX_OUTS ? &x->refs : q == MAX_OUTS + 1 ? &x->members : &x->out[i];
 
-                if(i < x->nout && t->kind != OUT_RESOURCE && t->kind != OUT_DELETED)
+                if((i < x->nout && t->kind != OUT_RESOURCE && t->kind != OUT_DELETED) ||
+                   (q == MAX_OUTS && !x->want_refs))
                     continue;
                 t->values[0] = ids;
-                rc = lane_send(x, &lanes[k], i < x->nout ? i : MAX_OUTS, err);
+                rc = lane_send(x, &lanes[k], q, err);
             }
             if(lanes[k].t) {
                 pf[busy].fd = PQsocket(lanes[k].db);
@@ -772,22 +776,15 @@ static int join_strings(json_object *params, const char *key, pa_buf *out)
     return rc;
 }
 
-/* The chunk's members, for the export's disclosure records
- * (pa_export_disclose), and for provider-download who got them, when, what.
- * Idempotent: a chunk done again records nothing twice. */
+/* provider-download: who got this chunk's members, when, what (idempotent:
+ * a chunk done again records nothing twice).  (Every export's members go to
+ * export_member with the chunk's queries: export_chunk.) */
 static int record_chunk(struct export *x, const char *ids, pa_err *err)
 {
     const char *values[7] = { x->job->id, ids, x->job->owner, x->group, x->ttime, pa_buf_str(&x->asked_types),
                               pa_buf_str(&x->asked_filters) };
     PGresult *res;
 
-    res = pa_db_query(x->w->db, err,
-                      "INSERT INTO export_member (job_id, patient_id) SELECT $1, p FROM unnest($2::text[]) p"
-                      " ON CONFLICT DO NOTHING",
-                      2, values);
-    if(!res)
-        return PA_EDB;
-    PQclear(res);
     if(!x->record_downloads)
         return PA_OK;
     res = pa_db_query(x->w->db, err,
@@ -1017,6 +1014,16 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
     pa_buf_init(&x->refs.sql, SQL_MAX);
     pa_buf_init(&x->refs.wbuf, 0);
+    /* the chunk's members, for its disclosure records (pa_export_disclose):
+     * sent with the chunk's queries, so its commit overlaps them */
+    x->members.fd = -1;
+    pa_strlcpy(x->members.type, "members", sizeof(x->members.type));
+    pa_buf_init(&x->members.sql, 1024);
+    pa_buf_addstr(&x->members.sql, "INSERT INTO export_member (job_id, patient_id)"
+                                   " SELECT $2, p FROM unnest($1::text[]) p ON CONFLICT DO NOTHING");
+    pa_buf_init(&x->members.wbuf, 0);
+    x->members.values[1] = job->id;
+    x->members.nvalues = 2;
     /* bounded by the kick-off's limits on parameters */
     pa_buf_init(&x->asked_types, 1 << 20);
     pa_buf_init(&x->asked_filters, 1 << 20);
@@ -1090,6 +1097,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     }
     pa_buf_free(&x->refs.sql);
     pa_buf_free(&x->refs.wbuf);
+    pa_buf_free(&x->members.sql);
+    pa_buf_free(&x->members.wbuf);
     pa_buf_free(&x->compartment);
     pa_buf_free(&x->shared);
     pa_buf_free(&x->asked_types);

@@ -193,6 +193,10 @@ wait_job "$JOB_URL" 120
 download_all "$BODY" "$HTTP_TMP/late"
 expect_eq "a member who opted out after kick-off is not exported" "$(cat "$HTTP_TMP"/late/* | jq -r .id | grep -cx "$late" || true)" 0
 expect_eq "the others still are" "$(cat "$HTTP_TMP"/late/* | grep -c .)" 399
+expect_eq "... and its disclosure record says withheld for the opt-out, the others exported" \
+  "$(q "SELECT string_agg(DISTINCT outcome || coalesce(' ' || reason, ''), ',') FILTER (WHERE patient_id = '$late')
+        || ' ' || count(*) FILTER (WHERE outcome = 'exported') FROM disclosure WHERE job_id = '${JOB_URL##*/}'")" \
+  "withheld opted-out 399"
 q "DELETE FROM opt_out WHERE patient_id = '$late'" > /dev/null
 http DELETE "$JOB_URL"
 

@@ -72,3 +72,23 @@ for _ in $(seq 50); do
 done
 expect_eq "a cancelled export has no disclosure record" "$(q "SELECT count(*) FROM disclosure WHERE job_id = '$(job_id "$big")'")" 0
 expect_eq "... nor members kept" "$(q "SELECT count(*) FROM export_member WHERE job_id = '$(job_id "$big")'")" 0
+
+# nothing is served that is not recorded: with the records refused, an export fails
+# (no files, no manifest) and a synchronous match answers 500 and stores nothing
+q "CREATE FUNCTION refuse_disclosure() RETURNS trigger LANGUAGE plpgsql AS \$\$
+   BEGIN RAISE EXCEPTION 'refused for the test'; END \$\$;
+   CREATE TRIGGER refuse_disclosure BEFORE INSERT ON disclosure FOR EACH ROW EXECUTE FUNCTION refuse_disclosure()" > /dev/null
+kickoff small
+wait_job "$JOB_URL" 60
+expect_outcome "an export whose disclosures cannot be recorded fails, never completes" 500 "the export failed"
+expect_eq "... and leaves no files to serve" "$(ls "$PA_ROOT/data/jobs/$(job_id "$JOB_URL")" 2> /dev/null | wc -l)" 0
+groups_before=$(q "SELECT count(*) FROM matched_group")
+http POST "$BASE/Group/\$provider-member-match" -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' \
+  --data '{"resourceType":"Parameters","parameter":[{"name":"MemberBundle","part":[{"name":"MemberPatient",
+    "resource":{"resourceType":"Patient","id":"nobody","name":[{"family":"Nobody","given":["No"]}],"birthDate":"1970-01-01"}}]}]}'
+expect_outcome "a synchronous match whose disclosures cannot be recorded answers 500" 500 "database refused a statement"
+expect_eq "... and stores no Matched Group" "$(q "SELECT count(*) FROM matched_group")" "$groups_before"
+q "DROP TRIGGER refuse_disclosure ON disclosure; DROP FUNCTION refuse_disclosure()" > /dev/null
+kickoff small
+wait_job "$JOB_URL" 60
+expect_eq "with the records writable again, the same export completes" "$STATUS" 200
