@@ -416,6 +416,22 @@ static void test_match_echo_ids(void)
         snprintf(ref, sizeof(ref), "#%s", want[i]);
         CU_ASSERT_STRING_EQUAL(pa_json_str(entity, "reference"), ref);
     }
+    /* each member's disclosure record: its place, what was sent, what the caller was told and why */
+    CU_ASSERT_EQUAL_FATAL(json_object_array_length(out.outcomes), 5);
+    for(i = 0; i < 5; i++) {
+        json_object *o = json_object_array_get_idx(out.outcomes, i);
+
+        CU_ASSERT_EQUAL(json_object_get_int(pa_json_get(o, "entry")), (int)i + 1);
+        CU_ASSERT_STRING_EQUAL(pa_json_str(o, "submitted"), ids[i]);
+        CU_ASSERT_PTR_NULL(pa_json_str(o, "patient_id"));
+        CU_ASSERT_STRING_EQUAL(pa_json_str(o, "outcome"), "non-matched");
+        CU_ASSERT_STRING_EQUAL(pa_json_str(o, "reason"), "bundle-incomplete");
+    }
+    CU_ASSERT_STRING_EQUAL(pa_match_reason_text("bundle-incomplete"),
+                           "a MemberBundle needs MemberPatient, CoverageToMatch and Consent");
+    CU_ASSERT_STRING_EQUAL(pa_match_reason_text("opted-out"), "the member opted out");
+    CU_ASSERT_PTR_NULL(pa_match_reason_text("no-such-code"));
+    CU_ASSERT_PTR_NULL(pa_match_reason_text(NULL));
     pa_match_out_free(&out);
     json_object_put(params);
 }
