@@ -594,23 +594,17 @@ static void html_card(FILE *f, const char *cls, const char *value, const char *l
     fputs("</span></div>\n", f);
 }
 
-static void html_out(const struct report *r, FILE *f)
+/* The head, the period and the summary cards. */
+static void html_head(const struct report *r, FILE *f)
 {
+    static const char *const keys[5] = { "requests", "exports", "matches", "members_disclosed", "withheld_members" };
+    static const char *const labels[5] = { "API requests", "exports", "member matches", "members disclosed",
+                                           "members withheld (opt-outs)" };
     json_object *providers = json_object_object_get(r->doc, "providers");
-    long totals[5] = { 0 };
-    char a[64], b[64], c[32], d[32], e[32];
     size_t i, np = json_object_array_length(providers);
-    int k, any = 0;
+    char a[64], b[64];
+    int k;
 
-    for(i = 0; i < np; i++) {
-        json_object *p = json_object_array_get_idx(providers, i);
-
-        totals[0] += jlong(p, "requests");
-        totals[1] += jlong(p, "exports");
-        totals[2] += jlong(p, "matches");
-        totals[3] += jlong(p, "members_disclosed");
-        totals[4] += jlong(p, "withheld_members");
-    }
     local(r->from, a, sizeof(a));
     local(r->to, b, sizeof(b));
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Provider Access compliance "
@@ -630,19 +624,25 @@ static void html_out(const struct report *r, FILE *f)
     fputs("</p>\n<div class=\"cards\">\n", f);
     snprintf(a, sizeof(a), "%zu", np);
     html_card(f, "", a, "providers active");
-    snprintf(a, sizeof(a), "%ld", totals[0]);
-    html_card(f, "", a, "API requests");
-    snprintf(a, sizeof(a), "%ld", totals[1]);
-    html_card(f, "", a, "exports");
-    snprintf(a, sizeof(a), "%ld", totals[2]);
-    html_card(f, "", a, "member matches");
-    snprintf(a, sizeof(a), "%ld", totals[3]);
-    html_card(f, "", a, "members disclosed");
-    snprintf(a, sizeof(a), "%ld", totals[4]);
-    html_card(f, "", a, "members withheld (opt-outs)");
+    for(k = 0; k < 5; k++) {
+        long total = 0;
+
+        for(i = 0; i < np; i++)
+            total += jlong(json_object_array_get_idx(providers, i), keys[k]);
+        snprintf(a, sizeof(a), "%ld", total);
+        html_card(f, "", a, labels[k]);
+    }
     snprintf(a, sizeof(a), "%ld", r->st[2].over);
     html_card(f, r->st[2].over ? "bad" : "good", a, "not completed within one business day");
-    fputs("</div>\n<h2>Providers</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>name</th><th class=\"n\">requests</th>"
+    fputs("</div>\n", f);
+}
+
+static void html_providers(const struct report *r, FILE *f)
+{
+    json_object *providers = json_object_object_get(r->doc, "providers");
+    size_t i, np = json_object_array_length(providers);
+
+    fputs("<h2>Providers</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>name</th><th class=\"n\">requests</th>"
           "<th class=\"n\">exports</th><th class=\"n\">matches</th><th class=\"n\">members disclosed</th>"
           "<th class=\"n\">members withheld</th><th class=\"n\">throttled</th><th class=\"n\">late</th><th>flagged</th></tr>\n",
           f);
@@ -665,9 +665,18 @@ static void html_out(const struct report *r, FILE *f)
     }
     if(!np)
         fputs("<tr><td colspan=\"11\" class=\"none\">No provider activity in the period.</td></tr>\n", f);
-    fputs("</table>\n<h2>Member-match outcomes by reason</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>outcome</th>"
+    fputs("</table>\n", f);
+}
+
+static void html_outcomes(const struct report *r, FILE *f)
+{
+    json_object *providers = json_object_object_get(r->doc, "providers");
+    size_t i;
+    int any = 0;
+
+    fputs("<h2>Member-match outcomes by reason</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>outcome</th>"
           "<th>reason code</th><th>meaning</th><th class=\"n\">members</th></tr>\n", f);
-    for(i = 0; i < np; i++) {
+    for(i = 0; i < json_object_array_length(providers); i++) {
         json_object *p = json_object_array_get_idx(providers, i);
 
         json_object_object_foreach(json_object_object_get(p, "outcomes"), key, val) {
@@ -687,7 +696,15 @@ static void html_out(const struct report *r, FILE *f)
     }
     if(!any)
         fputs("<tr><td colspan=\"6\" class=\"none\">No member matches in the period.</td></tr>\n", f);
-    fputs("</table>\n<h2>Turnaround: request to completion</h2>\n<p class=\"meta\">The rule: data available within one "
+    fputs("</table>\n", f);
+}
+
+static void html_turnaround(const struct report *r, FILE *f)
+{
+    char c[32], d[32], e[32];
+    int k;
+
+    fputs("<h2>Turnaround: request to completion</h2>\n<p class=\"meta\">The rule: data available within one "
           "business day of the request (the same time on the next business day; a request made on a weekend or a "
           "holiday is due by the end of the next business day).</p>\n<table>\n<tr><th>kind</th><th class=\"n\">requests"
           "</th><th class=\"n\">completed</th><th class=\"n\">median</th><th class=\"n\">95th percentile</th>"
@@ -700,6 +717,13 @@ static void html_out(const struct report *r, FILE *f)
                 r->st[k].over);
     fputs("</table>\n", f);
     html_chart(r, f);
+}
+
+static void html_late(const struct report *r, FILE *f)
+{
+    char a[64], c[32];
+    size_t i;
+
     fputs("<h2>Requests not completed within one business day</h2>\n<table>\n<tr><th>kind</th><th>request or job</th>"
           "<th>client</th><th>NPI</th><th>requested</th><th>due</th><th>outcome</th></tr>\n", f);
     for(i = 0; i < r->nreq; i++) {
@@ -718,7 +742,7 @@ static void html_out(const struct report *r, FILE *f)
         fputs("</td><td>", f);
         h(f, local(q->created, a, sizeof(a)));
         fputs("</td><td>", f);
-        h(f, local(q->deadline, b, sizeof(b)));
+        h(f, local(q->deadline, a, sizeof(a)));
         fputs("</td><td class=\"late\">", f);
         h(f, ended(q));
         fprintf(f, " %s</td></tr>\n", human(q->seconds, c, sizeof(c)));
@@ -726,12 +750,22 @@ static void html_out(const struct report *r, FILE *f)
     if(!r->st[2].over)
         fputs("<tr><td colspan=\"7\" class=\"none\">None: every request was completed within one business day.</td></tr>\n",
               f);
-    fputs("</table>\n<p class=\"notes\">Members disclosed: distinct members whose data was exported to the provider or "
+    fputs("</table>\n", f);
+}
+
+static void html_out(const struct report *r, FILE *f)
+{
+    html_head(r, f);
+    html_providers(r, f);
+    html_outcomes(r, f);
+    html_turnaround(r, f);
+    html_late(r, f);
+    fputs("<p class=\"notes\">Members disclosed: distinct members whose data was exported to the provider or "
           "whose membership a match confirmed. Members withheld: distinct members an opt-out kept out of an export or a "
           "match. Throttled: member matches refused for the enumeration guard. Late: the provider's requests not "
-          "completed within one business day (failed requests included). Requests the provider cancelled are not counted. Every figure comes from the service's audit "
-          "trail and disclosure records (<code>pa-admin audit</code>, <code>pa-admin disclosures</code>).</p>\n"
-          "</body>\n</html>\n", f);
+          "completed within one business day (failed requests included). Requests the provider cancelled are not "
+          "counted. Every figure comes from the service's audit trail and disclosure records (<code>pa-admin audit"
+          "</code>, <code>pa-admin disclosures</code>).</p>\n</body>\n</html>\n", f);
 }
 
 static void usage(void)

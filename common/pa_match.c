@@ -944,6 +944,9 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             json_object *o = json_object_new_object();
             const char *sub = m->patient ? pa_json_str(m->patient, "id") : NULL;
 
+            if(sub && !pa_is_fhir_id(sub)) /* kept only as an id: no free text from the request */
+                sub = NULL;
+
             json_object_object_add(o, "entry", json_object_new_int64(i + 1));
             json_object_object_add(o, "submitted", sub ? json_object_new_string(sub) : NULL);
             json_object_object_add(o, "patient_id", m->patient_id[0] ? json_object_new_string(m->patient_id) : NULL);
