@@ -17,6 +17,18 @@ int admin_config(pa_config **cfg);
 /* Loads the configuration and connects with the schema checked; prints why not. */
 int admin_connect(pa_config **cfg, PGconn **db);
 
+/* pa-admin migrate [--sql-dir DIR] (admin/migrate.c) */
+int cmd_migrate(int argc, char **argv);
+
+/* The SQL folder: given, else $PA_SQL_DIR, else the installed one. */
+const char *admin_sql_dir(const char *given);
+
+/* Compares the checksums of the migrations the database applied with the
+ * files of the SQL folder (dir, or admin_sql_dir's); says on stderr which
+ * differ.  0 when all match, the number that differ (or 1 when the database
+ * keeps no checksums yet), -1 on error. */
+int admin_migrations_verify(PGconn *db, const char *dir);
+
 /* pa-admin load FILE|DIR...: exit 0 when all loaded, 1 when some was rejected, 2 on failure. */
 int cmd_load(int argc, char **argv);
 

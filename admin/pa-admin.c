@@ -4,8 +4,6 @@
  * (lists are tab-separated with a header line); errors go to stderr with a
  * non-zero exit status.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +16,6 @@
 #include "pa_redis.h"
 #include "pa_util.h"
 
-#define MAX_MIGRATIONS 1000
-#define MAX_SQL_FILE (16 * 1024 * 1024)
 
 static const char *config_path;
 
@@ -178,157 +174,6 @@ void admin_print_rows(PGresult *res, int no_header)
     }
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Reads a whole SQL file (caller frees). */
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    char *text = NULL;
-    size_t n;
-
-    if(!f)
-        return NULL;
-    text = malloc(MAX_SQL_FILE + 1);
-    if(text) {
-        n = fread(text, 1, MAX_SQL_FILE + 1, f);
-        if(ferror(f) || n > MAX_SQL_FILE) {
-            free(text);
-            text = NULL;
-        }
-        else {
-            text[n] = '\0';
-        }
-    }
-    fclose(f);
-    return text;
-}
-
-/* Applies one migration file in its own transaction, recording its version. */
-static int apply_one(PGconn *db, const char *dir, const char *name, long version)
-{
-    char path[2048];
-    char vs[24];
-    const char *values[2];
-    char *sql;
-    pa_err err;
-    PGresult *res;
-    int rc;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    sql = read_file(path);
-    if(!sql) {
-        fprintf(stderr, "pa-admin: cannot read %s\n", path);
-        return -1;
-    }
-    pa_err_clear(&err);
-    rc = pa_db_exec(db, &err, "BEGIN");
-    if(!rc) {
-        res = PQexec(db, sql);
-        if(PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
-            rc = pa_err_set(&err, PA_EDB, "%s", PQresultErrorMessage(res));
-        PQclear(res);
-    }
-    if(!rc) {
-        snprintf(vs, sizeof(vs), "%ld", version);
-        values[0] = vs;
-        values[1] = name;
-        res = pa_db_query(db, &err, "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
-                          2, values);
-        rc = res ? PA_OK : PA_EDB;
-        PQclear(res);
-    }
-    if(!rc)
-        rc = pa_db_exec(db, &err, "COMMIT");
-    free(sql);
-    if(rc) {
-        pa_db_exec(db, NULL, "ROLLBACK");
-        fprintf(stderr, "pa-admin: migration %s failed: %s\n", name, err.msg);
-        return -1;
-    }
-    printf("applied %s\n", name);
-    return 0;
-}
-
-static int cmd_migrate(int argc, char **argv)
-{
-    const char *dir = getenv("PA_SQL_DIR");
-    pa_config *cfg = NULL;
-    PGconn *db = NULL;
-    char *names[MAX_MIGRATIONS];
-    size_t n = 0;
-    size_t i;
-    int current = 0;
-    int applied = 0;
-    int ret = 1;
-    DIR *d = NULL;
-    struct dirent *e;
-    pa_err err;
-
-    if(argc == 3 && !strcmp(argv[1], "--sql-dir"))
-        dir = argv[2];
-    else if(argc != 1) {
-        usage(stderr);
-        return 2;
-    }
-    if(!dir || !*dir)
-        dir = PA_SQL_DIR;
-    if(admin_config(&cfg))
-        return 1;
-    pa_err_clear(&err);
-    d = opendir(dir);
-    if(!d) {
-        fprintf(stderr, "pa-admin: cannot open the SQL folder %s: %s\n", dir, strerror(errno));
-        goto out;
-    }
-    while((e = readdir(d)) && n < MAX_MIGRATIONS) {
-        size_t len = strlen(e->d_name);
-
-        if(len > 8 && strspn(e->d_name, "0123456789") == 3 && e->d_name[3] == '_' &&
-           !strcmp(e->d_name + len - 4, ".sql"))
-            names[n++] = strdup(e->d_name);
-    }
-    qsort(names, n, sizeof(*names), name_cmp);
-    if(pa_db_connect(cfg, &db, &err) ||
-       pa_db_exec(db, &err, "SELECT pg_advisory_lock(872341)") ||
-       pa_db_schema_version(db, &current, &err)) {
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-        goto out;
-    }
-    for(i = 0; i < n; i++) {
-        long v = strtol(names[i], NULL, 10); /* three digits, checked above */
-
-        if(v <= current)
-            continue;
-        if(apply_one(db, dir, names[i], v))
-            goto out;
-        applied++;
-    }
-    if(pa_db_schema_version(db, &current, &err)) {
-        fprintf(stderr, "pa-admin: %s\n", err.msg);
-        goto out;
-    }
-    if(current < PA_SCHEMA_VERSION) {
-        fprintf(stderr, "pa-admin: the schema is at version %d but this build needs %d: is %s the "
-                "SQL folder of this build?\n", current, PA_SCHEMA_VERSION, dir);
-        goto out;
-    }
-    printf("schema at version %d (%d applied)\n", current, applied);
-    ret = 0;
-out:
-    if(d)
-        closedir(d);
-    for(i = 0; i < n; i++)
-        free(names[i]);
-    if(db)
-        PQfinish(db);
-    pa_config_free(cfg);
-    return ret;
-}
-
 static int cmd_check(void)
 {
     pa_config *cfg = NULL;
@@ -360,6 +205,11 @@ static int cmd_check(void)
     printf("postgresql\tok\n");
     if(pa_db_check_schema(db, &err)) {
         printf("schema\told\t%s\n", err.msg);
+        goto out;
+    }
+    /* the history the database applied is the one the SQL folder holds */
+    if(admin_migrations_verify(db, NULL)) {
+        printf("schema\tchanged\tits migrations differ from %s (above): see docs/OPERATIONS.md\n", admin_sql_dir(NULL));
         goto out;
     }
     printf("schema\tok\tversion %d\n", PA_SCHEMA_VERSION);

@@ -651,24 +651,40 @@ static const char *get_str(json_object *o, const char *k)
                                                                                            : "";
 }
 
-/* Restores the resume point written by checkpoint_json (x->resumed).  A
- * checkpoint from before the references were kept with the job is not
- * resumed: the job starts over. */
+/*
+ * Restores the resume point written by checkpoint_json (x->resumed).  A
+ * checkpoint this version cannot use (written by an earlier version, for other
+ * outputs, or damaged) is never a reason to fail the job: it starts over
+ * (x->resumed stays 0), which removes whatever the earlier attempt wrote.
+ */
 static int restore(struct export *x, const char *cp, pa_err *err)
 {
     json_object *o = json_tokener_parse(cp);
     json_object *v, *outs;
+    const char *why = NULL;
     size_t i;
-    int rc = PA_OK;
 
-    if(!o || !json_object_object_get_ex(o, "after", &v) || !json_object_object_get_ex(o, "outputs", &outs) ||
-       json_object_array_length(outs) != x->nout) {
-        rc = pa_err_set(err, PA_EINVAL, "unreadable checkpoint");
-        goto out;
+    (void)err;
+    if(!o || !json_object_is_type(o, json_type_object))
+        why = "it is unreadable";
+    else if(!json_object_object_get_ex(o, "refs", NULL))
+        why = "it predates this version's export";
+    else if(!json_object_object_get_ex(o, "after", &v) || !json_object_is_type(v, json_type_string) ||
+            !json_object_object_get_ex(o, "outputs", &outs) || !json_object_is_type(outs, json_type_array) ||
+            json_object_array_length(outs) != x->nout)
+        why = "its outputs are not this job's";
+    for(i = 0; !why && i < x->nout; i++) {
+        json_object *jt = json_object_array_get_idx(outs, i), *files = NULL;
+
+        if(get_i64(jt, "file") < 1 || get_i64(jt, "bytes") < 0 || get_i64(jt, "count") < 0 ||
+           strcmp(get_str(jt, "type"), x->out[i].type) ||
+           (json_object_object_get_ex(jt, "files", &files) && !json_object_is_type(files, json_type_array)))
+            why = "its outputs are not this job's";
     }
-    if(!json_object_object_get_ex(o, "refs", NULL)) {
-        pa_info("the checkpoint predates this version's export; the job starts over");
-        goto out;
+    if(why) {
+        pa_warn("job %s: its checkpoint cannot be resumed (%s): the job starts over", x->job->id, why);
+        json_object_put(o);
+        return PA_OK;
     }
     x->resumed = 1;
     pa_strlcpy(x->after, json_object_get_string(v), sizeof(x->after));
@@ -686,14 +702,9 @@ static int restore(struct export *x, const char *cp, pa_err *err)
             json_object_put(t->done);
             t->done = json_object_get(files);
         }
-        if(t->file_no < 1 || strcmp(get_str(jt, "type"), t->type)) {
-            rc = pa_err_set(err, PA_EINVAL, "unreadable checkpoint");
-            goto out;
-        }
     }
-out:
     json_object_put(o);
-    return rc;
+    return PA_OK;
 }
 
 /* Closes the files and builds the Bulk Data manifest; empty files are removed

@@ -89,10 +89,11 @@ expect_outcome() {
   fi
 }
 
-# psql_q SQL: runs SQL against the stack's database, unaligned output
+# psql_q SQL [DATABASE]: runs SQL against the stack's database (or another of its
+# server's), unaligned output
 psql_q() {
   PGPASSWORD=$(cat "$PA_ROOT/secrets/pg") psql -h 127.0.0.1 -p "$PA_PG_PORT" -U provider_access \
-    -d provider_access -v ON_ERROR_STOP=1 -Atq -c "$1"
+    -d "${2:-provider_access}" -v ON_ERROR_STOP=1 -Atq -c "$1"
 }
 
 # redis_q ARGS...: a command to the stack's Redis

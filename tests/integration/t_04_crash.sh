@@ -70,6 +70,29 @@ expect_true "its output equals the uninterrupted one, line for line" \
   cmp -s <(cat "$HTTP_TMP"/reference/*) <(cat "$HTTP_TMP"/termed/*)
 http DELETE "$term_url"
 
+# a checkpoint this version cannot use (an earlier version's, as after an upgrade,
+# or a damaged one) makes the job start over, never fail it
+for cp in '{"after":"p150","done":3,"outputs":[{"type":"Patient","file":1,"bytes":10,"count":1}]}' \
+          'not json at all'; do
+  kickoff big
+  old_url=$JOB_URL
+  deadline=$((SECONDS + 30))
+  while [ "$(progress_of "$old_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+  pid=$(runner_pid)
+  kill -TERM "$pid"
+  deadline=$((SECONDS + 30))
+  while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  redis_q HSET "pa:job:${old_url##*/}" checkpoint "$cp" > /dev/null
+  "$REPO/scripts/pa-stack" start > /dev/null 2>&1
+  wait_job "$old_url" 120
+  expect_eq "a job with an unusable checkpoint (${cp:0:12}...) completes after a restart" "$STATUS" 200
+  expect_true "... having started over" grep -q "job ${old_url##*/}: its checkpoint cannot be resumed" "$PA_ROOT/log/provider-access.log"
+  download_all "$BODY" "$HTTP_TMP/over-${#cp}"
+  expect_true "... with output equal to the uninterrupted one, line for line" \
+    cmp -s <(cat "$HTTP_TMP"/reference/*) <(cat "$HTTP_TMP/over-${#cp}"/*)
+  http DELETE "$old_url"
+done
+
 # a job whose Redis state is lost is queued again from its durable record
 kickoff big
 lost=${JOB_URL##*/}

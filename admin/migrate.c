@@ -1,0 +1,350 @@
+/*
+ * pa-admin migrate, and the migrations' checksums that pa-admin check also
+ * verifies.  A migration is a file NNN_name.sql of the SQL folder, applied
+ * once, in its own transaction, and recorded in schema_version with the
+ * SHA-256 of its text.  An applied migration never changes: a database whose
+ * recorded checksum differs from the file is refused, naming the file (a
+ * change made by editing a released migration would otherwise never reach
+ * the databases that had applied it, while every check said all was well).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "pa_db.h"
+#include "pa_util.h"
+
+#define MAX_MIGRATIONS 1000
+#define MAX_SQL_FILE (16 * 1024 * 1024)
+
+/* The migration files of a folder, sorted. */
+struct migrations {
+    const char *dir;
+    char *names[MAX_MIGRATIONS];
+    size_t n;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+const char *admin_sql_dir(const char *given)
+{
+    const char *dir = given ? given : getenv("PA_SQL_DIR");
+
+    return dir && *dir ? dir : PA_SQL_DIR;
+}
+
+static int list_migrations(struct migrations *m, const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    m->dir = dir;
+    m->n = 0;
+    if(!d) {
+        fprintf(stderr, "pa-admin: cannot open the SQL folder %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    while((e = readdir(d)) && m->n < MAX_MIGRATIONS) {
+        size_t len = strlen(e->d_name);
+
+        if(len > 8 && strspn(e->d_name, "0123456789") == 3 && e->d_name[3] == '_' &&
+           !strcmp(e->d_name + len - 4, ".sql")) {
+            m->names[m->n] = strdup(e->d_name);
+            if(!m->names[m->n])
+                break;
+            m->n++;
+        }
+    }
+    closedir(d);
+    qsort(m->names, m->n, sizeof(*m->names), name_cmp);
+    return 0;
+}
+
+static void free_migrations(struct migrations *m)
+{
+    size_t i;
+
+    for(i = 0; i < m->n; i++)
+        free(m->names[i]);
+    m->n = 0;
+}
+
+/* Reads a whole SQL file (caller frees). */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *text = NULL;
+    size_t n;
+
+    if(!f)
+        return NULL;
+    text = malloc(MAX_SQL_FILE + 1);
+    if(text) {
+        n = fread(text, 1, MAX_SQL_FILE + 1, f);
+        if(ferror(f) || n > MAX_SQL_FILE) {
+            free(text);
+            text = NULL;
+        }
+        else {
+            text[n] = '\0';
+        }
+    }
+    fclose(f);
+    return text;
+}
+
+/* The checksum of migration file name: 0, or -1 (said why). */
+static int file_checksum(const struct migrations *m, const char *name, char out[65])
+{
+    char path[2048];
+    char *text;
+
+    snprintf(path, sizeof(path), "%s/%s", m->dir, name);
+    text = read_file(path);
+    if(!text) {
+        fprintf(stderr, "pa-admin: cannot read %s\n", path);
+        return -1;
+    }
+    pa_sha256_hex(text, out);
+    free(text);
+    return 0;
+}
+
+/* 1 if schema_version keeps checksums (migration 009 on), 0 if not, -1 on error. */
+static int has_checksums(PGconn *db)
+{
+    pa_err err;
+    PGresult *res;
+    int yes;
+
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err,
+                      "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+                      " AND table_name = 'schema_version' AND column_name = 'checksum'",
+                      0, NULL);
+    if(!res) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        return -1;
+    }
+    yes = PQntuples(res) == 1;
+    PQclear(res);
+    return yes;
+}
+
+/*
+ * Compares every recorded checksum with its file.  Returns how many
+ * migrations differ or are missing (each named on stderr), or -1 on error.
+ */
+static int verify(PGconn *db, const struct migrations *m)
+{
+    PGresult *res;
+    pa_err err;
+    int i, bad = 0;
+    int have = has_checksums(db);
+
+    if(have <= 0)
+        return have;
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err, "SELECT version, name, checksum, applied_at FROM schema_version"
+                                " WHERE checksum IS NOT NULL ORDER BY version", 0, NULL);
+    if(!res) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        return -1;
+    }
+    for(i = 0; i < PQntuples(res); i++) {
+        const char *name = PQgetvalue(res, i, 1);
+        char sum[65];
+        size_t k;
+
+        for(k = 0; k < m->n && strcmp(m->names[k], name); k++)
+            ;
+        if(k == m->n) {
+            fprintf(stderr, "pa-admin: migration %s was applied (%s) but %s has no such file: is it the SQL "
+                    "folder of this build?\n", name, PQgetvalue(res, i, 3), m->dir);
+            bad++;
+        }
+        else if(file_checksum(m, name, sum) || strcmp(sum, PQgetvalue(res, i, 2))) {
+            fprintf(stderr, "pa-admin: %s/%s is not the migration this database applied on %s (its checksum "
+                    "differs): an applied migration must never change. Restore the file as released and put "
+                    "the change in a new migration.\n", m->dir, name, PQgetvalue(res, i, 3));
+            bad++;
+        }
+    }
+    PQclear(res);
+    return bad;
+}
+
+/* Applies one migration file in its own transaction, recording its version
+ * and (once schema_version keeps them) its checksum. */
+static int apply_one(PGconn *db, const struct migrations *m, const char *name, long version)
+{
+    char path[2048], vs[24], sum[65];
+    const char *values[3];
+    char *sql;
+    pa_err err;
+    PGresult *res;
+    int rc;
+
+    snprintf(path, sizeof(path), "%s/%s", m->dir, name);
+    sql = read_file(path);
+    if(!sql) {
+        fprintf(stderr, "pa-admin: cannot read %s\n", path);
+        return -1;
+    }
+    pa_sha256_hex(sql, sum);
+    pa_err_clear(&err);
+    rc = pa_db_exec(db, &err, "BEGIN");
+    if(!rc) {
+        res = PQexec(db, sql);
+        if(PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+            rc = pa_err_set(&err, PA_EDB, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+    }
+    if(!rc) {
+        int have = has_checksums(db);
+
+        snprintf(vs, sizeof(vs), "%ld", version);
+        values[0] = vs;
+        values[1] = name;
+        values[2] = sum;
+        res = have < 0 ? NULL
+                       : pa_db_query(db, &err,
+                                     have ? "INSERT INTO schema_version (version, name, checksum) VALUES ($1::int, $2, $3)"
+                                          : "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
+                                     have ? 3 : 2, values);
+        rc = res ? PA_OK : PA_EDB;
+        PQclear(res);
+    }
+    if(!rc)
+        rc = pa_db_exec(db, &err, "COMMIT");
+    free(sql);
+    if(rc) {
+        pa_db_exec(db, NULL, "ROLLBACK");
+        fprintf(stderr, "pa-admin: migration %s failed: %s\n", name, err.msg);
+        return -1;
+    }
+    printf("applied %s\n", name);
+    return 0;
+}
+
+/* Records the checksums of migrations applied before they were kept (as the
+ * files say now: migration 009 repairs what editing 002 left behind). */
+static int backfill(PGconn *db, const struct migrations *m)
+{
+    PGresult *res;
+    pa_err err;
+    int i, filled = 0;
+
+    if(has_checksums(db) != 1)
+        return 0;
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err, "SELECT name FROM schema_version WHERE checksum IS NULL ORDER BY version", 0, NULL);
+    if(!res) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        return -1;
+    }
+    for(i = 0; i < PQntuples(res); i++) {
+        const char *values[2] = { PQgetvalue(res, i, 0), NULL };
+        char sum[65];
+        PGresult *u;
+
+        if(file_checksum(m, values[0], sum))
+            continue;
+        values[1] = sum;
+        u = pa_db_query(db, &err, "UPDATE schema_version SET checksum = $2 WHERE name = $1 AND checksum IS NULL", 2,
+                        values);
+        filled += u != NULL;
+        PQclear(u);
+    }
+    PQclear(res);
+    if(filled)
+        printf("recorded the checksums of %d migrations applied before checksums were kept\n", filled);
+    return 0;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+    const char *given = NULL;
+    struct migrations m;
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    size_t i;
+    int current = 0, applied = 0, ret = 1, bad;
+    pa_err err;
+
+    memset(&m, 0, sizeof(m));
+    if(argc == 3 && !strcmp(argv[1], "--sql-dir"))
+        given = argv[2];
+    else if(argc != 1) {
+        fprintf(stderr, "usage: pa-admin migrate [--sql-dir DIR]\n");
+        return 2;
+    }
+    if(admin_config(&cfg) || list_migrations(&m, admin_sql_dir(given)))
+        goto out;
+    pa_err_clear(&err);
+    if(pa_db_connect(cfg, &db, &err) ||
+       pa_db_exec(db, &err, "SELECT pg_advisory_lock(872341)") ||
+       pa_db_schema_version(db, &current, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    /* nothing is applied to a database whose history differs from the files */
+    bad = verify(db, &m);
+    if(bad) {
+        if(bad > 0)
+            fprintf(stderr, "pa-admin: nothing applied: %d migration%s of this database differ%s from %s\n", bad,
+                    bad > 1 ? "s" : "", bad > 1 ? "" : "s", m.dir);
+        goto out;
+    }
+    for(i = 0; i < m.n; i++) {
+        long v = strtol(m.names[i], NULL, 10); /* three digits, checked when listed */
+
+        if(v <= current)
+            continue;
+        if(apply_one(db, &m, m.names[i], v))
+            goto out;
+        applied++;
+    }
+    if(backfill(db, &m))
+        goto out;
+    if(pa_db_schema_version(db, &current, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        goto out;
+    }
+    if(current < PA_SCHEMA_VERSION) {
+        fprintf(stderr, "pa-admin: the schema is at version %d but this build needs %d: is %s the "
+                "SQL folder of this build?\n", current, PA_SCHEMA_VERSION, m.dir);
+        goto out;
+    }
+    printf("schema at version %d (%d applied)\n", current, applied);
+    ret = 0;
+out:
+    free_migrations(&m);
+    if(db)
+        PQfinish(db);
+    pa_config_free(cfg);
+    return ret;
+}
+
+int admin_migrations_verify(PGconn *db, const char *dir)
+{
+    struct migrations m;
+    int bad;
+
+    memset(&m, 0, sizeof(m));
+    if(list_migrations(&m, admin_sql_dir(dir)))
+        return -1;
+    bad = verify(db, &m);
+    if(bad == 0 && has_checksums(db) == 0) {
+        fprintf(stderr, "pa-admin: this database keeps no checksums of its migrations yet: run pa-admin migrate\n");
+        bad = 1;
+    }
+    free_migrations(&m);
+    return bad;
+}
