@@ -4,6 +4,17 @@
 
 runner_pid() { head -n 1 "$PA_ROOT/run/runner.pid" 2>/dev/null; }
 alive() { local s; s=$(ps -o stat= -p "$1" 2>/dev/null) && [[ "$s" != Z* ]]; }
+# term_mid_job: starts an export of big (JOB_URL), and once it is a fifth done stops the
+# runner with SIGTERM and waits until it is gone; sets pid
+term_mid_job() {
+  local deadline=$((SECONDS + 30))
+  kickoff big
+  while [ "$(progress_of "$JOB_URL")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+  pid=$(runner_pid)
+  kill -TERM "$pid"
+  deadline=$((SECONDS + 30))
+  while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+}
 
 # two practitioners: one referenced only by members exported early (p100 to
 # p109 come soon after p1 in the members' order), one only by members exported
@@ -50,14 +61,8 @@ expect_eq "the resumed job records each of its 400 members once as disclosed" \
 http DELETE "$crash_url"
 
 # SIGTERM: workers finish their chunk and hand the job back
-kickoff big
+term_mid_job
 term_url=$JOB_URL
-deadline=$((SECONDS + 30))
-while [ "$(progress_of "$term_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
-pid=$(runner_pid)
-kill -TERM "$pid"
-deadline=$((SECONDS + 30))
-while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
 expect_true "SIGTERM stops the runner cleanly" eval "! alive $pid && test ! -e '$PA_ROOT/run/runner.pid'"
 expect_true "the stopping worker handed its job back" grep -q "job ${term_url##*/} handed back" "$PA_ROOT/log/provider-access.log"
 poll "$term_url"
@@ -74,14 +79,8 @@ http DELETE "$term_url"
 # or a damaged one) makes the job start over, never fail it
 for cp in '{"after":"p150","done":3,"outputs":[{"type":"Patient","file":1,"bytes":10,"count":1}]}' \
           'not json at all'; do
-  kickoff big
+  term_mid_job
   old_url=$JOB_URL
-  deadline=$((SECONDS + 30))
-  while [ "$(progress_of "$old_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
-  pid=$(runner_pid)
-  kill -TERM "$pid"
-  deadline=$((SECONDS + 30))
-  while alive "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
   redis_q HSET "pa:job:${old_url##*/}" checkpoint "$cp" > /dev/null
   "$REPO/scripts/pa-stack" start > /dev/null 2>&1
   wait_job "$old_url" 120
