@@ -82,3 +82,16 @@ f=$(jq_body -r '.output[0].url')
 http GET "$f" -H 'Range: bytes=99999999-'
 expect_outcome "a byte range past a file's end is a 416 OperationOutcome" 416
 http DELETE "$JOB_URL"
+
+# no access log keeps a /fhir query string (they carry patient references); /fhir
+# requests have a log of their own, with the request id
+http GET "$BASE/Group?name=secret-query-value&_count=2"
+rid=$(header X-Request-Id)
+sleep 0.5
+expect_true "the /fhir log has the request, by method and path, with its request id" \
+  grep -q "\"GET /fhir/Group HTTP/1.1\" 200 .* \"$rid\"" "$PA_ROOT/log/provider-access-access.log"
+expect_true "Debian's combined format, redefined, logs the path alone" \
+  grep -q "\"GET /fhir/Group HTTP/1.1\" 200" "$PA_ROOT/log/httpd-combined.log"
+expect_eq "no access log holds the query string" \
+  "$(cat "$PA_ROOT"/log/*access*.log "$PA_ROOT/log/httpd-combined.log" | grep -c secret-query-value || true)" 0
+expect_eq "a path outside /fhir is not in the /fhir log" "$(grep -c 'nothing-here' "$PA_ROOT/log/provider-access-access.log" || true)" 0
