@@ -25,8 +25,9 @@ const char *admin_sql_dir(const char *given);
 
 /* Compares the checksums of the migrations the database applied with the
  * files of the SQL folder (dir, or admin_sql_dir's); says on stderr which
- * differ.  0 when all match, the number that differ (or 1 when the database
- * keeps no checksums yet), -1 on error. */
+ * differ.  0 when all match (or, said as a warning on stdout, when there is
+ * no SQL folder to compare with), the number that differ (or 1 when the
+ * database keeps no checksums yet), -1 on error. */
 int admin_migrations_verify(PGconn *db, const char *dir);
 
 /* pa-admin load FILE|DIR...: exit 0 when all loaded, 1 when some was rejected, 2 on failure. */

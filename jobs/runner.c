@@ -53,11 +53,12 @@ static void on_hup(int sig)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: pa-runner [--config FILE] [--workers N] [--daemon] [--pidfile FILE]\n"
+            "usage: pa-runner [--config FILE] [--workers N] [--daemon] [--pidfile FILE] [--allow-root]\n"
             "  --config FILE   configuration (default: $PA_CONFIG or " PA_CONFIG_DEFAULT_PATH ")\n"
             "  --workers N     worker processes (default: runner_workers from the config)\n"
             "  --daemon        detach from the terminal (log to log_file)\n"
-            "  --pidfile FILE  write the supervisor's pid here\n");
+            "  --pidfile FILE  write the supervisor's pid here\n"
+            "  --allow-root    run as root (its job files must still be readable by Apache's user)\n");
 }
 
 static void on_signals(void)
@@ -323,12 +324,14 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' }, { "workers", required_argument, NULL, 'w' },
         { "daemon", no_argument, NULL, 'd' },       { "pidfile", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 }
+        { "help", no_argument, NULL, 'h' },         { "allow-root", no_argument, NULL, 'r' },
+        { NULL, 0, NULL, 0 }
     };
     const char *config = NULL;
     const char *pidfile = NULL;
     long workers = 0;
     int daemon_mode = 0;
+    int allow_root = 0;
     pa_config *cfg = NULL;
     pa_redis *redis = NULL;
     PGconn *db = NULL;
@@ -347,6 +350,7 @@ int main(int argc, char **argv)
         case 'c': config = optarg; break;
         case 'd': daemon_mode = 1; break;
         case 'p': pidfile = optarg; break;
+        case 'r': allow_root = 1; break;
         case 'w':
             if(pa_parse_long(optarg, &workers) || workers < 1 || workers > MAX_WORKERS) {
                 fprintf(stderr, "pa-runner: --workers must be from 1 to %d\n", MAX_WORKERS);
@@ -360,6 +364,14 @@ int main(int argc, char **argv)
     pa_err_clear(&err);
     if(pa_config_load(pa_config_path(config), &cfg, &err)) {
         fprintf(stderr, "pa-runner: %s\n", err.msg);
+        return 2;
+    }
+    /* root's job folders are not Apache's to read: every download would be a 404 */
+    if(geteuid() == 0 && !allow_root) {
+        fprintf(stderr, "pa-runner: refusing to run as root: Apache's user could not read the job files it writes. "
+                        "Run it as that user (systemctl start pa-runner, or runuser -u www-data -- pa-runner "
+                        "--config FILE), or pass --allow-root\n");
+        pa_config_free(cfg);
         return 2;
     }
     if(!workers)

@@ -54,3 +54,10 @@ if [ "$(id -u)" = 0 ]; then
   expect_eq "and the job completes" "$STATUS" 200
   http DELETE "$JOB_URL"
 fi
+
+# run by hand as root, the runner would write job folders Apache cannot read
+if [ "$(id -u)" = 0 ]; then
+  out=$("$PA_ROOT/bin/pa-runner" --config "$conf" 2>&1); rc=$?
+  expect_eq "the runner refuses to run as root (exit 2)" "$rc" 2
+  expect_match "... saying why and how to run it" "$out" "refusing to run as root: Apache's user could not read .* runuser -u www-data"
+fi
