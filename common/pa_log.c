@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,7 @@ static int log_level = PA_LOG_INFO;
 static char log_prog[32] = "provider-access";
 static char log_path[1024];
 static char log_ctx[80];
+static volatile sig_atomic_t reopen_pending;
 
 int pa_log_level_parse(const char *name)
 {
@@ -60,13 +62,22 @@ int pa_log_open(const char *prog, const char *path, const char *level)
 
 int pa_log_reopen(void)
 {
-    int fd = open_path();
+    int fd;
 
+    reopen_pending = 0;
+    if(!log_path[0])
+        return PA_OK;
+    fd = open_path();
     if(fd < 0)
         return PA_EIO;
     pa_log_close();
     log_fd = fd;
     return PA_OK;
+}
+
+void pa_log_reopen_later(void)
+{
+    reopen_pending = 1;
 }
 
 void pa_log_close(void)
@@ -93,6 +104,10 @@ void pa_log(int level, const char *fmt, ...)
 
     if(level < log_level || level < 0 || level > PA_LOG_ERROR)
         return;
+    /* a rotated file is left at the first line after the signal (a failed
+     * reopen keeps writing where it did) */
+    if(reopen_pending)
+        pa_log_reopen();
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);

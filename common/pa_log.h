@@ -16,6 +16,12 @@ void pa_log_close(void);
 /* Reopens the log file (after logrotate moved it). */
 int pa_log_reopen(void);
 
+/* Asks for the log file to be reopened before the next line is written:
+ * async-signal-safe, for a SIGHUP handler.  Every process that installs one
+ * (the runner's supervisor and workers, the responders) leaves a rotated
+ * file at its next line. */
+void pa_log_reopen_later(void);
+
 /* The id printed on each line until cleared with NULL. */
 void pa_log_set_context(const char *id);
 

@@ -246,6 +246,12 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     free(body);
 }
 
+static void on_hup(int sig)
+{
+    (void)sig;
+    pa_log_reopen_later();
+}
+
 int main(int argc, char **argv)
 {
     FCGX_Request fr;
@@ -256,6 +262,16 @@ int main(int argc, char **argv)
     memset(&ctx, 0, sizeof(ctx));
     path = pa_config_path(argc > 2 && !strcmp(argv[1], "--config") ? argv[2] : NULL);
     signal(SIGPIPE, SIG_IGN);
+    {
+        /* SIGHUP (logrotate): the log is reopened at the next line; the
+         * wait for a request goes on (SA_RESTART) */
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_hup;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGHUP, &sa, NULL);
+    }
     if(pa_config_load(path, &cfg, &ctx.cfg_err) == 0) {
         ctx.cfg = cfg;
         if(pa_log_open("pa-api", cfg->log_file, cfg->log_level))

@@ -6,7 +6,8 @@
  * a restarted Redis lost.
  *
  * SIGTERM/SIGINT: workers finish their current chunk, hand the job back and
- * exit; the supervisor waits for them.  SIGHUP: reopen the log file.
+ * exit; the supervisor waits for them.  SIGHUP: every process reopens the
+ * log file (the supervisor passes it on to its workers).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,10 +45,13 @@ static void on_stop(int sig)
     stop_flag = 1;
 }
 
+/* The supervisor reopens its log and passes the signal on to its workers;
+ * a worker (which inherits this handler) reopens its own at its next line. */
 static void on_hup(int sig)
 {
     (void)sig;
     reopen_flag = 1;
+    pa_log_reopen_later();
 }
 
 static void usage(FILE *f)
@@ -69,7 +73,9 @@ static void on_signals(void)
     sa.sa_handler = on_stop;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* a log rotation must not interrupt a job: what it interrupts goes on */
     sa.sa_handler = on_hup;
+    sa.sa_flags = SA_RESTART;
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* a file size limit (ulimit -f) fails the write with EFBIG, which fails
@@ -412,6 +418,7 @@ int main(int argc, char **argv)
         if(reopen_flag) {
             reopen_flag = 0;
             pa_log_reopen();
+            pa_info("log file reopened (SIGHUP); the workers reopen theirs");
             for(i = 0; i < workers; i++)
                 if(pids[i] > 0)
                     kill(pids[i], SIGHUP);

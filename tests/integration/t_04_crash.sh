@@ -92,6 +92,27 @@ for cp in '{"after":"p150","done":3,"outputs":[{"type":"Patient","file":1,"bytes
   http DELETE "$old_url"
 done
 
+# log rotation: the file moved away, SIGHUP to the runner and the responders: every
+# process writes its next line to a new file, and a job running meanwhile goes on
+log=$PA_ROOT/log/provider-access.log
+kickoff big
+rot_url=$JOB_URL
+deadline=$((SECONDS + 30))
+while [ "$(progress_of "$rot_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+mv "$log" "$log.1"
+kill -HUP "$(runner_pid)"
+pkill -HUP -f "$PA_ROOT/bin/pa-api.fcgi"
+wait_job "$rot_url" 120
+expect_eq "an export running through a log rotation completes" "$STATUS" 200
+expect_true "its worker's next lines go to the new log" grep -q "job ${rot_url##*/} completed" "$log"
+last=$(header X-Request-Id)
+expect_true "... as do the supervisor's and the responders'" \
+  eval "grep -q 'pa-runner\\[$(runner_pid)\\] .*log file reopened' '$log' && grep -q 'id=$last GET /bulkstatus/' '$log'"
+expect_eq "... and none of them to the rotated one" \
+  "$(grep -cE "job ${rot_url##*/} completed|id=$last " "$log.1" || true)" 0
+expect_eq "the signal interrupted nothing: one attempt" "$(cat "$log.1" "$log" | grep -c "job ${rot_url##*/} (export) started")" 1
+http DELETE "$rot_url"
+
 # a job whose Redis state is lost is queued again from its durable record
 kickoff big
 lost=${JOB_URL##*/}

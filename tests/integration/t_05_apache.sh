@@ -14,9 +14,14 @@ prefix=$(sed -n 's/^prefix = //p' "$PA_BUILD/Makefile")
 sysconf=$(sed -n 's/^sysconfdir = //p' "$PA_BUILD/Makefile" | sed "s|\${prefix}|$prefix|")
 for f in "$prefix/bin/pa-admin" "$prefix/sbin/pa-runner" "$prefix/libexec/provider-access/pa-api.fcgi" \
          "$prefix/share/provider-access/sql/001_base.sql" "$sysconf/apache2/conf-available/provider-access.conf" \
-         "$sysconf/provider-access/provider-access.conf"; do
+         "$sysconf/provider-access/provider-access.conf" "$sysconf/logrotate.d/provider-access"; do
   expect_true "installed: $f" test -e "$stage$f"
 done
+expect_match "the logrotate file rotates the application log and has every process reopen it" \
+  "$(cat "$stage$sysconf/logrotate.d/provider-access")" "/log/provider-access/\*\.log \{.*systemctl reload pa-runner.*apache2ctl graceful"
+if command -v logrotate > /dev/null; then
+  expect_true "logrotate reads it" logrotate -d "$stage$sysconf/logrotate.d/provider-access"
+fi
 # configtest of the installed conf, as a2enconf would include it (its paths
 # moved into the staging folder, since Apache checks that the responder exists)
 conf=$stage/provider-access.conf
