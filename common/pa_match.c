@@ -985,6 +985,12 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     return PA_OK;
 }
 
+void pa_match_summary(const pa_match_out *out, char *buf, size_t size)
+{
+    snprintf(buf, size, "%ld matched, %ld not matched, %ld consent-constrained: %.900s", out->n_matched,
+             out->n_nonmatched, out->n_constrained, json_object_to_json_string_ext(out->reasons, JSON_C_TO_STRING_PLAIN));
+}
+
 char *pa_match_parameters(const pa_match_out *out)
 {
     json_object *p = json_object_new_object(), *list = json_object_new_array();

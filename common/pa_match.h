@@ -61,6 +61,10 @@ int pa_match_check(const char *body, size_t len, long max, long *members, pa_err
 int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, pa_err *err);
 void pa_match_out_free(pa_match_out *out);
 
+/* The audit event's words for a match: "N matched, N not matched, N
+ * consent-constrained: {reason: count, ...}" (counts only, no PHI). */
+void pa_match_summary(const pa_match_out *out, char *buf, size_t size);
+
 /* The response Parameters (provider-parameters-multi-member-match-bundle-out); caller frees. */
 char *pa_match_parameters(const pa_match_out *out);
 

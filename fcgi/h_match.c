@@ -170,9 +170,7 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     charge(ctx, db, out.misses);
     pa_strlcpy(ctx->audit.group_id, out.group_id, sizeof(ctx->audit.group_id));
     /* why each member landed where it did: for the payer, never for the caller */
-    snprintf(ctx->audit.detail, sizeof(ctx->audit.detail), "%ld matched, %ld not matched, %ld consent-constrained: %.900s",
-             out.n_matched, out.n_nonmatched, out.n_constrained,
-             json_object_to_json_string_ext(out.reasons, JSON_C_TO_STRING_PLAIN));
+    pa_match_summary(&out, ctx->audit.detail, sizeof(ctx->audit.detail));
     body = pa_match_parameters(&out);
     if(body)
         pa_resp_text(resp, 200, PA_MT_FHIR_JSON, body);

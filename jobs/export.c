@@ -833,13 +833,12 @@ static int refs_setup(struct export *x, pa_err *err)
 }
 
 /* Reads the job's parameters, sets up the outputs, counts the chunks. */
-static int prepare(struct export *x, pa_err *err)
+/* The job's parameters the run and its disclosure records share: the Group,
+ * the client, and the types, filters and period as asked (x->asked_* set up
+ * by the caller). */
+static int read_params(struct export *x, pa_err *err)
 {
-    json_object *types, *filters = NULL, *v;
-    const char *values[1];
-    PGresult *res;
-    size_t i;
-    int rc = PA_OK;
+    json_object *v;
 
     x->params = json_tokener_parse(x->job->params);
     if(!x->params || !json_object_object_get_ex(x->params, "group", &v))
@@ -857,6 +856,19 @@ static int prepare(struct export *x, pa_err *err)
         pa_fhir_instant(get_i64(x->params, "since"), x->since);
     if(get_i64(x->params, "until"))
         pa_fhir_instant(get_i64(x->params, "until"), x->until);
+    return PA_OK;
+}
+
+static int prepare(struct export *x, pa_err *err)
+{
+    json_object *types, *filters = NULL, *v;
+    const char *values[1];
+    PGresult *res;
+    size_t i;
+    int rc = read_params(x, err);
+
+    if(rc)
+        return rc;
     json_object_object_get_ex(x->params, "filters", &filters);
     if(!json_object_object_get_ex(x->params, "types", &types))
         return pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
@@ -949,59 +961,49 @@ int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
 
 int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
 {
-    struct export x;
+    struct export *x = calloc(1, sizeof(*x));
     const char *values[11];
-    char since[32] = "", until[32] = "";
-    PGresult *res;
-    int rc = PA_OK;
+    PGresult *res = NULL;
+    int rc;
 
-    memset(&x, 0, sizeof(x));
-    x.job = job;
-    x.params = json_tokener_parse(job->params);
-    if(!x.params || !json_object_object_get_ex(x.params, "group", NULL)) {
-        json_object_put(x.params);
-        return pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
-    }
-    x.group = get_str(x.params, "group");
-    x.npi = get_str(x.params, "npi");
-    x.org_npi = get_str(x.params, "org_npi");
-    subset_from_params(&x);
-    pa_buf_init(&x.asked_types, 1 << 20);
-    pa_buf_init(&x.asked_filters, 1 << 20);
-    if(join_strings(x.params, "asked_types", &x.asked_types) || join_strings(x.params, "asked_filters", &x.asked_filters))
-        rc = pa_err_set(err, PA_ETOOBIG, "the export's parameters are too long to record");
-    if(get_i64(x.params, "since"))
-        pa_fhir_instant(get_i64(x.params, "since"), since);
-    if(get_i64(x.params, "until"))
-        pa_fhir_instant(get_i64(x.params, "until"), until);
-    member_params(&x, values);
+    if(!x)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    x->job = job;
+    pa_buf_init(&x->asked_types, 1 << 20);
+    pa_buf_init(&x->asked_filters, 1 << 20);
+    rc = read_params(x, err);
+    if(rc)
+        goto out;
+    subset_from_params(x);
+    member_params(x, values);
     values[4] = job->id;
     values[5] = job->owner;
     values[6] = job->request_id;
-    values[7] = pa_buf_str(&x.asked_types);
-    values[8] = pa_buf_str(&x.asked_filters);
-    values[9] = since[0] ? since : NULL;
-    values[10] = until[0] ? until : NULL;
+    values[7] = pa_buf_str(&x->asked_types);
+    values[8] = pa_buf_str(&x->asked_filters);
+    values[9] = x->since[0] ? x->since : NULL;
+    values[10] = x->until[0] ? x->until : NULL;
     /* the members written, and the members of the Group an opt-out kept out
      * (as of now: one who opted out after its chunk was written is exported) */
-    res = rc ? NULL
-             : pa_db_query(w->db, err,
-                           "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, patient_id,"
-                           " outcome, reason, types, type_filter, since, until)"
-                           " SELECT $6, nullif($2, ''), 'export', nullif($7, ''), $5, $1, d.patient_id, d.outcome,"
-                           " d.reason, $8, nullif($9, ''), $10::timestamptz, $11::timestamptz FROM ("
-                           "  SELECT patient_id, 'exported' AS outcome, NULL AS reason FROM export_member WHERE job_id = $5"
-                           "  UNION SELECT w.patient_id, 'withheld', 'opted-out' FROM (" GROUP_MEMBERS_SQL " AND "
-                           PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3") ") w"
-                           "  WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $5 AND e.patient_id = w.patient_id)"
-                           " ) d ORDER BY d.patient_id ON CONFLICT DO NOTHING",
-                           11, values);
-    if(!rc && !res)
+    res = pa_db_query(w->db, err,
+                      "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, patient_id,"
+                      " outcome, reason, types, type_filter, since, until)"
+                      " SELECT $6, nullif($2, ''), 'export', nullif($7, ''), $5, $1, d.patient_id, d.outcome,"
+                      " d.reason, $8, nullif($9, ''), $10::timestamptz, $11::timestamptz FROM ("
+                      "  SELECT patient_id, 'exported' AS outcome, NULL AS reason FROM export_member WHERE job_id = $5"
+                      "  UNION SELECT w.patient_id, 'withheld', 'opted-out' FROM (" GROUP_MEMBERS_SQL " AND "
+                      PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3") ") w"
+                      "  WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $5 AND e.patient_id = w.patient_id)"
+                      " ) d ON CONFLICT DO NOTHING",
+                      11, values);
+    if(!res)
         rc = PA_EDB;
+out:
     PQclear(res);
-    pa_buf_free(&x.asked_types);
-    pa_buf_free(&x.asked_filters);
-    json_object_put(x.params);
+    pa_buf_free(&x->asked_types);
+    pa_buf_free(&x->asked_filters);
+    json_object_put(x->params);
+    free(x);
     return rc;
 }
 

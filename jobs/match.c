@@ -53,8 +53,7 @@ static void audit_outcome(pa_worker *w, const pa_job *job, const pa_match_who *w
 
     memset(&e, 0, sizeof(e));
     pa_fhir_instant(pa_now_ms(), e.at);
-    snprintf(detail, sizeof(detail), "%ld matched, %ld not matched, %ld consent-constrained: %.900s", out->n_matched,
-             out->n_nonmatched, out->n_constrained, json_object_to_json_string_ext(out->reasons, JSON_C_TO_STRING_PLAIN));
+    pa_match_summary(out, detail, sizeof(detail));
     e.request_id = who->request_id[0] ? who->request_id : job->id;
     e.client_id = who->client_id;
     e.npi = who->npi && *who->npi ? who->npi : NULL;
