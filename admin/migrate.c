@@ -99,8 +99,9 @@ static char *read_file(const char *path)
     return text;
 }
 
-/* The checksum of migration file name: 0, or -1 (said why). */
-static int file_checksum(const struct migrations *m, const char *name, char out[65])
+/* Migration file name's text (caller frees) and its checksum; NULL (said
+ * why) if it cannot be read. */
+static char *read_migration(const struct migrations *m, const char *name, char sum[65])
 {
     char path[2048];
     char *text;
@@ -109,11 +110,19 @@ static int file_checksum(const struct migrations *m, const char *name, char out[
     text = read_file(path);
     if(!text) {
         fprintf(stderr, "pa-admin: cannot read %s\n", path);
-        return -1;
+        return NULL;
     }
-    pa_sha256_hex(text, out);
+    pa_sha256_hex(text, sum);
+    return text;
+}
+
+/* The checksum of migration file name: 0, or -1 (said why). */
+static int file_checksum(const struct migrations *m, const char *name, char out[65])
+{
+    char *text = read_migration(m, name, out);
+
     free(text);
-    return 0;
+    return text ? 0 : -1;
 }
 
 /* 1 if schema_version keeps checksums (migration 009 on), 0 if not, -1 on error. */
@@ -138,8 +147,9 @@ static int has_checksums(PGconn *db)
 }
 
 /*
- * Compares every recorded checksum with its file.  Returns how many
- * migrations differ or are missing (each named on stderr), or -1 on error.
+ * Checks every applied migration against the folder: its file must be there
+ * and, when a checksum was recorded, have that checksum.  Returns how many
+ * migrations are missing or differ (each named on stderr), or -1 on error.
  */
 static int verify(PGconn *db, const struct migrations *m)
 {
@@ -148,11 +158,22 @@ static int verify(PGconn *db, const struct migrations *m)
     int i, bad = 0;
     int have = has_checksums(db);
 
-    if(have <= 0)
-        return have;
+    int version = 0;
+
+    if(have < 0)
+        return -1;
     pa_err_clear(&err);
-    res = pa_db_query(db, &err, "SELECT version, name, checksum, applied_at FROM schema_version"
-                                " WHERE checksum IS NOT NULL ORDER BY version", 0, NULL);
+    /* a new database has no schema_version yet: nothing applied */
+    if(pa_db_schema_version(db, &version, &err)) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+        return -1;
+    }
+    if(!version)
+        return 0;
+    res = pa_db_query(db, &err,
+                      have ? "SELECT version, name, checksum, applied_at FROM schema_version ORDER BY version"
+                           : "SELECT version, name, NULL, applied_at FROM schema_version ORDER BY version",
+                      0, NULL);
     if(!res) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         return -1;
@@ -169,7 +190,7 @@ static int verify(PGconn *db, const struct migrations *m)
                     "folder of this build?\n", name, PQgetvalue(res, i, 3), m->dir);
             bad++;
         }
-        else if(file_checksum(m, name, sum) || strcmp(sum, PQgetvalue(res, i, 2))) {
+        else if(!PQgetisnull(res, i, 2) && (file_checksum(m, name, sum) || strcmp(sum, PQgetvalue(res, i, 2)))) {
             fprintf(stderr, "pa-admin: %s/%s is not the migration this database applied on %s (its checksum "
                     "differs): an applied migration must never change. Restore the file as released and put "
                     "the change in a new migration.\n", m->dir, name, PQgetvalue(res, i, 3));
@@ -184,20 +205,15 @@ static int verify(PGconn *db, const struct migrations *m)
  * and (once schema_version keeps them) its checksum. */
 static int apply_one(PGconn *db, const struct migrations *m, const char *name, long version)
 {
-    char path[2048], vs[24], sum[65];
+    char vs[24], sum[65];
     const char *values[3];
-    char *sql;
+    char *sql = read_migration(m, name, sum);
     pa_err err;
     PGresult *res;
     int rc;
 
-    snprintf(path, sizeof(path), "%s/%s", m->dir, name);
-    sql = read_file(path);
-    if(!sql) {
-        fprintf(stderr, "pa-admin: cannot read %s\n", path);
+    if(!sql)
         return -1;
-    }
-    pa_sha256_hex(sql, sum);
     pa_err_clear(&err);
     rc = pa_db_exec(db, &err, "BEGIN");
     if(!rc) {
@@ -234,12 +250,14 @@ static int apply_one(PGconn *db, const struct migrations *m, const char *name, l
 }
 
 /* Records the checksums of migrations applied before they were kept (as the
- * files say now: migration 009 repairs what editing 002 left behind). */
+ * files say now: migration 009 repairs what editing 002 left behind).  An
+ * applied migration whose file is gone, or a record that cannot be written,
+ * fails it: -1, said why. */
 static int backfill(PGconn *db, const struct migrations *m)
 {
     PGresult *res;
     pa_err err;
-    int i, filled = 0;
+    int i, filled = 0, rc = 0;
 
     if(has_checksums(db) != 1)
         return 0;
@@ -249,23 +267,31 @@ static int backfill(PGconn *db, const struct migrations *m)
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         return -1;
     }
-    for(i = 0; i < PQntuples(res); i++) {
+    for(i = 0; !rc && i < PQntuples(res); i++) {
         const char *values[2] = { PQgetvalue(res, i, 0), NULL };
         char sum[65];
         PGresult *u;
 
-        if(file_checksum(m, values[0], sum))
-            continue;
+        if(file_checksum(m, values[0], sum)) {
+            fprintf(stderr, "pa-admin: migration %s was applied but %s has no readable file of it: is it the SQL "
+                    "folder of this build?\n", values[0], m->dir);
+            rc = -1;
+            break;
+        }
         values[1] = sum;
         u = pa_db_query(db, &err, "UPDATE schema_version SET checksum = $2 WHERE name = $1 AND checksum IS NULL", 2,
                         values);
+        if(!u) {
+            fprintf(stderr, "pa-admin: the checksum of %s is not recorded: %s\n", values[0], err.msg);
+            rc = -1;
+        }
         filled += u != NULL;
         PQclear(u);
     }
     PQclear(res);
     if(filled)
         printf("recorded the checksums of %d migrations applied before checksums were kept\n", filled);
-    return 0;
+    return rc;
 }
 
 int cmd_migrate(int argc, char **argv)

@@ -27,6 +27,13 @@ uq "INSERT INTO client (id, name, npi, secret_hash) VALUES ('old-client', 'Old E
 
 out=$(PA_SQL_DIR=$REPO_SQL up check 2>&1)
 expect_match "pa-admin check refuses the old schema" "$out" "schema	old"
+nofile=$HTTP_TMP/sql-without-002
+cp -r "$REPO_SQL" "$nofile"
+rm "$nofile/002_payer_data.sql"
+out=$(up migrate --sql-dir "$nofile" 2>&1)
+expect_match "a folder without a migration the database applied is refused before anything is applied" "$out" \
+  "migration 002_payer_data.sql was applied .* has no such file"
+expect_eq "... which it is not" "$(uq "SELECT max(version) FROM schema_version")" 2
 out=$(up migrate --sql-dir "$REPO_SQL" 2>&1)
 expect_eq "pa-admin migrate brings it up to date" "$?" 0
 expect_match "... applying every later migration, the repair among them" "$out" "applied 009_repair.sql"
