@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  migrate [--sql-dir DIR]   apply the SQL migrations the database lacks\n"
-            "  check                     check the configuration, PostgreSQL, the schema and Redis\n"
+            "  check [--config-only]     check the configuration, PostgreSQL, the schema and Redis\n"
             "  load FILE|DIR...          load FHIR NDJSON (.ndjson, .ndjson.gz), PDex Groups and CSV feeds\n"
             "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
             "  member list [--limit N]   members: patient id, names, birth date, gender, subscriber id, coverage\n"
@@ -174,18 +174,44 @@ void admin_print_rows(PGresult *res, int no_header)
     }
 }
 
-static int cmd_check(void)
+/* Redis keeps the audit events on their way to PostgreSQL, the job queue and
+ * the tokens: without its append-only file a restart loses the first. */
+static void check_redis_durability(pa_redis *redis)
+{
+    redisReply *reply;
+    pa_err err;
+
+    pa_err_clear(&err);
+    reply = pa_redis_cmd(redis, &err, "CONFIG GET appendonly");
+    if(!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_STRING)
+        printf("redis\twarning\tits persistence could not be read (CONFIG GET appendonly): make sure appendonly is yes\n");
+    else if(strcmp(reply->element[1]->str, "yes"))
+        printf("redis\twarning\tappendonly is %s: audit events not yet stored in PostgreSQL are lost when Redis "
+               "restarts (set appendonly yes in redis.conf)\n", reply->element[1]->str);
+    if(reply)
+        freeReplyObject(reply);
+}
+
+static int cmd_check(int argc, char **argv)
 {
     pa_config *cfg = NULL;
     PGconn *db = NULL;
     pa_redis *redis = NULL;
     redisReply *reply;
     pa_err err;
-    int ret = 1;
+    int ret = 1, config_only = argc == 2 && !strcmp(argv[1], "--config-only");
 
+    if(argc > 1 && !config_only) {
+        usage(stderr);
+        return 2;
+    }
     if(admin_config(&cfg))
         return 1;
     printf("config\tok\t%s\n", pa_config_path(config_path));
+    if(config_only) {
+        pa_config_free(cfg);
+        return 0;
+    }
     /* a warning, not a failure: a test stack on loopback is plain HTTP */
     if(strncmp(cfg->base_url, "https://", 8))
         printf("tls\twarning\tbase_url %s is not https: clients would send tokens and receive PHI in the clear "
@@ -224,6 +250,7 @@ static int cmd_check(void)
     }
     freeReplyObject(reply);
     printf("redis\tok\n");
+    check_redis_durability(redis);
     ret = 0;
 out:
     if(db)
@@ -272,7 +299,7 @@ int main(int argc, char **argv)
     if(!strcmp(argv[i], "migrate"))
         return cmd_migrate(argc - i, argv + i);
     if(!strcmp(argv[i], "check"))
-        return cmd_check();
+        return cmd_check(argc - i, argv + i);
     if(!strcmp(argv[i], "jobs"))
         return cmd_jobs(argc - i, argv + i);
     if(!strcmp(argv[i], "load"))

@@ -23,6 +23,16 @@ expect_true "pa-admin check is quiet about payer_identifier when it is set" eval
 sed "/^payer_identifier/d" "$conf" > "$HTTP_TMP/nopayer.conf"
 expect_match "and warns when it is not" "$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/nopayer.conf" check 2>&1)" \
   'match	warning	payer_identifier is not set'
+expect_true "pa-admin check is quiet about Redis persistence when appendonly is yes" eval "! grep -q 'redis	warning' <<< \"\$out\""
+redis_q CONFIG SET appendonly no > /dev/null
+expect_match "and warns when Redis runs without its append-only file" "$("$PA_ROOT/bin/pa-admin" --config "$conf" check 2>&1)" \
+  'redis	warning	appendonly is no: audit events not yet stored in PostgreSQL are lost'
+redis_q CONFIG SET appendonly yes > /dev/null
+out=$("$PA_ROOT/bin/pa-admin" --config "$bad" check --config-only 2>&1); rc=$?
+expect_eq "pa-admin check --config-only refuses a bad configuration (exit 1)" "$rc" 1
+expect_match "... naming the key" "$out" 'runner_workers must be a whole number'
+out=$("$PA_ROOT/bin/pa-admin" --config "$HTTP_TMP/nopayer.conf" check --config-only 2>&1); rc=$?
+expect_eq "... and checks only the file: a good one passes, nothing else is reached" "$rc $out" "0 config	ok	$HTTP_TMP/nopayer.conf"
 
 # the responder answers 503 with an OperationOutcome, and Apache's log names the key
 cp -p "$conf" "$HTTP_TMP/good.conf"
