@@ -11,11 +11,20 @@
 
 #include "pa_config.h"
 
+/* The configuration file's path: --config, $PA_CONFIG or the default. */
+const char *admin_config_path(void);
+
 /* Loads the configuration (--config, $PA_CONFIG or the default); prints why not. */
 int admin_config(pa_config **cfg);
 
 /* Loads the configuration and connects with the schema checked; prints why not. */
 int admin_connect(pa_config **cfg, PGconn **db);
+
+/* pa-admin check [--config-only]: one line per component; 0 when all work. */
+int cmd_check(int argc, char **argv);
+
+/* pa-admin setup ... (admin/setup.c): database, configuration, Apache, runner. */
+int cmd_setup(int argc, char **argv);
 
 /* pa-admin migrate [--sql-dir DIR] (admin/migrate.c) */
 int cmd_migrate(int argc, char **argv);

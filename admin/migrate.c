@@ -253,7 +253,10 @@ static int apply_one(PGconn *db, const struct migrations *m, const char *name, l
  * files say now: migration 009 repairs what editing 002 left behind).  An
  * applied migration whose file is gone, or a record that cannot be written,
  * fails it: -1, said why. */
-static int backfill(PGconn *db, const struct migrations *m)
+/* Records the checksums missing from schema_version: of the migrations this
+ * run applied before 009 added the column (silently), and of those an earlier
+ * release applied, up to version before (said). */
+static int backfill(PGconn *db, const struct migrations *m, int before)
 {
     PGresult *res;
     pa_err err;
@@ -262,7 +265,8 @@ static int backfill(PGconn *db, const struct migrations *m)
     if(has_checksums(db) != 1)
         return 0;
     pa_err_clear(&err);
-    res = pa_db_query(db, &err, "SELECT name FROM schema_version WHERE checksum IS NULL ORDER BY version", 0, NULL);
+    res = pa_db_query(db, &err, "SELECT name, version FROM schema_version WHERE checksum IS NULL ORDER BY version", 0,
+                      NULL);
     if(!res) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         return -1;
@@ -285,7 +289,7 @@ static int backfill(PGconn *db, const struct migrations *m)
             fprintf(stderr, "pa-admin: the checksum of %s is not recorded: %s\n", values[0], err.msg);
             rc = -1;
         }
-        filled += u != NULL;
+        filled += u != NULL && strtol(PQgetvalue(res, i, 1), NULL, 10) <= before;
         PQclear(u);
     }
     PQclear(res);
@@ -301,7 +305,7 @@ int cmd_migrate(int argc, char **argv)
     pa_config *cfg = NULL;
     PGconn *db = NULL;
     size_t i;
-    int current = 0, applied = 0, ret = 1, bad;
+    int current = 0, before, applied = 0, ret = 1, bad;
     pa_err err;
 
     memset(&m, 0, sizeof(m));
@@ -315,6 +319,7 @@ int cmd_migrate(int argc, char **argv)
         goto out;
     pa_err_clear(&err);
     if(pa_db_connect(cfg, &db, &err) ||
+       pa_db_exec(db, &err, "SET client_min_messages = warning") ||
        pa_db_exec(db, &err, "SELECT pg_advisory_lock(872341)") ||
        pa_db_schema_version(db, &current, &err)) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
@@ -328,6 +333,7 @@ int cmd_migrate(int argc, char **argv)
                     bad > 1 ? "s" : "", bad > 1 ? "" : "s", m.dir);
         goto out;
     }
+    before = current;
     for(i = 0; i < m.n; i++) {
         long v = strtol(m.names[i], NULL, 10); /* three digits, checked when listed */
 
@@ -337,7 +343,7 @@ int cmd_migrate(int argc, char **argv)
             goto out;
         applied++;
     }
-    if(backfill(db, &m))
+    if(backfill(db, &m, before))
         goto out;
     if(pa_db_schema_version(db, &current, &err)) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);

@@ -26,6 +26,9 @@ static void usage(FILE *f)
             "\n"
             "commands:\n"
             "  migrate [--sql-dir DIR]   apply the SQL migrations the database lacks\n"
+            "  setup --base-url URL [--cert FILE --key FILE] [--payer-identifier NAIC] ...\n"
+            "                            after installing the package, as root: database, configuration,\n"
+            "                            migrations, Apache's TLS site, the runner; then says what is left\n"
             "  check [--config-only]     check the configuration, PostgreSQL, the schema and Redis\n"
             "  load FILE|DIR...          load FHIR NDJSON (.ndjson, .ndjson.gz), PDex Groups and CSV feeds\n"
             "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
@@ -51,6 +54,11 @@ static void usage(FILE *f)
             "\n"
             "The configuration is FILE, else $PA_CONFIG, else " PA_CONFIG_DEFAULT_PATH ".\n"
             "The SQL folder is DIR, else $PA_SQL_DIR, else " PA_SQL_DIR ".\n");
+}
+
+const char *admin_config_path(void)
+{
+    return pa_config_path(config_path);
 }
 
 int admin_config(pa_config **cfg)
@@ -192,7 +200,7 @@ static void check_redis_durability(pa_redis *redis)
         freeReplyObject(reply);
 }
 
-static int cmd_check(int argc, char **argv)
+int cmd_check(int argc, char **argv)
 {
     pa_config *cfg = NULL;
     PGconn *db = NULL;
@@ -298,6 +306,8 @@ int main(int argc, char **argv)
     }
     if(!strcmp(argv[i], "migrate"))
         return cmd_migrate(argc - i, argv + i);
+    if(!strcmp(argv[i], "setup"))
+        return cmd_setup(argc - i, argv + i);
     if(!strcmp(argv[i], "check"))
         return cmd_check(argc - i, argv + i);
     if(!strcmp(argv[i], "jobs"))
