@@ -112,6 +112,21 @@ static int daemonize(void)
     return 0;
 }
 
+/* The live process a pid file names (not this one), or 0. */
+static pid_t pidfile_owner(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+
+    if(f && fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    if(f)
+        fclose(f);
+    if(pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) && errno != EPERM))
+        return 0;
+    return (pid_t)pid;
+}
+
 static int write_pidfile(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -386,6 +401,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "pa-runner: cannot open log file %s: %s\n", cfg->log_file, strerror(errno));
         return 2;
     }
+    if(pidfile && pidfile_owner(pidfile)) {
+        fprintf(stderr, "pa-runner: another runner (pid %ld) runs with the pid file %s: stop it first\n",
+                (long)pidfile_owner(pidfile), pidfile);
+        return 1;
+    }
     if(preflight(cfg, &err)) {
         fprintf(stderr, "pa-runner: %s\n", err.msg);
         pa_error("not starting: %s", err.msg);
@@ -459,7 +479,8 @@ int main(int argc, char **argv)
         usleep(200 * 1000);
     }
     pa_info("runner stopped");
-    if(pidfile)
+    /* the file is removed only while it is still this runner's */
+    if(pidfile && !pidfile_owner(pidfile))
         unlink(pidfile);
     pa_redis_free(redis);
     if(db)

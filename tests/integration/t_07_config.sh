@@ -71,3 +71,11 @@ if [ "$(id -u)" = 0 ]; then
   expect_eq "the runner refuses to run as root (exit 2)" "$rc" 2
   expect_match "... saying why and how to run it" "$out" "refusing to run as root: Apache's user could not read .* runuser -u www-data"
 fi
+
+# one runner per pid file: a second is refused, and leaves the first's file alone
+as_svc=(); [ "$(id -u)" = 0 ] && as_svc=(runuser -u www-data --)
+first=$(cat "$PA_ROOT/run/runner.pid")
+out=$("${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfile "$PA_ROOT/run/runner.pid" 2>&1); rc=$?
+expect_eq "a second runner with the running one's pid file refuses to start (exit 1)" "$rc" 1
+expect_match "... naming the runner that has it" "$out" "another runner \\(pid $first\\) runs with the pid file"
+expect_eq "... whose pid file is untouched" "$(cat "$PA_ROOT/run/runner.pid")" "$first"
