@@ -112,7 +112,28 @@ static int daemonize(void)
     return 0;
 }
 
-/* The live process a pid file names (not this one), or 0. */
+/* Whether pid is a live pa-runner: not gone, not a zombie nobody reaped
+ * (a runner killed with -9 under an init that does not reap), and not
+ * another program that was given the pid since. */
+static int runner_alive(long pid)
+{
+    char path[64], stat[256], *close_paren;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if(!f)
+        return !kill((pid_t)pid, 0) || errno == EPERM; /* no /proc: the pid's existence */
+    n = fread(stat, 1, sizeof(stat) - 1, f);
+    fclose(f);
+    stat[n] = '\0';
+    close_paren = strrchr(stat, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X' &&
+           strstr(stat, "(pa-runner)") != NULL;
+}
+
+/* The live runner a pid file names (not this one), or 0. */
 static pid_t pidfile_owner(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -122,7 +143,7 @@ static pid_t pidfile_owner(const char *path)
         pid = 0;
     if(f)
         fclose(f);
-    if(pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) && errno != EPERM))
+    if(pid <= 0 || pid == (long)getpid() || !runner_alive(pid))
         return 0;
     return (pid_t)pid;
 }
