@@ -43,14 +43,30 @@ static const char stage_sql[] =
     " json_nonfin text, content_hash bytea, tokens text[], clin_start timestamptz,"
     " clin_end timestamptz, created timestamptz) ON COMMIT DELETE ROWS";
 
+/* A stored resource's meta.lastUpdated until it is merged: the merge puts
+ * this server's change time in its place (sql/010_change_time.sql). */
+#define CHANGE_TIME_VALUE "@@pa:change-time@@"
+#define CHANGE_TIME_MARK "\"lastUpdated\":\"" CHANGE_TIME_VALUE "\""
+
+/* The change time of a transaction that changes resources, taken after the
+ * shared lock that pa_transaction_time() looks for (milliseconds, as the
+ * FHIR instant written shows it), and that instant as the member lu. */
+#define CHANGE_TIME_CTE \
+    "WITH lk AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(872341, 1)), " \
+    "ct AS MATERIALIZED (SELECT t, '\"lastUpdated\":\"' || to_char(t AT TIME ZONE 'UTC'," \
+    "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"' AS lu" \
+    " FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t FROM lk) now_)"
+
 /* One statement merges a batch: the last line of each (type, id) wins, and a
  * row whose content is unchanged is not touched.  SRC is what is merged (a
  * relation); a tombstone goes for every resource staged. */
 #define MERGE_SQL(SRC) \
-    "WITH up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
+    CHANGE_TIME_CTE ", " \
+    "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
     "  content_hash, tokens, clin_start, clin_end, created) " \
-    " SELECT type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens," \
-    "  clin_start, clin_end, created FROM " SRC " src " \
+    " SELECT type, id, patient_id, ct.t, replace(json, '" CHANGE_TIME_MARK "', ct.lu)," \
+    "  replace(json_nonfin, '" CHANGE_TIME_MARK "', ct.lu), content_hash, tokens," \
+    "  clin_start, clin_end, created FROM " SRC " src CROSS JOIN ct " \
     " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
     "  last_updated = EXCLUDED.last_updated, json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin," \
     "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start," \
@@ -109,13 +125,13 @@ static const char merge_repeats_sql_and_commit[] =
     "; COMMIT";
 
 static const char delete_sql[] =
-    "WITH d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
+    CHANGE_TIME_CTE ", d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
     "gone AS (DELETE FROM resource r USING d WHERE r.type = d.type AND r.id = d.id"
     " RETURNING r.type, r.id, r.patient_id), "
     "mem AS (DELETE FROM member m USING gone WHERE gone.type = 'Patient' AND m.patient_id = gone.id), "
     "cov AS (DELETE FROM coverage c USING gone WHERE gone.type = 'Coverage' AND c.coverage_id = gone.id) "
     "INSERT INTO resource_deleted (type, id, patient_id, deleted_at) "
-    "SELECT type, id, patient_id, now() FROM gone "
+    "SELECT type, id, patient_id, ct.t FROM gone CROSS JOIN ct "
     "ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id, deleted_at = EXCLUDED.deleted_at";
 
 int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err *err)
@@ -409,30 +425,53 @@ static void batch_key(load_ctx *l, const char *type, const char *id)
 _Static_assert(sizeof(((load_ctx *)0)->batch_keys) / sizeof(uint64_t) >= 2 * BATCH_ROWS,
                "the batch key set holds twice a batch");
 
+/* The compact source line with its meta.lastUpdated replaced by the mark,
+ * when that value appears once in it; NULL otherwise (to serialize). */
+static char *mark_change_time(const char *line, const char *value)
+{
+    char needle[PA_TS_LEN + 32];
+    const char *at, *next;
+    char *out;
+    size_t nlen, mlen = strlen(CHANGE_TIME_MARK), pre, rest;
+
+    snprintf(needle, sizeof(needle), "\"lastUpdated\":\"%s\"", value);
+    nlen = strlen(needle);
+    at = strstr(line, needle);
+    if(!at || ((next = strstr(at + 1, needle)) != NULL))
+        return NULL;
+    pre = (size_t)(at - line);
+    rest = strlen(at + nlen) + 1;
+    out = malloc(pre + mlen + rest);
+    if(!out)
+        return NULL;
+    memcpy(out, line, pre);
+    memcpy(out + pre, CHANGE_TIME_MARK, mlen);
+    memcpy(out + pre + mlen, at + nlen, rest);
+    return out;
+}
+
 /* Adds one checked resource to the batch. */
 static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, size_t n,
                  const pa_fhir_facts *f, const char *file, long lineno, pa_err *err)
 {
-    json_object *nf = NULL;
+    json_object *nf = NULL, *meta;
     const char *json;
-    char hash[65];
+    char hash[65], *marked = NULL;
     int rc;
 
-    hash_hex(line, n, hash);
-    if(!f->last_updated[0]) {
-        /* the stored line must carry it: it is what _since compares */
-        json_object *meta;
-
-        if(!json_object_object_get_ex(res, "meta", &meta)) {
-            meta = json_object_new_object();
-            json_object_object_add(res, "meta", meta);
-        }
-        json_object_object_add(meta, "lastUpdated", json_object_new_string(l->load_instant));
+    /* meta.lastUpdated is the change time the merge gives it; the source's
+     * is not kept, and not hashed: a reload that differs only there changes
+     * nothing */
+    if(!json_object_object_get_ex(res, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
+        meta = json_object_new_object();
+        json_object_object_add(res, "meta", meta);
     }
-    if(f->last_updated[0] && line_is_compact(line, n, res))
-        json = line; /* NUL-terminated by load_ndjson */
+    json_object_object_add(meta, "lastUpdated", json_object_new_string(CHANGE_TIME_VALUE));
+    if(f->last_updated[0] && line_is_compact(line, n, res) && (marked = mark_change_time(line, f->last_updated)))
+        json = marked;
     else
         json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    hash_hex(json, strlen(json), hash);
     if(l->batch_rows == 0) {
         pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
         l->batch_first_line = lineno;
@@ -446,11 +485,10 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
     if(!rc)
         rc = pa_buf_addstr(&l->batch, "\t");
     if(!rc)
-        rc = copy_field(&l->batch, f->last_updated[0] ? f->last_updated : l->load_instant);
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
+        rc = pa_buf_addstr(&l->batch, "\\N\t"); /* the change time: set by the merge */
     if(!rc)
         rc = copy_field(&l->batch, json);
+    free(marked);
     if(!rc)
         rc = pa_buf_addstr(&l->batch, "\t");
     if(!rc && !strcmp(t->name, "ExplanationOfBenefit")) {
@@ -782,7 +820,6 @@ int cmd_load(int argc, char **argv)
     pa_fhir_facts_init(&l.facts);
     l.tty = isatty(2);
     l.started = pa_mono_ms();
-    pa_fhir_instant(pa_now_ms(), l.load_instant);
     /* a load is idempotent and can be run again: it need not wait for each
      * commit to reach the disk */
     if(pa_db_exec(l.db, &err, "SET synchronous_commit = off") ||

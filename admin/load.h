@@ -35,7 +35,6 @@ typedef struct load_ctx {
     long pending_inserted, pending_updated;
     long seq;
     pa_fhir_facts facts;
-    char load_instant[32];    /* meta.lastUpdated for resources that lack one */
     /* counts */
     long seen, loaded, inserted, updated, unchanged, deleted, rejected, groups, feed_rows;
     /* Groups wait until every resource is in */

@@ -138,27 +138,29 @@ static redisReply *run_script(pa_redis *r, pa_err *err, const char *script, int 
 static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs,
                       const char **args, long long *out);
 
-static int db_insert(PGconn *db, const pa_job *job, pa_err *err)
+/* Records the job; its transactionTime is the database's
+ * (pa_transaction_time(), sql/010_change_time.sql): every change stamped at
+ * or before it is committed, so _since from it misses nothing. */
+static int db_insert(PGconn *db, pa_job *job, pa_err *err)
 {
-    char ttime[32];
-    const char *values[8];
+    const char *values[7];
     PGresult *res;
 
-    pa_fhir_instant(job->ttime, ttime);
     values[0] = job->id;
     values[1] = job->kind;
     values[2] = job->owner;
     values[3] = job->state;
     values[4] = job->request;
     values[5] = job->params;
-    values[6] = ttime;
-    values[7] = job->request_id[0] ? job->request_id : NULL;
+    values[6] = job->request_id[0] ? job->request_id : NULL;
     res = pa_db_query(db, err,
                       "INSERT INTO job (id, kind, owner, state, request, params, transaction_time, request_id) "
-                      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::timestamptz, $8)",
-                      8, values);
+                      "VALUES ($1, $2, $3, $4, $5, $6::jsonb, pa_transaction_time(), $7) "
+                      "RETURNING (extract(epoch FROM transaction_time) * 1000)::bigint",
+                      7, values);
     if(!res)
         return PA_EDB;
+    job->ttime = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     return PA_OK;
 }
@@ -201,7 +203,7 @@ static int job_fields(const pa_job *job, const char **args, int at, char bufs[3]
     return at;
 }
 
-int pa_job_submit(pa_redis *r, PGconn *db, const pa_job *job, long max_active, pa_err *err)
+int pa_job_submit(pa_redis *r, PGconn *db, pa_job *job, long max_active, pa_err *err)
 {
     char kactive[KEYLEN], khash[KEYLEN], kstream[KEYLEN], maxs[24];
     char bufs[3][24];

@@ -35,7 +35,7 @@ typedef struct pa_job {
     char *request;      /* the kick-off URL, for the manifest */
     char request_id[33]; /* the kick-off's X-Request-Id ("" if unknown) */
     char *params;       /* kind-specific parameters (JSON) */
-    int64_t ttime;      /* transactionTime: the kick-off instant (ms) */
+    int64_t ttime;      /* transactionTime (ms): the kick-off instant, as pa_job_submit sets it */
     int64_t created;
     int64_t finished;   /* completion or cancellation (ms), 0 if none */
     long done;          /* progress: chunks done of total */
@@ -57,9 +57,10 @@ void pa_job_free(pa_job *job);
 /*
  * Records the job durably in PostgreSQL, then atomically (one script) checks
  * the owner's cap of queued+running jobs, writes the job hash and enqueues it.
- * PA_EBUSY when the owner already has max_active jobs.
+ * PA_EBUSY when the owner already has max_active jobs.  Sets job->ttime
+ * to the database's transactionTime (pa_transaction_time()).
  */
-int pa_job_submit(pa_redis *r, PGconn *db, const pa_job *job, long max_active, pa_err *err);
+int pa_job_submit(pa_redis *r, PGconn *db, pa_job *job, long max_active, pa_err *err);
 
 /* Reads a job; PA_ENOTFOUND if there is none. */
 int pa_job_get(pa_redis *r, const char *id, pa_job **out, pa_err *err);
