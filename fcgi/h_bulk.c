@@ -313,6 +313,46 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
 }
 
 /*
+ * The export holds only what the token's scopes cover: a type named in _type
+ * (or _typeFilter) outside them is 403; without _type, the types it covers.
+ */
+static int scope_types(pa_ctx *ctx, json_object *jp, pa_resp *resp)
+{
+    json_object *types = json_object_object_get(jp, "types"), *filters = json_object_object_get(jp, "filters");
+    json_object *kept;
+    int explicit = json_object_array_length(json_object_object_get(jp, "asked_types")) > 0;
+    size_t i;
+
+    {
+        json_object_object_foreach(filters, ftype, fv) {
+            (void)fv;
+            if(pa_api_require_read(ctx, resp, ftype))
+                return -1;
+        }
+    }
+    kept = json_object_new_array();
+    for(i = 0; i < json_object_array_length(types); i++) {
+        const char *type = json_object_get_string(json_object_array_get_idx(types, i));
+
+        if(pa_scope_allows(ctx->token.scope, type))
+            json_object_array_add(kept, json_object_new_string(type));
+        else if(explicit) {
+            json_object_put(kept);
+            return pa_api_require_read(ctx, resp, type);
+        }
+    }
+    if(json_object_array_length(kept) == 0) {
+        json_object_put(kept);
+        pa_resp_outcome(resp, 403, "error", "forbidden",
+                        "the access token's scope (%s) covers none of the types an export holds", ctx->token.scope);
+        pa_strlcpy(ctx->audit.detail, "scope covers no exported type", sizeof(ctx->audit.detail));
+        return -1;
+    }
+    json_object_object_add(jp, "types", kept);
+    return 0;
+}
+
+/*
  * Whether the caller may export the Group: a roster attributed to its NPI or
  * its organization's (payer admin clients see all), or a Matched Group it made
  * and that has not expired.  *members is its size.
@@ -377,7 +417,7 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     if(collect_params(req, &xp, resp))
         goto out;
     jp = json_object_new_object();
-    if(build_job_params(&xp, args[0], now, jp, resp))
+    if(build_job_params(&xp, args[0], now, jp, resp) || scope_types(ctx, jp, resp))
         goto out;
     if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, args[0], &found, &ctx->audit.members, &err)) {
         pa_resp_error(resp, &err);
@@ -478,6 +518,60 @@ static int polled_too_soon(pa_ctx *ctx, const char *id)
     return soon;
 }
 
+/* Whether the token's scopes cover every type the job exported. */
+static int scope_covers_job(const pa_ctx *ctx, const pa_job *job)
+{
+    json_object *params = NULL, *types;
+    size_t i;
+    int all = 0;
+
+    if(!pa_json_parse(job->params, strlen(job->params), &params, NULL) &&
+       json_object_object_get_ex(params, "types", &types) && json_object_is_type(types, json_type_array))
+        for(all = 1, i = 0; all && i < json_object_array_length(types); i++)
+            all = pa_scope_allows(ctx->token.scope, json_object_get_string(json_object_array_get_idx(types, i)));
+    json_object_put(params);
+    return all;
+}
+
+/*
+ * The manifest as the polling token may use it, when its scopes are narrower
+ * than the kick-off's: the files of types it does not cover, and the deleted
+ * files unless it covers every type exported, are left out.  NULL when the
+ * manifest is the token's as it is.
+ */
+static char *manifest_for_token(const pa_ctx *ctx, const pa_job *job)
+{
+    json_object *m = NULL, *out, *del, *kept;
+    char *mine = NULL;
+    size_t i;
+    int dropped = 0;
+
+    if(pa_json_parse(job->manifest, strlen(job->manifest), &m, NULL))
+        return NULL;
+    if(json_object_object_get_ex(m, "output", &out) && json_object_is_type(out, json_type_array)) {
+        kept = json_object_new_array();
+        for(i = 0; i < json_object_array_length(out); i++) {
+            json_object *entry = json_object_array_get_idx(out, i), *type;
+
+            if(json_object_object_get_ex(entry, "type", &type) &&
+               pa_scope_allows(ctx->token.scope, json_object_get_string(type)))
+                json_object_array_add(kept, json_object_get(entry));
+            else
+                dropped++;
+        }
+        json_object_object_add(m, "output", kept);
+    }
+    if(json_object_object_get_ex(m, "deleted", &del) && json_object_is_type(del, json_type_array) &&
+       json_object_array_length(del) && !scope_covers_job(ctx, job)) {
+        json_object_object_add(m, "deleted", json_object_new_array());
+        dropped++;
+    }
+    if(dropped)
+        mine = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(m);
+    return mine;
+}
+
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const types[] = { PA_MT_JSON, PA_MT_FHIR_JSON, NULL };
@@ -498,9 +592,10 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return 0;
     }
     if(!strcmp(job->state, "completed") && job->manifest) {
-        char date[32];
+        char date[32], *mine = manifest_for_token(ctx, job);
 
-        pa_resp_text(resp, 200, PA_MT_JSON, job->manifest);
+        pa_resp_text(resp, 200, PA_MT_JSON, mine ? mine : job->manifest);
+        free(mine);
         pa_http_date((time_t)((job->finished + ctx->cfg->retention_seconds * 1000) / 1000), date);
         pa_resp_header(resp, "Expires", "%s", date);
     }
