@@ -67,6 +67,21 @@ static const char lua_finish[] =
     "redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) "
     "return 1";
 
+long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds)
+{
+    int64_t elapsed = now_ms > job->created ? now_ms - job->created : 0;
+    int64_t left_ms;
+    long s;
+
+    if(max_seconds < 1)
+        return 1;
+    if(job->total <= 0 || job->done <= 0 || job->done > job->total)
+        return elapsed < max_seconds * 1000 ? 1 : max_seconds;
+    left_ms = elapsed / job->done * (job->total - job->done);
+    s = (long)((left_ms + 999) / 1000);
+    return s < 1 ? 1 : s > max_seconds ? max_seconds : s;
+}
+
 int pa_job_new_id(char out[PA_JOB_ID_LEN + 1])
 {
     return pa_random_hex(out, PA_JOB_ID_LEN / 2);

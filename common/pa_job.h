@@ -46,6 +46,14 @@ typedef struct pa_job {
     long attempts;
 } pa_job;
 
+/*
+ * Seconds a client should wait before its next poll (Retry-After), never more
+ * than max_seconds nor less than 1: the time the job's progress (done of total
+ * chunks since it was created) says is left; without progress yet, 1 during
+ * the job's first max_seconds (most jobs are short), max_seconds after.
+ */
+long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds);
+
 /* A fresh 128-bit random job id. */
 int pa_job_new_id(char out[PA_JOB_ID_LEN + 1]);
 

@@ -610,7 +610,7 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                            job->done * 100 / job->total, job->done, job->total);
         else
             pa_resp_header(resp, "X-Progress", "%s", !strcmp(job->state, "queued") ? "queued" : "starting");
-        pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds);
+        pa_resp_header(resp, "Retry-After", "%ld", pa_job_retry_after(job, pa_now_ms(), ctx->cfg->retry_after_seconds));
     }
     pa_job_free(job);
     return 0;

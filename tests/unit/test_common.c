@@ -11,6 +11,7 @@
 #include "pa_config.h"
 #include "pa_fhir.h"
 #include "pa_http.h"
+#include "pa_job.h"
 #include "pa_json.h"
 #include "pa_util.h"
 
@@ -476,6 +477,32 @@ static void test_business_deadline(void)
     tzset();
 }
 
+static void test_retry_after(void)
+{
+    pa_job job;
+
+    memset(&job, 0, sizeof(job));
+    job.created = 100000;
+    /* no progress yet: 1 during the first max_seconds, then max_seconds */
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 100500, 2), 1);
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 103000, 2), 2);
+    /* half done in 1 s: 1 s left */
+    job.done = 5;
+    job.total = 10;
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 101000, 5), 1);
+    /* a tenth done in 1 s: 9 s left, capped at max_seconds */
+    job.done = 1;
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 101000, 5), 5);
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 101000, 30), 9);
+    /* 9 of 10 done in 0.9 s: under a second left, never 0 */
+    job.done = 9;
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 100900, 2), 1);
+    /* a clock behind the job, or progress past its total, never gives more than max_seconds */
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 0, 2), 1);
+    job.done = 11;
+    CU_ASSERT_EQUAL(pa_job_retry_after(&job, 200000, 2), 2);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -496,6 +523,7 @@ int main(void)
         { "dates and instants to FHIR's grammar and calendar", test_dates },
         { "UTF-8 checked, never cut inside a character", test_utf8 },
         { "request JSON parsed strictly", test_json_parse },
+        { "Retry-After follows a job's progress", test_retry_after },
         { NULL, NULL },
     };
 
