@@ -42,6 +42,7 @@ const char *pa_err_name(int code)
     case PA_ECANCELLED: return "cancelled";
     case PA_ESTOPPED: return "stopped";
     case PA_EDBQUERY: return "database refused a statement";
+    case PA_ENOTSUP: return "not supported";
     default: return "unknown error";
     }
 }

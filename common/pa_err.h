@@ -23,7 +23,8 @@ enum {
     PA_ESTATE = -11,    /* the thing exists but is in the wrong state */
     PA_ECANCELLED = -12, /* the job was cancelled while working on it */
     PA_ESTOPPED = -13,   /* the runner is shutting down; the job goes to another */
-    PA_EDBQUERY = -14    /* PostgreSQL refused a statement (not a lost connection): retrying will not help */
+    PA_EDBQUERY = -14,   /* PostgreSQL refused a statement (not a lost connection): retrying will not help */
+    PA_ENOTSUP = -15     /* well-formed, but not supported here */
 };
 
 typedef struct pa_err {

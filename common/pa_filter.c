@@ -77,7 +77,7 @@ static int token_cond(const char *param, char *value, json_object *conds, pa_err
         }
         bar = strchr(v, '|');
         if(bar && !bar[1]) {
-            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s=%.80s: a system without a code is not supported", param, v);
+            rc = pa_err_set(err, PA_ENOTSUP, "_typeFilter %s=%.80s: a system without a code is not supported", param, v);
             break;
         }
         if(++count > PA_FILTER_MAX_VALUES) {
@@ -121,7 +121,7 @@ static int date_cond(const struct date_param *d, char *value, json_object *conds
             break;
         }
     if(value[0] < '0' || value[0] > '9')
-        return pa_err_set(err, PA_EINVAL, "_typeFilter %s: prefix '%.2s' is not supported (eq, ge, gt, le, lt)",
+        return pa_err_set(err, PA_ENOTSUP, "_typeFilter %s: prefix '%.2s' is not supported (eq, ge, gt, le, lt)",
                           d->param, value);
     if(pa_fhir_date_ts(value, ts))
         return pa_err_set(err, PA_EINVAL, "_typeFilter %s: '%.40s' is not a FHIR date", d->param, value);
@@ -170,7 +170,7 @@ int pa_filter_add(json_object *filters, const char *query, pa_err *err)
         }
         colon = strchr(p, ':');
         if(colon) {
-            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s: modifier ':%.20s' on %.*s is not supported", type, colon + 1,
+            rc = pa_err_set(err, PA_ENOTSUP, "_typeFilter %s: modifier ':%.20s' on %.*s is not supported", type, colon + 1,
                             (int)(colon - p), p);
             break;
         }
@@ -182,7 +182,7 @@ int pa_filter_add(json_object *filters, const char *query, pa_err *err)
         else {
             char supported[512];
 
-            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s: parameter '%.40s' is not supported (supported: %s)", type,
+            rc = pa_err_set(err, PA_ENOTSUP, "_typeFilter %s: parameter '%.40s' is not supported (supported: %s)", type,
                             p, *pa_filter_params(type, supported, sizeof(supported)) ? supported : "none");
         }
         p = next;

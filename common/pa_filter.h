@@ -23,8 +23,9 @@
 /*
  * Parses one _typeFilter query and appends it to filters[Type] (an object of
  * arrays of queries; queries of one type are OR'ed, conditions within one are
- * AND'ed).  PA_EINVAL naming the unsupported type, parameter, modifier or
- * prefix.
+ * AND'ed).  PA_ENOTSUP naming a parameter, modifier, prefix or token form
+ * this server does not support (what Prefer: handling=lenient may ignore);
+ * PA_EINVAL for a malformed query or a type it does not export.
  */
 int pa_filter_add(json_object *filters, const char *query, pa_err *err);
 

@@ -110,6 +110,7 @@ int pa_resp_error(pa_resp *r, const pa_err *err)
 
     switch(err->code) {
     case PA_EINVAL: status = 400; code = "invalid"; break;
+    case PA_ENOTSUP: status = 400; code = "not-supported"; break;
     case PA_ETOOBIG: status = 413; code = "too-costly"; break;
     case PA_ENOTFOUND: status = 404; code = "not-found"; break;
     case PA_EBUSY: status = 429; code = "throttled"; break;

@@ -198,13 +198,42 @@ static int instant_param(const char *name, const char *v, int64_t now, json_obje
 }
 
 /* Validates the parameters into the job's params object; answers 400 itself. */
-static int build_job_params(const struct xparams *xp, const char *group, int64_t now, json_object *out, pa_resp *resp)
+/* Notes a parameter ignored under Prefer: handling=lenient, for the manifest's error file. */
+static void ignore_param(json_object *ignored, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void ignore_param(json_object *ignored, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_object_array_add(ignored, json_object_new_string(msg));
+}
+
+/* Whether the request asked for lenient handling (Prefer: handling=lenient). */
+static int lenient_handling(const pa_req *req)
+{
+    const char *p = req->prefer;
+
+    while(p && (p = strstr(p, "handling")) != NULL) {
+        p += 8;
+        p += strspn(p, " \t");
+        if(*p == '=' && !strncasecmp(p + 1 + strspn(p + 1, " \t\""), "lenient", 7))
+            return 1;
+    }
+    return 0;
+}
+
+static int build_job_params(const struct xparams *xp, const char *group, int64_t now, int lenient, json_object *out,
+                            pa_resp *resp)
 {
     json_object *types = json_object_new_array();
     json_object *filters = json_object_new_object();
     json_object *patients = json_object_new_array();
     json_object *asked_types = json_object_new_array();
     json_object *asked_filters = json_object_new_array();
+    json_object *ignored = json_object_new_array();
     const char *format = NULL, *export_type = NULL;
     pa_err err;
     size_t i, k;
@@ -216,6 +245,8 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
     /* as asked, for the record of what a provider-download gave */
     json_object_object_add(out, "asked_types", asked_types);
     json_object_object_add(out, "asked_filters", asked_filters);
+    /* what Prefer: handling=lenient let through unapplied: named in the error file */
+    json_object_object_add(out, "ignored", ignored);
     for(i = 0; i < xp->n; i++) {
         const char *name = xp->p[i].name;
         const char *v = xp->p[i].value;
@@ -240,9 +271,20 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
             json_object_array_add(asked_types, json_object_new_string(v));
         }
         else if(!strcmp(name, "_typeFilter")) {
-            if(pa_filter_add(filters, v, &err))
-                return reject(resp, "not-supported", "%s", err.msg);
-            json_object_array_add(asked_filters, json_object_new_string(v));
+            if(pa_filter_add(filters, v, &err)) {
+                if(!lenient || err.code != PA_ENOTSUP)
+                    return reject(resp, "not-supported", "%s", err.msg);
+                ignore_param(ignored, "_typeFilter '%.200s' was not applied (%.200s): its type is exported unfiltered, "
+                             "as Prefer: handling=lenient asked", v, err.msg);
+            }
+            else
+                json_object_array_add(asked_filters, json_object_new_string(v));
+        }
+        else if(!strcmp(name, "includeAssociatedData")) {
+            /* never ignored, even when lenient: the client would take its absence for "none exists" */
+            return reject(resp, "not-supported",
+                          "includeAssociatedData is not supported: this server does not export associated data "
+                          "(such as LatestProvenanceResources); Provenance is exported as a type (_type=Provenance)");
         }
         else if(!strcmp(name, "patient")) {
             /* kept as given: references that are not members are reported, not
@@ -277,9 +319,15 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
                               "#provider-delta or #provider-snapshot", v);
             export_type = v;
         }
+        else if(lenient) {
+            ignore_param(ignored, "export parameter '%.60s' is not supported; it was ignored, as Prefer: "
+                         "handling=lenient asked", name);
+        }
         else {
             /* an ignored parameter would export more than was asked for */
-            return reject(resp, "not-supported", "export parameter '%.60s' is not supported", name);
+            return reject(resp, "not-supported",
+                          "export parameter '%.60s' is not supported (with Prefer: handling=lenient it is ignored, "
+                          "and named in the manifest's error file)", name);
         }
     }
     if(!export_type)
@@ -417,7 +465,7 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     if(collect_params(req, &xp, resp))
         goto out;
     jp = json_object_new_object();
-    if(build_job_params(&xp, args[0], now, jp, resp) || scope_types(ctx, jp, resp))
+    if(build_job_params(&xp, args[0], now, lenient_handling(req), jp, resp) || scope_types(ctx, jp, resp))
         goto out;
     if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, args[0], &found, &ctx->audit.members, &err)) {
         pa_resp_error(resp, &err);

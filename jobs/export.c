@@ -536,10 +536,36 @@ static int export_shared(struct export *x, pa_err *err)
     return rc;
 }
 
-/* `patient` references that are invalid or not members: one OperationOutcome
- * a line.  (Members left out for an opt-out are not named: that would
- * disclose it.) */
-static int write_errors(struct export *x, struct type_out *t, json_object *patients, pa_err *err)
+/* Whether the job has an error file: patient references to check, or
+ * parameters a lenient kick-off ignored. */
+static int has_errors(const struct export *x)
+{
+    json_object *v;
+
+    return (json_object_object_get_ex(x->params, "patients", &v) && json_object_array_length(v)) ||
+           (json_object_object_get_ex(x->params, "ignored", &v) && json_object_array_length(v));
+}
+
+/* One warning OperationOutcome line of the error file. */
+static int error_line(struct export *x, struct type_out *t, pa_buf *line, const char *code, const char *msg,
+                      pa_err *err)
+{
+    int rc;
+
+    pa_buf_reset(line);
+    rc = pa_buf_printf(line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
+                             "\"code\":\"%s\",\"diagnostics\":", code);
+    rc = rc ? rc : pa_buf_add_json_string(line, msg);
+    rc = rc ? rc : pa_buf_addstr(line, "}]}");
+    return rc ? pa_err_set(err, PA_ENOMEM, "out of memory") : add_line(x, t, line->data, line->len, err);
+}
+
+/* The error file: the parameters Prefer: handling=lenient let through
+ * unapplied, then `patient` references that are invalid or not members, one
+ * OperationOutcome a line.  (Members left out for an opt-out are not named:
+ * that would disclose it.) */
+static int write_errors(struct export *x, struct type_out *t, json_object *patients, json_object *ignored,
+                        pa_err *err)
 {
     const char *values[2];
     pa_buf ids, line;
@@ -549,6 +575,16 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
 
     pa_buf_init(&ids, 1 << 20);
     pa_buf_init(&line, 4096);
+    for(i = 0; !rc && ignored && i < json_object_array_length(ignored); i++)
+        rc = error_line(x, t, &line, "not-supported", json_object_get_string(json_object_array_get_idx(ignored, i)),
+                        err);
+    if(!rc && (!patients || !json_object_array_length(patients))) {
+        rc = flush_type(t, err);
+        x->patients[0] = '\0';
+        pa_buf_free(&ids);
+        pa_buf_free(&line);
+        return rc;
+    }
     pa_buf_addstr(&ids, "{");
     for(i = 0; !rc && i < json_object_array_length(patients); i++) {
         const char *ref = json_object_get_string(json_object_array_get_idx(patients, i));
@@ -558,17 +594,12 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
             rc = pa_buf_add_array_item(&ids, id);
             continue;
         }
-        pa_buf_reset(&line);
-        rc = pa_buf_addstr(&line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
-                                  "\"code\":\"invalid\",\"diagnostics\":");
         {
             char msg[512];
 
             snprintf(msg, sizeof(msg), "patient '%.200s' is not a Patient reference; it was ignored", ref);
-            rc = rc ? rc : pa_buf_add_json_string(&line, msg);
+            rc = error_line(x, t, &line, "invalid", msg, err);
         }
-        rc = rc ? rc : pa_buf_addstr(&line, "}]}");
-        rc = rc ? rc : add_line(x, t, line.data, line.len, err);
     }
     pa_buf_addstr(&ids, "}");
     values[0] = x->group;
@@ -589,12 +620,7 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
 
         snprintf(msg, sizeof(msg), "Patient/%s is not a member of Group/%s; it was ignored", PQgetvalue(res, (int)i, 0),
                  x->group);
-        pa_buf_reset(&line);
-        rc = pa_buf_addstr(&line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
-                                  "\"code\":\"not-found\",\"diagnostics\":");
-        rc = rc ? rc : pa_buf_add_json_string(&line, msg);
-        rc = rc ? rc : pa_buf_addstr(&line, "}]}");
-        rc = rc ? rc : add_line(x, t, line.data, line.len, err);
+        rc = error_line(x, t, &line, "not-found", msg, err);
     }
     PQclear(res);
     if(!rc)
@@ -861,7 +887,7 @@ static int read_params(struct export *x, pa_err *err)
 
 static int prepare(struct export *x, pa_err *err)
 {
-    json_object *types, *filters = NULL, *v;
+    json_object *types, *filters = NULL;
     const char *values[1];
     PGresult *res;
     size_t i;
@@ -889,8 +915,7 @@ static int prepare(struct export *x, pa_err *err)
 
         rc = t ? build_deleted_sql(x, t, types) : PA_ETOOBIG;
     }
-    if(!rc && json_object_object_get_ex(x->params, "patients", &v) && json_object_array_length(v) &&
-       !add_out(x, "OperationOutcome", OUT_ERROR))
+    if(!rc && has_errors(x) && !add_out(x, "OperationOutcome", OUT_ERROR))
         rc = PA_ETOOBIG;
     if(rc)
         return rc;
@@ -1053,15 +1078,16 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     for(i = 0; i < x->nout && !rc; i++)
         rc = open_current(x, &x->out[i], err);
     if(!rc) {
-        json_object *patients = NULL;
+        json_object *patients = NULL, *ignored = NULL;
 
         json_object_object_get_ex(x->params, "patients", &patients);
-        if(x->resumed || !patients || !json_object_array_length(patients))
+        json_object_object_get_ex(x->params, "ignored", &ignored);
+        if(x->resumed || !has_errors(x))
             subset_from_params(x);
         else
             for(i = 0; i < x->nout && !rc; i++)
                 if(x->out[i].kind == OUT_ERROR)
-                    rc = write_errors(x, &x->out[i], patients, err);
+                    rc = write_errors(x, &x->out[i], patients, ignored, err);
     }
     if(!rc)
         rc = count_chunks(x, err);
