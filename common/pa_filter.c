@@ -26,14 +26,63 @@ static const struct date_param date_params[] = {
     { "ExplanationOfBenefit", "created", "created" },
     { "MedicationRequest", "authoredon", "created" },
     { "CarePlan", "date", "clin_start" },
+    /* "*": every type */
+    { "*", "_lastUpdated", "last_updated" },
+    { "Patient", "birthdate", "(rpad(json::jsonb->>'birthDate', 10, '-01') || 'T00:00:00Z')::timestamptz" },
 };
+
+/*
+ * Search parameters read from the stored JSON when the export runs (only the
+ * exports that ask for one pay for it).  sql uses @1 (and @2) for its values:
+ * a text[] of the values as given (EX_LIST), lower-cased prefixes for LIKE
+ * (EX_STRING: FHIR string search, starts-with and case-insensitive), or for an
+ * identifier the system|value pairs (@1) and the bare values (@2).
+ */
+enum expr_kind { EX_LIST, EX_STRING, EX_IDENT };
+
+struct expr_param {
+    const char *type, *param;
+    enum expr_kind kind;
+    const char *sql;
+};
+
+#define NAMES "jsonb_array_elements(CASE WHEN jsonb_typeof(json::jsonb->'name') = 'array' THEN json::jsonb->'name' END)"
+#define GIVEN "jsonb_array_elements_text(CASE WHEN jsonb_typeof(n->'given') = 'array' THEN n->'given' END)"
+
+static const struct expr_param expr_params[] = {
+    { "*", "_id", EX_LIST, "id = ANY(@1::text[])" },
+    { "*", "_profile", EX_LIST, "(json::jsonb->'meta'->'profile') ?| @1::text[]" },
+    { "Patient", "gender", EX_LIST, "json::jsonb->>'gender' = ANY(@1::text[])" },
+    { "Patient", "identifier", EX_IDENT,
+      "EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(json::jsonb->'identifier') = 'array' "
+      "THEN json::jsonb->'identifier' END) i WHERE coalesce(i->>'system', '') || '|' || (i->>'value') = ANY(@1::text[]) "
+      "OR i->>'value' = ANY(@2::text[]))" },
+    { "Patient", "name", EX_STRING,
+      "EXISTS (SELECT 1 FROM " NAMES " n WHERE lower(n->>'family') LIKE ANY(@1::text[]) "
+      "OR lower(n->>'text') LIKE ANY(@1::text[]) OR EXISTS (SELECT 1 FROM " GIVEN " g WHERE lower(g) LIKE ANY(@1::text[])))" },
+    { "Patient", "family", EX_STRING, "EXISTS (SELECT 1 FROM " NAMES " n WHERE lower(n->>'family') LIKE ANY(@1::text[]))" },
+    { "Patient", "given", EX_STRING,
+      "EXISTS (SELECT 1 FROM " NAMES " n, " GIVEN " g WHERE lower(g) LIKE ANY(@1::text[]))" },
+};
+
+static const struct expr_param *find_expr_param(const char *type, const char *param)
+{
+    size_t i;
+
+    for(i = 0; i < sizeof(expr_params) / sizeof(expr_params[0]); i++)
+        if((!strcmp(expr_params[i].type, type) || !strcmp(expr_params[i].type, "*")) &&
+           !strcmp(expr_params[i].param, param))
+            return &expr_params[i];
+    return NULL;
+}
 
 static const struct date_param *find_date_param(const char *type, const char *param)
 {
     size_t i;
 
     for(i = 0; i < sizeof(date_params) / sizeof(date_params[0]); i++)
-        if(!strcmp(date_params[i].type, type) && !strcmp(date_params[i].param, param))
+        if((!strcmp(date_params[i].type, type) || !strcmp(date_params[i].type, "*")) &&
+           !strcmp(date_params[i].param, param))
             return &date_params[i];
     return NULL;
 }
@@ -48,8 +97,11 @@ const char *pa_filter_params(const char *type, char *out, size_t size)
     for(i = 0; tokens && tokens[i]; i++)
         n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", tokens[i]);
     for(i = 0; i < sizeof(date_params) / sizeof(date_params[0]); i++)
-        if(!strcmp(date_params[i].type, type))
+        if(!strcmp(date_params[i].type, type) || !strcmp(date_params[i].type, "*"))
             n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", date_params[i].param);
+    for(i = 0; i < sizeof(expr_params) / sizeof(expr_params[0]); i++)
+        if(!strcmp(expr_params[i].type, type) || !strcmp(expr_params[i].type, "*"))
+            n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s%s", n ? ", " : "", expr_params[i].param);
     return out;
 }
 
@@ -98,6 +150,63 @@ static int token_cond(const char *param, char *value, json_object *conds, pa_err
         json_object_array_add(conds, c);
     }
     pa_buf_free(&lit);
+    return rc;
+}
+
+/* A condition read from the JSON: its values as text[] literals. */
+static int expr_cond(const char *type, const struct expr_param *e, char *value, json_object *conds, pa_err *err)
+{
+    pa_buf lit[2];
+    char *v = value;
+    int count = 0, k, rc = PA_OK;
+    json_object *c;
+
+    for(k = 0; k < 2; k++) {
+        pa_buf_init(&lit[k], 64 * 1024);
+        pa_buf_addstr(&lit[k], "{");
+    }
+    while(!rc && v) {
+        char *next = strchr(v, ',');
+        char item[1024];
+        size_t i, n = 0;
+
+        if(next)
+            *next++ = '\0';
+        if(pa_url_decode(v, 0) || !*v || !pa_utf8_valid(v, strlen(v)) || strlen(v) > 500) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has an empty, malformed or too long value", e->param);
+            break;
+        }
+        if(++count > PA_FILTER_MAX_VALUES) {
+            rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has more than %d values", e->param, PA_FILTER_MAX_VALUES);
+            break;
+        }
+        if(e->kind == EX_STRING) {
+            /* starts with, whatever the case: LIKE 'value%', its own % _ \ escaped */
+            for(i = 0; v[i] && n + 3 < sizeof(item); i++) {
+                if(v[i] == '%' || v[i] == '_' || v[i] == '\\')
+                    item[n++] = '\\';
+                item[n++] = (v[i] >= 'A' && v[i] <= 'Z') ? (char)(v[i] - 'A' + 'a') : v[i];
+            }
+            item[n++] = '%';
+            item[n] = '\0';
+            rc = pa_buf_add_array_item(&lit[0], item);
+        }
+        else
+            rc = pa_buf_add_array_item(&lit[e->kind == EX_IDENT && !strchr(v, '|') ? 1 : 0], v);
+        v = next;
+    }
+    if(!rc) {
+        c = json_object_new_object();
+        json_object_object_add(c, "expr", json_object_new_string(e->param));
+        json_object_object_add(c, "expr_type", json_object_new_string(type));
+        for(k = 0; k < 2; k++) {
+            pa_buf_addstr(&lit[k], "}");
+            json_object_object_add(c, k ? "v2" : "v1", json_object_new_string(pa_buf_str(&lit[k])));
+        }
+        json_object_array_add(conds, c);
+    }
+    for(k = 0; k < 2; k++)
+        pa_buf_free(&lit[k]);
     return rc;
 }
 
@@ -179,6 +288,8 @@ int pa_filter_add(json_object *filters, const char *query, pa_err *err)
             rc = date_cond(d, eq + 1, conds, err);
         else if(pa_fhir_token_param(type, p))
             rc = token_cond(p, eq + 1, conds, err);
+        else if(find_expr_param(type, p))
+            rc = expr_cond(type, find_expr_param(type, p), eq + 1, conds, err);
         else {
             char supported[512];
 
@@ -228,8 +339,23 @@ int pa_filter_sql(json_object *queries, pa_buf *sql, int first, const char **val
 
             if(*n + 2 > max)
                 return PA_ETOOBIG;
-            /* columns come from the table above, never from the request */
-            if(*jstr(cond, "tokens")) {
+            /* columns and expressions come from the tables above, never from the request */
+            if(*jstr(cond, "expr")) {
+                const struct expr_param *e = find_expr_param(jstr(cond, "expr_type"), jstr(cond, "expr"));
+                const char *at;
+
+                if(!e)
+                    return PA_EINVAL;
+                values[(*n)++] = jstr(cond, "v1");
+                if(strstr(e->sql, "@2"))
+                    values[(*n)++] = jstr(cond, "v2");
+                rc = pa_buf_addstr(sql, " AND (");
+                for(at = e->sql; !rc && *at; at++)
+                    rc = at[0] == '@' && (at[1] == '1' || at[1] == '2') ? pa_buf_printf(sql, "$%d", k + (*++at - '1'))
+                                                                         : pa_buf_add(sql, at, 1);
+                rc = rc ? rc : pa_buf_addstr(sql, ")");
+            }
+            else if(*jstr(cond, "tokens")) {
                 values[(*n)++] = jstr(cond, "tokens");
                 rc = pa_buf_printf(sql, " AND tokens && $%d::text[]", k);
             }

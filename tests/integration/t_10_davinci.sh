@@ -123,6 +123,18 @@ expect_eq "... and nothing that matches is left out" "$(grep -c . <<< "$eobs")" 
         AND coalesce(clin_end, clin_start, created) >= '2016-01-01'
         AND ((clin_start >= '2024-01-01' AND tokens && '{type=pharmacy}') OR tokens && '{use=preauthorization}')")"
 as_org DELETE "$JOB_URL"
+# PDex's portable filter for prior authorizations: by profile
+dx --get --data-urlencode '_type=ExplanationOfBenefit' \
+  --data-urlencode '_typeFilter=ExplanationOfBenefit?_profile=http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-priorauthorization'
+wait_as "$JOB_URL"
+MANIFEST=$BODY
+eobs=$(fetch_all ExplanationOfBenefit)
+expect_eq "_typeFilter ExplanationOfBenefit?_profile=...pdex-priorauthorization keeps the prior authorizations" \
+  "$(jq -r '.use' <<< "$eobs" | sort -u)" preauthorization
+expect_eq "... all of them" "$(grep -c . <<< "$eobs")" \
+  "$(q "SELECT count(*) FROM resource WHERE type = 'ExplanationOfBenefit' AND patient_id IN ($MEMBERS)
+        AND coalesce(clin_end, clin_start, created) >= '2016-01-01' AND tokens && '{use=preauthorization}'")"
+as_org DELETE "$JOB_URL"
 
 for bad in 'Observation?value-quantity=5|parameter .value-quantity. is not supported' \
            'Observation?code:not=x|modifier' 'Observation?date=ne2020|prefix' 'Claim?status=x|Claim' \
