@@ -563,6 +563,79 @@ static void basis_profiles(json_object *eob)
     }
 }
 
+/* The code of the first coding of a CodeableConcept with the given system, or NULL. */
+static const char *cc_code(json_object *cc, const char *system)
+{
+    json_object *codings;
+    size_t i;
+
+    if(!json_object_object_get_ex(cc, "coding", &codings) || !json_object_is_type(codings, json_type_array))
+        return NULL;
+    for(i = 0; i < json_object_array_length(codings); i++) {
+        json_object *c = json_object_array_get_idx(codings, i);
+        const char *sys = pa_json_str(c, "system");
+
+        if(sys && !strcmp(sys, system))
+            return pa_json_str(c, "code");
+    }
+    return NULL;
+}
+
+/* A claim (not a prior authorization) whose source named no CARIN profile
+ * gets the Basis profile of its claim type, so that every non-financial EOB
+ * says which one it conforms to. */
+static void add_basis_profile(json_object *eob)
+{
+    static const char carin[] = "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-";
+    static const struct { const char *type, *profile; } by_type[] = {
+        { "professional", "Professional-NonClinician-Basis" },
+        { "pharmacy", "Pharmacy-Basis" },
+        { "oral", "Oral-Basis" },
+        { "vision", "Vision-Basis" },
+    };
+    json_object *meta, *profiles, *type = NULL, *subtype = NULL;
+    const char *code, *use = pa_json_str(eob, "use"), *suffix = NULL;
+    char url[256];
+    size_t i;
+
+    if(use && !strcmp(use, "preauthorization"))
+        return;
+    if(json_object_object_get_ex(eob, "meta", &meta) && json_object_object_get_ex(meta, "profile", &profiles) &&
+       json_object_is_type(profiles, json_type_array))
+        for(i = 0; i < json_object_array_length(profiles); i++) {
+            const char *p = json_object_get_string(json_object_array_get_idx(profiles, i));
+
+            if(p && !strncmp(p, carin, sizeof(carin) - 1))
+                return;
+        }
+    json_object_object_get_ex(eob, "type", &type);
+    code = cc_code(type, "http://terminology.hl7.org/CodeSystem/claim-type");
+    if(!code)
+        return;
+    if(!strcmp(code, "institutional")) {
+        const char *sub;
+
+        json_object_object_get_ex(eob, "subType", &subtype);
+        sub = cc_code(subtype, "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType");
+        suffix = sub && !strcmp(sub, "inpatient") ? "Inpatient-Institutional-Basis" : "Outpatient-Institutional-Basis";
+    }
+    for(i = 0; !suffix && i < sizeof(by_type) / sizeof(by_type[0]); i++)
+        if(!strcmp(code, by_type[i].type))
+            suffix = by_type[i].profile;
+    if(!suffix)
+        return;
+    if(!json_object_object_get_ex(eob, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
+        meta = json_object_new_object();
+        json_object_object_add(eob, "meta", meta);
+    }
+    if(!json_object_object_get_ex(meta, "profile", &profiles) || !json_object_is_type(profiles, json_type_array)) {
+        profiles = json_object_new_array();
+        json_object_object_add(meta, "profile", profiles);
+    }
+    snprintf(url, sizeof(url), "%s%s", carin, suffix);
+    json_object_array_add(profiles, json_object_new_string(url));
+}
+
 json_object *pa_fhir_nonfinancial(json_object *eob)
 {
     static const char *const lines[] = { "item", "addItem", NULL };
@@ -582,6 +655,7 @@ json_object *pa_fhir_nonfinancial(json_object *eob)
             for(i = 0; i < json_object_array_length(a); i++)
                 strip_line(json_object_array_get_idx(a, i), NULL);
     basis_profiles(copy);
+    add_basis_profile(copy);
     return copy;
 }
 

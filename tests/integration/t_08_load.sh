@@ -125,6 +125,19 @@ expect_eq "a resource named twice in a batch keeps its last line" \
 admin delete Patient/form-1 Patient/form-2 Patient/form-3 Patient/form-4 > /dev/null
 psql_q "DELETE FROM resource_deleted WHERE id LIKE 'form-%'" > /dev/null
 
+# a claim whose source names no CARIN profile: its non-financial form names the Basis one
+jq -c 'select(.use == "claim" and (.type.coding[0].code == "pharmacy")) | .id = "no-profile-eob" | del(.meta.profile)' \
+  "$syn/ExplanationOfBenefit.ndjson" | head -n 1 > "$HTTP_TMP/noprof.ndjson"
+admin load "$HTTP_TMP/noprof.ndjson" > /dev/null
+expect_eq "a claim loaded without a profile is served non-financial under its Basis profile" \
+  "$(psql_q "SELECT json_nonfin::jsonb->'meta'->'profile'->>0 FROM resource WHERE type = 'ExplanationOfBenefit' AND id = 'no-profile-eob'")" \
+  "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Pharmacy-Basis"
+expect_eq "every non-financial claim names a CARIN Basis profile" \
+  "$(psql_q "SELECT count(*) FROM resource WHERE type = 'ExplanationOfBenefit' AND json_nonfin::jsonb->>'use' <> 'preauthorization'
+             AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(json_nonfin::jsonb->'meta'->'profile') p WHERE p LIKE '%C4BB-%-Basis')")" 0
+admin delete ExplanationOfBenefit/no-profile-eob > /dev/null
+psql_q "DELETE FROM resource_deleted WHERE id = 'no-profile-eob'" > /dev/null
+
 # gzip, deletes and tombstones
 gzip -c "$syn/Immunization.ndjson" > "$HTTP_TMP/imm.ndjson.gz"
 out=$(admin load "$HTTP_TMP/imm.ndjson.gz" 2>&1)

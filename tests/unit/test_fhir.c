@@ -181,9 +181,59 @@ static void test_nonfinancial(void)
     json_object_put(eob);
 }
 
+/* The Basis profile of an EOB whose source named none comes from its claim type. */
+static void test_basis_profile_added(void)
+{
+    static const struct {
+        const char *eob, *profile;
+    } cases[] = {
+        { "{\"resourceType\":\"ExplanationOfBenefit\",\"use\":\"claim\",\"type\":{\"coding\":[{\"system\":"
+          "\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"pharmacy\"}]}}",
+          "C4BB-ExplanationOfBenefit-Pharmacy-Basis" },
+        { "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{\"profile\":[\"http://example.org/x\"]},"
+          "\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":"
+          "\"professional\"}]}}",
+          "C4BB-ExplanationOfBenefit-Professional-NonClinician-Basis" },
+        { "{\"resourceType\":\"ExplanationOfBenefit\",\"type\":{\"coding\":[{\"system\":"
+          "\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"institutional\"}]},\"subType\":{\"coding\":"
+          "[{\"system\":\"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType\",\"code\":"
+          "\"inpatient\"}]}}",
+          "C4BB-ExplanationOfBenefit-Inpatient-Institutional-Basis" },
+        { "{\"resourceType\":\"ExplanationOfBenefit\",\"type\":{\"coding\":[{\"system\":"
+          "\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"institutional\"}]}}",
+          "C4BB-ExplanationOfBenefit-Outpatient-Institutional-Basis" },
+        /* a prior authorization keeps its PDex profile only; an unknown type gets none */
+        { "{\"resourceType\":\"ExplanationOfBenefit\",\"use\":\"preauthorization\",\"type\":{\"coding\":[{"
+          "\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"pharmacy\"}]}}",
+          NULL },
+        { "{\"resourceType\":\"ExplanationOfBenefit\",\"type\":{\"coding\":[{\"system\":\"urn:x\",\"code\":\"y\"}]}}",
+          NULL },
+    };
+    size_t i;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_object *eob = json_tokener_parse(cases[i].eob);
+        json_object *nf = pa_fhir_nonfinancial(eob);
+        const char *s = json_object_to_json_string(nf);
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(nf);
+        if(cases[i].profile) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(s, cases[i].profile));
+        }
+        else {
+            CU_ASSERT_PTR_NULL(strstr(s, "-Basis"));
+        }
+        /* only the non-financial form says so */
+        CU_ASSERT_PTR_NULL(strstr(json_object_to_json_string(eob), "-Basis"));
+        json_object_put(nf);
+        json_object_put(eob);
+    }
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
+        { "a non-financial EOB always names its Basis profile", test_basis_profile_added },
         { "served types", test_types },
         { "NPI check digits", test_npi },
         { "references and dates", test_refs_and_dates },
