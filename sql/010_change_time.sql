@@ -12,7 +12,7 @@
 -- pa_transaction_time(): the clock, but never later than just before the
 -- start of a changing transaction still open; every change stamped at or
 -- before it is committed, and every later one is stamped after it.
-CREATE FUNCTION pa_transaction_time() RETURNS timestamptz
+CREATE OR REPLACE FUNCTION pa_transaction_time() RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     t timestamptz := clock_timestamp();
