@@ -172,8 +172,11 @@ static int run(char *const argv[], pa_buf *out)
         return -1;
     fflush(stdout);
     pid = fork();
-    if(pid < 0)
+    if(pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
         return -1;
+    }
     if(!pid) {
         dup2(fds[1], 1);
         dup2(fds[1], 2);

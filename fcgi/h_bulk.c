@@ -197,7 +197,6 @@ static int instant_param(const char *name, const char *v, int64_t now, json_obje
     return 0;
 }
 
-/* Validates the parameters into the job's params object; answers 400 itself. */
 /* Notes a parameter ignored under Prefer: handling=lenient, for the manifest's error file. */
 static void ignore_param(json_object *ignored, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ignore_param(json_object *ignored, const char *fmt, ...)
@@ -225,6 +224,9 @@ static int lenient_handling(const pa_req *req)
     return 0;
 }
 
+/* Validates the parameters into the job's params object; answers 400 itself.
+ * lenient: parameters this server does not support are noted in "ignored"
+ * instead (Prefer: handling=lenient). */
 static int build_job_params(const struct xparams *xp, const char *group, int64_t now, int lenient, json_object *out,
                             pa_resp *resp)
 {
