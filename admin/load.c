@@ -39,7 +39,7 @@
 
 static const char stage_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS load_stage ("
-    " seq bigint, type text, id text, patient_id text, last_updated timestamptz, json text,"
+    " seq bigint, type text, id text, patient_id text, json text,"
     " json_nonfin text, content_hash bytea, tokens text[], clin_start timestamptz,"
     " clin_end timestamptz, created timestamptz) ON COMMIT DELETE ROWS";
 
@@ -484,8 +484,6 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         rc = copy_opt(&l->batch, f->patient_id);
     if(!rc)
         rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\\N\t"); /* the change time: set by the merge */
     if(!rc)
         rc = copy_field(&l->batch, json);
     free(marked);

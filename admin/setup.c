@@ -44,14 +44,13 @@
 #define TEXT_MAX (1 << 20) /* a configuration file, a site, a command's output */
 
 struct setup {
-    const char *base_url, *cert, *key, *redis, *payer, *user, *pg_admin, *sql_dir;
+    const char *base_url, *cert, *key, *redis, *payer, *user, *pg_admin, *pg_host, *sql_dir;
     const char *db, *db_user;
     long pg_port;
     char host[256];
     long port;
     char password[33];
-    const char *todo[MAX_TODO];
-    char todo_text[MAX_TODO][512];
+    char todo[MAX_TODO][512];
     int ntodo;
 };
 
@@ -63,9 +62,8 @@ static void todo(struct setup *s, const char *fmt, ...)
     if(s->ntodo == MAX_TODO)
         return;
     va_start(ap, fmt);
-    vsnprintf(s->todo_text[s->ntodo], sizeof(s->todo_text[0]), fmt, ap);
+    vsnprintf(s->todo[s->ntodo], sizeof(s->todo[0]), fmt, ap);
     va_end(ap);
-    s->todo[s->ntodo] = s->todo_text[s->ntodo];
     s->ntodo++;
 }
 
@@ -244,19 +242,21 @@ static int pg_create(void *arg)
     snprintf(sql, sizeof(sql), "%s ROLE %s %sPASSWORD '%s'", role > 0 ? "ALTER" : "CREATE", s->db_user,
              role > 0 ? "" : "LOGIN ", s->password);
     res = role < 0 ? NULL : exec1(c, sql, NULL);
+    db = res ? 0 : -1;
     PQclear(res);
-    db = res ? exists(c, "SELECT 1 FROM pg_database WHERE datname = $1", s->db) : -1;
+    if(!db)
+        db = exists(c, "SELECT 1 FROM pg_database WHERE datname = $1", s->db);
     if(db == 0) {
         snprintf(sql, sizeof(sql), "CREATE DATABASE %s OWNER %s ENCODING 'UTF8' TEMPLATE template0", s->db, s->db_user);
         res = exec1(c, sql, NULL);
-        PQclear(res);
         db = res ? 1 : -1;
+        PQclear(res);
     }
     PQfinish(c);
     if(db < 0)
         return 1;
-    printf("postgresql  %-8s role %s (password login on 127.0.0.1:%ld), database %s\n", role > 0 ? "updated" : "created",
-           s->db_user, s->pg_port, s->db);
+    printf("postgresql  %-8s role %s (password login on %s:%ld), database %s\n", role > 0 ? "updated" : "created",
+           s->db_user, s->pg_host, s->pg_port, s->db);
     return 0;
 }
 
@@ -305,6 +305,8 @@ static int conf_set(pa_buf *text, const char *key, const char *value)
     const char *line, *eol;
     int pass, done = 0, rc = 0;
 
+    if(strpbrk(value, "\r\n"))
+        return -1; /* one value, one line */
     for(pass = 0; pass < 2 && !done; pass++) {
         pa_buf_init(&out, TEXT_MAX);
         for(line = pa_buf_str(text); *line; line = eol) {
@@ -339,12 +341,16 @@ static int read_text(const char *path, pa_buf *out)
     char chunk[4096];
     size_t n;
 
+    int rc = 0;
+
     if(!f)
         return -1;
-    while((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        pa_buf_add(out, chunk, n);
+    while(!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = pa_buf_add(out, chunk, n);
+    if(ferror(f))
+        rc = -1;
     fclose(f);
-    return 0;
+    return rc ? -2 : 0;
 }
 
 /* Written beside, then renamed: root may write it, the service user read it. */
@@ -370,15 +376,25 @@ static int write_config(struct setup *s, const char *path, int new_login, gid_t 
 {
     pa_buf text;
     char v[512];
-    int rc = 0;
+    int rc;
 
     pa_buf_init(&text, TEXT_MAX);
-    if(read_text(path, &text) && read_text(PA_PKGDATADIR "/provider-access.conf.example", &text))
-        pa_buf_addstr(&text, "# provider-access configuration: key = value; see docs/CONFIGURATION.md.\n");
+    rc = read_text(path, &text);
+    if(rc == -1) {
+        pa_buf_reset(&text);
+        rc = read_text(PA_PKGDATADIR "/provider-access.conf.example", &text);
+        if(rc == -1)
+            rc = pa_buf_addstr(&text, "# provider-access configuration: key = value; see docs/CONFIGURATION.md.\n");
+    }
+    if(rc) {
+        fprintf(stderr, "pa-admin setup: cannot read %s (or it is over %d bytes)\n", path, TEXT_MAX);
+        pa_buf_free(&text);
+        return -1;
+    }
     rc |= conf_set(&text, "base_url", s->base_url);
     if(new_login) {
-        snprintf(v, sizeof(v), "host=127.0.0.1 port=%ld dbname=%s user=%s password=%s connect_timeout=5", s->pg_port,
-                 s->db, s->db_user, s->password);
+        snprintf(v, sizeof(v), "host=%s port=%ld dbname=%s user=%s password=%s connect_timeout=5", s->pg_host,
+                 s->pg_port, s->db, s->db_user, s->password);
         rc |= conf_set(&text, "pg_conninfo", v);
     }
     if(s->redis) {
@@ -392,7 +408,8 @@ static int write_config(struct setup *s, const char *path, int new_login, gid_t 
     if(s->payer)
         rc |= conf_set(&text, "payer_identifier", s->payer);
     if(rc)
-        fprintf(stderr, "pa-admin setup: %s is too large to edit\n", path);
+        fprintf(stderr, "pa-admin setup: %s could not be edited (a value with a line break, or over %d bytes)\n",
+                path, TEXT_MAX);
     else
         rc = write_private(path, &text, gid);
     pa_buf_free(&text);
@@ -429,19 +446,12 @@ static int service_view(void *arg)
 }
 
 /* The folders the service writes, owned by its user. */
-static int own_folders(const char *conf_path, const struct passwd *pw)
+static int own_folders(const pa_config *cfg, const struct passwd *pw)
 {
-    pa_config *cfg = NULL;
-    pa_err err;
     char logdir[1024];
     const char *dirs[2];
     int i, rc = 0;
 
-    pa_err_clear(&err);
-    if(pa_config_load(conf_path, &cfg, &err)) {
-        fprintf(stderr, "pa-admin setup: %s\n", err.msg);
-        return -1;
-    }
     snprintf(logdir, sizeof(logdir), "%s", cfg->log_file);
     if(strrchr(logdir, '/'))
         *strrchr(logdir, '/') = '\0';
@@ -455,7 +465,6 @@ static int own_folders(const char *conf_path, const struct passwd *pw)
             rc = -1;
         }
     }
-    pa_config_free(cfg);
     return rc;
 }
 
@@ -605,7 +614,7 @@ static int setup_apache(struct setup *s)
 
 /* ---- 6. the runner ---- */
 
-static void setup_runner(struct setup *s, const char *conf_path)
+static int setup_runner(struct setup *s, const char *conf_path)
 {
     char *enable[] = {"systemctl", "enable", "pa-runner.service", NULL};
     char *restart[] = {"systemctl", "restart", "pa-runner.service", NULL};
@@ -614,34 +623,22 @@ static void setup_runner(struct setup *s, const char *conf_path)
         int rc = run(enable, NULL) || run(restart, NULL);
 
         step("runner", rc ? "failed" : "started", rc ? "systemctl status pa-runner says why" : "systemd: pa-runner.service");
-        return;
+        return rc ? -1 : 0;
     }
     step("runner", "todo", "no systemd here");
     todo(s,
          "start the runner as %s: runuser -u %s -- pa-runner --config %s --daemon --pidfile "
          "/run/provider-access/runner.pid",
          s->user, s->user, conf_path);
-}
-
-static int payer_set(const char *conf_path)
-{
-    pa_config *cfg = NULL;
-    pa_err err;
-    int set;
-
-    pa_err_clear(&err);
-    if(pa_config_load(conf_path, &cfg, &err))
-        return 0;
-    set = *cfg->payer_identifier != '\0';
-    pa_config_free(cfg);
-    return set;
+    return 0;
 }
 
 static void setup_usage(void)
 {
     fprintf(stderr, "usage: pa-admin setup --base-url https://HOST[:PORT]/fhir [--cert FILE --key FILE]\n"
                     "                      [--payer-identifier NAIC] [--redis HOST:PORT|SOCKET] [--user NAME]\n"
-                    "                      [--db NAME] [--db-user NAME] [--pg-port PORT] [--pg-admin CONNINFO]\n"
+                    "                      [--db NAME] [--db-user NAME] [--pg-host HOST] [--pg-port PORT]\n"
+                    "                      [--pg-admin CONNINFO]\n"
                     "                      [--sql-dir DIR]\n");
 }
 
@@ -660,6 +657,7 @@ static int parse_args(struct setup *s, int argc, char **argv)
                             : !strcmp(a, "--db")               ? &s->db
                             : !strcmp(a, "--db-user")          ? &s->db_user
                             : !strcmp(a, "--pg-admin")         ? &s->pg_admin
+                            : !strcmp(a, "--pg-host")          ? &s->pg_host
                             : !strcmp(a, "--sql-dir")          ? &s->sql_dir
                                                                : NULL;
 
@@ -682,10 +680,13 @@ static int parse_args(struct setup *s, int argc, char **argv)
 
 int cmd_setup(int argc, char **argv)
 {
-    struct setup s = {.user = "www-data", .db = "provider_access", .db_user = "provider_access", .pg_port = 5432};
+    struct setup s = {.user = "www-data", .db = "provider_access", .db_user = "provider_access",
+                      .pg_host = "127.0.0.1", .pg_port = 5432};
     const char *conf_path = admin_config_path();
     struct passwd *pw, service;
-    int new_login, i;
+    pa_config *cfg = NULL;
+    pa_err err;
+    int new_login, payer_set, i;
 
     if(parse_args(&s, argc, argv)) {
         setup_usage();
@@ -722,7 +723,17 @@ int cmd_setup(int argc, char **argv)
         fprintf(stderr, "pa-admin setup: cannot make /etc/provider-access: %s\n", strerror(errno));
         return 1;
     }
-    if(write_config(&s, conf_path, new_login, service.pw_gid) || own_folders(conf_path, &service))
+    if(write_config(&s, conf_path, new_login, service.pw_gid))
+        return 1;
+    pa_err_clear(&err);
+    if(pa_config_load(conf_path, &cfg, &err)) {
+        fprintf(stderr, "pa-admin setup: %s\n", err.msg);
+        return 1;
+    }
+    payer_set = *cfg->payer_identifier != '\0';
+    i = own_folders(cfg, &service);
+    pa_config_free(cfg);
+    if(i)
         return 1;
     step("config", "written", conf_path);
     /* 3 */
@@ -739,14 +750,13 @@ int cmd_setup(int argc, char **argv)
     }
     step("service", "ok", "as the service user: PostgreSQL, Redis and the export folder");
     /* 5, 6 */
-    if(setup_apache(&s))
+    if(setup_apache(&s) || setup_runner(&s, conf_path))
         return 1;
-    setup_runner(&s, conf_path);
     /* 7 */
     printf("\n");
     if(cmd_check(1, argv))
         return 1;
-    if(!payer_set(conf_path))
+    if(!payer_set)
         todo(&s, "the plan's NAIC code, that member matches require: pa-admin setup ... --payer-identifier NAIC");
     todo(&s, "the payer's data: pa-admin load FILE|DIR (docs/LOADING.md)");
     todo(&s, "the first client: pa-admin client add --name NAME --npi NPI --jwks FILE (docs/AUTH.md)");

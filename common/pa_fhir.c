@@ -301,21 +301,28 @@ int pa_npi_valid(const char *npi)
     return (10 - sum % 10) % 10 == npi[9] - '0';
 }
 
-const char *pa_fhir_npi(json_object *res)
+/* field of the first element of o's array key whose system is system (an
+ * Identifier's value, a Coding's code), or NULL. */
+static const char *by_system(json_object *o, const char *key, const char *system, const char *field)
 {
-    json_object *ids;
+    json_object *list;
     size_t i;
 
-    if(!json_object_object_get_ex(res, "identifier", &ids) || !json_object_is_type(ids, json_type_array))
+    if(!json_object_object_get_ex(o, key, &list) || !json_object_is_type(list, json_type_array))
         return NULL;
-    for(i = 0; i < json_object_array_length(ids); i++) {
-        json_object *id = json_object_array_get_idx(ids, i);
-        const char *sys = pa_json_str(id, "system");
+    for(i = 0; i < json_object_array_length(list); i++) {
+        json_object *e = json_object_array_get_idx(list, i);
+        const char *sys = pa_json_str(e, "system");
 
-        if(sys && !strcmp(sys, PA_NPI_SYSTEM))
-            return pa_json_str(id, "value");
+        if(sys && !strcmp(sys, system))
+            return pa_json_str(e, field);
     }
     return NULL;
+}
+
+const char *pa_fhir_npi(json_object *res)
+{
+    return by_system(res, "identifier", PA_NPI_SYSTEM, "value");
 }
 
 struct tok_ctx {
@@ -563,24 +570,6 @@ static void basis_profiles(json_object *eob)
     }
 }
 
-/* The code of the first coding of a CodeableConcept with the given system, or NULL. */
-static const char *cc_code(json_object *cc, const char *system)
-{
-    json_object *codings;
-    size_t i;
-
-    if(!json_object_object_get_ex(cc, "coding", &codings) || !json_object_is_type(codings, json_type_array))
-        return NULL;
-    for(i = 0; i < json_object_array_length(codings); i++) {
-        json_object *c = json_object_array_get_idx(codings, i);
-        const char *sys = pa_json_str(c, "system");
-
-        if(sys && !strcmp(sys, system))
-            return pa_json_str(c, "code");
-    }
-    return NULL;
-}
-
 /* A claim (not a prior authorization) whose source named no CARIN profile
  * gets the Basis profile of its claim type, so that every non-financial EOB
  * says which one it conforms to. */
@@ -609,14 +598,15 @@ static void add_basis_profile(json_object *eob)
                 return;
         }
     json_object_object_get_ex(eob, "type", &type);
-    code = cc_code(type, "http://terminology.hl7.org/CodeSystem/claim-type");
+    code = by_system(type, "coding", "http://terminology.hl7.org/CodeSystem/claim-type", "code");
     if(!code)
         return;
     if(!strcmp(code, "institutional")) {
         const char *sub;
 
         json_object_object_get_ex(eob, "subType", &subtype);
-        sub = cc_code(subtype, "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType");
+        sub = by_system(subtype, "coding", "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType",
+                        "code");
         suffix = sub && !strcmp(sub, "inpatient") ? "Inpatient-Institutional-Basis" : "Outpatient-Institutional-Basis";
     }
     for(i = 0; !suffix && i < sizeof(by_type) / sizeof(by_type[0]); i++)

@@ -586,8 +586,9 @@ static int scope_covers_job(const pa_ctx *ctx, const pa_job *job)
 /*
  * The manifest as the polling token may use it, when its scopes are narrower
  * than the kick-off's: the files of types it does not cover, and the deleted
- * files unless it covers every type exported, are left out.  NULL when the
- * manifest is the token's as it is.
+ * files (they name every type exported), are left out.  NULL when the
+ * manifest is the token's as it is (the usual case: only the job's small
+ * parameters are read then).
  */
 static char *manifest_for_token(const pa_ctx *ctx, const pa_job *job)
 {
@@ -596,7 +597,7 @@ static char *manifest_for_token(const pa_ctx *ctx, const pa_job *job)
     size_t i;
     int dropped = 0;
 
-    if(pa_json_parse(job->manifest, strlen(job->manifest), &m, NULL))
+    if(scope_covers_job(ctx, job) || pa_json_parse(job->manifest, strlen(job->manifest), &m, NULL))
         return NULL;
     if(json_object_object_get_ex(m, "output", &out) && json_object_is_type(out, json_type_array)) {
         kept = json_object_new_array();
@@ -612,7 +613,7 @@ static char *manifest_for_token(const pa_ctx *ctx, const pa_job *job)
         json_object_object_add(m, "output", kept);
     }
     if(json_object_object_get_ex(m, "deleted", &del) && json_object_is_type(del, json_type_array) &&
-       json_object_array_length(del) && !scope_covers_job(ctx, job)) {
+       json_object_array_length(del)) {
         json_object_object_add(m, "deleted", json_object_new_array());
         dropped++;
     }

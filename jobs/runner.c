@@ -371,6 +371,7 @@ int main(int argc, char **argv)
     };
     const char *config = NULL;
     const char *pidfile = NULL;
+    pid_t other;
     long workers = 0;
     int daemon_mode = 0;
     int allow_root = 0;
@@ -422,9 +423,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "pa-runner: cannot open log file %s: %s\n", cfg->log_file, strerror(errno));
         return 2;
     }
-    if(pidfile && pidfile_owner(pidfile)) {
-        fprintf(stderr, "pa-runner: another runner (pid %ld) runs with the pid file %s: stop it first\n",
-                (long)pidfile_owner(pidfile), pidfile);
+    other = pidfile ? pidfile_owner(pidfile) : 0;
+    if(other) {
+        fprintf(stderr, "pa-runner: another runner (pid %ld) runs with the pid file %s: stop it first\n", (long)other,
+                pidfile);
         return 1;
     }
     if(preflight(cfg, &err)) {
