@@ -83,6 +83,8 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_patient_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+int pa_h_system_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);

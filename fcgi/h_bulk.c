@@ -224,10 +224,34 @@ static int lenient_handling(const pa_req *req)
     return 0;
 }
 
+/* The levels of a kick-off: a Group's members, the caller's patients
+ * (Patient/$export), or everything it may see (/$export). */
+enum level { LEVEL_GROUP, LEVEL_PATIENT, LEVEL_SYSTEM };
+
+static const char *const level_names[] = { "group", "patient", "system" };
+
+/* Whether a Patient-level export may hold the types: the Patient compartment
+ * only (the shared resources come with a system-level or Group export). */
+static int compartment_only(json_object *types, pa_resp *resp)
+{
+    size_t k;
+
+    for(k = 0; k < json_object_array_length(types); k++) {
+        const char *type = json_object_get_string(json_object_array_get_idx(types, k));
+
+        if(!pa_fhir_type_find(type)->patient_path)
+            return reject(resp, "not-supported",
+                          "_type %s is not in the Patient compartment: a Patient-level export holds the patients' "
+                          "own data; %s comes with /$export or a Group export", type, type);
+    }
+    return 0;
+}
+
 /* Validates the parameters into the job's params object; answers 400 itself.
  * lenient: parameters this server does not support are noted in "ignored"
- * instead (Prefer: handling=lenient). */
-static int build_job_params(const struct xparams *xp, const char *group, int64_t now, int lenient, json_object *out,
+ * instead (Prefer: handling=lenient).  exportType (PDex) belongs to Group
+ * exports, patient to Group and Patient-level ones. */
+static int build_job_params(const struct xparams *xp, enum level level, int64_t now, int lenient, json_object *out,
                             pa_resp *resp)
 {
     json_object *types = json_object_new_array();
@@ -240,7 +264,7 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
     pa_err err;
     size_t i, k;
 
-    json_object_object_add(out, "group", json_object_new_string(group));
+    json_object_object_add(out, "level", json_object_new_string(level_names[level]));
     json_object_object_add(out, "types", types);
     json_object_object_add(out, "filters", filters);
     json_object_object_add(out, "patients", patients);
@@ -288,7 +312,7 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
                           "includeAssociatedData is not supported: this server does not export associated data "
                           "(such as LatestProvenanceResources); Provenance is exported as a type (_type=Provenance)");
         }
-        else if(!strcmp(name, "patient")) {
+        else if(!strcmp(name, "patient") && level != LEVEL_SYSTEM) {
             /* kept as given: references that are not members are reported, not
              * refused; a comma-separated list is several (no reference has one) */
             const char *p = v;
@@ -310,7 +334,7 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
                 p += n + (p[n] == ',');
             }
         }
-        else if(!strcmp(name, "exportType")) {
+        else if(!strcmp(name, "exportType") && level == LEVEL_GROUP) {
             if(export_type)
                 return reject(resp, "invalid", "exportType is given twice");
             for(k = 0; export_types_pdex[k] && strcmp(export_types_pdex[k], v); k++)
@@ -332,11 +356,12 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
                           "and named in the manifest's error file)", name);
         }
     }
-    if(!export_type)
+    if(!export_type && level == LEVEL_GROUP)
         export_type = "hl7.fhir.us.davinci-pdex#provider-download";
-    if(!strcmp(export_type, export_types_pdex[0]) && !json_object_object_get_ex(out, "since", NULL))
+    if(export_type && !strcmp(export_type, export_types_pdex[0]) && !json_object_object_get_ex(out, "since", NULL))
         return reject(resp, "required", "exportType provider-delta needs _since: the changes since when?");
-    json_object_object_add(out, "exportType", json_object_new_string(export_type));
+    if(export_type)
+        json_object_object_add(out, "exportType", json_object_new_string(export_type));
     if(json_object_object_get_ex(out, "since", NULL) && json_object_object_get_ex(out, "until", NULL) &&
        json_object_get_int64(json_object_object_get(out, "since")) >=
            json_object_get_int64(json_object_object_get(out, "until")))
@@ -345,9 +370,12 @@ static int build_job_params(const struct xparams *xp, const char *group, int64_t
         return reject(resp, "too-costly", "%s", err.msg);
     if(json_object_array_length(types) == 0) {
         for(k = 0; pa_fhir_type_names()[k]; k++)
-            json_object_array_add(types, json_object_new_string(pa_fhir_type_names()[k]));
+            if(level != LEVEL_PATIENT || pa_fhir_type_find(pa_fhir_type_names()[k])->patient_path)
+                json_object_array_add(types, json_object_new_string(pa_fhir_type_names()[k]));
         return 0;
     }
+    if(level == LEVEL_PATIENT && compartment_only(types, resp))
+        return -1;
     /* a filter for a type that is not exported would be silently meaningless */
     {
         json_object_object_foreach(filters, ftype, fv) {
@@ -430,7 +458,35 @@ static int group_visible(PGconn *db, const pa_token *t, const char *id, int *vis
     return PA_OK;
 }
 
-int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+/* The checks every kick-off starts with: Accept, Prefer: respond-async. */
+static int kickoff_headers(const pa_req *req, pa_resp *resp)
+{
+    if(!req->accept || !*req->accept) {
+        pa_resp_outcome(resp, 400, "error", "required",
+                        "an export needs the header Accept: application/fhir+json");
+        return -1;
+    }
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported",
+                        "an export answers with application/fhir+json; Accept '%.80s' does not allow it",
+                        req->accept);
+        return -1;
+    }
+    if(!req->prefer || !strstr(req->prefer, "respond-async")) {
+        pa_resp_outcome(resp, 400, "error", "required",
+                        "an export is asynchronous: send the header Prefer: respond-async");
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * An export kick-off at any level: group is the Group (LEVEL_GROUP).  The
+ * job's params say whom it covers ("members": the Group, the client's
+ * patients, or every patient for a payer admin client) and what the runner
+ * needs to know of the client.
+ */
+static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, const char *group)
 {
     struct xparams xp;
     json_object *jp = NULL;
@@ -443,41 +499,32 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     memset(&xp, 0, sizeof(xp));
     pa_err_clear(&err);
     ctx->audit.operation = "export";
-    pa_strlcpy(ctx->audit.group_id, args[0], sizeof(ctx->audit.group_id));
-    if(!req->accept || !*req->accept) {
-        pa_resp_outcome(resp, 400, "error", "required",
-                        "an export needs the header Accept: application/fhir+json");
+    if(group)
+        pa_strlcpy(ctx->audit.group_id, group, sizeof(ctx->audit.group_id));
+    if(kickoff_headers(req, resp))
         goto out;
-    }
-    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
-        pa_resp_outcome(resp, 406, "error", "not-supported",
-                        "an export answers with application/fhir+json; Accept '%.80s' does not allow it",
-                        req->accept);
-        goto out;
-    }
-    if(!req->prefer || !strstr(req->prefer, "respond-async")) {
-        pa_resp_outcome(resp, 400, "error", "required",
-                        "an export is asynchronous: send the header Prefer: respond-async");
-        goto out;
-    }
-    if(!pa_is_fhir_id(args[0])) {
-        pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
+    if(group && !pa_is_fhir_id(group)) {
+        pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", group);
         goto out;
     }
     if(collect_params(req, &xp, resp))
         goto out;
     jp = json_object_new_object();
-    if(build_job_params(&xp, args[0], now, lenient_handling(req), jp, resp) || scope_types(ctx, jp, resp))
+    if(build_job_params(&xp, level, now, lenient_handling(req), jp, resp) || scope_types(ctx, jp, resp))
         goto out;
-    if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, args[0], &found, &ctx->audit.members, &err)) {
-        pa_resp_error(resp, &err);
-        goto out;
+    if(group) {
+        if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, group, &found, &ctx->audit.members, &err)) {
+            pa_resp_error(resp, &err);
+            goto out;
+        }
+        if(!found) {
+            pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", group);
+            pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
+            goto out;
+        }
+        json_object_object_add(jp, "group", json_object_new_string(group));
     }
-    if(!found) {
-        pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
-        pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
-        goto out;
-    }
+    json_object_object_add(jp, "members", json_object_new_string(group ? "group" : ctx->token.admin ? "all" : "client"));
     /* what the runner needs to know of the client: who to check opt-outs for, which EOB view */
     json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
     json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
@@ -486,12 +533,30 @@ int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                          &job) ||
        pa_api_job_submit(ctx, resp, job, "export"))
         goto out;
-    pa_info("export of Group %s accepted as job %s", args[0], job->id);
+    pa_info("%s export%s%s accepted as job %s", level_names[level], group ? " of Group " : "", group ? group : "",
+            job->id);
 out:
     json_object_put(xp.body);
     json_object_put(jp);
     pa_job_free(job);
     return 0;
+}
+
+int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    return kickoff(ctx, req, resp, LEVEL_GROUP, args[0]);
+}
+
+int pa_h_patient_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    (void)args;
+    return kickoff(ctx, req, resp, LEVEL_PATIENT, NULL);
+}
+
+int pa_h_system_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    (void)args;
+    return kickoff(ctx, req, resp, LEVEL_SYSTEM, NULL);
 }
 
 /* The caller's job as PostgreSQL recorded it, when Redis does not have it

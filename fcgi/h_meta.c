@@ -15,6 +15,8 @@
 
 #define BULK_CAPSTMT "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"
 #define BULK_GROUP_EXPORT "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+#define BULK_PATIENT_EXPORT "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+#define BULK_SYSTEM_EXPORT "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 #define ATR_DATA_EXPORT "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/davinci-data-export"
 #define PDEX_SERVER "http://hl7.org/fhir/us/davinci-pdex/CapabilityStatement/pdex-provider-access-server"
 
@@ -179,12 +181,20 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             if(supported[0]) {
                 char doc[640];
 
-                snprintf(doc, sizeof(doc), "Exported by Group $export and $davinci-data-export. _typeFilter parameters: %s",
+                snprintf(doc, sizeof(doc), "Exported by Group $export, $davinci-data-export%s and $export. "
+                         "_typeFilter parameters: %s", pa_fhir_type_find(types[i])->patient_path ? ", Patient/$export" : "",
                          supported);
                 add_str(r, "documentation", doc);
             }
             else {
-                add_str(r, "documentation", "Exported by Group $export and $davinci-data-export.");
+                add_str(r, "documentation", "Exported by Group $export, $davinci-data-export and $export (when a "
+                                            "resource exported references it).");
+            }
+            if(!strcmp(types[i], "Patient")) {
+                json_object *pops = json_object_new_array();
+
+                json_object_array_add(pops, operation("export", BULK_PATIENT_EXPORT));
+                json_object_object_add(r, "operation", pops);
             }
             json_object_array_add(resources, r);
         }
@@ -222,6 +232,9 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         json_object_object_add(rest, "security", security);
     }
     json_object_object_add(rest, "resource", resources);
+    ops = json_object_new_array();
+    json_object_array_add(ops, operation("export", BULK_SYSTEM_EXPORT));
+    json_object_object_add(rest, "operation", ops);
     rests = json_object_new_array();
     json_object_array_add(rests, rest);
     json_object_object_add(cs, "rest", rests);

@@ -44,6 +44,8 @@ static const struct route routes[] = {
     { "/Group/{}", M_GET, pa_h_group_read, TOKEN, "Group", 0 },
     { "/Group/{}/$export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group", 0 },
     { "/Group/{}/$davinci-data-export", M_GET | M_POST, pa_h_group_export, TOKEN, "Group", 0 },
+    { "/Patient/$export", M_GET | M_POST, pa_h_patient_export, TOKEN, NULL, 0 },
+    { "/$export", M_GET | M_POST, pa_h_system_export, TOKEN, NULL, 0 },
     { "/Group/{}/$member-add", M_POST, pa_h_member_add, TOKEN, NULL, 0 },
     { "/Group/{}/$member-remove", M_POST, pa_h_member_remove, TOKEN, NULL, 0 },
     { "/bulkstatus/{}", M_GET, pa_h_job_status, TOKEN, NULL, 1 },

@@ -23,6 +23,7 @@
  * on: no line is lost or written twice.
  */
 #include "runner.h"
+#include "members.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,20 +47,9 @@
 #define WRITE_BUF (256 * 1024)
 #define MAX_FILES_PER_TYPE 10000
 #define MAX_SQL_VALUES 64
+#define MAX_REF_VALUES 2048
 #define SQL_MAX (64 * 1024)
 #define CHECKPOINT_EVERY_MS 1000
-
-/* The members an export covers: $1 Group, $2/$3 the client's NPI and
- * organization NPI (for provider-specific opt-outs), $4 the patient subset
- * (NULL: all). */
-#define GROUP_MEMBERS_SQL                                                                                  \
-    "SELECT m.patient_id FROM (SELECT patient_id FROM roster_member WHERE roster_id = $1 AND NOT inactive"  \
-    "  AND (period_start IS NULL OR period_start <= current_date)"                                         \
-    "  AND (period_end IS NULL OR period_end >= current_date)"                                             \
-    " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = $1"                           \
-    "  AND EXISTS (SELECT 1 FROM matched_group g WHERE g.id = $1 AND g.expires_at > now())) m"             \
-    " WHERE ($4::text[] IS NULL OR m.patient_id = ANY($4::text[]))"
-#define MEMBERS_SQL GROUP_MEMBERS_SQL " AND NOT " PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3")
 
 /* Types with a date of service: the service-date floor applies to them. */
 static const char *const dated_types[] = { "ExplanationOfBenefit", "Encounter", "Procedure", "Immunization",
@@ -78,7 +68,8 @@ struct type_out {
     json_object *done;     /* finished files: [{"name", "count"}] */
     int fd;
     pa_buf sql;            /* the query for one chunk of this type */
-    const char *values[MAX_SQL_VALUES];
+    const char **values;   /* fixed, or (references) the export's ref_values */
+    const char *fixed[MAX_SQL_VALUES];
     int nvalues;
     pa_buf wbuf;           /* lines not yet written to the current file */
 };
@@ -89,6 +80,8 @@ struct export {
     json_object *params;   /* owned: borrowed strings point into it */
     char dir[1024];
     const char *group, *npi, *org_npi;
+    struct member_scope scope; /* who the export covers (the subset: patients) */
+    int shared_all;        /* an admin's system-level export: every shared resource, not only those referenced */
     /* Postgres array literal of the patient subset, "" for all: quoted ids
      * and commas, as many as a kick-off accepts */
     char patients[(PA_FHIR_ID_MAX + 3) * PA_EXPORT_MAX_PATIENTS + 3];
@@ -107,19 +100,19 @@ struct export {
                               MAX_OUTS + 1: members) */
     int backend[2];        /* per lane: the server process they were prepared in */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
+    pa_buf dated;          /* array literal of the types the service-date floor applies to */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int resumed;           /* going on from a checkpoint */
     struct type_out refs;  /* a chunk's references into export_ref (no file) */
+    const char *ref_values[MAX_REF_VALUES]; /* its query's: every type's filters */
     struct type_out members; /* a chunk's members into export_member (no file): its disclosures */
 };
 
-/* The first four values of MEMBERS_SQL. */
-static void member_params(const struct export *x, const char **v)
+/* The export's scope, with its patient subset as it stands. */
+static const struct member_scope *scope(struct export *x)
 {
-    v[0] = x->group;
-    v[1] = x->npi;
-    v[2] = x->org_npi;
-    v[3] = x->patients[0] ? x->patients : NULL;
+    x->scope.subset = x->patients[0] ? x->patients : NULL;
+    return &x->scope;
 }
 
 static void file_name(const struct type_out *t, long no, char *out, size_t size)
@@ -232,6 +225,13 @@ static int is_dated(const char *type)
     return 0;
 }
 
+/* Appends to sql the service-date floor for alias X's row with placeholders
+ * $FLOOR (the floor, NULL for none) and, when DATED is set, $DATED (the
+ * dated types): the floor applies only to them. */
+#define FLOOR_SQL(X, FLOOR, DATED)                                                                          \
+    " AND (" FLOOR "::date IS NULL" DATED " OR coalesce(" X "clin_end, " X "clin_start, " X "created) IS NULL" \
+    "  OR coalesce(" X "clin_end, " X "clin_start, " X "created) >= " FLOOR "::date)"
+
 /*
  * The query of one compartment type for a chunk of members: $1 the members,
  * $2 the type, $3 transactionTime, $4 _since, $5 _until, $6 the service-date
@@ -261,8 +261,7 @@ static int build_type_sql(struct export *x, struct type_out *t, json_object *fil
                        "WHERE type = $2 AND last_updated <= $3::timestamptz"
                        " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
                        " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)"
-                       " AND ($6::date IS NULL OR coalesce(clin_end, clin_start, created) IS NULL"
-                       "  OR coalesce(clin_end, clin_start, created) >= $6::date)");
+                       FLOOR_SQL("", "$6", ""));
     if(!rc)
         /* the Patient resource is the member itself; every other type is in its compartment */
         rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = m.pid" : " AND id = m.pid");
@@ -291,24 +290,56 @@ static int build_deleted_sql(struct export *x, struct type_out *t, json_object *
                          " AND deleted_at > $3::timestamptz AND deleted_at <= $4::timestamptz ORDER BY patient_id, type, id");
 }
 
-/* The shared resources a chunk's members reference, from the `ref=Type/id`
- * tokens of the resources of the types exported: stored with the job, so the
- * shared pass at the end reads them and nothing else.  Idempotent: a chunk
- * done again adds nothing. */
-static int build_refs_sql(struct export *x, struct type_out *t)
+/*
+ * The shared resources a chunk's members' exported resources reference, from
+ * their `ref=Type/id` tokens: stored with the job, so the shared pass at the
+ * end reads them and nothing else.  A resource counts under the same
+ * conditions as its type's query (transactionTime, _since, _until, the
+ * service-date floor, its _typeFilter): a shared resource nothing exported
+ * references is never exported.  Idempotent: a chunk done again adds nothing.
+ */
+static int build_refs_sql(struct export *x, struct type_out *t, json_object *filters)
 {
+    const char *floor = x->w->cfg->service_date_floor;
+    size_t k;
+    int rc;
+
     t->values[0] = NULL;
     t->values[1] = x->job->id;
     t->values[2] = pa_buf_str(&x->compartment);
     t->values[3] = pa_buf_str(&x->shared);
-    t->nvalues = 4;
-    return pa_buf_addstr(&t->sql,
-                         "INSERT INTO export_ref (job_id, type, id)"
-                         " SELECT DISTINCT $2, split_part(ref, '/', 1), substr(ref, strpos(ref, '/') + 1)"
-                         " FROM resource x, unnest(x.tokens) tok, substr(tok, 5) ref"
-                         " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[]) AND tok LIKE 'ref=%'"
-                         " AND split_part(ref, '/', 1) = ANY($4::text[])"
-                         " ON CONFLICT DO NOTHING");
+    t->values[4] = x->ttime;
+    t->values[5] = x->since[0] ? x->since : NULL;
+    t->values[6] = x->until[0] ? x->until : NULL;
+    t->values[7] = *floor ? floor : NULL;
+    t->values[8] = pa_buf_str(&x->dated);
+    t->nvalues = 9;
+    rc = pa_buf_addstr(&t->sql,
+                       "INSERT INTO export_ref (job_id, type, id)"
+                       " SELECT DISTINCT $2, split_part(ref, '/', 1), substr(ref, strpos(ref, '/') + 1)"
+                       " FROM resource x, unnest(x.tokens) tok, substr(tok, 5) ref"
+                       " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[]) AND tok LIKE 'ref=%'"
+                       " AND split_part(ref, '/', 1) = ANY($4::text[]) AND x.last_updated <= $5::timestamptz"
+                       " AND ($6::timestamptz IS NULL OR x.last_updated > $6::timestamptz)"
+                       " AND ($7::timestamptz IS NULL OR x.last_updated < $7::timestamptz)"
+                       FLOOR_SQL("x.", "$8", " OR NOT x.type = ANY($9::text[])"));
+    for(k = 0; k < x->nout && !rc; k++) {
+        json_object *queries = NULL;
+        int nf = 0;
+
+        if(x->out[k].kind != OUT_RESOURCE || !json_object_object_get_ex(filters, x->out[k].type, &queries))
+            continue;
+        if(t->nvalues == MAX_REF_VALUES)
+            return PA_ETOOBIG;
+        t->values[t->nvalues++] = x->out[k].type;
+        rc = pa_buf_printf(&t->sql, " AND (x.type <> $%d OR (true", t->nvalues);
+        rc = rc ? rc
+                : pa_filter_sql(queries, &t->sql, t->nvalues + 1, t->values + t->nvalues, &nf,
+                                MAX_REF_VALUES - t->nvalues);
+        t->nvalues += nf;
+        rc = rc ? rc : pa_buf_addstr(&t->sql, "))");
+    }
+    return rc ? rc : pa_buf_addstr(&t->sql, " ON CONFLICT DO NOTHING");
 }
 
 /* Reads the next chunk of member ids after x->after into a Postgres array
@@ -316,17 +347,24 @@ static int build_refs_sql(struct export *x, struct type_out *t)
 static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
 {
     char limit[24];
-    const char *values[6];
-    PGresult *res;
+    struct sql_query q;
+    PGresult *res = NULL;
     int i;
-    int rc = PA_OK;
+    int rc;
 
     snprintf(limit, sizeof(limit), "%ld", x->w->cfg->export_chunk_members);
-    member_params(x, values);
-    values[4] = x->after;
-    values[5] = limit;
-    res = pa_db_query(x->w->db, err, MEMBERS_SQL " AND m.patient_id > $5 ORDER BY m.patient_id LIMIT $6::int", 6,
-                      values);
+    sql_query_init(&q, NULL, 0);
+    rc = members_query(scope(x), MEMBERS_NOT_OPTED_OUT, &q);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, " AND m.patient_id > ");
+    rc = rc ? rc : sql_query_value(&q, x->after);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, " ORDER BY m.patient_id LIMIT ");
+    rc = rc ? rc : sql_query_value(&q, limit);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, "::int");
+    if(!rc)
+        res = pa_db_query(x->w->db, err, pa_buf_str(&q.sql), q.n, q.values);
+    sql_query_free(&q);
+    if(rc)
+        return pa_err_set(err, rc, "the members query is too large");
     if(!res)
         return PA_EDB;
     *n = PQntuples(res);
@@ -492,23 +530,47 @@ static int sync_outputs(struct export *x, pa_err *err)
 
 /* The shared resources (Organization, ...) that the members' exported
  * resources reference, whatever their date: the references the chunks
- * gathered, rows in type order, each to its type's output. */
+ * gathered, rows in type order, each to its type's output.  A _since export
+ * sends of them those changed since and those the client has never received
+ * (shared_received); an admin's system-level export, the whole directory. */
 static int export_shared(struct export *x, pa_err *err)
 {
-    const char *values[1] = { x->job->id };
+    const char *values[4] = { x->job->id, NULL, NULL, NULL };
     struct type_out *t = NULL;
     PGconn *db = x->w->db;
     PGresult *res;
     size_t k;
     int rc = PA_OK;
+    int sent;
 
-    if(!x->want_refs)
+    if(x->shared_all) {
+        /* the directory as of transactionTime, within _since/_until */
+        values[0] = pa_buf_str(&x->shared);
+        values[1] = x->ttime;
+        values[2] = x->since[0] ? x->since : NULL;
+        values[3] = x->until[0] ? x->until : NULL;
+        sent = PQsendQueryParams(db,
+                                 "SELECT type, json FROM resource WHERE patient_id IS NULL AND type = ANY($1::text[])"
+                                 " AND last_updated <= $2::timestamptz"
+                                 " AND ($3::timestamptz IS NULL OR last_updated > $3::timestamptz)"
+                                 " AND ($4::timestamptz IS NULL OR last_updated < $4::timestamptz) ORDER BY type, id",
+                                 4, NULL, values, NULL, NULL, 0);
+    }
+    else if(x->want_refs) {
+        /* with _since: those changed since, and those the client never received */
+        values[1] = x->since[0] ? x->since : NULL;
+        values[2] = x->job->owner;
+        sent = PQsendQueryParams(db,
+                                 "SELECT r.type, r.json FROM export_ref e JOIN resource r ON r.type = e.type AND r.id = e.id"
+                                 " WHERE e.job_id = $1 AND ($2::timestamptz IS NULL OR r.last_updated > $2::timestamptz"
+                                 "  OR NOT EXISTS (SELECT 1 FROM shared_received s WHERE s.client_id = $3"
+                                 "   AND s.type = r.type AND s.id = r.id))"
+                                 " ORDER BY r.type, r.id",
+                                 3, NULL, values, NULL, NULL, 0);
+    }
+    else
         return PA_OK;
-    if(!PQsendQueryParams(db,
-                          "SELECT r.type, r.json FROM export_ref e JOIN resource r ON r.type = e.type AND r.id = e.id"
-                          " WHERE e.job_id = $1 ORDER BY r.type, r.id",
-                          1, NULL, values, NULL, NULL, 0) ||
-       !PQsetSingleRowMode(db))
+    if(!sent || !PQsetSingleRowMode(db))
         return pa_db_result_error(db, NULL, err);
     while((res = PQgetResult(db))) {
         ExecStatusType st = PQresultStatus(res);
@@ -560,6 +622,27 @@ static int error_line(struct export *x, struct type_out *t, pa_buf *line, const 
     return rc ? pa_err_set(err, PA_ENOMEM, "out of memory") : add_line(x, t, line->data, line->len, err);
 }
 
+/* Of the patient ids (an array literal), those outside the export's scope
+ * (opt-outs aside: an opted-out member is a member), in order. */
+static PGresult *not_members(struct export *x, const char *ids, pa_err *err)
+{
+    struct sql_query q;
+    PGresult *res = NULL;
+    int rc;
+
+    sql_query_init(&q, &ids, 1);
+    x->patients[0] = '\0';
+    rc = pa_buf_addstr(&q.sql, "SELECT p FROM unnest($1::text[]) p WHERE NOT EXISTS (SELECT 1 FROM (");
+    rc = rc ? rc : members_query(scope(x), MEMBERS_ANY, &q);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, ") s WHERE s.patient_id = p) ORDER BY p");
+    if(rc)
+        pa_err_set(err, rc, "the members query is too large");
+    else
+        res = pa_db_query(x->w->db, err, pa_buf_str(&q.sql), q.n, q.values);
+    sql_query_free(&q);
+    return res;
+}
+
 /* The error file: the parameters Prefer: handling=lenient let through
  * unapplied, then `patient` references that are invalid or not members, one
  * OperationOutcome a line.  (Members left out for an opt-out are not named:
@@ -567,7 +650,6 @@ static int error_line(struct export *x, struct type_out *t, pa_buf *line, const 
 static int write_errors(struct export *x, struct type_out *t, json_object *patients, json_object *ignored,
                         pa_err *err)
 {
-    const char *values[2];
     pa_buf ids, line;
     PGresult *res;
     size_t i;
@@ -602,24 +684,20 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
         }
     }
     pa_buf_addstr(&ids, "}");
-    values[0] = x->group;
-    values[1] = pa_buf_str(&ids);
-    res = rc ? NULL
-             : pa_db_query(x->w->db, err,
-                           "SELECT p FROM unnest($2::text[]) p WHERE NOT EXISTS (SELECT 1 FROM roster_member m"
-                           " WHERE m.roster_id = $1 AND m.patient_id = p AND NOT m.inactive"
-                           " AND (m.period_start IS NULL OR m.period_start <= current_date)"
-                           " AND (m.period_end IS NULL OR m.period_end >= current_date))"
-                           " AND NOT EXISTS (SELECT 1 FROM matched_group_member g WHERE g.group_id = $1 AND g.patient_id = p)"
-                           " ORDER BY p",
-                           2, values);
+    res = rc ? NULL : not_members(x, pa_buf_str(&ids), err);
     if(!rc && !res)
         rc = PA_EDB;
     for(i = 0; !rc && res && i < (size_t)PQntuples(res); i++) {
         char msg[512];
 
-        snprintf(msg, sizeof(msg), "Patient/%s is not a member of Group/%s; it was ignored", PQgetvalue(res, (int)i, 0),
-                 x->group);
+        if(x->scope.level == MEMBERS_GROUP)
+            snprintf(msg, sizeof(msg), "Patient/%s is not a member of Group/%s; it was ignored",
+                     PQgetvalue(res, (int)i, 0), x->group);
+        else
+            snprintf(msg, sizeof(msg), "Patient/%s is not %s; it was ignored", PQgetvalue(res, (int)i, 0),
+                     x->scope.level == MEMBERS_CLIENT ? "one of the client's patients (a member of a roster "
+                                                        "attributed to it, or of a Matched Group it made)"
+                                                      : "a patient of this payer");
         rc = error_line(x, t, &line, "not-found", msg, err);
     }
     PQclear(res);
@@ -788,6 +866,7 @@ static struct type_out *add_out(struct export *x, const char *type, enum out_kin
     t->kind = kind;
     t->file_no = 1;
     t->fd = -1;
+    t->values = t->fixed;
     t->done = json_object_new_array();
     pa_buf_init(&t->sql, SQL_MAX);
     pa_buf_init(&t->wbuf, WRITE_BUF);
@@ -836,13 +915,14 @@ static int record_chunk(struct export *x, const char *ids, pa_err *err)
 
 /* The array literals of the compartment and shared types exported, and the
  * references query when there are shared types. */
-static int refs_setup(struct export *x, pa_err *err)
+static int refs_setup(struct export *x, json_object *filters, pa_err *err)
 {
     size_t k;
     int rc;
 
     pa_buf_init(&x->compartment, 4096);
     pa_buf_init(&x->shared, 1024);
+    pa_buf_init(&x->dated, 1024);
     rc = pa_buf_addstr(&x->compartment, "{") || pa_buf_addstr(&x->shared, "{");
     for(k = 0; k < x->nout && !rc; k++) {
         if(x->out[k].kind == OUT_RESOURCE)
@@ -853,8 +933,15 @@ static int refs_setup(struct export *x, pa_err *err)
         }
     }
     rc = rc || pa_buf_addstr(&x->compartment, "}") || pa_buf_addstr(&x->shared, "}");
+    rc = rc || pa_buf_addstr(&x->dated, "{");
+    for(k = 0; dated_types[k] && !rc; k++)
+        rc = pa_buf_add_array_item(&x->dated, dated_types[k]);
+    rc = rc || pa_buf_addstr(&x->dated, "}");
+    /* the whole directory needs no references */
+    if(x->shared_all)
+        x->want_refs = 0;
     if(!rc && x->want_refs)
-        rc = build_refs_sql(x, &x->refs);
+        rc = build_refs_sql(x, &x->refs, filters);
     return rc ? pa_err_set(err, PA_ETOOBIG, "too many types") : PA_OK;
 }
 
@@ -867,11 +954,18 @@ static int read_params(struct export *x, pa_err *err)
     json_object *v;
 
     x->params = json_tokener_parse(x->job->params);
-    if(!x->params || !json_object_object_get_ex(x->params, "group", &v))
+    if(!x->params || member_level_parse(get_str(x->params, "members"), &x->scope.level) ||
+       (x->scope.level == MEMBERS_GROUP && !*get_str(x->params, "group")))
         return pa_err_set(err, PA_EINVAL, "the job's parameters are unreadable");
-    x->group = json_object_get_string(v);
+    x->group = get_str(x->params, "group");
     x->npi = get_str(x->params, "npi");
     x->org_npi = get_str(x->params, "org_npi");
+    x->scope.group = x->group;
+    x->scope.client = x->job->owner;
+    x->scope.npi = x->npi;
+    x->scope.org_npi = x->org_npi;
+    /* an admin client's system-level export holds the whole directory */
+    x->shared_all = x->scope.level == MEMBERS_ALL && !strcmp(get_str(x->params, "level"), "system");
     x->financial = json_object_object_get_ex(x->params, "financial", &v) && json_object_get_boolean(v);
     x->record_downloads = !strcmp(get_str(x->params, "exportType"), "hl7.fhir.us.davinci-pdex#provider-download");
     if(join_strings(x->params, "asked_types", &x->asked_types) ||
@@ -909,7 +1003,7 @@ static int prepare(struct export *x, pa_err *err)
             rc = build_type_sql(x, t, filters, err);
     }
     if(!rc)
-        rc = refs_setup(x, err);
+        rc = refs_setup(x, filters, err);
     if(!rc && x->since[0]) {
         struct type_out *t = add_out(x, "Bundle", OUT_DELETED);
 
@@ -917,7 +1011,7 @@ static int prepare(struct export *x, pa_err *err)
     }
     if(!rc && has_errors(x) && !add_out(x, "OperationOutcome", OUT_ERROR))
         rc = PA_ETOOBIG;
-    if(rc)
+    if(rc || x->scope.level != MEMBERS_GROUP)
         return rc;
     values[0] = x->group;
     res = pa_db_query(x->w->db, err,
@@ -934,12 +1028,20 @@ static int prepare(struct export *x, pa_err *err)
 /* The number of chunks, for X-Progress (after the patient subset is known). */
 static int count_chunks(struct export *x, pa_err *err)
 {
-    const char *values[4];
-    PGresult *res;
+    struct sql_query q;
+    PGresult *res = NULL;
     long members = 0;
+    int rc;
 
-    member_params(x, values);
-    res = pa_db_query(x->w->db, err, "SELECT count(*) FROM (" MEMBERS_SQL ") s", 4, values);
+    sql_query_init(&q, NULL, 0);
+    rc = pa_buf_addstr(&q.sql, "SELECT count(DISTINCT patient_id) FROM (");
+    rc = rc ? rc : members_query(scope(x), MEMBERS_NOT_OPTED_OUT, &q);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, ") s");
+    if(!rc)
+        res = pa_db_query(x->w->db, err, pa_buf_str(&q.sql), q.n, q.values);
+    sql_query_free(&q);
+    if(rc)
+        return pa_err_set(err, rc, "the members query is too large");
     if(!res)
         return PA_EDB;
     pa_parse_long(PQgetvalue(res, 0, 0), &members);
@@ -987,7 +1089,8 @@ int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
 int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
 {
     struct export *x = calloc(1, sizeof(*x));
-    const char *values[11];
+    const char *values[9];
+    struct sql_query q;
     PGresult *res = NULL;
     int rc;
 
@@ -1000,28 +1103,43 @@ int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
     if(rc)
         goto out;
     subset_from_params(x);
-    member_params(x, values);
-    values[4] = job->id;
-    values[5] = job->owner;
-    values[6] = job->request_id;
-    values[7] = pa_buf_str(&x->asked_types);
-    values[8] = pa_buf_str(&x->asked_filters);
-    values[9] = x->since[0] ? x->since : NULL;
-    values[10] = x->until[0] ? x->until : NULL;
-    /* the members written, and the members of the Group an opt-out kept out
-     * (as of now: one who opted out after its chunk was written is exported) */
-    res = pa_db_query(w->db, err,
-                      "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, patient_id,"
-                      " outcome, reason, types, type_filter, since, until)"
-                      " SELECT $6, nullif($2, ''), 'export', nullif($7, ''), $5, $1, d.patient_id, d.outcome,"
-                      " d.reason, $8, nullif($9, ''), $10::timestamptz, $11::timestamptz FROM ("
-                      "  SELECT patient_id, 'exported' AS outcome, NULL AS reason FROM export_member WHERE job_id = $5"
-                      "  UNION SELECT w.patient_id, 'withheld', 'opted-out' FROM (" GROUP_MEMBERS_SQL " AND "
-                      PA_SQL_OPTED_OUT("m.patient_id", "$2", "$3") ") w"
-                      "  WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $5 AND e.patient_id = w.patient_id)"
-                      " ) d ON CONFLICT DO NOTHING",
-                      11, values);
-    if(!res)
+    values[0] = x->scope.level == MEMBERS_GROUP ? x->group : NULL;
+    values[1] = x->npi;
+    values[2] = job->id;
+    values[3] = job->owner;
+    values[4] = job->request_id;
+    values[5] = pa_buf_str(&x->asked_types);
+    values[6] = pa_buf_str(&x->asked_filters);
+    values[7] = x->since[0] ? x->since : NULL;
+    values[8] = x->until[0] ? x->until : NULL;
+    sql_query_init(&q, values, 9);
+    /* the members written, and the members an opt-out kept out (as of now:
+     * one who opted out after its chunk was written is exported) */
+    rc = pa_buf_addstr(&q.sql,
+                       "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, patient_id,"
+                       " outcome, reason, types, type_filter, since, until)"
+                       " SELECT $4, nullif($2, ''), 'export', nullif($5, ''), $3, $1, d.patient_id, d.outcome,"
+                       " d.reason, $6, nullif($7, ''), $8::timestamptz, $9::timestamptz FROM ("
+                       "  SELECT patient_id, 'exported' AS outcome, NULL AS reason FROM export_member WHERE job_id = $3"
+                       "  UNION SELECT w.patient_id, 'withheld', 'opted-out' FROM (");
+    rc = rc ? rc : members_query(scope(x), MEMBERS_OPTED_OUT, &q);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, ") w WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $3"
+                                         " AND e.patient_id = w.patient_id)) d ON CONFLICT DO NOTHING");
+    if(rc)
+        rc = pa_err_set(err, rc, "the disclosure query is too large");
+    else
+        res = pa_db_query(w->db, err, pa_buf_str(&q.sql), q.n, q.values);
+    sql_query_free(&q);
+    if(res) {
+        /* the shared resources it sent in full, so that a later _since export
+         * sends them again only when they change */
+        PQclear(res);
+        res = pa_db_query(w->db, err,
+                          "INSERT INTO shared_received (client_id, type, id) SELECT $2, e.type, e.id FROM export_ref e"
+                          " WHERE e.job_id = $1 AND EXISTS (SELECT 1 FROM resource r WHERE r.type = e.type AND r.id = e.id)"
+                          " ON CONFLICT DO NOTHING", 2, values + 2);
+    }
+    if(!rc && !res)
         rc = PA_EDB;
 out:
     PQclear(res);
@@ -1049,12 +1167,14 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     x->job = job;
     snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
     x->refs.fd = -1;
+    x->refs.values = x->ref_values;
     pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
     pa_buf_init(&x->refs.sql, SQL_MAX);
     pa_buf_init(&x->refs.wbuf, 0);
     /* the chunk's members, for its disclosure records (pa_export_disclose):
      * sent with the chunk's queries, so its commit overlaps them */
     x->members.fd = -1;
+    x->members.values = x->members.fixed;
     pa_strlcpy(x->members.type, "members", sizeof(x->members.type));
     pa_buf_init(&x->members.sql, 1024);
     pa_buf_addstr(&x->members.sql, "INSERT INTO export_member (job_id, patient_id)"
@@ -1140,6 +1260,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_free(&x->members.wbuf);
     pa_buf_free(&x->compartment);
     pa_buf_free(&x->shared);
+    pa_buf_free(&x->dated);
     pa_buf_free(&x->asked_types);
     pa_buf_free(&x->asked_filters);
     if(x->db2)
