@@ -57,6 +57,14 @@ static const char stage_sql[] =
     "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"' AS lu" \
     " FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t FROM lk) now_)"
 
+/* In a merge's update: the stored JSON is what was staged, but for its
+ * change time.  Only what is extracted from it differs (a new
+ * PA_FHIR_FACTS_VERSION): the extracted facts are refreshed, the content and
+ * its change time stay, and no delta export sends it again. */
+#define SAME_JSON \
+    "r.json = replace(EXCLUDED.json, (SELECT lu FROM ct), '\"lastUpdated\":\"' ||" \
+    " to_char(r.last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"')"
+
 /* One statement merges a batch: the last line of each (type, id) wins, and a
  * row whose content is unchanged is not touched.  SRC is what is merged (a
  * relation); a tombstone goes for every resource staged. */
@@ -68,13 +76,15 @@ static const char stage_sql[] =
     "  replace(json_nonfin, '" CHANGE_TIME_MARK "', ct.lu), content_hash, tokens," \
     "  clin_start, clin_end, created FROM " SRC " src CROSS JOIN ct " \
     " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
-    "  last_updated = EXCLUDED.last_updated, json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin," \
+    "  last_updated = CASE WHEN " SAME_JSON " THEN r.last_updated ELSE EXCLUDED.last_updated END," \
+    "  json = CASE WHEN " SAME_JSON " THEN r.json ELSE EXCLUDED.json END," \
+    "  json_nonfin = CASE WHEN " SAME_JSON " THEN r.json_nonfin ELSE EXCLUDED.json_nonfin END," \
     "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start," \
     "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created" \
     " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash " \
-    " RETURNING (xmax = 0) AS inserted), " \
+    " RETURNING (xmax = 0) AS inserted, r.last_updated = (SELECT t FROM ct) AS changed), " \
     "undeleted AS (DELETE FROM resource_deleted d USING load_stage s WHERE d.type = s.type AND d.id = s.id) " \
-    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up"
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted AND changed) FROM up"
 
 /* What members, coverage and the provider directory keep, from the batch. */
 #define DERIVE_SQL \

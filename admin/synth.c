@@ -50,12 +50,13 @@
 #define ADJ_CAT "http://terminology.hl7.org/CodeSystem/adjudication"
 
 enum out { O_ORG, O_PRAC, O_ROLE, O_LOC, O_PAT, O_COV, O_PROV, O_ENC, O_EOB, O_COND, O_OBS, O_PROC,
-           O_MED, O_IMM, O_ALG, O_GROUP, O_COUNT };
+           O_MED, O_IMM, O_ALG, O_MEDICATION, O_DISPENSE, O_SR, O_SPEC, O_QR, O_RP, O_GROUP, O_COUNT };
 
 static const char *const out_names[O_COUNT] = {
     "Organization", "Practitioner", "PractitionerRole", "Location", "Patient", "Coverage", "Provenance",
     "Encounter", "ExplanationOfBenefit", "Condition", "Observation", "Procedure", "MedicationRequest",
-    "Immunization", "AllergyIntolerance", "Group",
+    "Immunization", "AllergyIntolerance", "Medication", "MedicationDispense", "ServiceRequest", "Specimen",
+    "QuestionnaireResponse", "RelatedPerson", "Group",
 };
 
 struct rng {
@@ -275,6 +276,14 @@ static void write_providers(struct synth *s, struct rng *r)
         fprintf(s->net_csv, "%s,practitioner,,%s,2015-01-01,\n", s->prac_npi[i],
                 org % 10 == 9 || i % 17 == 16 ? "false" : "true");
     }
+    for(i = 0; i < (long)(sizeof(drugs) / sizeof(drugs[0])); i++) {
+        P("{\"resourceType\":\"Medication\",\"id\":\"med-%s\",", drugs[i].code);
+        meta(s, US_CORE "us-core-medication", "2024-01-01");
+        P(",\"code\":");
+        cc(s, RXNORM, drugs[i].code, drugs[i].display);
+        P(",\"status\":\"active\"}");
+        emit(s, O_MEDICATION);
+    }
 }
 
 struct member {
@@ -402,6 +411,36 @@ static void write_eob(struct synth *s, struct rng *r, const struct member *m, co
 }
 
 /* One visit: the Encounter, what was observed and done, and its claim. */
+/* A visit's order and specimen, from a stream of their own (the visit's other
+ * resources stay what they were before these types were generated). */
+static void write_orders(struct synth *s, const struct member *m, long k, const char *date, const char *enc, long prac,
+                         const struct code *proc)
+{
+    struct rng x = { s->seed ^ (0x2545f4914f6cdd1dULL * (uint64_t)(m->n * 4096 + k + 1)) };
+
+    if(chance(&x, 20)) {
+        P("{\"resourceType\":\"ServiceRequest\",\"id\":\"sr-%ld-%ld\",", m->n, k);
+        meta(s, US_CORE "us-core-servicerequest", date);
+        P(",\"status\":\"completed\",\"intent\":\"order\",\"category\":[");
+        cc(s, SNOMED, "387713003", "Surgical procedure");
+        P("],\"code\":");
+        cc(s, CPT, proc->code, proc->display);
+        P(",\"subject\":{\"reference\":\"Patient/%s\"},\"encounter\":{\"reference\":\"Encounter/%s\"},"
+          "\"occurrenceDateTime\":\"%s\",\"authoredOn\":\"%s\",\"requester\":{\"reference\":\"Practitioner/prac-%ld\"}}",
+          m->id, enc, date, date, prac);
+        emit(s, O_SR);
+    }
+    if(chance(&x, 15)) {
+        P("{\"resourceType\":\"Specimen\",\"id\":\"spec-%ld-%ld\",", m->n, k);
+        meta(s, US_CORE "us-core-specimen", date);
+        P(",\"status\":\"available\",\"type\":");
+        cc(s, SNOMED, "119297000", "Blood specimen");
+        P(",\"subject\":{\"reference\":\"Patient/%s\"},\"collection\":{\"collectedDateTime\":\"%sT09:20:00Z\"}}",
+          m->id, date);
+        emit(s, O_SPEC);
+    }
+}
+
 static void write_visit(struct synth *s, struct rng *r, const struct member *m, long k, int64_t day, FILE *trl)
 {
     char date[11], end[11], enc[48], eob[48];
@@ -483,12 +522,56 @@ static void write_visit(struct synth *s, struct rng *r, const struct member *m, 
         P(",\"subject\":{\"reference\":\"Patient/%s\"},\"encounter\":{\"reference\":\"Encounter/%s\"},"
           "\"authoredOn\":\"%s\",\"requester\":{\"reference\":\"Practitioner/prac-%ld\"}}", m->id, enc, date, prac);
         emit(s, O_MED);
+        P("{\"resourceType\":\"MedicationDispense\",\"id\":\"disp-%ld-%ld\",", m->n, k);
+        meta(s, PDEX "pdex-medicationdispense", date);
+        P(",\"status\":\"completed\",\"medicationReference\":{\"reference\":\"Medication/med-%s\"},"
+          "\"subject\":{\"reference\":\"Patient/%s\"},\"authorizingPrescription\":[{\"reference\":"
+          "\"MedicationRequest/%s\"}],\"type\":", d->code, m->id, eob);
+        cc(s, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "FF", "First Fill");
+        P(",\"quantity\":{\"value\":30},\"daysSupply\":{\"value\":30},\"whenHandedOver\":\"%sT16:00:00Z\"}", date);
+        emit(s, O_DISPENSE);
         snprintf(eob, sizeof(eob), "eob-rx-%ld-%ld", m->n, k);
         write_eob(s, r, m, eob, "pharmacy", date, date, prac, RXNORM, d->code, d->display, "");
     }
+    write_orders(s, m, k, date, enc, prac, proc);
     /* the claims history is where most treatment relationships come from */
     if(day >= s->today_days - 730)
         fprintf(trl, "%s,%s,%s,,claims\n", m->id, s->prac_npi[prac], date);
+}
+
+/* A member's emergency contact and screening questionnaire, from a stream of
+ * their own. */
+static void write_member_forms(struct synth *s, const struct member *m)
+{
+    struct rng x = { s->seed ^ (0x7a3c5b1e9d2f4860ULL * (uint64_t)(m->n + 1)) };
+    char date[11];
+
+    if(chance(&x, 20)) {
+        P("{\"resourceType\":\"RelatedPerson\",\"id\":\"rp-%ld\",", m->n);
+        meta(s, US_CORE "us-core-relatedperson", m->cov_start);
+        P(",\"active\":true,\"patient\":{\"reference\":\"Patient/%s\"},\"relationship\":[", m->id);
+        cc(s, "http://terminology.hl7.org/CodeSystem/v2-0131", "C", "Emergency Contact");
+        P("],\"name\":[{\"family\":");
+        str(s, PICK(&x, families));
+        P(",\"given\":[");
+        str(s, PICK(&x, given_f));
+        P("]}]}");
+        emit(s, O_RP);
+    }
+    if(chance(&x, 25)) {
+        long a = pick(&x, 4), b = pick(&x, 4);
+
+        day_to_date(m->from_days + pick(&x, m->to_days - m->from_days + 1), date);
+        P("{\"resourceType\":\"QuestionnaireResponse\",\"id\":\"qr-%ld\",", m->n);
+        meta(s, US_CORE "us-core-questionnaireresponse", date);
+        P(",\"questionnaire\":\"http://loinc.org/q/55757-9\",\"status\":\"completed\","
+          "\"subject\":{\"reference\":\"Patient/%s\"},\"authored\":\"%sT10:00:00Z\",\"item\":["
+          "{\"linkId\":\"44250-9\",\"text\":\"Little interest or pleasure in doing things\",\"answer\":[{\"valueInteger\":%ld}]},"
+          "{\"linkId\":\"44255-8\",\"text\":\"Feeling down, depressed, or hopeless\",\"answer\":[{\"valueInteger\":%ld}]},"
+          "{\"linkId\":\"55758-7\",\"text\":\"PHQ-2 total score\",\"answer\":[{\"valueInteger\":%ld}]}]}",
+          m->id, date, a, b, a + b);
+        emit(s, O_QR);
+    }
 }
 
 static void write_member(struct synth *s, long n)
@@ -560,6 +643,7 @@ static void write_member(struct synth *s, long n)
     P(",\"who\":{\"reference\":\"Organization/payer\"}}]}");
     emit(s, O_PROV);
 
+    write_member_forms(s, &m);
     for(k = 0; k < visits; k++) {
         int64_t span = m.to_days - m.from_days;
 

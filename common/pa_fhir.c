@@ -25,7 +25,13 @@ static const pa_fhir_type types[] = {
     { "Goal", "subject" },
     { "Device", "patient" },
     { "Provenance", "target" },
+    { "MedicationDispense", "subject" },
+    { "ServiceRequest", "subject" },
+    { "Specimen", "subject" },
+    { "QuestionnaireResponse", "subject" },
+    { "RelatedPerson", "patient" },
     { "Location", NULL },
+    { "Medication", NULL },
     { "Organization", NULL },
     { "Practitioner", NULL },
     { "PractitionerRole", NULL },
@@ -73,6 +79,19 @@ static const struct tok_rule tok_rules[] = {
     { "CarePlan", "status", "status", TOK_CODE },
     { "CarePlan", "category", "category", TOK_CC },
     { "Goal", "lifecycle-status", "lifecycleStatus", TOK_CODE },
+    { "MedicationDispense", "status", "status", TOK_CODE },
+    { "MedicationDispense", "type", "type", TOK_CC },
+    { "MedicationDispense", "code", "medicationCodeableConcept", TOK_CC },
+    { "ServiceRequest", "status", "status", TOK_CODE },
+    { "ServiceRequest", "intent", "intent", TOK_CODE },
+    { "ServiceRequest", "category", "category", TOK_CC },
+    { "ServiceRequest", "code", "code", TOK_CC },
+    { "Specimen", "type", "type", TOK_CC },
+    { "Specimen", "status", "status", TOK_CODE },
+    { "QuestionnaireResponse", "status", "status", TOK_CODE },
+    { "RelatedPerson", "relationship", "relationship", TOK_CC },
+    { "Medication", "code", "code", TOK_CC },
+    { "Medication", "status", "status", TOK_CODE },
 };
 
 /* Where each type keeps its clinical / service dates: the first path
@@ -99,6 +118,11 @@ static const struct date_rule date_rules[] = {
     { "CarePlan", "period.start|created", "period.end", "created" },
     { "CareTeam", "period.start", "period.end", NULL },
     { "Goal", "startDate", NULL, NULL },
+    { "MedicationDispense", "whenHandedOver|whenPrepared", NULL, "whenPrepared" },
+    { "ServiceRequest", "occurrenceDateTime|occurrencePeriod.start|authoredOn", "occurrencePeriod.end", "authoredOn" },
+    { "Specimen", "collection.collectedDateTime|collection.collectedPeriod.start|receivedTime",
+      "collection.collectedPeriod.end", "receivedTime" },
+    { "QuestionnaireResponse", "authored", NULL, "authored" },
 };
 
 const pa_fhir_type *pa_fhir_type_find(const char *name)
@@ -397,10 +421,12 @@ static int take_date(json_object *res, const char *paths, char out[PA_TS_LEN], c
     return PA_OK;
 }
 
-/* Adds "ref=Type/id" for every reference to a shared (non-patient) resource. */
-static int add_shared_refs(json_object *o, pa_buf *tokens, int depth)
+/* Adds "ref=Type/id" for every reference to a stored resource other than a
+ * Patient: the shared resources an export sends with the members' data, and
+ * the resources of a compartment whose date rule an export may leave out
+ * (jobs/export.c names such references in its error file). */
+static int add_refs(json_object *o, pa_buf *tokens, int depth)
 {
-    static const char *const shared[] = { "Organization", "Practitioner", "PractitionerRole", "Location", NULL };
     int rc = PA_OK;
 
     if(depth > 32)
@@ -409,7 +435,7 @@ static int add_shared_refs(json_object *o, pa_buf *tokens, int depth)
         size_t i;
 
         for(i = 0; !rc && i < json_object_array_length(o); i++)
-            rc = add_shared_refs(json_object_array_get_idx(o, i), tokens, depth + 1);
+            rc = add_refs(json_object_array_get_idx(o, i), tokens, depth + 1);
         return rc;
     }
     if(!json_object_is_type(o, json_type_object))
@@ -419,20 +445,28 @@ static int add_shared_refs(json_object *o, pa_buf *tokens, int depth)
             break;
         if(!strcmp(key, "reference") && json_object_is_type(val, json_type_string)) {
             const char *ref = json_object_get_string(val);
-            char id[PA_FHIR_ID_MAX + 1], item[128];
-            size_t k;
+            const char *slash = strrchr(ref, '/');
+            const char *p = slash;
+            char type[64], id[PA_FHIR_ID_MAX + 1], item[160];
 
-            for(k = 0; shared[k]; k++)
-                if(!pa_fhir_ref_id(ref, shared[k], id, sizeof(id))) {
-                    snprintf(item, sizeof(item), "ref=%s/%s", shared[k], id);
-                    /* a resource often names the same provider many times */
-                    if(!strstr(pa_buf_str(tokens), item))
-                        rc = pa_buf_add_array_item(tokens, item);
-                    break;
-                }
+            /* Type/id, or an absolute URL ending in it */
+            while(p && p > ref && p[-1] != '/')
+                p--;
+            if(!slash || slash - p >= (long)sizeof(type))
+                continue;
+            snprintf(type, sizeof(type), "%.*s", (int)(slash - p), p);
+            if(!strcmp(type, "Patient") || !pa_fhir_type_find(type) || pa_fhir_ref_id(ref, type, id, sizeof(id)))
+                continue;
+            /* quoted, as the array literal holds it: a resource often names
+             * the same provider many times, and org-1 is not org-10 */
+            snprintf(item, sizeof(item), "\"ref=%s/%s\"", type, id);
+            if(!strstr(pa_buf_str(tokens), item)) {
+                item[strlen(item) - 1] = '\0';
+                rc = pa_buf_add_array_item(tokens, item + 1);
+            }
         }
         else if(json_object_is_type(val, json_type_object) || json_object_is_type(val, json_type_array)) {
-            rc = add_shared_refs(val, tokens, depth + 1);
+            rc = add_refs(val, tokens, depth + 1);
         }
     }
     return rc;
@@ -497,7 +531,7 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
         rc = c.rc;
     }
     if(!rc && t->patient_path)
-        rc = add_shared_refs(res, &f->tokens, 0);
+        rc = add_refs(res, &f->tokens, 0);
     if(!rc)
         rc = pa_buf_addstr(&f->tokens, "}");
     if(rc)

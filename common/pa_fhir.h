@@ -19,7 +19,7 @@
 
 /* Changes whenever pa_fhir_extract extracts something new, so that loading
  * the same data again refreshes what was extracted from it. */
-#define PA_FHIR_FACTS_VERSION "2"
+#define PA_FHIR_FACTS_VERSION "3"
 
 typedef struct pa_fhir_type {
     const char *name;

@@ -26,6 +26,10 @@ static const struct date_param date_params[] = {
     { "ExplanationOfBenefit", "created", "created" },
     { "MedicationRequest", "authoredon", "created" },
     { "CarePlan", "date", "clin_start" },
+    { "MedicationDispense", "whenhandedover", "clin_start" },
+    { "ServiceRequest", "authored", "created" },
+    { "Specimen", "collected", "clin_start" },
+    { "QuestionnaireResponse", "authored", "created" },
     /* "*": every type */
     { "*", "_lastUpdated", "last_updated" },
     { "Patient", "birthdate", "(rpad(json::jsonb->>'birthDate', 10, '-01') || 'T00:00:00Z')::timestamptz" },

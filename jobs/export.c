@@ -51,10 +51,32 @@
 #define SQL_MAX (64 * 1024)
 #define CHECKPOINT_EVERY_MS 1000
 
-/* Types with a date of service: the service-date floor applies to them. */
-static const char *const dated_types[] = { "ExplanationOfBenefit", "Encounter", "Procedure", "Immunization",
-                                           "Observation", "DiagnosticReport", "MedicationRequest",
-                                           "DocumentReference", NULL };
+/*
+ * The service-date floor, one rule per type (docs/EXPORT.md has the table):
+ * FLOOR_SERVICE leaves a resource out when the end of its service (else its
+ * start, else its created date) is before the floor, and exports one with no
+ * date; FLOOR_ENDED leaves it out only when it ended before the floor: an
+ * ongoing one is exported whenever it began.  A type not listed is undated.
+ */
+enum floor_rule { FLOOR_NONE, FLOOR_SERVICE, FLOOR_ENDED };
+
+static const struct {
+    const char *type;
+    enum floor_rule rule;
+} floor_rules[] = {
+    { "ExplanationOfBenefit", FLOOR_SERVICE }, { "Encounter", FLOOR_SERVICE },
+    { "Procedure", FLOOR_SERVICE },            { "Immunization", FLOOR_SERVICE },
+    { "Observation", FLOOR_SERVICE },          { "DiagnosticReport", FLOOR_SERVICE },
+    { "MedicationRequest", FLOOR_SERVICE },    { "DocumentReference", FLOOR_SERVICE },
+    { "MedicationDispense", FLOOR_SERVICE },   { "ServiceRequest", FLOOR_SERVICE },
+    { "Specimen", FLOOR_SERVICE },             { "QuestionnaireResponse", FLOOR_SERVICE },
+    { "Condition", FLOOR_ENDED },              { "CarePlan", FLOOR_ENDED },
+    { "CareTeam", FLOOR_ENDED },               { "Coverage", FLOOR_ENDED },
+};
+
+/* The date each rule compares, of alias X's row. */
+#define SERVICE_DATE(X) "coalesce(" X "clin_end, " X "clin_start, " X "created)"
+#define ENDED_DATE(X) X "clin_end"
 
 enum out_kind { OUT_RESOURCE, OUT_SHARED, OUT_DELETED, OUT_ERROR };
 
@@ -100,8 +122,9 @@ struct export {
                               MAX_OUTS + 1: members) */
     int backend[2];        /* per lane: the server process they were prepared in */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
-    pa_buf dated;          /* array literal of the types the service-date floor applies to */
+    pa_buf floor_service, floor_ended; /* array literals of the types each floor rule applies to */
     int want_refs;         /* shared types are asked for: gather the members' references */
+    int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */
     int resumed;           /* going on from a checkpoint */
     struct type_out refs;  /* a chunk's references into export_ref (no file) */
     const char *ref_values[MAX_REF_VALUES]; /* its query's: every type's filters */
@@ -215,22 +238,27 @@ static int add_line(struct export *x, struct type_out *t, const char *json, size
     return PA_OK;
 }
 
-static int is_dated(const char *type)
+static enum floor_rule floor_rule(const char *type)
 {
     size_t i;
 
-    for(i = 0; dated_types[i]; i++)
-        if(!strcmp(dated_types[i], type))
-            return 1;
-    return 0;
+    for(i = 0; i < sizeof(floor_rules) / sizeof(floor_rules[0]); i++)
+        if(!strcmp(floor_rules[i].type, type))
+            return floor_rules[i].rule;
+    return FLOOR_NONE;
 }
 
-/* Appends to sql the service-date floor for alias X's row with placeholders
- * $FLOOR (the floor, NULL for none) and, when DATED is set, $DATED (the
- * dated types): the floor applies only to them. */
-#define FLOOR_SQL(X, FLOOR, DATED)                                                                          \
-    " AND (" FLOOR "::date IS NULL" DATED " OR coalesce(" X "clin_end, " X "clin_start, " X "created) IS NULL" \
-    "  OR coalesce(" X "clin_end, " X "clin_start, " X "created) >= " FLOOR "::date)"
+/* An array literal of the types a floor rule applies to. */
+static int floor_types(enum floor_rule rule, pa_buf *out)
+{
+    size_t i;
+    int rc = pa_buf_addstr(out, "{");
+
+    for(i = 0; i < sizeof(floor_rules) / sizeof(floor_rules[0]) && !rc; i++)
+        if(floor_rules[i].rule == rule)
+            rc = pa_buf_add_array_item(out, floor_rules[i].type);
+    return rc ? rc : pa_buf_addstr(out, "}");
+}
 
 /*
  * The query of one compartment type for a chunk of members: $1 the members,
@@ -249,7 +277,7 @@ static int build_type_sql(struct export *x, struct type_out *t, json_object *fil
     t->values[2] = x->ttime;
     t->values[3] = x->since[0] ? x->since : NULL;
     t->values[4] = x->until[0] ? x->until : NULL;
-    t->values[5] = *floor && is_dated(t->type) ? floor : NULL;
+    t->values[5] = *floor && floor_rule(t->type) != FLOOR_NONE ? floor : NULL;
     t->values[6] = x->financial ? "true" : "false";
     /* Member by member, in the chunk's order, each one's rows by id: the
      * output order is fixed (a resumed job writes what an uninterrupted one
@@ -260,8 +288,12 @@ static int build_type_sql(struct export *x, struct type_out *t, json_object *fil
                        "SELECT CASE WHEN $7::bool THEN json ELSE coalesce(json_nonfin, json) END line FROM resource "
                        "WHERE type = $2 AND last_updated <= $3::timestamptz"
                        " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
-                       " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)"
-                       FLOOR_SQL("", "$6", ""));
+                       " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)");
+    if(!rc) {
+        const char *date = floor_rule(t->type) == FLOOR_ENDED ? ENDED_DATE("") : SERVICE_DATE("");
+
+        rc = pa_buf_printf(&t->sql, " AND ($6::date IS NULL OR %s IS NULL OR %s >= $6::date)", date, date);
+    }
     if(!rc)
         /* the Patient resource is the member itself; every other type is in its compartment */
         rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = m.pid" : " AND id = m.pid");
@@ -291,13 +323,18 @@ static int build_deleted_sql(struct export *x, struct type_out *t, json_object *
 }
 
 /*
- * The shared resources a chunk's members' exported resources reference, from
- * their `ref=Type/id` tokens: stored with the job, so the shared pass at the
- * end reads them and nothing else.  A resource counts under the same
- * conditions as its type's query (transactionTime, _since, _until, the
- * service-date floor, its _typeFilter): a shared resource nothing exported
- * references is never exported.  Idempotent: a chunk done again adds nothing.
+ * The references a chunk's members' exported resources make, from their
+ * `ref=Type/id` tokens, stored with the job (export_ref): to the shared
+ * resources, which the shared pass at the end reads and nothing else; and
+ * (as type "!Type/id" of the referring resource, id the reference) to a
+ * resource of an exported type that the service-date floor leaves out, which
+ * the error file names.  A resource counts under the same conditions as its
+ * type's query (transactionTime, _since, _until, the floor, its _typeFilter):
+ * a shared resource nothing exported references is never exported.
+ * Idempotent: a chunk done again adds nothing.
  */
+#define REF_TYPE "split_part(ref, '/', 1)"
+#define REF_ID "substr(ref, strpos(ref, '/') + 1)"
 static int build_refs_sql(struct export *x, struct type_out *t, json_object *filters)
 {
     const char *floor = x->w->cfg->service_date_floor;
@@ -312,17 +349,26 @@ static int build_refs_sql(struct export *x, struct type_out *t, json_object *fil
     t->values[5] = x->since[0] ? x->since : NULL;
     t->values[6] = x->until[0] ? x->until : NULL;
     t->values[7] = *floor ? floor : NULL;
-    t->values[8] = pa_buf_str(&x->dated);
-    t->nvalues = 9;
+    t->values[8] = pa_buf_str(&x->floor_service);
+    t->values[9] = pa_buf_str(&x->floor_ended);
+    t->nvalues = 10;
     rc = pa_buf_addstr(&t->sql,
                        "INSERT INTO export_ref (job_id, type, id)"
-                       " SELECT DISTINCT $2, split_part(ref, '/', 1), substr(ref, strpos(ref, '/') + 1)"
+                       " SELECT DISTINCT $2, CASE WHEN " REF_TYPE " = ANY($4::text[]) THEN " REF_TYPE
+                       "  ELSE '!' || x.type || '/' || x.id END,"
+                       " CASE WHEN " REF_TYPE " = ANY($4::text[]) THEN " REF_ID " ELSE ref END"
                        " FROM resource x, unnest(x.tokens) tok, substr(tok, 5) ref"
                        " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[]) AND tok LIKE 'ref=%'"
-                       " AND split_part(ref, '/', 1) = ANY($4::text[]) AND x.last_updated <= $5::timestamptz"
+                       " AND x.last_updated <= $5::timestamptz"
                        " AND ($6::timestamptz IS NULL OR x.last_updated > $6::timestamptz)"
                        " AND ($7::timestamptz IS NULL OR x.last_updated < $7::timestamptz)"
-                       FLOOR_SQL("x.", "$8", " OR NOT x.type = ANY($9::text[])"));
+                       " AND ($8::date IS NULL OR ((NOT x.type = ANY($9::text[]) OR " SERVICE_DATE("x.") " IS NULL"
+                       "   OR " SERVICE_DATE("x.") " >= $8::date) AND (NOT x.type = ANY($10::text[])"
+                       "   OR " ENDED_DATE("x.") " IS NULL OR " ENDED_DATE("x.") " >= $8::date)))"
+                       " AND (" REF_TYPE " = ANY($4::text[]) OR ($8::date IS NOT NULL AND " REF_TYPE " = ANY($3::text[])"
+                       "  AND EXISTS (SELECT 1 FROM resource f WHERE f.type = " REF_TYPE " AND f.id = " REF_ID
+                       "   AND ((f.type = ANY($9::text[]) AND " SERVICE_DATE("f.") " < $8::date)"
+                       "    OR (f.type = ANY($10::text[]) AND " ENDED_DATE("f.") " < $8::date)))))");
     for(k = 0; k < x->nout && !rc; k++) {
         json_object *queries = NULL;
         int nf = 0;
@@ -492,7 +538,7 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
                 struct type_out *t = q == MAX_OUTS ? &x->refs : q == MAX_OUTS + 1 ? &x->members : &x->out[i];
 
                 if((i < x->nout && t->kind != OUT_RESOURCE && t->kind != OUT_DELETED) ||
-                   (q == MAX_OUTS && !x->want_refs))
+                   (q == MAX_OUTS && !x->gather_refs))
                     continue;
                 t->values[0] = ids;
                 rc = lane_send(x, &lanes[k], q, err);
@@ -526,6 +572,46 @@ static int sync_outputs(struct export *x, pa_err *err)
         if(x->out[i].fd >= 0 && fdatasync(x->out[i].fd))
             return pa_err_set(err, PA_EIO, "cannot sync %s output: %s", x->out[i].type, strerror(errno));
     return PA_OK;
+}
+
+static int error_line(struct export *x, struct type_out *t, pa_buf *line, const char *code, const char *msg,
+                      pa_err *err);
+
+/* The error file's lines for the references the chunks found to resources
+ * the service-date floor leaves out (export_ref rows of type "!Type/id"). */
+static int export_floor_errors(struct export *x, pa_err *err)
+{
+    const char *values[1] = { x->job->id };
+    struct type_out *t = NULL;
+    PGresult *res;
+    pa_buf line;
+    size_t k;
+    int i, rc = PA_OK;
+
+    for(k = 0; k < x->nout; k++)
+        if(x->out[k].kind == OUT_ERROR)
+            t = &x->out[k];
+    if(!t || !x->gather_refs || !*x->w->cfg->service_date_floor)
+        return PA_OK;
+    /* one per referring resource and reference: as many as the export has
+     * such references, which a payer's data keeps few */
+    res = pa_db_query(x->w->db, err,
+                      "SELECT substr(type, 2), id FROM export_ref WHERE job_id = $1 AND type LIKE '!%'"
+                      " ORDER BY type, id", 1, values);
+    if(!res)
+        return PA_EDB;
+    pa_buf_init(&line, 4096);
+    for(i = 0; i < PQntuples(res) && !rc; i++) {
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%.150s references %.150s, which is not exported: its date is before the "
+                 "service-date floor (%s), which this server does not export", PQgetvalue(res, i, 0),
+                 PQgetvalue(res, i, 1), x->w->cfg->service_date_floor);
+        rc = error_line(x, t, &line, "not-found", msg, err);
+    }
+    PQclear(res);
+    pa_buf_free(&line);
+    return rc ? rc : flush_type(t, err);
 }
 
 /* The shared resources (Organization, ...) that the members' exported
@@ -569,7 +655,7 @@ static int export_shared(struct export *x, pa_err *err)
                                  3, NULL, values, NULL, NULL, 0);
     }
     else
-        return PA_OK;
+        return export_floor_errors(x, err);
     if(!sent || !PQsetSingleRowMode(db))
         return pa_db_result_error(db, NULL, err);
     while((res = PQgetResult(db))) {
@@ -595,17 +681,19 @@ static int export_shared(struct export *x, pa_err *err)
     for(k = 0; k < x->nout && !rc; k++)
         if(x->out[k].kind == OUT_SHARED)
             rc = flush_type(&x->out[k], err);
-    return rc;
+    return rc ? rc : export_floor_errors(x, err);
 }
 
-/* Whether the job has an error file: patient references to check, or
- * parameters a lenient kick-off ignored. */
+/* Whether the job has an error file: patient references to check,
+ * parameters a lenient kick-off ignored, or references to what the
+ * service-date floor leaves out. */
 static int has_errors(const struct export *x)
 {
     json_object *v;
 
     return (json_object_object_get_ex(x->params, "patients", &v) && json_object_array_length(v)) ||
-           (json_object_object_get_ex(x->params, "ignored", &v) && json_object_array_length(v));
+           (json_object_object_get_ex(x->params, "ignored", &v) && json_object_array_length(v)) ||
+           (x->gather_refs && *x->w->cfg->service_date_floor);
 }
 
 /* One warning OperationOutcome line of the error file. */
@@ -922,7 +1010,8 @@ static int refs_setup(struct export *x, json_object *filters, pa_err *err)
 
     pa_buf_init(&x->compartment, 4096);
     pa_buf_init(&x->shared, 1024);
-    pa_buf_init(&x->dated, 1024);
+    pa_buf_init(&x->floor_service, 1024);
+    pa_buf_init(&x->floor_ended, 1024);
     rc = pa_buf_addstr(&x->compartment, "{") || pa_buf_addstr(&x->shared, "{");
     for(k = 0; k < x->nout && !rc; k++) {
         if(x->out[k].kind == OUT_RESOURCE)
@@ -933,14 +1022,13 @@ static int refs_setup(struct export *x, json_object *filters, pa_err *err)
         }
     }
     rc = rc || pa_buf_addstr(&x->compartment, "}") || pa_buf_addstr(&x->shared, "}");
-    rc = rc || pa_buf_addstr(&x->dated, "{");
-    for(k = 0; dated_types[k] && !rc; k++)
-        rc = pa_buf_add_array_item(&x->dated, dated_types[k]);
-    rc = rc || pa_buf_addstr(&x->dated, "}");
+    rc = rc || floor_types(FLOOR_SERVICE, &x->floor_service) || floor_types(FLOOR_ENDED, &x->floor_ended);
     /* the whole directory needs no references */
     if(x->shared_all)
         x->want_refs = 0;
-    if(!rc && x->want_refs)
+    /* with a floor, references to what it leaves out are named */
+    x->gather_refs = x->want_refs || (*x->w->cfg->service_date_floor && strcmp(pa_buf_str(&x->compartment), "{}"));
+    if(!rc && x->gather_refs)
         rc = build_refs_sql(x, &x->refs, filters);
     return rc ? pa_err_set(err, PA_ETOOBIG, "too many types") : PA_OK;
 }
@@ -1260,7 +1348,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_free(&x->members.wbuf);
     pa_buf_free(&x->compartment);
     pa_buf_free(&x->shared);
-    pa_buf_free(&x->dated);
+    pa_buf_free(&x->floor_service);
+    pa_buf_free(&x->floor_ended);
     pa_buf_free(&x->asked_types);
     pa_buf_free(&x->asked_filters);
     if(x->db2)

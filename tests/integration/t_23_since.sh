@@ -72,4 +72,18 @@ wait_job "$JOB_URL" 60
 expect_eq "with none, it is the kick-off's time" \
   "$(psql_q "SELECT abs(extract(epoch FROM '$(jq_body -r .transactionTime)'::timestamptz - now())) < 10")" t
 http DELETE "$JOB_URL"
-admin delete Observation/d-restated Observation/d-same Observation/d-source-lu Observation/d-late > /dev/null
+# what an older version extracted (its content hash, no reference tokens) is
+# refreshed by loading the same line again; the line and its change time stay
+obs d-facts 2020-01-01T00:00:00Z final | jq -c '.encounter = {"reference": "Encounter/d-enc"}' > "$HTTP_TMP/d4.ndjson"
+admin load "$HTTP_TMP/d4.ndjson" > /dev/null
+facts_at=$(stamp_of d-facts)
+facts_json=$(psql_q "SELECT json FROM resource WHERE type = 'Observation' AND id = 'd-facts'")
+psql_q "UPDATE resource SET tokens = '{}', content_hash = 'older'::bytea WHERE type = 'Observation' AND id = 'd-facts'" > /dev/null
+out=$(admin load "$HTTP_TMP/d4.ndjson" 2>&1)
+expect_eq "a reload after a new extraction refreshes what is extracted" \
+  "$(psql_q "SELECT tokens @> '{ref=Encounter/d-enc}' FROM resource WHERE type = 'Observation' AND id = 'd-facts'")" t
+expect_eq "... and keeps the line and its change time" \
+  "$(stamp_of d-facts) $(psql_q "SELECT json = '$facts_json' FROM resource WHERE type = 'Observation' AND id = 'd-facts'")" \
+  "$facts_at t"
+expect_match "... counting it unchanged" "$out" "\\(0 new, 0 updated, 1 unchanged\\)"
+admin delete Observation/d-restated Observation/d-same Observation/d-source-lu Observation/d-late Observation/d-facts > /dev/null

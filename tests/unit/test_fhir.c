@@ -230,6 +230,27 @@ static void test_basis_profile_added(void)
     }
 }
 
+/* A reference to any stored type but Patient is a ref= token, once each,
+ * however alike the ids (org-1 is not org-10), and absolute ones too. */
+static void test_ref_tokens(void)
+{
+    json_object *o = json_tokener_parse(
+        "{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Patient/m1\"},"
+        "\"encounter\":{\"reference\":\"https://payer.example/fhir/Encounter/e1\"},"
+        "\"recorder\":{\"reference\":\"Organization/org-10\"},\"asserter\":{\"reference\":\"Organization/org-1\"},"
+        "\"evidence\":[{\"detail\":[{\"reference\":\"Organization/org-1\"},{\"reference\":\"Nonesuch/x\"},"
+        "{\"reference\":\"#contained\"},{\"reference\":\"Medication/m\\\"q\"}]}]}");
+    pa_fhir_facts f;
+    pa_err err;
+
+    pa_fhir_facts_init(&f);
+    CU_ASSERT_EQUAL_FATAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.tokens),
+        "{\"ref=Encounter/e1\",\"ref=Organization/org-10\",\"ref=Organization/org-1\"}");
+    pa_fhir_facts_free(&f);
+    json_object_put(o);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -238,6 +259,7 @@ int main(void)
         { "NPI check digits", test_npi },
         { "references and dates", test_refs_and_dates },
         { "facts extracted for the store", test_extract },
+        { "references to stored types become tokens", test_ref_tokens },
         { "the non-financial EOB lacks every financial element", test_nonfinancial },
         { NULL, NULL },
     };
