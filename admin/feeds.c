@@ -46,8 +46,8 @@ static const char *const feed_sql[F_COUNT] = {
     " SELECT DISTINCT ON (r) r, name, nullif(npi, ''), nullif(org_npi, '') FROM rows ORDER BY r "
     " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, npi = EXCLUDED.npi, org_npi = EXCLUDED.org_npi,"
     "  updated_at = now() RETURNING id) "
-    "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end) "
-    "SELECT DISTINCT ON (r, p) r, p, s, e FROM rows ORDER BY r, p",
+    "SELECT count(pa_roster_replace(r, array_agg(p), array_agg(s), array_agg(e), array_agg(false),"
+    " array_agg(NULL::text))) FROM rows GROUP BY r",
     "INSERT INTO treatment_relationship (patient_id, npi, period_start, period_end, source) "
     "SELECT DISTINCT ON (p, n, src) p, n, s, e, src FROM unnest($1::text[], $2::text[], $3::date[],"
     " $4::date[], $5::text[]) AS t(p, n, s, e, src) ORDER BY p, n, src "
@@ -249,9 +249,6 @@ int load_csv(load_ctx *l, const char *file, pa_err *err)
         values[i] = pa_buf_str(&cols[i]);
     }
     rc = pa_db_exec(l->db, err, "BEGIN");
-    if(!rc && kind == F_ROSTER)
-        rc = pa_db_exec_params(l->db, err, "DELETE FROM roster_member WHERE roster_id = ANY($1::text[])", 1,
-                               values);
     if(!rc)
         rc = pa_db_exec_params(l->db, err, feed_sql[kind], nfields[kind], values);
     if(!rc)

@@ -180,7 +180,7 @@ static int list_close(pa_buf *b)
 }
 
 /* Columns of values sent as Postgres array literals, one buffer each. */
-#define MAX_COLS 4
+#define MAX_COLS 5
 
 struct cols {
     pa_buf b[MAX_COLS];
@@ -192,6 +192,9 @@ static int cols_open(struct cols *c, int n)
     int rc = PA_OK;
     int i;
 
+    c->n = 0;
+    if(n > MAX_COLS)
+        return PA_ETOOBIG;
     c->n = n;
     for(i = 0; i < n; i++) {
         pa_buf_init(&c->b[i], LIST_MAX);
@@ -244,6 +247,27 @@ static int settle(load_ctx *l, struct deferred_group *d, int rc, pa_err *err)
     return PA_OK;
 }
 
+/* The ATR changeType a loaded member states (ext-changeType), or NULL. */
+static const char *change_type(json_object *member)
+{
+    static const char *const codes[] = { "new", "changed", "nochange", "dropped", "cancelled", NULL };
+    json_object *ext = array_at(member, "extension");
+    size_t i, k;
+
+    for(i = 0; ext && i < json_object_array_length(ext); i++) {
+        json_object *x = json_object_array_get_idx(ext, i);
+        const char *url = str_at(x, "url", NULL);
+        const char *code = str_at(x, "valueCode", NULL);
+
+        if(!url || !code || !strstr(url, "/ext-changeType"))
+            continue;
+        for(k = 0; codes[k]; k++)
+            if(!strcmp(codes[k], code))
+                return codes[k];
+    }
+    return NULL;
+}
+
 static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
 {
     json_object *g = d->group;
@@ -256,7 +280,7 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     const char *npi = NULL, *org_npi = NULL, *status = "open";
     struct cols c;
     char *json = NULL;
-    const char *values[12];
+    const char *values[13];
     size_t i;
     int rc = PA_OK;
 
@@ -294,8 +318,8 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
            (!strcmp(code, "draft") || !strcmp(code, "open") || !strcmp(code, "final")))
             status = code;
     }
-    /* patients, period starts and ends, inactive */
-    rc = cols_open(&c, 4);
+    /* patients, period starts and ends, inactive, the changeType stated */
+    rc = cols_open(&c, 5);
     for(i = 0; !rc && members && i < json_object_array_length(members); i++) {
         json_object *m = json_object_array_get_idx(members, i);
         json_object *entity = NULL, *period = NULL, *ina = NULL;
@@ -315,7 +339,8 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
             continue;
         }
         rc = pa_buf_add_array_item(&c.b[0], pid) || pa_buf_add_array_item(&c.b[1], s) || pa_buf_add_array_item(&c.b[2], e) ||
-             pa_buf_add_array_item(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
+             pa_buf_add_array_item(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f") ||
+             pa_buf_add_array_item(&c.b[4], change_type(m));
     }
     if(!rc)
         rc = cols_close(&c);
@@ -336,6 +361,7 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     values[9] = pa_buf_str(&c.b[1]);
     values[10] = pa_buf_str(&c.b[2]);
     values[11] = pa_buf_str(&c.b[3]);
+    values[12] = pa_buf_str(&c.b[4]);
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc)
         rc = run(l, err,
@@ -346,13 +372,8 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
                  " json = EXCLUDED.json, updated_at = now()",
                  8, values, NULL);
     if(!rc)
-        rc = run(l, err, "DELETE FROM roster_member WHERE roster_id = $1", 1, values, NULL);
-    if(!rc)
-        rc = run(l, err,
-                 "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end, inactive) "
-                 "SELECT DISTINCT ON (p) $1, p, s, e, i FROM unnest($2::text[], $3::date[], $4::date[], $5::bool[])"
-                 " AS t(p, s, e, i) ORDER BY p",
-                 5, (const char *const[]){ id, values[8], values[9], values[10], values[11] }, NULL);
+        rc = run(l, err, "SELECT pa_roster_replace($1, $2::text[], $3::date[], $4::date[], $5::bool[], $6::text[])", 6,
+                 (const char *const[]){ id, values[8], values[9], values[10], values[11], values[12] }, NULL);
     if(!rc)
         rc = pa_db_exec(l->db, err, "COMMIT");
 out:

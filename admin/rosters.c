@@ -144,14 +144,17 @@ int cmd_roster(int argc, char **argv)
         values[1] = pa_buf_str(&ids);
         if(add)
             rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
-                             "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end) "
-                             "SELECT r.id, p, coalesce($3::date, current_date), $4::date FROM r, unnest($2::text[]) p "
+                             "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end, change_type) "
+                             "SELECT r.id, p, coalesce($3::date, current_date), $4::date, 'new'"
+                             " FROM r, unnest($2::text[]) p "
                              "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
-                             " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end",
+                             " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
+                             " change_type = " PA_SQL_MEMBER_CHANGE("roster_member"),
                              4, values, &rows);
         else
             rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
-                             "UPDATE roster_member m SET inactive = true, period_end = current_date FROM r "
+                             "UPDATE roster_member m SET inactive = true, period_end = current_date,"
+                             " change_type = 'dropped' FROM r "
                              "WHERE m.roster_id = r.id AND m.patient_id = ANY($2::text[]) AND NOT m.inactive",
                              2, values, &rows);
         pa_buf_free(&ids);

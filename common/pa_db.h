@@ -12,7 +12,7 @@
 #include "pa_err.h"
 
 /* The schema version this build needs (the highest sql/NNN_*.sql). */
-#define PA_SCHEMA_VERSION 11
+#define PA_SCHEMA_VERSION 12
 
 /*
  * SQL: is an opt-out of member PATIENT in force today against the provider
@@ -37,6 +37,13 @@
     "  AND (i.npi IN ('', " O ".npi) OR (" O ".scope = 'global' AND i.npi IN (" NPI ", " ORG ")))"   \
     "  AND i.period_start <= current_date"                                                          \
     "  AND (i.period_start, i.recorded_at) > (" O ".period_start, " O ".recorded_at))"
+
+/* SQL: the ATR changeType of a roster member that an INSERT ... ON CONFLICT DO
+ * UPDATE adds again, T its row as it was: a member dropped before is new
+ * again, one whose period moves changed. */
+#define PA_SQL_MEMBER_CHANGE(T)                                                                      \
+    "CASE WHEN " T ".inactive THEN 'new' WHEN (" T ".period_start, " T ".period_end) IS DISTINCT FROM"  \
+    " (EXCLUDED.period_start, EXCLUDED.period_end) THEN 'changed' ELSE 'nochange' END"
 
 /* Connects with cfg->pg_conninfo. */
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);

@@ -4,8 +4,10 @@
  * providers are refused (403).  A member is named by patientReference or by
  * memberId (the MB member identifier or subscriber id); a provider, when
  * named (providerNpi or providerReference), must be the one the roster is
- * attributed to.  A final list is not changed (422).  Removing from a draft
- * list keeps the member, inactive; from an open list it goes.
+ * attributed to.  A patient the payer does not have, or a coverageReference
+ * that is not the member's, is 422.  A final list is not changed (422).
+ * Removing from a draft list keeps the member, inactive and dropped; from an
+ * open list it goes.
  */
 #include "api.h"
 
@@ -25,6 +27,7 @@ struct member_params {
     char npi[16];                       /* from providerNpi */
     char provider_ref[160];             /* from providerReference */
     char start[11], end[11];            /* attributionPeriod, as days ("" when open) */
+    char coverage[PA_FHIR_ID_MAX + 1];  /* from coverageReference */
 };
 
 /* Reads the operation's Parameters; answers 400/415 itself and returns -1. */
@@ -87,7 +90,14 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
                 goto out;
             }
         }
-        else if(strcmp(name, "coverageReference")) {
+        else if(!strcmp(name, "coverageReference") && json_object_object_get_ex(p, "valueReference", &v)) {
+            if(!pa_json_str(v, "reference") ||
+               pa_fhir_ref_id(pa_json_str(v, "reference"), "Coverage", mp->coverage, sizeof(mp->coverage))) {
+                pa_resp_outcome(resp, 400, "error", "invalid", "coverageReference must reference a Coverage");
+                goto out;
+            }
+        }
+        else {
             pa_resp_outcome(resp, 400, "error", "not-supported", "parameter '%.40s' (with that value type) is not supported",
                             name);
             goto out;
@@ -107,8 +117,9 @@ out:
  * patient id in mp->patient and the roster's status in status. */
 static int resolve(PGconn *db, const char *group, struct member_params *mp, char status[16], pa_resp *resp)
 {
-    const char *values[5] = { group, mp->member_id[0] ? mp->member_id : NULL, mp->patient[0] ? mp->patient : NULL,
-                              mp->npi[0] ? mp->npi : NULL, mp->provider_ref[0] ? mp->provider_ref : NULL };
+    const char *values[6] = { group, mp->member_id[0] ? mp->member_id : NULL, mp->patient[0] ? mp->patient : NULL,
+                              mp->npi[0] ? mp->npi : NULL, mp->provider_ref[0] ? mp->provider_ref : NULL,
+                              mp->coverage[0] ? mp->coverage : NULL };
     PGresult *res;
     pa_err err;
     int rc = -1;
@@ -116,21 +127,31 @@ static int resolve(PGconn *db, const char *group, struct member_params *mp, char
     pa_err_clear(&err);
     /* the roster; the member (by id, or by MB identifier or subscriber id); does the provider fit? */
     res = pa_db_query(db, &err,
-                      "SELECT r.status,"
-                      " coalesce($3, (SELECT m.patient_id FROM member m WHERE m.member_id = $2 LIMIT 1),"
-                      "  (SELECT c.patient_id FROM coverage c WHERE $2 IN (c.member_id, c.subscriber_id) LIMIT 1)),"
+                      "SELECT r.status, x.pid,"
                       " ($4::text IS NULL OR $4 IN (r.npi, r.org_npi))"
                       " AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (r.npi, r.org_npi)"
                       "  AND $5 LIKE '%' || p.resource_type || '/' || p.resource_id)),"
-                      " coalesce(r.npi, r.org_npi) "
-                      "FROM roster r WHERE r.id = $1",
-                      5, values);
+                      " coalesce(r.npi, r.org_npi),"
+                      /* the payer has the patient; the coverage named is the patient's */
+                      " EXISTS (SELECT 1 FROM resource p WHERE p.type = 'Patient' AND p.id = x.pid)"
+                      "  OR EXISTS (SELECT 1 FROM member m WHERE m.patient_id = x.pid),"
+                      " $6::text IS NULL OR EXISTS (SELECT 1 FROM coverage c WHERE c.coverage_id = $6 AND c.patient_id = x.pid) "
+                      "FROM roster r, LATERAL (SELECT coalesce($3,"
+                      "  (SELECT m.patient_id FROM member m WHERE m.member_id = $2 LIMIT 1),"
+                      "  (SELECT c.patient_id FROM coverage c WHERE $2 IN (c.member_id, c.subscriber_id) LIMIT 1)) AS pid) x"
+                      " WHERE r.id = $1",
+                      6, values);
     if(!res)
         return pa_resp_error(resp, &err), -1;
     if(PQntuples(res) != 1)
         pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", group);
     else if(PQgetisnull(res, 0, 1))
         pa_resp_outcome(resp, 422, "error", "not-found", "no member of this payer has memberId '%.64s'", mp->member_id);
+    else if(strcmp(PQgetvalue(res, 0, 4), "t"))
+        pa_resp_outcome(resp, 422, "error", "not-found", "Patient/%s is not a member of this payer", PQgetvalue(res, 0, 1));
+    else if(strcmp(PQgetvalue(res, 0, 5), "t"))
+        pa_resp_outcome(resp, 422, "error", "not-found", "Coverage/%s is not Patient/%s's coverage", mp->coverage,
+                        PQgetvalue(res, 0, 1));
     else if(strcmp(PQgetvalue(res, 0, 2), "t"))
         pa_resp_outcome(resp, 422, "error", "business-rule", "this roster is attributed to NPI %s, not to the provider named",
                         PQgetvalue(res, 0, 3));
@@ -187,10 +208,11 @@ int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_err_clear(&err);
     res = pa_db_query(db, &err,
                       "WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
-                      "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end) "
-                      "SELECT r.id, $2, coalesce($3::date, current_date), $4::date FROM r "
+                      "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end, change_type) "
+                      "SELECT r.id, $2, coalesce($3::date, current_date), $4::date, 'new' FROM r "
                       "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
-                      " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end",
+                      " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
+                      " change_type = " PA_SQL_MEMBER_CHANGE("roster_member"),
                       4, values);
     if(!res)
         return pa_resp_error(resp, &err);
@@ -217,7 +239,7 @@ int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_err_clear(&err);
     /* a draft list keeps the member, inactive; an open one lets it go */
     res = pa_db_query(db, &err,
-                      draft ? "UPDATE roster_member SET inactive = true, period_end = current_date"
+                      draft ? "UPDATE roster_member SET inactive = true, period_end = current_date, change_type = 'dropped'"
                               " WHERE roster_id = $1 AND patient_id = $2 AND NOT inactive"
                             : "DELETE FROM roster_member WHERE roster_id = $1 AND patient_id = $2",
                       2, values);

@@ -52,14 +52,25 @@ member_op member-add "$ops_token" "[{\"name\":\"patientReference\",\"valueRefere
 expect_outcome "another provider than the roster's is refused" 422 "attributed to NPI 1234567893"
 member_op member-add "$ops_token" '[{"name":"memberId","valueIdentifier":{"value":"NOBODY"}}]'
 expect_outcome "an unknown memberId is refused" 422 "NOBODY"
+member_op member-add "$ops_token" '[{"name":"patientReference","valueReference":{"reference":"Patient/nobody-here"}}]'
+expect_outcome "... as is a patient the payer does not have" 422 "Patient/nobody-here is not a member of this payer"
+expect_eq "... which is not added" \
+  "$(psql_q "SELECT count(*) FROM roster_member WHERE patient_id = 'nobody-here'")" 0
+expect_eq "the members added are new (ATR changeType)" \
+  "$(psql_q "SELECT string_agg(DISTINCT change_type, ',') FROM roster_member WHERE roster_id = 'hand-made' AND patient_id IN ('p5', 'mem-000003')")" new
+cov3=$(psql_q "SELECT coverage_id FROM coverage WHERE patient_id = 'mem-000003' LIMIT 1")
+member_op member-remove "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}},
+  {\"name\":\"coverageReference\",\"valueReference\":{\"reference\":\"Coverage/$cov3\"}}]"
+expect_outcome "\$member-remove with another member's coverageReference is refused" 422 "Coverage/$cov3 is not Patient/p5's coverage"
+expect_eq "... and removes nothing" "$(psql_q "SELECT count(*) FROM roster_member WHERE roster_id = 'hand-made' AND patient_id = 'p5'")" 1
 member_op member-remove "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
 expect_eq "\$member-remove from an open list removes" "$(psql_q "SELECT count(*) FROM roster_member WHERE roster_id = 'hand-made' AND patient_id = 'p5'")" 0
 member_op member-remove "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
 expect_outcome "removing a non-member is 404" 404 "not a member"
 admin roster status hand-made draft
 member_op member-remove "$ops_token" '[{"name":"memberId","valueIdentifier":{"value":"M00000003"}}]'
-expect_eq "\$member-remove from a draft list keeps the member, inactive" \
-  "$(psql_q "SELECT inactive FROM roster_member WHERE roster_id = 'hand-made' AND patient_id = 'mem-000003'")" t
+expect_eq "\$member-remove from a draft list keeps the member, inactive and dropped" \
+  "$(psql_q "SELECT inactive || ' ' || change_type FROM roster_member WHERE roster_id = 'hand-made' AND patient_id = 'mem-000003'")" "true dropped"
 admin roster status hand-made final
 member_op member-add "$ops_token" "[{\"name\":\"patientReference\",\"valueReference\":{\"reference\":\"Patient/p5\"}}]"
 expect_outcome "a final list cannot change" 422 "final"
