@@ -50,6 +50,7 @@ static const struct key_def keys[] = {
     KI(matched_group_days, "30", 1, 3650),
     KI(trl_claims_months, "12", 0, 600),
     KS(payer_identifier, KEY_STRING, ""),
+    KI(pdex_member_extensions, "0", 0, 1),
     KI(export_chunk_pause_ms, "0", 0, 60000),
     KI(runner_workers, "2", 1, 256),
     KI(xsendfile, "1", 0, 1),

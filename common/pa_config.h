@@ -38,6 +38,7 @@ typedef struct pa_config {
     long matched_group_days;      /* a Matched Group is kept this long */
     long trl_claims_months;       /* a claim naming the provider this recently is a treatment relationship (0: off) */
     char *payer_identifier;       /* CoverageToMatch.payor identifiers must carry this value ("" = not checked) */
+    long pdex_member_extensions;  /* 1: roster members carry PDex 2.1.0's lastTransmitted, lastTypes, lastTypeFilter */
     char *treatment_relationship_policy; /* "list": a relationship on file or a recent claim; "attestation":
                                           * also a verified attestation, which is then recorded as one */
     long export_chunk_pause_ms;/* pause between chunks, to leave I/O to other work */

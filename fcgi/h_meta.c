@@ -84,6 +84,64 @@ static json_object *operation(const char *name, const char *definition)
     return op;
 }
 
+/* A searchParam entry: the name, its canonical definition and type. */
+static json_object *search_param(const char *name, const char *definition, const char *type)
+{
+    json_object *sp = json_object_new_object();
+
+    add_str(sp, "name", name);
+    if(definition)
+        add_str(sp, "definition", definition);
+    add_str(sp, "type", type);
+    return sp;
+}
+
+/* Group, as the PDex provider-access server CapabilityStatement names it:
+ * its profiles, read and search, the search parameters it marks SHALL (and
+ * _id and name), and the operations on it. */
+static json_object *group_resource(void)
+{
+    static const char *const profiles[] = { "http://hl7.org/fhir/us/davinci-atr/StructureDefinition/atr-group",
+                                            "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-group",
+                                            "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-member-match",
+                                            NULL };
+    static const char *const interactions[] = { "read", "search-type", NULL };
+    json_object *group = json_object_new_object(), *list = json_object_new_array(), *ops = json_object_new_array();
+    size_t i;
+
+    add_str(group, "type", "Group");
+    json_object_object_add(group, "supportedProfile", str_array(profiles));
+    for(i = 0; interactions[i]; i++) {
+        json_object *it = json_object_new_object();
+
+        add_str(it, "code", interactions[i]);
+        json_object_array_add(list, it);
+    }
+    json_object_object_add(group, "interaction", list);
+    list = json_object_new_array();
+    json_object_array_add(list, search_param("_id", "http://hl7.org/fhir/SearchParameter/Resource-id", "token"));
+    json_object_array_add(list, search_param("identifier", "http://hl7.org/fhir/SearchParameter/Group-identifier", "token"));
+    json_object_array_add(list, search_param("characteristic", "http://hl7.org/fhir/SearchParameter/Group-characteristic",
+                                             "token"));
+    json_object_array_add(list, search_param("characteristic-value-reference",
+                                             "http://hl7.org/fhir/us/davinci-pdex/SearchParameter/"
+                                             "pdex-group-characteristic-value-reference", "reference"));
+    json_object_array_add(list, search_param("code", "http://hl7.org/fhir/SearchParameter/Group-code",
+                                             "token"));
+    json_object_array_add(list, search_param("name", NULL, "string"));
+    json_object_object_add(group, "searchParam", list);
+    /* Bulk Data v2 names the operation group-export; later tools call it export */
+    json_object_array_add(ops, operation("davinci-data-export", ATR_DATA_EXPORT));
+    json_object_array_add(ops, operation("export", BULK_GROUP_EXPORT));
+    json_object_array_add(ops, operation("group-export", BULK_GROUP_EXPORT));
+    json_object_array_add(ops, operation("provider-member-match",
+                                         "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch"));
+    json_object_array_add(ops, operation("member-add", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-add"));
+    json_object_array_add(ops, operation("member-remove", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove"));
+    json_object_object_add(group, "operation", ops);
+    return group;
+}
+
 /* Answers with o serialized, and releases o. */
 static int answer_json(pa_resp *resp, int status, const char *content_type, json_object *o)
 {
@@ -127,43 +185,7 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     add_str(cs, "fhirVersion", "4.0.1");
     json_object_object_add(cs, "format", str_array(formats));
 
-    /* Bulk Data v2 names the operation group-export; later tools call it export */
-    ops = json_object_new_array();
-    json_object_array_add(ops, operation("export", BULK_GROUP_EXPORT));
-    json_object_array_add(ops, operation("group-export", BULK_GROUP_EXPORT));
-    json_object_array_add(ops, operation("davinci-data-export", ATR_DATA_EXPORT));
-    json_object_array_add(ops, operation("provider-member-match",
-                                         "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch"));
-    json_object_array_add(ops, operation("member-add", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-add"));
-    json_object_array_add(ops, operation("member-remove", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove"));
-    group = json_object_new_object();
-    add_str(group, "type", "Group");
-    {
-        static const char *const interactions[] = { "read", "search-type", NULL };
-        static const char *const params[][2] = { { "_id", "token" }, { "identifier", "token" }, { "name", "string" },
-                                                 { "code", "token" }, { "characteristic-value", "reference" },
-                                                 { NULL, NULL } };
-        json_object *list = json_object_new_array();
-        size_t i;
-
-        for(i = 0; interactions[i]; i++) {
-            json_object *it = json_object_new_object();
-
-            add_str(it, "code", interactions[i]);
-            json_object_array_add(list, it);
-        }
-        json_object_object_add(group, "interaction", list);
-        list = json_object_new_array();
-        for(i = 0; params[i][0]; i++) {
-            json_object *sp = json_object_new_object();
-
-            add_str(sp, "name", params[i][0]);
-            add_str(sp, "type", params[i][1]);
-            json_object_array_add(list, sp);
-        }
-        json_object_object_add(group, "searchParam", list);
-    }
-    json_object_object_add(group, "operation", ops);
+    group = group_resource();
     resources = json_object_new_array();
     json_object_array_add(resources, group);
     json_object_array_add(resources, consent_resource());
@@ -189,6 +211,12 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             else {
                 add_str(r, "documentation", "Exported by Group $export, $davinci-data-export and $export (when a "
                                             "resource exported references it).");
+            }
+            if(!strcmp(types[i], "MedicationDispense")) {
+                static const char *const md[] = {
+                    "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-medicationdispense", NULL };
+
+                json_object_object_add(r, "supportedProfile", str_array(md));
             }
             if(!strcmp(types[i], "Patient")) {
                 json_object *pops = json_object_new_array();

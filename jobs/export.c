@@ -985,7 +985,9 @@ static int join_strings(json_object *params, const char *key, pa_buf *out)
  * export_member with the chunk's queries: export_chunk.) */
 static int record_chunk(struct export *x, const char *ids, pa_err *err)
 {
-    const char *values[7] = { x->job->id, ids, x->job->owner, x->group, x->ttime, pa_buf_str(&x->asked_types),
+    /* lastTransmitted (PDex 2.1.0): the transactionTime, or _until when earlier */
+    const char *at = x->until[0] && strcmp(x->until, x->ttime) < 0 ? x->until : x->ttime;
+    const char *values[7] = { x->job->id, ids, x->job->owner, x->group, at, pa_buf_str(&x->asked_types),
                               pa_buf_str(&x->asked_filters) };
     PGresult *res;
 

@@ -33,3 +33,16 @@ expect_outcome "a wrong method answers 405" 405 "DELETE"
 expect_eq "405 lists the allowed methods" "$(header Allow)" "GET, HEAD"
 http GET "$BASE/metadata?x=%zz"
 expect_outcome "a malformed query string answers 400" 400 "escape"
+
+# the PDex provider-access server CapabilityStatement's names, as the IG has them
+pdex=$HERE/ig/CapabilityStatement-pdex-provider-access-server.json
+http GET "$BASE/metadata"
+names() {  # names JSON: the Group entry's profiles, searchParams (name definition type) and operations, sorted
+  jq -r '.rest[0].resource[] | select(.type == "Group") |
+    ((.supportedProfile // [])[] | "profile " + .),
+    ((.searchParam // [])[] | "searchParam " + .name + " " + .definition + " " + .type),
+    ((.operation // [])[] | "operation " + .name + " " + .definition),
+    ((.interaction // [])[] | select((.extension // []) | map(.valueCode) | index("SHALL") or length == 0) | "interaction " + .code)' "$@" | sort
+}
+missing=$(comm -23 <(names "$pdex") <(names <<< "$BODY"))
+expect_eq "the Group entry declares everything the PDex provider-access CapabilityStatement marks for it" "$missing" ""

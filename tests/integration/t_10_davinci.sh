@@ -222,6 +222,17 @@ expect_eq "pa-admin downloads lists them" \
   "$(admin downloads --client "$(sed -n 1p <<< "$creds")" --no-header | grep -c "	$dl_job	Patient,Observation	Observation?category=laboratory$")" \
   "$(q "SELECT count(*) FROM ($MEMBERS) s")"
 as_org GET "$BASE/Group/roster-org-0"
+expect_eq "by default (PDex 2.2.0) the roster's members carry no 2.1.0 extensions" \
+  "$(jq_body '[.member[].extension // [] | .[] | select(.url | test("base-ext-last-"))] | length')" 0
+# a payer serving 2.1.0 clients turns them on
+legacy_conf() {  # legacy_conf 0|1
+  sed -i '/^pdex_member_extensions/d' "$PA_ROOT/provider-access.conf"
+  echo "pdex_member_extensions = $1" >> "$PA_ROOT/provider-access.conf"
+  apache2 -d "$PA_ROOT" -f "$PA_ROOT/httpd.conf" -k graceful
+  sleep 1
+}
+legacy_conf 1
+as_org GET "$BASE/Group/roster-org-0"
 first=$(q "SELECT min(patient_id) FROM ($MEMBERS) s")
 ext=$(jq_body --arg p "Patient/$first" '.member[] | select(.entity.reference == $p) | .extension')
 expect_eq "the roster's members carry lastResources and lastFilters" \
@@ -233,6 +244,15 @@ as_org GET "$BASE/Group/roster-org-0" "$FIN_TOKEN"
 expect_eq "another client sees only what it got itself" \
   "$(jq_body '[.member[].extension // [] | .[] | select(.url | endswith("last-types")) | .valueString] | unique | join(" ")')" \
   "ExplanationOfBenefit"
+as_org DELETE "$JOB_URL"
+until_at=$(date -u -d '-1 day' +%Y-%m-%dT%H:%M:%S.000Z)
+dx --get --data-urlencode '_type=Patient' --data-urlencode "_until=$until_at"
+wait_as "$JOB_URL"
+as_org GET "$BASE/Group/roster-org-0"
+expect_eq "lastTransmitted is _until when that is earlier than the kick-off" \
+  "$(jq_body -r --arg p "Patient/$first" '.member[] | select(.entity.reference == $p) | .extension[] | select(.url | endswith("last-transmission")) | .valueDateTime')" \
+  "$until_at"
+legacy_conf 0
 as_org DELETE "$JOB_URL"
 dx --get --data-urlencode 'exportType=hl7.fhir.us.davinci-pdex#provider-snapshot' --data-urlencode '_type=Patient'
 wait_as "$JOB_URL"
