@@ -1,6 +1,7 @@
 #include "pa_fhir.h"
 
 #include <stdio.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "pa_util.h"
@@ -124,6 +125,20 @@ static const struct date_rule date_rules[] = {
       "collection.collectedPeriod.end", "receivedTime" },
     { "QuestionnaireResponse", "authored", NULL, "authored" },
 };
+
+int pa_fhir_element_name_valid(const char *name)
+{
+    size_t i, n = strlen(name);
+
+    if(n > 3 && !strcmp(name + n - 3, "[x]"))
+        n -= 3;
+    if(!n || n > 64 || !isalpha((unsigned char)name[0]))
+        return 0;
+    for(i = 1; i < n; i++)
+        if(!isalnum((unsigned char)name[i]))
+            return 0;
+    return 1;
+}
 
 const pa_fhir_type *pa_fhir_type_find(const char *name)
 {

@@ -26,6 +26,10 @@ typedef struct pa_fhir_type {
     const char *patient_path;  /* "" for Patient itself, NULL for shared resources */
 } pa_fhir_type;
 
+/* Whether name is a top-level element name as _elements gives it (a
+ * letter, then letters and digits; a choice as name[x]). */
+int pa_fhir_element_name_valid(const char *name);
+
 /* The type, or NULL if the store does not serve it. */
 const pa_fhir_type *pa_fhir_type_find(const char *name);
 

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,6 +248,53 @@ static int compartment_only(json_object *types, pa_resp *resp)
     return 0;
 }
 
+/* Adds the comma-separated elements of one _elements value (Type.element or
+ * element, top-level only) to elements. */
+static int add_elements(json_object *elements, const char *v, pa_resp *resp)
+{
+    if(!*v)
+        return reject(resp, "required", "_elements is empty: name the elements to keep (e.g. _elements=id,status)");
+    while(*v) {
+        size_t n = strcspn(v, ",");
+        char item[160], *dot;
+        const char *type = "*", *name = item;
+        json_object *list;
+
+        if(n == 0 || n >= sizeof(item))
+            return reject(resp, "invalid", "_elements has an empty or overlong element");
+        memcpy(item, v, n);
+        item[n] = '\0';
+        dot = strchr(item, '.');
+        if(dot && !isupper((unsigned char)item[0]))
+            return reject(resp, "not-supported",
+                          "_elements '%.80s' is a nested element: only top-level ones (Type.element or element) are "
+                          "supported", item);
+        if(dot) {
+            *dot = '\0';
+            type = item;
+            name = dot + 1;
+            if(!pa_fhir_type_find(type))
+                return reject(resp, "not-supported", "_elements '%s.%s': %s is not a type this server exports", item,
+                              name, item);
+        }
+        if(!pa_fhir_element_name_valid(name))
+            return reject(resp, "not-supported",
+                          "_elements '%.80s' is not a top-level element (Type.element or element; nested "
+                          "elements are not supported)", v);
+        if(!json_object_object_get_ex(elements, type, &list)) {
+            list = json_object_new_array();
+            json_object_object_add(elements, type, list);
+        }
+        if(json_object_array_length(list) == 64)
+            return reject(resp, "too-costly", "_elements names more than 64 elements of one type");
+        json_object_array_add(list, json_object_new_string(name));
+        v += n;
+        if(*v == ',' && !*++v)
+            return reject(resp, "invalid", "_elements ends with a comma: an element is missing");
+    }
+    return 0;
+}
+
 /* Validates the parameters into the job's params object; answers 400 itself.
  * lenient: parameters this server does not support are noted in "ignored"
  * instead (Prefer: handling=lenient).  exportType (PDex) belongs to Group
@@ -260,6 +308,7 @@ static int build_job_params(const struct xparams *xp, enum level level, int64_t 
     json_object *asked_types = json_object_new_array();
     json_object *asked_filters = json_object_new_array();
     json_object *ignored = json_object_new_array();
+    json_object *elements = json_object_new_object();
     const char *format = NULL, *export_type = NULL;
     pa_err err;
     size_t i, k;
@@ -273,6 +322,8 @@ static int build_job_params(const struct xparams *xp, enum level level, int64_t 
     json_object_object_add(out, "asked_filters", asked_filters);
     /* what Prefer: handling=lenient let through unapplied: named in the error file */
     json_object_object_add(out, "ignored", ignored);
+    /* _elements: {"*": [for every type], "Type": [...]}; absent: whole resources */
+    json_object_object_add(out, "elements", elements);
     for(i = 0; i < xp->n; i++) {
         const char *name = xp->p[i].name;
         const char *v = xp->p[i].value;
@@ -305,6 +356,10 @@ static int build_job_params(const struct xparams *xp, enum level level, int64_t 
             }
             else
                 json_object_array_add(asked_filters, json_object_new_string(v));
+        }
+        else if(!strcmp(name, "_elements")) {
+            if(add_elements(elements, v, resp))
+                return -1;
         }
         else if(!strcmp(name, "includeAssociatedData")) {
             /* never ignored, even when lenient: the client would take its absence for "none exists" */
@@ -376,7 +431,17 @@ static int build_job_params(const struct xparams *xp, enum level level, int64_t 
     }
     if(level == LEVEL_PATIENT && compartment_only(types, resp))
         return -1;
-    /* a filter for a type that is not exported would be silently meaningless */
+    /* a filter (or _elements) for a type that is not exported would be silently meaningless */
+    {
+        json_object_object_foreach(elements, etype, ev) {
+            (void)ev;
+            for(k = 0; strcmp(etype, "*") && k < json_object_array_length(types); k++)
+                if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), etype))
+                    break;
+            if(strcmp(etype, "*") && k == json_object_array_length(types))
+                return reject(resp, "invalid", "_elements names %s, which _type does not ask for", etype);
+        }
+    }
     {
         json_object_object_foreach(filters, ftype, fv) {
             (void)fv;

@@ -23,6 +23,7 @@
  * on: no line is lost or written twice.
  */
 #include "runner.h"
+#include "elements.h"
 #include "members.h"
 
 #include <errno.h>
@@ -94,6 +95,8 @@ struct type_out {
     const char *fixed[MAX_SQL_VALUES];
     int nvalues;
     pa_buf wbuf;           /* lines not yet written to the current file */
+    int subset;            /* _elements names this type: keep only what `keep` says */
+    struct elements keep;
 };
 
 struct export {
@@ -123,6 +126,7 @@ struct export {
     int backend[2];        /* per lane: the server process they were prepared in */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
     pa_buf floor_service, floor_ended; /* array literals of the types each floor rule applies to */
+    pa_buf scratch;        /* a line cut down by _elements */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */
     int resumed;           /* going on from a checkpoint */
@@ -214,6 +218,14 @@ static int next_file(struct export *x, struct type_out *t, pa_err *err)
 static int add_line(struct export *x, struct type_out *t, const char *json, size_t n, pa_err *err)
 {
     int rc;
+
+    if(t->subset) {
+        rc = elements_apply(&t->keep, json, n, &x->scratch);
+        if(rc)
+            return pa_err_set(err, rc, "a stored %s cannot be cut down to _elements", t->type);
+        json = x->scratch.data;
+        n = x->scratch.len;
+    }
 
     if(t->bytes > 0 && t->bytes + (long long)n + 1 > x->w->cfg->export_file_max_bytes) {
         rc = next_file(x, t, err);
@@ -1089,6 +1101,7 @@ static int prepare(struct export *x, pa_err *err)
 
         if(!t)
             return pa_err_set(err, PA_EINVAL, "the job asks for type %s, which is not exported", type);
+        t->subset = elements_for(json_object_object_get(x->params, "elements"), t->type, &t->keep);
         if(t->kind == OUT_RESOURCE)
             rc = build_type_sql(x, t, filters, err);
     }
@@ -1176,6 +1189,14 @@ int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
     return res ? PA_OK : PA_EDB;
 }
 
+/* Whether the job asked for _elements (its resources are cut down). */
+static int subsetted(json_object *params)
+{
+    json_object *v = json_object_object_get(params, "elements");
+
+    return v && json_object_is_type(v, json_type_object) && json_object_object_length(v) > 0;
+}
+
 int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
 {
     struct export *x = calloc(1, sizeof(*x));
@@ -1220,9 +1241,9 @@ int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
     else
         res = pa_db_query(w->db, err, pa_buf_str(&q.sql), q.n, q.values);
     sql_query_free(&q);
-    if(res) {
-        /* the shared resources it sent in full, so that a later _since export
-         * sends them again only when they change */
+    if(res && !subsetted(x->params)) {
+        /* the shared resources it sent in full (not cut down by _elements),
+         * so that a later _since export sends them again only when they change */
         PQclear(res);
         res = pa_db_query(w->db, err,
                           "INSERT INTO shared_received (client_id, type, id) SELECT $2, e.type, e.id FROM export_ref e"
@@ -1255,6 +1276,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     x->w = w;
     x->job = job;
+    pa_buf_init(&x->scratch, 64 * 1024 * 1024);
     snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
     x->refs.fd = -1;
     x->refs.values = x->ref_values;
@@ -1352,6 +1374,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_free(&x->shared);
     pa_buf_free(&x->floor_service);
     pa_buf_free(&x->floor_ended);
+    pa_buf_free(&x->scratch);
     pa_buf_free(&x->asked_types);
     pa_buf_free(&x->asked_filters);
     if(x->db2)

@@ -4,9 +4,9 @@
 # either way: its absence would read as "none exists".
 
 lenient() { kickoff small -H 'Prefer: respond-async, handling=lenient' --get "$@"; }
-kickoff small --get --data-urlencode '_elements=id' --data-urlencode '_type=Patient'
+kickoff small --get --data-urlencode 'organizeOutputBy=Patient' --data-urlencode '_type=Patient'
 expect_outcome "without handling=lenient an unsupported parameter is 400" 400 "with Prefer: handling=lenient it is ignored"
-lenient --data-urlencode '_elements=id' --data-urlencode '_type=Patient' --data-urlencode 'unknownThing=1' \
+lenient --data-urlencode 'organizeOutputBy=Patient' --data-urlencode '_type=Patient' --data-urlencode 'unknownThing=1' \
   --data-urlencode '_typeFilter=Patient?name:exact=x'
 expect_eq "with it the kick-off is accepted" "$STATUS" 202
 wait_job "$JOB_URL" 60
@@ -18,7 +18,7 @@ errors=$(for u in $(jq_body '.error[].url'); do curl -s -H "Authorization: Beare
 expect_eq "the error file names each ignored parameter, one OperationOutcome a line" \
   "$(jq -r '.resourceType + " " + .issue[0].severity + " " + .issue[0].code' <<< "$errors" | sort | uniq -c | sed 's/^ *//')" \
   "3 OperationOutcome warning not-supported"
-expect_match "... _elements" "$errors" "parameter '_elements' is not supported; it was ignored"
+expect_match "... organizeOutputBy" "$errors" "parameter 'organizeOutputBy' is not supported; it was ignored"
 expect_match "... an unknown one" "$errors" "parameter 'unknownThing' is not supported"
 expect_match "... and the filter, saying its type is exported unfiltered" "$errors" \
   "_typeFilter 'Patient\\?name:exact=x' was not applied .*exported unfiltered"
@@ -30,6 +30,6 @@ lenient --data-urlencode '_since=yesterday'
 expect_outcome "... as is a bad value" 400 "_since"
 lenient --data-urlencode 'includeAssociatedData=LatestProvenanceResources'
 expect_outcome "includeAssociatedData is refused even when lenient" 400 "includeAssociatedData is not supported"
-kickoff small -H 'Prefer: respond-async' -H 'Prefer: handling=lenient' --get --data-urlencode '_elements=id'
+kickoff small -H 'Prefer: respond-async' -H 'Prefer: handling=lenient' --get --data-urlencode 'organizeOutputBy=Patient'
 expect_eq "handling=lenient in a Prefer header of its own counts too" "$STATUS" 202
 http DELETE "$JOB_URL"
