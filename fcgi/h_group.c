@@ -133,6 +133,33 @@
     "   'start', m.period_start, 'end', m.period_end), 'inactive', m.inactive) ORDER BY m.patient_id), '[]')"\
     "   FROM roster_member m WHERE m.roster_id = r.id AND " NOT_OPTED_OUT ") END))::text"
 
+/* A resource PostgreSQL built (jsonb: its keys sorted its own way) with
+ * resourceType, id and meta first, as FHIR JSON is usually read; NULL when
+ * it is not a JSON object. */
+static json_object *fhir_ordered(const char *text)
+{
+    static const char *const first[] = { "resourceType", "id", "meta", NULL };
+    json_object *in = json_tokener_parse(text), *out, *v;
+    size_t i;
+
+    if(!in || !json_object_is_type(in, json_type_object)) {
+        json_object_put(in);
+        return NULL;
+    }
+    out = json_object_new_object();
+    for(i = 0; first[i]; i++)
+        if(json_object_object_get_ex(in, first[i], &v))
+            json_object_object_add(out, first[i], json_object_get(v));
+    {
+        json_object_object_foreach(in, key, val) {
+            if(!json_object_object_get_ex(out, key, NULL))
+                json_object_object_add(out, key, json_object_get(val));
+        }
+    }
+    json_object_put(in);
+    return out;
+}
+
 static void token_values(const pa_ctx *ctx, const char **v, int members)
 {
     v[0] = ctx->token.npi;
@@ -277,7 +304,16 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
         return pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
     }
-    pa_resp_text(resp, 200, PA_MT_FHIR_JSON, PQgetvalue(res, 0, 0));
+    {
+        json_object *g = fhir_ordered(PQgetvalue(res, 0, 0));
+
+        if(g)
+            pa_resp_text(resp, 200, PA_MT_FHIR_JSON,
+                         json_object_to_json_string_ext(g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        else
+            pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+        json_object_put(g);
+    }
     PQclear(res);
     return 0;
 }
@@ -543,11 +579,15 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     }
     pa_buf_addstr(&b, "],\"entry\":[");
     for(i = 1; i <= (size_t)n; i++) {
-        json_object *g = json_tokener_parse(PQgetvalue(res, (int)i, 1));
+        json_object *g = fhir_ordered(PQgetvalue(res, (int)i, 1));
 
+        if(!g || !json_object_get_string(json_object_object_get(g, "id"))) {
+            json_object_put(g);
+            continue;
+        }
         pa_buf_printf(&b, "%s{\"fullUrl\":\"%s/Group/%s\",\"resource\":%s,\"search\":{\"mode\":\"match\"}}",
-                      i > 1 ? "," : "", ctx->cfg->base_url, json_object_get_string(json_object_object_get(g, "id")),
-                      PQgetvalue(res, (int)i, 1));
+                      b.data[b.len - 1] == '[' ? "" : ",", ctx->cfg->base_url, json_object_get_string(json_object_object_get(g, "id")),
+                      json_object_to_json_string_ext(g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(g);
     }
     pa_buf_addstr(&b, "]}");
