@@ -148,8 +148,8 @@ dx --get --data-urlencode 'exportType=hl7.fhir.us.davinci-pdex#provider-delta'
 expect_outcome "provider-delta without _since is refused" 400 "provider-delta needs _since"
 dx --get --data-urlencode 'exportType=hl7.fhir.us.davinci-pdex#payertopayer'
 expect_outcome "another exportType is refused" 400 "exportType"
-dx --get --data-urlencode '_elements=Patient.id'
-expect_outcome "_elements is refused, not ignored" 400 "_elements"
+dx --get --data-urlencode 'organizeOutputBy=Patient'
+expect_outcome "an unsupported parameter (Bulk Data 3.0's organizeOutputBy) is refused, not ignored" 400 "organizeOutputBy"
 dx --get --data-urlencode '_since=2024-01-01T00:00:00Z' --data-urlencode '_until=2023-01-01T00:00:00Z'
 expect_outcome "_since after _until is refused" 400 "before _until"
 
