@@ -40,7 +40,7 @@
 static const char stage_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS load_stage ("
     " seq bigint, type text, id text, patient_id text, json text,"
-    " json_nonfin text, content_hash bytea, tokens text[], clin_start timestamptz,"
+    " json_nonfin text, content_hash bytea, tokens text[], refs text[], clin_start timestamptz,"
     " clin_end timestamptz, created timestamptz) ON COMMIT DELETE ROWS";
 
 /* A stored resource's meta.lastUpdated until it is merged: the merge puts
@@ -71,15 +71,16 @@ static const char stage_sql[] =
 #define MERGE_SQL(SRC) \
     CHANGE_TIME_CTE ", " \
     "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
-    "  content_hash, tokens, clin_start, clin_end, created) " \
+    "  content_hash, tokens, refs, clin_start, clin_end, created) " \
     " SELECT type, id, patient_id, ct.t, replace(json, '" CHANGE_TIME_MARK "', ct.lu)," \
-    "  replace(json_nonfin, '" CHANGE_TIME_MARK "', ct.lu), content_hash, tokens," \
+    "  replace(json_nonfin, '" CHANGE_TIME_MARK "', ct.lu), content_hash, tokens, refs," \
     "  clin_start, clin_end, created FROM " SRC " src CROSS JOIN ct " \
     " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
     "  last_updated = CASE WHEN " SAME_JSON " THEN r.last_updated ELSE EXCLUDED.last_updated END," \
     "  json = CASE WHEN " SAME_JSON " THEN r.json ELSE EXCLUDED.json END," \
     "  json_nonfin = CASE WHEN " SAME_JSON " THEN r.json_nonfin ELSE EXCLUDED.json_nonfin END," \
-    "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, clin_start = EXCLUDED.clin_start," \
+    "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, refs = EXCLUDED.refs," \
+    "  clin_start = EXCLUDED.clin_start," \
     "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created" \
     " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash " \
     " RETURNING (xmax = 0) AS inserted, r.last_updated = (SELECT t FROM ct) AS changed), " \
@@ -513,6 +514,10 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         rc = pa_buf_printf(&l->batch, "\t\\\\x%s\t", hash);
     if(!rc)
         rc = copy_field(&l->batch, pa_buf_str(&f->tokens));
+    if(!rc)
+        rc = pa_buf_addstr(&l->batch, "\t");
+    if(!rc)
+        rc = copy_field(&l->batch, pa_buf_str(&f->refs));
     if(!rc)
         rc = pa_buf_addstr(&l->batch, "\t");
     if(!rc)

@@ -192,11 +192,13 @@ void pa_fhir_facts_init(pa_fhir_facts *f)
 {
     memset(f, 0, sizeof(*f));
     pa_buf_init(&f->tokens, TOKENS_MAX);
+    pa_buf_init(&f->refs, TOKENS_MAX);
 }
 
 void pa_fhir_facts_free(pa_fhir_facts *f)
 {
     pa_buf_free(&f->tokens);
+    pa_buf_free(&f->refs);
 }
 
 typedef void (*visit_fn)(json_object *v, void *ctx);
@@ -436,11 +438,12 @@ static int take_date(json_object *res, const char *paths, char out[PA_TS_LEN], c
     return PA_OK;
 }
 
-/* Adds "ref=Type/id" for every reference to a stored resource other than a
- * Patient: the shared resources an export sends with the members' data, and
- * the resources of a compartment whose date rule an export may leave out
- * (jobs/export.c names such references in its error file). */
-static int add_refs(json_object *o, pa_buf *tokens, int depth)
+/* Notes every reference to a stored resource other than a Patient: to a
+ * shared one, "ref=Type/id" in the search tokens (an export sends the shared
+ * resources its data references; a match finds claims naming a provider);
+ * to one of a compartment, "Type/id" in refs (an export names those its
+ * date floor leaves out).  Once each. */
+static int add_refs(json_object *o, pa_fhir_facts *f, int depth)
 {
     int rc = PA_OK;
 
@@ -450,7 +453,7 @@ static int add_refs(json_object *o, pa_buf *tokens, int depth)
         size_t i;
 
         for(i = 0; !rc && i < json_object_array_length(o); i++)
-            rc = add_refs(json_object_array_get_idx(o, i), tokens, depth + 1);
+            rc = add_refs(json_object_array_get_idx(o, i), f, depth + 1);
         return rc;
     }
     if(!json_object_is_type(o, json_type_object))
@@ -463,6 +466,8 @@ static int add_refs(json_object *o, pa_buf *tokens, int depth)
             const char *slash = strrchr(ref, '/');
             const char *p = slash;
             char type[64], id[PA_FHIR_ID_MAX + 1], item[160];
+            pa_buf *list;
+            int shared;
 
             /* Type/id, or an absolute URL ending in it */
             while(p && p > ref && p[-1] != '/')
@@ -472,16 +477,18 @@ static int add_refs(json_object *o, pa_buf *tokens, int depth)
             snprintf(type, sizeof(type), "%.*s", (int)(slash - p), p);
             if(!strcmp(type, "Patient") || !pa_fhir_type_find(type) || pa_fhir_ref_id(ref, type, id, sizeof(id)))
                 continue;
+            shared = !pa_fhir_type_find(type)->patient_path;
             /* quoted, as the array literal holds it: a resource often names
              * the same provider many times, and org-1 is not org-10 */
-            snprintf(item, sizeof(item), "\"ref=%s/%s\"", type, id);
-            if(!strstr(pa_buf_str(tokens), item)) {
+            snprintf(item, sizeof(item), shared ? "\"ref=%s/%s\"" : "\"%s/%s\"", type, id);
+            list = shared ? &f->tokens : &f->refs;
+            if(!strstr(pa_buf_str(list), item)) {
                 item[strlen(item) - 1] = '\0';
-                rc = pa_buf_add_array_item(tokens, item + 1);
+                rc = pa_buf_add_array_item(list, item + 1);
             }
         }
         else if(json_object_is_type(val, json_type_object) || json_object_is_type(val, json_type_array)) {
-            rc = add_refs(val, tokens, depth + 1);
+            rc = add_refs(val, f, depth + 1);
         }
     }
     return rc;
@@ -495,6 +502,7 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
 
     f->patient_id[0] = '\0';
     pa_buf_reset(&f->tokens);
+    pa_buf_reset(&f->refs);
     if(t->patient_path && !*t->patient_path) {
         pa_strlcpy(f->patient_id, pa_json_str(res, "id") ? pa_json_str(res, "id") : "", sizeof(f->patient_id));
     }
@@ -545,10 +553,14 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
         walk(res, tok_rules[i].path, visit_token, &c);
         rc = c.rc;
     }
+    if(!rc)
+        rc = pa_buf_addstr(&f->refs, "{");
     if(!rc && t->patient_path)
-        rc = add_refs(res, &f->tokens, 0);
+        rc = add_refs(res, f, 0);
     if(!rc)
         rc = pa_buf_addstr(&f->tokens, "}");
+    if(!rc)
+        rc = pa_buf_addstr(&f->refs, "}");
     if(rc)
         return pa_err_set(err, PA_ETOOBIG, "too many search tokens");
     return PA_OK;

@@ -44,6 +44,7 @@ typedef struct pa_fhir_facts {
     char clin_end[PA_TS_LEN];
     char created[PA_TS_LEN];
     pa_buf tokens;                       /* a PostgreSQL text[] literal */
+    pa_buf refs;                         /* text[] literal: the "Type/id" of its compartment references */
 } pa_fhir_facts;
 
 void pa_fhir_facts_init(pa_fhir_facts *f);
@@ -53,7 +54,9 @@ void pa_fhir_facts_free(pa_fhir_facts *f);
  * Validates a resource of type t and extracts its facts: the patient
  * reference (required where the type has one), meta.lastUpdated (an instant
  * if present), dates and search tokens, including "ref=Type/id" for each
- * Organization, Practitioner, PractitionerRole or Location it references.  PA_EINVAL with the reason in err.
+ * shared resource (Organization, Practitioner, ...) it references, and in
+ * refs each resource of a compartment it references.  PA_EINVAL with the
+ * reason in err.
  */
 int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err);
 

@@ -335,18 +335,16 @@ static int build_deleted_sql(struct export *x, struct type_out *t, json_object *
 }
 
 /*
- * The references a chunk's members' exported resources make, from their
- * `ref=Type/id` tokens, stored with the job (export_ref): to the shared
- * resources, which the shared pass at the end reads and nothing else; and
- * (as type "!Type/id" of the referring resource, id the reference) to a
- * resource of an exported type that the service-date floor leaves out, which
- * the error file names.  A resource counts under the same conditions as its
+ * The references a chunk's members' exported resources make, stored with
+ * the job (export_ref): to the shared resources (their `ref=Type/id` tokens),
+ * which the shared pass at the end reads and nothing else; and (as type "!",
+ * id the reference "Type/id", from their refs) to a resource of the same
+ * members, of an exported type, that the service-date floor leaves out,
+ * which the error file names.  A resource counts under the same conditions as its
  * type's query (transactionTime, _since, _until, the floor, its _typeFilter):
  * a shared resource nothing exported references is never exported.
  * Idempotent: a chunk done again adds nothing.
  */
-#define REF_TYPE "split_part(ref, '/', 1)"
-#define REF_ID "substr(ref, strpos(ref, '/') + 1)"
 static int build_refs_sql(struct export *x, struct type_out *t, json_object *filters)
 {
     const char *floor = x->w->cfg->service_date_floor;
@@ -364,23 +362,25 @@ static int build_refs_sql(struct export *x, struct type_out *t, json_object *fil
     t->values[8] = pa_buf_str(&x->floor_service);
     t->values[9] = pa_buf_str(&x->floor_ended);
     t->nvalues = 10;
+    /* One pass over the chunk's resources of the exported types, within
+     * transactionTime, _since, _until and the filters, one array each: of
+     * one the floor keeps, its tokens (a shared reference is "ref=Type/id")
+     * and, with a floor, its refs ("Type/id", into a compartment); of one it
+     * leaves out, "!Type/id".  r is the distinct such strings that are no
+     * search token (which all have an '=' but ref=).  A Type/id that r holds
+     * both plain and with "!" is a resource the floor left out that an
+     * exported one references: found by grouping, with no look-up. */
     rc = pa_buf_addstr(&t->sql,
-                       "INSERT INTO export_ref (job_id, type, id)"
-                       " SELECT DISTINCT $2, CASE WHEN " REF_TYPE " = ANY($4::text[]) THEN " REF_TYPE
-                       "  ELSE '!' || x.type || '/' || x.id END,"
-                       " CASE WHEN " REF_TYPE " = ANY($4::text[]) THEN " REF_ID " ELSE ref END"
-                       " FROM resource x, unnest(x.tokens) tok, substr(tok, 5) ref"
-                       " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[]) AND tok LIKE 'ref=%'"
+                       "WITH r AS MATERIALIZED (SELECT DISTINCT t FROM resource x, unnest(CASE WHEN $8::date IS NULL"
+                       "  THEN x.tokens WHEN (NOT x.type = ANY($9::text[]) OR " SERVICE_DATE("x.") " IS NULL"
+                       "   OR " SERVICE_DATE("x.") " >= $8::date) AND (NOT x.type = ANY($10::text[])"
+                       "   OR " ENDED_DATE("x.") " IS NULL OR " ENDED_DATE("x.") " >= $8::date)"
+                       "  THEN x.tokens || coalesce(x.refs, '{}') ELSE ARRAY['!' || x.type || '/' || x.id] END) t"
+                       " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[])"
                        " AND x.last_updated <= $5::timestamptz"
                        " AND ($6::timestamptz IS NULL OR x.last_updated > $6::timestamptz)"
                        " AND ($7::timestamptz IS NULL OR x.last_updated < $7::timestamptz)"
-                       " AND ($8::date IS NULL OR ((NOT x.type = ANY($9::text[]) OR " SERVICE_DATE("x.") " IS NULL"
-                       "   OR " SERVICE_DATE("x.") " >= $8::date) AND (NOT x.type = ANY($10::text[])"
-                       "   OR " ENDED_DATE("x.") " IS NULL OR " ENDED_DATE("x.") " >= $8::date)))"
-                       " AND (" REF_TYPE " = ANY($4::text[]) OR ($8::date IS NOT NULL AND " REF_TYPE " = ANY($3::text[])"
-                       "  AND EXISTS (SELECT 1 FROM resource f WHERE f.type = " REF_TYPE " AND f.id = " REF_ID
-                       "   AND ((f.type = ANY($9::text[]) AND " SERVICE_DATE("f.") " < $8::date)"
-                       "    OR (f.type = ANY($10::text[]) AND " ENDED_DATE("f.") " < $8::date)))))");
+                       " AND (t LIKE 'ref=%' OR strpos(t, '=') = 0)");
     for(k = 0; k < x->nout && !rc; k++) {
         json_object *queries = NULL;
         int nf = 0;
@@ -397,6 +397,14 @@ static int build_refs_sql(struct export *x, struct type_out *t, json_object *fil
         t->nvalues += nf;
         rc = rc ? rc : pa_buf_addstr(&t->sql, "))");
     }
+    if(!rc)
+        rc = pa_buf_addstr(&t->sql,
+                           ") INSERT INTO export_ref (job_id, type, id)"
+                           " SELECT $2, split_part(t, '/', 1), substr(t, strpos(t, '/') + 1)"
+                           "  FROM (SELECT substr(t, 5) AS t FROM r WHERE t LIKE 'ref=%') s"
+                           "  WHERE split_part(t, '/', 1) = ANY($4::text[])"
+                           " UNION ALL SELECT $2, '!', ref FROM (SELECT ltrim(t, '!') AS ref, t LIKE '!%' AS left_out"
+                           "  FROM r WHERE t NOT LIKE 'ref=%') c GROUP BY ref HAVING bool_or(left_out) AND bool_or(NOT left_out)");
     return rc ? rc : pa_buf_addstr(&t->sql, " ON CONFLICT DO NOTHING");
 }
 
@@ -589,8 +597,8 @@ static int sync_outputs(struct export *x, pa_err *err)
 static int error_line(struct export *x, struct type_out *t, pa_buf *line, const char *code, const char *msg,
                       pa_err *err);
 
-/* The error file's lines for the references the chunks found to resources
- * the service-date floor leaves out (export_ref rows of type "!Type/id"). */
+/* The error file's lines for the resources the chunks found referenced but
+ * left out by the service-date floor (export_ref rows of type "!"). */
 static int export_floor_errors(struct export *x, pa_err *err)
 {
     const char *values[1] = { x->job->id };
@@ -605,20 +613,18 @@ static int export_floor_errors(struct export *x, pa_err *err)
             t = &x->out[k];
     if(!t || !x->gather_refs || !*x->w->cfg->service_date_floor)
         return PA_OK;
-    /* one per referring resource and reference: as many as the export has
-     * such references, which a payer's data keeps few */
-    res = pa_db_query(x->w->db, err,
-                      "SELECT substr(type, 2), id FROM export_ref WHERE job_id = $1 AND type LIKE '!%'"
-                      " ORDER BY type, id", 1, values);
+    /* one per resource left out and referenced: a payer's data has few */
+    res = pa_db_query(x->w->db, err, "SELECT id FROM export_ref WHERE job_id = $1 AND type = '!' ORDER BY id", 1,
+                      values);
     if(!res)
         return PA_EDB;
     pa_buf_init(&line, 4096);
     for(i = 0; i < PQntuples(res) && !rc; i++) {
         char msg[512];
 
-        snprintf(msg, sizeof(msg), "%.150s references %.150s, which is not exported: its date is before the "
-                 "service-date floor (%s), which this server does not export", PQgetvalue(res, i, 0),
-                 PQgetvalue(res, i, 1), x->w->cfg->service_date_floor);
+        snprintf(msg, sizeof(msg), "%.150s is referenced by resources this export holds, but is not in it: its "
+                 "date is before the service-date floor (%s), and this server does not export what is older",
+                 PQgetvalue(res, i, 0), x->w->cfg->service_date_floor);
         rc = error_line(x, t, &line, "not-found", msg, err);
     }
     PQclear(res);

@@ -78,10 +78,10 @@ obs d-facts 2020-01-01T00:00:00Z final | jq -c '.encounter = {"reference": "Enco
 admin load "$HTTP_TMP/d4.ndjson" > /dev/null
 facts_at=$(stamp_of d-facts)
 facts_json=$(psql_q "SELECT json FROM resource WHERE type = 'Observation' AND id = 'd-facts'")
-psql_q "UPDATE resource SET tokens = '{}', content_hash = 'older'::bytea WHERE type = 'Observation' AND id = 'd-facts'" > /dev/null
+psql_q "UPDATE resource SET refs = NULL, content_hash = 'older'::bytea WHERE type = 'Observation' AND id = 'd-facts'" > /dev/null
 out=$(admin load "$HTTP_TMP/d4.ndjson" 2>&1)
 expect_eq "a reload after a new extraction refreshes what is extracted" \
-  "$(psql_q "SELECT tokens @> '{ref=Encounter/d-enc}' FROM resource WHERE type = 'Observation' AND id = 'd-facts'")" t
+  "$(psql_q "SELECT refs = '{Encounter/d-enc}' FROM resource WHERE type = 'Observation' AND id = 'd-facts'")" t
 expect_eq "... and keeps the line and its change time" \
   "$(stamp_of d-facts) $(psql_q "SELECT json = '$facts_json' FROM resource WHERE type = 'Observation' AND id = 'd-facts'")" \
   "$facts_at t"

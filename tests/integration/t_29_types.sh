@@ -59,3 +59,9 @@ expect_eq "... QuestionnaireResponse by status (none in progress)" \
 expect_eq "... MedicationDispense by date" \
   "$(jq -r 'select(.resourceType == "MedicationDispense") | .id' <<< "$filtered" | sort | paste -sd' ')" \
   "$(jq -r 'select(.resourceType == "MedicationDispense" and .whenHandedOver >= "2024-01-01") | .id' <<< "$all" | sort | paste -sd' ')"
+expect_eq "the loader keeps each resource's references into a compartment apart (a Condition's Encounter)" \
+  "$(psql_q "SELECT count(*) FILTER (WHERE refs = ARRAY['Encounter/' || (json::jsonb->'encounter'->>'reference')::text]
+              OR refs = ARRAY[json::jsonb->'encounter'->>'reference']) = count(*) AND count(*) > 0
+             FROM resource WHERE type = 'Condition' AND json::jsonb ? 'encounter'")" t
+expect_eq "... out of the search tokens" \
+  "$(psql_q "SELECT count(*) FROM resource WHERE type = 'Condition' AND EXISTS (SELECT 1 FROM unnest(tokens) t WHERE t LIKE 'ref=Encounter/%')")" 0
