@@ -1,0 +1,115 @@
+/*
+ * The export job's own parts (jobs/export.c): its outputs and checkpoint
+ * (export_out.c) and its queries (export_sql.c).  Nothing else includes it.
+ */
+#ifndef PA_JOBS_EXPORT_H
+#define PA_JOBS_EXPORT_H
+#include <json-c/json.h>
+#include <stdint.h>
+
+#include "elements.h"
+#include "members.h"
+#include "pa_buf.h"
+#include "pa_err.h"
+#include "pa_fhir.h"
+#include "runner.h"
+
+#define MAX_OUTS 32
+#define WRITE_BUF (256 * 1024)
+#define MAX_FILES_PER_TYPE 10000
+#define MAX_SQL_VALUES 64
+#define MAX_REF_VALUES 2048
+#define SQL_MAX (64 * 1024)
+#define CHECKPOINT_EVERY_MS 1000
+
+enum out_kind { OUT_RESOURCE, OUT_SHARED, OUT_DELETED, OUT_ERROR };
+
+/* One output: finished files and the one being written. */
+struct type_out {
+    char type[64];         /* resource type; "Bundle" for deleted, "OperationOutcome" for errors */
+    enum out_kind kind;
+    long file_no;          /* current file, from 1 */
+    long long bytes;       /* bytes in the current file */
+    long count;            /* lines in the current file */
+    json_object *done;     /* finished files: [{"name", "count"}] */
+    int fd;
+    pa_buf sql;            /* the query for one chunk of this type */
+    const char **values;   /* fixed, or (references) the export's ref_values */
+    const char *fixed[MAX_SQL_VALUES];
+    int nvalues;
+    pa_buf wbuf;           /* lines not yet written to the current file */
+    int subset;            /* _elements names this type: keep only what `keep` says */
+    struct elements keep;
+};
+
+struct export {
+    pa_worker *w;
+    const pa_job *job;
+    json_object *params;   /* owned: borrowed strings point into it */
+    char dir[1024];
+    const char *group, *npi, *org_npi;
+    struct member_scope scope; /* who the export covers (the subset: patients) */
+    int shared_all;        /* an admin's system-level export: every shared resource, not only those referenced */
+    /* Postgres array literal of the patient subset, "" for all: quoted ids
+     * and commas, as many as a kick-off accepts */
+    char patients[(PA_FHIR_ID_MAX + 3) * PA_EXPORT_MAX_PATIENTS + 3];
+    char ttime[32], since[32], until[32];
+    int financial;
+    int record_downloads;  /* exportType provider-download: remember who got what */
+    pa_buf asked_types, asked_filters; /* as the client gave them, joined with commas */
+    struct type_out out[MAX_OUTS];
+    size_t nout;
+    char after[256];       /* last member id done (keyset) */
+    long done;             /* chunks done */
+    long total;            /* chunks in all */
+    int shared_done;       /* the referenced shared resources are written */
+    PGconn *db2;           /* the second lane's connection (export_chunk) */
+    uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
+                              MAX_OUTS + 1: members) */
+    int backend[2];        /* per lane: the server process they were prepared in */
+    pa_buf compartment, shared; /* array literals of the types exported, by kind */
+    pa_buf floor_service, floor_ended; /* array literals of the types each floor rule applies to */
+    pa_buf scratch;        /* a line cut down by _elements */
+    int want_refs;         /* shared types are asked for: gather the members' references */
+    int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */
+    int resumed;           /* going on from a checkpoint */
+    struct type_out refs;  /* a chunk's references into export_ref (no file) */
+    const char *ref_values[MAX_REF_VALUES]; /* its query's: every type's filters */
+    struct type_out members; /* a chunk's members into export_member (no file): its disclosures */
+};
+
+/* Outputs (export_out.c). */
+
+/* Opens t's current file, cut to what the last checkpoint wrote. */
+int export_open_current(struct export *x, struct type_out *t, pa_err *err);
+/* Appends one NDJSON line (cut down by _elements when t asks), splitting
+ * files at export_file_max_bytes. */
+int export_add_line(struct export *x, struct type_out *t, const char *json, size_t n, pa_err *err);
+/* Writes t's buffered lines to its file. */
+int export_flush(struct type_out *t, pa_err *err);
+/* Syncs every current file: what a checkpoint says was written must be. */
+int export_sync(struct export *x, pa_err *err);
+/* One warning OperationOutcome line (code, msg) of the error file t. */
+int export_error_line(struct export *x, struct type_out *t, pa_buf *line, const char *code, const char *msg,
+                      pa_err *err);
+/* A new output (NULL past MAX_OUTS). */
+struct type_out *export_add_out(struct export *x, const char *type, enum out_kind kind);
+/* The resume point as JSON (caller frees), and its reading: a checkpoint
+ * that cannot be used starts the job over (x->resumed stays 0). */
+char *export_checkpoint(const struct export *x);
+int export_restore(struct export *x, const char *cp, pa_err *err);
+/* Closes the files and builds the manifest; empty files go. */
+int export_finish(struct export *x, char **manifest, pa_err *err);
+/* A job parameter: an integer (0 when absent), a string ("" when absent). */
+int64_t param_i64(json_object *o, const char *k);
+const char *param_str(json_object *o, const char *k);
+
+/* Queries (export_sql.c). */
+
+/* The query of one compartment type for a chunk of members. */
+int export_type_sql(struct export *x, struct type_out *t, json_object *filters, pa_err *err);
+/* The members' tombstones since _since. */
+int export_deleted_sql(struct export *x, struct type_out *t, json_object *types);
+/* The array literals of the types exported and the references query. */
+int export_refs_setup(struct export *x, json_object *filters, pa_err *err);
+#endif

@@ -1,0 +1,312 @@
+/*
+ * The export's outputs: one file at a time per type, split at
+ * export_file_max_bytes, written through a buffer; the checkpoint that lets a
+ * runner resume them; the manifest that lists them (export.h).
+ */
+#include "export.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pa_log.h"
+#include "pa_util.h"
+
+static void file_name(const struct type_out *t, long no, char *out, size_t size)
+{
+    snprintf(out, size, "%s-%ld.ndjson", t->type, no);
+}
+
+int export_open_current(struct export *x, struct type_out *t, pa_err *err)
+{
+    char name[128];
+    char path[1400];
+
+    file_name(t, t->file_no, name, sizeof(name));
+    snprintf(path, sizeof(path), "%s/%s", x->dir, name);
+    t->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
+    if(t->fd < 0)
+        return pa_err_set(err, PA_EIO, "cannot open %s: %s", name, strerror(errno));
+    /* drop whatever a previous attempt wrote after its last checkpoint */
+    if(ftruncate(t->fd, (off_t)t->bytes) || lseek(t->fd, 0, SEEK_END) < 0)
+        return pa_err_set(err, PA_EIO, "cannot position %s: %s", name, strerror(errno));
+    return PA_OK;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while(n) {
+        ssize_t k = write(fd, p, n);
+
+        if(k < 0 && errno == EINTR)
+            continue;
+        if(k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Writes the buffered lines of t to its current file. */
+int export_flush(struct type_out *t, pa_err *err)
+{
+    if(!t->wbuf.len)
+        return PA_OK;
+    if(write_all(t->fd, t->wbuf.data, t->wbuf.len))
+        return pa_err_set(err, PA_EIO, "cannot write %s output: %s", t->type, strerror(errno));
+    pa_buf_reset(&t->wbuf);
+    return PA_OK;
+}
+
+/* Closes the current file of t into the finished list and opens the next. */
+static int next_file(struct export *x, struct type_out *t, pa_err *err)
+{
+    json_object *f;
+    char name[128];
+    int rc = export_flush(t, err);
+
+    if(rc)
+        return rc;
+    if(fdatasync(t->fd) || close(t->fd))
+        return pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
+    t->fd = -1;
+    file_name(t, t->file_no, name, sizeof(name));
+    f = json_object_new_object();
+    json_object_object_add(f, "name", json_object_new_string(name));
+    json_object_object_add(f, "count", json_object_new_int64(t->count));
+    json_object_array_add(t->done, f);
+    if(t->file_no >= MAX_FILES_PER_TYPE)
+        return pa_err_set(err, PA_ETOOBIG, "more than %d files of %s", MAX_FILES_PER_TYPE, t->type);
+    t->file_no++;
+    t->bytes = 0;
+    t->count = 0;
+    return export_open_current(x, t, err);
+}
+
+/* Appends one NDJSON line, splitting files at export_file_max_bytes. */
+int export_add_line(struct export *x, struct type_out *t, const char *json, size_t n, pa_err *err)
+{
+    int rc;
+
+    if(t->subset) {
+        rc = elements_apply(&t->keep, json, n, &x->scratch);
+        if(rc)
+            return pa_err_set(err, rc, "a stored %s cannot be cut down to _elements", t->type);
+        json = x->scratch.data;
+        n = x->scratch.len;
+    }
+
+    if(t->bytes > 0 && t->bytes + (long long)n + 1 > x->w->cfg->export_file_max_bytes) {
+        rc = next_file(x, t, err);
+        if(rc)
+            return rc;
+    }
+    if(t->wbuf.len + n + 1 > WRITE_BUF) {
+        rc = export_flush(t, err);
+        if(rc)
+            return rc;
+    }
+    /* a line longer than the buffer goes straight to the file */
+    if(n + 1 > WRITE_BUF) {
+        if(write_all(t->fd, json, n) || write_all(t->fd, "\n", 1))
+            return pa_err_set(err, PA_EIO, "cannot write %s output: %s", t->type, strerror(errno));
+    }
+    else if(pa_buf_add(&t->wbuf, json, n) || pa_buf_add(&t->wbuf, "\n", 1)) {
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
+    t->bytes += (long long)n + 1;
+    t->count++;
+    return PA_OK;
+}
+
+/* Every current file on disk: what a checkpoint says was written must be. */
+int export_sync(struct export *x, pa_err *err)
+{
+    size_t i;
+
+    for(i = 0; i < x->nout; i++)
+        if(x->out[i].fd >= 0 && fdatasync(x->out[i].fd))
+            return pa_err_set(err, PA_EIO, "cannot sync %s output: %s", x->out[i].type, strerror(errno));
+    return PA_OK;
+}
+
+char *export_checkpoint(const struct export *x)
+{
+    json_object *o = json_object_new_object();
+    json_object *outs = json_object_new_array();
+    char *s;
+    size_t i;
+
+    json_object_object_add(o, "after", json_object_new_string(x->after));
+    json_object_object_add(o, "done", json_object_new_int64(x->done));
+    json_object_object_add(o, "shared_done", json_object_new_boolean(x->shared_done));
+    /* the chunks done have their references in export_ref */
+    json_object_object_add(o, "refs", json_object_new_boolean(1));
+    for(i = 0; i < x->nout; i++) {
+        const struct type_out *t = &x->out[i];
+        json_object *jt = json_object_new_object();
+
+        json_object_object_add(jt, "type", json_object_new_string(t->type));
+        json_object_object_add(jt, "file", json_object_new_int64(t->file_no));
+        json_object_object_add(jt, "bytes", json_object_new_int64(t->bytes));
+        json_object_object_add(jt, "count", json_object_new_int64(t->count));
+        json_object_object_add(jt, "files", json_object_get(t->done));
+        json_object_array_add(outs, jt);
+    }
+    json_object_object_add(o, "outputs", outs);
+    s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return s;
+}
+
+int64_t param_i64(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+const char *param_str(json_object *o, const char *k)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                                                           : "";
+}
+
+/*
+ * Restores the resume point written by checkpoint_json (x->resumed).  A
+ * checkpoint this version cannot use (written by an earlier version, for other
+ * outputs, or damaged) is never a reason to fail the job: it starts over
+ * (x->resumed stays 0), which removes whatever the earlier attempt wrote.
+ */
+int export_restore(struct export *x, const char *cp, pa_err *err)
+{
+    json_object *o = json_tokener_parse(cp);
+    json_object *v, *outs;
+    const char *why = NULL;
+    size_t i;
+
+    (void)err;
+    if(!o || !json_object_is_type(o, json_type_object))
+        why = "it is unreadable";
+    else if(!json_object_object_get_ex(o, "refs", NULL))
+        why = "it predates this version's export";
+    else if(!json_object_object_get_ex(o, "after", &v) || !json_object_is_type(v, json_type_string) ||
+            !json_object_object_get_ex(o, "outputs", &outs) || !json_object_is_type(outs, json_type_array) ||
+            json_object_array_length(outs) != x->nout)
+        why = "its outputs are not this job's";
+    for(i = 0; !why && i < x->nout; i++) {
+        json_object *jt = json_object_array_get_idx(outs, i), *files = NULL;
+
+        if(param_i64(jt, "file") < 1 || param_i64(jt, "bytes") < 0 || param_i64(jt, "count") < 0 ||
+           strcmp(param_str(jt, "type"), x->out[i].type) ||
+           (json_object_object_get_ex(jt, "files", &files) && !json_object_is_type(files, json_type_array)))
+            why = "its outputs are not this job's";
+    }
+    if(why) {
+        pa_warn("job %s: its checkpoint cannot be resumed (%s): the job starts over", x->job->id, why);
+        json_object_put(o);
+        return PA_OK;
+    }
+    x->resumed = 1;
+    pa_strlcpy(x->after, json_object_get_string(v), sizeof(x->after));
+    x->done = (long)param_i64(o, "done");
+    x->shared_done = json_object_object_get_ex(o, "shared_done", &v) && json_object_get_boolean(v);
+    for(i = 0; i < x->nout; i++) {
+        json_object *jt = json_object_array_get_idx(outs, i);
+        struct type_out *t = &x->out[i];
+        json_object *files;
+
+        t->file_no = (long)param_i64(jt, "file");
+        t->bytes = param_i64(jt, "bytes");
+        t->count = (long)param_i64(jt, "count");
+        if(json_object_object_get_ex(jt, "files", &files)) {
+            json_object_put(t->done);
+            t->done = json_object_get(files);
+        }
+    }
+    json_object_put(o);
+    return PA_OK;
+}
+
+/* Closes the files and builds the Bulk Data manifest; empty files are removed
+ * and not listed. */
+int export_finish(struct export *x, char **manifest, pa_err *err)
+{
+    json_object *lists[4];
+    size_t i;
+    size_t k;
+    int rc = PA_OK;
+
+    lists[OUT_RESOURCE] = json_object_new_array();
+    lists[OUT_SHARED] = lists[OUT_RESOURCE];
+    lists[OUT_DELETED] = json_object_new_array();
+    lists[OUT_ERROR] = json_object_new_array();
+    for(i = 0; i < x->nout && !rc; i++) {
+        struct type_out *t = &x->out[i];
+        char name[128];
+        char path[1400];
+
+        for(k = 0; k < json_object_array_length(t->done); k++) {
+            json_object *f = json_object_array_get_idx(t->done, k);
+
+            pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"), param_i64(f, "count"));
+        }
+        file_name(t, t->file_no, name, sizeof(name));
+        if(t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)))
+            rc = pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
+        t->fd = -1;
+        if(t->count > 0) {
+            pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, name, t->count);
+        }
+        else {
+            snprintf(path, sizeof(path), "%s/%s", x->dir, name);
+            unlink(path);
+        }
+    }
+    if(rc) {
+        json_object_put(lists[OUT_RESOURCE]);
+        json_object_put(lists[OUT_DELETED]);
+        json_object_put(lists[OUT_ERROR]);
+        return rc;
+    }
+    return pa_manifest_build(x->job, lists[OUT_RESOURCE], lists[OUT_DELETED], lists[OUT_ERROR], manifest, err);
+}
+
+struct type_out *export_add_out(struct export *x, const char *type, enum out_kind kind)
+{
+    struct type_out *t;
+
+    if(x->nout == MAX_OUTS)
+        return NULL;
+    t = &x->out[x->nout++];
+    pa_strlcpy(t->type, type, sizeof(t->type));
+    t->kind = kind;
+    t->file_no = 1;
+    t->fd = -1;
+    t->values = t->fixed;
+    t->done = json_object_new_array();
+    pa_buf_init(&t->sql, SQL_MAX);
+    pa_buf_init(&t->wbuf, WRITE_BUF);
+    return t;
+}
+
+/* One warning OperationOutcome line of the error file. */
+int export_error_line(struct export *x, struct type_out *t, pa_buf *line, const char *code, const char *msg,
+                      pa_err *err)
+{
+    int rc;
+
+    pa_buf_reset(line);
+    rc = pa_buf_printf(line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
+                             "\"code\":\"%s\",\"diagnostics\":", code);
+    rc = rc ? rc : pa_buf_add_json_string(line, msg);
+    rc = rc ? rc : pa_buf_addstr(line, "}]}");
+    return rc ? pa_err_set(err, PA_ENOMEM, "out of memory") : export_add_line(x, t, line->data, line->len, err);
+}
