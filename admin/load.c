@@ -754,55 +754,96 @@ static int is_fhir_file(const char *name)
            ends_with(name, ".json") || ends_with(name, ".json.gz") || ends_with(name, ".jsonl.gz");
 }
 
-static int name_cmp(const void *a, const void *b)
+#define MAX_DEPTH 32
+
+/* A file list being collected. */
+struct file_list {
+    char **files;
+    size_t n;
+};
+
+static int add_file(struct file_list *fl, const char *path)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    if(fl->n == MAX_FILES) {
+        fprintf(stderr, "pa-admin: more than %d files to load: load the folders in parts\n", MAX_FILES);
+        return -1;
+    }
+    fl->files[fl->n] = strdup(path);
+    if(!fl->files[fl->n]) {
+        fprintf(stderr, "pa-admin: out of memory\n");
+        return -1;
+    }
+    fl->n++;
+    return 0;
 }
 
-/* Expands the arguments into files: folders give their loadable files, sorted. */
+/* Adds a folder's loadable files, its subfolders' in turn, each folder's
+ * entries in name order (hidden ones skipped). */
+static int collect_dir(const char *dir, struct file_list *fl, int depth)
+{
+    struct dirent **entries = NULL;
+    int n, i, rc = 0;
+
+    if(depth > MAX_DEPTH) {
+        fprintf(stderr, "pa-admin: %s: folders nested more than %d deep\n", dir, MAX_DEPTH);
+        return -1;
+    }
+    n = scandir(dir, &entries, NULL, alphasort);
+    if(n < 0) {
+        fprintf(stderr, "pa-admin: cannot read %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    for(i = 0; i < n; i++) {
+        const char *name = entries[i]->d_name;
+        char path[4096];
+        struct stat st;
+
+        if(!rc && name[0] != '.') {
+            if(snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path)) {
+                fprintf(stderr, "pa-admin: %s/%s: the path is too long\n", dir, name);
+                rc = -1;
+            }
+            else if(stat(path, &st)) {
+                fprintf(stderr, "pa-admin: cannot read %s: %s\n", path, strerror(errno));
+                rc = -1;
+            }
+            else if(S_ISDIR(st.st_mode))
+                rc = collect_dir(path, fl, depth + 1);
+            else if(is_fhir_file(name) || ends_with(name, ".csv"))
+                rc = add_file(fl, path);
+        }
+        free(entries[i]);
+    }
+    free(entries);
+    return rc;
+}
+
+/* Expands the arguments into files: a folder gives its loadable files and
+ * its subfolders', in name order. */
 static int collect(char **args, int nargs, char ***out, size_t *n)
 {
-    char **files = calloc(MAX_FILES, sizeof(*files));
-    size_t count = 0;
+    struct file_list fl = { calloc(MAX_FILES, sizeof(char *)), 0 };
     int i;
 
-    if(!files)
+    if(!fl.files)
         return -1;
     for(i = 0; i < nargs; i++) {
         struct stat st;
-        DIR *d;
-        struct dirent *e;
-        size_t first = count;
 
         if(stat(args[i], &st)) {
             fprintf(stderr, "pa-admin: cannot read %s: %s\n", args[i], strerror(errno));
             goto fail;
         }
-        if(!S_ISDIR(st.st_mode)) {
-            if(count < MAX_FILES)
-                files[count++] = strdup(args[i]);
-            continue;
-        }
-        d = opendir(args[i]);
-        while(d && (e = readdir(d)) && count < MAX_FILES) {
-            char path[4096];
-
-            if(e->d_name[0] == '.' || (!is_fhir_file(e->d_name) && !ends_with(e->d_name, ".csv")))
-                continue;
-            snprintf(path, sizeof(path), "%s/%s", args[i], e->d_name);
-            files[count++] = strdup(path);
-        }
-        if(d)
-            closedir(d);
-        qsort(files + first, count - first, sizeof(*files), name_cmp);
+        if(S_ISDIR(st.st_mode) ? collect_dir(args[i], &fl, 0) : add_file(&fl, args[i]))
+            goto fail;
     }
-    *out = files;
-    *n = count;
+    *out = fl.files;
+    *n = fl.n;
     return 0;
 fail:
-    while(count)
-        free(files[--count]);
-    free(files);
+    while(fl.n)
+        free(fl.files[--fl.n]);
+    free(fl.files);
     return -1;
 }
 
