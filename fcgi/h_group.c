@@ -406,7 +406,7 @@ static int add_filter(struct search *q, const char *name, char *value, pa_resp *
         ;
     if(!filters[f])
         return 1;
-    if(!*value || !strcmp(value, ","))
+    if(!*value)
         return pa_resp_outcome(resp, 400, "error", "invalid", "search parameter '%.60s' has no value", name), -1;
     pa_buf_addstr(&q->sql, " AND (");
     for(v = strtok_r(value, ",", &save); v && !rc; v = strtok_r(NULL, ",", &save), first = 0) {
@@ -445,6 +445,9 @@ static int add_filter(struct search *q, const char *name, char *value, pa_resp *
     if(rc)
         return pa_resp_outcome(resp, 400, "error", "too-costly", "the search has too many values (at most %d)",
                                SEARCH_MAX_VALUES - SEARCH_FIXED_VALUES), -1;
+    if(first)
+        /* only commas: no value to match, and never "anything" */
+        return pa_resp_outcome(resp, 400, "error", "invalid", "search parameter '%.60s' has no value", name), -1;
     pa_buf_addstr(&q->sql, ")");
     return 0;
 }
@@ -536,7 +539,12 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             ;
         else {
             copies[ncopies] = strdup(v);
-            rc = copies[ncopies] ? add_filter(&q, name, copies[ncopies], resp) : -1;
+            if(!copies[ncopies]) {
+                pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+                rc = -1;
+                break;
+            }
+            rc = add_filter(&q, name, copies[ncopies], resp);
             ncopies++;
             if(rc == 1) {
                 rc = -1;

@@ -14,7 +14,7 @@
 /* The elements one type keeps (names are borrowed from the job's params). */
 struct elements {
     const char *type;
-    const char *names[64];
+    const char *names[128]; /* the kick-off takes 64 for every type and 64 for each */
     size_t n;
 };
 

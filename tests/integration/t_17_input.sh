@@ -69,6 +69,8 @@ http GET "$BASE/Group?identifier=a&identifier=b" -H 'Accept: application/fhir+js
 expect_eq "a search parameter given twice must match both (AND)" "$STATUS $(jq_body .total)" "200 0"
 http GET "$BASE/Group?identifier=$(printf 'x,%.0s' $(seq 200))" -H 'Accept: application/fhir+json'
 expect_outcome "a search with too many values is refused" 400 "too many values"
+http GET "$BASE/Group?identifier=,,," -H 'Accept: application/fhir+json'
+expect_outcome "a search parameter of commas alone is refused, never read as anything" 400 "has no value"
 http GET "$BASE/Group/small" -H $'Accept: text/\xff\xfe'
 expect_eq "an Accept header with bytes that are no UTF-8 gets 406" "$STATUS" 406
 expect_true "and the OperationOutcome quoting it is valid JSON" valid_json

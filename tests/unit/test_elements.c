@@ -2,6 +2,7 @@
  * _elements: what an export keeps of a resource it cuts down (jobs/elements.c).
  */
 #include <json-c/json.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cu_main.h"
@@ -83,6 +84,28 @@ static void test_many_keys(void)
     pa_buf_free(&out);
 }
 
+/* As many elements as a kick-off takes (64 for every type, 64 for one) are all kept. */
+static void test_full_lists(void)
+{
+    json_object *elements = json_object_new_object(), *all = json_object_new_array(), *own = json_object_new_array();
+    struct elements e;
+    char name[16];
+    int i;
+
+    for(i = 0; i < 64; i++) {
+        snprintf(name, sizeof(name), "a%d", i);
+        json_object_array_add(all, json_object_new_string(name));
+        snprintf(name, sizeof(name), "b%d", i);
+        json_object_array_add(own, json_object_new_string(name));
+    }
+    json_object_object_add(elements, "*", all);
+    json_object_object_add(elements, "Patient", own);
+    CU_ASSERT_TRUE(elements_for(elements, "Patient", &e));
+    CU_ASSERT_EQUAL(e.n, 128);
+    CU_ASSERT_STRING_EQUAL(e.names[127], "b63");
+    json_object_put(elements);
+}
+
 static void test_names(void)
 {
     CU_ASSERT_TRUE(pa_fhir_element_name_valid("birthDate"));
@@ -99,6 +122,7 @@ int main(void)
     static const struct cu_test tests[] = {
         { "a resource cut down to its _elements", test_cut },
         { "however many keys it drops", test_many_keys },
+        { "as many elements as a kick-off takes", test_full_lists },
         { "element names", test_names },
         { NULL, NULL },
     };
