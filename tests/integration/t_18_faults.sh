@@ -72,7 +72,7 @@ term_url=$JOB_URL
 wait_progress "$term_url" 20
 killed=$(psql_q "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
   WHERE usename = 'provider_access' AND pid <> pg_backend_pid()
-  AND (query LIKE '%unnest(\$1::text[]) m(pid)%' OR query LIKE 'INSERT INTO export_ref%'
+  AND (query LIKE '%unnest(\$1::text[]) m(pid)%' OR query LIKE '%INSERT INTO export_ref%'
        OR query LIKE 'INSERT INTO export_member%') LIMIT 1) s")
 expect_eq "one export connection was terminated mid-job" "$killed" 1
 ends_whole "an export whose connection was terminated" "$term_url"
