@@ -233,6 +233,50 @@ static int run(load_ctx *l, pa_err *err, const char *sql, int n, const char *con
     return PA_OK;
 }
 
+/* The patients of ids (a text[] literal) the payer has no member for, one
+ * after another as a NUL-separated list ending in an empty string; NULL
+ * on error. */
+static char *unknown_patients(load_ctx *l, const char *ids, pa_err *err)
+{
+    PGresult *res = pa_db_query(l->db, err,
+                                "SELECT p FROM unnest($1::text[]) WITH ORDINALITY u(p, o)"
+                                " WHERE NOT " PA_SQL_PAYER_HAS_PATIENT("u.p") " ORDER BY o",
+                                1, &ids);
+    pa_buf out;
+    int i, rc = PA_OK;
+
+    if(!res)
+        return NULL;
+    pa_buf_init(&out, LIST_MAX);
+    for(i = 0; !rc && i < PQntuples(res); i++)
+        rc = pa_buf_add(&out, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0) + 1);
+    if(!rc)
+        rc = pa_buf_add(&out, "", 1);
+    PQclear(res);
+    if(rc) {
+        pa_buf_free(&out);
+        pa_err_set(err, PA_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return pa_buf_steal(&out);
+}
+
+/* Whether the payer has a member for the patient id (err->code set, and
+ * 0, when that cannot be told). */
+static int known_patient(load_ctx *l, const char *pid, pa_err *err)
+{
+    char lit[PA_FHIR_ID_MAX + 3];
+    char *unknown;
+    int known;
+
+    pa_err_clear(err);
+    snprintf(lit, sizeof(lit), "{%s}", pid); /* an id has no character a literal quotes */
+    unknown = unknown_patients(l, lit, err);
+    known = unknown && !unknown[0];
+    free(unknown);
+    return known;
+}
+
 /* Counts a stored Group, or rolls back and reports one that was not; the
  * load goes on either way. */
 static int settle(load_ctx *l, struct deferred_group *d, int rc, pa_err *err)
@@ -279,7 +323,8 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     const char *name = str_at(g, "name", NULL);
     const char *npi = NULL, *org_npi = NULL, *status = "open";
     struct cols c;
-    char *json = NULL;
+    char *json = NULL, *unknown = NULL;
+    const char *p;
     const char *values[13];
     size_t i;
     int rc = PA_OK;
@@ -362,6 +407,13 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
     values[10] = pa_buf_str(&c.b[2]);
     values[11] = pa_buf_str(&c.b[3]);
     values[12] = pa_buf_str(&c.b[4]);
+    unknown = unknown_patients(l, values[8], err);
+    if(!unknown) {
+        rc = PA_EDB;
+        goto out;
+    }
+    for(p = unknown; *p; p += strlen(p) + 1)
+        load_report(l, d->file, d->line, "Group/%s member Patient/%s: the payer has no such member (left out)", id, p);
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc)
         rc = run(l, err,
@@ -372,12 +424,18 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
                  " json = EXCLUDED.json, updated_at = now()",
                  8, values, NULL);
     if(!rc)
-        rc = run(l, err, "SELECT pa_roster_replace($1, $2::text[], $3::date[], $4::date[], $5::bool[], $6::text[])", 6,
+        rc = run(l, err,
+                 "SELECT pa_roster_replace($1, coalesce(array_agg(p ORDER BY o), '{}'), coalesce(array_agg(s ORDER BY o), '{}'),"
+                 " coalesce(array_agg(e ORDER BY o), '{}'), coalesce(array_agg(i ORDER BY o), '{}'),"
+                 " coalesce(array_agg(c ORDER BY o), '{}'))"
+                 " FROM unnest($2::text[], $3::date[], $4::date[], $5::bool[], $6::text[]) WITH ORDINALITY u(p, s, e, i, c, o)"
+                 " WHERE " PA_SQL_PAYER_HAS_PATIENT("u.p"), 6,
                  (const char *const[]){ id, values[8], values[9], values[10], values[11], values[12] }, NULL);
     if(!rc)
         rc = pa_db_exec(l->db, err, "COMMIT");
 out:
     rc = settle(l, d, rc, err);
+    free(unknown);
     free(json);
     cols_free(&c);
     return rc;
@@ -421,8 +479,14 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
                     "in characteristic (pdex-member).valueReference", id);
         return PA_OK;
     }
-    json_object_object_get_ex(key, "period", &period);
     values[0] = pid;
+    if(!known_patient(l, pid, err)) {
+        if(err->code)
+            return settle(l, d, err->code, err);
+        load_report(l, d->file, d->line, "Group/%s: its member Patient/%s is not one the payer has", id, pid);
+        return PA_OK;
+    }
+    json_object_object_get_ex(key, "period", &period);
     if(take_date(str_at(period, "start", NULL), b1, &values[1]) ||
        take_date(str_at(period, "end", NULL), b2, &values[2])) {
         load_report(l, d->file, d->line, "Group/%s has a malformed period", id);
@@ -505,9 +569,9 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
     json_object *members = array_at(g, "member");
     json_object *vcc = NULL, *period = NULL, *ext;
     const char *id = str_at(g, "id", NULL);
-    const char *scope, *reason = NULL;
+    const char *scope, *reason = NULL, *p;
     const char *values[7];
-    char b1[16], b2[16];
+    char b1[16], b2[16], *unknown = NULL;
     struct cols c;
     size_t i;
     int rc;
@@ -581,6 +645,15 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
     values[0] = pa_buf_str(&c.b[0]);
     values[1] = pa_buf_str(&c.b[1]);
     values[2] = pa_buf_str(&c.b[2]);
+    /* an opt-out is kept even before the member's data arrives */
+    unknown = unknown_patients(l, values[0], err);
+    if(!unknown) {
+        rc = PA_EDB;
+        goto out;
+    }
+    for(p = unknown; *p; p += strlen(p) + 1)
+        load_warn(l, d->file, d->line, "Group/%s: Patient/%s is not a member the payer has yet: its opt-out is kept",
+                  id, p);
     values[5] = scope;
     values[6] = reason;
     rc = run(l, err,
@@ -593,6 +666,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
              7, values, NULL);
 out:
     rc = settle(l, d, rc, err);
+    free(unknown);
     cols_free(&c);
     return rc;
 }

@@ -34,14 +34,13 @@
 
 #define BATCH_ROWS 5000
 #define BATCH_BYTES (16 * 1024 * 1024)
-#define MAX_FILES 10000
-#define PROGRESS_EVERY_MS 200
+#define MAX_FILES 1000000
 
 static const char stage_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS load_stage ("
     " seq bigint, type text, id text, patient_id text, json text,"
     " json_nonfin text, content_hash bytea, tokens text[], refs text[], clin_start timestamptz,"
-    " clin_end timestamptz, created timestamptz) ON COMMIT DELETE ROWS";
+    " clin_end timestamptz, created timestamptz, directory boolean) ON COMMIT DELETE ROWS";
 
 /* A stored resource's meta.lastUpdated until it is merged: the merge puts
  * this server's change time in its place (sql/010_change_time.sql). */
@@ -89,7 +88,7 @@ static const char stage_sql[] =
 
 /* What members, coverage and the provider directory keep, from the batch. */
 #define DERIVE_SQL \
-    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, json::jsonb AS j FROM load_stage" \
+    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, directory, json::jsonb AS j FROM load_stage" \
     "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, seq DESC), " \
     "m AS (INSERT INTO member (patient_id, family, given, birth_date, gender, member_id) " \
     " SELECT id, j->'name'->0->>'family'," \
@@ -122,7 +121,7 @@ static const char stage_sql[] =
     "  CASE type WHEN 'Organization' THEN j->>'name' ELSE concat_ws(' '," \
     "   (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g)," \
     "   j->'name'->0->>'family') END AS name, type, id" \
-    " FROM src WHERE type IN ('Practitioner', 'Organization')) p WHERE npi IS NOT NULL " \
+    " FROM src WHERE type IN ('Practitioner', 'Organization') AND directory) p WHERE npi IS NOT NULL " \
     "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name," \
     " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()"
 
@@ -186,37 +185,6 @@ static int copy_opt(pa_buf *b, const char *s)
     return *s ? copy_field(b, s) : pa_buf_addstr(b, "\\N");
 }
 
-void load_report(load_ctx *l, const char *file, long line, const char *fmt, ...)
-{
-    va_list ap;
-
-    l->rejected++;
-    if(l->progress_shown) {
-        fprintf(stderr, "\r\033[K");
-        l->progress_shown = 0;
-    }
-    fprintf(stderr, "%s:%ld: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static void progress(load_ctx *l, const char *file, int final)
-{
-    int64_t now = pa_mono_ms();
-    double secs;
-
-    if(!l->tty || (!final && now - l->last_progress < PROGRESS_EVERY_MS))
-        return;
-    l->last_progress = now;
-    secs = (double)(now - l->started) / 1000.0;
-    fprintf(stderr, "\r\033[K%s  %ld resources  %ld rejected  %.0f/s", file, l->seen, l->rejected,
-            secs > 0 ? (double)l->seen / secs : 0.0);
-    l->progress_shown = 1;
-}
-
-/* Sends the staged batch and merges it, in one transaction. */
 /* Collects the answer of the batch in flight (its merge, derivation and
  * commit, sent by batch_send): counts it, or rolls it back and reports its
  * lines.  A failed batch never stops the load. */
@@ -263,6 +231,8 @@ static void batch_wait(load_ctx *l)
         /* a line repeating an earlier one of the same batch is unchanged too */
         l->unchanged += l->pending_rows - l->pending_inserted - l->pending_updated;
         l->loaded += l->pending_rows;
+        for(size_t i = 0; i < LOAD_MAX_TYPES; i++)
+            l->type_loaded[i] += l->pending_types[i];
     }
     l->pending_rows = 0;
 }
@@ -321,7 +291,9 @@ static int batch_send(load_ctx *l, pa_err *err)
         pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
         l->pending_first_line = l->batch_first_line;
         l->pending_last_line = l->batch_last_line;
+        memcpy(l->pending_types, l->batch_types, sizeof(l->pending_types));
     }
+    memset(l->batch_types, 0, sizeof(l->batch_types));
     l->batch_rows = 0;
     memset(l->batch_keys, 0, sizeof(l->batch_keys));
     l->batch_repeats = 0;
@@ -332,7 +304,7 @@ static int batch_send(load_ctx *l, pa_err *err)
 
 /* Every line read so far stored (or reported): before anything else uses the
  * connection, and at the end. */
-static int flush_batch(load_ctx *l, pa_err *err)
+int load_flush(load_ctx *l, pa_err *err)
 {
     int rc = batch_send(l, err);
 
@@ -461,9 +433,11 @@ static char *mark_change_time(const char *line, const char *value)
     return out;
 }
 
-/* Adds one checked resource to the batch. */
+/* Adds one checked resource to the batch; line is its source when it was one
+ * whole line (NULL otherwise), directory whether its NPI may enter the
+ * provider directory. */
 static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, size_t n,
-                 const pa_fhir_facts *f, const char *file, long lineno, pa_err *err)
+                 const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
 {
     json_object *nf = NULL, *meta;
     const char *json;
@@ -478,7 +452,8 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         json_object_object_add(res, "meta", meta);
     }
     json_object_object_add(meta, "lastUpdated", json_object_new_string(CHANGE_TIME_VALUE));
-    if(f->last_updated[0] && line_is_compact(line, n, res) && (marked = mark_change_time(line, f->last_updated)))
+    if(line && f->last_updated[0] && line_is_compact(line, n, res) &&
+       (marked = mark_change_time(line, f->last_updated)))
         json = marked;
     else
         json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -531,27 +506,27 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
     if(!rc)
         rc = copy_opt(&l->batch, f->created);
     if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\n");
+        rc = pa_buf_addstr(&l->batch, directory ? "\tt\n" : "\tf\n");
     if(rc)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
+    l->batch_types[pa_fhir_type_index(t)]++;
     l->batch_rows++;
     if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)
         return batch_send(l, err);
     return PA_OK;
 }
 
-/* A transaction Bundle of DELETE entries: deletes now, after what came before. */
-static int delete_bundle(load_ctx *l, json_object *bundle, const char *file, long lineno, pa_err *err)
+/* The DELETE entries of a transaction or batch Bundle: deleted now, after
+ * what came before (the other entries are bundle.c's). */
+int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long lineno, pa_err *err)
 {
     json_object *entries, *types, *ids;
     size_t i;
     int rc;
 
     if(!json_object_object_get_ex(bundle, "entry", &entries) ||
-       !json_object_is_type(entries, json_type_array)) {
-        load_report(l, file, lineno, "a Bundle must be a transaction of DELETE entries");
+       !json_object_is_type(entries, json_type_array))
         return PA_OK;
-    }
     types = json_object_new_array();
     ids = json_object_new_array();
     for(i = 0; i < json_object_array_length(entries); i++) {
@@ -564,21 +539,25 @@ static int delete_bundle(load_ctx *l, json_object *bundle, const char *file, lon
             method = json_object_get_string(json_object_object_get(req, "method"));
             url = json_object_get_string(json_object_object_get(req, "url"));
         }
+        if(!method || strcmp(method, "DELETE"))
+            continue;
         slash = url ? strchr(url, '/') : NULL;
-        if(!method || strcmp(method, "DELETE") || !slash || (size_t)(slash - url) >= sizeof(type) ||
-           pa_strlcpy(id, slash + 1, sizeof(id)) || !pa_is_fhir_id(id)) {
-            load_report(l, file, lineno, "Bundle entry %zu is not a DELETE of Type/id", i);
+        if(!slash || (size_t)(slash - url) >= sizeof(type) || pa_strlcpy(id, slash + 1, sizeof(id)) ||
+           !pa_is_fhir_id(id)) {
+            load_report(l, file, lineno, "Bundle entry %zu: a DELETE of '%.80s', not of Type/id", i,
+                        url ? url : "");
             continue;
         }
         snprintf(type, sizeof(type), "%.*s", (int)(slash - url), url);
         if(!pa_fhir_type_find(type)) {
-            load_report(l, file, lineno, "Bundle entry %zu deletes an unknown type '%s'", i, type);
+            load_report(l, file, lineno, "Bundle entry %zu deletes a type this server does not keep: '%s'", i,
+                        type);
             continue;
         }
         json_object_array_add(types, json_object_new_string(type));
         json_object_array_add(ids, json_object_new_string(id));
     }
-    rc = flush_batch(l, err);
+    rc = load_flush(l, err);
     if(!rc && json_object_array_length(types)) {
         /* JSON arrays of ids ([A-Za-z0-9.-]) read as Postgres arrays once the
          * brackets become braces */
@@ -603,18 +582,77 @@ static int delete_bundle(load_ctx *l, json_object *bundle, const char *file, lon
     return rc;
 }
 
-/* Checks one NDJSON line and stages it (or its Group / deletes). */
-static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n, const char *file,
-                     long lineno, pa_err *err)
+/* Checks a parsed resource and stages it (a Group waits for the end, a
+ * Bundle is bundle.c's). */
+int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long lineno,
+                pa_err *err)
 {
-    json_object *res;
     const char *rt, *id, *npi;
     const pa_fhir_type *t;
-    int rc = PA_OK;
+    int rc = PA_OK, directory = 1;
+
+    if(!json_object_is_type(res, json_type_object)) {
+        load_report(l, file, lineno, "not a JSON object");
+        goto out;
+    }
+    rt = json_object_get_string(json_object_object_get(res, "resourceType"));
+    if(!rt) {
+        load_report(l, file, lineno, "no resourceType");
+        goto out;
+    }
+    if(!strcmp(rt, "Bundle")) {
+        rc = load_bundle(l, res, file, lineno, err);
+        goto out;
+    }
+    if(!strcmp(rt, "Group")) {
+        rc = load_group_defer(l, res, file, lineno);
+        res = NULL; /* kept for after the resources */
+        goto out;
+    }
+    t = pa_fhir_type_find(rt);
+    if(!t) {
+        load_skip(l, rt, file, lineno);
+        goto out;
+    }
+    id = json_object_get_string(json_object_object_get(res, "id"));
+    if(!id || !pa_is_fhir_id(id)) {
+        load_report(l, file, lineno, "%s without a valid id", rt);
+        goto out;
+    }
+    npi = pa_fhir_npi(res);
+    if(npi && !pa_npi_valid(npi)) {
+        /* kept, so that what references it is whole; but no directory entry */
+        load_warn(l, file, lineno, "%s/%s: NPI '%.20s' fails its check digit: stored, not in the provider directory",
+                  rt, id, npi);
+        directory = 0;
+    }
+    if(pa_fhir_extract(res, t, &l->facts, err)) {
+        load_report(l, file, lineno, "%s/%s: %s", rt, id, err->msg);
+        pa_err_clear(err);
+        goto out;
+    }
+    rc = stage(l, res, t, text, n, &l->facts, directory, file, lineno, err);
+out:
+    json_object_put(res);
+    return rc;
+}
+
+/* Checks one line holding one whole JSON text and loads it; *incomplete
+ * when it is the start of one that goes on. */
+static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n, const char *file,
+                     long lineno, int *incomplete, pa_err *err)
+{
+    json_object *res;
 
     /* strictly first (UTF-8, no \u0000, nothing after it): PostgreSQL refuses
      * such a line only when its whole batch is stored, losing the good ones */
     if(pa_json_walk(line, n, NULL, NULL, err)) {
+        pa_err_clear(err);
+        /* the first line of a text over several lines */
+        *incomplete = pa_json_prefix(line, n);
+        if(*incomplete)
+            return PA_OK;
+        pa_json_walk(line, n, NULL, NULL, err);
         load_report(l, file, lineno, "%s", err->msg);
         pa_err_clear(err);
         return PA_OK;
@@ -633,47 +671,7 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
         return PA_OK;
     }
     l->seen++;
-    if(!json_object_is_type(res, json_type_object)) {
-        load_report(l, file, lineno, "not a JSON object");
-        goto out;
-    }
-    rt = json_object_get_string(json_object_object_get(res, "resourceType"));
-    if(!rt) {
-        load_report(l, file, lineno, "no resourceType");
-        goto out;
-    }
-    if(!strcmp(rt, "Bundle")) {
-        rc = delete_bundle(l, res, file, lineno, err);
-        goto out;
-    }
-    if(!strcmp(rt, "Group")) {
-        rc = load_group_defer(l, res, file, lineno);
-        res = NULL; /* kept for after the resources */
-        goto out;
-    }
-    t = pa_fhir_type_find(rt);
-    if(!t) {
-        load_report(l, file, lineno, "resourceType '%.40s' is not one this server stores", rt);
-        goto out;
-    }
-    id = json_object_get_string(json_object_object_get(res, "id"));
-    if(!id || !pa_is_fhir_id(id)) {
-        load_report(l, file, lineno, "%s without a valid id", rt);
-        goto out;
-    }
-    npi = pa_fhir_npi(res);
-    if(npi && !pa_npi_valid(npi)) {
-        load_report(l, file, lineno, "%s/%s: NPI '%.20s' fails its check digit", rt, id, npi);
-        goto out;
-    }
-    if(pa_fhir_extract(res, t, &l->facts, err)) {
-        load_report(l, file, lineno, "%s/%s: %s", rt, id, err->msg);
-        goto out;
-    }
-    rc = stage(l, res, t, line, n, &l->facts, file, lineno, err);
-out:
-    json_object_put(res);
-    return rc;
+    return load_object(l, res, line, n, file, lineno, err);
 }
 
 /* Reads one line of any length up to PA_LOAD_MAX_LINE; 1 got one, 0 at end,
@@ -698,45 +696,136 @@ static int read_line(gzFile gz, pa_buf *line)
     return line->len > 0 ? 1 : 0;
 }
 
+/* A JSON text over several lines (a pretty-printed resource or Bundle),
+ * fed to its own tokener line by line. */
+struct doc {
+    json_tokener *tok;
+    pa_buf text;
+    long first_line; /* 0: none under way */
+    int skipping;    /* after a broken one: its lines up to the next that starts a value */
+};
+
+/* Feeds one more line of the text under way; PA_OK whether or not it ended
+ * there, an error only when loading what it held failed. */
+static int doc_feed(load_ctx *l, struct doc *d, const char *line, size_t n, const char *file, long lineno,
+                    int *reread, pa_err *err)
+{
+    size_t from = d->text.len;
+    json_object *res;
+    enum json_tokener_error je;
+    long first = d->first_line;
+
+    if(pa_buf_add(&d->text, line, n) || pa_buf_add(&d->text, "\n", 1)) {
+        load_report(l, file, first, "a JSON text over %d MB: the rest of the file was not read",
+                    PA_LOAD_MAX_DOC / 1048576);
+        d->first_line = 0;
+        return PA_EIO;
+    }
+    res = json_tokener_parse_ex(d->tok, d->text.data + from, (int)(d->text.len - from));
+    je = json_tokener_get_error(d->tok);
+    if(je == json_tokener_continue)
+        return PA_OK;
+    d->first_line = 0;
+    if(je != json_tokener_success || json_tokener_get_parse_end(d->tok) + from < d->text.len - 1) {
+        /* a line cut short, then the next line; or a text broken at this
+         * line: a line that starts a value is read again, the rest of the
+         * broken text is left */
+        if(lineno == first + 1)
+            load_report(l, file, first, "not valid JSON: the line ends before the JSON does");
+        else
+            load_report(l, file, first, "not valid JSON: the text that starts here breaks on line %ld: %s", lineno,
+                        res ? "text after the value" : json_tokener_error_desc(je));
+        json_object_put(res);
+        *reread = line[0] == '{' || line[0] == '[';
+        d->skipping = !*reread;
+        return PA_OK;
+    }
+    l->seen++;
+    if(pa_json_walk(d->text.data, d->text.len, NULL, NULL, err)) {
+        load_report(l, file, first, "%s", err->msg);
+        pa_err_clear(err);
+        json_object_put(res);
+        return PA_OK;
+    }
+    return load_object(l, res, NULL, 0, file, first, err);
+}
+
 static int load_ndjson(load_ctx *l, const char *file, pa_err *err)
 {
     gzFile gz = gzopen(file, "rb");
     json_tokener *tok = json_tokener_new_ex(64);
+    struct doc d = { json_tokener_new_ex(64), { 0 }, 0, 0 };
     pa_buf line;
     long lineno = 0;
     int rc = PA_OK;
-    int got;
+    int got = 1, reread = 0;
 
     pa_buf_init(&line, PA_LOAD_MAX_LINE);
-    if(!gz || !tok) {
+    pa_buf_init(&d.text, PA_LOAD_MAX_DOC);
+    if(!gz || !tok || !d.tok) {
         rc = pa_err_set(err, PA_EIO, "cannot read %s: %s", file, strerror(errno));
         goto out;
     }
     gzbuffer(gz, 256 * 1024);
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    while(!rc && (got = read_line(gz, &line)) != 0) {
-        size_t n = line.len;
+    json_tokener_set_flags(d.tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+    while(!rc) {
+        size_t n;
+        int incomplete = 0;
 
-        lineno++;
+        if(!reread) {
+            got = read_line(gz, &line);
+            if(got == 0)
+                break;
+            lineno++;
+        }
+        reread = 0;
         if(got < 0) {
             load_report(l, file, lineno, "longer than %d bytes", PA_LOAD_MAX_LINE);
             continue;
         }
+        n = line.len;
         while(n && (line.data[n - 1] == '\n' || line.data[n - 1] == '\r' || line.data[n - 1] == ' '))
             n--;
         if(n == 0)
             continue;
         line.data[n] = '\0';
-        rc = load_line(l, tok, line.data, n, file, lineno, err);
-        progress(l, file, 0);
+        line.len = n; /* as it is read again */
+        if(d.skipping && line.data[0] != '{' && line.data[0] != '[')
+            continue;
+        d.skipping = 0;
+        if(d.first_line) {
+            rc = doc_feed(l, &d, line.data, n, file, lineno, &reread, err);
+            if(rc == PA_EIO) {
+                rc = PA_OK;
+                break;
+            }
+        }
+        else {
+            rc = load_line(l, tok, line.data, n, file, lineno, &incomplete, err);
+            if(!rc && incomplete) {
+                /* the start of a text over several lines */
+                json_tokener_reset(d.tok);
+                pa_buf_reset(&d.text);
+                d.first_line = lineno;
+                rc = doc_feed(l, &d, line.data, n, file, lineno, &reread, err);
+            }
+        }
+        l->bytes_current = gzoffset(gz);
+        load_progress(l, file, 0);
     }
+    if(d.first_line)
+        load_report(l, file, d.first_line, "not valid JSON: the text ends before the JSON does");
     if(!rc)
-        rc = flush_batch(l, err);
+        rc = load_flush(l, err);
 out:
     if(gz)
         gzclose(gz);
     if(tok)
         json_tokener_free(tok);
+    if(d.tok)
+        json_tokener_free(d.tok);
+    pa_buf_free(&d.text);
     pa_buf_free(&line);
     return rc;
 }
@@ -847,26 +936,84 @@ fail:
     return -1;
 }
 
+static long long file_bytes(char **files, size_t n)
+{
+    long long total = 0;
+    size_t i;
+
+    for(i = 0; i < n; i++) {
+        struct stat st;
+
+        if(!stat(files[i], &st))
+            total += st.st_size;
+    }
+    return total;
+}
+
+static int load_usage(void)
+{
+    fprintf(stderr, "usage: pa-admin load [--errors FILE] FILE|DIR...\n"
+                    "  FHIR NDJSON or JSON (.ndjson, .json, .jsonl, and .gz): resources, Bundles (transaction,\n"
+                    "  batch, collection, searchset) and PDex Groups; CSV feeds (.csv).  A folder gives its\n"
+                    "  files and its subfolders', in name order.  --errors FILE lists every refused line.\n");
+    return 2;
+}
+
+/* Reads every file: resources, then the Bundle entries that waited for
+ * them, then the Groups that refer to them, then CSV feeds. */
+static int load_files(load_ctx *l, char **files, size_t nfiles, pa_err *err)
+{
+    size_t i;
+    int rc = PA_OK;
+
+    for(i = 0; !rc && i < nfiles; i++) {
+        if(!ends_with(files[i], ".csv")) {
+            l->bytes_current = 0;
+            rc = load_ndjson(l, files[i], err);
+            l->bytes_done += l->bytes_current;
+        }
+    }
+    if(!rc)
+        rc = load_bundles_finish(l, err);
+    if(!rc)
+        rc = load_groups_flush(l, err);
+    for(i = 0; !rc && i < nfiles; i++)
+        if(ends_with(files[i], ".csv"))
+            rc = load_csv(l, files[i], err);
+    return rc;
+}
+
 int cmd_load(int argc, char **argv)
 {
     load_ctx l;
     pa_config *cfg = NULL;
     char **files = NULL;
+    const char *errors = NULL;
     size_t nfiles = 0;
     size_t i;
     pa_err err;
-    int ret = 2;
-    int rc = PA_OK;
-    double secs;
+    int ret = 2, first = 1;
 
     memset(&l, 0, sizeof(l));
-    if(argc < 2 || !strcmp(argv[1], "--help")) {
-        fprintf(stderr, "usage: pa-admin load FILE|DIR...\n"
-                        "  FHIR NDJSON (.ndjson, .ndjson.gz), PDex Groups in it, and CSV feeds (.csv)\n");
-        return 2;
+    l.entry = -1;
+    while(first < argc && argv[first][0] == '-') {
+        if(!strcmp(argv[first], "--errors") && first + 1 < argc)
+            errors = argv[first + 1];
+        else
+            return load_usage();
+        first += 2;
     }
-    if(collect(argv + 1, argc - 1, &files, &nfiles))
+    if(first == argc)
+        return load_usage();
+    if(collect(argv + first, argc - first, &files, &nfiles))
         return 2;
+    if(errors) {
+        l.errors = fopen(errors, "w");
+        if(!l.errors) {
+            fprintf(stderr, "pa-admin: cannot write %s: %s\n", errors, strerror(errno));
+            goto out;
+        }
+    }
     if(admin_connect(&cfg, &l.db))
         goto out;
     pa_err_clear(&err);
@@ -874,6 +1021,8 @@ int cmd_load(int argc, char **argv)
     pa_fhir_facts_init(&l.facts);
     l.tty = isatty(2);
     l.started = pa_mono_ms();
+    l.last_progress = l.started;
+    l.bytes_total = file_bytes(files, nfiles);
     /* a load is idempotent and can be run again: it need not wait for each
      * commit to reach the disk */
     if(pa_db_exec(l.db, &err, "SET synchronous_commit = off") ||
@@ -882,33 +1031,25 @@ int cmd_load(int argc, char **argv)
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         goto out;
     }
-    /* resources first, then the Groups that refer to them, then CSV feeds */
-    for(i = 0; !rc && i < nfiles; i++)
-        if(!ends_with(files[i], ".csv"))
-            rc = load_ndjson(&l, files[i], &err);
-    if(!rc)
-        rc = load_groups_flush(&l, &err);
-    for(i = 0; !rc && i < nfiles; i++)
-        if(ends_with(files[i], ".csv"))
-            rc = load_csv(&l, files[i], &err);
-    progress(&l, "done", 1);
-    if(l.progress_shown)
-        fprintf(stderr, "\n");
-    if(rc) {
+    if(load_files(&l, files, nfiles, &err)) {
+        load_progress(&l, "", 1);
+        load_summary(&l, stderr);
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         goto out;
     }
-    secs = (double)(pa_mono_ms() - l.started) / 1000.0;
-    printf("loaded %ld resources (%ld new, %ld updated, %ld unchanged), %ld deleted, %ld groups, "
-           "%ld feed rows; %ld rejected; %.1f s, %.0f resources/s\n",
-           l.loaded, l.inserted, l.updated, l.unchanged, l.deleted, l.groups, l.feed_rows, l.rejected,
-           secs, secs > 0 ? (double)l.loaded / secs : 0.0);
+    load_summary(&l, stdout);
     ret = l.rejected ? 1 : 0;
 out:
+    if(l.errors && fclose(l.errors)) {
+        fprintf(stderr, "pa-admin: cannot write %s: %s\n", errors, strerror(errno));
+        ret = 2;
+    }
     for(i = 0; i < nfiles; i++)
         free(files[i]);
     free(files);
     load_groups_free(&l);
+    load_bundles_free(&l);
+    load_summary_free(&l);
     pa_buf_free(&l.batch);
     pa_fhir_facts_free(&l.facts);
     if(l.db)

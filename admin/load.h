@@ -8,14 +8,32 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "pa_buf.h"
 #include "pa_err.h"
 #include "pa_fhir.h"
 
 #define PA_LOAD_MAX_LINE (64 * 1024 * 1024)
+/* A JSON text over several lines (a pretty-printed Bundle) */
+#define PA_LOAD_MAX_DOC (256 * 1024 * 1024)
+#define LOAD_REASONS_MAX 64
+#define LOAD_EXAMPLES 3
+#define LOAD_MAX_TYPES 64
 
 struct deferred_group;
+struct load_refs;
+
+/* Reports counted by reason (loadsum.c). */
+typedef struct load_tally {
+    struct {
+        char *key;
+        long count;
+        char *examples[LOAD_EXAMPLES];
+    } r[LOAD_REASONS_MAX];
+    int n;
+    long other; /* reasons past the first LOAD_REASONS_MAX */
+} load_tally;
 
 typedef struct load_ctx {
     PGconn *db;
@@ -33,10 +51,20 @@ typedef struct load_ctx {
     char pending_file[1024];
     long pending_first_line, pending_last_line;
     long pending_inserted, pending_updated;
+    /* stored per type (pa_fhir_type_index): in the batch, in flight, merged */
+    long batch_types[LOAD_MAX_TYPES];
+    long pending_types[LOAD_MAX_TYPES];
+    long type_loaded[LOAD_MAX_TYPES];
     long seq;
     pa_fhir_facts facts;
     /* counts */
     long seen, loaded, inserted, updated, unchanged, deleted, rejected, groups, feed_rows;
+    long warnings, skipped;
+    load_tally refused, warned, skipped_types;
+    FILE *errors;              /* --errors FILE: every report */
+    long entry;                /* the Bundle entry being loaded, or -1 */
+    /* Bundles: their references resolved across the load (bundle.c) */
+    struct load_refs *refs;
     /* Groups wait until every resource is in */
     struct deferred_group *groups_head;
     struct deferred_group *groups_tail;
@@ -44,11 +72,48 @@ typedef struct load_ctx {
     int progress_shown;
     int64_t started;
     int64_t last_progress;
+    long long bytes_total;     /* of every file to read */
+    long long bytes_done;      /* of the files read */
+    long long bytes_current;   /* of the file being read */
 } load_ctx;
 
-/* Reports a rejected line or row on stderr and counts it. */
+/* loadsum.c: counts a refused line, row or entry under its reason. */
 void load_report(load_ctx *l, const char *file, long line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Counts something stored with a warning. */
+void load_warn(load_ctx *l, const char *file, long line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Counts a resource of a type the server does not keep. */
+void load_skip(load_ctx *l, const char *type, const char *file, long line);
+
+/* The progress line: on a terminal at most five times a second, otherwise
+ * a line every ten seconds; final clears it. */
+void load_progress(load_ctx *l, const char *file, int final);
+
+/* The end of a load: counts per type, and per reason with examples. */
+void load_summary(load_ctx *l, FILE *out);
+void load_summary_free(load_ctx *l);
+
+/* load.c: checks a parsed resource (taken) and stages it.  text[0..n) is
+ * its source when it is one whole line (stored as it is when compact),
+ * NULL otherwise. */
+int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long line,
+                pa_err *err);
+
+/* Stores what is staged, before another statement uses the connection. */
+int load_flush(load_ctx *l, pa_err *err);
+
+/* Deletes the DELETE entries of a transaction or batch Bundle. */
+int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long line, pa_err *err);
+
+/* bundle.c: a Bundle's entries, their references rewritten to Type/id. */
+int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, pa_err *err);
+/* The entries whose references named what had not been read yet, once
+ * everything else is. */
+int load_bundles_finish(load_ctx *l, pa_err *err);
+void load_bundles_free(load_ctx *l);
 
 /* Deletes resources (types and ids: Postgres array literals), leaving
  * tombstones; *n is how many existed. */

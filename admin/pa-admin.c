@@ -30,7 +30,7 @@ static void usage(FILE *f)
             "                            after installing the package, as root: database, configuration,\n"
             "                            migrations, Apache's TLS site, the runner; then says what is left\n"
             "  check [--config-only]     check the configuration, PostgreSQL, the schema and Redis\n"
-            "  load FILE|DIR...          load FHIR NDJSON (.ndjson, .ndjson.gz), PDex Groups and CSV feeds\n"
+            "  load [--errors FILE] FILE|DIR...  load FHIR NDJSON and Bundles (.ndjson, .json, .gz), PDex Groups, CSV feeds\n"
             "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
             "  member list [--limit N]   members: patient id, names, birth date, gender, subscriber id, coverage\n"
             "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"

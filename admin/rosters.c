@@ -17,7 +17,7 @@ static void roster_usage(void)
     fprintf(stderr,
             "usage: pa-admin roster list [--npi NPI] [--no-header]\n"
             "       pa-admin roster create ID --name NAME (--npi NPI | --org-npi NPI)\n"
-            "       pa-admin roster add ID PATIENT... [--from YYYY-MM-DD] [--to YYYY-MM-DD]\n"
+            "       pa-admin roster add ID PATIENT... [--from YYYY-MM-DD] [--to YYYY-MM-DD]  (patients the payer has)\n"
             "       pa-admin roster remove ID PATIENT...      (the member becomes inactive from today)\n"
             "       pa-admin roster status ID [draft|open|final]\n"
             "PATIENT is a patient id or Patient/id.\n");
@@ -32,6 +32,40 @@ static int valid_date(const char *s)
 
 
 /* The patients of argv[from..] (ids or Patient/id) as an array literal. */
+/* Refuses patients the payer has no member for, naming them; 0 when all
+ * are members. */
+static int refuse_unknown(const char *ids)
+{
+    pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    PGresult *res;
+    pa_err err;
+    int i, ret = 1;
+
+    if(admin_connect(&cfg, &db))
+        return 1;
+    pa_err_clear(&err);
+    res = pa_db_query(db, &err, "SELECT p FROM unnest($1::text[]) WITH ORDINALITY u(p, o)"
+                                " WHERE NOT " PA_SQL_PAYER_HAS_PATIENT("u.p") " ORDER BY o",
+                      1, &ids);
+    if(!res) {
+        fprintf(stderr, "pa-admin: %s\n", err.msg);
+    }
+    else if(PQntuples(res) > 0) {
+        fprintf(stderr, "pa-admin: not members the payer has (nothing was added):");
+        for(i = 0; i < PQntuples(res); i++)
+            fprintf(stderr, " %s", PQgetvalue(res, i, 0));
+        fprintf(stderr, "\n");
+    }
+    else {
+        ret = 0;
+    }
+    PQclear(res);
+    PQfinish(db);
+    pa_config_free(cfg);
+    return ret;
+}
+
 static int patient_list(int argc, char **argv, int from, pa_buf *ids, const char **start, const char **end)
 {
     int i;
@@ -142,6 +176,10 @@ int cmd_roster(int argc, char **argv)
             return 2;
         }
         values[1] = pa_buf_str(&ids);
+        if(add && refuse_unknown(values[1])) {
+            pa_buf_free(&ids);
+            return 1;
+        }
         if(add)
             rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
                              "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end, change_type) "

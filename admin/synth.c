@@ -31,6 +31,7 @@
 #include "pa_buf.h"
 #include "pa_fhir.h"
 #include "pa_util.h"
+#include "synth.h"
 
 #define LINE_MAX_BYTES (1024 * 1024)
 #define FIRST_YEAR 2014
@@ -149,6 +150,8 @@ struct synth {
     char (*org_npi)[11];
     long *optout_global;     /* member numbers */
     long n_optout_global;
+    struct synth_bundles *bundles; /* --bundles: what emit writes goes there */
+    int failed;
 };
 
 /* An NPI from a 9-digit base, with its Luhn check digit. */
@@ -187,8 +190,18 @@ static int64_t year_start_days(int year)
  * names go through str(). */
 static int emit(struct synth *s, enum out o)
 {
-    int rc = pa_buf_addstr(&s->line, "\n");
+    int rc;
 
+    if(s->bundles && o != O_GROUP) {
+        enum synth_bundle which = o == O_ORG || o == O_LOC ? SB_HOSPITAL
+                                : o == O_PRAC || o == O_ROLE || o == O_MEDICATION ? SB_PRACTITIONER : SB_MEMBER;
+
+        rc = synth_bundles_add(s->bundles, pa_buf_str(&s->line), which);
+        s->failed |= rc != 0;
+        pa_buf_reset(&s->line);
+        return rc;
+    }
+    rc = pa_buf_addstr(&s->line, "\n");
     if(!rc && fwrite(s->line.data, 1, s->line.len, s->out[o]) != s->line.len)
         rc = PA_EIO;
     pa_buf_reset(&s->line);
@@ -686,6 +699,8 @@ static void write_member(struct synth *s, long n)
     /* relationships the payer knows without claims: the member's PCP */
     if(chance(&r, 30))
         fprintf(s->trl_csv, "%s,%s,%s,,payer\n", m.id, s->prac_npi[m.pcp], m.cov_start);
+    if(s->bundles && synth_bundles_end_member(s->bundles, m.id))
+        s->failed = 1;
 }
 
 /* An opt-out Group: global (prac < 0) or from one practitioner, of every
@@ -785,7 +800,7 @@ int cmd_synth(int argc, char **argv)
     long seed = 1;
     char today[11];
     char path[4096];
-    int i;
+    int i, bundles = 0;
     int ret = 1;
 
     memset(&s, 0, sizeof(s));
@@ -797,6 +812,8 @@ int cmd_synth(int argc, char **argv)
             i++;
         else if(!strcmp(argv[i], "--out") && i + 1 < argc)
             dir = argv[++i];
+        else if(!strcmp(argv[i], "--bundles"))
+            bundles = 1;
         else if(!strcmp(argv[i], "--today") && i + 1 < argc && !parse_today(argv[i + 1], &s.today_days))
             pa_strlcpy(today, argv[++i], sizeof(today));
         else {
@@ -805,8 +822,9 @@ int cmd_synth(int argc, char **argv)
         }
     }
     if(members < 1 || !dir || members > 10000000) {
-        fprintf(stderr, "usage: pa-admin synth --members N [--seed S] [--today YYYY-MM-DD] --out DIR\n"
-                        "  the same seed and today give the same files, byte for byte\n");
+        fprintf(stderr, "usage: pa-admin synth --members N [--seed S] [--today YYYY-MM-DD] [--bundles] --out DIR\n"
+                        "  the same seed and today give the same files, byte for byte; --bundles writes\n"
+                        "  one transaction Bundle per member and two of providers, as Synthea does\n");
         return 2;
     }
     parse_today(today, &s.today_days);
@@ -821,7 +839,13 @@ int cmd_synth(int argc, char **argv)
         fprintf(stderr, "pa-admin: cannot create %s: %s\n", dir, strerror(errno));
         goto out;
     }
+    if(bundles && synth_bundles_open(&s.bundles, dir)) {
+        fprintf(stderr, "pa-admin: out of memory\n");
+        goto out;
+    }
     for(i = 0; i < O_COUNT; i++) {
+        if(s.bundles && i != O_GROUP)
+            continue;
         snprintf(path, sizeof(path), "%s/%s.ndjson", dir, out_names[i]);
         s.out[i] = fopen(path, "w");
         if(!s.out[i] || setvbuf(s.out[i], NULL, _IOFBF, 1 << 20)) {
@@ -846,7 +870,10 @@ int cmd_synth(int argc, char **argv)
     for(i = 0; i < members; i++)
         write_member(&s, i);
     write_groups(&s);
-    ret = 0;
+    ret = s.failed;
+    if(s.bundles && synth_bundles_close(s.bundles, 1))
+        ret = 1;
+    s.bundles = NULL;
     for(i = 0; i < O_COUNT; i++)
         if(s.out[i] && ferror(s.out[i]))
             ret = 1;
@@ -862,6 +889,7 @@ out:
         fclose(s.trl_csv);
     if(s.net_csv)
         fclose(s.net_csv);
+    synth_bundles_close(s.bundles, 0);
     free(s.prac_npi);
     free(s.org_npi);
     pa_buf_free(&s.line);

@@ -45,6 +45,12 @@
     "CASE WHEN " T ".inactive THEN 'new' WHEN (" T ".period_start, " T ".period_end) IS DISTINCT FROM"  \
     " (EXCLUDED.period_start, EXCLUDED.period_end) THEN 'changed' ELSE 'nochange' END"
 
+/* SQL: the payer has the patient whose id is the expression ID (its Patient
+ * resource, or a member row). */
+#define PA_SQL_PAYER_HAS_PATIENT(ID)                                                                 \
+    "(EXISTS (SELECT 1 FROM resource hp WHERE hp.type = 'Patient' AND hp.id = " ID ")"               \
+    " OR EXISTS (SELECT 1 FROM member hm WHERE hm.patient_id = " ID "))"
+
 /* Connects with cfg->pg_conninfo. */
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);
 

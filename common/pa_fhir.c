@@ -150,6 +150,11 @@ const pa_fhir_type *pa_fhir_type_find(const char *name)
     return NULL;
 }
 
+size_t pa_fhir_type_index(const pa_fhir_type *t)
+{
+    return (size_t)(t - types);
+}
+
 const char *const *pa_fhir_type_names(void)
 {
     static const char *names[NTYPES + 1];

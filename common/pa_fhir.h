@@ -33,6 +33,9 @@ int pa_fhir_element_name_valid(const char *name);
 /* The type, or NULL if the store does not serve it. */
 const pa_fhir_type *pa_fhir_type_find(const char *name);
 
+/* The position of t (from pa_fhir_type_find) in pa_fhir_type_names(). */
+size_t pa_fhir_type_index(const pa_fhir_type *t);
+
 /* All served types, NULL-terminated, in a stable order. */
 const char *const *pa_fhir_type_names(void);
 

@@ -300,6 +300,15 @@ int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, p
                       (size_t)(s.p - s.start));
 }
 
+int pa_json_prefix(const char *text, size_t len)
+{
+    struct scan s = { text, text, text + len, NULL, 0 };
+
+    if(scan_value(&s, 0, NULL, NULL) == 0)
+        return 0;
+    return s.p >= s.end && !s.stopped;
+}
+
 int pa_json_string(const char *value, size_t len, char *out, size_t size)
 {
     struct scan s = { value, value, value + len, NULL, 0 };

@@ -31,6 +31,10 @@ typedef int (*pa_json_visit)(const char *key, const char *value, size_t len, voi
  */
 int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, pa_err *err);
 
+/* True if text[0..len) is the start of a JSON value that it does not finish
+ * (the first line of a pretty-printed document), with nothing wrong so far. */
+int pa_json_prefix(const char *text, size_t len);
+
 struct json_object;
 
 /*

@@ -133,8 +133,7 @@ static int resolve(PGconn *db, const char *group, struct member_params *mp, char
                       "  AND $5 LIKE '%' || p.resource_type || '/' || p.resource_id)),"
                       " coalesce(r.npi, r.org_npi),"
                       /* the payer has the patient; the coverage named is the patient's */
-                      " EXISTS (SELECT 1 FROM resource p WHERE p.type = 'Patient' AND p.id = x.pid)"
-                      "  OR EXISTS (SELECT 1 FROM member m WHERE m.patient_id = x.pid),"
+                      " " PA_SQL_PAYER_HAS_PATIENT("x.pid") ","
                       " $6::text IS NULL OR EXISTS (SELECT 1 FROM coverage c WHERE c.coverage_id = $6 AND c.patient_id = x.pid) "
                       "FROM roster r, LATERAL (SELECT coalesce($3,"
                       "  (SELECT m.patient_id FROM member m WHERE m.member_id = $2 LIMIT 1),"

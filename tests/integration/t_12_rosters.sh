@@ -8,6 +8,9 @@ expect_eq "creating it twice is refused" "$?" 1
 admin roster create bad-npi --name x --npi 1234567890 > /dev/null 2>&1
 expect_eq "a roster for an invalid NPI is refused" "$?" 1
 expect_eq "roster add adds members (ids or references)" "$(admin roster add hand-made p1 Patient/p2 --from 2025-01-01)" "added 2 members"
+out=$(admin roster add hand-made p3 no-such-member --from 2025-01-01 2>&1); rc=$?
+expect_eq "roster add refuses a patient the payer does not have" "$rc" 1
+expect_eq "... naming it, and adds nothing" "$out" "pa-admin: not members the payer has (nothing was added): no-such-member"
 expect_match "roster list shows it with its member count" "$(admin roster list --npi 1234567893 --no-header)" \
   $'hand-made\t1234567893\t\t2\topen\tMade by hand'
 expect_eq "roster remove makes a member inactive" "$(admin roster remove hand-made p1)" "removed 1 members"
