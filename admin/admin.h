@@ -42,6 +42,9 @@ int admin_migrations_verify(PGconn *db, const char *dir);
 /* pa-admin load FILE|DIR...: exit 0 when all loaded, 1 when some was rejected, 2 on failure. */
 int cmd_load(int argc, char **argv);
 
+/* pa-admin sync SOURCE (admin/sync.c): a Bulk Data export of a FHIR server, loaded. */
+int cmd_sync(int argc, char **argv);
+
 /* pa-admin member|provider ...: lists. */
 int cmd_member(int argc, char **argv);
 int cmd_provider(int argc, char **argv);

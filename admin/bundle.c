@@ -531,6 +531,11 @@ int load_bundles_finish(load_ctx *l, pa_err *err)
     return rc;
 }
 
+long load_bundles_waiting(const load_ctx *l)
+{
+    return l->refs && l->refs->spill ? l->refs->spilled : 0;
+}
+
 void load_bundles_free(load_ctx *l)
 {
     struct load_refs *r = l->refs;

@@ -959,6 +959,53 @@ static int load_usage(void)
     return 2;
 }
 
+int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
+{
+    memset(l, 0, sizeof(*l));
+    l->entry = -1;
+    l->db = db;
+    l->errors = errors;
+    pa_buf_init(&l->batch, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
+    pa_fhir_facts_init(&l->facts);
+    l->tty = isatty(2);
+    l->started = pa_mono_ms();
+    l->last_progress = l->started;
+    /* a load is idempotent and can be run again: it need not wait for each
+     * commit to reach the disk */
+    if(pa_db_exec(db, err, "SET synchronous_commit = off") ||
+       pa_db_exec(db, err, "SET default_toast_compression = lz4") || pa_db_exec(db, err, stage_sql))
+        return err->code;
+    return load_groups_init(l, err);
+}
+
+int load_file(load_ctx *l, const char *path, pa_err *err)
+{
+    int rc;
+
+    l->bytes_current = 0;
+    rc = ends_with(path, ".csv") ? load_csv(l, path, err) : load_ndjson(l, path, err);
+    l->bytes_done += l->bytes_current;
+    return rc;
+}
+
+int load_finish(load_ctx *l, pa_err *err)
+{
+    int rc = load_bundles_finish(l, err);
+
+    if(!rc)
+        rc = load_groups_flush(l, err);
+    return rc;
+}
+
+void load_close(load_ctx *l)
+{
+    load_groups_free(l);
+    load_bundles_free(l);
+    load_summary_free(l);
+    pa_buf_free(&l->batch);
+    pa_fhir_facts_free(&l->facts);
+}
+
 /* Reads every file: resources, then the Bundle entries that waited for
  * them, then the Groups that refer to them, then CSV feeds. */
 static int load_files(load_ctx *l, char **files, size_t nfiles, pa_err *err)
@@ -966,20 +1013,14 @@ static int load_files(load_ctx *l, char **files, size_t nfiles, pa_err *err)
     size_t i;
     int rc = PA_OK;
 
-    for(i = 0; !rc && i < nfiles; i++) {
-        if(!ends_with(files[i], ".csv")) {
-            l->bytes_current = 0;
-            rc = load_ndjson(l, files[i], err);
-            l->bytes_done += l->bytes_current;
-        }
-    }
+    for(i = 0; !rc && i < nfiles; i++)
+        if(!ends_with(files[i], ".csv"))
+            rc = load_file(l, files[i], err);
     if(!rc)
-        rc = load_bundles_finish(l, err);
-    if(!rc)
-        rc = load_groups_flush(l, err);
+        rc = load_finish(l, err);
     for(i = 0; !rc && i < nfiles; i++)
         if(ends_with(files[i], ".csv"))
-            rc = load_csv(l, files[i], err);
+            rc = load_file(l, files[i], err);
     return rc;
 }
 
@@ -987,15 +1028,15 @@ int cmd_load(int argc, char **argv)
 {
     load_ctx l;
     pa_config *cfg = NULL;
+    PGconn *db = NULL;
+    FILE *errors_out = NULL;
     char **files = NULL;
     const char *errors = NULL;
     size_t nfiles = 0;
     size_t i;
     pa_err err;
-    int ret = 2, first = 1;
+    int ret = 2, first = 1, opened = 0;
 
-    memset(&l, 0, sizeof(l));
-    l.entry = -1;
     while(first < argc && argv[first][0] == '-') {
         if(!strcmp(argv[first], "--errors") && first + 1 < argc)
             errors = argv[first + 1];
@@ -1008,31 +1049,22 @@ int cmd_load(int argc, char **argv)
     if(collect(argv + first, argc - first, &files, &nfiles))
         return 2;
     if(errors) {
-        l.errors = fopen(errors, "w");
-        if(!l.errors) {
+        errors_out = fopen(errors, "w");
+        if(!errors_out) {
             fprintf(stderr, "pa-admin: cannot write %s: %s\n", errors, strerror(errno));
             goto out;
         }
     }
-    if(admin_connect(&cfg, &l.db))
+    if(admin_connect(&cfg, &db))
         goto out;
     pa_err_clear(&err);
-    pa_buf_init(&l.batch, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
-    pa_fhir_facts_init(&l.facts);
-    l.tty = isatty(2);
-    l.started = pa_mono_ms();
-    l.last_progress = l.started;
-    l.bytes_total = file_bytes(files, nfiles);
-    /* a load is idempotent and can be run again: it need not wait for each
-     * commit to reach the disk */
-    if(pa_db_exec(l.db, &err, "SET synchronous_commit = off") ||
-       pa_db_exec(l.db, &err, "SET default_toast_compression = lz4") || pa_db_exec(l.db, &err, stage_sql) ||
-       load_groups_init(&l, &err)) {
+    opened = 1;
+    if(load_open(&l, db, errors_out, &err)) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         goto out;
     }
+    l.bytes_total = file_bytes(files, nfiles);
     if(load_files(&l, files, nfiles, &err)) {
-        load_progress(&l, "", 1);
         load_summary(&l, stderr);
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         goto out;
@@ -1040,20 +1072,17 @@ int cmd_load(int argc, char **argv)
     load_summary(&l, stdout);
     ret = l.rejected ? 1 : 0;
 out:
-    if(l.errors && fclose(l.errors)) {
+    if(opened)
+        load_close(&l);
+    if(errors_out && fclose(errors_out)) {
         fprintf(stderr, "pa-admin: cannot write %s: %s\n", errors, strerror(errno));
         ret = 2;
     }
     for(i = 0; i < nfiles; i++)
         free(files[i]);
     free(files);
-    load_groups_free(&l);
-    load_bundles_free(&l);
-    load_summary_free(&l);
-    pa_buf_free(&l.batch);
-    pa_fhir_facts_free(&l.facts);
-    if(l.db)
-        PQfinish(l.db);
+    if(db)
+        PQfinish(db);
     pa_config_free(cfg);
     return ret;
 }

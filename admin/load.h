@@ -77,6 +77,15 @@ typedef struct load_ctx {
     long long bytes_current;   /* of the file being read */
 } load_ctx;
 
+/* load.c: a load on db (the caller's connection), every report also to
+ * errors if not NULL; load_close frees what it holds. */
+int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err);
+/* Loads one file: FHIR NDJSON/JSON (plain or gzip), or a CSV feed. */
+int load_file(load_ctx *l, const char *path, pa_err *err);
+/* After the FHIR files: the Bundle entries that waited, then the Groups. */
+int load_finish(load_ctx *l, pa_err *err);
+void load_close(load_ctx *l);
+
 /* loadsum.c: counts a refused line, row or entry under its reason. */
 void load_report(load_ctx *l, const char *file, long line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -114,6 +123,8 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
  * everything else is. */
 int load_bundles_finish(load_ctx *l, pa_err *err);
 void load_bundles_free(load_ctx *l);
+/* How many entries wait for load_bundles_finish. */
+long load_bundles_waiting(const load_ctx *l);
 
 /* Deletes resources (types and ids: Postgres array literals), leaving
  * tombstones; *n is how many existed. */

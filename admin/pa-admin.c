@@ -31,6 +31,7 @@ static void usage(FILE *f)
             "                            migrations, Apache's TLS site, the runner; then says what is left\n"
             "  check [--config-only]     check the configuration, PostgreSQL, the schema and Redis\n"
             "  load [--errors FILE] FILE|DIR...  load FHIR NDJSON and Bundles (.ndjson, .json, .gz), PDex Groups, CSV feeds\n"
+            "  sync SOURCE [--full] [--restart] [--wait S]  pull a Bulk Data export of source.SOURCE.url and load it\n"
             "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
             "  member list [--limit N]   members: patient id, names, birth date, gender, subscriber id, coverage\n"
             "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
@@ -314,6 +315,8 @@ int main(int argc, char **argv)
         return cmd_jobs(argc - i, argv + i);
     if(!strcmp(argv[i], "load"))
         return cmd_load(argc - i, argv + i);
+    if(!strcmp(argv[i], "sync"))
+        return cmd_sync(argc - i, argv + i);
     if(!strcmp(argv[i], "delete"))
         return cmd_delete(argc - i, argv + i);
     if(!strcmp(argv[i], "member"))

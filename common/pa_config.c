@@ -147,6 +147,131 @@ static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
     return PA_OK;
 }
 
+/* source.NAME.FIELD: the fields, each with its default (NULL: none). */
+struct source_field {
+    const char *name;
+    size_t offset;
+    const char *def;
+};
+
+#define SF(n, d) { #n, offsetof(pa_config_source, n), d }
+
+static const struct source_field source_fields[] = {
+    SF(url, NULL), SF(level, "system"), SF(types, ""), SF(auth, "none"), SF(client_id, ""), SF(key_file, ""),
+    SF(kid, ""), SF(secret_file, ""), SF(token_file, ""), SF(token_url, ""), SF(scope, "system/*.read"),
+    SF(ca_file, ""),
+};
+
+#define NSOURCE_FIELDS (sizeof(source_fields) / sizeof(source_fields[0]))
+
+static char **source_str(pa_config_source *s, const struct source_field *f)
+{
+    return (char **)(void *)((char *)s + f->offset);
+}
+
+const pa_config_source *pa_config_source_find(const pa_config *cfg, const char *name)
+{
+    int i;
+
+    for(i = 0; i < cfg->nsources; i++)
+        if(!strcmp(cfg->sources[i].name, name))
+            return &cfg->sources[i];
+    return NULL;
+}
+
+/* One source.NAME.FIELD = value line. */
+static int set_source(pa_config *cfg, const char *key, const char *value, const char *where, pa_err *err)
+{
+    const char *name = key + 7, *dot = strchr(name, '.');
+    pa_config_source *src = NULL;
+    char sname[64];
+    size_t n, i;
+    int k;
+
+    n = dot ? (size_t)(dot - name) : 0;
+    if(!dot || n == 0 || n >= sizeof(sname) || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                               "0123456789_-") != n)
+        return pa_err_set(err, PA_ECONFIG, "%s: a source key is source.NAME.FIELD (NAME of letters, digits, - and _)",
+                          where);
+    memcpy(sname, name, n);
+    sname[n] = '\0';
+    for(k = 0; k < cfg->nsources && strcmp(cfg->sources[k].name, sname); k++)
+        ;
+    if(k == cfg->nsources) {
+        if(k == PA_CONFIG_SOURCES_MAX)
+            return pa_err_set(err, PA_ECONFIG, "%s: more than %d sources", where, PA_CONFIG_SOURCES_MAX);
+        memcpy(cfg->sources[k].name, sname, n + 1);
+        cfg->sources[k].parallel = -1;
+        cfg->nsources++;
+    }
+    src = &cfg->sources[k];
+    if(!strcmp(dot + 1, "parallel")) {
+        char *end;
+        long v;
+
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if(src->parallel >= 0)
+            return pa_err_set(err, PA_ECONFIG, "%s: %s is set twice", where, key);
+        if(errno || !*value || *end || v < 1 || v > 16)
+            return pa_err_set(err, PA_ECONFIG, "%s: %s must be a number from 1 to 16", where, key);
+        src->parallel = v;
+        return PA_OK;
+    }
+    for(i = 0; i < NSOURCE_FIELDS && strcmp(source_fields[i].name, dot + 1); i++)
+        ;
+    if(i == NSOURCE_FIELDS)
+        return pa_err_set(err, PA_ECONFIG, "%s: unknown key '%.60s'", where, key);
+    if(*source_str(src, &source_fields[i]))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s is set twice", where, key);
+    *source_str(src, &source_fields[i]) = strdup(value);
+    return *source_str(src, &source_fields[i]) ? PA_OK : pa_err_set(err, PA_ENOMEM, "out of memory");
+}
+
+/* Each source's defaults, and what its auth needs. */
+static int finish_sources(pa_config *cfg, const char *name, pa_err *err)
+{
+    int k;
+    size_t i;
+
+    for(k = 0; k < cfg->nsources; k++) {
+        pa_config_source *s = &cfg->sources[k];
+        const char *need = NULL;
+
+        if(s->parallel < 0)
+            s->parallel = 4;
+        for(i = 0; i < NSOURCE_FIELDS; i++) {
+            char **v = source_str(s, &source_fields[i]);
+
+            if(!*v && !source_fields[i].def)
+                return pa_err_set(err, PA_ECONFIG, "%s: source.%s.%s is missing", name, s->name, source_fields[i].name);
+            if(!*v)
+                *v = strdup(source_fields[i].def);
+            if(!*v)
+                return pa_err_set(err, PA_ENOMEM, "out of memory");
+        }
+        if(strncmp(s->url, "http://", 7) && strncmp(s->url, "https://", 8))
+            return pa_err_set(err, PA_ECONFIG, "%s: source.%s.url must be an http or https URL", name, s->name);
+        if(strcmp(s->level, "system") && strcmp(s->level, "patient") &&
+           (strncmp(s->level, "group/", 6) || !s->level[6]))
+            return pa_err_set(err, PA_ECONFIG, "%s: source.%s.level must be system, patient or group/ID", name,
+                              s->name);
+        if(!strcmp(s->auth, "smart"))
+            need = !*s->client_id ? "client_id" : !*s->key_file ? "key_file" : !*s->kid ? "kid" : NULL;
+        else if(!strcmp(s->auth, "secret"))
+            need = !*s->client_id ? "client_id" : !*s->secret_file ? "secret_file" : NULL;
+        else if(!strcmp(s->auth, "bearer"))
+            need = !*s->token_file ? "token_file" : NULL;
+        else if(strcmp(s->auth, "none"))
+            return pa_err_set(err, PA_ECONFIG, "%s: source.%s.auth must be none, bearer, secret or smart", name,
+                              s->name);
+        if(need)
+            return pa_err_set(err, PA_ECONFIG, "%s: source.%s.auth = %s needs source.%s.%s", name, s->name, s->auth,
+                              s->name, need);
+    }
+    return PA_OK;
+}
+
 static char *trim(char *s)
 {
     char *e;
@@ -199,6 +324,12 @@ int pa_config_parse(const char *text, const char *name, pa_config **out, pa_err 
         }
         *eq = '\0';
         key = trim(line);
+        if(!strncmp(key, "source.", 7)) {
+            rc = set_source(cfg, key, trim(eq + 1), where, err);
+            if(rc)
+                goto out;
+            continue;
+        }
         k = find_key(key);
         if(!k) {
             rc = pa_err_set(err, PA_ECONFIG, "%s: unknown key '%.60s'", where, key);
@@ -225,6 +356,9 @@ int pa_config_parse(const char *text, const char *name, pa_config **out, pa_err 
         if(rc)
             goto out;
     }
+    rc = finish_sources(cfg, name, err);
+    if(rc)
+        goto out;
     *out = cfg;
     cfg = NULL;
 out:
@@ -281,11 +415,15 @@ const char *pa_config_path(const char *explicit_path)
 void pa_config_free(pa_config *cfg)
 {
     size_t i;
+    int k;
 
     if(!cfg)
         return;
     for(i = 0; i < NKEYS; i++)
         if(keys[i].type != KEY_INT)
             free(*str_field(cfg, &keys[i]));
+    for(k = 0; k < cfg->nsources; k++)
+        for(i = 0; i < NSOURCE_FIELDS; i++)
+            free(*source_str(&cfg->sources[k], &source_fields[i]));
     free(cfg);
 }

@@ -12,6 +12,27 @@
 
 #define PA_CONFIG_DEFAULT_PATH SYSCONFDIR "/provider-access/provider-access.conf"
 
+#define PA_CONFIG_SOURCES_MAX 16
+
+/* A FHIR server pa-admin sync pulls the payer's data from: the keys
+ * source.NAME.FIELD (docs/CONFIGURATION.md). */
+typedef struct pa_config_source {
+    char name[64];
+    char *url;          /* the FHIR base */
+    char *level;        /* system | patient | group/ID */
+    char *types;        /* _type ("" = all) */
+    char *auth;         /* none | bearer | secret | smart */
+    char *client_id;    /* secret, smart */
+    char *key_file;     /* smart: the PEM private key */
+    char *kid;          /* smart: the key's kid (as registered in the JWKS) */
+    char *secret_file;  /* secret: a file holding the client secret */
+    char *token_file;   /* bearer: a file holding the token */
+    char *token_url;    /* secret, smart ("" = from .well-known/smart-configuration) */
+    char *scope;
+    char *ca_file;      /* trusted CAs for https ("" = the system's) */
+    long parallel;      /* downloads at once */
+} pa_config_source;
+
 typedef struct pa_config {
     char *base_url;            /* public URL of the FHIR base, no trailing slash */
     char *data_dir;            /* export files live under data_dir/jobs/<id>/ */
@@ -51,7 +72,12 @@ typedef struct pa_config {
     long match_repeat_weight;         /* what one costs whose demographics came before with another id */
     char *business_timezone;   /* the one-business-day rule's clock (pa-admin report): UTC or a zoneinfo name */
     char *business_holidays;   /* days that are not business days: YYYY-MM-DD, separated by spaces or commas */
+    pa_config_source sources[PA_CONFIG_SOURCES_MAX];
+    int nsources;
 } pa_config;
+
+/* The source named name, or NULL. */
+const pa_config_source *pa_config_source_find(const pa_config *cfg, const char *name);
 
 /* Reads path into a new config (*out, freed with pa_config_free).  On an
  * error, err->msg names the file, the line and the key. */

@@ -4,10 +4,13 @@
 #include <openssl/core_names.h>
 #include <openssl/ecdsa.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pa_fhir.h"
+#include "pa_buf.h"
 #include "pa_json.h"
 
 static int b64val(int c)
@@ -279,5 +282,101 @@ out:
     EVP_MD_CTX_free(mctx);
     EVP_PKEY_free(pkey);
     OPENSSL_free(der);
+    return rc;
+}
+
+static int b64url_add(pa_buf *b, const unsigned char *p, size_t n)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t i;
+    int rc = PA_OK;
+
+    for(i = 0; !rc && i < n; i += 3) {
+        unsigned long v = (unsigned long)p[i] << 16 | (i + 1 < n ? (unsigned long)p[i + 1] << 8 : 0) |
+                          (i + 2 < n ? p[i + 2] : 0);
+        char out[4] = { abc[(v >> 18) & 63], abc[(v >> 12) & 63], abc[(v >> 6) & 63], abc[v & 63] };
+
+        rc = pa_buf_add(b, out, i + 2 < n ? 4 : i + 1 < n ? 3 : 2);
+    }
+    return rc;
+}
+
+/* The raw r || s of a DER ECDSA signature, each size bytes. */
+static int ecdsa_raw(const unsigned char *der, size_t der_len, size_t size, unsigned char *out)
+{
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &der, (long)der_len);
+    const BIGNUM *r, *s;
+    int ok;
+
+    if(!sig)
+        return -1;
+    ECDSA_SIG_get0(sig, &r, &s);
+    ok = BN_bn2binpad(r, out, (int)size) == (int)size && BN_bn2binpad(s, out + size, (int)size) == (int)size;
+    ECDSA_SIG_free(sig);
+    return ok ? 0 : -1;
+}
+
+int pa_jwt_sign(const char *key_file, const char *kid, json_object *claims, char **out, pa_err *err)
+{
+    FILE *f = fopen(key_file, "r");
+    EVP_PKEY *pkey = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    EVP_MD_CTX *mctx = NULL;
+    json_object *header = json_object_new_object();
+    const char *alg = NULL;
+    unsigned char sig[1024], raw[132];
+    size_t sig_len = sizeof(sig);
+    pa_buf b;
+    int rc = PA_EINVAL, bits = pkey ? EVP_PKEY_get_bits(pkey) : 0;
+
+    *out = NULL;
+    pa_buf_init(&b, PA_JWT_MAX);
+    if(f)
+        fclose(f);
+    if(!pkey) {
+        rc = pa_err_set(err, PA_EINVAL, "%s is not a readable PEM private key", key_file);
+        goto out;
+    }
+    if(EVP_PKEY_is_a(pkey, "RSA") && bits >= 2048)
+        alg = "RS384";
+    else if(EVP_PKEY_is_a(pkey, "EC") && (bits == 384 || bits == 256))
+        alg = bits == 384 ? "ES384" : "ES256";
+    if(!alg || !header) {
+        rc = pa_err_set(err, PA_EINVAL, "%s: only RSA (2048 bits or more) and EC P-384/P-256 keys sign", key_file);
+        goto out;
+    }
+    json_object_object_add(header, "alg", json_object_new_string(alg));
+    json_object_object_add(header, "typ", json_object_new_string("JWT"));
+    if(kid)
+        json_object_object_add(header, "kid", json_object_new_string(kid));
+    {
+        const char *h = json_object_to_json_string_ext(header, JSON_C_TO_STRING_PLAIN);
+        const char *c = json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN);
+
+        rc = b64url_add(&b, (const unsigned char *)h, strlen(h)) || pa_buf_add(&b, ".", 1) ||
+             b64url_add(&b, (const unsigned char *)c, strlen(c)) ? PA_ETOOBIG : PA_OK;
+    }
+    mctx = EVP_MD_CTX_new();
+    if(!rc && (!mctx || EVP_DigestSignInit(mctx, NULL, alg[2] == '3' ? EVP_sha384() : EVP_sha256(), NULL, pkey) != 1 ||
+               EVP_DigestSign(mctx, sig, &sig_len, (const unsigned char *)b.data, b.len) != 1))
+        rc = pa_err_set(err, PA_EINVAL, "signing with %s failed", key_file);
+    if(!rc && alg[0] == 'E') {
+        size_t size = bits == 384 ? 48 : 32;
+
+        if(ecdsa_raw(sig, sig_len, size, raw))
+            rc = pa_err_set(err, PA_EINVAL, "signing with %s failed", key_file);
+        else {
+            memcpy(sig, raw, 2 * size);
+            sig_len = 2 * size;
+        }
+    }
+    if(!rc && (pa_buf_add(&b, ".", 1) || b64url_add(&b, sig, sig_len)))
+        rc = pa_err_set(err, PA_ETOOBIG, "the assertion is too large");
+    if(!rc)
+        *out = pa_buf_steal(&b);
+out:
+    pa_buf_free(&b);
+    json_object_put(header);
+    EVP_MD_CTX_free(mctx);
+    EVP_PKEY_free(pkey);
     return rc;
 }

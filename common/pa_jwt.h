@@ -44,4 +44,12 @@ int pa_jwk_to_pkey(json_object *jwk, EVP_PKEY **out, pa_err *err);
  */
 int pa_jwt_verify(const pa_jwt *jwt, json_object *jwk, pa_err *err);
 
+/*
+ * Signs claims as a compact JWS with the PEM private key in key_file: RS384
+ * for RSA (2048 bits or more), ES384 or ES256 for EC P-384 or P-256 (raw
+ * r || s).  *out is the token (caller frees).  For SMART Backend Services
+ * client assertions (pa-admin sync).
+ */
+int pa_jwt_sign(const char *key_file, const char *kid, json_object *claims, char **out, pa_err *err);
+
 #endif

@@ -11,9 +11,14 @@
 #include "pa_config.h"
 #include "pa_fhir.h"
 #include "pa_http.h"
+#include "pa_httpc.h"
 #include "pa_job.h"
 #include "pa_json.h"
+#include "pa_jwt.h"
 #include "pa_util.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 static const char *minimal_config =
     "base_url = http://127.0.0.1:8080/fhir/\n"
@@ -87,6 +92,182 @@ static void test_config_errors(void)
         CU_ASSERT_EQUAL(pa_config_parse(cases[i].text, "t.conf", &cfg, &err), PA_ECONFIG);
         CU_ASSERT_PTR_NULL(cfg);
         CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].needle));
+    }
+}
+
+/* source.NAME.FIELD: defaults, what each auth needs, typos refused. */
+static void test_config_sources(void)
+{
+    static const struct {
+        const char *lines;
+        const char *needle; /* NULL: accepted */
+    } cases[] = {
+        { "source.payer.url = https://fhir.payer.example/r4\n", NULL },
+        { "source.payer.url = ftp://x\n", "http or https" },
+        { "source.payer.level = system\n", "source.payer.url is missing" },
+        { "source.payer.url = http://x\nsource.payer.level = group/\n", "system, patient or group/ID" },
+        { "source.payer.url = http://x\nsource.payer.auth = smart\nsource.payer.client_id = c\n"
+          "source.payer.key_file = /k.pem\n", "needs source.payer.kid" },
+        { "source.payer.url = http://x\nsource.payer.auth = secret\nsource.payer.client_id = c\n",
+          "needs source.payer.secret_file" },
+        { "source.payer.url = http://x\nsource.payer.auth = magic\n", "none, bearer, secret or smart" },
+        { "source.payer.url = http://x\nsource.payer.paralel = 2\n", "unknown key 'source.payer.paralel'" },
+        { "source.payer.url = http://x\nsource.payer.parallel = 17\n", "from 1 to 16" },
+        { "source.payer.url = http://x\nsource.payer.url = http://y\n", "set twice" },
+        { "source.pay er.url = http://x\n", "source.NAME.FIELD" },
+    };
+    size_t i;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char text[1024];
+        pa_config *cfg = NULL;
+        pa_err err;
+        int rc;
+
+        snprintf(text, sizeof(text), "%s%s", minimal_config, cases[i].lines);
+        pa_err_clear(&err);
+        rc = pa_config_parse(text, "t.conf", &cfg, &err);
+        if(!cases[i].needle) {
+            CU_ASSERT_EQUAL_FATAL(rc, PA_OK);
+            CU_ASSERT_EQUAL(cfg->nsources, 1);
+            CU_ASSERT_STRING_EQUAL(pa_config_source_find(cfg, "payer")->level, "system");
+            CU_ASSERT_STRING_EQUAL(pa_config_source_find(cfg, "payer")->auth, "none");
+            CU_ASSERT_EQUAL(pa_config_source_find(cfg, "payer")->parallel, 4);
+            CU_ASSERT_PTR_NULL(pa_config_source_find(cfg, "other"));
+        }
+        else {
+            CU_ASSERT_EQUAL(rc, PA_ECONFIG);
+            if(!strstr(err.msg, cases[i].needle))
+                fprintf(stderr, "case %zu: %s\n", i, err.msg);
+            CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].needle));
+        }
+        pa_config_free(cfg);
+    }
+}
+
+static void test_url_parse(void)
+{
+    pa_url u;
+
+    CU_ASSERT_EQUAL_FATAL(pa_url_parse("https://fhir.example/r4/$export?_type=Patient", &u), PA_OK);
+    CU_ASSERT(u.tls);
+    CU_ASSERT_STRING_EQUAL(u.host, "fhir.example");
+    CU_ASSERT_STRING_EQUAL(u.port, "443");
+    CU_ASSERT_STRING_EQUAL(u.target, "/r4/$export?_type=Patient");
+    CU_ASSERT_EQUAL_FATAL(pa_url_parse("http://127.0.0.1:8080", &u), PA_OK);
+    CU_ASSERT_STRING_EQUAL(u.port, "8080");
+    CU_ASSERT_STRING_EQUAL(u.target, "/");
+    CU_ASSERT_EQUAL_FATAL(pa_url_parse("http://[::1]:81?x=1", &u), PA_OK);
+    CU_ASSERT_STRING_EQUAL(u.host, "[::1]");
+    CU_ASSERT_STRING_EQUAL(u.target, "/?x=1");
+    CU_ASSERT_EQUAL(pa_url_parse("ftp://x/", &u), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_url_parse("http://user:pw@x/", &u), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_url_parse("http://x:80a/", &u), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_url_parse("http:///path", &u), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_url_parse("http://x/a b", &u), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_url_parse("http://x/#frag", &u), PA_EINVAL);
+}
+
+/* Answers as a server may frame them, read from memory. */
+static void test_httpc_response(void)
+{
+    static const struct {
+        const char *bytes;
+        int rc;
+        int status;
+        const char *body;
+    } cases[] = {
+        { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA", PA_OK, 200, "hello" },
+        { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\n\r\n",
+          PA_OK, 200, "abcde" },
+        { "HTTP/1.0 404 Not Found\r\n\r\nto the close", PA_OK, 404, "to the close" },
+        { "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", PA_OK, 204, "" },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", PA_EIO, 200, NULL },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", PA_EIO, 200, NULL },
+        { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n", PA_EIO, 200, NULL },
+        { "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", PA_EIO, 200, NULL },
+        { "SMTP ready\r\n\r\n", PA_EIO, 0, NULL },
+        { "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", PA_EIO, 200, NULL },
+    };
+    size_t i;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        BIO *b = BIO_new_mem_buf(cases[i].bytes, -1);
+        pa_httpc_resp r;
+        pa_err err;
+
+        pa_httpc_resp_init(&r);
+        CU_ASSERT_EQUAL(pa_httpc_read_response(b, 0, NULL, NULL, 0, &r, &err), cases[i].rc);
+        CU_ASSERT_EQUAL(r.status, cases[i].status);
+        if(cases[i].body)
+            CU_ASSERT_STRING_EQUAL(pa_buf_str(&r.body), cases[i].body);
+        pa_httpc_resp_free(&r);
+        BIO_free(b);
+    }
+    {
+        const char *bytes = "HTTP/1.1 202 Accepted\r\nretry-after: 7\r\nX-Progress:  40%  \r\n"
+                            "Content-Location: http://x/status/1\r\nContent-Length: 0\r\n\r\n";
+        BIO *b = BIO_new_mem_buf(bytes, -1);
+        pa_httpc_resp r;
+        pa_err err;
+
+        pa_httpc_resp_init(&r);
+        CU_ASSERT_EQUAL(pa_httpc_read_response(b, 0, NULL, NULL, 0, &r, &err), PA_OK);
+        CU_ASSERT_EQUAL(r.retry_after, 7);
+        CU_ASSERT_STRING_EQUAL(r.x_progress, "40%");
+        CU_ASSERT_STRING_EQUAL(r.content_location, "http://x/status/1");
+        pa_httpc_resp_free(&r);
+        BIO_free(b);
+    }
+}
+
+/* A signed assertion verifies with the key it was signed with; RS384 for RSA. */
+static void test_jwt_sign(void)
+{
+    int k;
+
+    for(k = 0; k < 2; k++) { /* RSA, then EC */
+        char path[] = "/tmp/pa-key-XXXXXX";
+        int fd = mkstemp(path);
+        FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+        EVP_PKEY *key = k == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+                               : EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+        json_object *claims = json_object_new_object();
+        char *token = NULL;
+        pa_jwt jwt;
+        pa_err err;
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(key);
+        CU_ASSERT_EQUAL(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+        fclose(f);
+        json_object_object_add(claims, "iss", json_object_new_string("c1"));
+        CU_ASSERT_EQUAL_FATAL(pa_jwt_sign(path, "kid-1", claims, &token, &err), PA_OK);
+        CU_ASSERT_EQUAL_FATAL(pa_jwt_parse(token, &jwt, &err), PA_OK);
+        CU_ASSERT_STRING_EQUAL(pa_json_str(jwt.header, "alg"), k == 0 ? "RS384" : "ES384");
+        CU_ASSERT_STRING_EQUAL(pa_json_str(jwt.header, "kid"), "kid-1");
+        CU_ASSERT_STRING_EQUAL(pa_json_str(jwt.claims, "iss"), "c1");
+        if(k == 0) {
+            CU_ASSERT_EQUAL(EVP_DigestVerifyInit(ctx, NULL, EVP_sha384(), NULL, key), 1);
+            CU_ASSERT_EQUAL(EVP_DigestVerify(ctx, jwt.sig, jwt.sig_len, (const unsigned char *)jwt.signing_input,
+                                             strlen(jwt.signing_input)), 1);
+        }
+        else {
+            CU_ASSERT_EQUAL(jwt.sig_len, 96); /* raw r || s */
+        }
+        {
+            char *none = NULL;
+
+            CU_ASSERT_NOT_EQUAL(pa_jwt_sign("/nonexistent.pem", "k", claims, &none, &err), PA_OK);
+            CU_ASSERT_PTR_NULL(none);
+        }
+        pa_jwt_free(&jwt);
+        free(token);
+        json_object_put(claims);
+        EVP_MD_CTX_free(ctx);
+        EVP_PKEY_free(key);
+        unlink(path);
     }
 }
 
@@ -512,6 +693,10 @@ int main(void)
         { "config applies defaults", test_config_defaults },
         { "config errors name the key", test_config_errors },
         { "config missing file names the path", test_config_missing_file },
+        { "config sources: defaults, what each auth needs, typos", test_config_sources },
+        { "URLs for the HTTP client", test_url_parse },
+        { "HTTP responses framed every way, and malformed", test_httpc_response },
+        { "JWT client assertions signed (RS384, ES384)", test_jwt_sign },
         { "Accept negotiation", test_accept },
         { "media type comparison", test_media_type },
         { "query string parsing", test_query_parse },
