@@ -672,7 +672,7 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
     struct state st;
     load_ctx l;
     json_object *m = NULL;
-    const char *tt;
+    const char *tt = NULL;
     pa_err err;
     int rc, opened = 0;
 
@@ -736,7 +736,7 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
             rc = 1;
         load_close(&l);
     }
-    if(rc != 2) {
+    if(rc != 2 && tt) {
         pa_httpc_resp r;
         int refreshed = 0;
 
