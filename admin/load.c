@@ -13,6 +13,7 @@
  * loaded after all resources; CSV feeds last (groups.c, feeds.c).
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <errno.h>
 #include <json-c/json.h>
@@ -41,6 +42,25 @@ static const char stage_sql[] =
     " seq bigint, type text, id text, patient_id text, json text,"
     " json_nonfin text, content_hash bytea, tokens text[], refs text[], clin_start timestamptz,"
     " clin_end timestamptz, created timestamptz, directory boolean) ON COMMIT DELETE ROWS";
+
+/* A direct batch that could not go straight in, and what members, coverage
+ * and the directory are derived from in a direct batch. */
+static const char direct_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS load_direct (type text, id text, patient_id text,"
+    " last_updated timestamptz, json text, json_nonfin text, content_hash bytea, tokens text[], refs text[],"
+    " clin_start timestamptz, clin_end timestamptz, created timestamptz, ord bigserial) ON COMMIT DELETE ROWS";
+static const char derive_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS load_derive (type text, id text, patient_id text, directory boolean,"
+    " json text, ord bigserial) ON COMMIT DELETE ROWS";
+
+/* The columns a direct batch's rows give, in order (COPY into resource). */
+#define DIRECT_COLUMNS \
+    "type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens, refs, clin_start, clin_end, created"
+
+/* In a direct batch, where the change time goes: as long as the instant
+ * that replaces it once the batch's transaction has taken it. */
+#define DIRECT_TIME "@@pa:change-time-direct@"
+_Static_assert(sizeof(DIRECT_TIME) - 1 == 24, "the placeholder is as long as YYYY-MM-DDTHH:MM:SS.mmmZ");
 
 /* A stored resource's meta.lastUpdated until it is merged: the merge puts
  * this server's change time in its place (sql/010_change_time.sql). */
@@ -86,10 +106,11 @@ static const char stage_sql[] =
     "undeleted AS (DELETE FROM resource_deleted d USING load_stage s WHERE d.type = s.type AND d.id = s.id) " \
     "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted AND changed) FROM up"
 
-/* What members, coverage and the provider directory keep, from the batch. */
-#define DERIVE_SQL \
-    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, directory, json::jsonb AS j FROM load_stage" \
-    "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, seq DESC), " \
+/* What members, coverage and the provider directory keep, from the batch
+ * (SRC, its rows in order by ORD). */
+#define DERIVE_SQL_FROM(SRC, ORD) \
+    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, directory, json::jsonb AS j FROM " SRC \
+    "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, " ORD " DESC), " \
     "m AS (INSERT INTO member (patient_id, family, given, birth_date, gender, member_id) " \
     " SELECT id, j->'name'->0->>'family'," \
     "  (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g)," \
@@ -124,6 +145,24 @@ static const char stage_sql[] =
     " FROM src WHERE type IN ('Practitioner', 'Organization') AND directory) p WHERE npi IS NOT NULL " \
     "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name," \
     " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()"
+#define DERIVE_SQL DERIVE_SQL_FROM("load_stage", "seq")
+
+/* A direct batch that met a resource already stored (named twice in the
+ * load): merged instead, the last row of each resource winning. */
+static const char merge_direct_sql[] =
+    "WITH up AS (INSERT INTO resource AS r (" DIRECT_COLUMNS ") "
+    " SELECT DISTINCT ON (type, id) " DIRECT_COLUMNS " FROM load_direct ORDER BY type, id, ord DESC "
+    " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id, last_updated = EXCLUDED.last_updated,"
+    "  json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin, content_hash = EXCLUDED.content_hash,"
+    "  tokens = EXCLUDED.tokens, refs = EXCLUDED.refs, clin_start = EXCLUDED.clin_start,"
+    "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created"
+    " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash RETURNING (xmax = 0) AS inserted) "
+    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up";
+
+/* A direct batch's change time, after the lock pa_transaction_time() looks for. */
+static const char direct_time_sql[] =
+    "SELECT to_char(date_trunc('milliseconds', clock_timestamp()) AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM (SELECT pg_advisory_xact_lock_shared(872341, 1)) lk";
 
 /* A batch's merge, derivation and commit, sent as one simple query: the
  * staged lines as they are when the batch names no resource twice, else the
@@ -158,16 +197,20 @@ int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err 
 
 /* Appends s to a COPY text-format field: backslash, tab, newline and CR
  * escaped (the runs between them copied whole). */
-static int copy_field(pa_buf *b, const char *s)
+/* The first n bytes of s (a NUL-terminated string). */
+static int copy_field_n(pa_buf *b, const char *s, size_t n)
 {
+    const char *end = s + n;
     int rc = PA_OK;
 
-    while(!rc) {
+    while(!rc && s < end) {
         size_t run = strcspn(s, "\\\t\n\r");
 
+        if(run > (size_t)(end - s))
+            run = (size_t)(end - s);
         rc = pa_buf_add(b, s, run);
         s += run;
-        if(rc || !*s)
+        if(rc || s == end)
             break;
         switch(*s++) {
         case '\\': rc = pa_buf_add(b, "\\\\", 2); break;
@@ -179,126 +222,385 @@ static int copy_field(pa_buf *b, const char *s)
     return rc;
 }
 
+static int copy_field(pa_buf *b, const char *s)
+{
+    return copy_field_n(b, s, strlen(s));
+}
+
+static int mark_add(struct load_marks *m, size_t at)
+{
+    if(m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 4096;
+        size_t *more = realloc(m->at, cap * sizeof(*more));
+
+        if(!more)
+            return PA_ENOMEM;
+        m->at = more;
+        m->cap = cap;
+    }
+    m->at[m->n++] = at;
+    return PA_OK;
+}
+
+/* copy_field, each change-time mark in s written as DIRECT_TIME, its
+ * place noted. */
+static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
+{
+    const char *at;
+    int rc = PA_OK;
+
+    while(!rc && (at = strstr(s, CHANGE_TIME_VALUE)) != NULL) {
+        rc = copy_field_n(b, s, (size_t)(at - s));
+        if(!rc)
+            rc = mark_add(m, b->len);
+        if(!rc)
+            rc = pa_buf_add(b, DIRECT_TIME, 24);
+        s = at + strlen(CHANGE_TIME_VALUE);
+    }
+    return rc ? rc : copy_field(b, s);
+}
+
 /* A nullable field: "" is NULL. */
 static int copy_opt(pa_buf *b, const char *s)
 {
     return *s ? copy_field(b, s) : pa_buf_addstr(b, "\\N");
 }
 
-/* Collects the answer of the batch in flight (its merge, derivation and
- * commit, sent by batch_send): counts it, or rolls it back and reports its
- * lines.  A failed batch never stops the load. */
-static void batch_wait(load_ctx *l)
+/*
+ * The sender: a thread of its own stores each full batch (the COPY into the
+ * staging table, the merge, the derivation, the commit) while the loader
+ * parses the next, so that the client's parse and the server's work
+ * overlap.  It owns the connection while a batch is in flight; the loader
+ * touches the connection only once the sender is idle (load_flush).  The
+ * loader hands over a batch by swapping buffers; what became of it
+ * (counts, or why it failed) is accounted by the loader (batch_wait).
+ */
+struct load_sender {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int busy;           /* a batch is in flight */
+    int stop;
+    pa_buf sending;     /* the batch in flight */
+    int repeats;        /* it names a resource twice */
+    int direct;         /* its rows go straight into resource (DIRECT_COLUMNS) */
+    struct load_marks marks;  /* where its change time goes */
+    pa_buf derive;      /* a direct batch's rows for member, coverage, directory */
+    /* its outcome */
+    int failed;
+    int fell_back;      /* a direct batch that had to be merged */
+    char why[400];
+    long inserted, updated;
+};
+
+/* Sends buf by COPY with sql; 0, or -1 with why. */
+static int copy_in(PGconn *db, const char *sql, const pa_buf *buf, char *why, size_t size)
+{
+    PGresult *res = PQexec(db, sql);
+    size_t off = 0;
+    int rc = 0;
+
+    if(PQresultStatus(res) != PGRES_COPY_IN) {
+        snprintf(why, size, "COPY: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    PQclear(res);
+    while(!rc && off < buf->len) {
+        size_t n = buf->len - off > 1048576 ? 1048576 : buf->len - off;
+
+        if(PQputCopyData(db, buf->data + off, (int)n) != 1) {
+            snprintf(why, size, "COPY: %s", PQerrorMessage(db));
+            rc = -1;
+        }
+        off += n;
+    }
+    if(PQputCopyEnd(db, rc ? "aborted" : NULL) != 1 && !rc) {
+        snprintf(why, size, "COPY: %s", PQerrorMessage(db));
+        rc = -1;
+    }
+    while((res = PQgetResult(db))) {
+        if(PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
+            snprintf(why, size, "COPY: %s", PQresultErrorMessage(res));
+            rc = -1;
+        }
+        PQclear(res);
+    }
+    return rc;
+}
+
+/* One statement whose answer must be status (and, for a count, its two
+ * numbers); 0 or -1 with why. */
+static int exec_step(PGconn *db, const char *sql, ExecStatusType status, long *a, long *b, char *why, size_t size)
+{
+    PGresult *res = PQexec(db, sql);
+    int rc = 0;
+
+    if(PQresultStatus(res) != status) {
+        snprintf(why, size, "%s", PQresultErrorMessage(res));
+        rc = -1;
+    }
+    else if(a && PQntuples(res) == 1 && PQnfields(res) == 2) {
+        pa_parse_long(PQgetvalue(res, 0, 0), a);
+        pa_parse_long(PQgetvalue(res, 0, 1), b);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/*
+ * A direct batch: its change time taken under the lock and written in its
+ * place, its rows COPYed straight into resource (no staging, no merge:
+ * what a first load into an empty store can do).  A row naming a resource
+ * already stored fails the COPY: the batch is then merged from a temporary
+ * table, and the loader stops trying for the rest of the load.
+ */
+static int store_direct(PGconn *db, struct load_sender *sd)
+{
+    PGresult *res = PQexec(db, direct_time_sql);
+    char t[32] = "";
+    size_t i;
+    long rows = 0;
+    int rc = 0;
+
+    if(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 24)
+        memcpy(t, PQgetvalue(res, 0, 0), 24);
+    else
+        snprintf(sd->why, sizeof(sd->why), "%s", PQresultErrorMessage(res));
+    PQclear(res);
+    if(!t[0])
+        return -1;
+    for(i = 0; i < sd->marks.n; i++)
+        memcpy(sd->sending.data + sd->marks.at[i], t, 24);
+    if(exec_step(db, "SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why)))
+        return -1;
+    if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN", &sd->sending, sd->why,
+                                sizeof(sd->why))) {
+        sd->inserted = 0;
+        for(i = 0; i < sd->sending.len; i++)
+            rows += sd->sending.data[i] == '\n';
+        sd->inserted = rows;
+        rc = exec_step(db, "RELEASE SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
+    }
+    else {
+        /* met a stored resource (a batch naming one twice merges at once) */
+        sd->fell_back = !sd->repeats;
+        sd->why[0] = '\0';
+        rc = exec_step(db, "ROLLBACK TO SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
+        if(!rc)
+            rc = copy_in(db, "COPY load_direct (" DIRECT_COLUMNS ") FROM STDIN", &sd->sending, sd->why,
+                         sizeof(sd->why));
+        if(!rc)
+            rc = exec_step(db, merge_direct_sql, PGRES_TUPLES_OK, &sd->inserted, &sd->updated, sd->why,
+                           sizeof(sd->why));
+    }
+    if(!rc && sd->derive.len) {
+        rc = copy_in(db, "COPY load_derive (type, id, patient_id, directory, json) FROM STDIN", &sd->derive, sd->why,
+                     sizeof(sd->why));
+        if(!rc)
+            rc = exec_step(db, DERIVE_SQL_FROM("load_derive", "ord"), PGRES_COMMAND_OK, NULL, NULL, sd->why,
+                           sizeof(sd->why));
+    }
+    return rc;
+}
+
+/* A staged batch: COPY into the staging table, then its merge, derivation
+ * and commit as one query (three results). */
+static int store_staged(PGconn *db, struct load_sender *sd)
 {
     PGresult *res;
-    int step = 0, failed = 0;
-    char why[400] = "";
+    int rc, step = 0;
 
-    if(!l->pending_rows)
-        return;
-    while((res = PQgetResult(l->db))) {
+    rc = copy_in(db, "COPY load_stage FROM STDIN", &sd->sending, sd->why, sizeof(sd->why));
+    if(!rc && !PQsendQuery(db, sd->repeats ? merge_repeats_sql_and_commit : merge_sql_and_commit)) {
+        snprintf(sd->why, sizeof(sd->why), "PostgreSQL: %s", PQerrorMessage(db));
+        rc = -1;
+    }
+    while(!rc && (res = PQgetResult(db))) {
         ExecStatusType st = PQresultStatus(res);
 
         if(st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-            if(!failed)
-                snprintf(why, sizeof(why), "%s", PQresultErrorMessage(res));
-            failed = 1;
+            if(!sd->why[0])
+                snprintf(sd->why, sizeof(sd->why), "%s", PQresultErrorMessage(res));
+            sd->failed = 1;
         }
         else if(step == 0 && st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            long ins = 0, upd = 0;
-
-            pa_parse_long(PQgetvalue(res, 0, 0), &ins);
-            pa_parse_long(PQgetvalue(res, 0, 1), &upd);
-            l->pending_inserted = ins;
-            l->pending_updated = upd;
+            pa_parse_long(PQgetvalue(res, 0, 0), &sd->inserted);
+            pa_parse_long(PQgetvalue(res, 0, 1), &sd->updated);
         }
         step++;
         PQclear(res);
     }
-    if(failed || step != 3) {
-        size_t n = strlen(why);
+    return rc || sd->failed || step != 3 ? -1 : 0;
+}
 
-        while(n && (why[n - 1] == '\n' || why[n - 1] == ' '))
-            why[--n] = '\0';
-        pa_db_exec(l->db, NULL, "ROLLBACK");
+/* Stores the batch in flight, in one transaction; its outcome in sd. */
+static void store_batch(PGconn *db, struct load_sender *sd)
+{
+    PGresult *res;
+    int rc;
+
+    sd->failed = 0;
+    sd->fell_back = 0;
+    sd->why[0] = '\0';
+    sd->inserted = sd->updated = 0;
+    rc = exec_step(db, "BEGIN", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
+    if(!rc && sd->direct) {
+        rc = store_direct(db, sd);
+        if(!rc)
+            rc = exec_step(db, "COMMIT", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
+    }
+    else if(!rc) {
+        rc = store_staged(db, sd);
+    }
+    if(rc) {
+        size_t n = strlen(sd->why);
+
+        while(n && (sd->why[n - 1] == '\n' || sd->why[n - 1] == ' '))
+            sd->why[--n] = '\0';
+        res = PQexec(db, "ROLLBACK");
+        PQclear(res);
+        sd->failed = 1;
+    }
+}
+
+static void *sender_main(void *arg)
+{
+    load_ctx *l = arg;
+    struct load_sender *sd = l->sender;
+
+    pthread_mutex_lock(&sd->mu);
+    for(;;) {
+        while(!sd->busy && !sd->stop)
+            pthread_cond_wait(&sd->cv, &sd->mu);
+        if(!sd->busy)
+            break;
+        pthread_mutex_unlock(&sd->mu);
+        store_batch(l->db, sd);
+        pthread_mutex_lock(&sd->mu);
+        sd->busy = 0;
+        pthread_cond_broadcast(&sd->cv);
+    }
+    pthread_mutex_unlock(&sd->mu);
+    return NULL;
+}
+
+static int sender_start(load_ctx *l, pa_err *err)
+{
+    struct load_sender *sd = calloc(1, sizeof(*sd));
+
+    if(!sd)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    pthread_mutex_init(&sd->mu, NULL);
+    pthread_cond_init(&sd->cv, NULL);
+    pa_buf_init(&sd->sending, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
+    pa_buf_init(&sd->derive, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
+    l->sender = sd;
+    if(pthread_create(&sd->thread, NULL, sender_main, l)) {
+        l->sender = NULL;
+        pa_buf_free(&sd->sending);
+        pa_buf_free(&sd->derive);
+        free(sd);
+        return pa_err_set(err, PA_ENOMEM, "cannot start the loader's sender thread");
+    }
+    return PA_OK;
+}
+
+static void sender_stop(load_ctx *l)
+{
+    struct load_sender *sd = l->sender;
+
+    if(!sd)
+        return;
+    pthread_mutex_lock(&sd->mu);
+    sd->stop = 1;
+    pthread_cond_broadcast(&sd->cv);
+    pthread_mutex_unlock(&sd->mu);
+    pthread_join(sd->thread, NULL);
+    pthread_mutex_destroy(&sd->mu);
+    pthread_cond_destroy(&sd->cv);
+    pa_buf_free(&sd->sending);
+    pa_buf_free(&sd->derive);
+    free(sd->marks.at);
+    free(sd);
+    l->sender = NULL;
+}
+
+/* Waits for the batch in flight, then counts it, or reports its lines.  A
+ * failed batch never stops the load. */
+static void batch_wait(load_ctx *l)
+{
+    struct load_sender *sd = l->sender;
+    size_t i;
+
+    if(!sd || !l->pending_rows)
+        return;
+    pthread_mutex_lock(&sd->mu);
+    while(sd->busy)
+        pthread_cond_wait(&sd->cv, &sd->mu);
+    pthread_mutex_unlock(&sd->mu);
+    /* a resource was there already: the rest of the load merges */
+    if(sd->fell_back)
+        l->direct = 0;
+    if(sd->failed) {
         load_report(l, l->pending_file, l->pending_first_line, "lines %ld to %ld were not stored: %s",
-                    l->pending_first_line, l->pending_last_line, why[0] ? why : "the connection failed");
+                    l->pending_first_line, l->pending_last_line, sd->why[0] ? sd->why : "the connection failed");
         l->rejected += l->pending_rows - 1;
     }
     else {
-        l->inserted += l->pending_inserted;
-        l->updated += l->pending_updated;
+        l->inserted += sd->inserted;
+        l->updated += sd->updated;
         /* a line repeating an earlier one of the same batch is unchanged too */
-        l->unchanged += l->pending_rows - l->pending_inserted - l->pending_updated;
+        l->unchanged += l->pending_rows - sd->inserted - sd->updated;
         l->loaded += l->pending_rows;
-        for(size_t i = 0; i < LOAD_MAX_TYPES; i++)
+        for(i = 0; i < LOAD_MAX_TYPES; i++)
             l->type_loaded[i] += l->pending_types[i];
     }
     l->pending_rows = 0;
 }
 
-/*
- * Sends the batch: COPY into the staging table, then its merge, derivation
- * and commit without waiting for them, so that the next batch is parsed
- * while the server merges this one.  Batches merge one after the other: the
- * one in flight is collected first.
- */
+/* Hands the batch to the sender (once the one before it is stored) and
+ * starts the next. */
 static int batch_send(load_ctx *l, pa_err *err)
 {
-    PGresult *res = NULL;
-    long rows = l->batch_rows;
-    int rc;
+    struct load_sender *sd = l->sender;
+    pa_buf swap;
 
     batch_wait(l);
-    if(rows == 0)
+    if(l->batch_rows == 0)
         return PA_OK;
-    rc = pa_db_exec(l->db, err, "BEGIN");
-    if(!rc) {
-        res = PQexec(l->db, "COPY load_stage FROM STDIN");
-        if(PQresultStatus(res) != PGRES_COPY_IN)
-            rc = pa_err_set(err, PA_EDB, "COPY: %s", PQresultErrorMessage(res));
-        PQclear(res);
-    }
-    if(!rc) {
-        size_t off = 0;
+    if(!sd)
+        return pa_err_set(err, PA_ESTATE, "the loader is not open");
+    swap = sd->sending;
+    sd->sending = l->batch;
+    l->batch = swap;
+    swap = sd->derive;
+    sd->derive = l->derive;
+    l->derive = swap;
+    {
+        struct load_marks m = sd->marks;
 
-        while(!rc && off < l->batch.len) {
-            size_t n = l->batch.len - off > 1048576 ? 1048576 : l->batch.len - off;
-
-            if(PQputCopyData(l->db, l->batch.data + off, (int)n) != 1)
-                rc = pa_err_set(err, PA_EDB, "COPY: %s", PQerrorMessage(l->db));
-            off += n;
-        }
-        if(PQputCopyEnd(l->db, rc ? "aborted" : NULL) != 1 && !rc)
-            rc = pa_err_set(err, PA_EDB, "COPY: %s", PQerrorMessage(l->db));
-        while((res = PQgetResult(l->db))) {
-            if(PQresultStatus(res) != PGRES_COMMAND_OK && !rc)
-                rc = pa_err_set(err, PA_EDB, "COPY: %s", PQresultErrorMessage(res));
-            PQclear(res);
-        }
+        sd->marks = l->marks;
+        l->marks = m;
+        l->marks.n = 0;
     }
-    /* three statements, three results: batch_wait counts them */
-    if(!rc && !PQsendQuery(l->db, l->batch_repeats ? merge_repeats_sql_and_commit : merge_sql_and_commit))
-        rc = pa_err_set(err, PA_EDB, "PostgreSQL: %s", PQerrorMessage(l->db));
-    if(rc) {
-        pa_db_exec(l->db, NULL, "ROLLBACK");
-        load_report(l, l->batch_file, l->batch_first_line, "lines %ld to %ld were not stored: %s",
-                    l->batch_first_line, l->batch_last_line, err->msg);
-        l->rejected += rows - 1;
-    }
-    else {
-        l->pending_rows = rows;
-        pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
-        l->pending_first_line = l->batch_first_line;
-        l->pending_last_line = l->batch_last_line;
-        memcpy(l->pending_types, l->batch_types, sizeof(l->pending_types));
-    }
+    sd->direct = l->batch_direct;
+    sd->repeats = l->batch_repeats;
+    l->pending_rows = l->batch_rows;
+    pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
+    l->pending_first_line = l->batch_first_line;
+    l->pending_last_line = l->batch_last_line;
+    memcpy(l->pending_types, l->batch_types, sizeof(l->pending_types));
+    pthread_mutex_lock(&sd->mu);
+    sd->busy = 1;
+    pthread_cond_broadcast(&sd->cv);
+    pthread_mutex_unlock(&sd->mu);
     memset(l->batch_types, 0, sizeof(l->batch_types));
     l->batch_rows = 0;
     memset(l->batch_keys, 0, sizeof(l->batch_keys));
     l->batch_repeats = 0;
     pa_buf_reset(&l->batch);
-    pa_err_clear(err);
+    pa_buf_reset(&l->derive);
     return PA_OK;
 }
 
@@ -433,6 +735,106 @@ static char *mark_change_time(const char *line, const char *value)
     return out;
 }
 
+/* What a row of the batch holds besides the extracted facts. */
+struct row {
+    const char *type, *id;
+    const char *json;   /* with the change-time mark */
+    const char *nonfin; /* NULL but for an ExplanationOfBenefit */
+    const char *hash;
+    int directory;
+};
+
+/* The facts' columns: hash, tokens, refs, dates. */
+static int add_facts(pa_buf *b, const struct row *r, const pa_fhir_facts *f)
+{
+    int rc = pa_buf_printf(b, "\t\\\\x%s\t", r->hash);
+
+    if(!rc)
+        rc = copy_field(b, pa_buf_str(&f->tokens));
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = copy_field(b, pa_buf_str(&f->refs));
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = copy_opt(b, f->clin_start);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = copy_opt(b, f->clin_end);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = copy_opt(b, f->created);
+    return rc;
+}
+
+/* A row of load_stage: seq, type, id, patient, json, non-financial json,
+ * the facts, directory. */
+static int add_staged_row(load_ctx *l, const struct row *r, const pa_fhir_facts *f)
+{
+    pa_buf *b = &l->batch;
+    int rc = pa_buf_printf(b, "%ld\t%s\t%s\t", ++l->seq, r->type, r->id);
+
+    if(!rc)
+        rc = copy_opt(b, f->patient_id);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = copy_field(b, r->json);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = r->nonfin ? copy_field(b, r->nonfin) : pa_buf_addstr(b, "\\N");
+    if(!rc)
+        rc = add_facts(b, r, f);
+    if(!rc)
+        rc = pa_buf_addstr(b, r->directory ? "\tt\n" : "\tf\n");
+    return rc;
+}
+
+/* A row for resource itself (DIRECT_COLUMNS), its change time a
+ * placeholder; a Patient, Coverage, Practitioner or Organization also in
+ * the derive buffer. */
+static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts *f)
+{
+    pa_buf *b = &l->batch;
+    int rc = pa_buf_printf(b, "%s\t%s\t", r->type, r->id);
+
+    if(!rc)
+        rc = copy_opt(b, f->patient_id);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = mark_add(&l->marks, b->len);
+    if(!rc)
+        rc = pa_buf_addstr(b, DIRECT_TIME "\t");
+    if(!rc)
+        rc = copy_field_marked(b, r->json, &l->marks);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\t");
+    if(!rc)
+        rc = r->nonfin ? copy_field_marked(b, r->nonfin, &l->marks) : pa_buf_addstr(b, "\\N");
+    if(!rc)
+        rc = add_facts(b, r, f);
+    if(!rc)
+        rc = pa_buf_addstr(b, "\n");
+    if(!rc && (!strcmp(r->type, "Patient") || !strcmp(r->type, "Coverage") || !strcmp(r->type, "Practitioner") ||
+               !strcmp(r->type, "Organization"))) {
+        rc = pa_buf_printf(&l->derive, "%s\t%s\t", r->type, r->id);
+        if(!rc)
+            rc = copy_opt(&l->derive, f->patient_id);
+        if(!rc)
+            rc = pa_buf_addstr(&l->derive, r->directory ? "\tt\t" : "\tf\t");
+        if(!rc)
+            rc = copy_field(&l->derive, r->json);
+        if(!rc)
+            rc = pa_buf_addstr(&l->derive, "\n");
+    }
+    return rc;
+}
+
 /* Adds one checked resource to the batch; line is its source when it was one
  * whole line (NULL otherwise), directory whether its NPI may enter the
  * provider directory. */
@@ -440,8 +842,9 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
                  const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
 {
     json_object *nf = NULL, *meta;
-    const char *json;
+    const char *json, *nonfin = NULL;
     char hash[65], *marked = NULL;
+    struct row row;
     int rc;
 
     /* meta.lastUpdated is the change time the merge gives it; the source's
@@ -464,49 +867,27 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
     }
     l->batch_last_line = lineno;
     batch_key(l, t->name, json_object_get_string(json_object_object_get(res, "id")));
-    rc = pa_buf_printf(&l->batch, "%ld\t%s\t%s\t", ++l->seq, t->name, json_object_get_string(
-                           json_object_object_get(res, "id")));
-    if(!rc)
-        rc = copy_opt(&l->batch, f->patient_id);
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc)
-        rc = copy_field(&l->batch, json);
-    free(marked);
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc && !strcmp(t->name, "ExplanationOfBenefit")) {
+    if(l->batch_rows == 0)
+        l->batch_direct = l->direct;
+    if(!strcmp(t->name, "ExplanationOfBenefit")) {
         nf = pa_fhir_nonfinancial(res);
-        rc = nf ? copy_field(&l->batch, json_object_to_json_string_ext(
-                                 nf, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE))
-                : PA_ENOMEM;
-        json_object_put(nf);
+        nonfin = nf ? json_object_to_json_string_ext(nf, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+                    : NULL;
+        if(!nonfin) {
+            free(marked);
+            json_object_put(nf);
+            return pa_err_set(err, PA_ENOMEM, "out of memory");
+        }
     }
-    else if(!rc) {
-        rc = pa_buf_addstr(&l->batch, "\\N");
-    }
-    if(!rc)
-        rc = pa_buf_printf(&l->batch, "\t\\\\x%s\t", hash);
-    if(!rc)
-        rc = copy_field(&l->batch, pa_buf_str(&f->tokens));
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc)
-        rc = copy_field(&l->batch, pa_buf_str(&f->refs));
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc)
-        rc = copy_opt(&l->batch, f->clin_start);
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc)
-        rc = copy_opt(&l->batch, f->clin_end);
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, "\t");
-    if(!rc)
-        rc = copy_opt(&l->batch, f->created);
-    if(!rc)
-        rc = pa_buf_addstr(&l->batch, directory ? "\tt\n" : "\tf\n");
+    row.type = t->name;
+    row.id = json_object_get_string(json_object_object_get(res, "id"));
+    row.json = json;
+    row.nonfin = nonfin;
+    row.hash = hash;
+    row.directory = directory;
+    rc = l->batch_direct ? add_direct_row(l, &row, f) : add_staged_row(l, &row, f);
+    free(marked);
+    json_object_put(nf);
     if(rc)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     l->batch_types[pa_fhir_type_index(t)]++;
@@ -559,6 +940,8 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
     }
     rc = load_flush(l, err);
     if(!rc && json_object_array_length(types)) {
+        /* tombstones from now on: what is loaded again must lift them */
+        l->direct = 0;
         /* JSON arrays of ids ([A-Za-z0-9.-]) read as Postgres arrays once the
          * brackets become braces */
         char *t = strdup(json_object_to_json_string_ext(types, JSON_C_TO_STRING_PLAIN));
@@ -966,6 +1349,7 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     l->db = db;
     l->errors = errors;
     pa_buf_init(&l->batch, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
+    pa_buf_init(&l->derive, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
     pa_fhir_facts_init(&l->facts);
     l->tty = isatty(2);
     l->started = pa_mono_ms();
@@ -973,9 +1357,22 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     /* a load is idempotent and can be run again: it need not wait for each
      * commit to reach the disk */
     if(pa_db_exec(db, err, "SET synchronous_commit = off") ||
-       pa_db_exec(db, err, "SET default_toast_compression = lz4") || pa_db_exec(db, err, stage_sql))
+       pa_db_exec(db, err, "SET default_toast_compression = lz4") || pa_db_exec(db, err, stage_sql) ||
+       pa_db_exec(db, err, direct_sql) || pa_db_exec(db, err, derive_sql) ||
+       load_groups_init(l, err))
         return err->code;
-    return load_groups_init(l, err);
+    /* into an empty store, rows go straight in (until one meets a resource
+     * stored already) */
+    {
+        PGresult *res = pa_db_query(db, err, "SELECT NOT EXISTS (SELECT 1 FROM resource)"
+                                             " AND NOT EXISTS (SELECT 1 FROM resource_deleted)", 0, NULL);
+
+        if(!res)
+            return err->code;
+        l->direct = !strcmp(PQgetvalue(res, 0, 0), "t");
+        PQclear(res);
+    }
+    return sender_start(l, err);
 }
 
 int load_file(load_ctx *l, const char *path, pa_err *err)
@@ -999,10 +1396,17 @@ int load_finish(load_ctx *l, pa_err *err)
 
 void load_close(load_ctx *l)
 {
+    pa_err err;
+
+    /* what a failed load left in flight is stored or reported first */
+    load_flush(l, &err);
+    sender_stop(l);
     load_groups_free(l);
     load_bundles_free(l);
     load_summary_free(l);
     pa_buf_free(&l->batch);
+    pa_buf_free(&l->derive);
+    free(l->marks.at);
     pa_fhir_facts_free(&l->facts);
 }
 

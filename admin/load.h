@@ -24,6 +24,12 @@
 struct deferred_group;
 struct load_refs;
 
+/* Offsets in a batch where its change time is to be written (load.c). */
+struct load_marks {
+    size_t *at;
+    size_t n, cap;
+};
+
 /* Reports counted by reason (loadsum.c). */
 typedef struct load_tally {
     struct {
@@ -46,11 +52,18 @@ typedef struct load_ctx {
      * merges without sorting itself first (load.c: batch_key) */
     uint64_t batch_keys[16384];
     int batch_repeats;
-    /* the batch whose merge is in flight (load.c: batch_send, batch_wait) */
+    /* rows go straight into resource, not through the merge: the store was
+     * empty when the load began, and nothing the load met was stored yet
+     * (load.c: store_direct) */
+    int direct;
+    int batch_direct;          /* the batch being built is direct */
+    struct load_marks marks;   /* its change time's places */
+    pa_buf derive;             /* its rows for member, coverage, directory */
+    /* the batch in flight, which the sender thread stores (load.c) */
+    struct load_sender *sender;
     long pending_rows;
     char pending_file[1024];
     long pending_first_line, pending_last_line;
-    long pending_inserted, pending_updated;
     /* stored per type (pa_fhir_type_index): in the batch, in flight, merged */
     long batch_types[LOAD_MAX_TYPES];
     long pending_types[LOAD_MAX_TYPES];
