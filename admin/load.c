@@ -249,7 +249,7 @@ static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
     const char *at;
     int rc = PA_OK;
 
-    while(!rc && (at = strstr(s, CHANGE_TIME_VALUE)) != NULL) {
+    for(at = strstr(s, CHANGE_TIME_VALUE); !rc && at; at = strstr(s, CHANGE_TIME_VALUE)) {
         rc = copy_field_n(b, s, (size_t)(at - s));
         if(!rc)
             rc = mark_add(m, b->len);
@@ -319,7 +319,7 @@ static int copy_in(PGconn *db, const char *sql, const pa_buf *buf, char *why, si
         snprintf(why, size, "COPY: %s", PQerrorMessage(db));
         rc = -1;
     }
-    while((res = PQgetResult(db))) {
+    for(res = PQgetResult(db); res; res = PQgetResult(db)) {
         if(PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
             snprintf(why, size, "COPY: %s", PQresultErrorMessage(res));
             rc = -1;
@@ -416,7 +416,7 @@ static int store_staged(PGconn *db, struct load_sender *sd)
         snprintf(sd->why, sizeof(sd->why), "PostgreSQL: %s", PQerrorMessage(db));
         rc = -1;
     }
-    while(!rc && (res = PQgetResult(db))) {
+    for(res = rc ? NULL : PQgetResult(db); res; res = PQgetResult(db)) {
         ExecStatusType st = PQresultStatus(res);
 
         if(st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {

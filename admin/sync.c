@@ -45,9 +45,11 @@
 #define POLL_DEFAULT_S 2
 #define POLL_MAX_S 120
 
+#define MANIFEST_FILES_MAX 100000
+
 struct file {
-    char url[4096];
-    char path[4400];
+    char *url;
+    char *path;         /* its spool file */
     int state;          /* F_* */
     int tries;
     int status;         /* the last HTTP status */
@@ -516,8 +518,17 @@ static const char *base_name(const char *url, char name[256])
 static int manifest_files(struct sync *s, json_object *m)
 {
     static const char *const parts[] = { "output", "deleted" };
+    json_object *errors;
     size_t k, i;
     int n = 0;
+
+    /* what the server could not export: said, not loaded */
+    if(json_object_object_get_ex(m, "error", &errors) && json_object_is_type(errors, json_type_array) &&
+       json_object_array_length(errors) > 0)
+        say("the source reports %zu file(s) of errors (OperationOutcomes) with this export, the first at %.300s",
+            json_object_array_length(errors),
+            json_str(json_object_array_get_idx(errors, 0), "url") ? json_str(json_object_array_get_idx(errors, 0), "url")
+                                                                  : "(no url)");
 
     for(k = 0; k < 2; k++) {
         json_object *arr;
@@ -525,6 +536,8 @@ static int manifest_files(struct sync *s, json_object *m)
         if(json_object_object_get_ex(m, parts[k], &arr) && json_object_is_type(arr, json_type_array))
             n += (int)json_object_array_length(arr);
     }
+    if(n > MANIFEST_FILES_MAX)
+        return say("the manifest lists %d files, more than the %d a sync takes", n, MANIFEST_FILES_MAX);
     s->files = calloc((size_t)n + 1, sizeof(*s->files));
     if(!s->files)
         return say("out of memory");
@@ -536,14 +549,19 @@ static int manifest_files(struct sync *s, json_object *m)
         for(i = 0; i < json_object_array_length(arr); i++) {
             const char *url = json_str(json_object_array_get_idx(arr, i), "url");
             struct file *f = &s->files[s->nfiles];
-
-            if(!url || pa_strlcpy(f->url, url, sizeof(f->url)) ||
-               (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)))
-                return say("the manifest lists a file without a usable url");
             char name[256];
+            size_t size;
 
+            if(!url || (strncmp(url, "https://", 8) && strncmp(url, "http://", 7)) || strlen(url) > 4000)
+                return say("the manifest lists a file without a usable url");
             /* named as the server names it, for the load's reports */
-            snprintf(f->path, sizeof(f->path), "%s/%d-%.200s", s->spool, s->nfiles + 1, base_name(url, name));
+            base_name(url, name);
+            size = strlen(s->spool) + strlen(name) + 16;
+            f->url = strdup(url);
+            f->path = malloc(size);
+            if(!f->url || !f->path)
+                return say("out of memory");
+            snprintf(f->path, size, "%s/%d-%s", s->spool, s->nfiles + 1, name);
             s->nfiles++;
         }
     }
@@ -751,7 +769,8 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
         int k;
 
         for(k = 0; k < s->nfiles; k++)
-            unlink(s->files[k].path);
+            if(s->files[k].path)
+                unlink(s->files[k].path);
         rmdir(s->spool);
     }
     json_object_put(m);
@@ -812,6 +831,10 @@ int cmd_sync(int argc, char **argv)
 out:
     if(errors_out)
         fclose(errors_out);
+    for(i = 0; s.files && i < s.nfiles; i++) {
+        free(s.files[i].url);
+        free(s.files[i].path);
+    }
     free(s.files);
     PQfinish(s.db);
     pa_config_free(cfg);

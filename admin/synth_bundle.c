@@ -85,6 +85,17 @@ int synth_bundles_add(struct synth_bundles *b, const char *line, enum synth_bund
     return 0;
 }
 
+/* The first identifier of res with a system and a value, or NULL. */
+static json_object *first_identifier(json_object *res)
+{
+    json_object *ids, *id0;
+
+    if(!json_object_object_get_ex(res, "identifier", &ids))
+        return NULL;
+    id0 = json_object_array_get_idx(ids, 0);
+    return id0 && str_of(id0, "system") && str_of(id0, "value") ? id0 : NULL;
+}
+
 /* The reference a member makes to each shared resource. */
 static void map_shared(struct synth_bundles *b)
 {
@@ -92,12 +103,11 @@ static void map_shared(struct synth_bundles *b)
 
     for(k = 0; k < 2; k++) {
         for(i = 0; i < json_object_array_length(b->shared[k]); i++) {
-            json_object *res = json_object_array_get_idx(b->shared[k], i), *ids, *id0;
+            json_object *res = json_object_array_get_idx(b->shared[k], i), *id0 = first_identifier(res);
             char key[200], ref[400];
 
             type_id(res, key, sizeof(key));
-            if(json_object_object_get_ex(res, "identifier", &ids) && (id0 = json_object_array_get_idx(ids, 0)) &&
-               str_of(id0, "system") && str_of(id0, "value"))
+            if(id0)
                 snprintf(ref, sizeof(ref), "%s?identifier=%s|%s", str_of(res, "resourceType"), str_of(id0, "system"),
                          str_of(id0, "value"));
             else
@@ -156,7 +166,7 @@ static int write_bundle(struct synth_bundles *b, json_object *resources, const c
     json_object_object_add(bundle, "type", json_object_new_string("transaction"));
     for(i = 0; i < json_object_array_length(resources); i++) {
         json_object *res = json_object_get(json_object_array_get_idx(resources, i));
-        json_object *entry = json_object_new_object(), *req = json_object_new_object(), *ids, *id0;
+        json_object *entry = json_object_new_object(), *req = json_object_new_object(), *id0 = first_identifier(res);
         char key[200], uuid[46], cond[400];
 
         type_id(res, key, sizeof(key));
@@ -166,8 +176,7 @@ static int write_bundle(struct synth_bundles *b, json_object *resources, const c
         json_object_object_add(entry, "resource", res);
         json_object_object_add(req, "method", json_object_new_string("POST"));
         json_object_object_add(req, "url", json_object_new_string(str_of(res, "resourceType")));
-        if(conditional && json_object_object_get_ex(res, "identifier", &ids) &&
-           (id0 = json_object_array_get_idx(ids, 0)) && str_of(id0, "system") && str_of(id0, "value")) {
+        if(conditional && id0) {
             snprintf(cond, sizeof(cond), "identifier=%s|%s", str_of(id0, "system"), str_of(id0, "value"));
             json_object_object_add(req, "ifNoneExist", json_object_new_string(cond));
         }
