@@ -20,6 +20,7 @@
  * a SMART Backend Services client assertion; a token refused mid-way is
  * fetched again once.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -568,6 +569,37 @@ static int manifest_files(struct sync *s, json_object *m)
     return 0;
 }
 
+/* Removes the files of the spool folder (what a killed sync left). */
+static void clear_spool(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4400];
+
+    if(!d)
+        return;
+    for(e = readdir(d); e; e = readdir(d)) {
+        if(e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* The source's spool folder, ours alone (0700, not a link), emptied. */
+static int open_spool(const char *dir)
+{
+    struct stat st;
+
+    if(mkdir(dir, 0700) && errno != EEXIST)
+        return say("cannot make the spool folder %s: %s", dir, strerror(errno));
+    if(lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+        return say("%s is not a folder of this user's alone: remove it", dir);
+    clear_spool(dir);
+    return 0;
+}
+
 static int record_loaded(struct sync *s, int i)
 {
     char idx[16];
@@ -727,8 +759,8 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
         if(!tt)
             rc = say("the manifest has no transactionTime");
     }
-    if(!rc && !mkdtemp(s->spool))
-        rc = say("cannot make a spool folder: %s", strerror(errno));
+    if(!rc)
+        rc = open_spool(s->spool);
     if(!rc) {
         json_object *rat;
 
@@ -765,12 +797,8 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
         call(s, "DELETE", st.status_url, "application/json", &r, &refreshed);
         pa_httpc_resp_free(&r);
     }
-    if(s->spool[0] && strcmp(s->spool + strlen(s->spool) - 6, "XXXXXX")) {
-        int k;
-
-        for(k = 0; k < s->nfiles; k++)
-            if(s->files[k].path)
-                unlink(s->files[k].path);
+    if(!rc || rc == 1) {
+        clear_spool(s->spool);
         rmdir(s->spool);
     }
     json_object_put(m);
@@ -822,7 +850,25 @@ int cmd_sync(int argc, char **argv)
     s.http.ca_file = *s.src->ca_file ? s.src->ca_file : NULL;
     s.http.timeout_ms = 120000;
     s.http.body_max = 64 * 1024 * 1024;
-    snprintf(s.spool, sizeof(s.spool), "%s/pa-sync-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    /* one sync of a source at a time (a session lock, gone with the connection) */
+    {
+        const char *v[1] = { name };
+        pa_err err;
+        PGresult *res = pa_db_query(s.db, &err, "SELECT pg_try_advisory_lock(872342, hashtext($1))", 1, v);
+        int held = res && !strcmp(PQgetvalue(res, 0, 0), "t");
+
+        PQclear(res);
+        if(!res) {
+            say("%s", err.msg);
+            goto out;
+        }
+        if(!held) {
+            say("a sync of %s is running already: let it end", name);
+            goto out;
+        }
+    }
+    snprintf(s.spool, sizeof(s.spool), "%s/pa-sync-%d-%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)geteuid(),
+             name);
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.cv, NULL);
     ret = run_sync(&s, full, restart, wait_s, errors_out);

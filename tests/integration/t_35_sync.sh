@@ -127,6 +127,25 @@ expect_match "... only what was left" "$out" "loaded $left resources "
 expect_true "the target is the source again" same_store
 expect_eq "and only now the sync is recorded" "$(tq "SELECT transaction_time > '$tt2' AND status_url IS NULL FROM sync_source WHERE name = 'payer'")" t
 
+# one sync of a source at a time: a second one while it runs is refused
+( PGPASSWORD=$(cat "$PA_ROOT/secrets/pg") psql -h 127.0.0.1 -p "$PA_PG_PORT" -U provider_access -d sync_target -Atq \
+    -c "SELECT pg_advisory_lock(872342, hashtext('payer'))" -c "SELECT pg_sleep(2)" > /dev/null ) &
+holder=$!
+for _ in $(seq 1 50); do
+  [ "$(tq "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 872342 AND granted")" = 1 ] && break
+  sleep 0.1
+done
+out=$(tgt sync payer 2>&1); rc=$?
+expect_eq "a sync while another of the same source runs is refused" "$rc" 2
+expect_match "... saying so" "$out" "a sync of payer is running already"
+wait "$holder"
+# a killed sync's spool files are cleared by the next
+mkdir -p "/tmp/pa-sync-$(id -u)-payer" && chmod 700 "/tmp/pa-sync-$(id -u)-payer"
+echo leftover > "/tmp/pa-sync-$(id -u)-payer/9-Observation-1.ndjson"
+out=$(tgt sync payer 2>&1); rc=$?
+expect_eq "a sync after a killed one succeeds" "$rc" 0
+expect_true "... and leaves no spool files behind" test ! -e "/tmp/pa-sync-$(id -u)-payer"
+
 # failures a nightly job must see
 out=$(tgt sync badtoken 2>&1); rc=$?
 expect_eq "a refused token fails the sync" "$rc" 2
