@@ -284,6 +284,7 @@ struct load_sender {
     pa_buf sending;     /* the batch in flight */
     int repeats;        /* it names a resource twice */
     int direct;         /* its rows go straight into resource (DIRECT_COLUMNS) */
+    long rows;
     struct load_marks marks;  /* where its change time goes */
     pa_buf derive;      /* a direct batch's rows for member, coverage, directory */
     /* its outcome */
@@ -360,7 +361,6 @@ static int store_direct(PGconn *db, struct load_sender *sd)
     PGresult *res = PQexec(db, direct_time_sql);
     char t[32] = "";
     size_t i;
-    long rows = 0;
     int rc = 0;
 
     if(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 24)
@@ -376,10 +376,7 @@ static int store_direct(PGconn *db, struct load_sender *sd)
         return -1;
     if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN", &sd->sending, sd->why,
                                 sizeof(sd->why))) {
-        sd->inserted = 0;
-        for(i = 0; i < sd->sending.len; i++)
-            rows += sd->sending.data[i] == '\n';
-        sd->inserted = rows;
+        sd->inserted = sd->rows;
         rc = exec_step(db, "RELEASE SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
     }
     else {
@@ -585,6 +582,7 @@ static int batch_send(load_ctx *l, pa_err *err)
         l->marks.n = 0;
     }
     sd->direct = l->batch_direct;
+    sd->rows = l->batch_rows;
     sd->repeats = l->batch_repeats;
     l->pending_rows = l->batch_rows;
     pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
@@ -1194,9 +1192,13 @@ static int load_ndjson(load_ctx *l, const char *file, pa_err *err)
                 rc = doc_feed(l, &d, line.data, n, file, lineno, &reread, err);
             }
         }
-        l->bytes_current = gzoffset(gz);
-        load_progress(l, file, 0);
+        /* where the file is (a system call): now and then */
+        if((lineno & 1023) == 0) {
+            l->bytes_current = gzoffset(gz);
+            load_progress(l, file, 0);
+        }
     }
+    l->bytes_current = gzoffset(gz);
     if(d.first_line)
         load_report(l, file, d.first_line, "not valid JSON: the text ends before the JSON does");
     if(!rc)

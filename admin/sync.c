@@ -634,7 +634,12 @@ static int transfer(struct sync *s, load_ctx *l, const int *loaded, int nloaded)
     if(s->nfiles && !nth)
         return say("cannot start the downloads");
     for(i = 0; !rc && i < s->nfiles; i++) {
-        if(s->files[i].state == F_LOADED)
+        int before;
+
+        pthread_mutex_lock(&s->mu);
+        before = s->files[i].state == F_LOADED;
+        pthread_mutex_unlock(&s->mu);
+        if(before)
             continue;
         rc = wait_file(s, i);
         if(!rc && load_file(l, s->files[i].path, &err))
