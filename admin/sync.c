@@ -661,6 +661,29 @@ static int transfer(struct sync *s, load_ctx *l, const int *loaded, int nloaded)
     return rc;
 }
 
+/* One sync of a source at a time: a session lock, gone with the connection.
+ * A sync killed a moment ago may still hold it until its server process
+ * notices: waited for a few seconds. */
+static int lock_source(PGconn *db, const char *name)
+{
+    const char *v[1] = { name };
+    int tries;
+
+    for(tries = 0; tries < 50; tries++) {
+        pa_err err;
+        PGresult *res = pa_db_query(db, &err, "SELECT pg_try_advisory_lock(872342, hashtext($1))", 1, v);
+        int held = res && !strcmp(PQgetvalue(res, 0, 0), "t");
+
+        PQclear(res);
+        if(!res)
+            return say("%s", err.msg);
+        if(held)
+            return 0;
+        usleep(200000);
+    }
+    return say("a sync of %s is running already: let it end", name);
+}
+
 static int sync_usage(void)
 {
     fprintf(stderr, "usage: pa-admin sync SOURCE [--full] [--restart] [--wait SECONDS] [--errors FILE]\n"
@@ -855,23 +878,8 @@ int cmd_sync(int argc, char **argv)
     s.http.ca_file = *s.src->ca_file ? s.src->ca_file : NULL;
     s.http.timeout_ms = 120000;
     s.http.body_max = 64 * 1024 * 1024;
-    /* one sync of a source at a time (a session lock, gone with the connection) */
-    {
-        const char *v[1] = { name };
-        pa_err err;
-        PGresult *res = pa_db_query(s.db, &err, "SELECT pg_try_advisory_lock(872342, hashtext($1))", 1, v);
-        int held = res && !strcmp(PQgetvalue(res, 0, 0), "t");
-
-        PQclear(res);
-        if(!res) {
-            say("%s", err.msg);
-            goto out;
-        }
-        if(!held) {
-            say("a sync of %s is running already: let it end", name);
-            goto out;
-        }
-    }
+    if(lock_source(s.db, name))
+        goto out;
     snprintf(s.spool, sizeof(s.spool), "%s/pa-sync-%d-%s", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)geteuid(),
              name);
     pthread_mutex_init(&s.mu, NULL);

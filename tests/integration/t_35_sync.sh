@@ -127,9 +127,28 @@ expect_match "... only what was left" "$out" "loaded $left resources "
 expect_true "the target is the source again" same_store
 expect_eq "and only now the sync is recorded" "$(tq "SELECT transaction_time > '$tt2' AND status_url IS NULL FROM sync_source WHERE name = 'payer'")" t
 
+# killed mid-way (kill -9 once two files are in): the next run resumes
+tt3=$(tq "SELECT transaction_time FROM sync_source WHERE name = 'payer'")
+( exec "$PA_ROOT/bin/pa-admin" --config "$tconf" sync payer --full > "$HTTP_TMP/killed.out" 2>&1 ) &
+syncer=$!  # pa-admin itself (exec), not a shell around it
+killed=no
+for _ in $(seq 1 1000); do
+  n=$(tq "SELECT coalesce(cardinality(files_loaded), 0) FROM sync_source WHERE name = 'payer' AND status_url IS NOT NULL")
+  if [ "${n:-0}" -ge 2 ]; then kill -9 "$syncer"; killed=yes; break; fi
+  kill -0 "$syncer" 2> /dev/null || break
+  sleep 0.01
+done
+wait "$syncer" 2> /dev/null
+expect_eq "a sync is killed with files of its export loaded" "$killed" yes
+expect_eq "... nothing recorded as synced" "$(tq "SELECT transaction_time FROM sync_source WHERE name = 'payer'")" "$tt3"
+out=$(tgt sync payer 2>&1); rc=$?
+expect_eq "the next run finishes it" "$rc" 0
+expect_match "... resuming the same export" "$out" "resuming: [0-9]+ of the export's [0-9]+ files were loaded before"
+expect_true "the target is the source again" same_store
+
 # one sync of a source at a time: a second one while it runs is refused
 ( PGPASSWORD=$(cat "$PA_ROOT/secrets/pg") psql -h 127.0.0.1 -p "$PA_PG_PORT" -U provider_access -d sync_target -Atq \
-    -c "SELECT pg_advisory_lock(872342, hashtext('payer'))" -c "SELECT pg_sleep(2)" > /dev/null ) &
+    -c "SELECT pg_advisory_lock(872342, hashtext('payer'))" -c "SELECT pg_sleep(15)" > /dev/null ) &
 holder=$!
 for _ in $(seq 1 50); do
   [ "$(tq "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 872342 AND granted")" = 1 ] && break
