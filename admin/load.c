@@ -540,8 +540,12 @@ static void batch_wait(load_ctx *l)
     if(sd->fell_back)
         l->direct = 0;
     if(sd->failed) {
-        load_report(l, l->pending_file, l->pending_first_line, "lines %ld to %ld were not stored: %s",
-                    l->pending_first_line, l->pending_last_line, sd->why[0] ? sd->why : "the connection failed");
+        if(!strcmp(l->pending_file, l->pending_last_file))
+            load_report(l, l->pending_file, l->pending_first_line, "lines %ld to %ld were not stored: %s",
+                        l->pending_first_line, l->pending_last_line, sd->why[0] ? sd->why : "the connection failed");
+        else
+            load_report(l, l->pending_file, l->pending_first_line, "lines from here to %s:%ld were not stored: %s",
+                        l->pending_last_file, l->pending_last_line, sd->why[0] ? sd->why : "the connection failed");
         l->rejected += l->pending_rows - 1;
     }
     else {
@@ -586,6 +590,7 @@ static int batch_send(load_ctx *l, pa_err *err)
     sd->repeats = l->batch_repeats;
     l->pending_rows = l->batch_rows;
     pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
+    pa_strlcpy(l->pending_last_file, l->batch_last_file, sizeof(l->pending_last_file));
     l->pending_first_line = l->batch_first_line;
     l->pending_last_line = l->batch_last_line;
     memcpy(l->pending_types, l->batch_types, sizeof(l->pending_types));
@@ -863,6 +868,9 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
         l->batch_first_line = lineno;
     }
+    /* a batch goes on across files */
+    if(strcmp(l->batch_last_file, file))
+        pa_strlcpy(l->batch_last_file, file, sizeof(l->batch_last_file));
     l->batch_last_line = lineno;
     batch_key(l, t->name, json_object_get_string(json_object_object_get(res, "id")));
     if(l->batch_rows == 0)
@@ -936,7 +944,8 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
         json_object_array_add(types, json_object_new_string(type));
         json_object_array_add(ids, json_object_new_string(id));
     }
-    rc = load_flush(l, err);
+    /* what came before is stored first; a Bundle without DELETEs waits for nothing */
+    rc = json_object_array_length(types) ? load_flush(l, err) : PA_OK;
     if(!rc && json_object_array_length(types)) {
         /* tombstones from now on: what is loaded again must lift them */
         l->direct = 0;
@@ -1201,8 +1210,6 @@ static int load_ndjson(load_ctx *l, const char *file, pa_err *err)
     l->bytes_current = gzoffset(gz);
     if(d.first_line)
         load_report(l, file, d.first_line, "not valid JSON: the text ends before the JSON does");
-    if(!rc)
-        rc = load_flush(l, err);
 out:
     if(gz)
         gzclose(gz);
@@ -1382,14 +1389,24 @@ int load_file(load_ctx *l, const char *path, pa_err *err)
     int rc;
 
     l->bytes_current = 0;
-    rc = ends_with(path, ".csv") ? load_csv(l, path, err) : load_ndjson(l, path, err);
+    if(ends_with(path, ".csv")) {
+        /* a feed's statements use the connection: what is staged goes first */
+        rc = load_flush(l, err);
+        if(!rc)
+            rc = load_csv(l, path, err);
+    }
+    else
+        rc = load_ndjson(l, path, err);
     l->bytes_done += l->bytes_current;
     return rc;
 }
 
 int load_finish(load_ctx *l, pa_err *err)
 {
-    int rc = load_bundles_finish(l, err);
+    int rc = load_flush(l, err);
+
+    if(!rc)
+        rc = load_bundles_finish(l, err);
 
     if(!rc)
         rc = load_groups_flush(l, err);

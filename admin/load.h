@@ -45,7 +45,8 @@ typedef struct load_ctx {
     PGconn *db;
     pa_buf batch;             /* COPY rows not yet sent */
     long batch_rows;
-    char batch_file[1024];
+    char batch_file[1024];      /* where the batch begins */
+    char batch_last_file[1024]; /* and ends (a batch goes on across files) */
     long batch_first_line;
     long batch_last_line;
     /* hashes of the batch's (type, id): a batch that names no resource twice
@@ -63,6 +64,7 @@ typedef struct load_ctx {
     struct load_sender *sender;
     long pending_rows;
     char pending_file[1024];
+    char pending_last_file[1024];
     long pending_first_line, pending_last_line;
     /* stored per type (pa_fhir_type_index): in the batch, in flight, merged */
     long batch_types[LOAD_MAX_TYPES];
@@ -93,7 +95,8 @@ typedef struct load_ctx {
 /* load.c: a load on db (the caller's connection), every report also to
  * errors if not NULL; load_close frees what it holds. */
 int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err);
-/* Loads one file: FHIR NDJSON/JSON (plain or gzip), or a CSV feed. */
+/* Loads one file: FHIR NDJSON/JSON (plain or gzip), or a CSV feed.  Its
+ * last rows may still be in a batch: load_flush stores them. */
 int load_file(load_ctx *l, const char *path, pa_err *err);
 /* After the FHIR files: the Bundle entries that waited, then the Groups. */
 int load_finish(load_ctx *l, pa_err *err);

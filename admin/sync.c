@@ -642,7 +642,7 @@ static int transfer(struct sync *s, load_ctx *l, const int *loaded, int nloaded)
         if(before)
             continue;
         rc = wait_file(s, i);
-        if(!rc && load_file(l, s->files[i].path, &err))
+        if(!rc && (load_file(l, s->files[i].path, &err) || load_flush(l, &err)))
             rc = say("loading file %d: %s", i + 1, err.msg);
         unlink(s->files[i].path);
         /* a file whose Bundle entries wait for the end is loaded only then */
