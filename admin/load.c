@@ -838,13 +838,14 @@ static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts 
     return rc;
 }
 
-/* Adds one checked resource to the batch; line is its source when it was one
+/* Adds one checked resource to the batch (an ExplanationOfBenefit's tree is
+ * left stripped of its financial elements); line is its source when it was one
  * whole line (NULL otherwise), directory whether its NPI may enter the
  * provider directory. */
 static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, size_t n,
                  const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
 {
-    json_object *nf = NULL, *meta;
+    json_object *meta;
     const char *json, *nonfin = NULL;
     char hash[65], *marked = NULL;
     struct row row;
@@ -876,12 +877,19 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
     if(l->batch_rows == 0)
         l->batch_direct = l->direct;
     if(!strcmp(t->name, "ExplanationOfBenefit")) {
-        nf = pa_fhir_nonfinancial(res);
-        nonfin = nf ? json_object_to_json_string_ext(nf, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
-                    : NULL;
+        /* the full form is written: the tree itself becomes the non-financial
+         * one (no copy), its text in the tree's own buffer, so the full
+         * form's text is kept apart first if it is there too */
+        if(!marked) {
+            marked = strdup(json);
+            json = marked;
+        }
+        if(marked) {
+            pa_fhir_strip_financial(res);
+            nonfin = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        }
         if(!nonfin) {
             free(marked);
-            json_object_put(nf);
             return pa_err_set(err, PA_ENOMEM, "out of memory");
         }
     }
@@ -893,7 +901,6 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
     row.directory = directory;
     rc = l->batch_direct ? add_direct_row(l, &row, f) : add_staged_row(l, &row, f);
     free(marked);
-    json_object_put(nf);
     if(rc)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     l->batch_types[pa_fhir_type_index(t)]++;

@@ -694,14 +694,21 @@ static void add_basis_profile(json_object *eob)
 
 json_object *pa_fhir_nonfinancial(json_object *eob)
 {
-    static const char *const lines[] = { "item", "addItem", NULL };
     json_object *copy = NULL;
+
+    if(json_object_deep_copy(eob, &copy, NULL) || !copy)
+        return NULL;
+    pa_fhir_strip_financial(copy);
+    return copy;
+}
+
+void pa_fhir_strip_financial(json_object *copy)
+{
+    static const char *const lines[] = { "item", "addItem", NULL };
     json_object *a;
     size_t k;
     size_t i;
 
-    if(json_object_deep_copy(eob, &copy, NULL) || !copy)
-        return NULL;
     json_object_object_del(copy, "total");
     json_object_object_del(copy, "payment");
     json_object_object_del(copy, "benefitBalance");
@@ -712,7 +719,6 @@ json_object *pa_fhir_nonfinancial(json_object *eob)
                 strip_line(json_object_array_get_idx(a, i), NULL);
     basis_profiles(copy);
     add_basis_profile(copy);
-    return copy;
 }
 
 const char *pa_json_str(json_object *o, const char *key)

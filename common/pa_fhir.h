@@ -103,4 +103,8 @@ json_object *pa_json_get(json_object *o, const char *key);
  */
 json_object *pa_fhir_nonfinancial(json_object *eob);
 
+/* The same in place: eob itself loses its financial elements (the loader's
+ * way, once it has written the full form: no copy of the tree). */
+void pa_fhir_strip_financial(json_object *eob);
+
 #endif
