@@ -195,22 +195,21 @@ int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err 
     return PA_OK;
 }
 
-/* Appends s to a COPY text-format field: backslash, tab, newline and CR
- * escaped (the runs between them copied whole). */
-/* The first n bytes of s (a NUL-terminated string). */
-static int copy_field_n(pa_buf *b, const char *s, size_t n)
+/* Appends s (to its NUL, or to end if not NULL) to a COPY text-format
+ * field: backslash, tab, newline and CR escaped, the runs between them
+ * copied whole (strcspn: s is NUL-terminated either way). */
+static int copy_escaped(pa_buf *b, const char *s, const char *end)
 {
-    const char *end = s + n;
     int rc = PA_OK;
 
-    while(!rc && s < end) {
+    while(!rc) {
         size_t run = strcspn(s, "\\\t\n\r");
 
-        if(run > (size_t)(end - s))
+        if(end && run > (size_t)(end - s))
             run = (size_t)(end - s);
         rc = pa_buf_add(b, s, run);
         s += run;
-        if(rc || s == end)
+        if(rc || !*s || (end && s >= end))
             break;
         switch(*s++) {
         case '\\': rc = pa_buf_add(b, "\\\\", 2); break;
@@ -224,7 +223,7 @@ static int copy_field_n(pa_buf *b, const char *s, size_t n)
 
 static int copy_field(pa_buf *b, const char *s)
 {
-    return copy_field_n(b, s, strlen(s));
+    return copy_escaped(b, s, NULL);
 }
 
 static int mark_add(struct load_marks *m, size_t at)
@@ -250,7 +249,7 @@ static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
     int rc = PA_OK;
 
     for(at = strstr(s, CHANGE_TIME_VALUE); !rc && at; at = strstr(s, CHANGE_TIME_VALUE)) {
-        rc = copy_field_n(b, s, (size_t)(at - s));
+        rc = copy_escaped(b, s, at);
         if(!rc)
             rc = mark_add(m, b->len);
         if(!rc)
@@ -664,24 +663,33 @@ static size_t count_members(json_object *v)
  * parse. */
 static int line_is_compact(const char *line, size_t n, json_object *res)
 {
-    size_t i, keys = 0;
-    int in_string = 0;
+    const char *p = line, *end = line + n;
+    size_t keys = 0;
 
-    for(i = 0; i < n; i++) {
-        char c = line[i];
-
-        if(in_string) {
-            if(c == '\\')
-                i++;
-            else if(c == '"')
-                in_string = 0;
-        }
-        else if(c == '"')
-            in_string = 1;
-        else if(c == ':')
+    /* from one character that matters to the next (line[n] is its NUL) */
+    while(p < end) {
+        p += strcspn(p, "\": \t\n\r");
+        if(p >= end)
+            break;
+        if(*p == ':') {
             keys++;
-        else if(c == ' ' || c == '\t' || c == '\n' || c == '\r')
-            return 0;
+            p++;
+        }
+        else if(*p != '"') {
+            return 0; /* white space outside a string */
+        }
+        else {
+            for(p++;; p += 2) {
+                p += strcspn(p, "\"\\");
+                if(p >= end)
+                    return 0;
+                if(*p == '"')
+                    break;
+                if(p + 1 >= end)
+                    return 0;
+            }
+            p++;
+        }
     }
     return keys == count_members(res);
 }

@@ -466,11 +466,13 @@ static int add_refs(json_object *o, pa_fhir_facts *f, int depth)
     json_object_object_foreach(o, key, val) {
         if(rc)
             break;
-        if(!strcmp(key, "reference") && json_object_is_type(val, json_type_string)) {
+        /* (every key of the tree comes here: the first letter tells most) */
+        if(key[0] == 'r' && !strcmp(key, "reference") && json_object_is_type(val, json_type_string)) {
             const char *ref = json_object_get_string(val);
             const char *slash = strrchr(ref, '/');
             const char *p = slash;
             char type[64], id[PA_FHIR_ID_MAX + 1], item[160];
+            const pa_fhir_type *rt;
             pa_buf *list;
             int shared;
 
@@ -480,9 +482,10 @@ static int add_refs(json_object *o, pa_fhir_facts *f, int depth)
             if(!slash || slash - p >= (long)sizeof(type))
                 continue;
             snprintf(type, sizeof(type), "%.*s", (int)(slash - p), p);
-            if(!strcmp(type, "Patient") || !pa_fhir_type_find(type) || pa_fhir_ref_id(ref, type, id, sizeof(id)))
+            rt = strcmp(type, "Patient") ? pa_fhir_type_find(type) : NULL;
+            if(!rt || pa_fhir_ref_id(ref, type, id, sizeof(id)))
                 continue;
-            shared = !pa_fhir_type_find(type)->patient_path;
+            shared = !rt->patient_path;
             /* quoted, as the array literal holds it: a resource often names
              * the same provider many times, and org-1 is not org-10 */
             snprintf(item, sizeof(item), shared ? "\"ref=%s/%s\"" : "\"%s/%s\"", type, id);
