@@ -251,6 +251,7 @@ struct rewrite {
     const struct strmap *local; /* this Bundle's fullUrls */
     int final;                  /* the last try: the store's identifiers too */
     const char *unresolved;     /* the first reference that named nothing */
+    int failed;                 /* the store could not be asked (err says why) */
     pa_err *err;
 };
 
@@ -271,8 +272,11 @@ static const char *resolve(struct rewrite *w, const char *ref, int *unresolved)
     }
     if(conditional_key(ref, key, sizeof(key))) {
         to = map_get(&w->r->idents, key);
-        if(!to && !w->r->store_idents && !load_store_identifiers(w->l, w->r, w->err))
+        if(!to && !w->r->store_idents && !w->failed) {
+            /* a store that cannot be asked stops the load: never a quiet "names nothing" */
+            w->failed = load_store_identifiers(w->l, w->r, w->err);
             to = map_get(&w->r->idents, key);
+        }
         *unresolved = !to;
         return to;
     }
@@ -348,6 +352,8 @@ static int load_entry(load_ctx *l, struct rewrite *w, json_object *res, const ch
 
     w->unresolved = NULL;
     rewrite(w, res);
+    if(w->failed)
+        return w->failed;
     if(w->unresolved && !w->final)
         return spill(l, w->r, res, file, line, entry) ? pa_err_set(w->err, PA_EIO, "the spill file: out of space")
                                                       : PA_OK;
@@ -437,7 +443,7 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
 {
     struct load_refs *r = refs_of(l);
     struct strmap local = { 0 };
-    struct rewrite w = { l, r, &local, 0, NULL, err };
+    struct rewrite w = { l, r, &local, 0, NULL, 0, err };
     const char *type = str_at(bundle, "type");
     json_object *entries;
     size_t i;
@@ -495,7 +501,7 @@ int load_bundles_finish(load_ctx *l, pa_err *err)
 {
     struct load_refs *r = l->refs;
     struct strmap none = { 0 };
-    struct rewrite w = { l, r, &none, 1, NULL, err };
+    struct rewrite w = { l, r, &none, 1, NULL, 0, err };
     char *head = NULL, *body = NULL;
     size_t hsize = 0, bsize = 0;
     int rc = PA_OK;
