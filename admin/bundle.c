@@ -145,15 +145,6 @@ static void map_free(struct strmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-static const char *str_at(json_object *o, const char *key)
-{
-    json_object *v;
-
-    if(!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-        return NULL;
-    return json_object_get_string(v);
-}
-
 static int is_shared(const char *type)
 {
     const pa_fhir_type *t = pa_fhir_type_find(type);
@@ -179,7 +170,7 @@ static int put_identifiers(struct strmap *idents, const char *type, json_object 
         return PA_OK;
     for(i = 0; !rc && i < json_object_array_length(ids); i++) {
         json_object *id = json_object_array_get_idx(ids, i);
-        const char *system = str_at(id, "system"), *value = str_at(id, "value");
+        const char *system = pa_json_str(id, "system"), *value = pa_json_str(id, "value");
         char key[1024];
 
         if(!value)
@@ -313,7 +304,7 @@ static void rewrite(struct rewrite *w, json_object *o)
 }
 
 /* Keeps an entry for the end of the load. */
-static int spill(load_ctx *l, struct load_refs *r, json_object *res, const char *file, long line, long entry)
+static int spill(struct load_refs *r, json_object *res, const char *file, long line, long entry)
 {
     size_t f;
 
@@ -339,7 +330,6 @@ static int spill(load_ctx *l, struct load_refs *r, json_object *res, const char 
                json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
         return PA_EIO;
     r->spilled++;
-    (void)l;
     return PA_OK;
 }
 
@@ -347,7 +337,7 @@ static int spill(load_ctx *l, struct load_refs *r, json_object *res, const char 
  * the end when one of them names what has not been read yet. */
 static int load_entry(load_ctx *l, struct rewrite *w, json_object *res, const char *file, long line, long entry)
 {
-    const char *type = str_at(res, "resourceType");
+    const char *type = pa_json_str(res, "resourceType");
     int rc;
 
     w->unresolved = NULL;
@@ -355,12 +345,12 @@ static int load_entry(load_ctx *l, struct rewrite *w, json_object *res, const ch
     if(w->failed)
         return w->failed;
     if(w->unresolved && !w->final)
-        return spill(l, w->r, res, file, line, entry) ? pa_err_set(w->err, PA_EIO, "the spill file: out of space")
+        return spill(w->r, res, file, line, entry) ? pa_err_set(w->err, PA_EIO, "the spill file: out of space")
                                                       : PA_OK;
     l->entry = entry;
     if(w->unresolved)
         load_warn(l, file, line, "%s/%s: the reference '%.200s' names nothing this load or the store has: kept as it is",
-                  type ? type : "?", str_at(res, "id") ? str_at(res, "id") : "?", w->unresolved);
+                  type ? type : "?", pa_json_str(res, "id") ? pa_json_str(res, "id") : "?", w->unresolved);
     l->seen++;
     rc = load_object(l, json_object_get(res), NULL, 0, file, line, w->err);
     l->entry = -1;
@@ -374,7 +364,7 @@ static json_object *with_id(json_object *entry, json_object *res, const char *id
 
     if(!copy)
         return res;
-    json_object_object_add(copy, "resourceType", json_object_new_string(str_at(res, "resourceType")));
+    json_object_object_add(copy, "resourceType", json_object_new_string(pa_json_str(res, "resourceType")));
     json_object_object_add(copy, "id", json_object_new_string(id));
     json_object_object_foreach(res, key, val) {
         if(strcmp(key, "resourceType") && strcmp(key, "id"))
@@ -389,10 +379,10 @@ static json_object *with_id(json_object *entry, json_object *res, const char *id
 static int entry_target(json_object *entry, json_object **resp, char *out, size_t size)
 {
     json_object *res = *resp;
-    const char *type = str_at(res, "resourceType"), *id = str_at(res, "id");
-    const char *full = str_at(entry, "fullUrl");
+    const char *type = pa_json_str(res, "resourceType"), *id = pa_json_str(res, "id");
+    const char *full = pa_json_str(entry, "fullUrl");
     json_object *req = json_object_object_get(entry, "request");
-    const char *url = str_at(req, "url"), *method = str_at(req, "method");
+    const char *url = pa_json_str(req, "url"), *method = pa_json_str(req, "method");
     char from_url[PA_FHIR_ID_MAX + 1] = "";
 
     if(!type)
@@ -406,7 +396,7 @@ static int entry_target(json_object *entry, json_object **resp, char *out, size_
     if(!id || !pa_is_fhir_id(id))
         return 0;
     snprintf(out, size, "%s/%s", type, id);
-    if(!str_at(res, "id"))
+    if(!pa_json_str(res, "id"))
         *resp = with_id(entry, res, id);
     return 1;
 }
@@ -419,14 +409,14 @@ static int map_entries(struct load_refs *r, struct strmap *local, json_object *e
 
     for(i = 0; !rc && i < json_object_array_length(entries); i++) {
         json_object *entry = json_object_array_get_idx(entries, i), *res;
-        const char *full = str_at(entry, "fullUrl");
+        const char *full = pa_json_str(entry, "fullUrl");
         char target[PA_FHIR_ID_MAX + 80];
         const char *type;
 
         if(!json_object_object_get_ex(entry, "resource", &res) || !json_object_is_type(res, json_type_object) ||
            !entry_target(entry, &res, target, sizeof(target)))
             continue;
-        type = str_at(res, "resourceType");
+        type = pa_json_str(res, "resourceType");
         if(full)
             rc = map_put(local, full, target, 1);
         if(!rc && full && (is_shared(type) || !strcmp(type, "Patient")))
@@ -444,7 +434,7 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
     struct load_refs *r = refs_of(l);
     struct strmap local = { 0 };
     struct rewrite w = { l, r, &local, 0, NULL, 0, err };
-    const char *type = str_at(bundle, "type");
+    const char *type = pa_json_str(bundle, "type");
     json_object *entries;
     size_t i;
     int rc, k;
@@ -469,8 +459,8 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
         rc = pa_err_set(err, PA_ENOMEM, "out of memory");
     for(i = 0; !rc && i < json_object_array_length(entries); i++) {
         json_object *entry = json_object_array_get_idx(entries, i), *res;
-        const char *method = str_at(json_object_object_get(entry, "request"), "method");
-        const char *mode = str_at(json_object_object_get(entry, "search"), "mode");
+        const char *method = pa_json_str(json_object_object_get(entry, "request"), "method");
+        const char *mode = pa_json_str(json_object_object_get(entry, "search"), "mode");
         char target[PA_FHIR_ID_MAX + 80];
 
         if(method && !strcmp(method, "DELETE"))
@@ -482,13 +472,13 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
             load_report(l, file, line, "no resource");
         else if(mode && !strcmp(mode, "outcome"))
             load_skip(l, "OperationOutcome", file, line);
-        else if(!str_at(res, "resourceType"))
+        else if(!pa_json_str(res, "resourceType"))
             load_report(l, file, line, "no resourceType");
-        else if(!pa_fhir_type_find(str_at(res, "resourceType")) && strcmp(str_at(res, "resourceType"), "Group"))
-            load_skip(l, str_at(res, "resourceType"), file, line);
+        else if(!pa_fhir_type_find(pa_json_str(res, "resourceType")) && strcmp(pa_json_str(res, "resourceType"), "Group"))
+            load_skip(l, pa_json_str(res, "resourceType"), file, line);
         else if(!entry_target(entry, &res, target, sizeof(target)))
             load_report(l, file, line, "%s without a valid id (nor a PUT url or urn:uuid fullUrl giving one)",
-                        str_at(res, "resourceType"));
+                        pa_json_str(res, "resourceType"));
         else
             rc = load_entry(l, &w, res, file, line, (long)i);
         l->entry = -1;

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #include "admin.h"
 #include "load.h"
 #include "pa_db.h"
+#include "pa_fhir.h"
 #include "pa_httpc.h"
 #include "pa_jwt.h"
 #include "pa_util.h"
@@ -146,14 +148,6 @@ static void answer_text(const pa_httpc_resp *r, char *out, size_t size)
     json_object_put(o);
 }
 
-static const char *json_str(json_object *o, const char *key)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-        ? json_object_get_string(v) : NULL;
-}
-
 /* The token endpoint: configured, or from .well-known/smart-configuration. */
 static int token_url(struct sync *s, char *out, size_t size)
 {
@@ -173,7 +167,7 @@ static int token_url(struct sync *s, char *out, size_t size)
         goto out;
     }
     o = json_tokener_parse(pa_buf_str(&r.body));
-    if(r.status != 200 || !json_str(o, "token_endpoint") || pa_strlcpy(out, json_str(o, "token_endpoint"), size))
+    if(r.status != 200 || !pa_json_str(o, "token_endpoint") || pa_strlcpy(out, pa_json_str(o, "token_endpoint"), size))
         say("no token_endpoint at %s (HTTP %d): set source.%s.token_url", url, r.status, s->src->name);
     else
         rc = 0;
@@ -225,8 +219,10 @@ static int get_token(struct sync *s)
         return 2;
     pa_buf_init(&form, 65536);
     pa_httpc_resp_init(&r);
-    if(form_add(&form, "grant_type", "client_credentials") || form_add(&form, "scope", s->src->scope))
+    if(form_add(&form, "grant_type", "client_credentials") || form_add(&form, "scope", s->src->scope)) {
+        say("the token request is too large (source.%s.scope)", s->src->name);
         goto out;
+    }
     if(!strcmp(s->src->auth, "secret")) {
         char pair[1200];
 
@@ -234,14 +230,19 @@ static int get_token(struct sync *s)
             goto out;
         snprintf(pair, sizeof(pair), "%s:%s", s->src->client_id, secret);
         snprintf(basic, sizeof(basic), "Authorization: Basic ");
-        if(EVP_EncodeBlock((unsigned char *)basic + strlen(basic), (const unsigned char *)pair, (int)strlen(pair)) <= 0)
+        if(EVP_EncodeBlock((unsigned char *)basic + strlen(basic), (const unsigned char *)pair, (int)strlen(pair)) <= 0) {
+            say("the client secret cannot be encoded");
             goto out;
+        }
     }
     else {
-        if(assertion(s, url, &jwt) ||
-           form_add(&form, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") ||
-           form_add(&form, "client_assertion", jwt))
+        if(assertion(s, url, &jwt))
             goto out;
+        if(form_add(&form, "client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer") ||
+           form_add(&form, "client_assertion", jwt)) {
+            say("the token request is too large");
+            goto out;
+        }
     }
     if(pa_httpc_request("POST", url,
                         (const char *[]){ "Content-Type: application/x-www-form-urlencoded", "Accept: application/json",
@@ -251,7 +252,7 @@ static int get_token(struct sync *s)
         goto out;
     }
     o = json_tokener_parse(pa_buf_str(&r.body));
-    if(r.status != 200 || !json_str(o, "access_token") || pa_strlcpy(s->token, json_str(o, "access_token"),
+    if(r.status != 200 || !pa_json_str(o, "access_token") || pa_strlcpy(s->token, pa_json_str(o, "access_token"),
                                                                      sizeof(s->token))) {
         char why[400];
 
@@ -305,10 +306,11 @@ static int kickoff_url(struct sync *s, const char *since, char *out, size_t size
     int n;
 
     pa_buf_init(&q, 8192);
-    if(*s->src->types)
-        form_add(&q, "_type", s->src->types);
-    if(since)
-        form_add(&q, "_since", since);
+    /* a _type or _since left out would ask for more than meant: never quietly */
+    if((*s->src->types && form_add(&q, "_type", s->src->types)) || (since && form_add(&q, "_since", since))) {
+        pa_buf_free(&q);
+        return say("source.%s.types is too long", s->src->name);
+    }
     if(!strcmp(lvl, "system"))
         n = snprintf(out, size, "%s/$export%s%s", s->src->url, q.len ? "?" : "", pa_buf_str(&q));
     else if(!strcmp(lvl, "patient"))
@@ -421,6 +423,12 @@ static int download(struct sync *s, struct file *f, const char *token)
         snprintf(f->why, sizeof(f->why), "%s", err.msg);
     else if(r.status != 200)
         snprintf(f->why, sizeof(f->why), "HTTP %d", r.status);
+    /* gzip the loader reads itself; anything else would load as garbage */
+    else if(r.content_encoding[0] && strcasecmp(r.content_encoding, "gzip") &&
+            strcasecmp(r.content_encoding, "identity")) {
+        snprintf(f->why, sizeof(f->why), "a Content-Encoding this client does not read: %.40s", r.content_encoding);
+        rc = PA_EIO;
+    }
     pa_httpc_resp_free(&r);
     return rc || r.status != 200 ? F_FAILED : F_DONE;
 }
@@ -528,7 +536,7 @@ static int manifest_files(struct sync *s, json_object *m)
        json_object_array_length(errors) > 0)
         say("the source reports %zu file(s) of errors (OperationOutcomes) with this export, the first at %.300s",
             json_object_array_length(errors),
-            json_str(json_object_array_get_idx(errors, 0), "url") ? json_str(json_object_array_get_idx(errors, 0), "url")
+            pa_json_str(json_object_array_get_idx(errors, 0), "url") ? pa_json_str(json_object_array_get_idx(errors, 0), "url")
                                                                   : "(no url)");
 
     for(k = 0; k < 2; k++) {
@@ -548,7 +556,7 @@ static int manifest_files(struct sync *s, json_object *m)
         if(!json_object_object_get_ex(m, parts[k], &arr) || !json_object_is_type(arr, json_type_array))
             continue;
         for(i = 0; i < json_object_array_length(arr); i++) {
-            const char *url = json_str(json_object_array_get_idx(arr, i), "url");
+            const char *url = pa_json_str(json_object_array_get_idx(arr, i), "url");
             struct file *f = &s->files[s->nfiles];
             char name[256];
             size_t size;
@@ -783,7 +791,7 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
     }
     if(!rc) {
         m = json_tokener_parse(st.manifest);
-        tt = json_str(m, "transactionTime");
+        tt = pa_json_str(m, "transactionTime");
         if(!tt)
             rc = say("the manifest has no transactionTime");
     }

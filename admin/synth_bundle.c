@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pa_fhir.h"
 #include "synth.h"
 
 struct synth_bundles {
@@ -42,17 +43,9 @@ static void uuid_of(const char *type_id, char out[46])
              (unsigned long long)(b & 0xffffffffffffULL));
 }
 
-static const char *str_of(json_object *o, const char *key)
-{
-    json_object *v;
-
-    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-        ? json_object_get_string(v) : NULL;
-}
-
 static void type_id(json_object *res, char *out, size_t size)
 {
-    snprintf(out, size, "%s/%s", str_of(res, "resourceType"), str_of(res, "id"));
+    snprintf(out, size, "%s/%s", pa_json_str(res, "resourceType"), pa_json_str(res, "id"));
 }
 
 int synth_bundles_open(struct synth_bundles **out, const char *dir)
@@ -93,7 +86,7 @@ static json_object *first_identifier(json_object *res)
     if(!json_object_object_get_ex(res, "identifier", &ids))
         return NULL;
     id0 = json_object_array_get_idx(ids, 0);
-    return id0 && str_of(id0, "system") && str_of(id0, "value") ? id0 : NULL;
+    return id0 && pa_json_str(id0, "system") && pa_json_str(id0, "value") ? id0 : NULL;
 }
 
 /* The reference a member makes to each shared resource. */
@@ -108,8 +101,8 @@ static void map_shared(struct synth_bundles *b)
 
             type_id(res, key, sizeof(key));
             if(id0)
-                snprintf(ref, sizeof(ref), "%s?identifier=%s|%s", str_of(res, "resourceType"), str_of(id0, "system"),
-                         str_of(id0, "value"));
+                snprintf(ref, sizeof(ref), "%s?identifier=%s|%s", pa_json_str(res, "resourceType"), pa_json_str(id0, "system"),
+                         pa_json_str(id0, "value"));
             else
                 uuid_of(key, ref);
             json_object_object_add(b->targets, key, json_object_new_string(ref));
@@ -175,9 +168,9 @@ static int write_bundle(struct synth_bundles *b, json_object *resources, const c
         json_object_object_add(entry, "fullUrl", json_object_new_string(uuid));
         json_object_object_add(entry, "resource", res);
         json_object_object_add(req, "method", json_object_new_string("POST"));
-        json_object_object_add(req, "url", json_object_new_string(str_of(res, "resourceType")));
+        json_object_object_add(req, "url", json_object_new_string(pa_json_str(res, "resourceType")));
         if(conditional && id0) {
-            snprintf(cond, sizeof(cond), "identifier=%s|%s", str_of(id0, "system"), str_of(id0, "value"));
+            snprintf(cond, sizeof(cond), "identifier=%s|%s", pa_json_str(id0, "system"), pa_json_str(id0, "value"));
             json_object_object_add(req, "ifNoneExist", json_object_new_string(cond));
         }
         json_object_object_add(entry, "request", req);
