@@ -5,9 +5,9 @@
  * (JSON, a served resourceType, an id, the patient reference its type needs,
  * valid NPIs), compacted, given meta.lastUpdated if it lacks one, and for
  * ExplanationOfBenefit also turned into its non-financial form.  Good lines go
- * in batches through COPY into a staging table and are merged into `resource`
- * in one statement per batch: a line identical to what is stored changes
- * nothing.  Bad lines are reported by file, line and reason; the good ones
+ * in batches through binary COPY (copybin.c) into a staging table and are
+ * merged into `resource` in one statement per batch: a line identical to what
+ * is stored changes nothing; into an empty store they go straight in.  Bad lines are reported by file, line and reason; the good ones
  * around them load.  Transaction Bundles of DELETE entries delete, leaving
  * tombstones.  PDex Groups (rosters, treatment relationships, opt-outs) are
  * loaded after all resources; CSV feeds last (groups.c, feeds.c).
@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "admin.h"
+#include "copybin.h"
 #include "load.h"
 #include "pa_buf.h"
 #include "pa_db.h"
@@ -195,38 +196,12 @@ int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err 
     return PA_OK;
 }
 
-/* Appends s (to its NUL, or to end if not NULL) to a COPY text-format
- * field: backslash, tab, newline and CR escaped, the runs between them
- * copied whole (strcspn: s is NUL-terminated either way). */
-static int copy_escaped(pa_buf *b, const char *s, const char *end)
-{
-    int rc = PA_OK;
+/* A mark's kind: the place of a text change time (24 characters) or of a
+ * binary one (a timestamptz's 8 bytes), kept in its lowest bit. */
+#define MARK_TEXT 0
+#define MARK_BINARY 1
 
-    while(!rc) {
-        size_t run = strcspn(s, "\\\t\n\r");
-
-        if(end && run > (size_t)(end - s))
-            run = (size_t)(end - s);
-        rc = pa_buf_add(b, s, run);
-        s += run;
-        if(rc || !*s || (end && s >= end))
-            break;
-        switch(*s++) {
-        case '\\': rc = pa_buf_add(b, "\\\\", 2); break;
-        case '\t': rc = pa_buf_add(b, "\\t", 2); break;
-        case '\n': rc = pa_buf_add(b, "\\n", 2); break;
-        default: rc = pa_buf_add(b, "\\r", 2); break;
-        }
-    }
-    return rc;
-}
-
-static int copy_field(pa_buf *b, const char *s)
-{
-    return copy_escaped(b, s, NULL);
-}
-
-static int mark_add(struct load_marks *m, size_t at)
+static int mark_add(struct load_marks *m, size_t at, int kind)
 {
     if(m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 4096;
@@ -237,32 +212,31 @@ static int mark_add(struct load_marks *m, size_t at)
         m->at = more;
         m->cap = cap;
     }
-    m->at[m->n++] = at;
+    m->at[m->n++] = at << 1 | (size_t)kind;
     return PA_OK;
 }
 
-/* copy_field, each change-time mark in s written as DIRECT_TIME, its
+/* A text field, each change-time mark in s written as DIRECT_TIME, its
  * place noted. */
 static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
 {
     const char *at;
-    int rc = PA_OK;
+    size_t len_at;
+    int rc = copybin_begin_field(b, &len_at);
 
     for(at = strstr(s, CHANGE_TIME_VALUE); !rc && at; at = strstr(s, CHANGE_TIME_VALUE)) {
-        rc = copy_escaped(b, s, at);
+        rc = pa_buf_add(b, s, (size_t)(at - s));
         if(!rc)
-            rc = mark_add(m, b->len);
+            rc = mark_add(m, b->len, MARK_TEXT);
         if(!rc)
             rc = pa_buf_add(b, DIRECT_TIME, 24);
         s = at + strlen(CHANGE_TIME_VALUE);
     }
-    return rc ? rc : copy_field(b, s);
-}
-
-/* A nullable field: "" is NULL. */
-static int copy_opt(pa_buf *b, const char *s)
-{
-    return *s ? copy_field(b, s) : pa_buf_addstr(b, "\\N");
+    if(!rc)
+        rc = pa_buf_addstr(b, s);
+    if(!rc)
+        copybin_end_field(b, len_at);
+    return rc;
 }
 
 /*
@@ -293,7 +267,8 @@ struct load_sender {
     long inserted, updated;
 };
 
-/* Sends buf by COPY with sql; 0, or -1 with why. */
+/* Sends buf's rows by binary COPY with sql (WITH (FORMAT binary)); 0, or
+ * -1 with why. */
 static int copy_in(PGconn *db, const char *sql, const pa_buf *buf, char *why, size_t size)
 {
     PGresult *res = PQexec(db, sql);
@@ -306,6 +281,10 @@ static int copy_in(PGconn *db, const char *sql, const pa_buf *buf, char *why, si
         return -1;
     }
     PQclear(res);
+    if(PQputCopyData(db, copybin_header, (int)sizeof(copybin_header)) != 1) {
+        snprintf(why, size, "COPY: %s", PQerrorMessage(db));
+        rc = -1;
+    }
     while(!rc && off < buf->len) {
         size_t n = buf->len - off > 1048576 ? 1048576 : buf->len - off;
 
@@ -314,6 +293,10 @@ static int copy_in(PGconn *db, const char *sql, const pa_buf *buf, char *why, si
             rc = -1;
         }
         off += n;
+    }
+    if(!rc && PQputCopyData(db, copybin_trailer, (int)sizeof(copybin_trailer)) != 1) {
+        snprintf(why, size, "COPY: %s", PQerrorMessage(db));
+        rc = -1;
     }
     if(PQputCopyEnd(db, rc ? "aborted" : NULL) != 1 && !rc) {
         snprintf(why, size, "COPY: %s", PQerrorMessage(db));
@@ -359,6 +342,7 @@ static int store_direct(PGconn *db, struct load_sender *sd)
 {
     PGresult *res = PQexec(db, direct_time_sql);
     char t[32] = "";
+    int64_t us = 0;
     size_t i;
     int rc = 0;
 
@@ -367,13 +351,23 @@ static int store_direct(PGconn *db, struct load_sender *sd)
     else
         snprintf(sd->why, sizeof(sd->why), "%s", PQresultErrorMessage(res));
     PQclear(res);
+    if(t[0] && pa_instant_pg_micros(t, &us)) {
+        snprintf(sd->why, sizeof(sd->why), "the change time '%s' is no instant", t);
+        t[0] = '\0';
+    }
     if(!t[0])
         return -1;
-    for(i = 0; i < sd->marks.n; i++)
-        memcpy(sd->sending.data + sd->marks.at[i], t, 24);
+    for(i = 0; i < sd->marks.n; i++) {
+        char *at = sd->sending.data + (sd->marks.at[i] >> 1);
+
+        if(sd->marks.at[i] & MARK_BINARY)
+            copybin_put_int8(at, us);
+        else
+            memcpy(at, t, 24);
+    }
     if(exec_step(db, "SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why)))
         return -1;
-    if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN", &sd->sending, sd->why,
+    if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending, sd->why,
                                 sizeof(sd->why))) {
         sd->inserted = sd->rows;
         rc = exec_step(db, "RELEASE SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
@@ -384,14 +378,14 @@ static int store_direct(PGconn *db, struct load_sender *sd)
         sd->why[0] = '\0';
         rc = exec_step(db, "ROLLBACK TO SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
         if(!rc)
-            rc = copy_in(db, "COPY load_direct (" DIRECT_COLUMNS ") FROM STDIN", &sd->sending, sd->why,
+            rc = copy_in(db, "COPY load_direct (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending, sd->why,
                          sizeof(sd->why));
         if(!rc)
             rc = exec_step(db, merge_direct_sql, PGRES_TUPLES_OK, &sd->inserted, &sd->updated, sd->why,
                            sizeof(sd->why));
     }
     if(!rc && sd->derive.len) {
-        rc = copy_in(db, "COPY load_derive (type, id, patient_id, directory, json) FROM STDIN", &sd->derive, sd->why,
+        rc = copy_in(db, "COPY load_derive (type, id, patient_id, directory, json) FROM STDIN (FORMAT binary)", &sd->derive, sd->why,
                      sizeof(sd->why));
         if(!rc)
             rc = exec_step(db, DERIVE_SQL_FROM("load_derive", "ord"), PGRES_COMMAND_OK, NULL, NULL, sd->why,
@@ -407,7 +401,7 @@ static int store_staged(PGconn *db, struct load_sender *sd)
     PGresult *res;
     int rc, step = 0;
 
-    rc = copy_in(db, "COPY load_stage FROM STDIN", &sd->sending, sd->why, sizeof(sd->why));
+    rc = copy_in(db, "COPY load_stage FROM STDIN (FORMAT binary)", &sd->sending, sd->why, sizeof(sd->why));
     if(!rc && !PQsendQuery(db, sd->repeats ? merge_repeats_sql_and_commit : merge_sql_and_commit)) {
         snprintf(sd->why, sizeof(sd->why), "PostgreSQL: %s", PQerrorMessage(db));
         rc = -1;
@@ -616,26 +610,21 @@ int load_flush(load_ctx *l, pa_err *err)
     return rc;
 }
 
-/* The hash of a line as loaded, and of how it was read: a new extraction
- * makes every line count as changed once. */
-static void hash_hex(const char *s, size_t n, char out[65])
+/* The hash (SHA-256) of a line as loaded, and of how it was read: a new
+ * extraction makes every line count as changed once. */
+static int hash_line(const char *s, size_t n, unsigned char out[32])
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    unsigned int i;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+             EVP_DigestUpdate(ctx, PA_FHIR_FACTS_VERSION, strlen(PA_FHIR_FACTS_VERSION)) &&
+             EVP_DigestUpdate(ctx, s, n) && EVP_DigestFinal_ex(ctx, md, &len) && len == 32;
 
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-    EVP_DigestUpdate(ctx, PA_FHIR_FACTS_VERSION, strlen(PA_FHIR_FACTS_VERSION));
-    EVP_DigestUpdate(ctx, s, n);
-    EVP_DigestFinal_ex(ctx, md, &len);
     EVP_MD_CTX_free(ctx);
-    for(i = 0; i < len && i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[2 * i] = '\0';
+    if(ok)
+        memcpy(out, md, 32);
+    return ok ? PA_OK : PA_ENOMEM;
 }
 
 /* The members of every object in v, however deep. */
@@ -751,33 +740,25 @@ struct row {
     const char *type, *id;
     const char *json;   /* with the change-time mark */
     const char *nonfin; /* NULL but for an ExplanationOfBenefit */
-    const char *hash;
+    unsigned char hash[32];
     int directory;
 };
 
 /* The facts' columns: hash, tokens, refs, dates. */
 static int add_facts(pa_buf *b, const struct row *r, const pa_fhir_facts *f)
 {
-    int rc = pa_buf_printf(b, "\t\\\\x%s\t", r->hash);
+    int rc = copybin_text(b, (const char *)r->hash, sizeof(r->hash));
 
     if(!rc)
-        rc = copy_field(b, pa_buf_str(&f->tokens));
+        rc = copybin_text_array(b, pa_buf_str(&f->tokens));
     if(!rc)
-        rc = pa_buf_addstr(b, "\t");
+        rc = copybin_text_array(b, pa_buf_str(&f->refs));
     if(!rc)
-        rc = copy_field(b, pa_buf_str(&f->refs));
+        rc = copybin_time(b, f->clin_start);
     if(!rc)
-        rc = pa_buf_addstr(b, "\t");
+        rc = copybin_time(b, f->clin_end);
     if(!rc)
-        rc = copy_opt(b, f->clin_start);
-    if(!rc)
-        rc = pa_buf_addstr(b, "\t");
-    if(!rc)
-        rc = copy_opt(b, f->clin_end);
-    if(!rc)
-        rc = pa_buf_addstr(b, "\t");
-    if(!rc)
-        rc = copy_opt(b, f->created);
+        rc = copybin_time(b, f->created);
     return rc;
 }
 
@@ -786,22 +767,24 @@ static int add_facts(pa_buf *b, const struct row *r, const pa_fhir_facts *f)
 static int add_staged_row(load_ctx *l, const struct row *r, const pa_fhir_facts *f)
 {
     pa_buf *b = &l->batch;
-    int rc = pa_buf_printf(b, "%ld\t%s\t%s\t", ++l->seq, r->type, r->id);
+    int rc = copybin_row(b, 13);
 
     if(!rc)
-        rc = copy_opt(b, f->patient_id);
+        rc = copybin_int8(b, ++l->seq);
     if(!rc)
-        rc = pa_buf_addstr(b, "\t");
+        rc = copybin_str(b, r->type);
     if(!rc)
-        rc = copy_field(b, r->json);
+        rc = copybin_str(b, r->id);
     if(!rc)
-        rc = pa_buf_addstr(b, "\t");
+        rc = copybin_opt(b, f->patient_id);
     if(!rc)
-        rc = r->nonfin ? copy_field(b, r->nonfin) : pa_buf_addstr(b, "\\N");
+        rc = copybin_str(b, r->json);
+    if(!rc)
+        rc = r->nonfin ? copybin_str(b, r->nonfin) : copybin_null(b);
     if(!rc)
         rc = add_facts(b, r, f);
     if(!rc)
-        rc = pa_buf_addstr(b, r->directory ? "\tt\n" : "\tf\n");
+        rc = copybin_bool(b, r->directory);
     return rc;
 }
 
@@ -811,37 +794,37 @@ static int add_staged_row(load_ctx *l, const struct row *r, const pa_fhir_facts 
 static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts *f)
 {
     pa_buf *b = &l->batch;
-    int rc = pa_buf_printf(b, "%s\t%s\t", r->type, r->id);
+    int rc = copybin_row(b, 12);
 
     if(!rc)
-        rc = copy_opt(b, f->patient_id);
+        rc = copybin_str(b, r->type);
     if(!rc)
-        rc = pa_buf_addstr(b, "\t");
+        rc = copybin_str(b, r->id);
     if(!rc)
-        rc = mark_add(&l->marks, b->len);
+        rc = copybin_opt(b, f->patient_id);
     if(!rc)
-        rc = pa_buf_addstr(b, DIRECT_TIME "\t");
+        rc = copybin_int8(b, 0);
+    if(!rc)
+        rc = mark_add(&l->marks, b->len - 8, MARK_BINARY);
     if(!rc)
         rc = copy_field_marked(b, r->json, &l->marks);
     if(!rc)
-        rc = pa_buf_addstr(b, "\t");
-    if(!rc)
-        rc = r->nonfin ? copy_field_marked(b, r->nonfin, &l->marks) : pa_buf_addstr(b, "\\N");
+        rc = r->nonfin ? copy_field_marked(b, r->nonfin, &l->marks) : copybin_null(b);
     if(!rc)
         rc = add_facts(b, r, f);
-    if(!rc)
-        rc = pa_buf_addstr(b, "\n");
     if(!rc && (!strcmp(r->type, "Patient") || !strcmp(r->type, "Coverage") || !strcmp(r->type, "Practitioner") ||
                !strcmp(r->type, "Organization"))) {
-        rc = pa_buf_printf(&l->derive, "%s\t%s\t", r->type, r->id);
+        rc = copybin_row(&l->derive, 5);
         if(!rc)
-            rc = copy_opt(&l->derive, f->patient_id);
+            rc = copybin_str(&l->derive, r->type);
         if(!rc)
-            rc = pa_buf_addstr(&l->derive, r->directory ? "\tt\t" : "\tf\t");
+            rc = copybin_str(&l->derive, r->id);
         if(!rc)
-            rc = copy_field(&l->derive, r->json);
+            rc = copybin_opt(&l->derive, f->patient_id);
         if(!rc)
-            rc = pa_buf_addstr(&l->derive, "\n");
+            rc = copybin_bool(&l->derive, r->directory);
+        if(!rc)
+            rc = copybin_str(&l->derive, r->json);
     }
     return rc;
 }
@@ -855,8 +838,9 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
 {
     json_object *meta;
     const char *json, *nonfin = NULL;
-    char hash[65], *marked = NULL;
+    char *marked = NULL;
     struct row row;
+    size_t batch_len = l->batch.len, derive_len = l->derive.len, marks = l->marks.n;
     int rc;
 
     /* meta.lastUpdated is the change time the merge gives it; the source's
@@ -872,7 +856,10 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         json = marked;
     else
         json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    hash_hex(json, strlen(json), hash);
+    if(hash_line(json, strlen(json), row.hash)) {
+        free(marked);
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
     if(l->batch_rows == 0) {
         pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
         l->batch_first_line = lineno;
@@ -905,12 +892,19 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
     row.id = json_object_get_string(json_object_object_get(res, "id"));
     row.json = json;
     row.nonfin = nonfin;
-    row.hash = hash;
     row.directory = directory;
     rc = l->batch_direct ? add_direct_row(l, &row, f) : add_staged_row(l, &row, f);
     free(marked);
-    if(rc)
-        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(rc) {
+        /* none of the row stays */
+        pa_buf_truncate(&l->batch, batch_len);
+        pa_buf_truncate(&l->derive, derive_len);
+        l->marks.n = marks;
+        if(rc != PA_EINVAL)
+            return pa_err_set(err, rc, "out of memory");
+        load_report(l, file, lineno, "%s/%s: its dates or search tokens cannot be stored", t->name, row.id);
+        return PA_OK;
+    }
     l->batch_types[pa_fhir_type_index(t)]++;
     l->batch_rows++;
     if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)

@@ -27,9 +27,16 @@ void pa_buf_free(pa_buf *b)
 
 void pa_buf_reset(pa_buf *b)
 {
-    b->len = 0;
+    pa_buf_truncate(b, 0);
+}
+
+void pa_buf_truncate(pa_buf *b, size_t len)
+{
+    if(len > b->len)
+        return;
+    b->len = len;
     if(b->data)
-        b->data[0] = '\0';
+        b->data[len] = '\0';
 }
 
 /* Makes room for n more bytes plus the terminating NUL. */

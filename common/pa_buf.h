@@ -19,6 +19,7 @@ typedef struct pa_buf {
 void pa_buf_init(pa_buf *b, size_t max);
 void pa_buf_free(pa_buf *b);
 void pa_buf_reset(pa_buf *b);            /* empties, keeps the memory */
+void pa_buf_truncate(pa_buf *b, size_t len); /* back to its first len bytes (len <= b->len) */
 
 int pa_buf_add(pa_buf *b, const void *p, size_t n);
 int pa_buf_addstr(pa_buf *b, const char *s);

@@ -2,6 +2,7 @@
 #include "pa_err.h"
 
 #include <errno.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
@@ -266,34 +267,39 @@ int pa_parse_date(const char *s, int *y, int *m, int *d)
     return PA_OK;
 }
 
-int pa_parse_instant(const char *s, int64_t *ms)
+/* A FHIR instant taken apart: the whole seconds since the epoch, the
+ * seconds field as written (60 for a leap second), and the fraction's
+ * digits (up to nine). */
+struct instant {
+    int64_t secs;   /* with the seconds field counted as 0 */
+    int sec;
+    long frac;      /* the fraction's digits as an integer */
+    int frac_digits;
+};
+
+static int instant_parts(const char *s, struct instant *t)
 {
-    int y, mo, d, h, mi, sec, frac = 0, tzh = 0, tzm = 0, sign = 0;
+    int y, mo, d, h, mi, tzh = 0, tzm = 0, sign = 0;
     const char *p;
 
     if(strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
        s[7] != '-' || digits(s + 8, 2, &d) || s[10] != 'T' || digits(s + 11, 2, &h) ||
-       s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &sec))
+       s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &t->sec))
         return PA_EINVAL;
-    if(y < 1 || mo < 1 || mo > 12 || d < 1 || d > pa_days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
+    if(y < 1 || mo < 1 || mo > 12 || d < 1 || d > pa_days_in_month(y, mo) || h > 23 || mi > 59 || t->sec > 60)
         return PA_EINVAL;
     p = s + 19;
+    t->frac = 0;
+    t->frac_digits = 0;
     if(*p == '.') {
-        int n = 0;
-
-        p++;
-        while(*p >= '0' && *p <= '9') {
-            if(n < 3)
-                frac = frac * 10 + (*p - '0');
-            n++;
-            p++;
+        for(p++; *p >= '0' && *p <= '9'; p++) {
+            if(t->frac_digits == 9)
+                return PA_EINVAL;
+            t->frac = t->frac * 10 + (*p - '0');
+            t->frac_digits++;
         }
-        if(n == 0 || n > 9)
+        if(t->frac_digits == 0)
             return PA_EINVAL;
-        while(n < 3) {
-            frac *= 10;
-            n++;
-        }
     }
     if(*p == 'Z') {
         p++;
@@ -309,8 +315,39 @@ int pa_parse_instant(const char *s, int64_t *ms)
     }
     if(*p)
         return PA_EINVAL;
-    *ms = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec)) -
-           (int64_t)sign * (tzh * 3600 + tzm * 60)) * 1000 + frac;
+    t->secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 - (int64_t)sign * (tzh * 3600 + tzm * 60);
+    return PA_OK;
+}
+
+int pa_parse_instant(const char *s, int64_t *ms)
+{
+    struct instant t;
+    long frac;
+    int n;
+
+    if(instant_parts(s, &t))
+        return PA_EINVAL;
+    /* milliseconds: the fraction's first three digits */
+    for(frac = t.frac, n = t.frac_digits; n > 3; n--)
+        frac /= 10;
+    for(; n < 3; n++)
+        frac *= 10;
+    *ms = (t.secs + (t.sec > 59 ? 59 : t.sec)) * 1000 + frac;
+    return PA_OK;
+}
+
+int pa_instant_pg_micros(const char *s, int64_t *us)
+{
+    static const double tens[] = { 1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9 };
+    struct instant t;
+
+    if(instant_parts(s, &t))
+        return PA_EINVAL;
+    /* as PostgreSQL reads it: a leap second runs into the next minute, the
+     * fraction is rounded to the microsecond as rint(strtod(".f") * 1e6)
+     * does (one division by an exact power of ten rounds as strtod) */
+    *us = (t.secs + t.sec - PA_PG_EPOCH_SECS) * 1000000 +
+          (int64_t)rint((double)t.frac / tens[t.frac_digits] * 1000000);
     return PA_OK;
 }
 

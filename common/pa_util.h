@@ -38,6 +38,15 @@ void pa_fhir_instant(int64_t ms, char out[32]);
  * into milliseconds since the epoch.  Returns 0 or PA_EINVAL. */
 int pa_parse_instant(const char *s, int64_t *ms);
 
+/* PostgreSQL's epoch (2000-01-01T00:00:00Z) in Unix seconds. */
+#define PA_PG_EPOCH_SECS INT64_C(946684800)
+
+/* Parses a FHIR instant into the microseconds since PostgreSQL's epoch that
+ * PostgreSQL itself reads from it as a timestamptz (the binary COPY form):
+ * a leap second runs into the next minute, the fraction is rounded to the
+ * microsecond.  Returns 0 or PA_EINVAL. */
+int pa_instant_pg_micros(const char *s, int64_t *us);
+
 /* Parses a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD, a real calendar day of
  * the years 0001 to 9999); *m and *d are 0 where the precision stops.
  * Returns 0 or PA_EINVAL. */

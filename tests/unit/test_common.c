@@ -351,6 +351,42 @@ static void test_instant(void)
     CU_ASSERT_EQUAL(pa_parse_instant("yesterday", &ms), PA_EINVAL);
 }
 
+/* What PostgreSQL 15 itself reads from each instant, as microseconds since
+ * 2000-01-01 ('...'::timestamptz): the loader's binary COPY must store the
+ * very same values its text form did. */
+static void test_instant_pg_micros(void)
+{
+    static const struct {
+        const char *in;
+        int64_t us;
+    } cases[] = {
+        { "2000-01-01T00:00:00Z", 0 },
+        { "1999-12-31T23:59:59.999999Z", -1 },
+        { "2024-02-29T12:30:15.250+02:00", INT64_C(762517815250000) },
+        { "2016-12-31T23:59:60Z", INT64_C(536544000000000) },          /* a leap second: the next minute */
+        { "2020-05-01T10:00:00.1234565Z", INT64_C(641642400123456) },  /* rounded as rint does */
+        { "2020-05-01T10:00:00.1234575Z", INT64_C(641642400123458) },
+        { "2020-05-01T10:00:00.123456789-14:00", INT64_C(641692800123457) },
+        { "0001-01-01T00:00:00Z", INT64_C(-63082281600000000) },
+        { "9999-12-31T23:59:59.9999995Z", INT64_C(252455616000000000) },
+        { "1970-01-01T00:00:00.0000005Z", INT64_C(-946684800000000) },
+    };
+    size_t i;
+    int64_t us;
+
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        us = 42;
+        CU_ASSERT_EQUAL(pa_instant_pg_micros(cases[i].in, &us), PA_OK);
+        CU_ASSERT_EQUAL(us, cases[i].us);
+        if(us != cases[i].us)
+            fprintf(stderr, "%s: %lld, not %lld\n", cases[i].in, (long long)us, (long long)cases[i].us);
+    }
+    CU_ASSERT_EQUAL(pa_instant_pg_micros("2024-01-01T00:00:00", &us), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_instant_pg_micros("2024-01-01T00:00:00.1234567890Z", &us), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_instant_pg_micros("2024-01-01T00:00:61Z", &us), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_instant_pg_micros("2024-01-01", &us), PA_EINVAL);
+}
+
 static void test_outcome_and_errors(void)
 {
     pa_resp r;
@@ -689,6 +725,7 @@ int main(void)
     static const struct cu_test tests[] = {
         { "one business day, in the payer's time zone", test_business_deadline },
         { "buffer keeps its maximum", test_buf_limit },
+        { "instants read as PostgreSQL reads them", test_instant_pg_micros },
         { "buffer escapes JSON strings", test_buf_json_string },
         { "config applies defaults", test_config_defaults },
         { "config errors name the key", test_config_errors },

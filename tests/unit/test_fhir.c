@@ -1,7 +1,9 @@
-/* Unit tests of common/pa_fhir: types, extraction, NPIs, the non-financial EOB. */
+/* Unit tests of common/pa_fhir (types, extraction, NPIs, the non-financial
+ * EOB) and of the loader's binary COPY rows (admin/copybin). */
 #include <json-c/json.h>
 #include <string.h>
 
+#include "copybin.h"
 #include "cu_main.h"
 #include "pa_fhir.h"
 
@@ -252,11 +254,93 @@ static void test_ref_tokens(void)
     json_object_put(o);
 }
 
+/* b's bytes from off on are exactly want[0..n). */
+static int bytes_are(const pa_buf *b, size_t off, const char *want, size_t n)
+{
+    return b->len - off == n && !memcmp(b->data + off, want, n);
+}
+
+static void test_copybin_fields(void)
+{
+    pa_buf b;
+
+    pa_buf_init(&b, 4096);
+    CU_ASSERT_EQUAL(copybin_row(&b, 13), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\0\15", 2));
+    pa_buf_reset(&b);
+    CU_ASSERT_EQUAL(copybin_str(&b, "a\tb\\"), PA_OK); /* as it is: nothing escaped */
+    CU_ASSERT(bytes_are(&b, 0, "\0\0\0\4a\tb\\", 8));
+    pa_buf_reset(&b);
+    CU_ASSERT_EQUAL(copybin_opt(&b, ""), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\377\377\377\377", 4));
+    pa_buf_reset(&b);
+    CU_ASSERT_EQUAL(copybin_int8(&b, -2), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\0\0\0\10\377\377\377\377\377\377\377\376", 12));
+    pa_buf_reset(&b);
+    CU_ASSERT_EQUAL(copybin_bool(&b, 7), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\0\0\0\1\1", 5));
+    pa_buf_reset(&b);
+    /* 2000-01-01T00:00:01Z: one second after PostgreSQL's epoch */
+    CU_ASSERT_EQUAL(copybin_time(&b, "2000-01-01T00:00:01Z"), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\0\0\0\10\0\0\0\0\0\17\102\100", 12));
+    pa_buf_reset(&b);
+    CU_ASSERT_EQUAL(copybin_time(&b, ""), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\377\377\377\377", 4));
+    CU_ASSERT_EQUAL(copybin_time(&b, "2000-01-01"), PA_EINVAL);
+    pa_buf_free(&b);
+}
+
+static void test_copybin_arrays(void)
+{
+    pa_buf b, lit;
+    size_t before;
+
+    pa_buf_init(&b, 4096);
+    pa_buf_init(&lit, 4096);
+    /* empty: no dimension, text's element type (25) */
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "{}"), PA_OK);
+    CU_ASSERT(bytes_are(&b, 0, "\0\0\0\14" "\0\0\0\0" "\0\0\0\0" "\0\0\0\31", 16));
+    pa_buf_reset(&b);
+    /* what pa_buf_add_array_item builds, quotes and backslashes included */
+    pa_buf_addstr(&lit, "{");
+    pa_buf_add_array_item(&lit, "ref=Organization/o1");
+    pa_buf_add_array_item(&lit, "a\"b\\c");
+    pa_buf_add_array_item(&lit, NULL);
+    pa_buf_addstr(&lit, "}");
+    CU_ASSERT_EQUAL(copybin_text_array(&b, pa_buf_str(&lit)), PA_OK);
+    {
+        static const char want[] = "\0\0\0\0"          /* the length, checked below */
+                                   "\0\0\0\1\0\0\0\1\0\0\0\31" /* one dimension, a NULL, text */
+                                   "\0\0\0\3\0\0\0\1"  /* three elements from 1 */
+                                   "\0\0\0\23ref=Organization/o1"
+                                   "\0\0\0\5a\"b\\c"
+                                   "\377\377\377\377";
+        size_t n = sizeof(want) - 1;
+
+        CU_ASSERT_EQUAL_FATAL(b.len, n);
+        CU_ASSERT(!memcmp(b.data + 4, want + 4, n - 4));
+        CU_ASSERT_EQUAL((size_t)((unsigned char)b.data[2] << 8 | (unsigned char)b.data[3]), n - 4);
+    }
+    /* anything else is refused */
+    before = b.len;
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "a,b"), PA_EINVAL);
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "{a}"), PA_EINVAL);
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "{\"a\""), PA_EINVAL);
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "{\"a\"}x"), PA_EINVAL);
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "{\"a\"\"b\"}"), PA_EINVAL);
+    CU_ASSERT_EQUAL(copybin_text_array(&b, "{\"a\\"), PA_EINVAL);
+    CU_ASSERT(b.len >= before);
+    pa_buf_free(&b);
+    pa_buf_free(&lit);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
         { "a non-financial EOB always names its Basis profile", test_basis_profile_added },
         { "served types", test_types },
+        { "binary COPY fields", test_copybin_fields },
+        { "binary COPY text arrays from array literals", test_copybin_arrays },
         { "NPI check digits", test_npi },
         { "references and dates", test_refs_and_dates },
         { "facts extracted for the store", test_extract },
