@@ -32,6 +32,7 @@
 #include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_json.h"
+#include "pa_json.h"
 #include "pa_util.h"
 
 #define BATCH_ROWS 5000
@@ -627,62 +628,6 @@ static int hash_line(const char *s, size_t n, unsigned char out[32])
     return ok ? PA_OK : PA_ENOMEM;
 }
 
-/* The members of every object in v, however deep. */
-static size_t count_members(json_object *v)
-{
-    size_t n = 0, i;
-
-    if(json_object_is_type(v, json_type_object)) {
-        json_object_object_foreach(v, key, val) {
-            (void)key;
-            n += 1 + count_members(val);
-        }
-    }
-    else if(json_object_is_type(v, json_type_array)) {
-        for(i = 0; i < json_object_array_length(v); i++)
-            n += count_members(json_object_array_get_idx(v, i));
-    }
-    return n;
-}
-
-/* True if the line (valid JSON, parsed as res) can be stored as it is: no
- * white space outside its strings, and no key twice in an object (the parse
- * kept the last one; a reader of the line might take the first).  Most
- * NDJSON is written this way, and storing the line saves serialising the
- * parse. */
-static int line_is_compact(const char *line, size_t n, json_object *res)
-{
-    const char *p = line, *end = line + n;
-    size_t keys = 0;
-
-    /* from one character that matters to the next (line[n] is its NUL) */
-    while(p < end) {
-        p += strcspn(p, "\": \t\n\r");
-        if(p >= end)
-            break;
-        if(*p == ':') {
-            keys++;
-            p++;
-        }
-        else if(*p != '"') {
-            return 0; /* white space outside a string */
-        }
-        else {
-            for(p++;; p += 2) {
-                p += strcspn(p, "\"\\");
-                if(p >= end)
-                    return 0;
-                if(*p == '"')
-                    break;
-                if(p + 1 >= end)
-                    return 0;
-            }
-            p++;
-        }
-    }
-    return keys == count_members(res);
-}
-
 /* Notes a (type, id) in the batch's key set; a repeat (or a collision of
  * hashes, which costs only the sort) marks the batch. */
 static void batch_key(load_ctx *l, const char *type, const char *id)
@@ -829,18 +774,62 @@ static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts 
     return rc;
 }
 
-/* Adds one checked resource to the batch (an ExplanationOfBenefit's tree is
- * left stripped of its financial elements); line is its source when it was one
- * whole line (NULL otherwise), directory whether its NPI may enter the
- * provider directory. */
-static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, size_t n,
+/* Adds a row to the batch: json (with the change-time mark), and for an
+ * ExplanationOfBenefit its non-financial form; directory whether its NPI
+ * may enter the provider directory. */
+static int stage_row(load_ctx *l, const pa_fhir_type *t, const char *id, const char *json, const char *nonfin,
+                     const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
+{
+    struct row row;
+    size_t batch_len = l->batch.len, derive_len = l->derive.len, marks = l->marks.n;
+    int rc;
+
+    if(hash_line(json, strlen(json), row.hash))
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(l->batch_rows == 0) {
+        pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
+        l->batch_first_line = lineno;
+        l->batch_direct = l->direct;
+    }
+    /* a batch goes on across files */
+    if(strcmp(l->batch_last_file, file))
+        pa_strlcpy(l->batch_last_file, file, sizeof(l->batch_last_file));
+    l->batch_last_line = lineno;
+    batch_key(l, t->name, id);
+    row.type = t->name;
+    row.id = id;
+    row.json = json;
+    row.nonfin = nonfin;
+    row.directory = directory;
+    rc = l->batch_direct ? add_direct_row(l, &row, f) : add_staged_row(l, &row, f);
+    if(rc) {
+        /* none of the row stays */
+        pa_buf_truncate(&l->batch, batch_len);
+        pa_buf_truncate(&l->derive, derive_len);
+        l->marks.n = marks;
+        if(rc != PA_EINVAL)
+            return pa_err_set(err, rc, "out of memory");
+        load_report(l, file, lineno, "%s/%s: its dates or search tokens cannot be stored", t->name, id);
+        return PA_OK;
+    }
+    l->batch_types[pa_fhir_type_index(t)]++;
+    l->batch_rows++;
+    if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)
+        return batch_send(l, err);
+    return PA_OK;
+}
+
+/* Adds one checked resource, given as a tree, to the batch (an
+ * ExplanationOfBenefit's tree is left stripped of its financial elements);
+ * line is its source when it was one whole line (NULL otherwise), compact
+ * when that line can be stored as it is (no white space outside its
+ * strings, no key twice). */
+static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, int compact,
                  const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
 {
     json_object *meta;
     const char *json, *nonfin = NULL;
     char *marked = NULL;
-    struct row row;
-    size_t batch_len = l->batch.len, derive_len = l->derive.len, marks = l->marks.n;
     int rc;
 
     /* meta.lastUpdated is the change time the merge gives it; the source's
@@ -851,26 +840,10 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
         json_object_object_add(res, "meta", meta);
     }
     json_object_object_add(meta, "lastUpdated", json_object_new_string(CHANGE_TIME_VALUE));
-    if(line && f->last_updated[0] && line_is_compact(line, n, res) &&
-       (marked = mark_change_time(line, f->last_updated)))
+    if(line && compact && f->last_updated[0] && (marked = mark_change_time(line, f->last_updated)))
         json = marked;
     else
         json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if(hash_line(json, strlen(json), row.hash)) {
-        free(marked);
-        return pa_err_set(err, PA_ENOMEM, "out of memory");
-    }
-    if(l->batch_rows == 0) {
-        pa_strlcpy(l->batch_file, file, sizeof(l->batch_file));
-        l->batch_first_line = lineno;
-    }
-    /* a batch goes on across files */
-    if(strcmp(l->batch_last_file, file))
-        pa_strlcpy(l->batch_last_file, file, sizeof(l->batch_last_file));
-    l->batch_last_line = lineno;
-    batch_key(l, t->name, json_object_get_string(json_object_object_get(res, "id")));
-    if(l->batch_rows == 0)
-        l->batch_direct = l->direct;
     if(!strcmp(t->name, "ExplanationOfBenefit")) {
         /* the full form is written: the tree itself becomes the non-financial
          * one (no copy), its text in the tree's own buffer, so the full
@@ -888,28 +861,10 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
             return pa_err_set(err, PA_ENOMEM, "out of memory");
         }
     }
-    row.type = t->name;
-    row.id = json_object_get_string(json_object_object_get(res, "id"));
-    row.json = json;
-    row.nonfin = nonfin;
-    row.directory = directory;
-    rc = l->batch_direct ? add_direct_row(l, &row, f) : add_staged_row(l, &row, f);
+    rc = stage_row(l, t, json_object_get_string(json_object_object_get(res, "id")), json, nonfin, f, directory,
+                   file, lineno, err);
     free(marked);
-    if(rc) {
-        /* none of the row stays */
-        pa_buf_truncate(&l->batch, batch_len);
-        pa_buf_truncate(&l->derive, derive_len);
-        l->marks.n = marks;
-        if(rc != PA_EINVAL)
-            return pa_err_set(err, rc, "out of memory");
-        load_report(l, file, lineno, "%s/%s: its dates or search tokens cannot be stored", t->name, row.id);
-        return PA_OK;
-    }
-    l->batch_types[pa_fhir_type_index(t)]++;
-    l->batch_rows++;
-    if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)
-        return batch_send(l, err);
-    return PA_OK;
+    return rc;
 }
 
 /* The DELETE entries of a transaction or batch Bundle: deleted now, after
@@ -981,14 +936,39 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
     return rc;
 }
 
-/* Checks a parsed resource and stages it (a Group waits for the end, a
- * Bundle is bundle.c's). */
-int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long lineno,
-                pa_err *err)
+/* The checks and facts of a resource of type t with id, read from its text
+ * through the tape of it in l->tape: its NPI (*directory: whether it may
+ * enter the provider directory) and the facts, into l->facts.  0, or 1
+ * when it is refused (reported). */
+static int resource_checks(load_ctx *l, const pa_fhir_type *t, const char *id, const char *text, int *directory,
+                           const char *file, long lineno, pa_err *err)
 {
-    const char *rt, *id, *npi;
+    char npi[64];
+
+    *directory = 1;
+    if(pa_fhir_npi(text, &l->tape, npi, sizeof(npi)) && !pa_npi_valid(npi)) {
+        /* kept, so that what references it is whole; but no directory entry */
+        load_warn(l, file, lineno, "%s/%s: NPI '%.20s' fails its check digit: stored, not in the provider directory",
+                  t->name, id, npi);
+        *directory = 0;
+    }
+    if(pa_fhir_extract(text, &l->tape, t, &l->facts, err)) {
+        load_report(l, file, lineno, "%s/%s: %s", t->name, id, err->msg);
+        pa_err_clear(err);
+        return 1;
+    }
+    return 0;
+}
+
+/* Checks a parsed resource and stages it (a Group waits for the end, a
+ * Bundle is bundle.c's); text[0..n) is its line when it was one, taped
+ * whether l->tape already holds that line's tape. */
+static int load_tree(load_ctx *l, json_object *res, const char *text, size_t n, int taped, const char *file,
+                     long lineno, pa_err *err)
+{
+    const char *rt, *id;
     const pa_fhir_type *t;
-    int rc = PA_OK, directory = 1;
+    int rc = PA_OK, directory = 1, compact = 0;
 
     if(!json_object_is_type(res, json_type_object)) {
         load_report(l, file, lineno, "not a JSON object");
@@ -1018,22 +998,75 @@ int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const
         load_report(l, file, lineno, "%s without a valid id", rt);
         goto out;
     }
-    npi = pa_fhir_npi(res);
-    if(npi && !pa_npi_valid(npi)) {
-        /* kept, so that what references it is whole; but no directory entry */
-        load_warn(l, file, lineno, "%s/%s: NPI '%.20s' fails its check digit: stored, not in the provider directory",
-                  rt, id, npi);
-        directory = 0;
-    }
-    if(pa_fhir_extract(res, t, &l->facts, err)) {
-        load_report(l, file, lineno, "%s/%s: %s", rt, id, err->msg);
+    /* the facts are read from the line through its tape when its keys read
+     * as json-c's tree has them (none twice, none escaped); else from the
+     * tree as json-c writes it */
+    if(text && !taped && pa_json_tape_parse(text, n, &l->tape, err)) {
         pa_err_clear(err);
-        goto out;
+        text = NULL;
     }
-    rc = stage(l, res, t, text, n, &l->facts, directory, file, lineno, err);
+    if(text) {
+        compact = !l->tape.spaced && !l->tape.dup_keys && !l->tape.odd_keys;
+        if(l->tape.dup_keys || l->tape.odd_keys)
+            taped = 0;
+    }
+    if(!text || !taped) {
+        const char *src = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+        pa_buf_reset(&l->scratch);
+        rc = src ? pa_buf_addstr(&l->scratch, src) : PA_ENOMEM;
+        if(!rc)
+            rc = pa_json_tape_parse(l->scratch.data, l->scratch.len, &l->tape, err);
+        if(rc) {
+            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if(resource_checks(l, t, id, text && taped ? text : l->scratch.data, &directory, file, lineno, err))
+        goto out;
+    rc = stage(l, res, t, text, compact, &l->facts, directory, file, lineno, err);
 out:
     json_object_put(res);
     return rc;
+}
+
+int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long lineno,
+                pa_err *err)
+{
+    return load_tree(l, res, text, n, 0, file, lineno, err);
+}
+
+/* A line loaded from its text and tape (l->tape) alone, without a tree:
+ * what most lines are (compact, a stored type with its id and
+ * meta.lastUpdated, keys that json-c reads as written, not an
+ * ExplanationOfBenefit, whose non-financial form is cut from its tree).
+ * 1 when it is one (loaded or refused), 0 when the tree must do it. */
+static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const char *file, long lineno)
+{
+    const pa_json_tape *tp = &l->tape;
+    char type[64], id[PA_FHIR_ID_MAX + 2], lu[PA_TS_LEN];
+    const pa_fhir_type *t;
+    char *marked;
+    size_t meta;
+    int directory;
+
+    if(tp->n[0].type != '{' || tp->spaced || tp->dup_keys || tp->odd_keys ||
+       pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "resourceType"), type, sizeof(type)) ||
+       !(t = pa_fhir_type_find(type)) || !strcmp(type, "ExplanationOfBenefit") ||
+       pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "id"), id, sizeof(id)) || !pa_is_fhir_id(id))
+        return 0;
+    meta = pa_json_member(tp, line, 0, "meta");
+    if(pa_json_node_string(tp, line, pa_json_member(tp, line, meta, "lastUpdated"), lu, sizeof(lu)))
+        return 0;
+    /* the line with its change time marked, when its lastUpdated is there once */
+    marked = mark_change_time(line, lu);
+    if(!marked)
+        return 0;
+    *rc = PA_OK;
+    if(!resource_checks(l, t, id, line, &directory, file, lineno, err))
+        *rc = stage_row(l, t, id, marked, NULL, &l->facts, directory, file, lineno, err);
+    free(marked);
+    return 1;
 }
 
 /* Checks one line holding one whole JSON text and loads it; *incomplete
@@ -1042,10 +1075,14 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
                      long lineno, int *incomplete, pa_err *err)
 {
     json_object *res;
+    int rc;
 
     /* strictly first (UTF-8, no \u0000, nothing after it): PostgreSQL refuses
      * such a line only when its whole batch is stored, losing the good ones */
-    if(pa_json_walk(line, n, NULL, NULL, err)) {
+    rc = pa_json_tape_parse(line, n, &l->tape, err);
+    if(rc == PA_ENOMEM)
+        return rc;
+    if(rc) {
         pa_err_clear(err);
         /* the first line of a text over several lines */
         *incomplete = pa_json_prefix(line, n);
@@ -1056,12 +1093,16 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
         pa_err_clear(err);
         return PA_OK;
     }
+    l->seen++;
+    if(load_text(l, line, err, &rc, file, lineno))
+        return rc;
     json_tokener_reset(tok);
     res = json_tokener_parse_ex(tok, line, (int)n);
     if(!res || json_tokener_get_error(tok) != json_tokener_success ||
        json_tokener_get_parse_end(tok) != n) {
         enum json_tokener_error je = json_tokener_get_error(tok);
 
+        l->seen--;
         load_report(l, file, lineno, "not valid JSON: %s",
                     res ? "text after the resource"
                     : je == json_tokener_continue ? "the line ends before the JSON does"
@@ -1069,8 +1110,7 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
         json_object_put(res);
         return PA_OK;
     }
-    l->seen++;
-    return load_object(l, res, line, n, file, lineno, err);
+    return load_tree(l, res, line, n, 1, file, lineno, err);
 }
 
 /* Reads one line of any length up to PA_LOAD_MAX_LINE; 1 got one, 0 at end,
@@ -1369,6 +1409,7 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     pa_buf_init(&l->batch, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
     pa_buf_init(&l->derive, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
     pa_fhir_facts_init(&l->facts);
+    pa_buf_init(&l->scratch, PA_LOAD_MAX_DOC);
     l->tty = isatty(2);
     l->started = pa_mono_ms();
     l->last_progress = l->started;
@@ -1436,6 +1477,8 @@ void load_close(load_ctx *l)
     pa_buf_free(&l->derive);
     free(l->marks.at);
     pa_fhir_facts_free(&l->facts);
+    pa_json_tape_free(&l->tape);
+    pa_buf_free(&l->scratch);
 }
 
 /* Reads every file: resources, then the Bundle entries that waited for

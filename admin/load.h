@@ -72,6 +72,8 @@ typedef struct load_ctx {
     long type_loaded[LOAD_MAX_TYPES];
     long seq;
     pa_fhir_facts facts;
+    pa_json_tape tape;          /* of the text the facts are read from */
+    pa_buf scratch;             /* a tree's text, when the facts are read from it */
     /* counts */
     long seen, loaded, inserted, updated, unchanged, deleted, rejected, groups, feed_rows;
     long warnings, skipped;

@@ -206,53 +206,88 @@ void pa_fhir_facts_free(pa_fhir_facts *f)
     pa_buf_free(&f->refs);
 }
 
-typedef void (*visit_fn)(json_object *v, void *ctx);
+/* A text and its tape, which the facts are read from. */
+struct doc {
+    const char *text;
+    const pa_json_tape *t;
+};
 
-/* Calls fn for every value at a dotted path, stepping into arrays. */
-static void walk(json_object *o, const char *path, visit_fn fn, void *ctx)
+/* The longest string value the facts read: a longer one is read as absent
+ * (a reference, a code), or as not a date. */
+#define STR_MAX 4096
+
+typedef void (*visit_fn)(const struct doc *d, size_t v, void *ctx);
+
+static int is_type(const struct doc *d, size_t i, char type)
+{
+    return i && i < d->t->count && d->t->n[i].type == type;
+}
+
+/* Node i's string value into out (STR_MAX bytes): 0, -1 none, -2 too long
+ * (out then holds nothing). */
+static int str_of(const struct doc *d, size_t i, char out[STR_MAX])
+{
+    int rc = pa_json_node_string(d->t, d->text, i, out, STR_MAX);
+
+    if(rc)
+        out[0] = '\0';
+    return rc;
+}
+
+/* The string value of object i's member key into out, or NULL. */
+static const char *member_str(const struct doc *d, size_t i, const char *key, char out[STR_MAX])
+{
+    return str_of(d, pa_json_member(d->t, d->text, i, key), out) ? NULL : out;
+}
+
+/* Calls fn for every value at a dotted path from node o, stepping into
+ * arrays (an array met on the way is stepped into with the same path). */
+static void walk(const struct doc *d, size_t o, const char *path, visit_fn fn, void *ctx)
 {
     char key[64];
     const char *dot = strchr(path, '.');
     size_t n = dot ? (size_t)(dot - path) : strlen(path);
-    json_object *v;
-    size_t i;
+    const pa_json_node *nodes = d->t->n;
+    size_t v, c;
 
-    if(!o || n >= sizeof(key))
+    if(n >= sizeof(key) || o >= d->t->count)
         return;
-    if(json_object_is_type(o, json_type_array)) {
-        for(i = 0; i < json_object_array_length(o); i++)
-            walk(json_object_array_get_idx(o, i), path, fn, ctx);
+    if(nodes[o].type == '[') {
+        for(c = o + 1; c < nodes[o].end; c = nodes[c].end)
+            walk(d, c, path, fn, ctx);
         return;
     }
     memcpy(key, path, n);
     key[n] = '\0';
-    if(!json_object_is_type(o, json_type_object) || !json_object_object_get_ex(o, key, &v))
+    v = pa_json_member(d->t, d->text, o, key);
+    if(!v)
         return;
     if(dot) {
-        walk(v, dot + 1, fn, ctx);
+        walk(d, v, dot + 1, fn, ctx);
     }
-    else if(json_object_is_type(v, json_type_array)) {
-        for(i = 0; i < json_object_array_length(v); i++)
-            fn(json_object_array_get_idx(v, i), ctx);
+    else if(nodes[v].type == '[') {
+        for(c = v + 1; c < nodes[v].end; c = nodes[c].end)
+            fn(d, c, ctx);
     }
     else {
-        fn(v, ctx);
+        fn(d, v, ctx);
     }
 }
 
-static void first_string(json_object *v, void *ctx)
+static void first_string(const struct doc *d, size_t v, void *ctx)
 {
-    const char **out = ctx;
+    size_t *found = ctx;
 
-    if(!*out && json_object_is_type(v, json_type_string))
-        *out = json_object_get_string(v);
+    if(!*found && is_type(d, v, '"'))
+        *found = v;
 }
 
-/* The first string value at any of the "|"-separated paths. */
-static const char *first_at(json_object *res, const char *paths)
+/* The first string value at any of the "|"-separated paths, into out:
+ * 0, -1 none, -2 too long. */
+static int first_at(const struct doc *d, const char *paths, char out[STR_MAX])
 {
     char path[128];
-    const char *found = NULL;
+    size_t found = 0;
 
     while(paths && *paths && !found) {
         size_t n = strcspn(paths, "|");
@@ -260,13 +295,13 @@ static const char *first_at(json_object *res, const char *paths)
         if(n < sizeof(path)) {
             memcpy(path, paths, n);
             path[n] = '\0';
-            walk(res, path, first_string, &found);
+            walk(d, 0, path, first_string, &found);
         }
         paths += n;
         if(*paths == '|')
             paths++;
     }
-    return found;
+    return found ? str_of(d, found, out) : -1;
 }
 
 int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size)
@@ -366,9 +401,18 @@ static const char *by_system(json_object *o, const char *key, const char *system
     return NULL;
 }
 
-const char *pa_fhir_npi(json_object *res)
+const char *pa_fhir_npi(const char *text, const pa_json_tape *t, char *out, size_t size)
 {
-    return by_system(res, "identifier", PA_NPI_SYSTEM, "value");
+    struct doc d = { text, t };
+    char sys[STR_MAX];
+    size_t list = pa_json_member(t, text, 0, "identifier"), e;
+
+    if(!is_type(&d, list, '['))
+        return NULL;
+    for(e = list + 1; e < t->n[list].end; e = t->n[e].end)
+        if(member_str(&d, e, "system", sys) && !strcmp(sys, PA_NPI_SYSTEM))
+            return pa_json_node_string(t, text, pa_json_member(t, text, e, "value"), out, size) ? NULL : out;
+    return NULL;
 }
 
 struct tok_ctx {
@@ -390,55 +434,62 @@ static int add_token(pa_buf *b, const char *param, const char *sys, const char *
     return pa_buf_add_array_item(b, item);
 }
 
-static void add_coding(struct tok_ctx *c, json_object *coding)
+static void add_coding(const struct doc *d, struct tok_ctx *c, size_t coding)
 {
-    const char *sys = pa_json_str(coding, "system");
-    const char *code = pa_json_str(coding, "code");
+    char sys[STR_MAX], code[STR_MAX];
+    int has_sys = str_of(d, pa_json_member(d->t, d->text, coding, "system"), sys);
+    int has_code = str_of(d, pa_json_member(d->t, d->text, coding, "code"), code);
 
-    if(!code || c->rc)
+    if(has_code == -1 || c->rc)
         return;
+    if(has_code == -2 || has_sys == -2) {
+        c->rc = PA_ETOOBIG; /* too long for a token */
+        return;
+    }
     /* both forms: "code=sys|x" for system|code searches, "code=x" for any system */
-    c->rc = add_token(c->b, c->param, sys ? sys : "", code);
+    c->rc = add_token(c->b, c->param, has_sys == 0 ? sys : "", code);
     if(!c->rc)
         c->rc = add_token(c->b, c->param, NULL, code);
 }
 
-static void visit_token(json_object *v, void *ctx)
+static void visit_token(const struct doc *d, size_t v, void *ctx)
 {
     struct tok_ctx *c = ctx;
-    json_object *codings;
-    size_t i;
+    char code[STR_MAX];
+    size_t codings, e;
+    int rc;
 
     if(c->kind == TOK_CODE) {
-        if(json_object_is_type(v, json_type_string) && !c->rc)
-            c->rc = add_token(c->b, c->param, NULL, json_object_get_string(v));
+        rc = str_of(d, v, code);
+        if(rc != -1 && !c->rc)
+            c->rc = rc ? PA_ETOOBIG : add_token(c->b, c->param, NULL, code);
     }
     else if(c->kind == TOK_CODING) {
-        add_coding(c, v);
+        add_coding(d, c, v);
     }
-    else if(json_object_object_get_ex(v, "coding", &codings) &&
-            json_object_is_type(codings, json_type_array)) {
-        for(i = 0; i < json_object_array_length(codings); i++)
-            add_coding(c, json_object_array_get_idx(codings, i));
+    else {
+        codings = pa_json_member(d->t, d->text, v, "coding");
+        if(is_type(d, codings, '['))
+            for(e = codings + 1; e < d->t->n[codings].end; e = d->t->n[e].end)
+                add_coding(d, c, e);
     }
 }
 
-static void find_patient_ref(json_object *v, void *ctx)
+static void find_patient_ref(const struct doc *d, size_t v, void *ctx)
 {
-    char *out = ctx;
-    const char *ref = pa_json_str(v, "reference");
+    char *out = ctx, ref[STR_MAX];
 
-    if(!out[0] && ref)
+    if(!out[0] && member_str(d, v, "reference", ref))
         pa_fhir_ref_id(ref, "Patient", out, PA_FHIR_ID_MAX + 1);
 }
 
-static int take_date(json_object *res, const char *paths, char out[PA_TS_LEN], const char *what,
-                     pa_err *err)
+static int take_date(const struct doc *d, const char *paths, char out[PA_TS_LEN], const char *what, pa_err *err)
 {
-    const char *v = paths ? first_at(res, paths) : NULL;
+    char v[STR_MAX];
+    int rc = paths ? first_at(d, paths, v) : -1;
 
     out[0] = '\0';
-    if(v && pa_fhir_date_ts(v, out))
+    if(rc == -2 || (rc == 0 && pa_fhir_date_ts(v, out)))
         return pa_err_set(err, PA_EINVAL, "%s '%.40s' is not a FHIR date", what, v);
     return PA_OK;
 }
@@ -447,85 +498,81 @@ static int take_date(json_object *res, const char *paths, char out[PA_TS_LEN], c
  * shared one, "ref=Type/id" in the search tokens (an export sends the shared
  * resources its data references; a match finds claims naming a provider);
  * to one of a compartment, "Type/id" in refs (an export names those its
- * date floor leaves out).  Once each. */
-static int add_refs(json_object *o, pa_fhir_facts *f, int depth)
+ * date floor leaves out).  Once each.  Every member named "reference"
+ * with a string value, however deep (the scan allows no deeper nesting
+ * than this ever read). */
+static int add_refs(const struct doc *d, pa_fhir_facts *f)
 {
+    static const char name[] = "\"reference\"";
+    const pa_json_node *nodes = d->t->n;
+    size_t i;
     int rc = PA_OK;
 
-    if(depth > 32)
-        return PA_OK;
-    if(json_object_is_type(o, json_type_array)) {
-        size_t i;
+    for(i = 1; !rc && i < d->t->count; i++) {
+        char ref[STR_MAX], type[64], id[PA_FHIR_ID_MAX + 1], item[160];
+        const char *slash, *p;
+        const pa_fhir_type *rt;
+        pa_buf *list;
+        int shared;
 
-        for(i = 0; !rc && i < json_object_array_length(o); i++)
-            rc = add_refs(json_object_array_get_idx(o, i), f, depth + 1);
-        return rc;
-    }
-    if(!json_object_is_type(o, json_type_object))
-        return PA_OK;
-    json_object_object_foreach(o, key, val) {
-        if(rc)
-            break;
-        /* (every key of the tree comes here: the first letter tells most) */
-        if(key[0] == 'r' && !strcmp(key, "reference") && json_object_is_type(val, json_type_string)) {
-            const char *ref = json_object_get_string(val);
-            const char *slash = strrchr(ref, '/');
-            const char *p = slash;
-            char type[64], id[PA_FHIR_ID_MAX + 1], item[160];
-            const pa_fhir_type *rt;
-            pa_buf *list;
-            int shared;
-
-            /* Type/id, or an absolute URL ending in it */
-            while(p && p > ref && p[-1] != '/')
-                p--;
-            if(!slash || slash - p >= (long)sizeof(type))
-                continue;
-            snprintf(type, sizeof(type), "%.*s", (int)(slash - p), p);
-            rt = strcmp(type, "Patient") ? pa_fhir_type_find(type) : NULL;
-            if(!rt || pa_fhir_ref_id(ref, type, id, sizeof(id)))
-                continue;
-            shared = !rt->patient_path;
-            /* quoted, as the array literal holds it: a resource often names
-             * the same provider many times, and org-1 is not org-10 */
-            snprintf(item, sizeof(item), shared ? "\"ref=%s/%s\"" : "\"%s/%s\"", type, id);
-            list = shared ? &f->tokens : &f->refs;
-            if(!strstr(pa_buf_str(list), item)) {
-                item[strlen(item) - 1] = '\0';
-                rc = pa_buf_add_array_item(list, item + 1);
-            }
-        }
-        else if(json_object_is_type(val, json_type_object) || json_object_is_type(val, json_type_array)) {
-            rc = add_refs(val, f, depth + 1);
+        if(nodes[i].type != '"' || nodes[i].key_len != sizeof(name) - 1 ||
+           memcmp(d->text + nodes[i].key, name, sizeof(name) - 1) || str_of(d, i, ref))
+            continue;
+        /* Type/id, or an absolute URL ending in it */
+        slash = strrchr(ref, '/');
+        p = slash;
+        while(p && p > ref && p[-1] != '/')
+            p--;
+        if(!slash || slash - p >= (long)sizeof(type))
+            continue;
+        snprintf(type, sizeof(type), "%.*s", (int)(slash - p), p);
+        rt = strcmp(type, "Patient") ? pa_fhir_type_find(type) : NULL;
+        if(!rt || pa_fhir_ref_id(ref, type, id, sizeof(id)))
+            continue;
+        shared = !rt->patient_path;
+        /* quoted, as the array literal holds it: a resource often names
+         * the same provider many times, and org-1 is not org-10 */
+        snprintf(item, sizeof(item), shared ? "\"ref=%s/%s\"" : "\"%s/%s\"", type, id);
+        list = shared ? &f->tokens : &f->refs;
+        if(!strstr(pa_buf_str(list), item)) {
+            item[strlen(item) - 1] = '\0';
+            rc = pa_buf_add_array_item(list, item + 1);
         }
     }
     return rc;
 }
 
-int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err)
+int pa_fhir_extract(const char *text, const pa_json_tape *tape, const pa_fhir_type *t, pa_fhir_facts *f,
+                    pa_err *err)
 {
-    const char *lu;
+    struct doc d = { text, tape };
+    struct doc *res = &d;
+    char lu[STR_MAX];
     size_t i;
     int rc;
 
     f->patient_id[0] = '\0';
     pa_buf_reset(&f->tokens);
     pa_buf_reset(&f->refs);
+    if(!tape->count || tape->n[0].type != '{')
+        return pa_err_set(err, PA_EINVAL, "not a JSON object");
     if(t->patient_path && !*t->patient_path) {
-        pa_strlcpy(f->patient_id, pa_json_str(res, "id") ? pa_json_str(res, "id") : "", sizeof(f->patient_id));
+        char id[STR_MAX];
+
+        pa_strlcpy(f->patient_id, member_str(&d, 0, "id", id) ? id : "", sizeof(f->patient_id));
     }
     else if(t->patient_path) {
-        walk(res, t->patient_path, find_patient_ref, f->patient_id);
+        walk(&d, 0, t->patient_path, find_patient_ref, f->patient_id);
         if(!f->patient_id[0])
             return pa_err_set(err, PA_EINVAL, "%s needs a Patient reference in %s", t->name,
                               t->patient_path);
     }
     f->last_updated[0] = '\0';
-    lu = first_at(res, "meta.lastUpdated");
-    if(lu) {
+    rc = first_at(&d, "meta.lastUpdated", lu);
+    if(rc != -1) {
         int64_t ms;
 
-        if(pa_parse_instant(lu, &ms))
+        if(rc || pa_parse_instant(lu, &ms))
             return pa_err_set(err, PA_EINVAL, "meta.lastUpdated '%.40s' is not an instant", lu);
         pa_strlcpy(f->last_updated, lu, sizeof(f->last_updated));
     }
@@ -558,13 +605,13 @@ int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, p
 
         if(strcmp(tok_rules[i].type, t->name))
             continue;
-        walk(res, tok_rules[i].path, visit_token, &c);
+        walk(res, 0, tok_rules[i].path, visit_token, &c);
         rc = c.rc;
     }
     if(!rc)
         rc = pa_buf_addstr(&f->refs, "{");
     if(!rc && t->patient_path)
-        rc = add_refs(res, f, 0);
+        rc = add_refs(res, f);
     if(!rc)
         rc = pa_buf_addstr(&f->tokens, "}");
     if(!rc)

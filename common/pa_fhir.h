@@ -12,6 +12,7 @@
 
 #include "pa_buf.h"
 #include "pa_err.h"
+#include "pa_json.h"
 
 #define PA_NPI_SYSTEM "http://hl7.org/fhir/sid/us-npi"
 #define PA_FHIR_ID_MAX 64
@@ -58,10 +59,15 @@ void pa_fhir_facts_free(pa_fhir_facts *f);
  * reference (required where the type has one), meta.lastUpdated (an instant
  * if present), dates and search tokens, including "ref=Type/id" for each
  * shared resource (Organization, Practitioner, ...) it references, and in
- * refs each resource of a compartment it references.  PA_EINVAL with the
- * reason in err.
+ * refs each resource of a compartment it references.  It reads the text
+ * through its tape (pa_json_tape_parse), no tree: keys are compared as
+ * written, so a text whose tape has dup_keys or odd_keys is read as json-c
+ * writes its tree (json-c keeps a repeated key's last value and decodes
+ * escapes).  A string value over 4 KB is read as absent (or as no date).
+ * PA_EINVAL with the reason in err.
  */
-int pa_fhir_extract(json_object *res, const pa_fhir_type *t, pa_fhir_facts *f, pa_err *err);
+int pa_fhir_extract(const char *text, const pa_json_tape *tape, const pa_fhir_type *t, pa_fhir_facts *f,
+                    pa_err *err);
 
 /* The id of a reference to a resource of `type` ("Patient/1", or an absolute
  * URL ending in it); PA_EINVAL if it is not one. */
@@ -85,8 +91,9 @@ int pa_fhir_token_param(const char *type, const char *param);
 /* True if npi is 10 digits with a valid Luhn check digit (prefix 80840). */
 int pa_npi_valid(const char *npi);
 
-/* The NPI among a resource's identifiers, or NULL (borrowed from res). */
-const char *pa_fhir_npi(json_object *res);
+/* The NPI among the identifiers of the resource text (read through its
+ * tape) decoded into out (size bytes): out, or NULL when there is none. */
+const char *pa_fhir_npi(const char *text, const pa_json_tape *t, char *out, size_t size);
 
 /* The string at o.key, or NULL when o is NULL or o.key is absent or not a string. */
 const char *pa_json_str(json_object *o, const char *key);

@@ -5,6 +5,8 @@
 #include "pa_util.h"
 
 #include <json-c/json.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define KEY_MAX 256
@@ -13,6 +15,11 @@ struct scan {
     const char *start, *p, *end;
     const char *why; /* the first thing found wrong */
     int stopped;     /* what a visitor returned to stop the walk */
+    /* pa_json_tape: the nodes, and the name of the member whose value is
+     * scanned next (key_len 0: none) */
+    pa_json_tape *tape;
+    size_t key_at, key_len;
+    int escaped;     /* the last string scanned had an escape */
 };
 
 static int fail(struct scan *s, const char *why)
@@ -24,8 +31,12 @@ static int fail(struct scan *s, const char *why)
 
 static void ws(struct scan *s)
 {
+    const char *from = s->p;
+
     while(s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
         s->p++;
+    if(s->tape && s->p > from)
+        s->tape->spaced = 1;
 }
 
 /* Appends bytes to out (size) at *n; sets *full when they do not fit. */
@@ -101,6 +112,7 @@ static int scan_string(struct scan *s, char *out, size_t size, int *full)
     size_t n = 0;
 
     *full = 0;
+    s->escaped = 0;
     s->p++;
     while(s->p < s->end) {
         unsigned char c = (unsigned char)*s->p;
@@ -116,6 +128,7 @@ static int scan_string(struct scan *s, char *out, size_t size, int *full)
         if(c == '\\') {
             unsigned cp;
 
+            s->escaped = 1;
             if(++s->p >= s->end)
                 break;
             switch(*s->p++) {
@@ -211,6 +224,7 @@ static int scan_literal(struct scan *s, const char *word)
 }
 
 static int scan_value(struct scan *s, int depth, pa_json_visit visit, void *ctx);
+static int scan_node(struct scan *s, int depth);
 
 /* The object or array at s->p; visit, if set, sees its members or elements. */
 static int scan_container(struct scan *s, int depth, pa_json_visit visit, void *ctx)
@@ -234,8 +248,12 @@ static int scan_container(struct scan *s, int depth, pa_json_visit visit, void *
         if(is_object) {
             if(s->p >= s->end || *s->p != '"')
                 return fail(s, "a member name expected");
+            s->key_at = (size_t)(s->p - s->start);
             if(scan_string(s, visit ? key : NULL, sizeof(key), &full))
                 return -1;
+            s->key_len = (size_t)(s->p - s->start) - s->key_at;
+            if(s->tape && s->escaped)
+                s->tape->odd_keys = 1;
             ws(s);
             if(s->p >= s->end || *s->p != ':')
                 return fail(s, "':' expected");
@@ -243,8 +261,15 @@ static int scan_container(struct scan *s, int depth, pa_json_visit visit, void *
             ws(s);
         }
         value = s->p;
-        if(scan_value(s, depth, NULL, NULL))
+        if(s->tape) {
+            if(!is_object)
+                s->key_len = 0;
+            if(scan_node(s, depth))
+                return -1;
+        }
+        else if(scan_value(s, depth, NULL, NULL)) {
             return -1;
+        }
         if(visit && (s->stopped = visit(is_object ? key : NULL, value, (size_t)(s->p - value), ctx)))
             return -1;
         ws(s);
@@ -259,6 +284,59 @@ static int scan_container(struct scan *s, int depth, pa_json_visit visit, void *
         }
         return fail(s, is_object ? "',' or '}' expected" : "',' or ']' expected");
     }
+}
+
+/* In a tape: whether object i names a key twice (by the key's bytes: a key
+ * with an escape marks the tape odd_keys instead). */
+static int twice(const pa_json_tape *t, const char *text, size_t i)
+{
+    size_t a, b;
+
+    for(a = i + 1; a < t->n[i].end; a = t->n[a].end)
+        for(b = t->n[a].end; b < t->n[i].end; b = t->n[b].end)
+            if(t->n[a].key_len == t->n[b].key_len &&
+               !memcmp(text + t->n[a].key, text + t->n[b].key, t->n[a].key_len))
+                return 1;
+    return 0;
+}
+
+/* scan_value, noting the value as a node of the tape. */
+static int scan_node(struct scan *s, int depth)
+{
+    pa_json_tape *t = s->tape;
+    pa_json_node *n;
+    size_t i = t->count;
+
+    ws(s);
+    if(t->count == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        pa_json_node *more = cap > UINT32_MAX ? NULL : realloc(t->n, cap * sizeof(*more));
+
+        if(!more) {
+            t->oom = 1;
+            return fail(s, "out of memory");
+        }
+        t->n = more;
+        t->cap = cap;
+    }
+    n = &t->n[t->count++];
+    n->at = (uint32_t)(s->p - s->start);
+    n->key = (uint32_t)s->key_at;
+    n->key_len = (uint32_t)s->key_len;
+    n->type = s->p < s->end ? *s->p : 0;
+    if(n->type == '-' || (n->type >= '0' && n->type <= '9'))
+        n->type = '0';
+    s->key_len = 0;
+    if(scan_value(s, depth, NULL, NULL))
+        return -1;
+    /* (the array may have moved) */
+    n = &t->n[i];
+    n->len = (uint32_t)(s->p - s->start) - n->at;
+    n->end = (uint32_t)t->count;
+    n->plain = n->type == '"' && !s->escaped;
+    if(n->type == '{' && !t->dup_keys && twice(t, s->start, i))
+        t->dup_keys = 1;
+    return 0;
 }
 
 static int scan_value(struct scan *s, int depth, pa_json_visit visit, void *ctx)
@@ -282,27 +360,82 @@ static int scan_value(struct scan *s, int depth, pa_json_visit visit, void *ctx)
     }
 }
 
+/* The outcome of a scan of a whole text: 0, or what was wrong in err. */
+static int scanned(struct scan *s, int rc, pa_err *err)
+{
+    if(rc == 0) {
+        ws(s);
+        if(s->p == s->end)
+            return 0;
+        fail(s, "text after the value");
+    }
+    if(s->stopped)
+        return s->stopped;
+    if(s->tape && s->tape->oom)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(s->p >= s->end && (!s->why || strcmp(s->why, "text after the value")))
+        return pa_err_set(err, PA_EINVAL, "not valid JSON: the text ends before the JSON does");
+    return pa_err_set(err, PA_EINVAL, "not valid JSON: %s at byte %zu", s->why ? s->why : "an error",
+                      (size_t)(s->p - s->start));
+}
+
 int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, pa_err *err)
 {
-    struct scan s = { text, text, text + len, NULL, 0 };
+    struct scan s = { text, text, text + len, NULL, 0, NULL, 0, 0, 0 };
 
-    if(scan_value(&s, 0, visit, ctx) == 0) {
-        ws(&s);
-        if(s.p == s.end)
-            return 0;
-        fail(&s, "text after the value");
+    return scanned(&s, scan_value(&s, 0, visit, ctx), err);
+}
+
+int pa_json_tape_parse(const char *text, size_t len, pa_json_tape *t, pa_err *err)
+{
+    struct scan s = { text, text, text + len, NULL, 0, t, 0, 0, 0 };
+
+    t->count = 0;
+    t->spaced = t->dup_keys = t->odd_keys = t->oom = 0;
+    if(len > UINT32_MAX)
+        return pa_err_set(err, PA_ETOOBIG, "a JSON text over 4 GB");
+    return scanned(&s, scan_node(&s, 0), err);
+}
+
+void pa_json_tape_free(pa_json_tape *t)
+{
+    free(t->n);
+    memset(t, 0, sizeof(*t));
+}
+
+size_t pa_json_member(const pa_json_tape *t, const char *text, size_t i, const char *key)
+{
+    size_t c, found = 0, n = strlen(key);
+
+    if(i >= t->count || t->n[i].type != '{')
+        return 0;
+    /* the last of that name, as json-c keeps it */
+    for(c = i + 1; c < t->n[i].end; c = t->n[c].end)
+        if(t->n[c].key_len == n + 2 && !memcmp(text + t->n[c].key + 1, key, n))
+            found = c;
+    return found;
+}
+
+int pa_json_node_string(const pa_json_tape *t, const char *text, size_t i, char *out, size_t size)
+{
+    const pa_json_node *n;
+
+    if(i == 0 || i >= t->count || t->n[i].type != '"' || !size)
+        return -1;
+    n = &t->n[i];
+    if(n->plain) {
+        if(n->len - 2 >= size)
+            return -2;
+        memcpy(out, text + n->at + 1, n->len - 2);
+        out[n->len - 2] = '\0';
+        return 0;
     }
-    if(s.stopped)
-        return s.stopped;
-    if(s.p >= s.end && (!s.why || strcmp(s.why, "text after the value")))
-        return pa_err_set(err, PA_EINVAL, "not valid JSON: the text ends before the JSON does");
-    return pa_err_set(err, PA_EINVAL, "not valid JSON: %s at byte %zu", s.why ? s.why : "an error",
-                      (size_t)(s.p - s.start));
+    return pa_json_string(text + n->at, n->len, out, size) ? -2 : 0;
 }
 
 int pa_json_prefix(const char *text, size_t len)
 {
-    struct scan s = { text, text, text + len, NULL, 0 };
+    struct scan s = { text, text, text + len, NULL, 0, NULL, 0, 0, 0 };
 
     if(scan_value(&s, 0, NULL, NULL) == 0)
         return 0;
@@ -311,7 +444,7 @@ int pa_json_prefix(const char *text, size_t len)
 
 int pa_json_string(const char *value, size_t len, char *out, size_t size)
 {
-    struct scan s = { value, value, value + len, NULL, 0 };
+    struct scan s = { value, value, value + len, NULL, 0, NULL, 0, 0, 0 };
     int full;
 
     if(!len || *value != '"' || !size || scan_string(&s, out, size, &full) || full || s.p != s.end)

@@ -11,6 +11,7 @@
 #define PA_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pa_err.h"
 
@@ -34,6 +35,43 @@ int pa_json_walk(const char *text, size_t len, pa_json_visit visit, void *ctx, p
 /* True if text[0..len) is the start of a JSON value that it does not finish
  * (the first line of a pretty-printed document), with nothing wrong so far. */
 int pa_json_prefix(const char *text, size_t len);
+
+/*
+ * A tape: every value of a JSON text as a node, in the order of the text,
+ * found by one strict scan (pa_json_walk's) without building a tree.  Node 0
+ * is the whole text; the children of a container i are i + 1, then each
+ * child's end, up to i's end.  Offsets are into the text scanned, which the
+ * tape does not keep.
+ */
+typedef struct pa_json_node {
+    uint32_t at, len;      /* the value's text (a string's quotes included) */
+    uint32_t key, key_len; /* an object member's name, quotes included; key_len 0 otherwise */
+    uint32_t end;          /* the index after its last descendant */
+    char type;             /* '{', '[', '"', '0' (a number), 't', 'f' or 'n' */
+    unsigned char plain;   /* a string without escapes: its value is its text between the quotes */
+} pa_json_node;
+
+typedef struct pa_json_tape {
+    pa_json_node *n;
+    size_t count, cap;
+    int spaced;   /* white space outside the strings */
+    int dup_keys; /* an object has a key twice (json-c keeps the last) */
+    int odd_keys; /* a key has an escape (so dup_keys may miss a repeat) */
+    int oom;
+} pa_json_tape;
+
+/* Checks text[0..len) as pa_json_walk does and fills t (its memory kept
+ * from one text to the next; zero it before the first).  0, PA_EINVAL with
+ * err saying what is wrong and where, or PA_ENOMEM. */
+int pa_json_tape_parse(const char *text, size_t len, pa_json_tape *t, pa_err *err);
+void pa_json_tape_free(pa_json_tape *t);
+
+/* The node of object i's member named key (the last of that name), or 0. */
+size_t pa_json_member(const pa_json_tape *t, const char *text, size_t i, const char *key);
+
+/* Node i's string value, decoded into out (size bytes, NUL-terminated): 0,
+ * -1 if i is no string (or 0), -2 if it does not fit. */
+int pa_json_node_string(const pa_json_tape *t, const char *text, size_t i, char *out, size_t size);
 
 struct json_object;
 

@@ -18,8 +18,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     t = pa_fhir_type_find(pa_json_str(res, "resourceType") ? pa_json_str(res, "resourceType") : "");
     if(t && json_object_is_type(res, json_type_object)) {
+        pa_json_tape tape = { 0 };
+        char npi[64];
+
+        /* the facts, read through the tape of the line itself */
         pa_fhir_facts_init(&facts);
-        pa_fhir_extract(res, t, &facts, &err);
+        if(!pa_json_tape_parse((const char *)data, size, &tape, &err)) {
+            pa_fhir_npi((const char *)data, &tape, npi, sizeof(npi));
+            pa_fhir_extract((const char *)data, &tape, t, &facts, &err);
+        }
+        pa_json_tape_free(&tape);
         pa_fhir_facts_free(&facts);
         if(!strcmp(t->name, "ExplanationOfBenefit")) {
             nonfin = pa_fhir_nonfinancial(res);

@@ -534,6 +534,70 @@ static void test_json_visit(void)
     CU_ASSERT_STRING_EQUAL(s.keys[2], "-");
 }
 
+/* A tape holds what json-c would check and no more or less: the same
+ * texts pass, every value is a node in text order, and what the tape says
+ * about white space and keys is true. */
+static void test_json_tape(void)
+{
+    static const char *const texts[] = {
+        "{}", "[]", " 0 ", "\"\\u00e9\"", "{\"a\":[1,{\"b\":false}],\"c\":\"x\"}", "{\"a\":1,}", "01", "{} {}",
+        "[1] x", "\"\\ud83d\"", "\"\xed\xa0\x80\"", NULL
+    };
+    const char *obj = "{\"a\":[1,{\"b\":false}],\"c\":\"x\\\"y\",\"d\":\"plain\",\"e\":null,\"c\":\"z\"}";
+    pa_json_tape t = { 0 };
+    char out[16];
+    pa_err err;
+    size_t a, b, c, d;
+    int i;
+
+    for(i = 0; texts[i]; i++)
+        CU_ASSERT_EQUAL(pa_json_tape_parse(texts[i], strlen(texts[i]), &t, &err) == 0, json_ok(texts[i]));
+    CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(obj, strlen(obj), &t, &err), 0);
+    /* {, [, 1, {, false, "x\"y", "plain", null, "z" */
+    CU_ASSERT_EQUAL(t.count, 9);
+    CU_ASSERT_EQUAL(t.n[0].type, '{');
+    CU_ASSERT_EQUAL(t.n[0].end, 9);
+    CU_ASSERT_FALSE(t.spaced);
+    CU_ASSERT_TRUE(t.dup_keys);
+    CU_ASSERT_FALSE(t.odd_keys);
+    a = pa_json_member(&t, obj, 0, "a");
+    CU_ASSERT_EQUAL(a, 1);
+    CU_ASSERT_EQUAL(t.n[a].type, '[');
+    CU_ASSERT_EQUAL(t.n[a].end, 5);
+    CU_ASSERT_EQUAL(t.n[2].type, '0');
+    CU_ASSERT_EQUAL(t.n[2].key_len, 0);
+    b = pa_json_member(&t, obj, 3, "b");
+    CU_ASSERT_EQUAL(b, 4);
+    CU_ASSERT_EQUAL(t.n[b].type, 'f');
+    CU_ASSERT_EQUAL(t.n[b].len, 5);
+    /* a key twice: the last, as json-c keeps */
+    c = pa_json_member(&t, obj, 0, "c");
+    CU_ASSERT_EQUAL(c, 8);
+    CU_ASSERT_EQUAL(pa_json_node_string(&t, obj, c, out, sizeof(out)), 0);
+    CU_ASSERT_STRING_EQUAL(out, "z");
+    CU_ASSERT_FALSE(t.n[5].plain);
+    CU_ASSERT_EQUAL(pa_json_node_string(&t, obj, 5, out, sizeof(out)), 0);
+    CU_ASSERT_STRING_EQUAL(out, "x\"y");
+    d = pa_json_member(&t, obj, 0, "d");
+    CU_ASSERT_TRUE(t.n[d].plain);
+    CU_ASSERT_EQUAL(pa_json_node_string(&t, obj, d, out, 5), -2);
+    CU_ASSERT_EQUAL(pa_json_node_string(&t, obj, d, out, 6), 0);
+    CU_ASSERT_EQUAL(pa_json_node_string(&t, obj, pa_json_member(&t, obj, 0, "e"), out, 6), -1);
+    CU_ASSERT_EQUAL(pa_json_member(&t, obj, 0, "nothing"), 0);
+    CU_ASSERT_EQUAL(pa_json_member(&t, obj, a, "a"), 0); /* not an object */
+    /* white space outside strings, and an escaped key */
+    CU_ASSERT_EQUAL(pa_json_tape_parse("{\"a b\":1}", 9, &t, &err), 0);
+    CU_ASSERT_FALSE(t.spaced);
+    CU_ASSERT_EQUAL(pa_json_tape_parse("{\"a\": 1}", 8, &t, &err), 0);
+    CU_ASSERT_TRUE(t.spaced);
+    CU_ASSERT_FALSE(t.dup_keys);
+    CU_ASSERT_EQUAL(pa_json_tape_parse("{\"\\u0061\":1,\"a\":2}", 18, &t, &err), 0);
+    CU_ASSERT_TRUE(t.odd_keys);
+    /* the same message as the walk */
+    CU_ASSERT_EQUAL(pa_json_tape_parse("[1, x]", 6, &t, &err), PA_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "at byte 4"));
+    pa_json_tape_free(&t);
+}
 
 static void test_dates(void)
 {
@@ -742,6 +806,7 @@ int main(void)
         { "ids", test_ids },
         { "JSON walked in place, strictly", test_json_walk },
         { "JSON members and elements visited", test_json_visit },
+        { "JSON tapes: values in place, keys as json-c keeps them", test_json_tape },
         { "dates and instants to FHIR's grammar and calendar", test_dates },
         { "UTF-8 checked, never cut inside a character", test_utf8 },
         { "request JSON parsed strictly", test_json_parse },

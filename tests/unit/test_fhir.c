@@ -26,6 +26,25 @@ static void test_npi(void)
     CU_ASSERT_FALSE(pa_npi_valid("12345678a3"));
 }
 
+/* The NPI among a resource's identifiers, read through its tape. */
+static void test_npi_found(void)
+{
+    const char *text = "{\"resourceType\":\"Practitioner\",\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"},"
+                       "{\"system\":\"http://hl7.org/fhir/sid/us-npi\",\"value\":\"1234567893\"}]}";
+    pa_json_tape t = { 0 };
+    char npi[16];
+    pa_err err;
+
+    CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(text, strlen(text), &t, &err), 0);
+    CU_ASSERT_PTR_NOT_NULL(pa_fhir_npi(text, &t, npi, sizeof(npi)));
+    CU_ASSERT_STRING_EQUAL(npi, "1234567893");
+    CU_ASSERT_PTR_NULL(pa_fhir_npi(text, &t, npi, 4)); /* does not fit */
+    text = "{\"resourceType\":\"Practitioner\",\"identifier\":{\"system\":\"http://hl7.org/fhir/sid/us-npi\"}}";
+    CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(text, strlen(text), &t, &err), 0);
+    CU_ASSERT_PTR_NULL(pa_fhir_npi(text, &t, npi, sizeof(npi)));
+    pa_json_tape_free(&t);
+}
+
 static void test_refs_and_dates(void)
 {
     char id[65], ts[PA_TS_LEN];
@@ -49,6 +68,19 @@ static void test_refs_and_dates(void)
     CU_ASSERT_EQUAL(pa_fhir_date_ts("July 4", ts), PA_EINVAL);
 }
 
+/* pa_fhir_extract of o as json-c writes it, read through its tape. */
+static int extract(json_object *o, const char *type, pa_fhir_facts *f, pa_err *err)
+{
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    pa_json_tape t = { 0 };
+    int rc = pa_json_tape_parse(text, strlen(text), &t, err);
+
+    if(!rc)
+        rc = pa_fhir_extract(text, &t, pa_fhir_type_find(type), f, err);
+    pa_json_tape_free(&t);
+    return rc;
+}
+
 static void test_extract(void)
 {
     const char *obs =
@@ -61,7 +93,7 @@ static void test_extract(void)
     pa_err err;
 
     pa_fhir_facts_init(&f);
-    CU_ASSERT_EQUAL_FATAL(pa_fhir_extract(o, pa_fhir_type_find("Observation"), &f, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(extract(o, "Observation", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(f.patient_id, "m1");
     CU_ASSERT_STRING_EQUAL(f.last_updated, "2024-03-01T00:00:00Z");
     CU_ASSERT_STRING_EQUAL(f.clin_start, "2023-11-05T00:00:00Z");
@@ -74,32 +106,32 @@ static void test_extract(void)
 
     /* dates the member and coverage tables keep must be dates */
     o = json_tokener_parse("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"birthDate\":\"1970-02-30\"}");
-    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Patient"), &f, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(extract(o, "Patient", &f, &err), PA_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "birthDate '1970-02-30'"));
     json_object_put(o);
     o = json_tokener_parse("{\"resourceType\":\"Coverage\",\"id\":\"c1\",\"beneficiary\":{\"reference\":\"Patient/p1\"},"
                            "\"period\":{\"start\":\"2020-01-01\",\"end\":\"2020-13-01\"}}");
-    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Coverage"), &f, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(extract(o, "Coverage", &f, &err), PA_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'2020-13-01' is not a FHIR date"));
     json_object_put(o);
     o = json_tokener_parse("{\"resourceType\":\"Patient\",\"id\":\"p1\",\"birthDate\":\"1970-02\"}");
-    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Patient"), &f, &err), PA_OK);
+    CU_ASSERT_EQUAL(extract(o, "Patient", &f, &err), PA_OK);
     json_object_put(o);
 
     /* a compartment resource without its patient is refused */
     o = json_tokener_parse("{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Group/1\"}}");
-    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(extract(o, "Condition", &f, &err), PA_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "Patient reference"));
     json_object_put(o);
     o = json_tokener_parse("{\"resourceType\":\"Condition\",\"id\":\"c1\",\"subject\":{\"reference\":\"Patient/1\"},"
                            "\"meta\":{\"lastUpdated\":\"yesterday\"}}");
-    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_EINVAL);
+    CU_ASSERT_EQUAL(extract(o, "Condition", &f, &err), PA_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lastUpdated"));
     json_object_put(o);
     /* Provenance belongs to the patient among its targets */
     o = json_tokener_parse("{\"resourceType\":\"Provenance\",\"id\":\"v1\",\"target\":[{\"reference\":\"Condition/c1\"},"
                            "{\"reference\":\"Patient/m7\"}]}");
-    CU_ASSERT_EQUAL(pa_fhir_extract(o, pa_fhir_type_find("Provenance"), &f, &err), PA_OK);
+    CU_ASSERT_EQUAL(extract(o, "Provenance", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(f.patient_id, "m7");
     json_object_put(o);
     pa_fhir_facts_free(&f);
@@ -247,7 +279,7 @@ static void test_ref_tokens(void)
     pa_err err;
 
     pa_fhir_facts_init(&f);
-    CU_ASSERT_EQUAL_FATAL(pa_fhir_extract(o, pa_fhir_type_find("Condition"), &f, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(extract(o, "Condition", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.tokens), "{\"ref=Organization/org-10\",\"ref=Organization/org-1\"}");
     CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.refs), "{\"Encounter/e1\"}");
     pa_fhir_facts_free(&f);
@@ -342,6 +374,7 @@ int main(void)
         { "binary COPY fields", test_copybin_fields },
         { "binary COPY text arrays from array literals", test_copybin_arrays },
         { "NPI check digits", test_npi },
+        { "the NPI among the identifiers", test_npi_found },
         { "references and dates", test_refs_and_dates },
         { "facts extracted for the store", test_extract },
         { "references to stored types become tokens", test_ref_tokens },
