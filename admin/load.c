@@ -1038,8 +1038,8 @@ int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const
 
 /* A line loaded from its text and tape (l->tape) alone, without a tree:
  * what most lines are (compact, a stored type with its id and
- * meta.lastUpdated, keys that json-c reads as written, not an
- * ExplanationOfBenefit, whose non-financial form is cut from its tree).
+ * meta.lastUpdated, keys that json-c reads as written); an
+ * ExplanationOfBenefit's non-financial form is written from them too.
  * 1 when it is one (loaded or refused), 0 when the tree must do it. */
 static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const char *file, long lineno)
 {
@@ -1052,7 +1052,7 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
 
     if(tp->n[0].type != '{' || tp->spaced || tp->dup_keys || tp->odd_keys ||
        pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "resourceType"), type, sizeof(type)) ||
-       !(t = pa_fhir_type_find(type)) || !strcmp(type, "ExplanationOfBenefit") ||
+       !(t = pa_fhir_type_find(type)) ||
        pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "id"), id, sizeof(id)) || !pa_is_fhir_id(id))
         return 0;
     meta = pa_json_member(tp, line, 0, "meta");
@@ -1063,8 +1063,19 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
     if(!marked)
         return 0;
     *rc = PA_OK;
-    if(!resource_checks(l, t, id, line, &directory, file, lineno, err))
-        *rc = stage_row(l, t, id, marked, NULL, &l->facts, directory, file, lineno, err);
+    if(!resource_checks(l, t, id, line, &directory, file, lineno, err)) {
+        const char *nonfin = NULL;
+
+        if(!strcmp(type, "ExplanationOfBenefit")) {
+            pa_buf_reset(&l->scratch);
+            *rc = pa_fhir_nonfinancial_text(line, tp, CHANGE_TIME_VALUE, &l->scratch);
+            nonfin = l->scratch.data;
+        }
+        if(*rc)
+            *rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+        else
+            *rc = stage_row(l, t, id, marked, nonfin, &l->facts, directory, file, lineno, err);
+    }
     free(marked);
     return 1;
 }

@@ -1,6 +1,7 @@
 #include "pa_fhir.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <ctype.h>
 #include <string.h>
 
@@ -658,10 +659,52 @@ static void strip_line(json_object *line, void *ctx)
                 strip_line(json_object_array_get_idx(sub, i), NULL);
 }
 
+/* The CARIN BB EOB profiles' common start. */
+static const char carin_eob[] = "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-";
+
+/* A profile's Basis (non-financial) form: the URL up to any "|version",
+ * then -Basis; 0 when it keeps its own (no C4BB EOB profile, already a
+ * Basis one, or too long). */
+static int basis_of(const char *p, char url[512])
+{
+    size_t n;
+
+    if(strncmp(p, carin_eob, sizeof(carin_eob) - 1))
+        return 0;
+    n = strcspn(p, "|");
+    if((n >= 6 && !strncmp(p + n - 6, "-Basis", 6)) || n + 7 > 512)
+        return 0;
+    snprintf(url, 512, "%.*s-Basis", (int)n, p);
+    return 1;
+}
+
+/* The Basis profile (after carin_eob) of a claim of type code (and, for an
+ * institutional one, subtype), or NULL. */
+static const char *basis_suffix(const char *code, const char *subtype)
+{
+    static const struct { const char *type, *profile; } by_type[] = {
+        { "professional", "Professional-NonClinician-Basis" },
+        { "pharmacy", "Pharmacy-Basis" },
+        { "oral", "Oral-Basis" },
+        { "vision", "Vision-Basis" },
+    };
+    size_t i;
+
+    if(!strcmp(code, "institutional"))
+        return subtype && !strcmp(subtype, "inpatient") ? "Inpatient-Institutional-Basis"
+                                                        : "Outpatient-Institutional-Basis";
+    for(i = 0; i < sizeof(by_type) / sizeof(by_type[0]); i++)
+        if(!strcmp(code, by_type[i].type))
+            return by_type[i].profile;
+    return NULL;
+}
+
+#define CLAIM_TYPE_SYSTEM "http://terminology.hl7.org/CodeSystem/claim-type"
+#define CLAIM_SUBTYPE_SYSTEM "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType"
+
 /* Names the Basis (non-financial) form of the C4BB financial profiles. */
 static void basis_profiles(json_object *eob)
 {
-    static const char prefix[] = "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-";
     json_object *meta, *profiles;
     size_t i;
 
@@ -671,18 +714,10 @@ static void basis_profiles(json_object *eob)
         return;
     for(i = 0; i < json_object_array_length(profiles); i++) {
         const char *p = json_object_get_string(json_object_array_get_idx(profiles, i));
-        size_t n;
         char url[512];
 
-        if(!p || strncmp(p, prefix, sizeof(prefix) - 1))
-            continue;
-        n = strcspn(p, "|");
-        if(n >= 6 && !strncmp(p + n - 6, "-Basis", 6))
-            continue;
-        if(n + 7 > sizeof(url))
-            continue;
-        snprintf(url, sizeof(url), "%.*s-Basis", (int)n, p);
-        json_object_array_put_idx(profiles, i, json_object_new_string(url));
+        if(p && basis_of(p, url))
+            json_object_array_put_idx(profiles, i, json_object_new_string(url));
     }
 }
 
@@ -691,15 +726,8 @@ static void basis_profiles(json_object *eob)
  * says which one it conforms to. */
 static void add_basis_profile(json_object *eob)
 {
-    static const char carin[] = "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-";
-    static const struct { const char *type, *profile; } by_type[] = {
-        { "professional", "Professional-NonClinician-Basis" },
-        { "pharmacy", "Pharmacy-Basis" },
-        { "oral", "Oral-Basis" },
-        { "vision", "Vision-Basis" },
-    };
     json_object *meta, *profiles, *type = NULL, *subtype = NULL;
-    const char *code, *use = pa_json_str(eob, "use"), *suffix = NULL;
+    const char *code, *use = pa_json_str(eob, "use"), *suffix;
     char url[256];
     size_t i;
 
@@ -710,24 +738,13 @@ static void add_basis_profile(json_object *eob)
         for(i = 0; i < json_object_array_length(profiles); i++) {
             const char *p = json_object_get_string(json_object_array_get_idx(profiles, i));
 
-            if(p && !strncmp(p, carin, sizeof(carin) - 1))
+            if(p && !strncmp(p, carin_eob, sizeof(carin_eob) - 1))
                 return;
         }
     json_object_object_get_ex(eob, "type", &type);
-    code = by_system(type, "coding", "http://terminology.hl7.org/CodeSystem/claim-type", "code");
-    if(!code)
-        return;
-    if(!strcmp(code, "institutional")) {
-        const char *sub;
-
-        json_object_object_get_ex(eob, "subType", &subtype);
-        sub = by_system(subtype, "coding", "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType",
-                        "code");
-        suffix = sub && !strcmp(sub, "inpatient") ? "Inpatient-Institutional-Basis" : "Outpatient-Institutional-Basis";
-    }
-    for(i = 0; !suffix && i < sizeof(by_type) / sizeof(by_type[0]); i++)
-        if(!strcmp(code, by_type[i].type))
-            suffix = by_type[i].profile;
+    json_object_object_get_ex(eob, "subType", &subtype);
+    code = by_system(type, "coding", CLAIM_TYPE_SYSTEM, "code");
+    suffix = code ? basis_suffix(code, by_system(subtype, "coding", CLAIM_SUBTYPE_SYSTEM, "code")) : NULL;
     if(!suffix)
         return;
     if(!json_object_object_get_ex(eob, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
@@ -738,7 +755,7 @@ static void add_basis_profile(json_object *eob)
         profiles = json_object_new_array();
         json_object_object_add(meta, "profile", profiles);
     }
-    snprintf(url, sizeof(url), "%s%s", carin, suffix);
+    snprintf(url, sizeof(url), "%s%s", carin_eob, suffix);
     json_object_array_add(profiles, json_object_new_string(url));
 }
 
@@ -769,6 +786,294 @@ void pa_fhir_strip_financial(json_object *copy)
                 strip_line(json_object_array_get_idx(a, i), NULL);
     basis_profiles(copy);
     add_basis_profile(copy);
+}
+
+/*
+ * The non-financial form written from the text, through its tape: the same
+ * rules as pa_fhir_strip_financial on json-c's tree of it, member for
+ * member in the same order, each value kept copied as it is written.
+ */
+struct nf {
+    const char *text;
+    const pa_json_tape *t;
+    pa_buf *out;
+    const char *lu;     /* meta.lastUpdated's new value, or NULL */
+    char basis[256];    /* the Basis profile to add, or "" */
+    int rc;
+};
+
+enum nf_ctx { NF_RAW, NF_EOB, NF_LINE, NF_META, NF_LAST_UPDATED, NF_PROFILES, NF_ADJUDICATIONS, NF_LINES };
+
+static void nf_add(struct nf *x, const char *s, size_t n)
+{
+    if(!x->rc)
+        x->rc = pa_buf_add(x->out, s, n);
+}
+
+static void nf_raw(struct nf *x, size_t i)
+{
+    nf_add(x, x->text + x->t->n[i].at, x->t->n[i].len);
+}
+
+static int nf_key_is(const struct nf *x, size_t i, const char *name)
+{
+    size_t n = strlen(name);
+
+    return x->t->n[i].key_len == n + 2 && !memcmp(x->text + x->t->n[i].key + 1, name, n);
+}
+
+/* Whether element i of an adjudication array carries an amount (a member
+ * named amount, whatever its value, as json-c finds it). */
+static int nf_has_amount(const struct nf *x, size_t i)
+{
+    return pa_json_member(x->t, x->text, i, "amount") != 0;
+}
+
+/* How many elements of adjudication array a are kept. */
+static size_t nf_kept_adjudications(const struct nf *x, size_t a)
+{
+    size_t c, n = 0;
+
+    for(c = a + 1; c < x->t->n[a].end; c = x->t->n[c].end)
+        n += !nf_has_amount(x, c);
+    return n;
+}
+
+static void nf_value(struct nf *x, size_t i, enum nf_ctx ctx);
+
+/* String node i decoded whole (a profile may be of any length): to free,
+ * or NULL when it is no string (or memory ran out: x->rc). */
+static char *nf_whole_string(struct nf *x, size_t i)
+{
+    char *p;
+
+    if(x->t->n[i].type != '"')
+        return NULL;
+    p = malloc(x->t->n[i].len + 1);
+    if(!p) {
+        x->rc = PA_ENOMEM;
+        return NULL;
+    }
+    if(pa_json_node_string(x->t, x->text, i, p, x->t->n[i].len + 1)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static void nf_string(struct nf *x, const char *s)
+{
+    if(!x->rc)
+        x->rc = pa_buf_add_json_string(x->out, s);
+}
+
+/* What meta gains at its end in json-c's tree: the change time (when it
+ * had none), then the Basis profile (when it had no profile). */
+static void nf_meta_end(struct nf *x, int first, int had_lu, int had_profile)
+{
+    if(x->lu && !had_lu) {
+        nf_add(x, first ? "\"lastUpdated\":" : ",\"lastUpdated\":", first ? 14 : 15);
+        nf_string(x, x->lu);
+        first = 0;
+    }
+    if(x->basis[0] && !had_profile) {
+        nf_add(x, first ? "\"profile\":[" : ",\"profile\":[", first ? 11 : 12);
+        nf_string(x, x->basis);
+        nf_add(x, "]", 1);
+    }
+}
+
+/* The members of object i (in context ctx), then what it gains at its end. */
+static void nf_object(struct nf *x, size_t i, enum nf_ctx ctx)
+{
+    static const char *const eob_gone[] = { "total", "payment", "benefitBalance", NULL };
+    static const char *const line_gone[] = { "unitPrice", "factor", "net", NULL };
+    const char *const *gone = ctx == NF_EOB ? eob_gone : ctx == NF_LINE ? line_gone : NULL;
+    const pa_json_node *nodes = x->t->n;
+    int first = 1, had_meta = 0, had_lu = 0, had_profile = 0;
+    size_t c, k;
+
+    nf_add(x, "{", 1);
+    for(c = i + 1; c < nodes[i].end; c = nodes[c].end) {
+        enum nf_ctx sub = NF_RAW;
+
+        for(k = 0; gone && gone[k] && !nf_key_is(x, c, gone[k]); k++)
+            ;
+        if(gone && gone[k])
+            continue;
+        if((ctx == NF_EOB || ctx == NF_LINE) && nf_key_is(x, c, "adjudication") && nodes[c].type == '[') {
+            /* an array left empty goes */
+            if(!nf_kept_adjudications(x, c))
+                continue;
+            sub = NF_ADJUDICATIONS;
+        }
+        else if(((ctx == NF_EOB && (nf_key_is(x, c, "item") || nf_key_is(x, c, "addItem"))) ||
+                 (ctx == NF_LINE && (nf_key_is(x, c, "detail") || nf_key_is(x, c, "subDetail")))) &&
+                nodes[c].type == '[') {
+            sub = NF_LINES;
+        }
+        else if(ctx == NF_EOB && nf_key_is(x, c, "meta")) {
+            had_meta = 1;
+            sub = NF_META;
+        }
+        else if(ctx == NF_META && nf_key_is(x, c, "lastUpdated")) {
+            had_lu = 1;
+            sub = NF_LAST_UPDATED;
+        }
+        else if(ctx == NF_META && nf_key_is(x, c, "profile")) {
+            had_profile = 1;
+            sub = NF_PROFILES;
+        }
+        if(!first)
+            nf_add(x, ",", 1);
+        first = 0;
+        nf_add(x, x->text + nodes[c].key, nodes[c].key_len);
+        nf_add(x, ":", 1);
+        nf_value(x, c, sub);
+    }
+    if(ctx == NF_META)
+        nf_meta_end(x, first, had_lu, had_profile);
+    if(ctx == NF_EOB && !had_meta && (x->lu || x->basis[0])) {
+        nf_add(x, first ? "\"meta\":{" : ",\"meta\":{", first ? 8 : 9);
+        nf_meta_end(x, 1, 0, 0);
+        nf_add(x, "}", 1);
+    }
+    nf_add(x, "}", 1);
+}
+
+/* The elements of array i (in context ctx), then what it gains at its end. */
+static void nf_array(struct nf *x, size_t i, enum nf_ctx ctx)
+{
+    const pa_json_node *nodes = x->t->n;
+    int first = 1;
+    size_t c;
+
+    nf_add(x, "[", 1);
+    for(c = i + 1; c < nodes[i].end; c = nodes[c].end) {
+        char *p = ctx == NF_PROFILES ? nf_whole_string(x, c) : NULL, url[512];
+
+        if(ctx == NF_ADJUDICATIONS && nf_has_amount(x, c))
+            continue;
+        if(!first)
+            nf_add(x, ",", 1);
+        first = 0;
+        if(p && basis_of(p, url))
+            nf_string(x, url);
+        else
+            nf_value(x, c, ctx == NF_LINES ? NF_LINE : NF_RAW);
+        free(p);
+    }
+    if(ctx == NF_PROFILES && x->basis[0]) {
+        if(!first)
+            nf_add(x, ",", 1);
+        nf_string(x, x->basis);
+    }
+    nf_add(x, "]", 1);
+}
+
+/* Value i in context ctx: what json-c's tree holds in its place. */
+static void nf_value(struct nf *x, size_t i, enum nf_ctx ctx)
+{
+    char type = x->t->n[i].type;
+
+    switch(ctx) {
+    case NF_EOB:
+    case NF_LINE:
+        if(type == '{')
+            nf_object(x, i, ctx);
+        else
+            nf_raw(x, i);
+        return;
+    case NF_META:
+    case NF_PROFILES:
+        if(type == (ctx == NF_META ? '{' : '[')) {
+            if(ctx == NF_META)
+                nf_object(x, i, ctx);
+            else
+                nf_array(x, i, ctx);
+        }
+        else if(x->basis[0] || (ctx == NF_META && x->lu)) {
+            /* no object (or array) there: the tree has a new one in its place */
+            nf_add(x, ctx == NF_META ? "{" : "[", 1);
+            if(ctx == NF_META)
+                nf_meta_end(x, 1, 0, 0);
+            else
+                nf_string(x, x->basis);
+            nf_add(x, ctx == NF_META ? "}" : "]", 1);
+        }
+        else {
+            nf_raw(x, i);
+        }
+        return;
+    case NF_LAST_UPDATED:
+        if(x->lu)
+            nf_string(x, x->lu);
+        else
+            nf_raw(x, i);
+        return;
+    case NF_ADJUDICATIONS:
+    case NF_LINES:
+        nf_array(x, i, ctx);
+        return;
+    default:
+        nf_raw(x, i);
+    }
+}
+
+/* The first code among the codings of o.key (a CodeableConcept) of the
+ * given system, as by_system reads the tree: into out, or NULL. */
+static const char *nf_code(const struct nf *x, const char *key, const char *system, char *out, size_t size)
+{
+    struct doc d = { x->text, x->t };
+    char sys[STR_MAX];
+    size_t list = pa_json_member(x->t, x->text, pa_json_member(x->t, x->text, 0, key), "coding"), e;
+
+    if(!is_type(&d, list, '['))
+        return NULL;
+    for(e = list + 1; e < x->t->n[list].end; e = x->t->n[e].end)
+        if(member_str(&d, e, "system", sys) && !strcmp(sys, system))
+            return pa_json_node_string(x->t, x->text, pa_json_member(x->t, x->text, e, "code"), out, size) ? NULL
+                                                                                                            : out;
+    return NULL;
+}
+
+/* The Basis profile add_basis_profile gives an EOB that names no CARIN
+ * profile, into x->basis ("" for none). */
+static void nf_basis(struct nf *x)
+{
+    struct doc d = { x->text, x->t };
+    char code[64], sub[64], p[STR_MAX];
+    const char *suffix;
+    size_t profiles = pa_json_member(x->t, x->text, pa_json_member(x->t, x->text, 0, "meta"), "profile"), e;
+
+    x->basis[0] = '\0';
+    if(member_str(&d, 0, "use", p) && !strcmp(p, "preauthorization"))
+        return;
+    if(is_type(&d, profiles, '['))
+        for(e = profiles + 1; e < x->t->n[profiles].end; e = x->t->n[e].end) {
+            char *whole = nf_whole_string(x, e);
+            int carin = whole && !strncmp(whole, carin_eob, sizeof(carin_eob) - 1);
+
+            free(whole);
+            if(carin)
+                return;
+        }
+    if(!nf_code(x, "type", CLAIM_TYPE_SYSTEM, code, sizeof(code)))
+        return;
+    suffix = basis_suffix(code, nf_code(x, "subType", CLAIM_SUBTYPE_SYSTEM, sub, sizeof(sub)));
+    if(suffix)
+        snprintf(x->basis, sizeof(x->basis), "%s%s", carin_eob, suffix);
+}
+
+int pa_fhir_nonfinancial_text(const char *text, const pa_json_tape *t, const char *last_updated, pa_buf *out)
+{
+    struct nf x = { text, t, out, last_updated, "", PA_OK };
+
+    if(!t->count || t->n[0].type != '{')
+        return PA_EINVAL;
+    nf_basis(&x);
+    nf_object(&x, 0, NF_EOB);
+    return x.rc;
 }
 
 const char *pa_json_str(json_object *o, const char *key)

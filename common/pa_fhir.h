@@ -114,4 +114,15 @@ json_object *pa_fhir_nonfinancial(json_object *eob);
  * way, once it has written the full form: no copy of the tree). */
 void pa_fhir_strip_financial(json_object *eob);
 
+/*
+ * The same written from the EOB's text through its tape, without a tree:
+ * appends to out what json-c would write of the tree stripped by
+ * pa_fhir_strip_financial, every value kept written as it was (so the same
+ * JSON, byte for byte when the text is as json-c writes).  The tape must
+ * have no dup_keys and no odd_keys.  meta.lastUpdated becomes last_updated
+ * when not NULL, as the loader sets it before stripping.  0, PA_EINVAL
+ * when the text is no object, or pa_buf's error.
+ */
+int pa_fhir_nonfinancial_text(const char *text, const pa_json_tape *t, const char *last_updated, pa_buf *out);
+
 #endif

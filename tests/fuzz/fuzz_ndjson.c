@@ -27,12 +27,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             pa_fhir_npi((const char *)data, &tape, npi, sizeof(npi));
             pa_fhir_extract((const char *)data, &tape, t, &facts, &err);
         }
-        pa_json_tape_free(&tape);
         pa_fhir_facts_free(&facts);
         if(!strcmp(t->name, "ExplanationOfBenefit")) {
             nonfin = pa_fhir_nonfinancial(res);
+            /* written from the text, it is the same JSON as the tree's */
+            if(!tape.dup_keys && !tape.odd_keys) {
+                pa_buf out;
+                json_object *again = NULL;
+
+                pa_buf_init(&out, 16 * 1024 * 1024);
+                if(!pa_fhir_nonfinancial_text((const char *)data, &tape, NULL, &out)) {
+                    if(pa_json_parse(out.data, out.len, &again, &err) || !json_object_equal(again, nonfin))
+                        abort();
+                }
+                json_object_put(again);
+                pa_buf_free(&out);
+            }
             json_object_put(nonfin);
         }
+        pa_json_tape_free(&tape);
     }
     json_object_put(res);
     return 0;

@@ -286,6 +286,101 @@ static void test_ref_tokens(void)
     json_object_put(o);
 }
 
+/* Whether the non-financial form written from text is what json-c writes
+ * of its stripped tree, byte for byte, with and without a new lastUpdated. */
+static int nonfinancial_text_is_tree(const char *text)
+{
+    pa_json_tape t = { 0 };
+    pa_buf out;
+    pa_err err;
+    int lu, same = 1;
+
+    pa_buf_init(&out, 1 << 20);
+    for(lu = 0; lu < 2; lu++) {
+        json_object *tree = json_tokener_parse(text), *meta;
+        const char *want;
+
+        if(!tree || pa_json_tape_parse(text, strlen(text), &t, &err)) {
+            json_object_put(tree);
+            same = 0;
+            break;
+        }
+        if(lu) {
+            /* as the loader does before it strips */
+            if(!json_object_object_get_ex(tree, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
+                meta = json_object_new_object();
+                json_object_object_add(tree, "meta", meta);
+            }
+            json_object_object_add(meta, "lastUpdated", json_object_new_string("@@now@@"));
+        }
+        pa_fhir_strip_financial(tree);
+        want = json_object_to_json_string_ext(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        pa_buf_reset(&out);
+        if(pa_fhir_nonfinancial_text(text, &t, lu ? "@@now@@" : NULL, &out) || strcmp(pa_buf_str(&out), want)) {
+            fprintf(stderr, "\n%d text: %s\n  tree: %s\n", lu, pa_buf_str(&out), want);
+            same = 0;
+        }
+        json_object_put(tree);
+    }
+    pa_json_tape_free(&t);
+    pa_buf_free(&out);
+    return same;
+}
+
+/* Every rule, and every shape json-c's tree takes in its place. */
+static void test_nonfinancial_text(void)
+{
+    static const char *const eobs[] = {
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"id\":\"e2\",\"meta\":{\"lastUpdated\":\"2024-01-01T00:00:00Z\","
+        "\"profile\":[\"http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Pharmacy|1.2.0\","
+        "\"http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Oral-Basis\",7,\"x\"]},"
+        "\"item\":[3,{\"adjudication\":[{\"amount\":null},{\"amount\":{}}],\"detail\":{\"net\":1}},"
+        "{\"subDetail\":[{\"factor\":2,\"item\":[{\"net\":1}]}]}],\"adjudication\":{\"amount\":1},\"addItem\":[]}",
+        /* no meta: one is added, with the Basis profile of the claim type */
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"use\":\"claim\",\"type\":{\"coding\":[{\"system\":"
+        "\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"pharmacy\"}]},\"total\":[]}",
+        /* meta and profile that are no object or array */
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":7,\"type\":{\"coding\":[{\"system\":"
+        "\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"institutional\"}]}}",
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{\"profile\":\"p\",\"source\":\"s\"},\"type\":{\"coding\":"
+        "[{\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"institutional\"}]},"
+        "\"subType\":{\"coding\":[{\"system\":\"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBInstitutionalClaimSubType\","
+        "\"code\":\"inpatient\"}]}}",
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{},\"use\":\"preauthorization\",\"type\":{\"coding\":[{"
+        "\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"oral\"}]}}",
+        "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{\"profile\":[]},\"type\":{\"coding\":[{"
+        "\"system\":\"http://terminology.hl7.org/CodeSystem/claim-type\",\"code\":\"vision\"}]},\"payment\":{}}",
+        "{}",
+    };
+    pa_json_tape t = { 0 };
+    pa_buf long_profile, out;
+    pa_err err;
+    size_t i;
+    int k;
+
+    CU_ASSERT_TRUE(nonfinancial_text_is_tree(full_eob));
+    for(i = 0; i < sizeof(eobs) / sizeof(eobs[0]); i++)
+        CU_ASSERT_TRUE(nonfinancial_text_is_tree(eobs[i]));
+    /* profiles of any length: a long version, a long URL */
+    pa_buf_init(&long_profile, 1 << 20);
+    for(k = 0; k < 2; k++) {
+        pa_buf_reset(&long_profile);
+        pa_buf_addstr(&long_profile, "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{\"profile\":[\"http://hl7.org/"
+                                     "fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Pharmacy");
+        for(i = 0; i < (k ? 5000u : 600u); i++)
+            pa_buf_addstr(&long_profile, k ? "x" : (i ? "1" : "|"));
+        pa_buf_addstr(&long_profile, "\"]},\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+                                     "claim-type\",\"code\":\"oral\"}]}}");
+        CU_ASSERT_TRUE(nonfinancial_text_is_tree(pa_buf_str(&long_profile)));
+    }
+    pa_buf_free(&long_profile);
+    pa_buf_init(&out, 64);
+    CU_ASSERT_EQUAL(pa_json_tape_parse("[1]", 3, &t, &err), 0);
+    CU_ASSERT_EQUAL(pa_fhir_nonfinancial_text("[1]", &t, NULL, &out), PA_EINVAL);
+    pa_json_tape_free(&t);
+    pa_buf_free(&out);
+}
+
 /* b's bytes from off on are exactly want[0..n). */
 static int bytes_are(const pa_buf *b, size_t off, const char *want, size_t n)
 {
@@ -379,6 +474,7 @@ int main(void)
         { "facts extracted for the store", test_extract },
         { "references to stored types become tokens", test_ref_tokens },
         { "the non-financial EOB lacks every financial element", test_nonfinancial },
+        { "the non-financial EOB written from its text is the tree's", test_nonfinancial_text },
         { NULL, NULL },
     };
 
