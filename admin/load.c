@@ -4,17 +4,17 @@
  * FHIR NDJSON (plain or gzip) is read line by line; each line is checked
  * (JSON, a served resourceType, an id, the patient reference its type needs,
  * valid NPIs), compacted, given meta.lastUpdated if it lacks one, and for
- * ExplanationOfBenefit also turned into its non-financial form.  Good lines go
- * in batches through binary COPY (copybin.c) into a staging table and are
- * merged into `resource` in one statement per batch: a line identical to what
- * is stored changes nothing; into an empty store they go straight in.  Bad lines are reported by file, line and reason; the good ones
- * around them load.  Transaction Bundles of DELETE entries delete, leaving
+ * ExplanationOfBenefit also turned into its non-financial form.  A line is
+ * read through its tape (pa_json), without a tree, when it can be stored as
+ * it is; json-c parses the others.  Good lines go in batches to the senders
+ * (loadsend.c), which store them by binary COPY (copybin.c): merged into
+ * `resource` (a line identical to what is stored changes nothing), or
+ * straight in while the store was empty.  Bad lines are reported by file,
+ * line and reason; the good ones around them load.  Transaction Bundles of DELETE entries delete, leaving
  * tombstones.  PDex Groups (rosters, treatment relationships, opt-outs) are
  * loaded after all resources; CSV feeds last (groups.c, feeds.c).
  */
 #include <dirent.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -32,148 +32,9 @@
 #include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_json.h"
-#include "pa_json.h"
 #include "pa_util.h"
 
-#define BATCH_ROWS 5000
-#define BATCH_BYTES (16 * 1024 * 1024)
 #define MAX_FILES 1000000
-
-static const char stage_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS load_stage ("
-    " seq bigint, type text, id text, patient_id text, json text,"
-    " json_nonfin text, content_hash bytea, tokens text[], refs text[], clin_start timestamptz,"
-    " clin_end timestamptz, created timestamptz, directory boolean) ON COMMIT DELETE ROWS";
-
-/* A direct batch that could not go straight in, and what members, coverage
- * and the directory are derived from in a direct batch. */
-static const char direct_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS load_direct (type text, id text, patient_id text,"
-    " last_updated timestamptz, json text, json_nonfin text, content_hash bytea, tokens text[], refs text[],"
-    " clin_start timestamptz, clin_end timestamptz, created timestamptz, ord bigserial) ON COMMIT DELETE ROWS";
-static const char derive_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS load_derive (type text, id text, patient_id text, directory boolean,"
-    " json text, ord bigserial) ON COMMIT DELETE ROWS";
-
-/* The columns a direct batch's rows give, in order (COPY into resource). */
-#define DIRECT_COLUMNS \
-    "type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens, refs, clin_start, clin_end, created"
-
-/* In a direct batch, where the change time goes: as long as the instant
- * that replaces it once the batch's transaction has taken it. */
-#define DIRECT_TIME "@@pa:change-time-direct@"
-_Static_assert(sizeof(DIRECT_TIME) - 1 == 24, "the placeholder is as long as YYYY-MM-DDTHH:MM:SS.mmmZ");
-
-/* A stored resource's meta.lastUpdated until it is merged: the merge puts
- * this server's change time in its place (sql/010_change_time.sql). */
-#define CHANGE_TIME_VALUE "@@pa:change-time@@"
-#define CHANGE_TIME_MARK "\"lastUpdated\":\"" CHANGE_TIME_VALUE "\""
-
-/* The change time of a transaction that changes resources, taken after the
- * shared lock that pa_transaction_time() looks for (milliseconds, as the
- * FHIR instant written shows it), and that instant as the member lu. */
-#define CHANGE_TIME_CTE \
-    "WITH lk AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(872341, 1)), " \
-    "ct AS MATERIALIZED (SELECT t, '\"lastUpdated\":\"' || to_char(t AT TIME ZONE 'UTC'," \
-    "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"' AS lu" \
-    " FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t FROM lk) now_)"
-
-/* In a merge's update: the stored JSON is what was staged, but for its
- * change time.  Only what is extracted from it differs (a new
- * PA_FHIR_FACTS_VERSION): the extracted facts are refreshed, the content and
- * its change time stay, and no delta export sends it again. */
-#define SAME_JSON \
-    "r.json = replace(EXCLUDED.json, (SELECT lu FROM ct), '\"lastUpdated\":\"' ||" \
-    " to_char(r.last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"')"
-
-/* One statement merges a batch: the last line of each (type, id) wins, and a
- * row whose content is unchanged is not touched.  SRC is what is merged (a
- * relation); a tombstone goes for every resource staged. */
-#define MERGE_SQL(SRC) \
-    CHANGE_TIME_CTE ", " \
-    "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
-    "  content_hash, tokens, refs, clin_start, clin_end, created) " \
-    " SELECT type, id, patient_id, ct.t, replace(json, '" CHANGE_TIME_MARK "', ct.lu)," \
-    "  replace(json_nonfin, '" CHANGE_TIME_MARK "', ct.lu), content_hash, tokens, refs," \
-    "  clin_start, clin_end, created FROM " SRC " src CROSS JOIN ct " \
-    " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
-    "  last_updated = CASE WHEN " SAME_JSON " THEN r.last_updated ELSE EXCLUDED.last_updated END," \
-    "  json = CASE WHEN " SAME_JSON " THEN r.json ELSE EXCLUDED.json END," \
-    "  json_nonfin = CASE WHEN " SAME_JSON " THEN r.json_nonfin ELSE EXCLUDED.json_nonfin END," \
-    "  content_hash = EXCLUDED.content_hash, tokens = EXCLUDED.tokens, refs = EXCLUDED.refs," \
-    "  clin_start = EXCLUDED.clin_start," \
-    "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created" \
-    " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash " \
-    " RETURNING (xmax = 0) AS inserted, r.last_updated = (SELECT t FROM ct) AS changed), " \
-    "undeleted AS (DELETE FROM resource_deleted d USING load_stage s WHERE d.type = s.type AND d.id = s.id) " \
-    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted AND changed) FROM up"
-
-/* What members, coverage and the provider directory keep, from the batch
- * (SRC, its rows in order by ORD). */
-#define DERIVE_SQL_FROM(SRC, ORD) \
-    "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, directory, json::jsonb AS j FROM " SRC \
-    "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, " ORD " DESC), " \
-    "m AS (INSERT INTO member (patient_id, family, given, birth_date, gender, member_id) " \
-    " SELECT id, j->'name'->0->>'family'," \
-    "  (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g)," \
-    "  CASE WHEN length(j->>'birthDate') = 10 THEN (j->>'birthDate')::date END, j->>'gender'," \
-    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i" \
-    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1)" \
-    " FROM src WHERE type = 'Patient' " \
-    " ON CONFLICT (patient_id) DO UPDATE SET family = EXCLUDED.family, given = EXCLUDED.given," \
-    "  birth_date = EXCLUDED.birth_date, gender = EXCLUDED.gender, member_id = EXCLUDED.member_id " \
-    " RETURNING 1), " \
-    "c AS (INSERT INTO coverage (coverage_id, patient_id, subscriber_id, member_id, status," \
-    "  period_start, period_end, payor) " \
-    " SELECT id, patient_id, j->>'subscriberId'," \
-    "  (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i" \
-    "    WHERE i->'type'->'coding' @> '[{\"code\":\"MB\"}]' LIMIT 1), j->>'status'," \
-    "  CASE WHEN length(j->'period'->>'start') >= 10 THEN left(j->'period'->>'start', 10)::date END," \
-    "  CASE WHEN length(j->'period'->>'end') >= 10 THEN left(j->'period'->>'end', 10)::date END," \
-    "  coalesce(j->'payor'->0->>'reference', j->'payor'->0->'identifier'->>'value')" \
-    " FROM src WHERE type = 'Coverage' " \
-    " ON CONFLICT (coverage_id) DO UPDATE SET patient_id = EXCLUDED.patient_id," \
-    "  subscriber_id = EXCLUDED.subscriber_id, member_id = EXCLUDED.member_id, status = EXCLUDED.status," \
-    "  period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, payor = EXCLUDED.payor " \
-    " RETURNING 1) " \
-    "INSERT INTO provider (npi, kind, name, resource_type, resource_id) " \
-    "SELECT DISTINCT ON (npi) npi, kind, name, type, id FROM (" \
-    " SELECT (SELECT i->>'value' FROM jsonb_array_elements(j->'identifier') i" \
-    "   WHERE i->>'system' = 'http://hl7.org/fhir/sid/us-npi' LIMIT 1) AS npi," \
-    "  CASE type WHEN 'Organization' THEN 'organization' ELSE 'practitioner' END AS kind," \
-    "  CASE type WHEN 'Organization' THEN j->>'name' ELSE concat_ws(' '," \
-    "   (SELECT string_agg(g, ' ') FROM jsonb_array_elements_text(j->'name'->0->'given') g)," \
-    "   j->'name'->0->>'family') END AS name, type, id" \
-    " FROM src WHERE type IN ('Practitioner', 'Organization') AND directory) p WHERE npi IS NOT NULL " \
-    "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name," \
-    " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()"
-#define DERIVE_SQL DERIVE_SQL_FROM("load_stage", "seq")
-
-/* A direct batch that met a resource already stored (named twice in the
- * load): merged instead, the last row of each resource winning. */
-static const char merge_direct_sql[] =
-    "WITH up AS (INSERT INTO resource AS r (" DIRECT_COLUMNS ") "
-    " SELECT DISTINCT ON (type, id) " DIRECT_COLUMNS " FROM load_direct ORDER BY type, id, ord DESC "
-    " ON CONFLICT (type, id) DO UPDATE SET patient_id = EXCLUDED.patient_id, last_updated = EXCLUDED.last_updated,"
-    "  json = EXCLUDED.json, json_nonfin = EXCLUDED.json_nonfin, content_hash = EXCLUDED.content_hash,"
-    "  tokens = EXCLUDED.tokens, refs = EXCLUDED.refs, clin_start = EXCLUDED.clin_start,"
-    "  clin_end = EXCLUDED.clin_end, created = EXCLUDED.created"
-    " WHERE r.content_hash IS DISTINCT FROM EXCLUDED.content_hash RETURNING (xmax = 0) AS inserted) "
-    "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up";
-
-/* A direct batch's change time, after the lock pa_transaction_time() looks for. */
-static const char direct_time_sql[] =
-    "SELECT to_char(date_trunc('milliseconds', clock_timestamp()) AT TIME ZONE 'UTC',"
-    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM (SELECT pg_advisory_xact_lock_shared(872341, 1)) lk";
-
-/* A batch's merge, derivation and commit, sent as one simple query: the
- * staged lines as they are when the batch names no resource twice, else the
- * last line of each resource (a sort of the whole batch). */
-static const char merge_sql_and_commit[] =
-    MERGE_SQL("load_stage") "; " DERIVE_SQL "; COMMIT";
-static const char merge_repeats_sql_and_commit[] =
-    MERGE_SQL("(SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC)") "; " DERIVE_SQL
-    "; COMMIT";
 
 static const char delete_sql[] =
     CHANGE_TIME_CTE ", d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
@@ -197,26 +58,6 @@ int load_delete(PGconn *db, const char *types, const char *ids, long *n, pa_err 
     return PA_OK;
 }
 
-/* A mark's kind: the place of a text change time (24 characters) or of a
- * binary one (a timestamptz's 8 bytes), kept in its lowest bit. */
-#define MARK_TEXT 0
-#define MARK_BINARY 1
-
-static int mark_add(struct load_marks *m, size_t at, int kind)
-{
-    if(m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 4096;
-        size_t *more = realloc(m->at, cap * sizeof(*more));
-
-        if(!more)
-            return PA_ENOMEM;
-        m->at = more;
-        m->cap = cap;
-    }
-    m->at[m->n++] = at << 1 | (size_t)kind;
-    return PA_OK;
-}
-
 /* A text field, each change-time mark in s written as DIRECT_TIME, its
  * place noted. */
 static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
@@ -228,7 +69,7 @@ static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
     for(at = strstr(s, CHANGE_TIME_VALUE); !rc && at; at = strstr(s, CHANGE_TIME_VALUE)) {
         rc = pa_buf_add(b, s, (size_t)(at - s));
         if(!rc)
-            rc = mark_add(m, b->len, MARK_TEXT);
+            rc = load_mark_add(m, b->len, MARK_TEXT);
         if(!rc)
             rc = pa_buf_add(b, DIRECT_TIME, 24);
         s = at + strlen(CHANGE_TIME_VALUE);
@@ -237,377 +78,6 @@ static int copy_field_marked(pa_buf *b, const char *s, struct load_marks *m)
         rc = pa_buf_addstr(b, s);
     if(!rc)
         copybin_end_field(b, len_at);
-    return rc;
-}
-
-/*
- * The sender: a thread of its own stores each full batch (the COPY into the
- * staging table, the merge, the derivation, the commit) while the loader
- * parses the next, so that the client's parse and the server's work
- * overlap.  It owns the connection while a batch is in flight; the loader
- * touches the connection only once the sender is idle (load_flush).  The
- * loader hands over a batch by swapping buffers; what became of it
- * (counts, or why it failed) is accounted by the loader (batch_wait).
- */
-struct load_sender {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int busy;           /* a batch is in flight */
-    int stop;
-    pa_buf sending;     /* the batch in flight */
-    int repeats;        /* it names a resource twice */
-    int direct;         /* its rows go straight into resource (DIRECT_COLUMNS) */
-    long rows;
-    struct load_marks marks;  /* where its change time goes */
-    pa_buf derive;      /* a direct batch's rows for member, coverage, directory */
-    /* its outcome */
-    int failed;
-    int fell_back;      /* a direct batch that had to be merged */
-    char why[400];
-    long inserted, updated;
-};
-
-/* Sends buf's rows by binary COPY with sql (WITH (FORMAT binary)); 0, or
- * -1 with why. */
-static int copy_in(PGconn *db, const char *sql, const pa_buf *buf, char *why, size_t size)
-{
-    PGresult *res = PQexec(db, sql);
-    size_t off = 0;
-    int rc = 0;
-
-    if(PQresultStatus(res) != PGRES_COPY_IN) {
-        snprintf(why, size, "COPY: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return -1;
-    }
-    PQclear(res);
-    if(PQputCopyData(db, copybin_header, (int)sizeof(copybin_header)) != 1) {
-        snprintf(why, size, "COPY: %s", PQerrorMessage(db));
-        rc = -1;
-    }
-    while(!rc && off < buf->len) {
-        size_t n = buf->len - off > 1048576 ? 1048576 : buf->len - off;
-
-        if(PQputCopyData(db, buf->data + off, (int)n) != 1) {
-            snprintf(why, size, "COPY: %s", PQerrorMessage(db));
-            rc = -1;
-        }
-        off += n;
-    }
-    if(!rc && PQputCopyData(db, copybin_trailer, (int)sizeof(copybin_trailer)) != 1) {
-        snprintf(why, size, "COPY: %s", PQerrorMessage(db));
-        rc = -1;
-    }
-    if(PQputCopyEnd(db, rc ? "aborted" : NULL) != 1 && !rc) {
-        snprintf(why, size, "COPY: %s", PQerrorMessage(db));
-        rc = -1;
-    }
-    for(res = PQgetResult(db); res; res = PQgetResult(db)) {
-        if(PQresultStatus(res) != PGRES_COMMAND_OK && !rc) {
-            snprintf(why, size, "COPY: %s", PQresultErrorMessage(res));
-            rc = -1;
-        }
-        PQclear(res);
-    }
-    return rc;
-}
-
-/* One statement whose answer must be status (and, for a count, its two
- * numbers); 0 or -1 with why. */
-static int exec_step(PGconn *db, const char *sql, ExecStatusType status, long *a, long *b, char *why, size_t size)
-{
-    PGresult *res = PQexec(db, sql);
-    int rc = 0;
-
-    if(PQresultStatus(res) != status) {
-        snprintf(why, size, "%s", PQresultErrorMessage(res));
-        rc = -1;
-    }
-    else if(a && PQntuples(res) == 1 && PQnfields(res) == 2) {
-        pa_parse_long(PQgetvalue(res, 0, 0), a);
-        pa_parse_long(PQgetvalue(res, 0, 1), b);
-    }
-    PQclear(res);
-    return rc;
-}
-
-/*
- * A direct batch: its change time taken under the lock and written in its
- * place, its rows COPYed straight into resource (no staging, no merge:
- * what a first load into an empty store can do).  A row naming a resource
- * already stored fails the COPY: the batch is then merged from a temporary
- * table, and the loader stops trying for the rest of the load.
- */
-static int store_direct(PGconn *db, struct load_sender *sd)
-{
-    PGresult *res = PQexec(db, direct_time_sql);
-    char t[32] = "";
-    int64_t us = 0;
-    size_t i;
-    int rc = 0;
-
-    if(PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQgetlength(res, 0, 0) == 24)
-        memcpy(t, PQgetvalue(res, 0, 0), 24);
-    else
-        snprintf(sd->why, sizeof(sd->why), "%s", PQresultErrorMessage(res));
-    PQclear(res);
-    if(t[0] && pa_instant_pg_micros(t, &us)) {
-        snprintf(sd->why, sizeof(sd->why), "the change time '%s' is no instant", t);
-        t[0] = '\0';
-    }
-    if(!t[0])
-        return -1;
-    for(i = 0; i < sd->marks.n; i++) {
-        char *at = sd->sending.data + (sd->marks.at[i] >> 1);
-
-        if(sd->marks.at[i] & MARK_BINARY)
-            copybin_put_int8(at, us);
-        else
-            memcpy(at, t, 24);
-    }
-    if(exec_step(db, "SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why)))
-        return -1;
-    if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending, sd->why,
-                                sizeof(sd->why))) {
-        sd->inserted = sd->rows;
-        rc = exec_step(db, "RELEASE SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
-    }
-    else {
-        /* met a stored resource (a batch naming one twice merges at once) */
-        sd->fell_back = !sd->repeats;
-        sd->why[0] = '\0';
-        rc = exec_step(db, "ROLLBACK TO SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
-        if(!rc)
-            rc = copy_in(db, "COPY load_direct (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending, sd->why,
-                         sizeof(sd->why));
-        if(!rc)
-            rc = exec_step(db, merge_direct_sql, PGRES_TUPLES_OK, &sd->inserted, &sd->updated, sd->why,
-                           sizeof(sd->why));
-    }
-    if(!rc && sd->derive.len) {
-        rc = copy_in(db, "COPY load_derive (type, id, patient_id, directory, json) FROM STDIN (FORMAT binary)", &sd->derive, sd->why,
-                     sizeof(sd->why));
-        if(!rc)
-            rc = exec_step(db, DERIVE_SQL_FROM("load_derive", "ord"), PGRES_COMMAND_OK, NULL, NULL, sd->why,
-                           sizeof(sd->why));
-    }
-    return rc;
-}
-
-/* A staged batch: COPY into the staging table, then its merge, derivation
- * and commit as one query (three results). */
-static int store_staged(PGconn *db, struct load_sender *sd)
-{
-    PGresult *res;
-    int rc, step = 0;
-
-    rc = copy_in(db, "COPY load_stage FROM STDIN (FORMAT binary)", &sd->sending, sd->why, sizeof(sd->why));
-    if(!rc && !PQsendQuery(db, sd->repeats ? merge_repeats_sql_and_commit : merge_sql_and_commit)) {
-        snprintf(sd->why, sizeof(sd->why), "PostgreSQL: %s", PQerrorMessage(db));
-        rc = -1;
-    }
-    for(res = rc ? NULL : PQgetResult(db); res; res = PQgetResult(db)) {
-        ExecStatusType st = PQresultStatus(res);
-
-        if(st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-            if(!sd->why[0])
-                snprintf(sd->why, sizeof(sd->why), "%s", PQresultErrorMessage(res));
-            sd->failed = 1;
-        }
-        else if(step == 0 && st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-            pa_parse_long(PQgetvalue(res, 0, 0), &sd->inserted);
-            pa_parse_long(PQgetvalue(res, 0, 1), &sd->updated);
-        }
-        step++;
-        PQclear(res);
-    }
-    return rc || sd->failed || step != 3 ? -1 : 0;
-}
-
-/* Stores the batch in flight, in one transaction; its outcome in sd. */
-static void store_batch(PGconn *db, struct load_sender *sd)
-{
-    PGresult *res;
-    int rc;
-
-    sd->failed = 0;
-    sd->fell_back = 0;
-    sd->why[0] = '\0';
-    sd->inserted = sd->updated = 0;
-    rc = exec_step(db, "BEGIN", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
-    if(!rc && sd->direct) {
-        rc = store_direct(db, sd);
-        if(!rc)
-            rc = exec_step(db, "COMMIT", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
-    }
-    else if(!rc) {
-        rc = store_staged(db, sd);
-    }
-    if(rc) {
-        size_t n = strlen(sd->why);
-
-        while(n && (sd->why[n - 1] == '\n' || sd->why[n - 1] == ' '))
-            sd->why[--n] = '\0';
-        res = PQexec(db, "ROLLBACK");
-        PQclear(res);
-        sd->failed = 1;
-    }
-}
-
-static void *sender_main(void *arg)
-{
-    load_ctx *l = arg;
-    struct load_sender *sd = l->sender;
-
-    pthread_mutex_lock(&sd->mu);
-    for(;;) {
-        while(!sd->busy && !sd->stop)
-            pthread_cond_wait(&sd->cv, &sd->mu);
-        if(!sd->busy)
-            break;
-        pthread_mutex_unlock(&sd->mu);
-        store_batch(l->db, sd);
-        pthread_mutex_lock(&sd->mu);
-        sd->busy = 0;
-        pthread_cond_broadcast(&sd->cv);
-    }
-    pthread_mutex_unlock(&sd->mu);
-    return NULL;
-}
-
-static int sender_start(load_ctx *l, pa_err *err)
-{
-    struct load_sender *sd = calloc(1, sizeof(*sd));
-
-    if(!sd)
-        return pa_err_set(err, PA_ENOMEM, "out of memory");
-    pthread_mutex_init(&sd->mu, NULL);
-    pthread_cond_init(&sd->cv, NULL);
-    pa_buf_init(&sd->sending, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
-    pa_buf_init(&sd->derive, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
-    l->sender = sd;
-    if(pthread_create(&sd->thread, NULL, sender_main, l)) {
-        l->sender = NULL;
-        pa_buf_free(&sd->sending);
-        pa_buf_free(&sd->derive);
-        free(sd);
-        return pa_err_set(err, PA_ENOMEM, "cannot start the loader's sender thread");
-    }
-    return PA_OK;
-}
-
-static void sender_stop(load_ctx *l)
-{
-    struct load_sender *sd = l->sender;
-
-    if(!sd)
-        return;
-    pthread_mutex_lock(&sd->mu);
-    sd->stop = 1;
-    pthread_cond_broadcast(&sd->cv);
-    pthread_mutex_unlock(&sd->mu);
-    pthread_join(sd->thread, NULL);
-    pthread_mutex_destroy(&sd->mu);
-    pthread_cond_destroy(&sd->cv);
-    pa_buf_free(&sd->sending);
-    pa_buf_free(&sd->derive);
-    free(sd->marks.at);
-    free(sd);
-    l->sender = NULL;
-}
-
-/* Waits for the batch in flight, then counts it, or reports its lines.  A
- * failed batch never stops the load. */
-static void batch_wait(load_ctx *l)
-{
-    struct load_sender *sd = l->sender;
-    size_t i;
-
-    if(!sd || !l->pending_rows)
-        return;
-    pthread_mutex_lock(&sd->mu);
-    while(sd->busy)
-        pthread_cond_wait(&sd->cv, &sd->mu);
-    pthread_mutex_unlock(&sd->mu);
-    /* a resource was there already: the rest of the load merges */
-    if(sd->fell_back)
-        l->direct = 0;
-    if(sd->failed) {
-        if(!strcmp(l->pending_file, l->pending_last_file))
-            load_report(l, l->pending_file, l->pending_first_line, "lines %ld to %ld were not stored: %s",
-                        l->pending_first_line, l->pending_last_line, sd->why[0] ? sd->why : "the connection failed");
-        else
-            load_report(l, l->pending_file, l->pending_first_line, "lines from here to %s:%ld were not stored: %s",
-                        l->pending_last_file, l->pending_last_line, sd->why[0] ? sd->why : "the connection failed");
-        l->rejected += l->pending_rows - 1;
-    }
-    else {
-        l->inserted += sd->inserted;
-        l->updated += sd->updated;
-        /* a line repeating an earlier one of the same batch is unchanged too */
-        l->unchanged += l->pending_rows - sd->inserted - sd->updated;
-        l->loaded += l->pending_rows;
-        for(i = 0; i < LOAD_MAX_TYPES; i++)
-            l->type_loaded[i] += l->pending_types[i];
-    }
-    l->pending_rows = 0;
-}
-
-/* Hands the batch to the sender (once the one before it is stored) and
- * starts the next. */
-static int batch_send(load_ctx *l, pa_err *err)
-{
-    struct load_sender *sd = l->sender;
-    pa_buf swap;
-
-    batch_wait(l);
-    if(l->batch_rows == 0)
-        return PA_OK;
-    if(!sd)
-        return pa_err_set(err, PA_ESTATE, "the loader is not open");
-    swap = sd->sending;
-    sd->sending = l->batch;
-    l->batch = swap;
-    swap = sd->derive;
-    sd->derive = l->derive;
-    l->derive = swap;
-    {
-        struct load_marks m = sd->marks;
-
-        sd->marks = l->marks;
-        l->marks = m;
-        l->marks.n = 0;
-    }
-    sd->direct = l->batch_direct;
-    sd->rows = l->batch_rows;
-    sd->repeats = l->batch_repeats;
-    l->pending_rows = l->batch_rows;
-    pa_strlcpy(l->pending_file, l->batch_file, sizeof(l->pending_file));
-    pa_strlcpy(l->pending_last_file, l->batch_last_file, sizeof(l->pending_last_file));
-    l->pending_first_line = l->batch_first_line;
-    l->pending_last_line = l->batch_last_line;
-    memcpy(l->pending_types, l->batch_types, sizeof(l->pending_types));
-    pthread_mutex_lock(&sd->mu);
-    sd->busy = 1;
-    pthread_cond_broadcast(&sd->cv);
-    pthread_mutex_unlock(&sd->mu);
-    memset(l->batch_types, 0, sizeof(l->batch_types));
-    l->batch_rows = 0;
-    memset(l->batch_keys, 0, sizeof(l->batch_keys));
-    l->batch_repeats = 0;
-    pa_buf_reset(&l->batch);
-    pa_buf_reset(&l->derive);
-    return PA_OK;
-}
-
-/* Every line read so far stored (or reported): before anything else uses the
- * connection, and at the end. */
-int load_flush(load_ctx *l, pa_err *err)
-{
-    int rc = batch_send(l, err);
-
-    batch_wait(l);
     return rc;
 }
 
@@ -628,8 +98,9 @@ static int hash_line(const char *s, size_t n, unsigned char out[32])
     return ok ? PA_OK : PA_ENOMEM;
 }
 
-/* Notes a (type, id) in the batch's key set; a repeat (or a collision of
- * hashes, which costs only the sort) marks the batch. */
+/* Notes a (type, id) in the batch's key set (type "npi": an NPI, which the
+ * directory keys by); a repeat of a resource (or a collision of hashes,
+ * which costs only the sort) marks the batch. */
 static void batch_key(load_ctx *l, const char *type, const char *id)
 {
     const size_t mask = sizeof(l->batch_keys) / sizeof(l->batch_keys[0]) - 1;
@@ -645,15 +116,16 @@ static void batch_key(load_ctx *l, const char *type, const char *id)
     h |= 1; /* 0 is an empty slot */
     for(i = (size_t)(h >> 20) & mask; l->batch_keys[i]; i = (i + 1) & mask) {
         if(l->batch_keys[i] == h) {
-            l->batch_repeats = 1;
+            if(strcmp(type, "npi"))
+                l->batch_repeats = 1;
             return;
         }
     }
     l->batch_keys[i] = h;
 }
 
-_Static_assert(sizeof(((load_ctx *)0)->batch_keys) / sizeof(uint64_t) >= 2 * BATCH_ROWS,
-               "the batch key set holds twice a batch");
+_Static_assert(sizeof(((load_ctx *)0)->batch_keys) / sizeof(uint64_t) >= 2 * 2 * BATCH_ROWS,
+               "the batch key set holds twice a batch's resources and NPIs");
 
 /* The compact source line with its meta.lastUpdated replaced by the mark,
  * when that value appears once in it; NULL otherwise (to serialize). */
@@ -750,7 +222,7 @@ static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts 
     if(!rc)
         rc = copybin_int8(b, 0);
     if(!rc)
-        rc = mark_add(&l->marks, b->len - 8, MARK_BINARY);
+        rc = load_mark_add(&l->marks, b->len - 8, MARK_BINARY);
     if(!rc)
         rc = copy_field_marked(b, r->json, &l->marks);
     if(!rc)
@@ -815,7 +287,7 @@ static int stage_row(load_ctx *l, const pa_fhir_type *t, const char *id, const c
     l->batch_types[pa_fhir_type_index(t)]++;
     l->batch_rows++;
     if(l->batch_rows >= BATCH_ROWS || l->batch.len >= BATCH_BYTES)
-        return batch_send(l, err);
+        return load_batch_send(l, err);
     return PA_OK;
 }
 
@@ -946,7 +418,12 @@ static int resource_checks(load_ctx *l, const pa_fhir_type *t, const char *id, c
     char npi[64];
 
     *directory = 1;
-    if(pa_fhir_npi(text, &l->tape, npi, sizeof(npi)) && !pa_npi_valid(npi)) {
+    if(!pa_fhir_npi(text, &l->tape, npi, sizeof(npi)))
+        npi[0] = '\0';
+    /* batches stored at once must not both write its directory entry */
+    if(npi[0])
+        batch_key(l, "npi", npi);
+    if(npi[0] && !pa_npi_valid(npi)) {
         /* kept, so that what references it is whole; but no directory entry */
         load_warn(l, file, lineno, "%s/%s: NPI '%.20s' fails its check digit: stored, not in the provider directory",
                   t->name, id, npi);
@@ -1424,12 +901,7 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     l->tty = isatty(2);
     l->started = pa_mono_ms();
     l->last_progress = l->started;
-    /* a load is idempotent and can be run again: it need not wait for each
-     * commit to reach the disk */
-    if(pa_db_exec(db, err, "SET synchronous_commit = off") ||
-       pa_db_exec(db, err, "SET default_toast_compression = lz4") || pa_db_exec(db, err, stage_sql) ||
-       pa_db_exec(db, err, direct_sql) || pa_db_exec(db, err, derive_sql) ||
-       load_groups_init(l, err))
+    if(load_senders_start(l, err) || load_groups_init(l, err))
         return err->code;
     /* into an empty store, rows go straight in (until one meets a resource
      * stored already) */
@@ -1442,7 +914,7 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
         l->direct = !strcmp(PQgetvalue(res, 0, 0), "t");
         PQclear(res);
     }
-    return sender_start(l, err);
+    return PA_OK;
 }
 
 int load_file(load_ctx *l, const char *path, pa_err *err)
@@ -1480,7 +952,7 @@ void load_close(load_ctx *l)
 
     /* what a failed load left in flight is stored or reported first */
     load_flush(l, &err);
-    sender_stop(l);
+    load_senders_stop(l);
     load_groups_free(l);
     load_bundles_free(l);
     load_summary_free(l);

@@ -21,6 +21,39 @@
 #define LOAD_EXAMPLES 3
 #define LOAD_MAX_TYPES 64
 
+/* A batch: rows sent by one COPY and stored in one transaction. */
+#define BATCH_ROWS 5000
+#define BATCH_BYTES (16 * 1024 * 1024)
+/* Batches stored at once, each by a sender thread on a connection of its
+ * own (loadsend.c). */
+#define LOAD_SENDERS 2
+/* The hash set of a batch's keys: twice a batch's rows and NPIs. */
+#define LOAD_BATCH_KEYS 32768
+
+/* In a direct batch, where the change time goes: as long as the instant
+ * that replaces it once the batch's transaction has taken it. */
+#define DIRECT_TIME "@@pa:change-time-direct@"
+_Static_assert(sizeof(DIRECT_TIME) - 1 == 24, "the placeholder is as long as YYYY-MM-DDTHH:MM:SS.mmmZ");
+
+/* A stored resource's meta.lastUpdated until it is merged: the merge puts
+ * this server's change time in its place (sql/010_change_time.sql). */
+#define CHANGE_TIME_VALUE "@@pa:change-time@@"
+#define CHANGE_TIME_MARK "\"lastUpdated\":\"" CHANGE_TIME_VALUE "\""
+
+/* The change time of a transaction that changes resources, taken after the
+ * shared lock that pa_transaction_time() looks for (milliseconds, as the
+ * FHIR instant written shows it), and that instant as the member lu. */
+#define CHANGE_TIME_CTE \
+    "WITH lk AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(872341, 1)), " \
+    "ct AS MATERIALIZED (SELECT t, '\"lastUpdated\":\"' || to_char(t AT TIME ZONE 'UTC'," \
+    "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"' AS lu" \
+    " FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t FROM lk) now_)"
+
+/* A mark's kind: the place of a text change time (DIRECT_TIME) or of a
+ * binary one (a timestamptz's 8 bytes), in a mark's lowest bit. */
+#define MARK_TEXT 0
+#define MARK_BINARY 1
+
 struct deferred_group;
 struct load_refs;
 
@@ -50,8 +83,9 @@ typedef struct load_ctx {
     long batch_first_line;
     long batch_last_line;
     /* hashes of the batch's (type, id): a batch that names no resource twice
-     * merges without sorting itself first (load.c: batch_key) */
-    uint64_t batch_keys[16384];
+     * merges without sorting itself first (load.c: batch_key); and of its
+     * NPIs: batches that share none of these are stored at once */
+    uint64_t batch_keys[LOAD_BATCH_KEYS];
     int batch_repeats;
     /* rows go straight into resource, not through the merge: the store was
      * empty when the load began, and nothing the load met was stored yet
@@ -60,15 +94,13 @@ typedef struct load_ctx {
     int batch_direct;          /* the batch being built is direct */
     struct load_marks marks;   /* its change time's places */
     pa_buf derive;             /* its rows for member, coverage, directory */
-    /* the batch in flight, which the sender thread stores (load.c) */
-    struct load_sender *sender;
-    long pending_rows;
-    char pending_file[1024];
-    char pending_last_file[1024];
-    long pending_first_line, pending_last_line;
-    /* stored per type (pa_fhir_type_index): in the batch, in flight, merged */
+    /* the batches in flight, which the sender threads store (loadsend.c):
+     * the next batch goes to senders[next] */
+    struct load_sender *senders[LOAD_SENDERS];
+    int nsenders;
+    int next;
+    /* stored per type (pa_fhir_type_index): in the batch, merged */
     long batch_types[LOAD_MAX_TYPES];
-    long pending_types[LOAD_MAX_TYPES];
     long type_loaded[LOAD_MAX_TYPES];
     long seq;
     pa_fhir_facts facts;
@@ -131,6 +163,15 @@ int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const
 
 /* Stores what is staged, before another statement uses the connection. */
 int load_flush(load_ctx *l, pa_err *err);
+
+/* loadsend.c: the senders, each on a connection of its own (the first on
+ * l->db) set up for a load; stopped, and their connections closed. */
+int load_senders_start(load_ctx *l, pa_err *err);
+void load_senders_stop(load_ctx *l);
+/* Hands the batch built to a sender and starts the next. */
+int load_batch_send(load_ctx *l, pa_err *err);
+/* Notes where a change time is to be written in a batch. */
+int load_mark_add(struct load_marks *m, size_t at, int kind);
 
 /* Deletes the DELETE entries of a transaction or batch Bundle. */
 int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long line, pa_err *err);

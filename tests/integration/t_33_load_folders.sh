@@ -36,17 +36,26 @@ psql_q "CREATE DATABASE first_load" > /dev/null
 fconf=$HTTP_TMP/first.conf
 sed 's/dbname=provider_access/dbname=first_load/' "$PA_ROOT/provider-access.conf" > "$fconf"
 "$PA_ROOT/bin/pa-admin" --config "$fconf" migrate --sql-dir "$REPO/sql" > /dev/null
-for i in $(seq 0 5999); do printf '{"resourceType":"Patient","id":"fl-%d","gender":"female"}\n' "$i"; done > "$HTTP_TMP/first.ndjson"
-echo '{"resourceType":"Patient","id":"fl-0","gender":"male"}' >> "$HTTP_TMP/first.ndjson"
-echo '{"resourceType":"Patient","id":"fl-5999","gender":"other"}' >> "$HTTP_TMP/first.ndjson"
+npi_of() { printf '{"resourceType":"Practitioner","id":"%s","identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1234567893"}],"name":[{"family":"%s"}]}\n' "$1" "$2"; }
+{
+  npi_of fl-npi-a First
+  for i in $(seq 0 5999); do printf '{"resourceType":"Patient","id":"fl-%d","gender":"female"}\n' "$i"; done
+  echo '{"resourceType":"Patient","id":"fl-0","gender":"male"}'
+  echo '{"resourceType":"Patient","id":"fl-5999","gender":"other"}'
+  # the same NPI on another practitioner, in a later batch (stored while
+  # the first may still be): the directory names the last
+  npi_of fl-npi-b Last
+} > "$HTTP_TMP/first.ndjson"
 echo '{"resourceType":"Patient","id":"fl-1","gender":"unknown"}' > "$HTTP_TMP/first2.ndjson"
 out=$("$PA_ROOT/bin/pa-admin" --config "$fconf" load "$HTTP_TMP/first.ndjson" "$HTTP_TMP/first2.ndjson" 2>&1); rc=$?
 expect_eq "a first load with repeated resources loads" "$rc" 0
-expect_match "... counting each resource once as new, a later line as an update (a repeat within a batch: unchanged, as always)" "$out" '^loaded 6003 resources \(6000 new, 2 updated, 1 unchanged\)'
+expect_match "... counting each resource once as new, a later line as an update (a repeat within a batch: unchanged, as always)" "$out" '^loaded 6005 resources \(6002 new, 2 updated, 1 unchanged\)'
 expect_eq "... the last line of each resource wins" \
   "$(psql_q "SELECT string_agg(id || '=' || (json::jsonb->>'gender'), ' ' ORDER BY id) FROM resource WHERE id IN ('fl-0', 'fl-1', 'fl-5999')" first_load)" \
   "fl-0=male fl-1=unknown fl-5999=other"
 expect_eq "... every member derived" "$(psql_q "SELECT count(*), count(*) FILTER (WHERE gender = 'male') FROM member" first_load)" "6000|1"
+expect_eq "... and an NPI given twice names its last practitioner in the directory" \
+  "$(psql_q "SELECT resource_id || ' ' || name FROM provider WHERE npi = '1234567893'" first_load)" "fl-npi-b Last"
 expect_eq "... and meta.lastUpdated is each row's change time" \
   "$(psql_q "SELECT count(*) FROM resource WHERE json::jsonb->'meta'->>'lastUpdated' <> to_char(last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')" first_load)" 0
 psql_q "DROP DATABASE IF EXISTS first_load" > /dev/null 2>&1
