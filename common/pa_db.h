@@ -12,7 +12,7 @@
 #include "pa_err.h"
 
 /* The schema version this build needs (the highest sql/NNN_*.sql). */
-#define PA_SCHEMA_VERSION 14
+#define PA_SCHEMA_VERSION 15
 
 /*
  * SQL: is an opt-out of member PATIENT in force today against the provider
