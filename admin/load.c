@@ -291,50 +291,58 @@ static int stage_row(load_ctx *l, const pa_fhir_type *t, const char *id, const c
     return PA_OK;
 }
 
-/* Adds one checked resource, given as a tree, to the batch (an
- * ExplanationOfBenefit's tree is left stripped of its financial elements);
- * line is its source when it was one whole line (NULL otherwise), compact
- * when that line can be stored as it is (no white space outside its
- * strings, no key twice). */
-static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *line, int compact,
-                 const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
+/* The tree as json-c writes it, in l->scratch, and its tape in l->tape. */
+static int tape_of_tree(load_ctx *l, json_object *res, pa_err *err)
 {
-    json_object *meta;
+    const char *src = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    int rc;
+
+    pa_buf_reset(&l->scratch);
+    rc = src ? pa_buf_addstr(&l->scratch, src) : PA_ENOMEM;
+    if(!rc)
+        rc = pa_json_tape_parse(l->scratch.data, l->scratch.len, &l->tape, err);
+    return rc ? pa_err_set(err, PA_ENOMEM, "out of memory") : PA_OK;
+}
+
+/* Adds one checked resource to the batch: the text read (src, with its
+ * tape in l->tape) given the change-time mark as meta.lastUpdated, and an
+ * ExplanationOfBenefit's non-financial form written from it.  line is
+ * whether src is the resource's own line (compact, its keys as json-c
+ * reads them): stored as it is when its lastUpdated is there once, else
+ * res as json-c writes it. */
+static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const char *id, const char *src, int line,
+                 int directory, const char *file, long lineno, pa_err *err)
+{
     const char *json, *nonfin = NULL;
     char *marked = NULL;
-    int rc;
+    int rc = PA_OK;
 
     /* meta.lastUpdated is the change time the merge gives it; the source's
      * is not kept, and not hashed: a reload that differs only there changes
      * nothing */
-    if(!json_object_object_get_ex(res, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
-        meta = json_object_new_object();
-        json_object_object_add(res, "meta", meta);
-    }
-    json_object_object_add(meta, "lastUpdated", json_object_new_string(CHANGE_TIME_VALUE));
-    if(line && compact && f->last_updated[0] && (marked = mark_change_time(line, f->last_updated)))
+    if(line && l->facts.last_updated[0])
+        marked = mark_change_time(src, l->facts.last_updated);
+    if(marked) {
         json = marked;
-    else
-        json = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if(!strcmp(t->name, "ExplanationOfBenefit")) {
-        /* the full form is written: the tree itself becomes the non-financial
-         * one (no copy), its text in the tree's own buffer, so the full
-         * form's text is kept apart first if it is there too */
-        if(!marked) {
-            marked = strdup(json);
-            json = marked;
-        }
-        if(marked) {
-            pa_fhir_strip_financial(res);
-            nonfin = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        }
-        if(!nonfin) {
-            free(marked);
-            return pa_err_set(err, PA_ENOMEM, "out of memory");
-        }
     }
-    rc = stage_row(l, t, json_object_get_string(json_object_object_get(res, "id")), json, nonfin, f, directory,
-                   file, lineno, err);
+    else {
+        if(line) {
+            rc = tape_of_tree(l, res, err);
+            src = l->scratch.data;
+        }
+        pa_buf_reset(&l->stored);
+        if(!rc && pa_fhir_with_last_updated(src, &l->tape, CHANGE_TIME_VALUE, &l->stored))
+            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+        json = l->stored.data;
+    }
+    if(!rc && !strcmp(t->name, "ExplanationOfBenefit")) {
+        pa_buf_reset(&l->nonfin);
+        if(pa_fhir_nonfinancial_text(src, &l->tape, CHANGE_TIME_VALUE, &l->nonfin))
+            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+        nonfin = l->nonfin.data;
+    }
+    if(!rc)
+        rc = stage_row(l, t, id, json, nonfin, &l->facts, directory, file, lineno, err);
     free(marked);
     return rc;
 }
@@ -445,7 +453,7 @@ static int load_tree(load_ctx *l, json_object *res, const char *text, size_t n, 
 {
     const char *rt, *id;
     const pa_fhir_type *t;
-    int rc = PA_OK, directory = 1, compact = 0;
+    int rc = PA_OK, directory = 1;
 
     if(!json_object_is_type(res, json_type_object)) {
         load_report(l, file, lineno, "not a JSON object");
@@ -475,33 +483,23 @@ static int load_tree(load_ctx *l, json_object *res, const char *text, size_t n, 
         load_report(l, file, lineno, "%s without a valid id", rt);
         goto out;
     }
-    /* the facts are read from the line through its tape when its keys read
-     * as json-c's tree has them (none twice, none escaped); else from the
-     * tree as json-c writes it */
+    /* read through the tape of the line itself when it can be stored as it
+     * is (compact, its keys as json-c's tree has them: none twice, none
+     * escaped); else of the tree as json-c writes it */
     if(text && !taped && pa_json_tape_parse(text, n, &l->tape, err)) {
         pa_err_clear(err);
         text = NULL;
     }
-    if(text) {
-        compact = !l->tape.spaced && !l->tape.dup_keys && !l->tape.odd_keys;
-        if(l->tape.dup_keys || l->tape.odd_keys)
-            taped = 0;
-    }
-    if(!text || !taped) {
-        const char *src = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-
-        pa_buf_reset(&l->scratch);
-        rc = src ? pa_buf_addstr(&l->scratch, src) : PA_ENOMEM;
-        if(!rc)
-            rc = pa_json_tape_parse(l->scratch.data, l->scratch.len, &l->tape, err);
-        if(rc) {
-            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(text && (l->tape.spaced || l->tape.dup_keys || l->tape.odd_keys))
+        text = NULL;
+    if(!text) {
+        rc = tape_of_tree(l, res, err);
+        if(rc)
             goto out;
-        }
     }
-    if(resource_checks(l, t, id, text && taped ? text : l->scratch.data, &directory, file, lineno, err))
+    if(resource_checks(l, t, id, text ? text : l->scratch.data, &directory, file, lineno, err))
         goto out;
-    rc = stage(l, res, t, text, compact, &l->facts, directory, file, lineno, err);
+    rc = stage(l, res, t, id, text ? text : l->scratch.data, text != NULL, directory, file, lineno, err);
 out:
     json_object_put(res);
     return rc;
@@ -544,9 +542,9 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
         const char *nonfin = NULL;
 
         if(!strcmp(type, "ExplanationOfBenefit")) {
-            pa_buf_reset(&l->scratch);
-            *rc = pa_fhir_nonfinancial_text(line, tp, CHANGE_TIME_VALUE, &l->scratch);
-            nonfin = l->scratch.data;
+            pa_buf_reset(&l->nonfin);
+            *rc = pa_fhir_nonfinancial_text(line, tp, CHANGE_TIME_VALUE, &l->nonfin);
+            nonfin = l->nonfin.data;
         }
         if(*rc)
             *rc = pa_err_set(err, PA_ENOMEM, "out of memory");
@@ -898,6 +896,8 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     pa_buf_init(&l->derive, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
     pa_fhir_facts_init(&l->facts);
     pa_buf_init(&l->scratch, PA_LOAD_MAX_DOC);
+    pa_buf_init(&l->stored, PA_LOAD_MAX_DOC);
+    pa_buf_init(&l->nonfin, PA_LOAD_MAX_DOC);
     l->tty = isatty(2);
     l->started = pa_mono_ms();
     l->last_progress = l->started;
@@ -962,6 +962,8 @@ void load_close(load_ctx *l)
     pa_fhir_facts_free(&l->facts);
     pa_json_tape_free(&l->tape);
     pa_buf_free(&l->scratch);
+    pa_buf_free(&l->stored);
+    pa_buf_free(&l->nonfin);
 }
 
 /* Reads every file: resources, then the Bundle entries that waited for

@@ -106,6 +106,7 @@ typedef struct load_ctx {
     pa_fhir_facts facts;
     pa_json_tape tape;          /* of the text the facts are read from */
     pa_buf scratch;             /* a tree's text, when the facts are read from it */
+    pa_buf stored, nonfin;      /* what is stored of a resource, and its non-financial form */
     /* counts */
     long seen, loaded, inserted, updated, unchanged, deleted, rejected, groups, feed_rows;
     long warnings, skipped;

@@ -1076,6 +1076,49 @@ int pa_fhir_nonfinancial_text(const char *text, const pa_json_tape *t, const cha
     return x.rc;
 }
 
+int pa_fhir_with_last_updated(const char *text, const pa_json_tape *t, const char *value, pa_buf *out)
+{
+    size_t meta, lu, at, skip = 0;
+    int rc;
+
+    if(!t->count || t->n[0].type != '{')
+        return PA_EINVAL;
+    meta = pa_json_member(t, text, 0, "meta");
+    lu = meta && t->n[meta].type == '{' ? pa_json_member(t, text, meta, "lastUpdated") : 0;
+    if(lu) {
+        /* its value replaced where it is */
+        at = t->n[lu].at;
+        skip = t->n[lu].len;
+    }
+    else if(meta && t->n[meta].type == '{') {
+        /* a member added at the end of meta */
+        at = t->n[meta].at + t->n[meta].len - 1;
+    }
+    else if(meta) {
+        /* meta that is no object: a new one in its place */
+        at = t->n[meta].at;
+        skip = t->n[meta].len;
+    }
+    else {
+        /* a meta added at the end of the resource */
+        at = t->n[0].at + t->n[0].len - 1;
+    }
+    rc = pa_buf_add(out, text, at);
+    if(!rc && !lu && meta && t->n[meta].type == '{')
+        rc = pa_buf_addstr(out, t->n[meta].end > meta + 1 ? ",\"lastUpdated\":" : "\"lastUpdated\":");
+    else if(!rc && !lu && meta)
+        rc = pa_buf_addstr(out, "{\"lastUpdated\":");
+    else if(!rc && !lu)
+        rc = pa_buf_addstr(out, t->n[0].end > 1 ? ",\"meta\":{\"lastUpdated\":" : "\"meta\":{\"lastUpdated\":");
+    if(!rc)
+        rc = pa_buf_add_json_string(out, value);
+    if(!rc && !lu)
+        rc = pa_buf_addstr(out, meta && t->n[meta].type == '{' ? "" : "}");
+    if(!rc)
+        rc = pa_buf_add(out, text + at + skip, t->n[0].at + t->n[0].len - at - skip);
+    return rc;
+}
+
 const char *pa_json_str(json_object *o, const char *key)
 {
     json_object *v;

@@ -125,4 +125,14 @@ void pa_fhir_strip_financial(json_object *eob);
  */
 int pa_fhir_nonfinancial_text(const char *text, const pa_json_tape *t, const char *last_updated, pa_buf *out);
 
+/*
+ * Appends to out the resource text (read through its tape) with
+ * meta.lastUpdated set to value: what json-c writes of its tree after
+ * json_object_object_add sets it (a value replaced where it is, a member
+ * added at the end of meta, a meta added at the end of the resource, a
+ * meta that is no object replaced).  0, PA_EINVAL when the text is no
+ * object, or pa_buf's error.
+ */
+int pa_fhir_with_last_updated(const char *text, const pa_json_tape *t, const char *value, pa_buf *out);
+
 #endif

@@ -45,6 +45,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             json_object_put(nonfin);
         }
+        /* a new meta.lastUpdated written into json-c's text of the tree is
+         * json-c's text of the tree that got it */
+        {
+            const char *text = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+            pa_buf out;
+            json_object *meta;
+
+            pa_buf_init(&out, 16 * 1024 * 1024);
+            if(!pa_json_tape_parse(text, strlen(text), &tape, &err) &&
+               !pa_fhir_with_last_updated(text, &tape, "@@now@@", &out)) {
+                if(!json_object_object_get_ex(res, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
+                    meta = json_object_new_object();
+                    json_object_object_add(res, "meta", meta);
+                }
+                json_object_object_add(meta, "lastUpdated", json_object_new_string("@@now@@"));
+                if(strcmp(out.data, json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN |
+                                                                            JSON_C_TO_STRING_NOSLASHESCAPE)))
+                    abort();
+            }
+            pa_buf_free(&out);
+        }
         pa_json_tape_free(&tape);
     }
     json_object_put(res);

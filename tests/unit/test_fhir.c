@@ -381,6 +381,47 @@ static void test_nonfinancial_text(void)
     pa_buf_free(&out);
 }
 
+/* The text with a new meta.lastUpdated is what json-c writes of the tree
+ * once json_object_object_add has set it, whatever meta was. */
+static void test_with_last_updated(void)
+{
+    static const char *const texts[] = {
+        "{\"resourceType\":\"Patient\",\"meta\":{\"lastUpdated\":\"2024-01-01T00:00:00Z\",\"source\":\"s\"},\"id\":\"p\"}",
+        "{\"resourceType\":\"Patient\",\"meta\":{\"profile\":[\"x\"]},\"id\":\"p\"}",
+        "{\"resourceType\":\"Patient\",\"meta\":{},\"id\":\"p\"}",
+        "{\"resourceType\":\"Patient\",\"meta\":[1],\"id\":\"p\"}",
+        "{\"resourceType\":\"Patient\",\"id\":\"p\"}",
+        "{\"meta\":{\"lastUpdated\":7}}",
+        "{}",
+    };
+    pa_json_tape t = { 0 };
+    pa_buf out;
+    pa_err err;
+    size_t i;
+
+    pa_buf_init(&out, 1 << 16);
+    for(i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+        json_object *tree = json_tokener_parse(texts[i]), *meta;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(tree);
+        CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(texts[i], strlen(texts[i]), &t, &err), 0);
+        pa_buf_reset(&out);
+        CU_ASSERT_EQUAL(pa_fhir_with_last_updated(texts[i], &t, "@@now@@", &out), 0);
+        if(!json_object_object_get_ex(tree, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
+            meta = json_object_new_object();
+            json_object_object_add(tree, "meta", meta);
+        }
+        json_object_object_add(meta, "lastUpdated", json_object_new_string("@@now@@"));
+        CU_ASSERT_STRING_EQUAL(pa_buf_str(&out),
+                               json_object_to_json_string_ext(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(tree);
+    }
+    CU_ASSERT_EQUAL(pa_json_tape_parse("[]", 2, &t, &err), 0);
+    CU_ASSERT_EQUAL(pa_fhir_with_last_updated("[]", &t, "x", &out), PA_EINVAL);
+    pa_json_tape_free(&t);
+    pa_buf_free(&out);
+}
+
 /* b's bytes from off on are exactly want[0..n). */
 static int bytes_are(const pa_buf *b, size_t off, const char *want, size_t n)
 {
@@ -475,6 +516,7 @@ int main(void)
         { "references to stored types become tokens", test_ref_tokens },
         { "the non-financial EOB lacks every financial element", test_nonfinancial },
         { "the non-financial EOB written from its text is the tree's", test_nonfinancial_text },
+        { "a new meta.lastUpdated written into the text as into the tree", test_with_last_updated },
         { NULL, NULL },
     };
 
