@@ -376,6 +376,32 @@ static void store_batch(PGconn *db, struct load_sender *sd)
     }
 }
 
+/* A connection set up for a load: commits need not wait for the disk (a
+ * load is idempotent and can be run again), and its temporary tables. */
+static int session_setup(PGconn *db, pa_err *err)
+{
+    if(pa_db_exec(db, err, "SET synchronous_commit = off") ||
+       pa_db_exec(db, err, "SET default_toast_compression = lz4") || pa_db_exec(db, err, stage_sql) ||
+       pa_db_exec(db, err, direct_sql) || pa_db_exec(db, err, derive_sql))
+        return err->code;
+    return PA_OK;
+}
+
+/* A sender's own connection that was lost is opened again before its next
+ * batch, so that one lost batch is all a dropped connection costs (the
+ * loader's own is never reset: what its session holds, a sync's lock say,
+ * would go with it). */
+static void sender_reconnect(struct load_sender *sd)
+{
+    pa_err err;
+
+    if(!sd->own_db || PQstatus(sd->db) != CONNECTION_BAD)
+        return;
+    PQreset(sd->db);
+    if(PQstatus(sd->db) == CONNECTION_OK)
+        session_setup(sd->db, &err);
+}
+
 static void *sender_main(void *arg)
 {
     struct load_sender *sd = arg;
@@ -387,6 +413,7 @@ static void *sender_main(void *arg)
         if(!sd->busy)
             break;
         pthread_mutex_unlock(&sd->mu);
+        sender_reconnect(sd);
         store_batch(sd->db, sd);
         pthread_mutex_lock(&sd->mu);
         sd->busy = 0;
@@ -419,17 +446,6 @@ static PGconn *connect_like(PGconn *db)
         c = NULL;
     }
     return c;
-}
-
-/* A connection set up for a load: commits need not wait for the disk (a
- * load is idempotent and can be run again), and its temporary tables. */
-static int session_setup(PGconn *db, pa_err *err)
-{
-    if(pa_db_exec(db, err, "SET synchronous_commit = off") ||
-       pa_db_exec(db, err, "SET default_toast_compression = lz4") || pa_db_exec(db, err, stage_sql) ||
-       pa_db_exec(db, err, direct_sql) || pa_db_exec(db, err, derive_sql))
-        return err->code;
-    return PA_OK;
 }
 
 static void sender_free(struct load_sender *sd)
