@@ -410,9 +410,23 @@ const char *pa_fhir_npi(const char *text, const pa_json_tape *t, char *out, size
 
     if(!is_type(&d, list, '['))
         return NULL;
-    for(e = list + 1; e < t->n[list].end; e = t->n[e].end)
-        if(member_str(&d, e, "system", sys) && !strcmp(sys, PA_NPI_SYSTEM))
-            return pa_json_node_string(t, text, pa_json_member(t, text, e, "value"), out, size) ? NULL : out;
+    for(e = list + 1; e < t->n[list].end; e = t->n[e].end) {
+        size_t v;
+
+        if(!member_str(&d, e, "system", sys) || strcmp(sys, PA_NPI_SYSTEM))
+            continue;
+        v = pa_json_member(t, text, e, "value");
+        if(!size || !is_type(&d, v, '"'))
+            return NULL;
+        if(pa_json_node_string(t, text, v, out, size)) {
+            /* longer than out: its start as written, which no check digit passes */
+            size_t n = t->n[v].len - 2 < size - 1 ? t->n[v].len - 2 : size - 1;
+
+            memcpy(out, text + t->n[v].at + 1, n);
+            out[n] = '\0';
+        }
+        return out;
+    }
     return NULL;
 }
 

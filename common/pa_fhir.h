@@ -92,7 +92,9 @@ int pa_fhir_token_param(const char *type, const char *param);
 int pa_npi_valid(const char *npi);
 
 /* The NPI among the identifiers of the resource text (read through its
- * tape) decoded into out (size bytes): out, or NULL when there is none. */
+ * tape) decoded into out (size bytes): out, or NULL when there is none.  A
+ * value longer than out is given cut short (as written), so that it never
+ * passes pa_npi_valid. */
 const char *pa_fhir_npi(const char *text, const pa_json_tape *t, char *out, size_t size);
 
 /* The string at o.key, or NULL when o is NULL or o.key is absent or not a string. */

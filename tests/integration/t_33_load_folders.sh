@@ -56,6 +56,14 @@ expect_eq "... the last line of each resource wins" \
 expect_eq "... every member derived" "$(psql_q "SELECT count(*), count(*) FILTER (WHERE gender = 'male') FROM member" first_load)" "6000|1"
 expect_eq "... and an NPI given twice names its last practitioner in the directory" \
   "$(psql_q "SELECT resource_id || ' ' || name FROM provider WHERE npi = '1234567893'" first_load)" "fl-npi-b Last"
+# an NPI far too long to be one: stored, with a warning, and kept out of the directory
+long_npi=$(printf '1%.0s' $(seq 1 100))
+npi_of fl-npi-long Long | sed "s/1234567893/$long_npi/" > "$HTTP_TMP/long-npi.ndjson"
+out=$("$PA_ROOT/bin/pa-admin" --config "$fconf" load "$HTTP_TMP/long-npi.ndjson" 2>&1)
+expect_match "a practitioner whose NPI is 100 digits is stored with a warning" "$out" "fails its check digit"
+expect_eq "... and is not in the directory" \
+  "$(psql_q "SELECT count(*) FROM resource WHERE id = 'fl-npi-long'" first_load)|$(psql_q "SELECT count(*) FROM provider WHERE resource_id = 'fl-npi-long'" first_load)" \
+  "1|0"
 expect_eq "... and meta.lastUpdated is each row's change time" \
   "$(psql_q "SELECT count(*) FROM resource WHERE json::jsonb->'meta'->>'lastUpdated' <> to_char(last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')" first_load)" 0
 psql_q "DROP DATABASE IF EXISTS first_load" > /dev/null 2>&1

@@ -38,7 +38,10 @@ static void test_npi_found(void)
     CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(text, strlen(text), &t, &err), 0);
     CU_ASSERT_PTR_NOT_NULL(pa_fhir_npi(text, &t, npi, sizeof(npi)));
     CU_ASSERT_STRING_EQUAL(npi, "1234567893");
-    CU_ASSERT_PTR_NULL(pa_fhir_npi(text, &t, npi, 4)); /* does not fit */
+    /* one that does not fit comes cut short, never valid */
+    CU_ASSERT_PTR_NOT_NULL(pa_fhir_npi(text, &t, npi, 4));
+    CU_ASSERT_STRING_EQUAL(npi, "123");
+    CU_ASSERT_FALSE(pa_npi_valid(npi));
     text = "{\"resourceType\":\"Practitioner\",\"identifier\":{\"system\":\"http://hl7.org/fhir/sid/us-npi\"}}";
     CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(text, strlen(text), &t, &err), 0);
     CU_ASSERT_PTR_NULL(pa_fhir_npi(text, &t, npi, sizeof(npi)));
