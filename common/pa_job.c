@@ -43,21 +43,33 @@ static const char lua_begin[] =
     "redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'runner', ARGV[2]) "
     "return redis.call('HINCRBY', KEYS[1], 'attempts', 1)";
 
-/* Guard of the scripts below: 1 go on, 0 cancelled, -1 gone, -2 taken over. */
+/* KEYS: job hash.  ARGV: the part's field prefix, runner.  A part runs only
+ * while its job does, and only until it is done. */
+static const char lua_part_begin[] =
+    "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end "
+    "if redis.call('HEXISTS', KEYS[1], ARGV[1] .. 'out') == 1 then return -1 end "
+    "redis.call('HSET', KEYS[1], ARGV[1] .. 'runner', ARGV[2]) "
+    "return redis.call('HINCRBY', KEYS[1], ARGV[1] .. 'attempts', 1)";
+
+/* Guard of the scripts below: 1 go on, 0 no longer running (cancelled, or
+ * failed by another part), -1 gone, -2 taken over.  The last two ARGV are the
+ * field naming the unit's runner and this runner. */
 #define LUA_GUARD \
     "local st = redis.call('HGET', KEYS[1], 'state') " \
     "if not st then return -1 end " \
     "if st ~= 'running' then return 0 end " \
-    "if redis.call('HGET', KEYS[1], 'runner') ~= ARGV[#ARGV] then return -2 end "
+    "if redis.call('HGET', KEYS[1], ARGV[#ARGV - 1]) ~= ARGV[#ARGV] then return -2 end "
 
-/* KEYS: job hash.  ARGV: done, total, checkpoint, runner. */
+/* KEYS: job hash.  ARGV: checkpoint field, checkpoint, done ("" to leave
+ * progress alone), total, runner field, runner. */
 static const char lua_checkpoint[] =
     LUA_GUARD
-    "redis.call('HSET', KEYS[1], 'done', ARGV[1], 'total', ARGV[2], 'checkpoint', ARGV[3]) "
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
+    "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'done', ARGV[3], 'total', ARGV[4]) end "
     "return 1";
 
 /* KEYS: job hash, due zset, active prefix.
- * ARGV: state, field, value, now, purge at, id, runner. */
+ * ARGV: state, field, value, now, purge at, id, runner field, runner. */
 static const char lua_finish[] =
     LUA_GUARD
     "redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3], 'finished', ARGV[4]) "
@@ -65,6 +77,31 @@ static const char lua_finish[] =
     "local o = redis.call('HGET', KEYS[1], 'owner') "
     "redis.call('SREM', KEYS[3] .. o, ARGV[6]) "
     "redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) "
+    "return 1";
+
+/* KEYS: job hash, part stream, job stream.
+ * ARGV: checkpoint, parts, total, id, the job's entry, runner field, runner. */
+static const char lua_split[] =
+    LUA_GUARD
+    "redis.call('HSET', KEYS[1], 'checkpoint', ARGV[1], 'parts', ARGV[2], 'done', 0, 'total', ARGV[3]) "
+    "for k = 1, tonumber(ARGV[2]) do redis.call('XADD', KEYS[2], '*', 'job', ARGV[4], 'part', k) end "
+    "redis.call('XACK', KEYS[3], '" PA_JOB_GROUP "', ARGV[5]) "
+    "redis.call('XDEL', KEYS[3], ARGV[5]) "
+    "return 1";
+
+/* KEYS: job hash, job stream, part stream.
+ * ARGV: the part's field prefix, outputs, id, the part's entry, runner field, runner. */
+static const char lua_part_done[] =
+    LUA_GUARD
+    "if redis.call('HSETNX', KEYS[1], ARGV[1] .. 'out', ARGV[2]) == 1 then "
+    "  redis.call('HDEL', KEYS[1], ARGV[1] .. 'cp') "
+    "  local n = redis.call('HINCRBY', KEYS[1], 'done', 1) "
+    "  if n == tonumber(redis.call('HGET', KEYS[1], 'parts')) then "
+    "    redis.call('XADD', KEYS[2], '*', 'job', ARGV[3], 'part', '" PA_PART_FINISH "') "
+    "  end "
+    "end "
+    "redis.call('XACK', KEYS[3], '" PA_JOB_GROUP "', ARGV[4]) "
+    "redis.call('XDEL', KEYS[3], ARGV[4]) "
     "return 1";
 
 long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds)
@@ -479,94 +516,186 @@ int pa_job_active_count(pa_redis *r, const char *owner, long *count, pa_err *err
     return PA_OK;
 }
 
-int pa_job_queue_init(pa_redis *r, pa_err *err)
+/* Whether part names a part of a split job (not the whole job). */
+static int is_part(const char *part)
 {
-    char key[KEYLEN];
-    pa_err tmp;
-    redisReply *reply;
-
-    pa_err_clear(&tmp);
-    reply = pa_redis_cmd(r, &tmp, "XGROUP CREATE %s %s 0 MKSTREAM",
-                         pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM), PA_JOB_GROUP);
-    if(reply) {
-        freeReplyObject(reply);
-        return PA_OK;
-    }
-    if(strstr(tmp.msg, "BUSYGROUP"))
-        return PA_OK;
-    return pa_err_set(err, PA_EREDIS, "%s", tmp.msg);
+    return part && *part;
 }
 
-/* Reads [id, [field, value, ...]] into msgid/jobid; 1 if it holds a job. */
-static int parse_entry(const redisReply *e, char msgid[64], char jobid[PA_JOB_ID_LEN + 1])
+/* The field of the hash naming the unit's runner: "runner" for a whole job,
+ * "part:<p>:runner" for a part. */
+static const char *runner_field(const char *part, char *buf, size_t size)
+{
+    if(!is_part(part))
+        return "runner";
+    snprintf(buf, size, "part:%s:runner", part);
+    return buf;
+}
+
+int pa_job_queue_init(pa_redis *r, pa_err *err)
+{
+    static const char *const streams[] = { PA_JOB_STREAM, PA_PART_STREAM };
+    char key[KEYLEN];
+    size_t i;
+
+    for(i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+        pa_err tmp;
+        redisReply *reply;
+
+        pa_err_clear(&tmp);
+        reply = pa_redis_cmd(r, &tmp, "XGROUP CREATE %s %s 0 MKSTREAM",
+                             pa_redis_key(r, key, sizeof(key), "%s", streams[i]), PA_JOB_GROUP);
+        if(reply)
+            freeReplyObject(reply);
+        else if(!strstr(tmp.msg, "BUSYGROUP"))
+            return pa_err_set(err, PA_EREDIS, "%s", tmp.msg);
+    }
+    return PA_OK;
+}
+
+/* A part name as queued: PA_PART_FINISH, or a number from 1. */
+static int valid_part(const char *s, size_t n)
+{
+    if(n == strlen(PA_PART_FINISH) && !memcmp(s, PA_PART_FINISH, n))
+        return 1;
+    return n > 0 && n < 10 && s[0] != '0' && strspn(s, "0123456789") >= n;
+}
+
+/* Reads [id, [field, value, ...]] into e (msgid, jobid, part); 1 if it
+ * holds a job (and, from the part stream, a part). */
+static int parse_entry(const redisReply *r, const char *stream, pa_job_entry *e)
 {
     const redisReply *fields;
     size_t i;
+    int job = 0;
 
-    if(e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING)
+    e->part[0] = '\0';
+    if(r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING)
         return 0;
-    pa_strlcpy(msgid, e->element[0]->str, 64);
-    fields = e->element[1];
+    pa_strlcpy(e->stream, stream, sizeof(e->stream));
+    pa_strlcpy(e->msgid, r->element[0]->str, sizeof(e->msgid));
+    fields = r->element[1];
     if(fields->type != REDIS_REPLY_ARRAY)
         return 0;
     for(i = 0; i + 1 < fields->elements; i += 2) {
-        if(fields->element[i]->type == REDIS_REPLY_STRING && !strcmp(fields->element[i]->str, "job") &&
-           fields->element[i + 1]->type == REDIS_REPLY_STRING &&
-           fields->element[i + 1]->len == PA_JOB_ID_LEN) {
-            memcpy(jobid, fields->element[i + 1]->str, PA_JOB_ID_LEN);
-            jobid[PA_JOB_ID_LEN] = '\0';
-            return 1;
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+
+        if(f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if(!strcmp(f->str, "job") && v->len == PA_JOB_ID_LEN) {
+            memcpy(e->jobid, v->str, PA_JOB_ID_LEN);
+            e->jobid[PA_JOB_ID_LEN] = '\0';
+            job = 1;
+        }
+        else if(!strcmp(f->str, "part") && valid_part(v->str, v->len)) {
+            memcpy(e->part, v->str, v->len);
+            e->part[v->len] = '\0';
         }
     }
-    return 0;
+    /* parts come from their stream only; the last step from the job stream */
+    if(!strcmp(stream, PA_PART_STREAM))
+        return job && e->part[0] && strcmp(e->part, PA_PART_FINISH);
+    return job && (!e->part[0] || !strcmp(e->part, PA_PART_FINISH));
 }
 
-int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms,
-                char msgid[64], char jobid[PA_JOB_ID_LEN + 1], pa_err *err)
+/* An entry without a job can never be worked: it is dropped. */
+static void drop_unworkable(pa_redis *r, pa_job_entry *e)
+{
+    pa_err tmp;
+
+    if(e->msgid[0])
+        pa_job_ack(r, e, &tmp);
+    e->msgid[0] = '\0';
+}
+
+/* One entry of stream whose runner has been silent idle_ms: 1, 0, or an error. */
+static int claim_idle(pa_redis *r, const char *stream, const char *consumer, long idle_ms, pa_job_entry *e,
+                      pa_err *err)
 {
     char key[KEYLEN];
     redisReply *reply;
     int got = 0;
     size_t i;
 
-    msgid[0] = '\0';
-    pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM);
+    e->msgid[0] = '\0';
+    pa_redis_key(r, key, sizeof(key), "%s", stream);
     /* Redis 7: [next-id, [[id, fields], ...], [deleted ids]] */
-    reply = pa_redis_cmd(r, err, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", key, PA_JOB_GROUP,
-                         consumer, idle_ms);
+    reply = pa_redis_cmd(r, err, "XAUTOCLAIM %s %s %s %ld 0-0 COUNT 1", key, PA_JOB_GROUP, consumer, idle_ms);
     if(!reply)
         return PA_EREDIS;
-    if(reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
-       reply->element[1]->type == REDIS_REPLY_ARRAY)
+    if(reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_ARRAY)
         for(i = 0; !got && i < reply->element[1]->elements; i++)
-            got = parse_entry(reply->element[1]->element[i], msgid, jobid);
+            got = parse_entry(reply->element[1]->element[i], stream, e);
     freeReplyObject(reply);
-    if(got)
-        return 1;
-    if(msgid[0]) {
-        /* an entry without a job id can never be worked: drop it */
-        pa_job_ack(r, msgid, err);
-        msgid[0] = '\0';
-    }
+    if(!got)
+        drop_unworkable(r, e);
+    return got;
+}
+
+/*
+ * A new entry: of PA_JOB_STREAM, else of PA_PART_STREAM, without waiting;
+ * then of either, waiting up to block_ms.  A wait that ends with entries of
+ * both keeps the job stream's and hands the part on at once.
+ */
+static int read_new(pa_redis *r, const char *consumer, long block_ms, long idle_ms, pa_job_entry *e, pa_err *err)
+{
+    char kjobs[KEYLEN], kparts[KEYLEN];
+    redisReply *reply;
+    int pass, got = 0;
+    size_t i;
+
+    pa_redis_key(r, kjobs, sizeof(kjobs), PA_JOB_STREAM);
+    pa_redis_key(r, kparts, sizeof(kparts), PA_PART_STREAM);
     /* a blocking read must end before the socket timeout, or hiredis breaks */
     if(block_ms >= pa_redis_timeout_ms(r))
         block_ms = pa_redis_timeout_ms(r) / 2;
-    reply = pa_redis_cmd(r, err, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %ld STREAMS %s >",
-                         PA_JOB_GROUP, consumer, block_ms, key);
-    if(!reply)
-        return PA_EREDIS;
-    /* [[stream, [[id, fields]]]] or nil */
-    if(reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-       reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2 &&
-       reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY &&
-       reply->element[0]->element[1]->elements == 1)
-        got = parse_entry(reply->element[0]->element[1]->element[0], msgid, jobid);
-    freeReplyObject(reply);
-    if(!got && msgid[0]) {
-        /* an entry without a job id can never be worked: drop it */
-        pa_job_ack(r, msgid, err);
-        msgid[0] = '\0';
+    for(pass = 0; pass < 3 && !got; pass++) {
+        if(pass < 2)
+            reply = pa_redis_cmd(r, err, "XREADGROUP GROUP %s %s COUNT 1 STREAMS %s >", PA_JOB_GROUP, consumer,
+                                 pass ? kparts : kjobs);
+        else
+            reply = pa_redis_cmd(r, err, "XREADGROUP GROUP %s %s COUNT 1 BLOCK %ld STREAMS %s %s > >", PA_JOB_GROUP,
+                                 consumer, block_ms, kjobs, kparts);
+        if(!reply)
+            return PA_EREDIS;
+        /* [[stream, [[id, fields]]], ...] or nil */
+        for(i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++) {
+            const redisReply *s = reply->element[i];
+            const char *stream;
+            pa_job_entry other;
+
+            if(s->type != REDIS_REPLY_ARRAY || s->elements != 2 || s->element[0]->type != REDIS_REPLY_STRING ||
+               s->element[1]->type != REDIS_REPLY_ARRAY || s->element[1]->elements != 1)
+                continue;
+            stream = !strcmp(s->element[0]->str, kparts) ? PA_PART_STREAM : PA_JOB_STREAM;
+            if(got) {
+                /* a second entry, read in the same wait: another runner's */
+                memset(&other, 0, sizeof(other));
+                if(parse_entry(s->element[1]->element[0], stream, &other))
+                    pa_job_release(r, consumer, &other, idle_ms, err);
+                else
+                    drop_unworkable(r, &other);
+                continue;
+            }
+            got = parse_entry(s->element[1]->element[0], stream, e);
+            if(!got)
+                drop_unworkable(r, e);
+        }
+        freeReplyObject(reply);
     }
+    return got;
+}
+
+int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms, pa_job_entry *e, pa_err *err)
+{
+    int got;
+
+    memset(e, 0, sizeof(*e));
+    got = claim_idle(r, PA_JOB_STREAM, consumer, idle_ms, e, err);
+    if(!got)
+        got = claim_idle(r, PA_PART_STREAM, consumer, idle_ms, e, err);
+    if(!got)
+        got = read_new(r, consumer, block_ms, idle_ms, e, err);
     return got;
 }
 
@@ -582,19 +711,27 @@ static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, i
     return PA_OK;
 }
 
-int pa_job_begin(pa_redis *r, const char *id, const char *runner, int64_t now, long *attempts,
+int pa_job_begin(pa_redis *r, const char *id, const char *part, const char *runner, int64_t now, long *attempts,
                  pa_err *err)
 {
-    char khash[KEYLEN], nows[24];
+    char khash[KEYLEN], nows[24], prefix[32];
     const char *args[3];
     long long v;
     int rc;
 
     snprintf(nows, sizeof(nows), "%lld", (long long)now);
     args[0] = pa_redis_key(r, khash, sizeof(khash), "job:%s", id);
-    args[1] = nows;
-    args[2] = runner;
-    rc = script_int(r, err, lua_begin, 1, 3, args, &v);
+    if(is_part(part)) {
+        snprintf(prefix, sizeof(prefix), "part:%s:", part);
+        args[1] = prefix;
+        args[2] = runner;
+        rc = script_int(r, err, lua_part_begin, 1, 3, args, &v);
+    }
+    else {
+        args[1] = nows;
+        args[2] = runner;
+        rc = script_int(r, err, lua_begin, 1, 3, args, &v);
+    }
     if(rc)
         return rc;
     *attempts = v > 0 ? (long)v : 0;
@@ -613,33 +750,112 @@ static int settled(long long v, pa_err *err)
     return pa_err_set(err, PA_ENOTFOUND, "the job's state is gone from Redis");
 }
 
-int pa_job_checkpoint(pa_redis *r, const char *id, const char *runner, long done, long total,
+int pa_job_checkpoint(pa_redis *r, const char *id, const char *part, const char *runner, long done, long total,
                       const char *checkpoint, pa_err *err)
 {
-    char khash[KEYLEN], sdone[24], stotal[24];
-    const char *args[5];
+    char khash[KEYLEN], sdone[24], stotal[24], cpfield[32], rfield[32];
+    const char *args[7];
     long long v;
     int rc;
 
     snprintf(sdone, sizeof(sdone), "%ld", done);
     snprintf(stotal, sizeof(stotal), "%ld", total);
+    /* a part's checkpoint is its own; the last step's is the job's */
+    if(is_part(part) && strcmp(part, PA_PART_FINISH)) {
+        snprintf(cpfield, sizeof(cpfield), "part:%s:cp", part);
+        sdone[0] = '\0';
+    }
+    else {
+        pa_strlcpy(cpfield, "checkpoint", sizeof(cpfield));
+    }
     args[0] = pa_redis_key(r, khash, sizeof(khash), "job:%s", id);
-    args[1] = sdone;
-    args[2] = stotal;
-    args[3] = checkpoint;
-    args[4] = runner;
-    rc = script_int(r, err, lua_checkpoint, 1, 5, args, &v);
+    args[1] = cpfield;
+    args[2] = checkpoint;
+    args[3] = sdone;
+    args[4] = stotal;
+    args[5] = runner_field(part, rfield, sizeof(rfield));
+    args[6] = runner;
+    rc = script_int(r, err, lua_checkpoint, 1, 7, args, &v);
     if(rc)
         return rc;
     return settled(v, err);
 }
 
-int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_err *err)
+int pa_job_part_field(pa_redis *r, const char *id, const char *part, const char *name, char **out, pa_err *err)
+{
+    char key[KEYLEN];
+    redisReply *reply;
+
+    *out = NULL;
+    reply = pa_redis_cmd(r, err, "HGET %s part:%s:%s", pa_redis_key(r, key, sizeof(key), "job:%s", id), part, name);
+    if(!reply)
+        return PA_EREDIS;
+    if(reply->type == REDIS_REPLY_STRING) {
+        *out = strndup(reply->str, reply->len);
+        if(!*out) {
+            freeReplyObject(reply);
+            return pa_err_set(err, PA_ENOMEM, "out of memory");
+        }
+    }
+    freeReplyObject(reply);
+    return PA_OK;
+}
+
+int pa_job_split(pa_redis *r, const pa_job_entry *e, const char *runner, long nparts, const char *checkpoint,
+                 pa_err *err)
+{
+    char khash[KEYLEN], kparts[KEYLEN], kjobs[KEYLEN], sparts[24], stotal[24];
+    const char *args[10];
+    long long v;
+    int rc;
+
+    snprintf(sparts, sizeof(sparts), "%ld", nparts);
+    snprintf(stotal, sizeof(stotal), "%ld", nparts + 1);
+    args[0] = pa_redis_key(r, khash, sizeof(khash), "job:%s", e->jobid);
+    args[1] = pa_redis_key(r, kparts, sizeof(kparts), PA_PART_STREAM);
+    args[2] = pa_redis_key(r, kjobs, sizeof(kjobs), PA_JOB_STREAM);
+    args[3] = checkpoint;
+    args[4] = sparts;
+    args[5] = stotal;
+    args[6] = e->jobid;
+    args[7] = e->msgid;
+    args[8] = "runner";
+    args[9] = runner;
+    rc = script_int(r, err, lua_split, 3, 10, args, &v);
+    if(rc)
+        return rc;
+    return settled(v, err);
+}
+
+int pa_job_part_done(pa_redis *r, const pa_job_entry *e, const char *runner, const char *outputs, pa_err *err)
+{
+    char khash[KEYLEN], kjobs[KEYLEN], kparts[KEYLEN], prefix[32], rfield[32];
+    const char *args[9];
+    long long v;
+    int rc;
+
+    snprintf(prefix, sizeof(prefix), "part:%s:", e->part);
+    args[0] = pa_redis_key(r, khash, sizeof(khash), "job:%s", e->jobid);
+    args[1] = pa_redis_key(r, kjobs, sizeof(kjobs), PA_JOB_STREAM);
+    args[2] = pa_redis_key(r, kparts, sizeof(kparts), PA_PART_STREAM);
+    args[3] = prefix;
+    args[4] = outputs;
+    args[5] = e->jobid;
+    args[6] = e->msgid;
+    args[7] = runner_field(e->part, rfield, sizeof(rfield));
+    args[8] = runner;
+    rc = script_int(r, err, lua_part_done, 3, 9, args, &v);
+    if(rc)
+        return rc;
+    return settled(v, err);
+}
+
+int pa_job_heartbeat(pa_redis *r, const char *consumer, const pa_job_entry *e, pa_err *err)
 {
     char key[KEYLEN];
     redisReply *reply = pa_redis_cmd(r, err, "XCLAIM %s %s %s 0 %s JUSTID",
-                                     pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM),
-                                     PA_JOB_GROUP, consumer, msgid);
+                                     pa_redis_key(r, key, sizeof(key), "%s", e->stream), PA_JOB_GROUP, consumer,
+                                     e->msgid);
 
     if(!reply)
         return PA_EREDIS;
@@ -647,12 +863,11 @@ int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_er
     return PA_OK;
 }
 
-static int finish(pa_redis *r, const char *id, const char *runner, const char *state,
-                  const char *field, const char *value, int64_t now, int64_t retention_ms,
-                  pa_err *err)
+static int finish(pa_redis *r, const char *id, const char *part, const char *runner, const char *state,
+                  const char *field, const char *value, int64_t now, int64_t retention_ms, pa_err *err)
 {
-    char khash[KEYLEN], kdue[KEYLEN], kactive[KEYLEN], nows[24], purge[24];
-    const char *args[10];
+    char khash[KEYLEN], kdue[KEYLEN], kactive[KEYLEN], nows[24], purge[24], rfield[32];
+    const char *args[11];
     long long v;
     int rc;
 
@@ -667,53 +882,53 @@ static int finish(pa_redis *r, const char *id, const char *runner, const char *s
     args[6] = nows;
     args[7] = purge;
     args[8] = id;
-    args[9] = runner;
-    rc = script_int(r, err, lua_finish, 3, 10, args, &v);
+    args[9] = runner_field(part, rfield, sizeof(rfield));
+    args[10] = runner;
+    rc = script_int(r, err, lua_finish, 3, 11, args, &v);
     if(rc)
         return rc;
     return settled(v, err);
 }
 
-int pa_job_complete(pa_redis *r, const char *id, const char *runner, const char *manifest,
+int pa_job_complete(pa_redis *r, const char *id, const char *part, const char *runner, const char *manifest,
                     int64_t now, int64_t retention_ms, pa_err *err)
 {
-    return finish(r, id, runner, "completed", "manifest", manifest, now, retention_ms, err);
+    return finish(r, id, part, runner, "completed", "manifest", manifest, now, retention_ms, err);
 }
 
-int pa_job_fail(pa_redis *r, const char *id, const char *runner, const char *reason, int64_t now,
+int pa_job_fail(pa_redis *r, const char *id, const char *part, const char *runner, const char *reason, int64_t now,
                 int64_t retention_ms, pa_err *err)
 {
-    return finish(r, id, runner, "failed", "error", reason, now, retention_ms, err);
+    return finish(r, id, part, runner, "failed", "error", reason, now, retention_ms, err);
 }
 
-int pa_job_ack(pa_redis *r, const char *msgid, pa_err *err)
+int pa_job_ack(pa_redis *r, const pa_job_entry *e, pa_err *err)
 {
     char key[KEYLEN];
     redisReply *reply;
 
-    pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM);
-    reply = pa_redis_cmd(r, err, "XACK %s %s %s", key, PA_JOB_GROUP, msgid);
+    pa_redis_key(r, key, sizeof(key), "%s", e->stream);
+    reply = pa_redis_cmd(r, err, "XACK %s %s %s", key, PA_JOB_GROUP, e->msgid);
     if(!reply)
         return PA_EREDIS;
     freeReplyObject(reply);
     /* the stream holds only work not yet done, so it never grows */
-    reply = pa_redis_cmd(r, err, "XDEL %s %s", key, msgid);
+    reply = pa_redis_cmd(r, err, "XDEL %s %s", key, e->msgid);
     if(!reply)
         return PA_EREDIS;
     freeReplyObject(reply);
     return PA_OK;
 }
 
-int pa_job_release(pa_redis *r, const char *consumer, const char *msgid, long idle_ms,
-                   pa_err *err)
+int pa_job_release(pa_redis *r, const char *consumer, const pa_job_entry *e, long idle_ms, pa_err *err)
 {
     char key[KEYLEN];
     redisReply *reply;
 
     /* an idle time already past the takeover threshold hands it on at once */
     reply = pa_redis_cmd(r, err, "XCLAIM %s %s %s 0 %s IDLE %ld JUSTID",
-                         pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM), PA_JOB_GROUP,
-                         consumer, msgid, idle_ms + 1000);
+                         pa_redis_key(r, key, sizeof(key), "%s", e->stream), PA_JOB_GROUP, consumer, e->msgid,
+                         idle_ms + 1000);
     if(!reply)
         return PA_EREDIS;
     freeReplyObject(reply);
@@ -782,9 +997,15 @@ int pa_job_forget(pa_redis *r, const char *id, pa_err *err)
 int pa_job_prune_consumers(pa_redis *r, long idle_ms, long *pruned, pa_err *err)
 {
     char key[KEYLEN];
+    long more = 0;
+    int rc = pa_redis_prune_consumers(r, pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM), PA_JOB_GROUP, idle_ms,
+                                      pruned, err);
 
-    return pa_redis_prune_consumers(r, pa_redis_key(r, key, sizeof(key), PA_JOB_STREAM), PA_JOB_GROUP, idle_ms,
-                                    pruned, err);
+    if(!rc)
+        rc = pa_redis_prune_consumers(r, pa_redis_key(r, key, sizeof(key), PA_PART_STREAM), PA_JOB_GROUP, idle_ms,
+                                      &more, err);
+    *pruned += more;
+    return rc;
 }
 
 int pa_job_recover(pa_redis *r, PGconn *db, long *recovered, pa_err *err)

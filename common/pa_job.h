@@ -25,7 +25,13 @@
 #define PA_EXPORT_MAX_PATIENTS 1000
 #define PA_JOB_MAX_ATTEMPTS 3
 #define PA_JOB_STREAM "jobs"
+/* The parts of split exports: read only when PA_JOB_STREAM has nothing, so
+ * that a new job (a small one, or a big one's planning) never waits behind
+ * another job's parts. */
+#define PA_PART_STREAM "parts"
 #define PA_JOB_GROUP "runners"
+/* The part name of a split export's last step (the shared pass, the manifest). */
+#define PA_PART_FINISH "finish"
 
 typedef struct pa_job {
     char id[PA_JOB_ID_LEN + 1];
@@ -105,48 +111,86 @@ int pa_job_active_count(pa_redis *r, const char *owner, long *count, pa_err *err
 
 /* ---- runner side ---- */
 
-/* Creates the stream and its consumer group if they do not exist. */
+/* Creates the streams and their consumer group if they do not exist. */
 int pa_job_queue_init(pa_redis *r, pa_err *err);
 
 /*
- * Takes the next job: first one whose runner has been silent idle_ms or
- * more (XAUTOCLAIM), else a new one, waiting up to block_ms (XREADGROUP).
- * Returns 1 with msgid/jobid set, 0 when there is none.
+ * A unit of work taken from the queue: a whole job (part ""), one part of a
+ * split export ("1" to "n", from PA_PART_STREAM), or a split export's last
+ * step (PA_PART_FINISH, from PA_JOB_STREAM, queued when its last part is done).
  */
-int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms,
-                char msgid[64], char jobid[PA_JOB_ID_LEN + 1], pa_err *err);
+typedef struct pa_job_entry {
+    char stream[16];
+    char msgid[64];
+    char jobid[PA_JOB_ID_LEN + 1];
+    char part[16];
+} pa_job_entry;
+
+/*
+ * Takes the next unit: first one whose runner has been silent idle_ms or
+ * more (XAUTOCLAIM), else a new one, waiting up to block_ms (XREADGROUP);
+ * PA_JOB_STREAM's before PA_PART_STREAM's.  Returns 1 with *e set, 0 when
+ * there is none.
+ */
+int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms, pa_job_entry *e, pa_err *err);
 
 /* queued|running -> running, attempts+1, runner (the worker's consumer name)
- * recorded as the one working on it.  1: go ahead, 0: the job is finished,
- * cancelled or gone, so only acknowledge it. */
-int pa_job_begin(pa_redis *r, const char *id, const char *runner, int64_t now, long *attempts,
+ * recorded as the one working on it.  For a part (part not NULL or ""): the
+ * job must be running and the part not done; its own attempts and runner
+ * are counted and recorded.  1: go ahead, 0: the job is finished, cancelled
+ * or gone, or the part done, so only acknowledge it. */
+int pa_job_begin(pa_redis *r, const char *id, const char *part, const char *runner, int64_t now, long *attempts,
                  pa_err *err);
 
 /* Saves progress and the resume point in one step, only while the job is
- * running and still this runner's; PA_ECANCELLED if it was cancelled,
- * PA_ESTATE if another runner took it over (this one stalled), PA_ENOTFOUND
- * if Redis lost it (pa_job_recover queues it again from PostgreSQL). */
-int pa_job_checkpoint(pa_redis *r, const char *id, const char *runner, long done, long total,
+ * running and the unit (whole job or part) still this runner's;
+ * PA_ECANCELLED if the job is no longer running (cancelled; for a part,
+ * also failed by another part), PA_ESTATE if another runner took the unit
+ * over (this one stalled), PA_ENOTFOUND if Redis lost it (pa_job_recover
+ * queues it again from PostgreSQL).  A part's progress is counted when it
+ * is done (pa_job_part_done): done and total are then ignored. */
+int pa_job_checkpoint(pa_redis *r, const char *id, const char *part, const char *runner, long done, long total,
                       const char *checkpoint, pa_err *err);
 
-/* Resets the message's idle time so that no other runner takes it over. */
-int pa_job_heartbeat(pa_redis *r, const char *consumer, const char *msgid, pa_err *err);
+/* A part's field (name "cp": its checkpoint, "out": its outputs) into *out
+ * (caller frees; NULL when unset). */
+int pa_job_part_field(pa_redis *r, const char *id, const char *part, const char *name, char **out, pa_err *err);
+
+/*
+ * Splits a running job into nparts parts, in one step: the checkpoint the
+ * parts and the last step start from, progress 0 of nparts + 1, the parts
+ * queued on PA_PART_STREAM and the whole job's entry e acknowledged.  Errors
+ * as for pa_job_checkpoint.
+ */
+int pa_job_split(pa_redis *r, const pa_job_entry *e, const char *runner, long nparts, const char *checkpoint,
+                 pa_err *err);
+
+/*
+ * Records part e done with its outputs (JSON, read back by the last step),
+ * counts it in the job's progress, queues the last step when it was the last
+ * part, and acknowledges e, in one step (once: a part done twice counts
+ * once).  Errors as for pa_job_checkpoint.
+ */
+int pa_job_part_done(pa_redis *r, const pa_job_entry *e, const char *runner, const char *outputs, pa_err *err);
+
+/* Resets the entry's idle time so that no other runner takes it over. */
+int pa_job_heartbeat(pa_redis *r, const char *consumer, const pa_job_entry *e, pa_err *err);
 
 /* running -> completed with the manifest; PA_ECANCELLED or PA_ENOTFOUND as
- * for pa_job_checkpoint. */
-int pa_job_complete(pa_redis *r, const char *id, const char *runner, const char *manifest,
+ * for pa_job_checkpoint (part: the unit completing it, NULL or "" for a
+ * whole job, PA_PART_FINISH for a split one). */
+int pa_job_complete(pa_redis *r, const char *id, const char *part, const char *runner, const char *manifest,
                     int64_t now, int64_t retention_ms, pa_err *err);
 
-/* running -> failed with a reason the client will see. */
-int pa_job_fail(pa_redis *r, const char *id, const char *runner, const char *reason, int64_t now,
+/* running -> failed with a reason the client will see (by any unit of it). */
+int pa_job_fail(pa_redis *r, const char *id, const char *part, const char *runner, const char *reason, int64_t now,
                 int64_t retention_ms, pa_err *err);
 
-/* Done with the message: acknowledge and delete it from the stream. */
-int pa_job_ack(pa_redis *r, const char *msgid, pa_err *err);
+/* Done with the entry: acknowledge and delete it from its stream. */
+int pa_job_ack(pa_redis *r, const pa_job_entry *e, pa_err *err);
 
-/* Gives the message up so that another runner takes it at once. */
-int pa_job_release(pa_redis *r, const char *consumer, const char *msgid, long idle_ms,
-                   pa_err *err);
+/* Gives the entry up so that another runner takes it at once. */
+int pa_job_release(pa_redis *r, const char *consumer, const pa_job_entry *e, long idle_ms, pa_err *err);
 
 /* Mirrors a job's state into its PostgreSQL row. */
 int pa_job_db_update(PGconn *db, const pa_job *job, pa_err *err);

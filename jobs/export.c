@@ -64,6 +64,20 @@ static const struct member_scope *scope(struct export *x)
 
 
 
+/* Runs q on the worker's connection and frees it; rc is the first error
+ * met building it.  NULL (err set) on failure. */
+static PGresult *run_query(struct export *x, struct sql_query *q, int rc, pa_err *err)
+{
+    PGresult *res = NULL;
+
+    if(rc)
+        pa_err_set(err, rc, "the members query is too large");
+    else
+        res = pa_db_query(x->w->db, err, pa_buf_str(&q->sql), q->n, q->values);
+    sql_query_free(q);
+    return res;
+}
+
 /* Reads the next chunk of member ids after x->after into a Postgres array
  * literal; *n is how many. */
 static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
@@ -79,16 +93,17 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
     rc = members_query(scope(x), MEMBERS_NOT_OPTED_OUT, &q);
     rc = rc ? rc : pa_buf_addstr(&q.sql, " AND m.patient_id > ");
     rc = rc ? rc : sql_query_value(&q, x->after);
+    if(x->hi[0]) {
+        /* a part's members end at its bound */
+        rc = rc ? rc : pa_buf_addstr(&q.sql, " AND m.patient_id <= ");
+        rc = rc ? rc : sql_query_value(&q, x->hi);
+    }
     rc = rc ? rc : pa_buf_addstr(&q.sql, " ORDER BY m.patient_id LIMIT ");
     rc = rc ? rc : sql_query_value(&q, limit);
     rc = rc ? rc : pa_buf_addstr(&q.sql, "::int");
-    if(!rc)
-        res = pa_db_query(x->w->db, err, pa_buf_str(&q.sql), q.n, q.values);
-    sql_query_free(&q);
-    if(rc)
-        return pa_err_set(err, rc, "the members query is too large");
+    res = run_query(x, &q, rc, err);
     if(!res)
-        return PA_EDB;
+        return err->code;
     *n = PQntuples(res);
     pa_buf_reset(ids);
     rc = pa_buf_addstr(ids, "{");
@@ -363,7 +378,6 @@ static int has_errors(const struct export *x)
 static PGresult *not_members(struct export *x, const char *ids, pa_err *err)
 {
     struct sql_query q;
-    PGresult *res = NULL;
     int rc;
 
     sql_query_init(&q, &ids, 1);
@@ -371,12 +385,7 @@ static PGresult *not_members(struct export *x, const char *ids, pa_err *err)
     rc = pa_buf_addstr(&q.sql, "SELECT p FROM unnest($1::text[]) p WHERE NOT EXISTS (SELECT 1 FROM (");
     rc = rc ? rc : members_query(scope(x), MEMBERS_ANY, &q);
     rc = rc ? rc : pa_buf_addstr(&q.sql, ") s WHERE s.patient_id = p) ORDER BY p");
-    if(rc)
-        pa_err_set(err, rc, "the members query is too large");
-    else
-        res = pa_db_query(x->w->db, err, pa_buf_str(&q.sql), q.n, q.values);
-    sql_query_free(&q);
-    return res;
+    return run_query(x, &q, rc, err);
 }
 
 /* The error file: the parameters Prefer: handling=lenient let through
@@ -589,15 +598,12 @@ static int count_chunks(struct export *x, pa_err *err)
     rc = pa_buf_addstr(&q.sql, "SELECT count(DISTINCT patient_id) FROM (");
     rc = rc ? rc : members_query(scope(x), MEMBERS_NOT_OPTED_OUT, &q);
     rc = rc ? rc : pa_buf_addstr(&q.sql, ") s");
-    if(!rc)
-        res = pa_db_query(x->w->db, err, pa_buf_str(&q.sql), q.n, q.values);
-    sql_query_free(&q);
-    if(rc)
-        return pa_err_set(err, rc, "the members query is too large");
+    res = run_query(x, &q, rc, err);
     if(!res)
-        return PA_EDB;
+        return err->code;
     pa_parse_long(PQgetvalue(res, 0, 0), &members);
     PQclear(res);
+    x->nmembers = members;
     x->total = (members + x->w->cfg->export_chunk_members - 1) / x->w->cfg->export_chunk_members + 1;
     return PA_OK;
 }
@@ -624,6 +630,126 @@ static void subset_from_params(struct export *x)
     pa_buf_addstr(&ids, "}");
     pa_strlcpy(x->patients, pa_buf_str(&ids), sizeof(x->patients));
     pa_buf_free(&ids);
+}
+
+/* The part bounds of a split: the id of every export_part_members-th member
+ * (x->bounds), but not the last member's (no part is empty unless members
+ * went in between). */
+static int plan_parts(struct export *x, pa_err *err)
+{
+    char every[24];
+    struct sql_query q;
+    PGresult *res = NULL;
+    int i, n, rc;
+
+    snprintf(every, sizeof(every), "%ld", x->w->cfg->export_part_members);
+    sql_query_init(&q, NULL, 0);
+    rc = pa_buf_addstr(&q.sql, "SELECT patient_id FROM (SELECT patient_id, row_number() OVER (ORDER BY patient_id) AS n"
+                               " FROM (SELECT DISTINCT patient_id FROM (");
+    rc = rc ? rc : members_query(scope(x), MEMBERS_NOT_OPTED_OUT, &q);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, ") s) d) r WHERE n % ");
+    rc = rc ? rc : sql_query_value(&q, every);
+    rc = rc ? rc : pa_buf_addstr(&q.sql, "::bigint = 0 ORDER BY patient_id");
+    res = run_query(x, &q, rc, err);
+    if(!res)
+        return err->code;
+    n = PQntuples(res);
+    if(n > 0 && x->nmembers % x->w->cfg->export_part_members == 0)
+        n--;
+    x->bounds = json_object_new_array();
+    for(i = 0; i < n; i++)
+        json_object_array_add(x->bounds, json_object_new_string(PQgetvalue(res, i, 0)));
+    PQclear(res);
+    return PA_OK;
+}
+
+/* A part's members: after the bound before it, up to its own (x->after, x->hi). */
+static int part_range(struct export *x, pa_err *err)
+{
+    json_object *cp = x->job->checkpoint ? json_tokener_parse(x->job->checkpoint) : NULL;
+    json_object *b = NULL;
+    long n;
+
+    if(!cp || !json_object_object_get_ex(cp, "parts", &b) || !json_object_is_type(b, json_type_array)) {
+        json_object_put(cp);
+        return pa_err_set(err, PA_EINVAL, "the job's parts are unknown");
+    }
+    n = (long)json_object_array_length(b) + 1;
+    if(x->part > n) {
+        json_object_put(cp);
+        return pa_err_set(err, PA_EINVAL, "the job has no part %ld", x->part);
+    }
+    x->after[0] = x->hi[0] = '\0';
+    if(x->part > 1)
+        pa_strlcpy(x->after, json_object_get_string(json_object_array_get_idx(b, (size_t)x->part - 2)), sizeof(x->after));
+    if(x->part < n)
+        pa_strlcpy(x->hi, json_object_get_string(json_object_array_get_idx(b, (size_t)x->part - 1)), sizeof(x->hi));
+    json_object_put(cp);
+    return PA_OK;
+}
+
+/* The resume point of this unit: a part's own checkpoint, else the job's
+ * (x->resumed when there is one it can use). */
+static int restore_unit(struct export *x, pa_err *err)
+{
+    char part[24], *cp = NULL;
+    int rc;
+
+    if(!x->part)
+        return x->job->checkpoint ? export_restore(x, x->job->checkpoint, err) : PA_OK;
+    rc = part_range(x, err);
+    snprintf(part, sizeof(part), "%ld", x->part);
+    rc = rc ? rc : pa_job_part_field(x->w->redis, x->job->id, part, "cp", &cp, err);
+    if(!rc && cp)
+        rc = export_restore(x, cp, err);
+    free(cp);
+    return rc;
+}
+
+/* The last step's: the outputs each part recorded (x->part_outs). */
+static int read_part_outs(struct export *x, pa_err *err)
+{
+    long k, n = (long)json_object_array_length(x->bounds) + 1;
+    int rc = PA_OK;
+
+    x->part_outs = json_object_new_array();
+    for(k = 1; k <= n && !rc; k++) {
+        char part[24], *out = NULL;
+        json_object *o;
+
+        snprintf(part, sizeof(part), "%ld", k);
+        rc = pa_job_part_field(x->w->redis, x->job->id, part, "out", &out, err);
+        o = out ? json_tokener_parse(out) : NULL;
+        free(out);
+        if(!rc && (!o || !json_object_is_type(o, json_type_array) || json_object_array_length(o) != x->nout)) {
+            json_object_put(o);
+            return pa_err_set(err, PA_EINVAL, "the outputs of part %ld are unreadable", k);
+        }
+        if(!rc)
+            json_object_array_add(x->part_outs, o);
+    }
+    return rc;
+}
+
+/* Hands the job on as parts: the error file synced and the resume point
+ * the parts and the last step start from saved with them, in one step. */
+static int split(struct export *x, pa_err *err)
+{
+    char *cp;
+    int rc = export_sync(x, err);
+
+    if(rc)
+        return rc;
+    cp = export_checkpoint(x);
+    if(!cp)
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    rc = pa_job_split(x->w->redis, &x->w->entry, x->w->consumer, (long)json_object_array_length(x->bounds) + 1, cp,
+                      err);
+    free(cp);
+    if(!rc)
+        pa_info("job %s split into %zu parts of %ld members", x->job->id, json_object_array_length(x->bounds) + 1,
+                x->w->cfg->export_part_members);
+    return rc;
 }
 
 int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
@@ -746,45 +872,77 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     /* bounded by the kick-off's limits on parameters */
     pa_buf_init(&x->asked_types, 1 << 20);
     pa_buf_init(&x->asked_filters, 1 << 20);
+    if(pa_parse_long(w->entry.part, &x->part) || x->part < 0)
+        x->part = 0;
+    x->finishing = !strcmp(w->entry.part, PA_PART_FINISH);
     rc = prepare(x, err);
-    if(!rc && job->checkpoint)
-        rc = export_restore(x, job->checkpoint, err);
-    if(!rc && !x->resumed) {
-        /* a first attempt starts from nothing, whatever an earlier one left */
+    if(!rc)
+        rc = restore_unit(x, err);
+    if(!rc && !x->resumed && x->part) {
+        /* a part's first attempt starts from nothing, whatever an earlier one left */
+        export_remove_part_files(x);
+    }
+    else if(!rc && !x->resumed) {
+        /* a first attempt starts from nothing, whatever an earlier one left
+         * (a last step without a usable resume point runs the job whole) */
+        x->finishing = 0;
         pa_job_dir_remove(w->cfg, job->id);
         rc = pa_export_forget(w->db, job->id, err);
     }
     if(!rc && mkdir(x->dir, 0750) && errno != EEXIST)
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", x->dir, strerror(errno));
+    /* a whole job of more members than a part holds is split */
+    if(!rc && !x->part && !x->finishing) {
+        subset_from_params(x);
+        rc = count_chunks(x, err);
+        if(!rc && !x->resumed && !*w->entry.part && w->cfg->export_part_members > 0 &&
+           x->nmembers > w->cfg->export_part_members) {
+            rc = plan_parts(x, err);
+            x->planning = !rc;
+        }
+    }
     for(i = 0; i < x->nout && !rc; i++)
-        rc = export_open_current(x, &x->out[i], err);
+        if(export_writes(x, &x->out[i]))
+            rc = export_open_current(x, &x->out[i], err);
     if(!rc) {
         json_object *patients = NULL, *ignored = NULL;
 
         json_object_object_get_ex(x->params, "patients", &patients);
         json_object_object_get_ex(x->params, "ignored", &ignored);
-        if(x->resumed || !has_errors(x))
+        if(x->resumed || x->part || !has_errors(x))
             subset_from_params(x);
         else
             for(i = 0; i < x->nout && !rc; i++)
                 if(x->out[i].kind == OUT_ERROR)
                     rc = write_errors(x, &x->out[i], patients, ignored, err);
     }
-    if(!rc)
-        rc = count_chunks(x, err);
+    if(!rc && x->planning) {
+        rc = split(x, err);
+        goto out;
+    }
+    if(!rc && x->finishing) {
+        /* the members are done: the shared pass and the manifest are left */
+        x->done = (long)json_object_array_length(x->bounds) + 1;
+        x->total = x->done + 1;
+        x->members_done = 1;
+        rc = read_part_outs(x, err);
+    }
     /* each lane sets up its session when it first sends (lane_send) */
-    if(!rc)
+    if(!rc && !x->members_done)
         rc = pa_db_connect(w->cfg, &x->db2, err);
     while(!rc && !x->shared_done) {
         long n = 0;
 
-        rc = next_members(x, &ids, &n, err);
+        if(!x->members_done)
+            rc = next_members(x, &ids, &n, err);
         if(!rc && n)
             rc = export_chunk(x, pa_buf_str(&ids), err);
         if(!rc && n)
             rc = record_chunk(x, pa_buf_str(&ids), err);
         if(!rc && !n) {
-            rc = export_shared(x, err);
+            /* a part's members are done; the shared pass is the last step's */
+            x->members_done = 1;
+            rc = x->part ? PA_OK : export_shared(x, err);
             x->shared_done = !rc;
         }
         /* a chunk that failed anywhere fails the job (or this attempt): the
@@ -807,7 +965,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         rc = cp ? pa_worker_checkpoint(w, job, x->done, x->total, cp, err) : pa_err_set(err, PA_ENOMEM, "out of memory");
     }
     if(!rc)
-        rc = export_finish(x, manifest, err);
+        rc = x->part ? export_part_outputs(x, manifest, err) : export_finish(x, manifest, err);
+out:
     for(i = 0; i < x->nout; i++) {
         if(x->out[i].fd >= 0)
             close(x->out[i].fd);
@@ -834,6 +993,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         pa_db_exec(w->db, NULL, "RESET plan_cache_mode");
     }
     json_object_put(x->params);
+    json_object_put(x->bounds);
+    json_object_put(x->part_outs);
     pa_buf_free(&ids);
     free(cp);
     free(x);

@@ -73,6 +73,17 @@ struct export {
     int want_refs;         /* shared types are asked for: gather the members' references */
     int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */
     int resumed;           /* going on from a checkpoint */
+    /* A split export (export_part_members): the whole job's entry plans the
+     * parts, each part writes its members' files, the last step the shared
+     * pass and the manifest. */
+    int planning;          /* the whole job's entry, splitting it: writes the error file only */
+    long part;             /* the part this unit writes (1..n), 0 for the whole job or the last step */
+    int finishing;         /* a split job's last step */
+    int members_done;      /* no member is left to write (a part's, or the last step's) */
+    long nmembers;         /* members in all (count_chunks) */
+    json_object *bounds;   /* a split job's part bounds: the last member id of each part but the last */
+    json_object *part_outs; /* the last step's: each part's outputs, as export_part_outputs wrote them */
+    char hi[256];          /* a part's last member id ("" for none) */
     struct type_out refs;  /* a chunk's references into export_ref (no file) */
     const char *ref_values[MAX_REF_VALUES]; /* its query's: every type's filters */
     struct type_out members; /* a chunk's members into export_member (no file): its disclosures */
@@ -98,8 +109,18 @@ struct type_out *export_add_out(struct export *x, const char *type, enum out_kin
  * that cannot be used starts the job over (x->resumed stays 0). */
 char *export_checkpoint(const struct export *x);
 int export_restore(struct export *x, const char *cp, pa_err *err);
-/* Closes the files and builds the manifest; empty files go. */
+/* Closes the files and builds the manifest, listing first the parts'
+ * files (x->part_outs); empty files go. */
 int export_finish(struct export *x, char **manifest, pa_err *err);
+/* A part's end: closes its files; *outputs (caller frees) lists each
+ * output's files, for the last step's manifest. */
+int export_part_outputs(struct export *x, char **outputs, pa_err *err);
+/* Whether this unit writes t: a part its members' types and tombstones, the
+ * last step the shared types and the error file, the planning entry the
+ * error file, the whole job everything. */
+int export_writes(const struct export *x, const struct type_out *t);
+/* Removes the files an earlier attempt of this part wrote. */
+void export_remove_part_files(struct export *x);
 /* A job parameter: an integer (0 when absent), a string ("" when absent). */
 int64_t param_i64(json_object *o, const char *k);
 const char *param_str(json_object *o, const char *k);

@@ -16,9 +16,40 @@
 #include "pa_log.h"
 #include "pa_util.h"
 
-static void file_name(const struct type_out *t, long no, char *out, size_t size)
+/* <Type>-<n>.ndjson; a part's <Type>-<part>-<n>.ndjson (the type is always
+ * the name's first word: the responder reads it there). */
+static void file_name(const struct export *x, const struct type_out *t, long no, char *out, size_t size)
 {
-    snprintf(out, size, "%s-%ld.ndjson", t->type, no);
+    if(x->part)
+        snprintf(out, size, "%s-%ld-%ld.ndjson", t->type, x->part, no);
+    else
+        snprintf(out, size, "%s-%ld.ndjson", t->type, no);
+}
+
+int export_writes(const struct export *x, const struct type_out *t)
+{
+    if(x->part)
+        return t->kind == OUT_RESOURCE || t->kind == OUT_DELETED;
+    if(x->finishing)
+        return t->kind == OUT_SHARED || t->kind == OUT_ERROR;
+    if(x->planning)
+        return t->kind == OUT_ERROR;
+    return 1;
+}
+
+void export_remove_part_files(struct export *x)
+{
+    char name[128], path[1400];
+    size_t i;
+    long no;
+
+    for(i = 0; i < x->nout; i++)
+        for(no = 1; no <= MAX_FILES_PER_TYPE; no++) {
+            file_name(x, &x->out[i], no, name, sizeof(name));
+            snprintf(path, sizeof(path), "%s/%s", x->dir, name);
+            if(unlink(path) && errno == ENOENT)
+                break;
+        }
 }
 
 int export_open_current(struct export *x, struct type_out *t, pa_err *err)
@@ -26,7 +57,7 @@ int export_open_current(struct export *x, struct type_out *t, pa_err *err)
     char name[128];
     char path[1400];
 
-    file_name(t, t->file_no, name, sizeof(name));
+    file_name(x, t, t->file_no, name, sizeof(name));
     snprintf(path, sizeof(path), "%s/%s", x->dir, name);
     t->fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0640);
     if(t->fd < 0)
@@ -75,7 +106,7 @@ static int next_file(struct export *x, struct type_out *t, pa_err *err)
     if(fdatasync(t->fd) || close(t->fd))
         return pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
     t->fd = -1;
-    file_name(t, t->file_no, name, sizeof(name));
+    file_name(x, t, t->file_no, name, sizeof(name));
     f = json_object_new_object();
     json_object_object_add(f, "name", json_object_new_string(name));
     json_object_object_add(f, "count", json_object_new_int64(t->count));
@@ -147,6 +178,8 @@ char *export_checkpoint(const struct export *x)
     json_object_object_add(o, "shared_done", json_object_new_boolean(x->shared_done));
     /* the chunks done have their references in export_ref */
     json_object_object_add(o, "refs", json_object_new_boolean(1));
+    if(x->bounds && !x->part)
+        json_object_object_add(o, "parts", json_object_get(x->bounds));
     for(i = 0; i < x->nout; i++) {
         const struct type_out *t = &x->out[i];
         json_object *jt = json_object_new_object();
@@ -197,6 +230,10 @@ int export_restore(struct export *x, const char *cp, pa_err *err)
         why = "it is unreadable";
     else if(!json_object_object_get_ex(o, "refs", NULL))
         why = "it predates this version's export";
+    else if(!x->part && json_object_object_get_ex(o, "parts", &v) != x->finishing)
+        why = x->finishing ? "it is not a split job's" : "it is a split job's";
+    else if(x->finishing && (!json_object_is_type(v, json_type_array) || json_object_array_length(v) < 1))
+        why = "its parts are unreadable";
     else if(!json_object_object_get_ex(o, "after", &v) || !json_object_is_type(v, json_type_string) ||
             !json_object_object_get_ex(o, "outputs", &outs) || !json_object_is_type(outs, json_type_array) ||
             json_object_array_length(outs) != x->nout)
@@ -215,6 +252,9 @@ int export_restore(struct export *x, const char *cp, pa_err *err)
         return PA_OK;
     }
     x->resumed = 1;
+    if(x->finishing && json_object_object_get_ex(o, "parts", &v))
+        x->bounds = json_object_get(v);
+    json_object_object_get_ex(o, "after", &v);
     pa_strlcpy(x->after, json_object_get_string(v), sizeof(x->after));
     x->done = (long)param_i64(o, "done");
     x->shared_done = json_object_object_get_ex(o, "shared_done", &v) && json_object_get_boolean(v);
@@ -253,12 +293,24 @@ int export_finish(struct export *x, char **manifest, pa_err *err)
         char name[128];
         char path[1400];
 
+        /* a split job's parts wrote its members' files, in member order */
+        for(k = 0; x->part_outs && k < json_object_array_length(x->part_outs); k++) {
+            json_object *files = json_object_array_get_idx(json_object_array_get_idx(x->part_outs, k), (int)i);
+            size_t j;
+
+            for(j = 0; j < json_object_array_length(files); j++) {
+                json_object *f = json_object_array_get_idx(files, j);
+
+                pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"),
+                                   param_i64(f, "count"));
+            }
+        }
         for(k = 0; k < json_object_array_length(t->done); k++) {
             json_object *f = json_object_array_get_idx(t->done, k);
 
             pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"), param_i64(f, "count"));
         }
-        file_name(t, t->file_no, name, sizeof(name));
+        file_name(x, t, t->file_no, name, sizeof(name));
         if(t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)))
             rc = pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
         t->fd = -1;
@@ -277,6 +329,45 @@ int export_finish(struct export *x, char **manifest, pa_err *err)
         return rc;
     }
     return pa_manifest_build(x->job, lists[OUT_RESOURCE], lists[OUT_DELETED], lists[OUT_ERROR], manifest, err);
+}
+
+int export_part_outputs(struct export *x, char **outputs, pa_err *err)
+{
+    json_object *all = json_object_new_array();
+    size_t i;
+    int rc = PA_OK;
+
+    *outputs = NULL;
+    for(i = 0; i < x->nout && !rc; i++) {
+        struct type_out *t = &x->out[i];
+        json_object *files = json_object_get(t->done);
+        char name[128], path[1400];
+
+        file_name(x, t, t->file_no, name, sizeof(name));
+        rc = t->fd >= 0 ? export_flush(t, err) : PA_OK;
+        if(!rc && t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)))
+            rc = pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
+        t->fd = -1;
+        if(t->count > 0) {
+            json_object *f = json_object_new_object();
+
+            json_object_object_add(f, "name", json_object_new_string(name));
+            json_object_object_add(f, "count", json_object_new_int64(t->count));
+            json_object_array_add(files, f);
+        }
+        else {
+            snprintf(path, sizeof(path), "%s/%s", x->dir, name);
+            unlink(path);
+        }
+        json_object_array_add(all, files);
+    }
+    if(!rc) {
+        *outputs = strdup(json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+        if(!*outputs)
+            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
+    json_object_put(all);
+    return rc;
 }
 
 struct type_out *export_add_out(struct export *x, const char *type, enum out_kind kind)

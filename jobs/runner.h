@@ -19,7 +19,7 @@ typedef struct pa_worker {
     pa_redis *redis;
     PGconn *db;
     char consumer[128];
-    char msgid[64];                 /* the stream entry of the current job */
+    pa_job_entry entry;             /* the stream entry being worked: a whole job, a part, a last step */
     volatile sig_atomic_t *stop;    /* set by SIGTERM: finish the chunk, then hand over */
 } pa_worker;
 
@@ -27,9 +27,13 @@ typedef struct pa_worker {
 int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop);
 
 /*
- * Runs an export job to completion.  On success *manifest (caller frees) is
- * the Bulk Data manifest.  PA_ECANCELLED, PA_ESTOPPED or another error code
- * otherwise.  Resumes from job->checkpoint when there is one.
+ * Runs the unit w->entry names of an export job: the whole job, one part of
+ * a split one, or a split one's last step.  On success *manifest (caller
+ * frees) is the Bulk Data manifest; for a part, the part's outputs (for
+ * pa_job_part_done); NULL when the whole job was split into parts instead
+ * (pa_job_split queued them and settled the entry).  PA_ECANCELLED,
+ * PA_ESTOPPED or another error code otherwise.  Resumes from the unit's
+ * checkpoint when there is one.
  */
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
 

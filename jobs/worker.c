@@ -102,11 +102,11 @@ static int cancelled_in_db(pa_worker *w, const char *id)
 int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
                          const char *checkpoint, pa_err *err)
 {
-    int rc = pa_job_checkpoint(w->redis, job->id, w->consumer, done, total, checkpoint, err);
+    int rc = pa_job_checkpoint(w->redis, job->id, w->entry.part, w->consumer, done, total, checkpoint, err);
 
     if(rc)
         return rc;
-    rc = pa_job_heartbeat(w->redis, w->consumer, w->msgid, err);
+    rc = pa_job_heartbeat(w->redis, w->consumer, &w->entry, err);
     if(rc)
         return rc;
     /* a cancellation whose Redis half did not happen is heard here too */
@@ -186,15 +186,42 @@ static int run_kind(pa_worker *w, const pa_job *job, char **manifest, pa_err *er
 
     if(strcmp(job->kind, "export") && strcmp(job->kind, "match"))
         return pa_err_set(err, PA_EINVAL, "unknown job kind '%s'", job->kind);
+    if(w->entry.part[0] && strcmp(job->kind, "export"))
+        return pa_err_set(err, PA_EINVAL, "a %s job has no parts", job->kind);
     rc = pa_db_ensure(&w->db, w->cfg, err);
     if(rc)
         return rc;
     return !strcmp(job->kind, "export") ? pa_export_run(w, job, manifest, err) : pa_match_job(w, job, manifest, err);
 }
 
-/* Runs one claimed job and settles its stream entry. */
-static void run_job(pa_worker *w, const char *jobid)
+/* Whether the entry is one part of a split job (not the whole job, nor its
+ * last step). */
+static int is_part(const pa_job_entry *e)
 {
+    return e->part[0] && strcmp(e->part, PA_PART_FINISH);
+}
+
+/* Whether a part's job ended elsewhere: failed by another of its parts (not
+ * cancelled, which the caller hears from the durable record). */
+static int ended_elsewhere(pa_worker *w, const pa_job_entry *e)
+{
+    pa_job *now = NULL;
+    pa_err err;
+    int yes;
+
+    if(!e->part[0] || pa_job_get(w->redis, e->jobid, &now, &err))
+        return 0;
+    yes = !strcmp(now->state, "failed") || !strcmp(now->state, "completed");
+    pa_job_free(now);
+    return yes;
+}
+
+/* Runs one claimed unit (a whole job, a part, a last step) and settles its
+ * stream entry. */
+static void run_job(pa_worker *w)
+{
+    const pa_job_entry *e = &w->entry;
+    const char *jobid = e->jobid;
     pa_job *job = NULL;
     char *manifest = NULL;
     long attempts = 0;
@@ -204,23 +231,24 @@ static void run_job(pa_worker *w, const char *jobid)
 
     pa_err_clear(&err);
     pa_log_set_context(jobid);
-    rc = pa_job_begin(w->redis, jobid, w->consumer, pa_now_ms(), &attempts, &err);
+    rc = pa_job_begin(w->redis, jobid, e->part, w->consumer, pa_now_ms(), &attempts, &err);
     if(rc == 0) {
         /* cancelled or already settled: nothing to do */
-        pa_job_ack(w->redis, w->msgid, &err);
+        pa_job_ack(w->redis, e, &err);
         goto out;
     }
     if(rc < 0)
         goto transient;
     rc = pa_job_get(w->redis, jobid, &job, &err);
     if(rc == PA_ENOTFOUND) {
-        pa_job_ack(w->redis, w->msgid, &err);
+        pa_job_ack(w->redis, e, &err);
         goto out;
     }
     if(rc)
         goto transient;
     if(attempts > PA_JOB_MAX_ATTEMPTS) {
-        pa_error("job %s: giving up after %d attempts", jobid, PA_JOB_MAX_ATTEMPTS);
+        pa_error("job %s%s%s: giving up after %d attempts", jobid, e->part[0] ? " part " : "", e->part,
+                 PA_JOB_MAX_ATTEMPTS);
         rc = pa_err_set(&err, PA_EINVAL, "it could not be completed in %d attempts", PA_JOB_MAX_ATTEMPTS);
         goto failed;
     }
@@ -230,25 +258,41 @@ static void run_job(pa_worker *w, const char *jobid)
         rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     }
     else {
-        pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
-                job->checkpoint ? ", resuming" : "");
-        record_state(w, job, "running");
+        if(e->part[0])
+            pa_info("job %s (%s) part %s started, attempt %ld", jobid, job->kind, e->part, attempts);
+        else
+            pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
+                    job->checkpoint ? ", resuming" : "");
+        if(!e->part[0])
+            record_state(w, job, "running");
         rc = run_kind(w, job, &manifest, &err);
         if(rc == PA_OK && cancelled_in_db(w, jobid))
             rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
+    }
+    if(rc == PA_OK && is_part(e)) {
+        /* the part's outputs, for the last step; it is queued after the last part */
+        rc = pa_job_part_done(w->redis, e, w->consumer, manifest, &err);
+        if(rc == PA_OK) {
+            pa_info("job %s part %s done", jobid, e->part);
+            goto out;
+        }
+    }
+    else if(rc == PA_OK && !manifest) {
+        /* pa_job_split queued the parts and settled the entry */
+        goto out;
     }
     /* what is served is recorded first (a record of an export cancelled in
      * the instant between is the error to prefer to a disclosure unrecorded) */
     if(rc == PA_OK && !strcmp(job->kind, "export"))
         rc = pa_export_disclose(w, job, &err);
     if(rc == PA_OK) {
-        rc = pa_job_complete(w->redis, jobid, w->consumer, manifest, pa_now_ms(), retention, &err);
+        rc = pa_job_complete(w->redis, jobid, e->part, w->consumer, manifest, pa_now_ms(), retention, &err);
         if(rc == PA_OK) {
             free(job->manifest);
             job->manifest = manifest;
             manifest = NULL;
             record_state(w, job, "completed");
-            pa_job_ack(w->redis, w->msgid, &err);
+            pa_job_ack(w->redis, e, &err);
             pa_info("job %s completed", jobid);
             goto out;
         }
@@ -257,7 +301,14 @@ static void run_job(pa_worker *w, const char *jobid)
         /* Redis lost the job: its durable row stays open and the janitor
          * queues it again; this stream entry is done with */
         pa_warn("job %s: its state is gone from Redis; it will be recovered from PostgreSQL", jobid);
-        pa_job_ack(w->redis, w->msgid, &err);
+        pa_job_ack(w->redis, e, &err);
+        goto out;
+    }
+    if(rc == PA_ECANCELLED && ended_elsewhere(w, e)) {
+        /* another part failed the job: what this one wrote goes too */
+        pa_job_dir_remove(w->cfg, jobid);
+        pa_job_ack(w->redis, e, &err);
+        pa_info("job %s part %s stopped: the job ended", jobid, e->part);
         goto out;
     }
     if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
@@ -270,7 +321,7 @@ static void run_job(pa_worker *w, const char *jobid)
         if(!pa_db_ensure(&w->db, w->cfg, &err))
             PQclear(pa_db_query(w->db, &err, "DELETE FROM download_record WHERE job_id = $1", 1, values));
         record_state(w, job, "cancelled");
-        pa_job_ack(w->redis, w->msgid, &err);
+        pa_job_ack(w->redis, e, &err);
         pa_info("job %s cancelled; its files are removed", jobid);
         goto out;
     }
@@ -280,8 +331,9 @@ static void run_job(pa_worker *w, const char *jobid)
         goto out;
     }
     if(rc == PA_ESTOPPED) {
-        pa_job_release(w->redis, w->consumer, w->msgid, w->cfg->claim_idle_seconds * 1000, &err);
-        pa_info("job %s handed back at its last checkpoint (runner stopping)", jobid);
+        pa_job_release(w->redis, w->consumer, e, w->cfg->claim_idle_seconds * 1000, &err);
+        pa_info("job %s%s%s handed back at its last checkpoint (runner stopping)", jobid, e->part[0] ? " part " : "",
+                e->part);
         goto out;
     }
     if(is_transient(rc) && attempts < PA_JOB_MAX_ATTEMPTS)
@@ -290,24 +342,25 @@ failed:
     {
         char reason[1024];
 
-        pa_error("job %s (request %s) failed: %s", jobid, job->request_id[0] ? job->request_id : "-", err.msg);
+        pa_error("job %s%s%s (request %s) failed: %s", jobid, e->part[0] ? " part " : "", e->part,
+                 job->request_id[0] ? job->request_id : "-", err.msg);
         client_reason(job, &err, reason, sizeof(reason));
         free(job->error);
         job->error = strdup(reason);
         /* the files go first: a job that says failed never has files to serve */
         pa_job_dir_remove(w->cfg, jobid);
-        rc = pa_job_fail(w->redis, jobid, w->consumer, reason, pa_now_ms(), retention, &err);
+        rc = pa_job_fail(w->redis, jobid, e->part, w->consumer, reason, pa_now_ms(), retention, &err);
         if(rc == PA_OK || rc == PA_ENOTFOUND)
             record_state(w, job, "failed");
         if(rc == PA_OK || rc == PA_ENOTFOUND || rc == PA_ECANCELLED)
-            pa_job_ack(w->redis, w->msgid, &err);
+            pa_job_ack(w->redis, e, &err);
         else
             pa_warn("job %s: its failure is not recorded yet (%s); it stays claimed", jobid, err.msg);
     }
     goto out;
 transient:
     /* left pending: this or another runner takes it over after claim_idle_seconds */
-    pa_warn("job %s interrupted (%s); it will be retried", jobid, err.msg);
+    pa_warn("job %s%s%s interrupted (%s); it will be retried", jobid, e->part[0] ? " part " : "", e->part, err.msg);
     pause_ms(RECONNECT_PAUSE_MS);
 out:
     pa_log_set_context(NULL);
@@ -315,25 +368,29 @@ out:
     pa_job_free(job);
 }
 
-/* Deletes this worker's consumer from the group if it holds nothing. */
+/* Deletes this worker's consumer from the streams' group if it holds nothing. */
 static void leave_group(pa_worker *w)
 {
+    static const char *const streams[] = { PA_JOB_STREAM, PA_PART_STREAM };
     char key[256];
     pa_err err;
     redisReply *reply;
+    size_t i;
     int idle;
 
-    pa_redis_key(w->redis, key, sizeof(key), PA_JOB_STREAM);
-    reply = pa_redis_cmd(w->redis, &err, "XPENDING %s %s - + 1 %s", key, PA_JOB_GROUP, w->consumer);
-    if(!reply)
-        return;
-    idle = reply->type == REDIS_REPLY_ARRAY && reply->elements == 0;
-    freeReplyObject(reply);
-    if(!idle)
-        return;
-    reply = pa_redis_cmd(w->redis, &err, "XGROUP DELCONSUMER %s %s %s", key, PA_JOB_GROUP, w->consumer);
-    if(reply)
+    for(i = 0; i < sizeof(streams) / sizeof(streams[0]); i++) {
+        pa_redis_key(w->redis, key, sizeof(key), "%s", streams[i]);
+        reply = pa_redis_cmd(w->redis, &err, "XPENDING %s %s - + 1 %s", key, PA_JOB_GROUP, w->consumer);
+        if(!reply)
+            return;
+        idle = reply->type == REDIS_REPLY_ARRAY && reply->elements == 0;
         freeReplyObject(reply);
+        if(!idle)
+            continue;
+        reply = pa_redis_cmd(w->redis, &err, "XGROUP DELCONSUMER %s %s %s", key, PA_JOB_GROUP, w->consumer);
+        if(reply)
+            freeReplyObject(reply);
+    }
 }
 
 int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
@@ -359,14 +416,11 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
     }
     pa_info("worker %s ready", w.consumer);
     while(!*stop) {
-        char jobid[PA_JOB_ID_LEN + 1];
-
         /* (re)made after any error: a restarted Redis may have lost the group */
         rc = need_init ? pa_job_queue_init(w.redis, &err) : PA_OK;
         need_init = rc != PA_OK;
         if(!rc)
-            rc = pa_job_next(w.redis, w.consumer, BLOCK_MS, cfg->claim_idle_seconds * 1000, w.msgid,
-                             jobid, &err);
+            rc = pa_job_next(w.redis, w.consumer, BLOCK_MS, cfg->claim_idle_seconds * 1000, &w.entry, &err);
         if(rc < 0) {
             need_init = 1;
             pa_warn("waiting for Redis: %s", err.msg);
@@ -374,7 +428,7 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
             continue;
         }
         if(rc == 1)
-            run_job(&w, jobid);
+            run_job(&w);
     }
     leave_group(&w);
     pa_info("worker %s stopped", w.consumer);

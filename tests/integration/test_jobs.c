@@ -91,7 +91,7 @@ static void test_submit_and_cap(void)
 
 static void test_lifecycle(void)
 {
-    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job_entry e;
     pa_job *job, *got = NULL;
     long attempts = 0, n = 0;
     int rc;
@@ -100,20 +100,20 @@ static void test_lifecycle(void)
     reset();
     job = submit(OWNER, 5, &rc);
     CU_ASSERT_EQUAL_FATAL(rc, PA_OK);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_STRING_EQUAL(jobid, job->id);
-    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.jobid, job->id);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
     CU_ASSERT_EQUAL(attempts, 1);
-    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 4, "{\"after\":\"x\"}", &err), PA_OK);
-    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, e.jobid, NULL, "A", 1, 4, "{\"after\":\"x\"}", &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, e.jobid, &got, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(got->state, "running");
     CU_ASSERT_EQUAL(got->done, 1);
     CU_ASSERT_EQUAL(got->total, 4);
     CU_ASSERT_STRING_EQUAL(got->checkpoint, "{\"after\":\"x\"}");
     pa_job_free(got);
-    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "A", "{\"output\":[]}", 1000, 5000, &err), PA_OK);
-    CU_ASSERT_EQUAL(pa_job_ack(redis, msgid, &err), PA_OK);
-    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, e.jobid, NULL, "A", "{\"output\":[]}", 1000, 5000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, &e, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, e.jobid, &got, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(got->state, "completed");
     CU_ASSERT_STRING_EQUAL(got->manifest, "{\"output\":[]}");
     CU_ASSERT_PTR_NULL(got->checkpoint);
@@ -131,18 +131,18 @@ static void test_lifecycle(void)
         free(ids);
         CU_ASSERT_EQUAL(pa_job_due(redis, 6000, 10, &ids, &k, &err), PA_OK);
         CU_ASSERT_EQUAL_FATAL(k, 1);
-        CU_ASSERT_STRING_EQUAL(ids[0], jobid);
+        CU_ASSERT_STRING_EQUAL(ids[0], e.jobid);
         free(ids[0]);
         free(ids);
     }
     /* an acknowledged entry is gone: nothing more to take */
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 0, msgid, jobid, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 0, &e, &err), 0);
     pa_job_free(job);
 }
 
 static void test_cancel_races(void)
 {
-    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job_entry e;
     pa_job *job, *got = NULL;
     long attempts = 0;
     int rc;
@@ -150,25 +150,25 @@ static void test_cancel_races(void)
 
     reset();
     job = submit(OWNER, 5, &rc);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, jobid, "someone-else", 1000, &err), PA_ENOTFOUND);
-    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, jobid, OWNER, 1000, &err), PA_OK);
-    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, jobid, OWNER, 1000, &err), PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, e.jobid, "someone-else", 1000, &err), PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, e.jobid, OWNER, 1000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_cancel(redis, db, e.jobid, OWNER, 1000, &err), PA_ENOTFOUND);
     /* the runner learns it at its next step and can no longer complete */
-    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 2, "{}", &err), PA_ECANCELLED);
-    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "A", "{}", pa_now_ms(), 1000, &err), PA_ECANCELLED);
-    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, e.jobid, NULL, "A", 1, 2, "{}", &err), PA_ECANCELLED);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, e.jobid, NULL, "A", "{}", pa_now_ms(), 1000, &err), PA_ECANCELLED);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, e.jobid, &got, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(got->state, "cancelled");
     pa_job_free(got);
     /* a cancelled job is never begun again */
-    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "B", pa_now_ms(), &attempts, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "B", pa_now_ms(), &attempts, &err), 0);
     pa_job_free(job);
 }
 
 static void test_takeover(void)
 {
-    char msgid[64], msgid2[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job_entry e, e2;
     pa_job *job;
     long attempts = 0;
     int rc;
@@ -176,60 +176,61 @@ static void test_takeover(void)
 
     reset();
     job = submit(OWNER, 5, &rc);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
     /* B does not take a job A is still working on ... */
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid2, jobid, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, &e2, &err), 0);
     /* ... until A is silent longer than the idle time (here: 0) */
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 0, msgid2, jobid, &err), 1);
-    CU_ASSERT_STRING_EQUAL(msgid2, msgid);
-    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "B", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 0, &e2, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e2.msgid, e.msgid);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "B", pa_now_ms(), &attempts, &err), 1);
     CU_ASSERT_EQUAL(attempts, 2);
     /* the stalled A may no longer write progress or finish */
-    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 2, "{}", &err), PA_ESTATE);
-    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "A", "{}", pa_now_ms(), 1000, &err), PA_ESTATE);
-    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "B", 1, 2, "{}", &err), PA_OK);
-    CU_ASSERT_EQUAL(pa_job_complete(redis, jobid, "B", "{}", pa_now_ms(), 1000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, e.jobid, NULL, "A", 1, 2, "{}", &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, e.jobid, NULL, "A", "{}", pa_now_ms(), 1000, &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, e.jobid, NULL, "B", 1, 2, "{}", &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, e.jobid, NULL, "B", "{}", pa_now_ms(), 1000, &err), PA_OK);
     pa_job_free(job);
 }
 
 static void test_release(void)
 {
-    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job_entry e;
     pa_job *job;
     int rc;
     pa_err err;
 
     reset();
     job = submit(OWNER, 5, &rc);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_heartbeat(redis, "A", msgid, &err), PA_OK);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid, jobid, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_heartbeat(redis, "A", &e, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, &e, &err), 0);
     /* and A is not handed its own pending entry again as a new one */
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 0);
     pa_job_free(job);
 }
 
 static void test_release_hands_over(void)
 {
-    char msgid[64], msgid2[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job_entry e, e2;
     pa_job *job;
     int rc;
     pa_err err;
 
     reset();
     job = submit(OWNER, 5, &rc);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_release(redis, "A", msgid, 60000, &err), PA_OK);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid2, jobid, &err), 1);
-    CU_ASSERT_STRING_EQUAL(msgid2, msgid);
-    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_release(redis, "A", &e, 60000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, &e2, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e2.msgid, e.msgid);
+    CU_ASSERT_STRING_EQUAL(e.jobid, job->id);
     pa_job_free(job);
 }
 
 static void test_lost_and_recovered(void)
 {
-    char key[256], msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    char key[256];
+    pa_job_entry e;
     pa_job *job, *got = NULL;
     long attempts = 0, recovered = 0;
     const char *values[1];
@@ -240,16 +241,16 @@ static void test_lost_and_recovered(void)
 
     reset();
     job = submit(OWNER, 5, &rc);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_begin(redis, jobid, "A", pa_now_ms(), &attempts, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_ack(redis, msgid, &err), PA_OK);
-    reply = pa_redis_cmd(redis, &err, "DEL %s", pa_redis_key(redis, key, sizeof(key), "job:%s", jobid));
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, &e, &err), PA_OK);
+    reply = pa_redis_cmd(redis, &err, "DEL %s", pa_redis_key(redis, key, sizeof(key), "job:%s", e.jobid));
     freeReplyObject(reply);
-    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, jobid, "A", 1, 2, "{}", &err), PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, e.jobid, NULL, "A", 1, 2, "{}", &err), PA_ENOTFOUND);
     /* too recent to recover: the responder may be enqueuing it right now */
     CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
     CU_ASSERT_EQUAL(recovered, 0);
-    values[0] = jobid;
+    values[0] = e.jobid;
     res = pa_db_query(db, &err, "UPDATE job SET created_at = now() - interval '1 minute' WHERE id = $1",
                       1, values);
     PQclear(res);
@@ -257,18 +258,18 @@ static void test_lost_and_recovered(void)
     CU_ASSERT_EQUAL(recovered, 1);
     CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
     CU_ASSERT_EQUAL(recovered, 0);
-    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, jobid, &got, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, e.jobid, &got, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(got->state, "queued");
     CU_ASSERT_EQUAL(got->ttime, job->ttime);
     pa_job_free(got);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.jobid, job->id);
     pa_job_free(job);
 }
 
 static void test_prune_consumers(void)
 {
-    char msgid[64], jobid[PA_JOB_ID_LEN + 1];
+    pa_job_entry e;
     pa_job *job, *other;
     long pruned = 0;
     int rc;
@@ -278,19 +279,137 @@ static void test_prune_consumers(void)
     job = submit(OWNER, 5, &rc);
     other = submit(OWNER, 5, &rc);
     /* A holds an entry; B finished its own and holds nothing */
-    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, msgid, jobid, &err), 1);
-    CU_ASSERT_STRING_EQUAL(jobid, other->id);
-    CU_ASSERT_EQUAL(pa_job_ack(redis, msgid, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "B", 100, 60000, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.jobid, other->id);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, &e, &err), PA_OK);
     CU_ASSERT_EQUAL(pa_job_prune_consumers(redis, 3600000, &pruned, &err), PA_OK);
     CU_ASSERT_EQUAL(pruned, 0);
     CU_ASSERT_EQUAL(pa_job_prune_consumers(redis, 0, &pruned, &err), PA_OK);
     CU_ASSERT_EQUAL(pruned, 1);
     /* A keeps its entry: a departed worker's job is never lost */
-    CU_ASSERT_EQUAL(pa_job_next(redis, "C", 100, 0, msgid, jobid, &err), 1);
-    CU_ASSERT_STRING_EQUAL(jobid, job->id);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "C", 100, 0, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.jobid, job->id);
     pa_job_free(job);
     pa_job_free(other);
+}
+
+/* A split job: its parts are worked on by any runner, each fenced and
+ * counted once; a new job goes before waiting parts; the last part queues the
+ * last step, which completes the job. */
+static void test_parts(void)
+{
+    pa_job_entry e, p1, p2, p3, f;
+    pa_job *job, *small, *got = NULL;
+    long attempts = 0;
+    char *cp = NULL;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.part, "");
+    CU_ASSERT_STRING_EQUAL(e.stream, PA_JOB_STREAM);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
+    /* only the job's runner splits it */
+    CU_ASSERT_EQUAL(pa_job_split(redis, &e, "Z", 3, "{\"parts\":[\"m1\",\"m2\"]}", &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_split(redis, &e, "A", 3, "{\"parts\":[\"m1\",\"m2\"]}", &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, job->id, &got, &err), PA_OK);
+    CU_ASSERT_EQUAL(got->done, 0);
+    CU_ASSERT_EQUAL(got->total, 4);
+    CU_ASSERT_STRING_EQUAL(got->checkpoint, "{\"parts\":[\"m1\",\"m2\"]}");
+    pa_job_free(got);
+    /* the parts, in order, to any runner */
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "B", 100, 60000, &p1, &err), 1);
+    CU_ASSERT_STRING_EQUAL(p1.stream, PA_PART_STREAM);
+    CU_ASSERT_STRING_EQUAL(p1.part, "1");
+    CU_ASSERT_EQUAL(pa_job_begin(redis, p1.jobid, p1.part, "B", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(attempts, 1);
+    /* a job submitted now goes before the parts still waiting */
+    small = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "C", 100, 60000, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.jobid, small->id);
+    CU_ASSERT_STRING_EQUAL(e.part, "");
+    CU_ASSERT_EQUAL(pa_job_ack(redis, &e, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "C", 100, 60000, &p2, &err), 1);
+    CU_ASSERT_STRING_EQUAL(p2.part, "2");
+    CU_ASSERT_EQUAL(pa_job_begin(redis, p2.jobid, p2.part, "C", pa_now_ms(), &attempts, &err), 1);
+    /* a part's checkpoint is its own, and leaves the job's alone */
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, p1.jobid, p1.part, "B", 7, 9, "{\"after\":\"x\"}", &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, p1.jobid, p1.part, "C", 7, 9, "{}", &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_part_field(redis, p1.jobid, p1.part, "cp", &cp, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(cp ? cp : "", "{\"after\":\"x\"}");
+    free(cp);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, job->id, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->checkpoint, "{\"parts\":[\"m1\",\"m2\"]}");
+    CU_ASSERT_EQUAL(got->done, 0);
+    pa_job_free(got);
+    /* only its runner completes a part, and a part counts once */
+    CU_ASSERT_EQUAL(pa_job_part_done(redis, &p1, "C", "[1]", &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_part_done(redis, &p1, "B", "[1]", &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_part_done(redis, &p1, "B", "[9]", &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_part_field(redis, p1.jobid, p1.part, "out", &cp, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(cp ? cp : "", "[1]");
+    free(cp);
+    CU_ASSERT_EQUAL(pa_job_part_field(redis, p1.jobid, p1.part, "cp", &cp, &err), PA_OK);
+    CU_ASSERT_PTR_NULL(cp);
+    free(cp);
+    /* a done part is never begun again */
+    CU_ASSERT_EQUAL(pa_job_begin(redis, p1.jobid, p1.part, "D", pa_now_ms(), &attempts, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_part_done(redis, &p2, "C", "[2]", &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, job->id, &got, &err), PA_OK);
+    CU_ASSERT_EQUAL(got->done, 2);
+    pa_job_free(got);
+    /* the last step is queued only after the last part */
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "D", 100, 60000, &p3, &err), 1);
+    CU_ASSERT_STRING_EQUAL(p3.part, "3");
+    CU_ASSERT_EQUAL(pa_job_next(redis, "E", 100, 60000, &f, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, p3.jobid, p3.part, "D", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_part_done(redis, &p3, "D", "[3]", &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "E", 100, 60000, &f, &err), 1);
+    CU_ASSERT_STRING_EQUAL(f.stream, PA_JOB_STREAM);
+    CU_ASSERT_STRING_EQUAL(f.part, PA_PART_FINISH);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, f.jobid, f.part, "E", pa_now_ms(), &attempts, &err), 1);
+    /* the job's runner was A; its last step's is E */
+    CU_ASSERT_EQUAL(pa_job_complete(redis, f.jobid, f.part, "A", "{}", pa_now_ms(), 1000, &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_complete(redis, f.jobid, f.part, "E", "{}", pa_now_ms(), 1000, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_ack(redis, &f, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_job_next(redis, "E", 100, 60000, &f, &err), 0);
+    pa_job_free(job);
+    pa_job_free(small);
+}
+
+/* One failing part fails the job: the others stop at their next step, and
+ * the parts not begun are only acknowledged. */
+static void test_part_fails(void)
+{
+    pa_job_entry e, p1, p2;
+    pa_job *job, *got = NULL;
+    long attempts = 0;
+    int rc;
+    pa_err err;
+
+    reset();
+    job = submit(OWNER, 5, &rc);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "A", 100, 60000, &e, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_split(redis, &e, "A", 3, "{\"parts\":[\"a\",\"b\"]}", &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "B", 100, 60000, &p1, &err), 1);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "C", 100, 60000, &p2, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, p1.jobid, p1.part, "B", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, p2.jobid, p2.part, "C", pa_now_ms(), &attempts, &err), 1);
+    CU_ASSERT_EQUAL(pa_job_fail(redis, p1.jobid, p1.part, "C", "no", pa_now_ms(), 1000, &err), PA_ESTATE);
+    CU_ASSERT_EQUAL(pa_job_fail(redis, p1.jobid, p1.part, "B", "no", pa_now_ms(), 1000, &err), PA_OK);
+    CU_ASSERT_EQUAL_FATAL(pa_job_get(redis, job->id, &got, &err), PA_OK);
+    CU_ASSERT_STRING_EQUAL(got->state, "failed");
+    pa_job_free(got);
+    CU_ASSERT_EQUAL(pa_job_checkpoint(redis, p2.jobid, p2.part, "C", 0, 0, "{}", &err), PA_ECANCELLED);
+    CU_ASSERT_EQUAL(pa_job_part_done(redis, &p2, "C", "[]", &err), PA_ECANCELLED);
+    CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "D", 100, 60000, &e, &err), 1);
+    CU_ASSERT_STRING_EQUAL(e.part, "3");
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, e.part, "D", pa_now_ms(), &attempts, &err), 0);
+    pa_job_free(job);
 }
 
 /* queues an audit event with this request id */
@@ -376,6 +495,7 @@ static void test_audit_takeover(void)
     CU_ASSERT_EQUAL(stream_len(), 0);
     /* drainers holding nothing are forgotten */
     CU_ASSERT_EQUAL(pa_audit_prune_drainers(redis, 0, &pruned, &err), PA_OK);
+    printf("PRUNED %ld\n", pruned);
     CU_ASSERT_EQUAL(pruned, 3);
 }
 
@@ -425,6 +545,8 @@ int main(int argc, char **argv)
         { "release hands a job on at once", test_release_hands_over },
         { "a job lost from Redis is recovered", test_lost_and_recovered },
         { "departed workers holding nothing are forgotten", test_prune_consumers },
+        { "a split job's parts, fenced, counted once, after new jobs", test_parts },
+        { "a failing part fails the job and stops the others", test_part_fails },
         { "audit events are stored once, in batches", test_audit_drain },
         { "an audit drainer that died is taken over", test_audit_takeover },
         { "commands pipelined in one round trip", test_pipeline },
