@@ -929,7 +929,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     }
     /* each lane sets up its session when it first sends (lane_send) */
     if(!rc && !x->members_done)
-        rc = pa_db_connect(w->cfg, &x->db2, err);
+        rc = pa_db_ensure(&w->db2, w->cfg, err);
+    x->db2 = rc ? NULL : w->db2;
     while(!rc && !x->shared_done) {
         long n = 0;
 
@@ -985,12 +986,16 @@ out:
     pa_buf_free(&x->scratch);
     pa_buf_free(&x->asked_types);
     pa_buf_free(&x->asked_filters);
-    if(x->db2)
-        PQfinish(x->db2);
-    /* the worker's own connection is left as it was found */
+    /* the worker's connections are left as they were found (the second
+     * one, kept for the next job, dropped if a query is still on it) */
     if(PQstatus(w->db) == CONNECTION_OK && PQtransactionStatus(w->db) == PQTRANS_IDLE) {
         pa_db_exec(w->db, NULL, "DEALLOCATE ALL");
         pa_db_exec(w->db, NULL, "RESET plan_cache_mode");
+    }
+    if(w->db2 && (PQstatus(w->db2) != CONNECTION_OK || PQtransactionStatus(w->db2) != PQTRANS_IDLE ||
+                  pa_db_exec(w->db2, NULL, "DEALLOCATE ALL") || pa_db_exec(w->db2, NULL, "RESET plan_cache_mode"))) {
+        PQfinish(w->db2);
+        w->db2 = NULL;
     }
     json_object_put(x->params);
     json_object_put(x->bounds);

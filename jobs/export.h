@@ -63,7 +63,7 @@ struct export {
     long done;             /* chunks done */
     long total;            /* chunks in all */
     int shared_done;       /* the referenced shared resources are written */
-    PGconn *db2;           /* the second lane's connection (export_chunk) */
+    PGconn *db2;           /* the second lane's connection (export_chunk): the worker's w->db2 */
     uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
                               MAX_OUTS + 1: members) */
     int backend[2];        /* per lane: the server process they were prepared in */

@@ -18,6 +18,7 @@ typedef struct pa_worker {
     const pa_config *cfg;
     pa_redis *redis;
     PGconn *db;
+    PGconn *db2;                    /* an export's second lane, kept between jobs */
     char consumer[128];
     pa_job_entry entry;             /* the stream entry being worked: a whole job, a part, a last step */
     volatile sig_atomic_t *stop;    /* set by SIGTERM: finish the chunk, then hand over */

@@ -435,5 +435,7 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
     pa_redis_free(w.redis);
     if(w.db)
         PQfinish(w.db);
+    if(w.db2)
+        PQfinish(w.db2);
     return 0;
 }

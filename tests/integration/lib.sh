@@ -153,3 +153,14 @@ download_all() {
     curl -sf -H "Authorization: Bearer $TOKEN" "$url" -o "$dir/$(printf '%03d' $i)-$(basename "$url")" || return 1
   done
 }
+
+# same_files NAME DIR1 DIR2: the check NAME, that both folders hold the same
+# NDJSON files (names and bytes), one at least
+same_files() {
+  if compgen -G "$2/*.ndjson" > /dev/null && diff -q <(cd "$2" && for f in *.ndjson; do echo "$f"; cat "$f"; done) \
+             <(cd "$3" && for f in *.ndjson; do echo "$f"; cat "$f"; done) > /dev/null; then
+    ok "$1"
+  else
+    fail "$1" "$(diff -rq "$2" "$3" | head -3)"
+  fi
+}

@@ -30,16 +30,6 @@ psql_q "INSERT INTO resource (type, id, last_updated, json) VALUES
   ON CONFLICT DO NOTHING;
   UPDATE resource SET tokens = ARRAY['ref=Practitioner/gp-first'] WHERE type = 'Patient' AND id = 'p1';
   UPDATE resource SET tokens = ARRAY['ref=Practitioner/gp-last'] WHERE type = 'Patient' AND id = 'p99'" > /dev/null
-# same_files NAME DIR1 DIR2: the check NAME, that both folders hold the same
-# files (names and bytes)
-same_files() {
-  if diff -q <(cd "$2" && for f in *.ndjson; do echo "$f"; cat "$f"; done) \
-             <(cd "$3" && for f in *.ndjson; do echo "$f"; cat "$f"; done) > /dev/null; then
-    ok "$1"
-  else
-    fail "$1" "$(diff -rq "$2" "$3" | head -3)"
-  fi
-}
 log=$PA_ROOT/log/provider-access.log
 
 # the reference: the same Group exported whole
