@@ -28,6 +28,7 @@ static const struct key_def keys[] = {
     KS(base_url, KEY_URL, NULL),
     KS(data_dir, KEY_PATH, NULL),
     KS(pg_conninfo, KEY_STRING, NULL),
+    KS(export_database, KEY_STRING, ""),
     KS(redis_host, KEY_STRING, "127.0.0.1"),
     KI(redis_port, "6379", 1, 65535),
     KS(redis_password, KEY_STRING, ""),

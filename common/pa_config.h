@@ -37,6 +37,7 @@ typedef struct pa_config {
     char *base_url;            /* public URL of the FHIR base, no trailing slash */
     char *data_dir;            /* export files live under data_dir/jobs/<id>/ */
     char *pg_conninfo;         /* libpq connection string */
+    char *export_database;     /* a hot standby exports read their resources from ("": the primary) */
     char *redis_host;
     long redis_port;
     char *redis_password;      /* "" = no AUTH */

@@ -19,13 +19,18 @@ static void last_message(PGconn *conn, char *out, size_t size)
 
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err)
 {
+    return pa_db_connect_to(cfg->pg_conninfo, out, err);
+}
+
+int pa_db_connect_to(const char *conninfo, PGconn **out, pa_err *err)
+{
     /* No JIT: its compile time (most of a second) far exceeds what it saves on
      * these short statements, and it is chosen from cost estimates that
      * batched unnest() look-ups inflate.  work_mem: an export chunk's sort
      * (a few MB of NDJSON lines) stays in memory instead of spilling to disk.
      * An `options` in pg_conninfo wins. */
     static const char *const keys[] = { "options", "dbname", NULL };
-    const char *values[] = { "-c jit=off -c work_mem=32MB", cfg->pg_conninfo, NULL };
+    const char *values[] = { "-c jit=off -c work_mem=32MB", conninfo, NULL };
     PGconn *conn = PQconnectdbParams(keys, values, 1);
     char msg[400];
 

@@ -54,6 +54,10 @@
 /* Connects with cfg->pg_conninfo. */
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);
 
+/* Connects with a libpq connection string (the session settings as
+ * pa_db_connect's). */
+int pa_db_connect_to(const char *conninfo, PGconn **out, pa_err *err);
+
 /* Reconnects if the connection was lost. */
 int pa_db_ensure(PGconn **conn, const pa_config *cfg, pa_err *err);
 

@@ -203,34 +203,60 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
     }
 }
 
+/* The next query (its index: out[i], then the references, then the
+ * members) lane k may take of those not taken yet, -1 when none is left.
+ * On the hot standby's lanes, only the types' (reads); on the primary's,
+ * then, only the references' and members' (they write). */
+static int next_query(const struct export *x, int k, int *taken)
+{
+    size_t i, queries = x->nout + 2;
+
+    for(i = 0; i < queries; i++) {
+        int write = i >= x->nout;
+
+        if(taken[i] || (i < x->nout && x->out[i].kind != OUT_RESOURCE && x->out[i].kind != OUT_DELETED) ||
+           (i == x->nout && !x->gather_refs) || (x->replica && write != (k == 0)))
+            continue;
+        taken[i] = 1;
+        return (int)i;
+    }
+    return -1;
+}
+
 /*
  * One chunk: every compartment type, the tombstones, then the references to
- * shared resources.  Two connections run these queries side by side (each
- * type to its own file), so that PostgreSQL works on two cores while the
- * runner writes.
+ * shared resources.  Two connections (three with a hot standby) run these
+ * queries side by side (each type to its own file), so that PostgreSQL works
+ * on two cores while the runner writes.
  */
 static int export_chunk(struct export *x, const char *ids, pa_err *err)
 {
-    struct lane lanes[2] = { { x->w->db, &x->prepared[0], &x->backend[0], NULL },
-                             { x->db2, &x->prepared[1], &x->backend[1], NULL } };
-    int nlanes = x->db2 ? 2 : 1;
-    size_t queries = x->nout + 2; /* the types, the references, the members */
-    size_t next = 0;
+    struct lane lanes[MAX_LANES];
+    int taken[MAX_OUTS + 2] = { 0 };
+    int k, nlanes = x->nlanes;
     int rc = PA_OK;
 
+    for(k = 0; k < nlanes; k++) {
+        lanes[k].db = x->lane_db[k];
+        lanes[k].prepared = &x->prepared[k];
+        lanes[k].backend = &x->backend[k];
+        lanes[k].t = NULL;
+    }
     for(;;) {
-        struct pollfd pf[2];
-        int k, busy = 0;
+        struct pollfd pf[MAX_LANES];
+        int busy = 0;
 
         for(k = 0; k < nlanes; k++) {
-            while(!lanes[k].t && !rc && next < queries) {
-                size_t i = next++;
-                size_t q = i < x->nout ? i : i == x->nout ? MAX_OUTS : MAX_OUTS + 1;
-                struct type_out *t = q == MAX_OUTS ? &x->refs : q == MAX_OUTS + 1 ? &x->members : &x->out[i];
+            while(!lanes[k].t && !rc) {
+                int i = next_query(x, k, taken);
+                size_t q;
+                struct type_out *t;
 
-                if((i < x->nout && t->kind != OUT_RESOURCE && t->kind != OUT_DELETED) ||
-                   (q == MAX_OUTS && !x->gather_refs))
-                    continue;
+                if(i < 0)
+                    break;
+                q = (size_t)i < x->nout ? (size_t)i : (size_t)i == x->nout ? MAX_OUTS : MAX_OUTS + 1;
+                t = q == MAX_OUTS ? &x->refs : q == MAX_OUTS + 1 ? &x->members : &x->out[i];
+
                 t->values[0] = ids;
                 rc = lane_send(x, &lanes[k], q, err);
             }
@@ -632,6 +658,99 @@ static void subset_from_params(struct export *x)
     pa_buf_free(&ids);
 }
 
+/* Whether the hot standby's connection conn has replayed the primary's WAL up
+ * to lsn: 1 yes, 0 not yet, -1 it cannot say (not a standby, or a query failed). */
+static int replayed(PGconn *conn, const char *lsn)
+{
+    PGresult *res = pa_db_query(conn, NULL, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= $1::pg_lsn", 1,
+                                &lsn);
+    int v = -1;
+
+    if(res && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t") && !PQgetisnull(res, 0, 1))
+        v = !strcmp(PQgetvalue(res, 0, 1), "t");
+    PQclear(res);
+    return v;
+}
+
+/*
+ * The hot standby's lanes (export_database), once both have replayed
+ * everything the primary had committed when this unit began (so, all that
+ * transactionTime covers).  0 when they cannot be used (unreachable, not a
+ * standby, behind by more than REPLICA_WAIT_MS): the unit reads the primary.
+ */
+static int replica_ready(struct export *x)
+{
+    pa_worker *w = x->w;
+    int64_t until = pa_mono_ms() + REPLICA_WAIT_MS, beat = pa_mono_ms();
+    char lsn[64];
+    PGresult *res;
+    pa_err e;
+    int i, v = 1;
+
+    res = pa_db_query(w->db, &e, "SELECT pg_current_wal_lsn()::text", 0, NULL);
+    if(!res || PQntuples(res) != 1) {
+        PQclear(res);
+        return 0;
+    }
+    pa_strlcpy(lsn, PQgetvalue(res, 0, 0), sizeof(lsn));
+    PQclear(res);
+    for(i = 0; i < 2 && v == 1; i++) {
+        /* a connection kept from an earlier job may have lost its server: one new try */
+        v = w->replica[i] ? replayed(w->replica[i], lsn) : -1;
+        if(v < 0) {
+            if(w->replica[i])
+                PQfinish(w->replica[i]);
+            w->replica[i] = NULL;
+            if(pa_db_connect_to(w->cfg->export_database, &w->replica[i], &e)) {
+                pa_warn("job %s: the export database cannot be reached (%s); this export reads the primary (and "
+                        "this worker's next ones, for %d s)", x->job->id, e.msg, REPLICA_RETRY_MS / 1000);
+                w->replica_skip_until = pa_mono_ms() + REPLICA_RETRY_MS;
+                return 0;
+            }
+            v = replayed(w->replica[i], lsn);
+        }
+        while(v == 0 && pa_mono_ms() < until) {
+            /* the wait keeps the unit claimed, as a checkpoint does */
+            if(pa_mono_ms() - beat >= 500) {
+                pa_job_heartbeat(w->redis, w->consumer, &w->entry, &e);
+                beat = pa_mono_ms();
+            }
+            pa_worker_pause_ms(20);
+            v = replayed(w->replica[i], lsn);
+        }
+    }
+    if(v != 1) {
+        pa_warn("job %s: the export database %s; this export reads the primary (and this worker's next ones, "
+                "for %d s)", x->job->id,
+                v ? "cannot be queried, or is not a hot standby" : "has not replayed the primary's last commits in time",
+                REPLICA_RETRY_MS / 1000);
+        w->replica_skip_until = pa_mono_ms() + REPLICA_RETRY_MS;
+    }
+    return v == 1;
+}
+
+/* The chunks' connections: the worker's and a second one on the primary, or
+ * (export_database) the worker's and two on the hot standby. */
+static int open_lanes(struct export *x, pa_err *err)
+{
+    pa_worker *w = x->w;
+    int rc;
+
+    x->lane_db[0] = w->db;
+    if(*w->cfg->export_database && pa_mono_ms() >= w->replica_skip_until && replica_ready(x)) {
+        x->lane_db[1] = w->replica[0];
+        x->lane_db[2] = w->replica[1];
+        x->nlanes = 3;
+        x->replica = 1;
+        pa_debug("job %s: its resources are read from the export database", x->job->id);
+        return PA_OK;
+    }
+    rc = pa_db_ensure(&w->db2, w->cfg, err);
+    x->lane_db[1] = w->db2;
+    x->nlanes = rc ? 1 : 2;
+    return rc;
+}
+
 /* The part bounds of a split: the id of every export_part_members-th member
  * (x->bounds), but not the last member's (no part is empty unless members
  * went in between). */
@@ -836,6 +955,17 @@ out:
     return rc;
 }
 
+/* A lane's connection kept for the next job with its session reset, or
+ * dropped if a query is still on it. */
+static void keep_lane(PGconn **db)
+{
+    if(*db && (PQstatus(*db) != CONNECTION_OK || PQtransactionStatus(*db) != PQTRANS_IDLE ||
+               pa_db_exec(*db, NULL, "DEALLOCATE ALL") || pa_db_exec(*db, NULL, "RESET plan_cache_mode"))) {
+        PQfinish(*db);
+        *db = NULL;
+    }
+}
+
 int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
     struct export *x = calloc(1, sizeof(*x));
@@ -929,8 +1059,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     }
     /* each lane sets up its session when it first sends (lane_send) */
     if(!rc && !x->members_done)
-        rc = pa_db_ensure(&w->db2, w->cfg, err);
-    x->db2 = rc ? NULL : w->db2;
+        rc = open_lanes(x, err);
     while(!rc && !x->shared_done) {
         long n = 0;
 
@@ -992,11 +1121,9 @@ out:
         pa_db_exec(w->db, NULL, "DEALLOCATE ALL");
         pa_db_exec(w->db, NULL, "RESET plan_cache_mode");
     }
-    if(w->db2 && (PQstatus(w->db2) != CONNECTION_OK || PQtransactionStatus(w->db2) != PQTRANS_IDLE ||
-                  pa_db_exec(w->db2, NULL, "DEALLOCATE ALL") || pa_db_exec(w->db2, NULL, "RESET plan_cache_mode"))) {
-        PQfinish(w->db2);
-        w->db2 = NULL;
-    }
+    keep_lane(&w->db2);
+    keep_lane(&w->replica[0]);
+    keep_lane(&w->replica[1]);
     json_object_put(x->params);
     json_object_put(x->bounds);
     json_object_put(x->part_outs);

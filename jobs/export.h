@@ -21,6 +21,13 @@
 #define MAX_REF_VALUES 2048
 #define SQL_MAX (64 * 1024)
 #define CHECKPOINT_EVERY_MS 1000
+#define MAX_LANES 3
+/* How long a unit waits for the hot standby to replay what was committed
+ * before it starts; then it reads the primary. */
+#define REPLICA_WAIT_MS 5000
+/* How long a worker that could not use the hot standby reads the primary
+ * before it tries the standby again. */
+#define REPLICA_RETRY_MS 30000
 
 enum out_kind { OUT_RESOURCE, OUT_SHARED, OUT_DELETED, OUT_ERROR };
 
@@ -63,10 +70,15 @@ struct export {
     long done;             /* chunks done */
     long total;            /* chunks in all */
     int shared_done;       /* the referenced shared resources are written */
-    PGconn *db2;           /* the second lane's connection (export_chunk): the worker's w->db2 */
-    uint64_t prepared[2];  /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
-                              MAX_OUTS + 1: members) */
-    int backend[2];        /* per lane: the server process they were prepared in */
+    /* export_chunk's connections: the worker's; then its second one on the
+     * primary, or (export_database) two on the hot standby, which run the
+     * types' queries while the primary's runs the references' and members' */
+    PGconn *lane_db[MAX_LANES];
+    int nlanes;
+    int replica;
+    uint64_t prepared[MAX_LANES]; /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
+                                     MAX_OUTS + 1: members) */
+    int backend[MAX_LANES]; /* per lane: the server process they were prepared in */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
     pa_buf floor_service, floor_ended; /* array literals of the types each floor rule applies to */
     pa_buf scratch;        /* a line cut down by _elements */

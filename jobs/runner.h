@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <stdint.h>
 
 #include "pa_config.h"
 #include "pa_err.h"
@@ -19,6 +20,8 @@ typedef struct pa_worker {
     pa_redis *redis;
     PGconn *db;
     PGconn *db2;                    /* an export's second lane, kept between jobs */
+    PGconn *replica[2];             /* its lanes on the hot standby (export_database), kept too */
+    int64_t replica_skip_until;     /* the standby could not be used: not tried again before (mono ms) */
     char consumer[128];
     pa_job_entry entry;             /* the stream entry being worked: a whole job, a part, a last step */
     volatile sig_atomic_t *stop;    /* set by SIGTERM: finish the chunk, then hand over */
@@ -71,6 +74,9 @@ int pa_job_dir_remove(const pa_config *cfg, const char *id);
  * cancellation and shutdown: PA_ECANCELLED or PA_ESTOPPED to stop now. */
 int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
                          const char *checkpoint, pa_err *err);
+
+/* Sleeps ms milliseconds. */
+void pa_worker_pause_ms(long ms);
 
 /* The pause export_chunk_pause_ms asks for between chunks (tests use it to
  * land crashes mid-job). */

@@ -74,7 +74,7 @@ int pa_job_dir_remove(const pa_config *cfg, const char *id)
     return rmdir(path) == 0 || errno == ENOENT ? PA_OK : PA_EIO;
 }
 
-static void pause_ms(long ms)
+void pa_worker_pause_ms(long ms)
 {
     struct timespec ts;
 
@@ -120,7 +120,7 @@ int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
 void pa_worker_chunk_pause(const pa_worker *w)
 {
     if(w->cfg->export_chunk_pause_ms)
-        pause_ms(w->cfg->export_chunk_pause_ms);
+        pa_worker_pause_ms(w->cfg->export_chunk_pause_ms);
 }
 
 static int is_transient(int rc)
@@ -361,7 +361,7 @@ failed:
 transient:
     /* left pending: this or another runner takes it over after claim_idle_seconds */
     pa_warn("job %s%s%s interrupted (%s); it will be retried", jobid, e->part[0] ? " part " : "", e->part, err.msg);
-    pause_ms(RECONNECT_PAUSE_MS);
+    pa_worker_pause_ms(RECONNECT_PAUSE_MS);
 out:
     pa_log_set_context(NULL);
     free(manifest);
@@ -424,7 +424,7 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
         if(rc < 0) {
             need_init = 1;
             pa_warn("waiting for Redis: %s", err.msg);
-            pause_ms(RECONNECT_PAUSE_MS);
+            pa_worker_pause_ms(RECONNECT_PAUSE_MS);
             continue;
         }
         if(rc == 1)
@@ -437,5 +437,9 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
         PQfinish(w.db);
     if(w.db2)
         PQfinish(w.db2);
+    if(w.replica[0])
+        PQfinish(w.replica[0]);
+    if(w.replica[1])
+        PQfinish(w.replica[1]);
     return 0;
 }
