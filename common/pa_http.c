@@ -31,11 +31,20 @@ void pa_resp_free(pa_resp *r)
 
 void pa_resp_reset(pa_resp *r)
 {
-    pa_buf_reset(&r->headers);
-    pa_buf_reset(&r->body);
+    pa_buf *bufs[2] = { &r->headers, &r->body };
+    size_t i;
+
+    for(i = 0; i < 2; i++) {
+        /* a large answer's memory is not kept for the next ones */
+        if(bufs[i]->cap > PA_RESP_KEEP_BYTES)
+            pa_buf_free(bufs[i]);
+        pa_buf_reset(bufs[i]);
+    }
     free(r->sendfile_path);
     r->sendfile_path = NULL;
     r->content_type[0] = '\0';
+    r->status = 200;
+    r->stream = 0;
 }
 
 int pa_resp_header(pa_resp *r, const char *name, const char *fmt, ...)

@@ -62,8 +62,10 @@ typedef struct pa_resp {
 
 void pa_resp_init(pa_resp *r);
 void pa_resp_free(pa_resp *r);
-/* Drops any body and extra headers set so far. */
+/* Makes r as pa_resp_init does, keeping its buffers' memory (up to
+ * PA_RESP_KEEP_BYTES each) for the next response: a responder reuses one. */
 void pa_resp_reset(pa_resp *r);
+#define PA_RESP_KEEP_BYTES (256 * 1024)
 
 /* Adds a header line; refuses values holding CR or LF. */
 int pa_resp_header(pa_resp *r, const char *name, const char *fmt, ...)

@@ -432,10 +432,15 @@ size_t pa_utf8_scrub(char *s, size_t n)
 void pa_sha256_hex(const char *s, char out[65])
 {
     static const char digits16[] = "0123456789abcdef";
+    /* fetched once: EVP_sha256() is looked up again on every digest (a
+     * responder hashes every request's token) */
+    static EVP_MD *sha256;
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0, i;
 
-    EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL);
+    if(!sha256)
+        sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_Digest(s, strlen(s), md, &len, sha256 ? sha256 : EVP_sha256(), NULL);
     for(i = 0; i < 32; i++) {
         out[2 * i] = digits16[md[i] >> 4];
         out[2 * i + 1] = digits16[md[i] & 15];

@@ -7,6 +7,7 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pa_fhir.h"
@@ -153,20 +154,84 @@ static int answer_json(pa_resp *resp, int status, const char *content_type, json
     return rc;
 }
 
-int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+/* The resources an export writes, with what _typeFilter can ask of each. */
+static void add_export_types(json_object *resources)
+{
+    const char *const *types = pa_fhir_type_names();
+    size_t i;
+
+    for(i = 0; types[i]; i++) {
+        json_object *r = json_object_new_object();
+        char supported[512];
+
+        add_str(r, "type", types[i]);
+        pa_filter_params(types[i], supported, sizeof(supported));
+        if(supported[0]) {
+            char doc[640];
+
+            snprintf(doc, sizeof(doc), "Exported by Group $export, $davinci-data-export%s and $export. "
+                     "_typeFilter parameters: %s", pa_fhir_type_find(types[i])->patient_path ? ", Patient/$export" : "",
+                     supported);
+            add_str(r, "documentation", doc);
+        }
+        else {
+            add_str(r, "documentation", "Exported by Group $export, $davinci-data-export and $export (when a "
+                                        "resource exported references it).");
+        }
+        if(!strcmp(types[i], "MedicationDispense")) {
+            static const char *const md[] = {
+                "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-medicationdispense", NULL };
+
+            json_object_object_add(r, "supportedProfile", str_array(md));
+        }
+        if(!strcmp(types[i], "Patient")) {
+            json_object *pops = json_object_new_array();
+
+            json_object_array_add(pops, operation("export", BULK_PATIENT_EXPORT));
+            json_object_object_add(r, "operation", pops);
+        }
+        json_object_array_add(resources, r);
+    }
+}
+
+/* SMART Backend Services; the oauth-uris extension for clients that look there. */
+static json_object *security(const char *base_url)
+{
+    json_object *security = json_object_new_object();
+    json_object *service = json_object_new_object();
+    json_object *services = json_object_new_array();
+    json_object *codings = json_object_new_array();
+    json_object *coding = json_object_new_object();
+    json_object *ext = json_object_new_object();
+    json_object *inner = json_object_new_object();
+    json_object *inners = json_object_new_array();
+    json_object *exts = json_object_new_array();
+    char token[1024];
+
+    snprintf(token, sizeof(token), "%s/auth/token", base_url);
+    add_str(coding, "system", "http://terminology.hl7.org/CodeSystem/restful-security-service");
+    add_str(coding, "code", "SMART-on-FHIR");
+    json_object_array_add(codings, coding);
+    json_object_object_add(service, "coding", codings);
+    json_object_array_add(services, service);
+    json_object_object_add(security, "service", services);
+    add_str(inner, "url", "token");
+    add_str(inner, "valueUri", token);
+    json_object_array_add(inners, inner);
+    add_str(ext, "url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+    json_object_object_add(ext, "extension", inners);
+    json_object_array_add(exts, ext);
+    json_object_object_add(security, "extension", exts);
+    return security;
+}
+
+/* The CapabilityStatement of a server at base_url, dated date. */
+static json_object *capability_statement(const char *base_url, const char *date)
 {
     static const char *const formats[] = { "json", PA_MT_FHIR_JSON, NULL };
     static const char *const instantiates[] = { BULK_CAPSTMT, PDEX_SERVER, NULL };
-    json_object *cs, *sw, *impl, *rest, *rests, *group, *ops, *resources;
-    char date[32];
+    json_object *cs, *sw, *impl, *rest, *rests, *ops, *resources;
 
-    (void)args;
-    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported",
-                               "cannot answer in any type the Accept header allows; "
-                               "this server speaks application/fhir+json");
-    pa_fhir_instant(pa_now_ms(), date);
-    date[10] = '\0'; /* a date is enough, and keeps the document stable for a day */
     cs = json_object_new_object();
     add_str(cs, "resourceType", "CapabilityStatement");
     add_str(cs, "status", "active");
@@ -180,85 +245,17 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     json_object_object_add(cs, "software", sw);
     impl = json_object_new_object();
     add_str(impl, "description", "Da Vinci PDex Provider Access API");
-    add_str(impl, "url", ctx->cfg->base_url);
+    add_str(impl, "url", base_url);
     json_object_object_add(cs, "implementation", impl);
     add_str(cs, "fhirVersion", "4.0.1");
     json_object_object_add(cs, "format", str_array(formats));
-
-    group = group_resource();
     resources = json_object_new_array();
-    json_object_array_add(resources, group);
+    json_object_array_add(resources, group_resource());
     json_object_array_add(resources, consent_resource());
-    {
-        const char *const *types = pa_fhir_type_names();
-        size_t i;
-
-        /* the types an export writes, with what _typeFilter can ask of each */
-        for(i = 0; types[i]; i++) {
-            json_object *r = json_object_new_object();
-            char supported[512];
-
-            add_str(r, "type", types[i]);
-            pa_filter_params(types[i], supported, sizeof(supported));
-            if(supported[0]) {
-                char doc[640];
-
-                snprintf(doc, sizeof(doc), "Exported by Group $export, $davinci-data-export%s and $export. "
-                         "_typeFilter parameters: %s", pa_fhir_type_find(types[i])->patient_path ? ", Patient/$export" : "",
-                         supported);
-                add_str(r, "documentation", doc);
-            }
-            else {
-                add_str(r, "documentation", "Exported by Group $export, $davinci-data-export and $export (when a "
-                                            "resource exported references it).");
-            }
-            if(!strcmp(types[i], "MedicationDispense")) {
-                static const char *const md[] = {
-                    "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-medicationdispense", NULL };
-
-                json_object_object_add(r, "supportedProfile", str_array(md));
-            }
-            if(!strcmp(types[i], "Patient")) {
-                json_object *pops = json_object_new_array();
-
-                json_object_array_add(pops, operation("export", BULK_PATIENT_EXPORT));
-                json_object_object_add(r, "operation", pops);
-            }
-            json_object_array_add(resources, r);
-        }
-    }
-
+    add_export_types(resources);
     rest = json_object_new_object();
     add_str(rest, "mode", "server");
-    {
-        /* SMART Backend Services; the oauth-uris extension for clients that look there */
-        json_object *security = json_object_new_object();
-        json_object *service = json_object_new_object();
-        json_object *services = json_object_new_array();
-        json_object *codings = json_object_new_array();
-        json_object *coding = json_object_new_object();
-        json_object *ext = json_object_new_object();
-        json_object *inner = json_object_new_object();
-        json_object *inners = json_object_new_array();
-        json_object *exts = json_object_new_array();
-        char token[1024];
-
-        snprintf(token, sizeof(token), "%s/auth/token", ctx->cfg->base_url);
-        add_str(coding, "system", "http://terminology.hl7.org/CodeSystem/restful-security-service");
-        add_str(coding, "code", "SMART-on-FHIR");
-        json_object_array_add(codings, coding);
-        json_object_object_add(service, "coding", codings);
-        json_object_array_add(services, service);
-        json_object_object_add(security, "service", services);
-        add_str(inner, "url", "token");
-        add_str(inner, "valueUri", token);
-        json_object_array_add(inners, inner);
-        add_str(ext, "url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
-        json_object_object_add(ext, "extension", inners);
-        json_object_array_add(exts, ext);
-        json_object_object_add(security, "extension", exts);
-        json_object_object_add(rest, "security", security);
-    }
+    json_object_object_add(rest, "security", security(base_url));
     json_object_object_add(rest, "resource", resources);
     ops = json_object_new_array();
     json_object_array_add(ops, operation("export", BULK_SYSTEM_EXPORT));
@@ -266,7 +263,37 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     rests = json_object_new_array();
     json_object_array_add(rests, rest);
     json_object_object_add(cs, "rest", rests);
-    return answer_json(resp, 200, PA_MT_FHIR_JSON, cs);
+    return cs;
+}
+
+int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+{
+    /* the document, written once a day per process: it depends on nothing
+     * else (every metadata request used to build and write it anew) */
+    static char *text;
+    static char text_date[16];
+    static char text_base[1024];
+    char date[32];
+
+    (void)args;
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
+        return pa_resp_outcome(resp, 406, "error", "not-supported",
+                               "cannot answer in any type the Accept header allows; "
+                               "this server speaks application/fhir+json");
+    pa_fhir_instant(pa_now_ms(), date);
+    date[10] = '\0'; /* a date is enough, and keeps the document stable for a day */
+    if(!text || strcmp(text_date, date) || strcmp(text_base, ctx->cfg->base_url)) {
+        json_object *cs = capability_statement(ctx->cfg->base_url, date);
+
+        free(text);
+        text = strdup(json_object_to_json_string_ext(cs, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(cs);
+        if(!text)
+            return pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+        pa_strlcpy(text_date, date, sizeof(text_date));
+        pa_strlcpy(text_base, ctx->cfg->base_url, sizeof(text_base));
+    }
+    return pa_resp_text(resp, 200, PA_MT_FHIR_JSON, text);
 }
 
 int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)

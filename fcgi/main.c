@@ -177,16 +177,16 @@ static void audit(pa_ctx *ctx, const pa_req *req, int status, int64_t ms)
             a->group_id, a->job_id, status, a->detail);
 }
 
-static void handle(FCGX_Request *fr, pa_ctx *ctx)
+/* One request, answered in resp (the responder's, reused: pa_resp_reset). */
+static void handle(FCGX_Request *fr, pa_ctx *ctx, pa_resp *resp)
 {
     pa_req req;
-    pa_resp resp;
     char *body = NULL, *path = NULL, method[16];
     const char *m;
     int head_only;
 
     memset(&req, 0, sizeof(req));
-    pa_resp_init(&resp);
+    pa_resp_reset(resp);
     req.start_ms = pa_mono_ms();
     req.start_wall_ms = pa_now_ms();
     if(pa_request_id(req.request_id))
@@ -213,12 +213,12 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
     memset(&ctx->token, 0, sizeof(ctx->token));
     memset(&ctx->audit, 0, sizeof(ctx->audit));
     ctx->audit.members = -1;
-    if(read_body(fr, ctx, &body, &req.body_len, &resp) == 0) {
+    if(read_body(fr, ctx, &body, &req.body_len, resp) == 0) {
         req.body = body ? body : "";
-        pa_api_handle(ctx, &req, &resp);
+        pa_api_handle(ctx, &req, resp);
         pa_ctx_request_done(ctx);
     }
-    send_response(fr->out, ctx, &req, &resp, head_only);
+    send_response(fr->out, ctx, &req, resp, head_only);
     /* FCGX_Finish_r frees the environment req points into: keep what the
      * log and the audit still need */
     pa_strlcpy(method, req.method, sizeof(method));
@@ -236,12 +236,11 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx)
         FCGX_Detach(fr);
     FCGX_Finish_r(fr);
     /* no query string in the log: it may carry patient references */
-    pa_info("%s %s -> %d in %lld ms", req.method, req.path, resp.status,
+    pa_info("%s %s -> %d in %lld ms", req.method, req.path, resp->status,
             (long long)(pa_mono_ms() - req.start_ms));
-    audit(ctx, &req, resp.status, pa_mono_ms() - req.start_ms);
+    audit(ctx, &req, resp->status, pa_mono_ms() - req.start_ms);
     pa_log_set_context(NULL);
     pa_req_clear(&req);
-    pa_resp_free(&resp);
     free(path);
     free(body);
 }
@@ -257,6 +256,7 @@ int main(int argc, char **argv)
     FCGX_Request fr;
     pa_config *cfg = NULL;
     pa_ctx ctx;
+    pa_resp resp;
     const char *path;
 
     memset(&ctx, 0, sizeof(ctx));
@@ -286,8 +286,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "pa-api: cannot initialise FastCGI\n");
         return 1;
     }
+    pa_resp_init(&resp);
     while(FCGX_Accept_r(&fr) >= 0)
-        handle(&fr, &ctx); /* finishes the request itself, then audits it */
+        handle(&fr, &ctx, &resp); /* finishes the request itself, then audits it */
+    pa_resp_free(&resp);
     pa_ctx_close(&ctx);
     pa_config_free(cfg);
     pa_log_close();

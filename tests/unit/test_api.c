@@ -100,6 +100,26 @@ static void test_metadata(void)
     CU_ASSERT_STRING_EQUAL(jstr(c.json, "implementation.url"), "http://127.0.0.1:8080/fhir");
     CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "group-export"));
     done(&c);
+    /* the document is kept between requests, but never past a change of
+     * base_url: another configuration gets its own */
+    {
+        pa_config other = *cfg;
+        pa_ctx ctx2 = make_ctx();
+        char body[16384];
+
+        call(&c, &ctx, "GET", "/metadata", NULL, NULL, NULL, NULL, NULL);
+        snprintf(body, sizeof(body), "%s", pa_buf_str(&c.resp.body));
+        done(&c);
+        other.base_url = (char *)"https://payer.example/fhir";
+        ctx2.cfg = &other;
+        call(&c, &ctx2, "GET", "/metadata", NULL, NULL, NULL, NULL, NULL);
+        CU_ASSERT_STRING_EQUAL(jstr(c.json, "implementation.url"), "https://payer.example/fhir");
+        CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "https://payer.example/fhir/auth/token"));
+        done(&c);
+        call(&c, &ctx, "GET", "/metadata", NULL, NULL, NULL, NULL, NULL);
+        CU_ASSERT_STRING_EQUAL(pa_buf_str(&c.resp.body), body);
+        done(&c);
+    }
 }
 
 static void test_negotiation(void)
