@@ -43,10 +43,17 @@ static const char lua_begin[] =
     "redis.call('HSET', KEYS[1], 'state', 'running', 'started', ARGV[1], 'runner', ARGV[2]) "
     "return redis.call('HINCRBY', KEYS[1], 'attempts', 1)";
 
-/* KEYS: job hash.  ARGV: the part's field prefix, runner.  A part runs only
- * while its job does, and only until it is done. */
+/* KEYS: job hash.  ARGV: the part's field prefix, runner, the part.  A part
+ * runs only while its job does, only if this job was split into it (not an
+ * entry left by a job Redis lost and that was queued again), and only until
+ * it is done; the last step only once every part is. */
 static const char lua_part_begin[] =
     "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end "
+    "local n = tonumber(redis.call('HGET', KEYS[1], 'parts')) "
+    "if not n then return -1 end "
+    "if ARGV[3] == '" PA_PART_FINISH "' then "
+    "  if tonumber(redis.call('HGET', KEYS[1], 'done')) < n then return -1 end "
+    "elseif tonumber(ARGV[3]) > n then return -1 end "
     "if redis.call('HEXISTS', KEYS[1], ARGV[1] .. 'out') == 1 then return -1 end "
     "redis.call('HSET', KEYS[1], ARGV[1] .. 'runner', ARGV[2]) "
     "return redis.call('HINCRBY', KEYS[1], ARGV[1] .. 'attempts', 1)";
@@ -374,6 +381,7 @@ int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *e
         else if(!strcmp(f, "finished")) job->finished = to_i64(v);
         else if(!strcmp(f, "done")) job->done = (long)to_i64(v);
         else if(!strcmp(f, "total")) job->total = (long)to_i64(v);
+        else if(!strcmp(f, "parts")) job->parts = (long)to_i64(v);
         else if(!strcmp(f, "attempts")) job->attempts = (long)to_i64(v);
         else if(!strcmp(f, "request_id") && v->type == REDIS_REPLY_STRING)
             snprintf(job->request_id, sizeof(job->request_id), "%.*s", (int)v->len, v->str);
@@ -715,7 +723,7 @@ int pa_job_begin(pa_redis *r, const char *id, const char *part, const char *runn
                  pa_err *err)
 {
     char khash[KEYLEN], nows[24], prefix[32];
-    const char *args[3];
+    const char *args[4];
     long long v;
     int rc;
 
@@ -725,7 +733,8 @@ int pa_job_begin(pa_redis *r, const char *id, const char *part, const char *runn
         snprintf(prefix, sizeof(prefix), "part:%s:", part);
         args[1] = prefix;
         args[2] = runner;
-        rc = script_int(r, err, lua_part_begin, 1, 3, args, &v);
+        args[3] = part;
+        rc = script_int(r, err, lua_part_begin, 1, 4, args, &v);
     }
     else {
         args[1] = nows;

@@ -44,8 +44,9 @@ typedef struct pa_job {
     int64_t ttime;      /* transactionTime (ms): the kick-off instant, as pa_job_submit sets it */
     int64_t created;
     int64_t finished;   /* completion or cancellation (ms), 0 if none */
-    long done;          /* progress: chunks done of total */
+    long done;          /* progress: chunks done of total (a split export: parts, and its last step) */
     long total;
+    long parts;         /* a split export's parts, 0 for a job run whole */
     char *manifest;     /* when completed */
     char *error;        /* when failed */
     char *checkpoint;   /* runner's resume point (JSON), NULL at first */

@@ -790,8 +790,8 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     else {
         resp->status = 202;
         if(job->total > 0)
-            pa_resp_header(resp, "X-Progress", "%ld%% (%ld of %ld chunks)",
-                           job->done * 100 / job->total, job->done, job->total);
+            pa_resp_header(resp, "X-Progress", "%ld%% (%ld of %ld %s)", job->done * 100 / job->total, job->done,
+                           job->total, job->parts > 0 ? "parts" : "chunks");
         else
             pa_resp_header(resp, "X-Progress", "%s", !strcmp(job->state, "queued") ? "queued" : "starting");
         pa_resp_header(resp, "Retry-After", "%ld", pa_job_retry_after(job, pa_now_ms(), ctx->cfg->retry_after_seconds));

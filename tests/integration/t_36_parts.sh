@@ -109,6 +109,7 @@ wait_job "$small_url" 60
 expect_eq "a small export started behind a split one completes" "$STATUS" 200
 poll "$big_url"
 expect_eq "... while the split one is still running" "$STATUS" 202
+expect_match "... whose progress counts its parts and last step" "$(header X-Progress)" '^[0-9]+% \([0-9] of 9 parts\)$'
 
 # cancelled mid-way: the job answers 404, its files go, no later part starts
 http DELETE "$big_url"

@@ -312,6 +312,8 @@ static void test_parts(void)
     CU_ASSERT_STRING_EQUAL(e.part, "");
     CU_ASSERT_STRING_EQUAL(e.stream, PA_JOB_STREAM);
     CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, NULL, "A", pa_now_ms(), &attempts, &err), 1);
+    /* no part of a job not split (an entry left by a lost job) is begun */
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, "1", "Z", pa_now_ms(), &attempts, &err), 0);
     /* only the job's runner splits it */
     CU_ASSERT_EQUAL(pa_job_split(redis, &e, "Z", 3, "{\"parts\":[\"m1\",\"m2\"]}", &err), PA_ESTATE);
     CU_ASSERT_EQUAL(pa_job_split(redis, &e, "A", 3, "{\"parts\":[\"m1\",\"m2\"]}", &err), PA_OK);
@@ -320,6 +322,9 @@ static void test_parts(void)
     CU_ASSERT_EQUAL(got->total, 4);
     CU_ASSERT_STRING_EQUAL(got->checkpoint, "{\"parts\":[\"m1\",\"m2\"]}");
     pa_job_free(got);
+    /* nor a part it was not split into, nor its last step before every part is done */
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, "4", "Z", pa_now_ms(), &attempts, &err), 0);
+    CU_ASSERT_EQUAL(pa_job_begin(redis, e.jobid, PA_PART_FINISH, "Z", pa_now_ms(), &attempts, &err), 0);
     /* the parts, in order, to any runner */
     CU_ASSERT_EQUAL_FATAL(pa_job_next(redis, "B", 100, 60000, &p1, &err), 1);
     CU_ASSERT_STRING_EQUAL(p1.stream, PA_PART_STREAM);
