@@ -477,6 +477,8 @@ int load_senders_start(load_ctx *l, pa_err *err)
 
         if(!sd || !db) {
             free(sd);
+            if(db && i > 0)
+                PQfinish(db);
             /* a sender fewer: no connection to spare is no reason to stop */
             if(i > 0)
                 break;
