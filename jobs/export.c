@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pa_buf.h"
@@ -126,7 +127,18 @@ struct lane {
     uint64_t *prepared;  /* the queries this connection has prepared */
     int *backend;        /* the server process they were prepared in */
     struct type_out *t;  /* NULL when idle */
+    int query;           /* its query (next_query's index) */
+    int64_t started;     /* when it was sent (µs) */
 };
+
+/* Microseconds from a monotonic clock: how long a chunk's query took. */
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* The chunk queries are prepared once and always run with their generic
  * plan: the plan does not depend on the members (each is one index look-up),
@@ -210,6 +222,7 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
 static int next_query(const struct export *x, int k, int *taken)
 {
     size_t i, queries = x->nout + 2;
+    int best = -1;
 
     for(i = 0; i < queries; i++) {
         int write = i >= x->nout;
@@ -217,10 +230,14 @@ static int next_query(const struct export *x, int k, int *taken)
         if(taken[i] || (i < x->nout && x->out[i].kind != OUT_RESOURCE && x->out[i].kind != OUT_DELETED) ||
            (i == x->nout && !x->gather_refs) || (x->replica && write != (k == 0)))
             continue;
-        taken[i] = 1;
-        return (int)i;
+        /* the longest first (as the last chunk's took): the lanes end a
+         * chunk together instead of one waiting on the other's last query */
+        if(best < 0 || x->cost[i] > x->cost[best])
+            best = (int)i;
     }
-    return -1;
+    if(best >= 0)
+        taken[best] = 1;
+    return best;
 }
 
 /*
@@ -258,6 +275,8 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
                 t = q == MAX_OUTS ? &x->refs : q == MAX_OUTS + 1 ? &x->members : &x->out[i];
 
                 t->values[0] = ids;
+                lanes[k].query = i;
+                lanes[k].started = mono_us();
                 rc = lane_send(x, &lanes[k], q, err);
             }
             if(lanes[k].t) {
@@ -274,8 +293,11 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
             break;
         }
         for(k = 0; k < nlanes; k++)
-            if(lanes[k].t)
+            if(lanes[k].t) {
                 lane_read(x, &lanes[k], &rc, err);
+                if(!lanes[k].t)
+                    x->cost[lanes[k].query] = mono_us() - lanes[k].started;
+            }
     }
     return rc;
 }

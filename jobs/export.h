@@ -79,6 +79,7 @@ struct export {
     uint64_t prepared[MAX_LANES]; /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
                                      MAX_OUTS + 1: members) */
     int backend[MAX_LANES]; /* per lane: the server process they were prepared in */
+    int64_t cost[MAX_OUTS + 2]; /* per chunk query: how long it took the last chunk (µs), to send the longest first */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
     pa_buf floor_service, floor_ended; /* array literals of the types each floor rule applies to */
     pa_buf scratch;        /* a line cut down by _elements */
