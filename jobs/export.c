@@ -711,6 +711,9 @@ static int replica_ready(struct export *x)
 
     res = pa_db_query(w->db, &e, "SELECT pg_current_wal_lsn()::text", 0, NULL);
     if(!res || PQntuples(res) != 1) {
+        /* (a lost primary fails the unit at its next query, loudly) */
+        pa_warn("job %s: the primary's WAL position cannot be read (%s); this export reads the primary",
+                x->job->id, res ? "no row" : e.msg);
         PQclear(res);
         return 0;
     }
