@@ -83,15 +83,57 @@ static void on_signals(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
-static int daemonize(void)
+/* The daemon's end of the pipe its first parent waits on, or -1. */
+static int ready_fd = -1;
+
+/* The first parent waits until the daemon has written its pid file (or
+ * failed), so that whoever started it finds the pid file as soon as it
+ * returns, and a runner that could not start exits non-zero. */
+static void wait_for_daemon(int fd, const char *log_file)
 {
-    pid_t pid = fork();
+    char c = 1;
+    ssize_t n;
+
+    do
+        n = read(fd, &c, 1);
+    while(n < 0 && errno == EINTR);
+    if(n == 1 && c == 0)
+        _exit(0);
+    fprintf(stderr, "pa-runner: the daemon did not start; see %s\n", log_file);
+    _exit(1);
+}
+
+/* Tells the waiting first parent the daemon started; a daemon that ends
+ * before this closes the pipe, which tells it the daemon did not. */
+static void daemon_ready(void)
+{
+    char c = 0;
+
+    if(ready_fd < 0)
+        return;
+    if(write(ready_fd, &c, 1) != 1)
+        pa_warn("cannot tell the starting shell the runner started: %s", strerror(errno));
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+static int daemonize(const char *log_file)
+{
+    int ready[2];
+    pid_t pid;
     int fd;
 
+    if(pipe(ready))
+        return -1;
+    pid = fork();
     if(pid < 0)
         return -1;
-    if(pid > 0)
-        _exit(0);
+    if(pid > 0) {
+        close(ready[1]);
+        wait_for_daemon(ready[0], log_file);
+    }
+    close(ready[0]);
+    ready_fd = ready[1];
     if(setsid() < 0)
         return -1;
     pid = fork();
@@ -434,7 +476,7 @@ int main(int argc, char **argv)
         pa_error("not starting: %s", err.msg);
         return 1;
     }
-    if(daemon_mode && daemonize()) {
+    if(daemon_mode && daemonize(cfg->log_file)) {
         pa_error("cannot become a daemon: %s", strerror(errno));
         return 1;
     }
@@ -447,6 +489,7 @@ int main(int argc, char **argv)
         pa_error("%s", err.msg);
         return 1;
     }
+    daemon_ready();
     if(gethostname(host, sizeof(host)))
         pa_strlcpy(host, "localhost", sizeof(host));
     host[sizeof(host) - 1] = '\0';

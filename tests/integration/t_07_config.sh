@@ -79,3 +79,14 @@ out=$("${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfil
 expect_eq "a second runner with the running one's pid file refuses to start (exit 1)" "$rc" 1
 expect_match "... naming the runner that has it" "$out" "another runner \\(pid $first\\) runs with the pid file"
 expect_eq "... whose pid file is untouched" "$(cat "$PA_ROOT/run/runner.pid")" "$first"
+
+# --daemon returns once the daemon's pid file is written, or non-zero when it cannot start
+out=$("${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfile "$PA_ROOT/run/no-such-dir/runner.pid" 2>&1); rc=$?
+expect_eq "a daemon that cannot write its pid file exits 1" "$rc" 1
+expect_match "... saying where to look" "$out" "the daemon did not start; see "
+second="$PA_ROOT/run/second-runner.pid"
+"${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfile "$second"; rc=$?
+pid=$(cat "$second" 2>/dev/null)
+expect_eq "a daemon's pid file names the running runner as soon as it returns" \
+  "$rc $(ps -o comm= -p "${pid:-0}" 2>/dev/null)" "0 pa-runner"
+[ -n "$pid" ] && kill "$pid"
