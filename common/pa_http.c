@@ -133,6 +133,8 @@ int pa_resp_error(pa_resp *r, const pa_err *err)
     if(status >= 500) {
         /* the detail (hosts, paths, server messages) is for the operator only */
         pa_error("%s", msg);
+        /* a Redis or PostgreSQL restart is seconds: the client waits and keeps its token */
+        pa_resp_header(r, "Retry-After", "%d", PA_HTTP_RETRY_UNAVAILABLE_S);
         return pa_resp_outcome(r, status, "fatal", code,
                                "the server cannot answer now (%s); the operator's log has the "
                                "details under this response's X-Request-Id", pa_err_name(err->code));

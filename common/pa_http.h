@@ -86,8 +86,12 @@ int pa_resp_outcome(pa_resp *r, int status, const char *severity, const char *co
 int pa_resp_voutcome(pa_resp *r, int status, const char *severity, const char *code,
                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
+/* Seconds a 503 (Redis or PostgreSQL unreachable or restarting) asks a client to wait. */
+#define PA_HTTP_RETRY_UNAVAILABLE_S 5
+
 /* Maps an error code to its HTTP status and issue type, with err->msg as the
- * diagnostics.  The single mapping from internal errors to HTTP. */
+ * diagnostics.  The single mapping from internal errors to HTTP.  A 503
+ * carries Retry-After and hides err->msg from the client (it is logged). */
 int pa_resp_error(pa_resp *r, const pa_err *err);
 
 const char *pa_http_status_text(int status);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "pa_util.h"
 
@@ -27,9 +28,20 @@ static struct timeval ms_to_tv(long ms)
     return tv;
 }
 
+/* Where Redis is, for messages: the socket's path or host:port. */
+static const char *redis_where(const pa_redis *r, char *out, size_t size)
+{
+    if(r->host[0] == '/')
+        pa_strlcpy(out, r->host, size);
+    else
+        snprintf(out, size, "%s:%d", r->host, r->port);
+    return out;
+}
+
 static int redis_connect(pa_redis *r, pa_err *err)
 {
     struct timeval tv = ms_to_tv(r->timeout_ms);
+    char where[300];
 
     if(r->c) {
         redisFree(r->c);
@@ -40,13 +52,8 @@ static int redis_connect(pa_redis *r, pa_err *err)
     if(!r->c)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     if(r->c->err) {
-        char where[300];
-
-        if(r->host[0] == '/')
-            pa_strlcpy(where, r->host, sizeof(where));
-        else
-            snprintf(where, sizeof(where), "%s:%d", r->host, r->port);
-        pa_err_set(err, PA_EREDIS, "cannot connect to Redis at %s: %s", where, r->c->errstr);
+        pa_err_set(err, PA_EREDIS, "cannot connect to Redis at %s: %s", redis_where(r, where, sizeof(where)),
+                   r->c->errstr);
         redisFree(r->c);
         r->c = NULL;
         return PA_EREDIS;
@@ -59,15 +66,22 @@ static int redis_connect(pa_redis *r, pa_err *err)
     }
     if(r->password[0]) {
         redisReply *reply = redisCommand(r->c, "AUTH %s", r->password);
-        int ok = reply && reply->type != REDIS_REPLY_ERROR;
 
-        if(reply)
-            freeReplyObject(reply);
-        if(!ok) {
+        if(!reply || reply->type == REDIS_REPLY_ERROR) {
+            /* no reply is a Redis that did not answer, not a wrong password */
+            if(reply) {
+                pa_err_set(err, PA_EREDIS, "Redis at %s refused redis_password: %.200s",
+                           redis_where(r, where, sizeof(where)), reply->str);
+                freeReplyObject(reply);
+            } else {
+                pa_err_set(err, PA_EREDIS, "Redis at %s did not answer within redis_timeout_ms (%ld ms): %s",
+                           redis_where(r, where, sizeof(where)), r->timeout_ms, r->c->errstr);
+            }
             redisFree(r->c);
             r->c = NULL;
-            return pa_err_set(err, PA_EREDIS, "Redis at %s:%d refused redis_password", r->host, r->port);
+            return PA_EREDIS;
         }
+        freeReplyObject(reply);
     }
     return PA_OK;
 }
@@ -268,4 +282,25 @@ int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, lo
     }
     freeReplyObject(reply);
     return PA_OK;
+}
+
+int pa_redis_wait_loaded(pa_redis *r, long max_ms, void (*on_wait)(void), pa_err *err)
+{
+    int64_t deadline = pa_mono_ms() + max_ms;
+    int waited = 0;
+
+    for(;;) {
+        redisReply *reply = pa_redis_cmd(r, err, "PING");
+
+        if(reply) {
+            freeReplyObject(reply);
+            return PA_OK;
+        }
+        if(strncmp(err->msg, "Redis: LOADING", 14) || pa_mono_ms() >= deadline)
+            return err->code;
+        if(!waited && on_wait)
+            on_wait();
+        waited = 1;
+        usleep(200 * 1000);
+    }
 }

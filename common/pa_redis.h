@@ -44,6 +44,12 @@ const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *
 int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned,
                              pa_err *err);
 
+/* Waits, for at most max_ms, while Redis answers LOADING (it is reading its
+ * data set after a restart); calls on_wait once if it has to.  An error
+ * other than LOADING, or LOADING past max_ms, is returned at once; err
+ * must not be NULL. */
+int pa_redis_wait_loaded(pa_redis *r, long max_ms, void (*on_wait)(void), pa_err *err);
+
 /* The per-command timeout in milliseconds (blocking reads must stay below it). */
 long pa_redis_timeout_ms(const pa_redis *r);
 

@@ -376,6 +376,15 @@ static void store_audit(const pa_config *cfg, pa_redis *redis, PGconn **db, cons
 }
 
 /* Checks that the runner can work at all before it forks anything. */
+/* How long a starting runner waits for a restarted Redis to read its data. */
+#define REDIS_LOADING_WAIT_MS (300 * 1000)
+
+static void say_redis_loading(void)
+{
+    fprintf(stderr, "pa-runner: Redis is loading its data; waiting (at most %d s)\n", REDIS_LOADING_WAIT_MS / 1000);
+    pa_info("Redis is loading its data; waiting (at most %d s)", REDIS_LOADING_WAIT_MS / 1000);
+}
+
 static int preflight(const pa_config *cfg, pa_err *err)
 {
     PGconn *db = NULL;
@@ -386,6 +395,8 @@ static int preflight(const pa_config *cfg, pa_err *err)
         rc = pa_db_check_schema(db, err);
     if(!rc)
         rc = pa_redis_open(cfg, &redis, err);
+    if(!rc)
+        rc = pa_redis_wait_loaded(redis, REDIS_LOADING_WAIT_MS, say_redis_loading, err);
     if(!rc)
         rc = pa_job_queue_init(redis, err);
     if(!rc && mkdir(cfg->data_dir, 0750) && errno != EEXIST)
@@ -413,6 +424,7 @@ int main(int argc, char **argv)
     };
     const char *config = NULL;
     const char *pidfile = NULL;
+    char cwd[4096], pidpath[4096 + 256];
     pid_t other;
     long workers = 0;
     int daemon_mode = 0;
@@ -464,6 +476,14 @@ int main(int argc, char **argv)
     if(pa_log_open("pa-runner", cfg->log_file, cfg->log_level)) {
         fprintf(stderr, "pa-runner: cannot open log file %s: %s\n", cfg->log_file, strerror(errno));
         return 2;
+    }
+    /* the daemon works in /, where a relative pid file path means another file */
+    if(pidfile && pidfile[0] != '/') {
+        if(!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(pidpath, sizeof(pidpath), "%s/%s", cwd, pidfile) >= sizeof(pidpath)) {
+            fprintf(stderr, "pa-runner: cannot make the pid file path %s absolute\n", pidfile);
+            return 2;
+        }
+        pidfile = pidpath;
     }
     other = pidfile ? pidfile_owner(pidfile) : 0;
     if(other) {

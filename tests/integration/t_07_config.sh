@@ -85,8 +85,8 @@ out=$("${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfil
 expect_eq "a daemon that cannot write its pid file exits 1" "$rc" 1
 expect_match "... saying where to look" "$out" "the daemon did not start; see "
 second="$PA_ROOT/run/second-runner.pid"
-"${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfile "$second"; rc=$?
+(cd "$PA_ROOT/run" && "${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$conf" --daemon --pidfile second-runner.pid); rc=$?
 pid=$(cat "$second" 2>/dev/null)
-expect_eq "a daemon's pid file names the running runner as soon as it returns" \
+expect_eq "a daemon's pid file (a relative path) names the running runner as soon as it returns" \
   "$rc $(ps -o comm= -p "${pid:-0}" 2>/dev/null)" "0 pa-runner"
 [ -n "$pid" ] && kill "$pid"

@@ -174,6 +174,44 @@ expect_eq "a restarted runner has only its own workers" \
 ends_whole "an export whose supervisor was killed" "$sup_url"
 http DELETE "$sup_url"
 
+# --- Redis restarted and still reading its data: the API says "not now", the runner waits for it
+kill -TERM "$(head -n 1 "$PA_ROOT/run/runner.pid")"
+deadline=$((SECONDS + 30))
+while [ -s "$PA_ROOT/run/runner.pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+# the data in one base file, written once nothing else writes, so that its loading time is per key;
+# keys of more than loading-process-events-interval-bytes each, so that Redis answers after each
+redis_q EVAL "for i = 1, 2000 do redis.call('SET', 'pa-test-pad:' .. i, string.rep('x', 1100)) end" 0 > /dev/null
+aof_field() { redis_q INFO persistence | sed -n "s/^$1:\\([0-9]*\\).*/\\1/p"; }
+rewrites=$(aof_field aof_rewrites)
+redis_q BGREWRITEAOF > /dev/null
+deadline=$((SECONDS + 15))
+until { [ "$(aof_field aof_rewrites)" -gt "$rewrites" ] && [ "$(aof_field aof_rewrite_in_progress)" = 0 ]; } ||
+      [ $SECONDS -ge $deadline ]; do sleep 0.2; done
+keys=$(redis_q DBSIZE)
+redis_q SHUTDOWN > /dev/null 2>&1
+deadline=$((SECONDS + 10))
+while [ -s "$PA_ROOT/run/redis.pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+# about 4 s of loading, answering LOADING meanwhile
+svc=$(stat -c %U "$PA_ROOT/redis.conf")
+as_svc=(); [ "$(id -u)" = 0 ] && as_svc=(runuser -u "$svc" --)
+"${as_svc[@]}" redis-server "$PA_ROOT/redis.conf" --key-load-delay $((4000000 / keys)) \
+  --loading-process-events-interval-bytes 1024
+expect_match "Redis answers LOADING while it reads its data" "$(redis_q PING 2>&1)" "^LOADING"
+http GET "$BASE/Group/small" -H 'Accept: application/fhir+json'
+expect_outcome "meanwhile a request with a good token is told to come back, not that its token is bad" 503 \
+  "cannot answer now"
+expect_match "... and when (Retry-After)" "$(header Retry-After)" '^[0-9]+$'
+out=$("${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$PA_ROOT/provider-access.conf" --daemon \
+  --pidfile "$PA_ROOT/run/runner.pid" 2>&1); rc=$?
+expect_eq "a runner started meanwhile waits for Redis and starts (exit 0)" "$rc" 0
+expect_match "... saying what it waits for" "$out" "Redis is loading its data; waiting"
+expect_eq "... once Redis has read its data" "$(redis_q PING)" PONG
+redis_q EVAL "for i = 1, 2000 do redis.call('DEL', 'pa-test-pad:' .. i) end" 0 > /dev/null
+kickoff small
+wait_job "$JOB_URL" 60
+expect_eq "and its jobs run" "$STATUS" 200
+http DELETE "$JOB_URL"
+
 # --- revocation takes effect at the next request
 rv=$(admin client add --name "Revoked EHR" --npi 1234567893 --secret 2> /dev/null)
 rv_id=$(sed -n 1p <<< "$rv")
