@@ -46,6 +46,7 @@ static const struct key_def keys[] = {
     KI(export_file_max_bytes, "104857600", 4096, 68719476736L),
     KS(service_date_floor, KEY_DATE, "2016-01-01"),
     KI(poll_min_interval_ms, "1000", 0, 3600000),
+    KI(responder_db_idle_seconds, "60", 1, 86400),
     KI(member_match_sync_max, "10", 0, 1000),
     KI(member_match_max, "10000", 1, 1000000),
     KI(suppress_consent_constrained, "1", 0, 1),

@@ -55,6 +55,7 @@ typedef struct pa_config {
     long export_file_max_bytes;/* an output file is split at this size */
     char *service_date_floor;  /* claims and clinical data before this date are not exported ("" = none) */
     long poll_min_interval_ms; /* a client polling a job faster than this gets 429 */
+    long responder_db_idle_seconds; /* a responder closes a PostgreSQL connection unused this long */
     long member_match_sync_max;   /* members answered at once without Prefer: respond-async */
     long member_match_max;        /* members in one $provider-member-match */
     long suppress_consent_constrained; /* 1: opted-out members are reported as NonMatched */

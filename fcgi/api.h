@@ -30,6 +30,7 @@ typedef struct pa_ctx {
     pa_err cfg_err;        /* why, for the 503 answer */
     pa_redis *redis;       /* connected on first use */
     PGconn *db;            /* connected (and schema-checked) on first use */
+    int64_t db_used_ms;    /* when db was last handed out (pa_mono_ms) */
     const char *client_id; /* who is asking (the job owner); "" before authentication */
     pa_token token;        /* the caller's access token, once checked */
     pa_audit audit;

@@ -6,8 +6,10 @@
  * restart loop.
  */
 #include <errno.h>
+#include <fastcgi.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,6 +247,31 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx, pa_resp *resp)
     free(body);
 }
 
+/* Waits until a request arrives on the FastCGI socket, closing meanwhile a
+ * PostgreSQL connection unused for responder_db_idle_seconds: a pool grown
+ * for a peak (a process per request in flight) does not keep a PostgreSQL
+ * backend per process once the peak is over. */
+static void wait_for_request(pa_ctx *ctx)
+{
+    struct pollfd listener = { .fd = FCGI_LISTENSOCK_FILENO, .events = POLLIN, .revents = 0 };
+
+    while(ctx->db && ctx->cfg) {
+        int64_t idle_max = ctx->cfg->responder_db_idle_seconds * 1000;
+        int64_t idle = pa_mono_ms() - ctx->db_used_ms;
+        int rc;
+
+        if(idle >= idle_max) {
+            pa_debug("PostgreSQL connection unused for %lld s: closed", (long long)(idle / 1000));
+            PQfinish(ctx->db);
+            ctx->db = NULL;
+            return;
+        }
+        rc = poll(&listener, 1, (int)(idle_max - idle));
+        if(rc > 0 || (rc < 0 && errno != EINTR))
+            return; /* a request (or an error FCGX_Accept_r will report) */
+    }
+}
+
 static void on_hup(int sig)
 {
     (void)sig;
@@ -287,8 +314,12 @@ int main(int argc, char **argv)
         return 1;
     }
     pa_resp_init(&resp);
-    while(FCGX_Accept_r(&fr) >= 0)
+    for(;;) {
+        wait_for_request(&ctx);
+        if(FCGX_Accept_r(&fr) < 0)
+            break;
         handle(&fr, &ctx, &resp); /* finishes the request itself, then audits it */
+    }
     pa_resp_free(&resp);
     pa_ctx_close(&ctx);
     pa_config_free(cfg);

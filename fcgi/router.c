@@ -403,6 +403,7 @@ int pa_ctx_db(pa_ctx *ctx, PGconn **out, pa_err *err)
             return rc;
         }
     }
+    ctx->db_used_ms = pa_mono_ms();
     *out = ctx->db;
     return PA_OK;
 }

@@ -100,3 +100,17 @@ expect_true "Debian's combined format, redefined, logs the path alone" \
 expect_eq "no access log holds the query string" \
   "$(cat "$PA_ROOT"/log/*access*.log "$PA_ROOT/log/httpd-combined.log" | grep -c secret-query-value || true)" 0
 expect_eq "a path outside /fhir is not in the /fhir log" "$(grep -c 'nothing-here' "$PA_ROOT/log/provider-access-access.log" || true)" 0
+
+# a pool grown for a peak keeps no PostgreSQL backend per process (responder_db_idle_seconds = 2 here)
+backends() { psql_q "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"; }
+http GET "$BASE/Group/small" -H 'Accept: application/fhir+json'
+expect_eq "a Group read (on PostgreSQL)" "$STATUS" 200
+busy=$(backends)
+deadline=$((SECONDS + 10))
+until [ "$(backends)" -lt "$busy" ] || [ $SECONDS -ge $deadline ]; do sleep 0.5; done
+expect_true "a responder closes its PostgreSQL connection once unused for responder_db_idle_seconds" \
+  [ "$(backends)" -lt "$busy" ]
+expect_true "... saying so at debug level" grep -q "pa-api.*PostgreSQL connection unused for [0-9]* s: closed" \
+  "$PA_ROOT/log/provider-access.log"
+http GET "$BASE/Group/small" -H 'Accept: application/fhir+json'
+expect_eq "and connects again for the next request that needs it" "$STATUS" 200

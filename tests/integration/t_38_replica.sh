@@ -30,7 +30,8 @@ chown "$r_user" "$PA_ROOT/log/replica.log"
 if as_pg env PGPASSWORD="$(cat "$PA_ROOT/secrets/pg")" "$R_BIN/pg_basebackup" -h 127.0.0.1 -p "$PA_PG_PORT" \
      -U provider_access -D "$R" -R -X stream > "$PA_ROOT/log/basebackup.log" 2>&1 &&
    as_pg "$R_BIN/pg_ctl" -D "$R" -l "$PA_ROOT/log/replica.log" -w -t 60 \
-     -o "-p $R_PORT -k $R -c listen_addresses=127.0.0.1" start > /dev/null; then
+     -o "-p $R_PORT -k $R -c listen_addresses=127.0.0.1 -c max_connections=$(psql_q 'SHOW max_connections')" \
+     start > /dev/null; then
   ok "a streaming replica of the stack's PostgreSQL starts"
 else
   fail "a streaming replica of the stack's PostgreSQL starts" "$(tail -5 "$PA_ROOT/log/basebackup.log" "$PA_ROOT/log/replica.log" 2> /dev/null)"
