@@ -621,11 +621,17 @@ static void add_member(json_object *group, const char *entity_ref, const char *m
 static const char lookup_sql[] =
     "WITH req AS (SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::date[], $5::text[], $6::text[],"
     "  $7::text[], $8::date[], $9::date[]) AS t(i, fam, giv, birth, gender, id1, id2, a_start, a_end)),"
-    " cand AS (SELECT DISTINCT req.i, m.patient_id FROM req JOIN member m"
-    "  ON " NORM("m.family") " = " NORM("req.fam") " AND " NORM("split_part(m.given, ' ', 1)") " = " NORM("req.giv")
-    "  AND m.birth_date = req.birth AND m.gender = req.gender"
-    "  WHERE m.member_id IN (req.id1, req.id2) OR EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = m.patient_id"
-    "   AND (c.subscriber_id IN (req.id1, req.id2) OR c.member_id IN (req.id1, req.id2)))),"
+    /* the members of the same birth date and gender first, joined on those
+     * alone and kept apart (MATERIALIZED), so that the names are normalized
+     * for these few pairs only, never for every member of the payer (which
+     * a join on the normalized names would hash: 0.26 s of a 10,000-member
+     * match against 100,000 members, growing with the payer) */
+    " pair AS MATERIALIZED (SELECT req.i, req.fam, req.giv, req.id1, req.id2, m.patient_id, m.member_id,"
+    "  m.family, m.given FROM req JOIN member m ON m.birth_date = req.birth AND m.gender = req.gender),"
+    " cand AS (SELECT DISTINCT i, patient_id FROM pair"
+    "  WHERE " NORM("family") " = " NORM("fam") " AND " NORM("split_part(given, ' ', 1)") " = " NORM("giv")
+    "  AND (member_id IN (id1, id2) OR EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = pair.patient_id"
+    "   AND (c.subscriber_id IN (id1, id2) OR c.member_id IN (id1, id2))))),"
     " one AS (SELECT i, count(*) AS n, min(patient_id) AS patient_id FROM cand GROUP BY i) "
     "SELECT req.i, coalesce(one.n, 0), one.patient_id,"
     /* covered: an active coverage whose period covers today (a former member,
@@ -643,10 +649,14 @@ static const char lookup_sql[] =
     " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
     "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
     "  AND (t.period_start IS NULL OR t.period_start <= current_date) AND (t.period_end IS NULL OR t.period_end >= current_date))"
+    /* the claims only for a member without a relationship, each member's
+     * through its own index range: OFFSET 0 keeps PostgreSQL from turning
+     * the EXISTS into one hashed scan of every recent claim of the payer
+     * (0.78 s against 100,000 members) */
     " OR ($12::int > 0 AND EXISTS (SELECT 1 FROM provider p, resource r WHERE p.npi IN (nullif($10, ''), nullif($11, ''))"
     "  AND r.patient_id = one.patient_id AND r.type = 'ExplanationOfBenefit'"
     "  AND coalesce(r.clin_start, r.created) >= current_date - make_interval(months => $12::int)"
-    "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id])),"
+    "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id] OFFSET 0)),"
     /* the caller in network today (its attestation may stand for a relationship) */
     " EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (nullif($10, ''), nullif($11, '')) AND p.in_network"
     "  AND (p.network_start IS NULL OR p.network_start <= current_date)"
