@@ -290,14 +290,21 @@ int pa_redis_wait_loaded(pa_redis *r, long max_ms, void (*on_wait)(void), pa_err
     int waited = 0;
 
     for(;;) {
-        redisReply *reply = pa_redis_cmd(r, err, "PING");
+        redisReply *reply;
+        int loading;
 
-        if(reply) {
+        if(ensure_connected(r, err))
+            return PA_EREDIS;
+        reply = redisCommand(r->c, "PING");
+        loading = reply && reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "LOADING", 7);
+        if(!loading || pa_mono_ms() >= deadline) {
+            reply = check_reply(r, reply, err);
+            if(!reply)
+                return PA_EREDIS;
             freeReplyObject(reply);
             return PA_OK;
         }
-        if(strncmp(err->msg, "Redis: LOADING", 14) || pa_mono_ms() >= deadline)
-            return err->code;
+        freeReplyObject(reply);
         if(!waited && on_wait)
             on_wait();
         waited = 1;

@@ -46,8 +46,7 @@ int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, lo
 
 /* Waits, for at most max_ms, while Redis answers LOADING (it is reading its
  * data set after a restart); calls on_wait once if it has to.  An error
- * other than LOADING, or LOADING past max_ms, is returned at once; err
- * must not be NULL. */
+ * other than LOADING, or LOADING past max_ms, is returned at once. */
 int pa_redis_wait_loaded(pa_redis *r, long max_ms, void (*on_wait)(void), pa_err *err);
 
 /* The per-command timeout in milliseconds (blocking reads must stay below it). */

@@ -28,8 +28,9 @@ void pa_sha256_hex(const char *s, char out[65]);
 /* Milliseconds since the epoch, wall clock. */
 int64_t pa_now_ms(void);
 
-/* Milliseconds from a monotonic clock, for durations. */
+/* Milliseconds (and microseconds) from a monotonic clock, for durations. */
 int64_t pa_mono_ms(void);
+int64_t pa_mono_us(void);
 
 /* "2026-11-22T11:30:00.123Z" (FHIR instant, UTC); out must hold 32 bytes. */
 void pa_fhir_instant(int64_t ms, char out[32]);

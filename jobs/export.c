@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pa_buf.h"
@@ -130,15 +129,6 @@ struct lane {
     int query;           /* its query (next_query's index) */
     int64_t started;     /* when it was sent (µs) */
 };
-
-/* Microseconds from a monotonic clock: how long a chunk's query took. */
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 /* The chunk queries are prepared once and always run with their generic
  * plan: the plan does not depend on the members (each is one index look-up),
@@ -276,7 +266,7 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
 
                 t->values[0] = ids;
                 lanes[k].query = i;
-                lanes[k].started = mono_us();
+                lanes[k].started = pa_mono_us();
                 rc = lane_send(x, &lanes[k], q, err);
             }
             if(lanes[k].t) {
@@ -296,7 +286,7 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
             if(lanes[k].t) {
                 lane_read(x, &lanes[k], &rc, err);
                 if(!lanes[k].t)
-                    x->cost[lanes[k].query] = mono_us() - lanes[k].started;
+                    x->cost[lanes[k].query] = pa_mono_us() - lanes[k].started;
             }
     }
     return rc;

@@ -165,9 +165,10 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     /* the request stays until the job ends (the worker removes it then): an
      * attempt that fails after this point is retried with it */
     rc = pa_manifest_build(job, output, NULL, json_object_new_array(), manifest, err);
-    pa_info("member match of %ld members: request read in %lld ms, matched in %lld ms, stored in %lld ms, "
-            "files written in %lld ms", members, (long long)(t[1] - t[0]), (long long)(t[2] - t[1]),
-            (long long)(t[3] - t[2]), (long long)(pa_mono_ms() - t[3]));
+    if(!rc)
+        pa_info("member match of %ld members: request read in %lld ms, matched in %lld ms, stored in %lld ms, "
+                "files written in %lld ms", members, (long long)(t[1] - t[0]), (long long)(t[2] - t[1]),
+                (long long)(t[3] - t[2]), (long long)(pa_mono_ms() - t[3]));
 out:
     json_object_put(jp);
     json_object_put(request);

@@ -375,7 +375,6 @@ static void store_audit(const pa_config *cfg, pa_redis *redis, PGconn **db, cons
     failing = n < 0;
 }
 
-/* Checks that the runner can work at all before it forks anything. */
 /* How long a starting runner waits for a restarted Redis to read its data. */
 #define REDIS_LOADING_WAIT_MS (300 * 1000)
 
@@ -385,6 +384,7 @@ static void say_redis_loading(void)
     pa_info("Redis is loading its data; waiting (at most %d s)", REDIS_LOADING_WAIT_MS / 1000);
 }
 
+/* Checks that the runner can work at all before it forks anything. */
 static int preflight(const pa_config *cfg, pa_err *err)
 {
     PGconn *db = NULL;
