@@ -43,6 +43,7 @@ static const struct key_def keys[] = {
     KI(claim_idle_seconds, "60", 2, 86400),
     KI(export_chunk_members, "500", 1, 100000),
     KI(export_part_members, "2000", 0, 100000000),
+    KI(export_refs_batch_bytes, "4194304", 1024, 268435456),
     KI(export_file_max_bytes, "104857600", 4096, 68719476736L),
     KS(service_date_floor, KEY_DATE, "2016-01-01"),
     KI(poll_min_interval_ms, "1000", 0, 3600000),

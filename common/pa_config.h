@@ -52,6 +52,7 @@ typedef struct pa_config {
     long claim_idle_seconds;   /* a job whose runner is silent this long is taken over */
     long export_chunk_members; /* members read per export chunk */
     long export_part_members; /* an export of more members is split into parts of this many (0: never) */
+    long export_refs_batch_bytes; /* a chunk's references held before they are sent */
     long export_file_max_bytes;/* an output file is split at this size */
     char *service_date_floor;  /* claims and clinical data before this date are not exported ("" = none) */
     long poll_min_interval_ms; /* a client polling a job faster than this gets 429 */

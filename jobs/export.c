@@ -140,12 +140,12 @@ static int lane_session(PGconn *db, pa_err *err)
     return rc ? rc : pa_db_exec(db, err, "SET plan_cache_mode = force_generic_plan");
 }
 
-/* Sends query i (out[i], the references at MAX_OUTS, the members at
- * MAX_OUTS + 1) for a chunk, preparing it on the lane's connection the first
- * time: planned once a job, not once a chunk. */
+/* Sends query i (out[i], the members at MAX_OUTS) for a chunk, preparing it
+ * on the lane's connection the first time: planned once a job, not once a
+ * chunk. */
 static int lane_send(struct export *x, struct lane *l, size_t i, pa_err *err)
 {
-    struct type_out *t = i == MAX_OUTS ? &x->refs : i == MAX_OUTS + 1 ? &x->members : &x->out[i];
+    struct type_out *t = i == MAX_OUTS ? &x->members : &x->out[i];
     char name[32];
     int rc;
 
@@ -174,6 +174,109 @@ static int lane_send(struct export *x, struct lane *l, size_t i, pa_err *err)
     return PA_OK;
 }
 
+static int send_refs(struct export *x, PGconn *db, int final, pa_err *err);
+
+/* Adds the n bytes at s to the chunk's set of references; a set grown to
+ * twice export_refs_batch_bytes while every lane streams rows is sent at
+ * once, on a connection of its own, so that the set stays bounded however
+ * many rows one query brings. */
+static int add_ref(struct export *x, const char *s, size_t n, pa_err *err)
+{
+    int rc = pa_strset_add(&x->refs_set, s, n);
+
+    if(rc)
+        return pa_err_set(err, rc, rc == PA_ETOOBIG ? "a chunk's references are too large" : "out of memory");
+    if(x->refs_set.arena.len < 2 * (size_t)x->w->cfg->export_refs_batch_bytes)
+        return PA_OK;
+    rc = pa_db_ensure(&x->refs_db, x->w->cfg, err);
+    return rc ? rc : send_refs(x, x->refs_db, 0, err);
+}
+
+/* Adds to the chunk's set the references in the array literal lit that the
+ * export keeps: "ref=Type/id" tokens when shared types are asked for, and
+ * with a floor the other strings without an "=" (its refs). */
+static int gather_refs(struct export *x, const char *lit, pa_err *err)
+{
+    const char *p = lit;
+    int rc = PA_OK, k;
+
+    for(;;) {
+        const char *s;
+
+        k = pa_pg_array_next(&p, &x->ref_item);
+        if(k <= 0)
+            break;
+        s = pa_buf_str(&x->ref_item);
+        if(!strncmp(s, "ref=", 4) ? !x->want_refs : strchr(s, '=') || !*x->w->cfg->service_date_floor)
+            continue;
+        rc = add_ref(x, s, x->ref_item.len, err);
+        if(rc)
+            return rc;
+    }
+    return k < 0 ? pa_err_set(err, PA_EINVAL, "a resource's references are unreadable") : PA_OK;
+}
+
+/* One row of a type's query: its line to the type's output and, when the
+ * chunk's references are gathered, those it brings (its tokens and refs), or
+ * "!Type/id" for a row the floor left out (its line NULL). */
+static int take_row(struct export *x, struct type_out *t, const PGresult *res, pa_err *err)
+{
+    int rc;
+
+    if(PQnfields(res) == 1)
+        return export_add_line(x, t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
+    if(PQgetisnull(res, 0, 0)) {
+        pa_buf_reset(&x->ref_item);
+        rc = pa_buf_printf(&x->ref_item, "!%s/%s", t->type, PQgetvalue(res, 0, 3));
+        if(rc)
+            return pa_err_set(err, rc, "a resource id is too long");
+        return add_ref(x, pa_buf_str(&x->ref_item), x->ref_item.len, err);
+    }
+    rc = export_add_line(x, t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
+    rc = rc ? rc : gather_refs(x, PQgetvalue(res, 0, 1), err);
+    return rc || PQgetisnull(res, 0, 2) ? rc : gather_refs(x, PQgetvalue(res, 0, 2), err);
+}
+
+/*
+ * Sends the chunk's references gathered so far to export_ref (x->refs's
+ * statement) on db, the primary's, idle; final: the chunk's last sending.
+ * When none was sent early, the "!Type/id" strings are matched here: only
+ * those with their plain "Type/id" go, with it, besides the "ref=" tokens.
+ */
+static int send_refs(struct export *x, PGconn *db, int final, pa_err *err)
+{
+    pa_buf *lit = &x->refs.wbuf;
+    const char *s;
+    PGresult *res;
+    size_t pos = 0;
+    int rc;
+
+    if(!x->refs_set.n && (!final || !x->refs_waiting))
+        return PA_OK;
+    pa_buf_reset(lit);
+    rc = pa_buf_addstr(lit, "{");
+    for(s = pa_strset_next(&x->refs_set, &pos); s && !rc; s = pa_strset_next(&x->refs_set, &pos)) {
+        if(final && !x->refs_waiting && strncmp(s, "ref=", 4)) {
+            if(*s != '!' || !pa_strset_has(&x->refs_set, s + 1, strlen(s + 1)))
+                continue;
+            rc = pa_buf_add_array_item(lit, s + 1);
+        }
+        rc = rc ? rc : pa_buf_add_array_item(lit, s);
+    }
+    rc = rc ? rc : pa_buf_addstr(lit, "}");
+    if(rc)
+        return pa_err_set(err, rc, "a chunk's references are too large");
+    x->refs.values[0] = pa_buf_str(lit);
+    x->refs.values[4] = final ? "true" : "false";
+    res = pa_db_query(db, err, pa_buf_str(&x->refs.sql), x->refs.nvalues, x->refs.values);
+    if(!res)
+        return err->code;
+    PQclear(res);
+    pa_strset_clear(&x->refs_set);
+    x->refs_waiting = !final;
+    return PA_OK;
+}
+
 /* Takes the rows the lane's connection has received; the lane is idle again
  * once its query is done.  After an error (*rc set) rows are drained unused. */
 static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
@@ -197,7 +300,7 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
         }
         st = PQresultStatus(res);
         if(st == PGRES_SINGLE_TUPLE && !*rc)
-            *rc = export_add_line(x, l->t, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), err);
+            *rc = take_row(x, l->t, res, err);
         else if(st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK && !*rc)
             /* a failure can follow rows already written: the chunk fails whole */
             *rc = pa_db_result_error(l->db, res, err);
@@ -205,20 +308,20 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
     }
 }
 
-/* The next query (its index: out[i], then the references, then the
- * members) lane k may take of those not taken yet, -1 when none is left.
- * On the hot standby's lanes, only the types' (reads); on the primary's,
- * then, only the references' and members' (they write). */
+/* The next query (its index: out[i], then the members) lane k may take of
+ * those not taken yet, -1 when none is left.  On the hot standby's lanes,
+ * only the types' (reads); on the primary's, then, only the members' (it
+ * writes). */
 static int next_query(const struct export *x, int k, int *taken)
 {
-    size_t i, queries = x->nout + 2;
+    size_t i, queries = x->nout + 1;
     int best = -1;
 
     for(i = 0; i < queries; i++) {
-        int write = i >= x->nout;
+        int write = i == x->nout;
 
         if(taken[i] || (i < x->nout && x->out[i].kind != OUT_RESOURCE && x->out[i].kind != OUT_DELETED) ||
-           (i == x->nout && !x->gather_refs) || (x->replica && write != (k == 0)))
+           (x->replica && write != (k == 0)))
             continue;
         /* the longest first (as the last chunk's took): the lanes end a
          * chunk together instead of one waiting on the other's last query */
@@ -231,15 +334,17 @@ static int next_query(const struct export *x, int k, int *taken)
 }
 
 /*
- * One chunk: every compartment type, the tombstones, then the references to
- * shared resources.  Two connections (three with a hot standby) run these
- * queries side by side (each type to its own file), so that PostgreSQL works
- * on two cores while the runner writes.
+ * One chunk: every compartment type, the tombstones, and the members'
+ * disclosure records; then the references the rows brought.  Two
+ * connections (three with a hot standby) run these queries side by side
+ * (each type to its own file), so that PostgreSQL works on two cores while
+ * the runner writes.  A set of references grown past export_refs_batch_bytes
+ * is sent early, by a lane on the primary between two of its queries.
  */
 static int export_chunk(struct export *x, const char *ids, pa_err *err)
 {
     struct lane lanes[MAX_LANES];
-    int taken[MAX_OUTS + 2] = { 0 };
+    int taken[MAX_OUTS + 1] = { 0 };
     int k, nlanes = x->nlanes;
     int rc = PA_OK;
 
@@ -255,14 +360,20 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
 
         for(k = 0; k < nlanes; k++) {
             while(!lanes[k].t && !rc) {
-                int i = next_query(x, k, taken);
+                int i;
                 size_t q;
                 struct type_out *t;
 
+                if(x->refs_set.arena.len >= (size_t)x->w->cfg->export_refs_batch_bytes && (k == 0 || !x->replica)) {
+                    rc = send_refs(x, lanes[k].db, 0, err);
+                    if(rc)
+                        break;
+                }
+                i = next_query(x, k, taken);
                 if(i < 0)
                     break;
-                q = (size_t)i < x->nout ? (size_t)i : (size_t)i == x->nout ? MAX_OUTS : MAX_OUTS + 1;
-                t = q == MAX_OUTS ? &x->refs : q == MAX_OUTS + 1 ? &x->members : &x->out[i];
+                q = (size_t)i < x->nout ? (size_t)i : MAX_OUTS;
+                t = q == MAX_OUTS ? &x->members : &x->out[i];
 
                 t->values[0] = ids;
                 lanes[k].query = i;
@@ -289,7 +400,7 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
                     x->cost[lanes[k].query] = pa_mono_us() - lanes[k].started;
             }
     }
-    return rc;
+    return rc ? rc : send_refs(x, x->lane_db[0], 1, err);
 }
 
 
@@ -598,11 +709,12 @@ static int prepare(struct export *x, pa_err *err)
         if(!t)
             return pa_err_set(err, PA_EINVAL, "the job asks for type %s, which is not exported", type);
         t->subset = elements_for(json_object_object_get(x->params, "elements"), t->type, &t->keep);
-        if(t->kind == OUT_RESOURCE)
-            rc = export_type_sql(x, t, filters, err);
     }
-    if(!rc)
-        rc = export_refs_setup(x, filters, err);
+    /* whether the types' rows bring their references decides their queries */
+    rc = export_refs_setup(x, err);
+    for(i = 0; !rc && i < x->nout; i++)
+        if(x->out[i].kind == OUT_RESOURCE)
+            rc = export_type_sql(x, &x->out[i], filters, err);
     if(!rc && x->since[0]) {
         struct type_out *t = export_add_out(x, "Bundle", OUT_DELETED);
 
@@ -886,6 +998,19 @@ static int split(struct export *x, pa_err *err)
     return rc;
 }
 
+/* The references an earlier attempt of this unit sent early and left
+ * waiting (send_refs): its chunk is done again. */
+static int forget_waiting_refs(struct export *x, pa_err *err)
+{
+    const char *values[2] = { x->job->id, x->unit_key };
+    PGresult *res = pa_db_query(x->w->db, err,
+                                "DELETE FROM export_ref WHERE job_id = $1 AND type IN ('+' || $2, '-' || $2)", 2,
+                                values);
+
+    PQclear(res);
+    return res ? PA_OK : PA_EDB;
+}
+
 int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
 {
     const char *values[1] = { job_id };
@@ -999,10 +1124,13 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_init(&x->scratch, 64 * 1024 * 1024);
     snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
     x->refs.fd = -1;
-    x->refs.values = x->ref_values;
+    x->refs.values = x->refs.fixed;
     pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
     pa_buf_init(&x->refs.sql, SQL_MAX);
-    pa_buf_init(&x->refs.wbuf, 0);
+    /* an array literal of the set: each string quoted, its quotes escaped */
+    pa_buf_init(&x->refs.wbuf, 3 * REFS_ARENA_BYTES(w->cfg->export_refs_batch_bytes));
+    pa_strset_init(&x->refs_set, REFS_ARENA_BYTES(w->cfg->export_refs_batch_bytes));
+    pa_buf_init(&x->ref_item, 1 << 20);
     /* the chunk's members, for its disclosure records (pa_export_disclose):
      * sent with the chunk's queries, so its commit overlaps them */
     x->members.fd = -1;
@@ -1019,6 +1147,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_buf_init(&x->asked_filters, 1 << 20);
     if(pa_parse_long(w->entry.part, &x->part) || x->part < 0)
         x->part = 0;
+    snprintf(x->unit_key, sizeof(x->unit_key), "%ld", x->part);
     x->finishing = !strcmp(w->entry.part, PA_PART_FINISH);
     rc = prepare(x, err);
     if(!rc)
@@ -1034,6 +1163,8 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         pa_job_dir_remove(w->cfg, job->id);
         rc = pa_export_forget(w->db, job->id, err);
     }
+    if(!rc && x->gather_refs)
+        rc = forget_waiting_refs(x, err);
     if(!rc && mkdir(x->dir, 0750) && errno != EEXIST)
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", x->dir, strerror(errno));
     /* a whole job of more members than a part holds is split */
@@ -1121,12 +1252,14 @@ out:
     }
     pa_buf_free(&x->refs.sql);
     pa_buf_free(&x->refs.wbuf);
+    pa_strset_free(&x->refs_set);
+    pa_buf_free(&x->ref_item);
+    if(x->refs_db)
+        PQfinish(x->refs_db);
     pa_buf_free(&x->members.sql);
     pa_buf_free(&x->members.wbuf);
     pa_buf_free(&x->compartment);
     pa_buf_free(&x->shared);
-    pa_buf_free(&x->floor_service);
-    pa_buf_free(&x->floor_ended);
     pa_buf_free(&x->scratch);
     pa_buf_free(&x->asked_types);
     pa_buf_free(&x->asked_filters);

@@ -12,16 +12,20 @@
 #include "pa_buf.h"
 #include "pa_err.h"
 #include "pa_fhir.h"
+#include "pa_strset.h"
 #include "runner.h"
 
 #define MAX_OUTS 32
 #define WRITE_BUF (256 * 1024)
 #define MAX_FILES_PER_TYPE 10000
 #define MAX_SQL_VALUES 64
-#define MAX_REF_VALUES 2048
 #define SQL_MAX (64 * 1024)
 #define CHECKPOINT_EVERY_MS 1000
 #define MAX_LANES 3
+/* A chunk's references (export_chunk) are sent to export_ref once the chunk
+ * ends; early, by an idle lane, once they hold export_refs_batch_bytes; and
+ * at once, on a connection of their own, once they hold twice that. */
+#define REFS_ARENA_BYTES(BATCH) (4 * (size_t)(BATCH) + (2u << 20))
 /* How long a unit waits for the hot standby to replay what was committed
  * before it starts; then it reads the primary. */
 #define REPLICA_WAIT_MS 5000
@@ -41,7 +45,7 @@ struct type_out {
     json_object *done;     /* finished files: [{"name", "count"}] */
     int fd;
     pa_buf sql;            /* the query for one chunk of this type */
-    const char **values;   /* fixed, or (references) the export's ref_values */
+    const char **values;   /* fixed */
     const char *fixed[MAX_SQL_VALUES];
     int nvalues;
     pa_buf wbuf;           /* lines not yet written to the current file */
@@ -76,12 +80,10 @@ struct export {
     PGconn *lane_db[MAX_LANES];
     int nlanes;
     int replica;
-    uint64_t prepared[MAX_LANES]; /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: refs,
-                                     MAX_OUTS + 1: members) */
+    uint64_t prepared[MAX_LANES]; /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: members) */
     int backend[MAX_LANES]; /* per lane: the server process they were prepared in */
-    int64_t cost[MAX_OUTS + 2]; /* per chunk query: how long it took the last chunk (µs), to send the longest first */
+    int64_t cost[MAX_OUTS + 1]; /* per chunk query: how long it took the last chunk (µs), to send the longest first */
     pa_buf compartment, shared; /* array literals of the types exported, by kind */
-    pa_buf floor_service, floor_ended; /* array literals of the types each floor rule applies to */
     pa_buf scratch;        /* a line cut down by _elements */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */
@@ -97,8 +99,12 @@ struct export {
     json_object *bounds;   /* a split job's part bounds: the last member id of each part but the last */
     json_object *part_outs; /* the last step's: each part's outputs, as export_part_outputs wrote them */
     char hi[256];          /* a part's last member id ("" for none) */
-    struct type_out refs;  /* a chunk's references into export_ref (no file) */
-    const char *ref_values[MAX_REF_VALUES]; /* its query's: every type's filters */
+    struct type_out refs;  /* a chunk's references into export_ref (no file; wbuf: their array literal) */
+    pa_strset refs_set;    /* the references its rows brought, not sent yet */
+    int refs_waiting;      /* some were sent early: export_ref holds this unit's "+" and "-" rows */
+    char unit_key[24];     /* those rows' key: the part (0 for a whole job) */
+    pa_buf ref_item;       /* one reference read from a row */
+    PGconn *refs_db;       /* the connection references are sent on while every lane is busy (opened then) */
     struct type_out members; /* a chunk's members into export_member (no file): its disclosures */
 };
 
@@ -140,10 +146,12 @@ const char *param_str(json_object *o, const char *k);
 
 /* Queries (export_sql.c). */
 
-/* The query of one compartment type for a chunk of members. */
+/* The query of one compartment type for a chunk of members (after
+ * export_refs_setup: its rows bring their references when they are gathered). */
 int export_type_sql(struct export *x, struct type_out *t, json_object *filters, pa_err *err);
 /* The members' tombstones since _since. */
 int export_deleted_sql(struct export *x, struct type_out *t, json_object *types);
-/* The array literals of the types exported and the references query. */
-int export_refs_setup(struct export *x, json_object *filters, pa_err *err);
+/* The array literals of the types exported, whether references are
+ * gathered, and the statement that stores them. */
+int export_refs_setup(struct export *x, pa_err *err);
 #endif

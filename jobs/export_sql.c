@@ -36,6 +36,8 @@ static const struct {
 /* The date each rule compares, of alias X's row. */
 #define SERVICE_DATE(X) "coalesce(" X "clin_end, " X "clin_start, " X "created)"
 #define ENDED_DATE(X) X "clin_end"
+/* A row's line: non-financial unless the client may see claims' amounts ($7). */
+#define LINE "CASE WHEN $7::bool THEN json ELSE coalesce(json_nonfin, json) END"
 
 static enum floor_rule floor_rule(const char *type)
 {
@@ -47,18 +49,6 @@ static enum floor_rule floor_rule(const char *type)
     return FLOOR_NONE;
 }
 
-/* An array literal of the types a floor rule applies to. */
-static int floor_types(enum floor_rule rule, pa_buf *out)
-{
-    size_t i;
-    int rc = pa_buf_addstr(out, "{");
-
-    for(i = 0; i < sizeof(floor_rules) / sizeof(floor_rules[0]) && !rc; i++)
-        if(floor_rules[i].rule == rule)
-            rc = pa_buf_add_array_item(out, floor_rules[i].type);
-    return rc ? rc : pa_buf_addstr(out, "}");
-}
-
 /*
  * The query of one compartment type for a chunk of members: $1 the members,
  * $2 the type, $3 transactionTime, $4 _since, $5 _until, $6 the service-date
@@ -68,6 +58,8 @@ int export_type_sql(struct export *x, struct type_out *t, json_object *filters, 
 {
     const char *floor = x->w->cfg->service_date_floor;
     json_object *queries = NULL;
+    const char *date;
+    char keeps[160];
     int nf = 0;
     int rc;
 
@@ -81,18 +73,27 @@ int export_type_sql(struct export *x, struct type_out *t, json_object *filters, 
     /* Member by member, in the chunk's order, each one's rows by id: the
      * output order is fixed (a resumed job writes what an uninterrupted one
      * would) without sorting the chunk, and no selectivity is estimated per
-     * member id when the statement is planned. */
-    rc = pa_buf_addstr(&t->sql,
-                       "SELECT r.line FROM unnest($1::text[]) m(pid), LATERAL ("
-                       "SELECT CASE WHEN $7::bool THEN json ELSE coalesce(json_nonfin, json) END line FROM resource "
-                       "WHERE type = $2 AND last_updated <= $3::timestamptz"
-                       " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
-                       " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)");
-    if(!rc) {
-        const char *date = floor_rule(t->type) == FLOOR_ENDED ? ENDED_DATE("") : SERVICE_DATE("");
-
-        rc = pa_buf_printf(&t->sql, " AND ($6::date IS NULL OR %s IS NULL OR %s >= $6::date)", date, date);
-    }
+     * member id when the statement is planned.  When the chunk's references
+     * are gathered, each row brings its own (export_take_row): its tokens,
+     * its refs with a floor, and a row the floor leaves out comes as its id
+     * alone, so that no second pass reads the chunk's rows again. */
+    date = floor_rule(t->type) == FLOOR_ENDED ? ENDED_DATE("") : SERVICE_DATE("");
+    snprintf(keeps, sizeof(keeps), "($6::date IS NULL OR %s IS NULL OR %s >= $6::date)", date, date);
+    if(x->gather_refs)
+        rc = pa_buf_printf(&t->sql,
+                           "SELECT r.line, r.tokens, r.refs, r.id FROM unnest($1::text[]) m(pid), LATERAL (SELECT"
+                           " CASE WHEN %s THEN " LINE " END line, CASE WHEN %s THEN tokens END tokens,"
+                           " %s%s%s refs, id FROM resource WHERE type = $2",
+                           keeps, keeps, *floor ? "CASE WHEN " : "", *floor ? keeps : "NULL::text[]",
+                           *floor ? " THEN refs END" : "");
+    else
+        rc = pa_buf_printf(&t->sql,
+                           "SELECT r.line FROM unnest($1::text[]) m(pid), LATERAL (SELECT " LINE " line"
+                           " FROM resource WHERE type = $2 AND %s", keeps);
+    rc = rc ? rc
+            : pa_buf_addstr(&t->sql, " AND last_updated <= $3::timestamptz"
+                                     " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
+                                     " AND ($5::timestamptz IS NULL OR last_updated < $5::timestamptz)");
     if(!rc)
         /* the Patient resource is the member itself; every other type is in its compartment */
         rc = pa_buf_addstr(&t->sql, strcmp(t->type, "Patient") ? " AND patient_id = m.pid" : " AND id = m.pid");
@@ -123,89 +124,54 @@ int export_deleted_sql(struct export *x, struct type_out *t, json_object *types)
 
 /*
  * The references a chunk's members' exported resources make, stored with
- * the job (export_ref): to the shared resources (their `ref=Type/id` tokens),
- * which the shared pass at the end reads and nothing else; and (as type "!",
- * id the reference "Type/id", from their refs) to a resource of the same
- * members, of an exported type, that the service-date floor leaves out,
- * which the error file names.  A resource counts under the same conditions as its
- * type's query (transactionTime, _since, _until, the floor, its _typeFilter):
- * a shared resource nothing exported references is never exported.
- * Idempotent: a chunk done again adds nothing.
+ * the job (export_ref): to the shared resources (their "ref=Type/id"
+ * tokens), which the shared pass at the end reads and nothing else; and (as
+ * type "!", id the reference "Type/id", from their refs) to a resource of the
+ * same members, of an exported type, that the service-date floor leaves out,
+ * which the error file names.  The chunk's rows bring them (export_take_row)
+ * into a set of strings, sent here as $2: "ref=Type/id" tokens, "Type/id"
+ * refs and "!Type/id" for a row the floor left out.  A Type/id that is both
+ * plain and with "!" is a resource the floor left out that an exported one
+ * references.  A set grown too large before its chunk ends is sent early
+ * ($5 false): its plain and "!" strings wait in export_ref as types "+" and
+ * "-" followed by the unit's key ($4), which the chunk's last sending ($5
+ * true) takes back and matches with its own.  Idempotent: a chunk done again
+ * adds nothing.
  */
-static int build_refs_sql(struct export *x, struct type_out *t, json_object *filters)
+static int build_refs_sql(struct export *x, struct type_out *t)
 {
-    const char *floor = x->w->cfg->service_date_floor;
-    size_t k;
-    int rc;
-
-    t->values[0] = NULL;
+    t->values[0] = NULL; /* the strings, set per sending */
     t->values[1] = x->job->id;
-    t->values[2] = pa_buf_str(&x->compartment);
-    t->values[3] = pa_buf_str(&x->shared);
-    t->values[4] = x->ttime;
-    t->values[5] = x->since[0] ? x->since : NULL;
-    t->values[6] = x->until[0] ? x->until : NULL;
-    t->values[7] = *floor ? floor : NULL;
-    t->values[8] = pa_buf_str(&x->floor_service);
-    t->values[9] = pa_buf_str(&x->floor_ended);
-    t->nvalues = 10;
-    /* One pass over the chunk's resources of the exported types, within
-     * transactionTime, _since, _until and the filters, one array each: of
-     * one the floor keeps, its tokens (a shared reference is "ref=Type/id")
-     * and, with a floor, its refs ("Type/id", into a compartment); of one it
-     * leaves out, "!Type/id".  r is the distinct such strings that are no
-     * search token (which all have an '=' but ref=).  A Type/id that r holds
-     * both plain and with "!" is a resource the floor left out that an
-     * exported one references: found by grouping, with no look-up. */
-    rc = pa_buf_addstr(&t->sql,
-                       "WITH r AS MATERIALIZED (SELECT DISTINCT t FROM resource x, unnest(CASE WHEN $8::date IS NULL"
-                       "  THEN x.tokens WHEN (NOT x.type = ANY($9::text[]) OR " SERVICE_DATE("x.") " IS NULL"
-                       "   OR " SERVICE_DATE("x.") " >= $8::date) AND (NOT x.type = ANY($10::text[])"
-                       "   OR " ENDED_DATE("x.") " IS NULL OR " ENDED_DATE("x.") " >= $8::date)"
-                       "  THEN x.tokens || coalesce(x.refs, '{}') ELSE ARRAY['!' || x.type || '/' || x.id] END) t"
-                       " WHERE x.patient_id = ANY($1::text[]) AND x.type = ANY($3::text[])"
-                       " AND x.last_updated <= $5::timestamptz"
-                       " AND ($6::timestamptz IS NULL OR x.last_updated > $6::timestamptz)"
-                       " AND ($7::timestamptz IS NULL OR x.last_updated < $7::timestamptz)"
-                       " AND (t LIKE 'ref=%' OR strpos(t, '=') = 0)");
-    for(k = 0; k < x->nout && !rc; k++) {
-        json_object *queries = NULL;
-        int nf = 0;
-
-        if(x->out[k].kind != OUT_RESOURCE || !json_object_object_get_ex(filters, x->out[k].type, &queries))
-            continue;
-        if(t->nvalues == MAX_REF_VALUES)
-            return PA_ETOOBIG;
-        t->values[t->nvalues++] = x->out[k].type;
-        rc = pa_buf_printf(&t->sql, " AND (x.type <> $%d OR (true", t->nvalues);
-        rc = rc ? rc
-                : pa_filter_sql(queries, &t->sql, t->nvalues + 1, t->values + t->nvalues, &nf,
-                                MAX_REF_VALUES - t->nvalues);
-        t->nvalues += nf;
-        rc = rc ? rc : pa_buf_addstr(&t->sql, "))");
-    }
-    if(!rc)
-        rc = pa_buf_addstr(&t->sql,
-                           ") INSERT INTO export_ref (job_id, type, id)"
-                           " SELECT $2, split_part(t, '/', 1), substr(t, strpos(t, '/') + 1)"
-                           "  FROM (SELECT substr(t, 5) AS t FROM r WHERE t LIKE 'ref=%') s"
-                           "  WHERE split_part(t, '/', 1) = ANY($4::text[])"
-                           " UNION ALL SELECT $2, '!', ref FROM (SELECT ltrim(t, '!') AS ref, t LIKE '!%' AS left_out"
-                           "  FROM r WHERE t NOT LIKE 'ref=%') c GROUP BY ref HAVING bool_or(left_out) AND bool_or(NOT left_out)");
-    return rc ? rc : pa_buf_addstr(&t->sql, " ON CONFLICT DO NOTHING");
+    t->values[2] = pa_buf_str(&x->shared);
+    t->values[3] = x->unit_key;
+    t->values[4] = NULL; /* final or not, set per sending */
+    t->nvalues = 5;
+    return pa_buf_addstr(&t->sql,
+                         "WITH r AS (SELECT unnest($1::text[]) t),"
+                         " waited AS (DELETE FROM export_ref WHERE $5::bool AND job_id = $2"
+                         "  AND type IN ('+' || $4, '-' || $4) RETURNING type, id)"
+                         " INSERT INTO export_ref (job_id, type, id)"
+                         " SELECT $2, split_part(t, '/', 1), substr(t, strpos(t, '/') + 1)"
+                         "  FROM (SELECT substr(t, 5) AS t FROM r WHERE t LIKE 'ref=%') s"
+                         "  WHERE split_part(t, '/', 1) = ANY($3::text[])"
+                         " UNION ALL SELECT $2, CASE WHEN t LIKE '!%' THEN '-' ELSE '+' END || $4, ltrim(t, '!')"
+                         "  FROM r WHERE NOT $5::bool AND t NOT LIKE 'ref=%'"
+                         " UNION ALL SELECT $2, '!', ref FROM (SELECT ltrim(t, '!') AS ref, t LIKE '!%' AS left_out"
+                         "  FROM r WHERE $5::bool AND t NOT LIKE 'ref=%'"
+                         "  UNION ALL SELECT id, type LIKE '-%' FROM waited) c"
+                         "  GROUP BY ref HAVING bool_or(left_out) AND bool_or(NOT left_out)"
+                         " ON CONFLICT DO NOTHING");
 }
 
 /* The array literals of the compartment and shared types exported, and the
  * references query when there are shared types. */
-int export_refs_setup(struct export *x, json_object *filters, pa_err *err)
+int export_refs_setup(struct export *x, pa_err *err)
 {
     size_t k;
     int rc;
 
     pa_buf_init(&x->compartment, 4096);
     pa_buf_init(&x->shared, 1024);
-    pa_buf_init(&x->floor_service, 1024);
-    pa_buf_init(&x->floor_ended, 1024);
     rc = pa_buf_addstr(&x->compartment, "{") || pa_buf_addstr(&x->shared, "{");
     for(k = 0; k < x->nout && !rc; k++) {
         if(x->out[k].kind == OUT_RESOURCE)
@@ -216,13 +182,12 @@ int export_refs_setup(struct export *x, json_object *filters, pa_err *err)
         }
     }
     rc = rc || pa_buf_addstr(&x->compartment, "}") || pa_buf_addstr(&x->shared, "}");
-    rc = rc || floor_types(FLOOR_SERVICE, &x->floor_service) || floor_types(FLOOR_ENDED, &x->floor_ended);
     /* the whole directory needs no references */
     if(x->shared_all)
         x->want_refs = 0;
     /* with a floor, references to what it leaves out are named */
     x->gather_refs = x->want_refs || (*x->w->cfg->service_date_floor && strcmp(pa_buf_str(&x->compartment), "{}"));
     if(!rc && x->gather_refs)
-        rc = build_refs_sql(x, &x->refs, filters);
+        rc = build_refs_sql(x, &x->refs);
     return rc ? pa_err_set(err, PA_ETOOBIG, "too many types") : PA_OK;
 }

@@ -15,6 +15,7 @@
 #include "pa_job.h"
 #include "pa_json.h"
 #include "pa_jwt.h"
+#include "pa_strset.h"
 #include "pa_util.h"
 
 #include <openssl/evp.h>
@@ -784,6 +785,112 @@ static void test_retry_after(void)
     CU_ASSERT_EQUAL(pa_job_retry_after(&job, 200000, 2), 2);
 }
 
+/* The set holds each string once, grows past its first slots, walks what
+ * it holds, and stops at its size without losing what it had. */
+static void test_strset(void)
+{
+    pa_strset s;
+    char key[32];
+    size_t pos = 0, seen = 0;
+    const char *str;
+    int i;
+
+    pa_strset_init(&s, 1 << 20);
+    CU_ASSERT_FALSE(pa_strset_has(&s, "a", 1));
+    for(i = 0; i < 5000; i++) {
+        int n = snprintf(key, sizeof(key), "Encounter/e%d", i % 2500);
+
+        CU_ASSERT_EQUAL(pa_strset_add(&s, key, (size_t)n), PA_OK);
+    }
+    CU_ASSERT_EQUAL(s.n, 2500);
+    CU_ASSERT_TRUE(pa_strset_has(&s, "Encounter/e2499", 15));
+    CU_ASSERT_FALSE(pa_strset_has(&s, "Encounter/e2500", 15));
+    /* a prefix of a held string is not held */
+    CU_ASSERT_FALSE(pa_strset_has(&s, "Encounter/e", 11));
+    for(str = pa_strset_next(&s, &pos); str; str = pa_strset_next(&s, &pos))
+        seen++;
+    CU_ASSERT_EQUAL(seen, 2500);
+    CU_ASSERT_EQUAL(pa_strset_add(&s, "x\0y", 3), PA_EINVAL);
+    pa_strset_clear(&s);
+    CU_ASSERT_EQUAL(s.n, 0);
+    CU_ASSERT_FALSE(pa_strset_has(&s, "Encounter/e1", 12));
+    pa_strset_free(&s);
+
+    pa_strset_init(&s, 16);
+    CU_ASSERT_EQUAL(pa_strset_add(&s, "0123456789", 10), PA_OK);
+    CU_ASSERT_EQUAL(pa_strset_add(&s, "abcdefghij", 10), PA_ETOOBIG);
+    CU_ASSERT_EQUAL(s.n, 1);
+    CU_ASSERT_TRUE(pa_strset_has(&s, "0123456789", 10));
+    CU_ASSERT_FALSE(pa_strset_has(&s, "abcdefghij", 10));
+    CU_ASSERT_EQUAL(pa_strset_add(&s, "abc", 3), PA_OK);
+    pa_strset_free(&s);
+}
+
+/* Every element of an array literal as PostgreSQL writes one, and no
+ * element of a malformed one. */
+static void test_pg_array(void)
+{
+    static const struct {
+        const char *lit;
+        const char *want; /* the elements joined with '|'; NULL: malformed */
+    } cases[] = {
+        { "{}", "" },
+        { "{ref=Practitioner/p1,Encounter/e-1}", "ref=Practitioner/p1|Encounter/e-1" },
+        { "{\"a,b\",\"c \\\"d\\\\\",NULL,\"NULL\",\"\"}", "a,b|c \"d\\|NULL|" },
+        { "{NULL}", "" },
+        { "{nuLL,x}", "x" },
+        { "", NULL },
+        { "{", NULL },
+        { "{a", NULL },
+        { "{a,}", NULL },
+        { "{,a}", NULL },
+        { "{a{b}", NULL },
+        { "{{a}}", NULL },
+        { "{\"a}", NULL },
+        { "{\"a\"b}", NULL },
+        { "{\"a\\", NULL },
+        { "{a\"b}", NULL },
+        { "x{a}", NULL },
+    };
+    pa_buf item, got;
+    size_t i;
+
+    pa_buf_init(&item, 64);
+    pa_buf_init(&got, 1024);
+    for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *p = cases[i].lit;
+        int k;
+
+        pa_buf_reset(&got);
+        for(;;) {
+            k = pa_pg_array_next(&p, &item);
+            if(k <= 0)
+                break;
+            if(got.len)
+                pa_buf_addstr(&got, "|");
+            pa_buf_add(&got, pa_buf_str(&item), item.len);
+        }
+        if(cases[i].want) {
+            CU_ASSERT_EQUAL(k, 0);
+            CU_ASSERT_STRING_EQUAL(pa_buf_str(&got), cases[i].want);
+            /* the end stays the end */
+            CU_ASSERT_EQUAL(pa_pg_array_next(&p, &item), 0);
+        }
+        else
+            CU_ASSERT_EQUAL(k, -1);
+        if(cases[i].want ? k != 0 || strcmp(pa_buf_str(&got), cases[i].want) : k != -1)
+            fprintf(stderr, "array literal case %zu (%s) failed\n", i, cases[i].lit);
+    }
+    /* an element larger than item's maximum is refused */
+    {
+        const char *p = "{0123456789012345678901234567890123456789012345678901234567890123456789}";
+
+        CU_ASSERT_EQUAL(pa_pg_array_next(&p, &item), -1);
+    }
+    pa_buf_free(&item);
+    pa_buf_free(&got);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -811,6 +918,8 @@ int main(void)
         { "UTF-8 checked, never cut inside a character", test_utf8 },
         { "request JSON parsed strictly", test_json_parse },
         { "Retry-After follows a job's progress", test_retry_after },
+        { "string sets: each string once, bounded", test_strset },
+        { "PostgreSQL array literals read, malformed ones refused", test_pg_array },
         { NULL, NULL },
     };
 
