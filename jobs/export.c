@@ -207,7 +207,8 @@ static int gather_refs(struct export *x, const char *lit, pa_err *err)
         if(k <= 0)
             break;
         s = pa_buf_str(&x->ref_item);
-        if(!strncmp(s, "ref=", 4) ? !x->want_refs : strchr(s, '=') || !*x->w->cfg->service_date_floor)
+        if(!strncmp(s, "ref=", 4) ? !x->want_refs || pa_strset_has(&x->refs_stored, s, x->ref_item.len)
+                                  : strchr(s, '=') || !*x->w->cfg->service_date_floor)
             continue;
         rc = add_ref(x, s, x->ref_item.len, err);
         if(rc)
@@ -272,6 +273,13 @@ static int send_refs(struct export *x, PGconn *db, int final, pa_err *err)
     if(!res)
         return err->code;
     PQclear(res);
+    /* what is stored need not be sent again (a full memory of it starts over) */
+    pos = 0;
+    for(s = pa_strset_next(&x->refs_set, &pos); s; s = pa_strset_next(&x->refs_set, &pos))
+        if(!strncmp(s, "ref=", 4) && pa_strset_add(&x->refs_stored, s, strlen(s)) == PA_ETOOBIG) {
+            pa_strset_clear(&x->refs_stored);
+            pa_strset_add(&x->refs_stored, s, strlen(s));
+        }
     pa_strset_clear(&x->refs_set);
     x->refs_waiting = !final;
     return PA_OK;
@@ -1130,6 +1138,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     /* an array literal of the set: each string quoted, its quotes escaped */
     pa_buf_init(&x->refs.wbuf, 3 * REFS_ARENA_BYTES(w->cfg->export_refs_batch_bytes));
     pa_strset_init(&x->refs_set, REFS_ARENA_BYTES(w->cfg->export_refs_batch_bytes));
+    pa_strset_init(&x->refs_stored, (size_t)w->cfg->export_refs_batch_bytes);
     pa_buf_init(&x->ref_item, 1 << 20);
     /* the chunk's members, for its disclosure records (pa_export_disclose):
      * sent with the chunk's queries, so its commit overlaps them */
@@ -1253,6 +1262,7 @@ out:
     pa_buf_free(&x->refs.sql);
     pa_buf_free(&x->refs.wbuf);
     pa_strset_free(&x->refs_set);
+    pa_strset_free(&x->refs_stored);
     pa_buf_free(&x->ref_item);
     if(x->refs_db)
         PQfinish(x->refs_db);

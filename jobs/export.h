@@ -101,6 +101,7 @@ struct export {
     char hi[256];          /* a part's last member id ("" for none) */
     struct type_out refs;  /* a chunk's references into export_ref (no file; wbuf: their array literal) */
     pa_strset refs_set;    /* the references its rows brought, not sent yet */
+    pa_strset refs_stored; /* the "ref=" ones this unit has stored (so many chunks name the same few) */
     int refs_waiting;      /* some were sent early: export_ref holds this unit's "+" and "-" rows */
     char unit_key[24];     /* those rows' key: the part (0 for a whole job) */
     pa_buf ref_item;       /* one reference read from a row */

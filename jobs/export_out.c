@@ -3,6 +3,8 @@
  * export_file_max_bytes, written through a buffer; the checkpoint that lets a
  * runner resume them; the manifest that lists them (export.h).
  */
+/* sync_file_range (Linux) */
+#define _GNU_SOURCE
 #include "export.h"
 
 #include <errno.h>
@@ -91,6 +93,14 @@ int export_flush(struct type_out *t, pa_err *err)
     if(write_all(t->fd, t->wbuf.data, t->wbuf.len))
         return pa_err_set(err, PA_EIO, "cannot write %s output: %s", t->type, strerror(errno));
     pa_buf_reset(&t->wbuf);
+#ifdef SYNC_FILE_RANGE_WRITE
+    /* The disk starts on what was just written, while the worker goes on:
+     * the checkpoint's fdatasync then finds little left to write (it waited
+     * 40 ms at the end of every part of 2,000 members, for 100 MB the disk
+     * had not been asked to write yet).  Only a hint: what counts is the
+     * fdatasync, so a failure here is not one. */
+    (void)sync_file_range(t->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+#endif
     return PA_OK;
 }
 
