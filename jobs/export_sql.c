@@ -136,7 +136,10 @@ int export_deleted_sql(struct export *x, struct type_out *t, json_object *types)
  * ($5 false): its plain and "!" strings wait in export_ref as types "+" and
  * "-" followed by the unit's key ($4), which the chunk's last sending ($5
  * true) takes back and matches with its own.  Idempotent: a chunk done again
- * adds nothing.
+ * adds nothing.  The rows go in key order: the parts of one job, on several
+ * workers, store the same shared references at once, and rows inserted in
+ * each one's own order made their statements deadlock (a part then failed,
+ * and its export waited a minute for another worker to take it over).
  */
 static int build_refs_sql(struct export *x, struct type_out *t)
 {
@@ -150,17 +153,17 @@ static int build_refs_sql(struct export *x, struct type_out *t)
                          "WITH r AS (SELECT unnest($1::text[]) t),"
                          " waited AS (DELETE FROM export_ref WHERE $5::bool AND job_id = $2"
                          "  AND type IN ('+' || $4, '-' || $4) RETURNING type, id)"
-                         " INSERT INTO export_ref (job_id, type, id)"
-                         " SELECT $2, split_part(t, '/', 1), substr(t, strpos(t, '/') + 1)"
+                         " INSERT INTO export_ref (job_id, type, id) SELECT $2, type, id FROM ("
+                         " SELECT split_part(t, '/', 1) AS type, substr(t, strpos(t, '/') + 1) AS id"
                          "  FROM (SELECT substr(t, 5) AS t FROM r WHERE t LIKE 'ref=%') s"
                          "  WHERE split_part(t, '/', 1) = ANY($3::text[])"
-                         " UNION ALL SELECT $2, CASE WHEN t LIKE '!%' THEN '-' ELSE '+' END || $4, ltrim(t, '!')"
+                         " UNION ALL SELECT CASE WHEN t LIKE '!%' THEN '-' ELSE '+' END || $4, ltrim(t, '!')"
                          "  FROM r WHERE NOT $5::bool AND t NOT LIKE 'ref=%'"
-                         " UNION ALL SELECT $2, '!', ref FROM (SELECT ltrim(t, '!') AS ref, t LIKE '!%' AS left_out"
+                         " UNION ALL SELECT '!', ref FROM (SELECT ltrim(t, '!') AS ref, t LIKE '!%' AS left_out"
                          "  FROM r WHERE $5::bool AND t NOT LIKE 'ref=%'"
                          "  UNION ALL SELECT id, type LIKE '-%' FROM waited) c"
                          "  GROUP BY ref HAVING bool_or(left_out) AND bool_or(NOT left_out)"
-                         " ON CONFLICT DO NOTHING");
+                         ") u ORDER BY type, id ON CONFLICT DO NOTHING");
 }
 
 /* The array literals of the compartment and shared types exported, and the
