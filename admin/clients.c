@@ -363,7 +363,7 @@ int cmd_audit(int argc, char **argv)
             limit = argv[++i];
         else {
             fprintf(stderr, "usage: pa-admin audit [--client ID] [--since TIME] [--limit N] [--no-header] [--export]\n"
-                            "  --export writes FHIR AuditEvent NDJSON\n");
+                            "  the newest N (default 1000), oldest first; --export writes FHIR AuditEvent NDJSON\n");
             return 2;
         }
     }
@@ -378,17 +378,18 @@ int cmd_audit(int argc, char **argv)
     values[0] = client;
     values[1] = since;
     values[2] = limit;
+    /* the newest --limit, oldest first */
     if(export)
-        return admin_list("SELECT auditevent FROM (" AUDIT_EVENTS_SQL " UNION ALL " DISCLOSURE_EVENTS_SQL
-                          ") e ORDER BY at, k, id LIMIT $3::int",
+        return admin_list("SELECT auditevent FROM (SELECT * FROM (" AUDIT_EVENTS_SQL " UNION ALL " DISCLOSURE_EVENTS_SQL
+                          ") e ORDER BY at DESC, k DESC, id DESC LIMIT $3::int) n ORDER BY at, k, id",
                           3, values, 1);
     return admin_list("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, request_id,"
                       " coalesce(client_id, '') AS client, coalesce(npi, '') AS npi, method, endpoint,"
                       " coalesce(operation, '') AS operation, coalesce(group_id, '') AS group_id,"
                       " coalesce(members::text, '') AS members, coalesce(job_id, '') AS job_id, outcome, status,"
-                      " duration_ms, coalesce(detail, '') AS detail "
-                      "FROM audit_event WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz) "
-                      "ORDER BY id LIMIT $3::int",
+                      " duration_ms, coalesce(detail, '') AS detail FROM (SELECT * FROM audit_event"
+                      " WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)"
+                      " ORDER BY id DESC LIMIT $3::int) n ORDER BY id",
                       3, values, no_header);
 }
 

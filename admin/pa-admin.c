@@ -46,7 +46,7 @@ static void usage(FILE *f)
             "  disclosures (--patient ID | --client ID) [--since TIME]   who received what about whom\n"
             "  report [--from D] [--to D] [--format text|csv|json|html] [--out FILE]   the compliance report:\n"
             "                            per provider, and every request against the one-business-day rule\n"
-            "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made; --export: FHIR AuditEvent NDJSON\n"
+            "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made, the newest N (1000), oldest first; --export: FHIR AuditEvent NDJSON\n"
             "                            (with every disclosure, the member as entity)\n"
             "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
             "  version                   print the version\n"

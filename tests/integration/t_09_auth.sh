@@ -187,3 +187,9 @@ expect_eq "tokens appear in no audit event" "$(psql_q "SELECT count(*) FROM audi
 expect_eq "pa-admin audit --export writes AuditEvents" \
   "$(admin audit --export --client "$RSA" | jq -r .resourceType | sort -u)" AuditEvent
 expect_match "pa-admin audit lists a client's requests" "$(admin audit --client "$EC" --no-header | cut -f7 | sort -u | tr '\n' ' ')" 'export .*token'
+all_rows=$(admin audit --client "$EC" --no-header)
+expect_true "... more than two of them" [ "$(wc -l <<< "$all_rows")" -gt 2 ]
+expect_eq "pa-admin audit --limit 2 shows the newest two, oldest first" \
+  "$(admin audit --client "$EC" --no-header --limit 2)" "$(tail -n 2 <<< "$all_rows")"
+expect_eq "... and so does --export" "$(admin audit --export --client "$EC" --limit 2)" \
+  "$(admin audit --export --client "$EC" | tail -n 2)"
