@@ -1268,7 +1268,6 @@ out:
         PQfinish(x->refs_db);
     pa_buf_free(&x->members.sql);
     pa_buf_free(&x->members.wbuf);
-    pa_buf_free(&x->compartment);
     pa_buf_free(&x->shared);
     pa_buf_free(&x->scratch);
     pa_buf_free(&x->asked_types);

@@ -83,7 +83,7 @@ struct export {
     uint64_t prepared[MAX_LANES]; /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: members) */
     int backend[MAX_LANES]; /* per lane: the server process they were prepared in */
     int64_t cost[MAX_OUTS + 1]; /* per chunk query: how long it took the last chunk (µs), to send the longest first */
-    pa_buf compartment, shared; /* array literals of the types exported, by kind */
+    pa_buf shared;         /* the array literal of the shared types exported */
     pa_buf scratch;        /* a line cut down by _elements */
     int want_refs;         /* shared types are asked for: gather the members' references */
     int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */

@@ -166,30 +166,30 @@ static int build_refs_sql(struct export *x, struct type_out *t)
                          ") u ORDER BY type, id ON CONFLICT DO NOTHING");
 }
 
-/* The array literals of the compartment and shared types exported, and the
- * references query when there are shared types. */
+/* The array literal of the shared types exported, whether the rows bring
+ * their references, and the statement that stores them. */
 int export_refs_setup(struct export *x, pa_err *err)
 {
+    int compartment = 0;
     size_t k;
     int rc;
 
-    pa_buf_init(&x->compartment, 4096);
     pa_buf_init(&x->shared, 1024);
-    rc = pa_buf_addstr(&x->compartment, "{") || pa_buf_addstr(&x->shared, "{");
+    rc = pa_buf_addstr(&x->shared, "{");
     for(k = 0; k < x->nout && !rc; k++) {
         if(x->out[k].kind == OUT_RESOURCE)
-            rc = pa_buf_add_array_item(&x->compartment, x->out[k].type);
+            compartment = 1;
         else if(x->out[k].kind == OUT_SHARED) {
             rc = pa_buf_add_array_item(&x->shared, x->out[k].type);
             x->want_refs = 1;
         }
     }
-    rc = rc || pa_buf_addstr(&x->compartment, "}") || pa_buf_addstr(&x->shared, "}");
+    rc = rc || pa_buf_addstr(&x->shared, "}");
     /* the whole directory needs no references */
     if(x->shared_all)
         x->want_refs = 0;
     /* with a floor, references to what it leaves out are named */
-    x->gather_refs = x->want_refs || (*x->w->cfg->service_date_floor && strcmp(pa_buf_str(&x->compartment), "{}"));
+    x->gather_refs = x->want_refs || (*x->w->cfg->service_date_floor && compartment);
     if(!rc && x->gather_refs)
         rc = build_refs_sql(x, &x->refs);
     return rc ? pa_err_set(err, PA_ETOOBIG, "too many types") : PA_OK;
