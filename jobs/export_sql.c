@@ -74,7 +74,7 @@ int export_type_sql(struct export *x, struct type_out *t, json_object *filters, 
      * output order is fixed (a resumed job writes what an uninterrupted one
      * would) without sorting the chunk, and no selectivity is estimated per
      * member id when the statement is planned.  When the chunk's references
-     * are gathered, each row brings its own (export_take_row): its tokens,
+     * are gathered, each row brings its own (take_row in export.c): its tokens,
      * its refs with a floor, and a row the floor leaves out comes as its id
      * alone, so that no second pass reads the chunk's rows again. */
     date = floor_rule(t->type) == FLOOR_ENDED ? ENDED_DATE("") : SERVICE_DATE("");
@@ -128,8 +128,8 @@ int export_deleted_sql(struct export *x, struct type_out *t, json_object *types)
  * tokens), which the shared pass at the end reads and nothing else; and (as
  * type "!", id the reference "Type/id", from their refs) to a resource of the
  * same members, of an exported type, that the service-date floor leaves out,
- * which the error file names.  The chunk's rows bring them (export_take_row)
- * into a set of strings, sent here as $2: "ref=Type/id" tokens, "Type/id"
+ * which the error file names.  The chunk's rows bring them (take_row in export.c)
+ * into a set of strings, sent here as $1: "ref=Type/id" tokens, "Type/id"
  * refs and "!Type/id" for a row the floor left out.  A Type/id that is both
  * plain and with "!" is a resource the floor left out that an exported one
  * references.  A set grown too large before its chunk ends is sent early
