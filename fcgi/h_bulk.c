@@ -23,8 +23,10 @@
 #include "pa_fhir.h"
 #include "pa_filter.h"
 #include "pa_job.h"
+#include "pa_jobfiles.h"
 #include "pa_json.h"
 #include "pa_log.h"
+#include "pa_manifest.h"
 #include "pa_util.h"
 
 #define MAX_EXPORT_PARAMS 64
@@ -881,42 +883,6 @@ static int gzip_sibling(const char *path, char *gz, size_t size)
     return 0;
 }
 
-/* True if name is a plain file name this server writes (no path, no dot-files). */
-static int safe_file_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    return n > 7 && n < 128 && name[0] != '.' &&
-           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") == n &&
-           !strcmp(name + n - 7, ".ndjson");
-}
-
-/* True if the manifest lists url among its output, deleted or error files. */
-static int manifest_lists(const char *manifest, const char *url)
-{
-    static const char *const arrays[] = { "output", "deleted", "error", NULL };
-    json_object *m = json_tokener_parse(manifest);
-    int found = 0;
-    size_t i;
-    size_t k;
-
-    for(k = 0; m && !found && arrays[k]; k++) {
-        json_object *a;
-
-        if(!json_object_object_get_ex(m, arrays[k], &a) || !json_object_is_type(a, json_type_array))
-            continue;
-        for(i = 0; !found && i < json_object_array_length(a); i++) {
-            json_object *u;
-
-            if(json_object_object_get_ex(json_object_array_get_idx(a, i), "url", &u) &&
-               !strcmp(json_object_get_string(u), url))
-                found = 1;
-        }
-    }
-    json_object_put(m);
-    return found;
-}
-
 /* 403 (answered) unless the token may read every type the job exported. */
 static int require_read_job_types(pa_ctx *ctx, pa_resp *resp, const pa_job *job)
 {
@@ -936,12 +902,27 @@ static int require_read_job_types(pa_ctx *ctx, pa_resp *resp, const pa_job *job)
     return rc;
 }
 
+/*
+ * 403 (answered) unless the token may read what file holds: the type of an
+ * output file, every type the job exported for a deleted-resources file.  An
+ * error file, and a match's response Parameters, are the job's own reports.
+ */
+static int require_read_file(pa_ctx *ctx, pa_resp *resp, const pa_job *job, pa_manifest_list list,
+                             const char *type)
+{
+    if(list == PA_MANIFEST_ERROR || (list == PA_MANIFEST_OUTPUT && !strcmp(type, "Parameters")))
+        return 0;
+    if(list == PA_MANIFEST_DELETED)
+        return require_read_job_types(ctx, resp, job);
+    return pa_api_require_read(ctx, resp, type);
+}
+
 int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const types[] = { PA_MT_FHIR_NDJSON, "application/ndjson",
                                          "application/x-ndjson", NULL };
+    pa_manifest_list list = PA_MANIFEST_OUTPUT;
     pa_job *job = NULL;
-    char url[1024];
     char path[1024];
     char gz[1100];
     char type[64];
@@ -953,28 +934,20 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return pa_resp_outcome(resp, 406, "error", "not-supported",
                                "files are application/fhir+ndjson; Accept '%.80s' does not allow it",
                                req->accept);
-    if(!safe_file_name(args[1]))
+    if(!pa_jobfiles_name_ok(args[1]))
         return pa_resp_outcome(resp, 404, "error", "not-found", "no such file");
-    /* a file holds one type, named before its number: Patient-1.ndjson */
-    snprintf(type, sizeof(type), "%.*s", (int)strcspn(args[1], "-"), args[1]);
-    /* deleted (Bundle) and error (OperationOutcome) files are the job's own reports */
-    if(strcmp(type, "Bundle") && strcmp(type, "OperationOutcome") && strcmp(type, "Parameters") &&
-       pa_api_require_read(ctx, resp, type))
-        return 0;
     if(load_own_job(ctx, args[0], &job, resp))
         return 0;
-    /* a deleted-resources file names resources of every type the job
-     * exported: the token must be allowed to read them all */
-    if(!strcmp(type, "Bundle") && require_read_job_types(ctx, resp, job)) {
-        pa_job_free(job);
-        return 0;
-    }
-    snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", ctx->cfg->base_url, job->id, args[1]);
-    snprintf(path, sizeof(path), "%s/jobs/%s/%s", ctx->cfg->data_dir, job->id, args[1]);
-    if(strcmp(job->state, "completed") || !job->manifest || !manifest_lists(job->manifest, url) ||
-       stat(path, &st) || !S_ISREG(st.st_mode)) {
+    /* what a file holds is what its manifest entry says, found by job and name */
+    if(strcmp(job->state, "completed") || !job->manifest ||
+       pa_manifest_find(job->manifest, job->id, args[1], &list, type, sizeof(type)) ||
+       pa_jobfiles_path(ctx->cfg, job->id, args[1], path, sizeof(path)) || stat(path, &st) || !S_ISREG(st.st_mode)) {
         pa_job_free(job);
         return pa_resp_outcome(resp, 404, "error", "not-found", "no such file (it may have expired)");
+    }
+    if(require_read_file(ctx, resp, job, list, type)) {
+        pa_job_free(job);
+        return 0;
     }
     pa_job_free(job);
     resp->status = 200;

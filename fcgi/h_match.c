@@ -11,11 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "pa_guard.h"
 #include "pa_job.h"
+#include "pa_jobfiles.h"
 #include "pa_log.h"
 #include "pa_match.h"
 #include "pa_util.h"
@@ -29,9 +28,7 @@ static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
 {
     json_object *jp = json_object_new_object();
     pa_job *job = NULL;
-    char path[1200], tmp[1300];
     pa_err err;
-    FILE *f;
     int rc;
 
     json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
@@ -41,23 +38,13 @@ static int kick_off(pa_ctx *ctx, pa_req *req, pa_resp *resp)
     json_object_put(jp);
     if(rc)
         return 0;
-    /* written whole, then renamed: the runner never reads half a request */
-    snprintf(path, sizeof(path), "%s/requests", ctx->cfg->data_dir);
-    mkdir(path, 0750);
-    snprintf(path, sizeof(path), "%s/requests/%s.json", ctx->cfg->data_dir, job->id);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
     /* on disk before the job exists: a runner that takes it finds it whole */
-    rc = !f || fwrite(req->body, 1, req->body_len, f) != req->body_len || fflush(f) || fsync(fileno(f));
-    if((f && fclose(f)) || rc || rename(tmp, path)) {
-        if(f)
-            unlink(tmp);
+    if(pa_jobfiles_keep_request(ctx->cfg, job->id, req->body, req->body_len, &err)) {
         pa_job_free(job);
-        pa_err_set(&err, PA_EIO, "cannot keep the request in %s/requests", ctx->cfg->data_dir);
         return pa_resp_error(resp, &err);
     }
     if(pa_api_job_submit(ctx, resp, job, "member match"))
-        unlink(path);
+        pa_jobfiles_drop_request(ctx->cfg, job->id);
     pa_job_free(job);
     return 0;
 }

@@ -42,6 +42,7 @@
 #include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_filter.h"
+#include "pa_jobfiles.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
@@ -1130,7 +1131,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     x->w = w;
     x->job = job;
     pa_buf_init(&x->scratch, 64 * 1024 * 1024);
-    snprintf(x->dir, sizeof(x->dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
+    pa_jobfiles_dir(w->cfg, job->id, x->dir, sizeof(x->dir));
     x->refs.fd = -1;
     x->refs.values = x->refs.fixed;
     pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
@@ -1169,7 +1170,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         /* a first attempt starts from nothing, whatever an earlier one left
          * (a last step without a usable resume point runs the job whole) */
         x->finishing = 0;
-        pa_job_dir_remove(w->cfg, job->id);
+        pa_jobfiles_remove(w->cfg, job->id);
         rc = pa_export_forget(w->db, job->id, err);
     }
     if(!rc && x->gather_refs)

@@ -15,17 +15,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pa_jobfiles.h"
 #include "pa_log.h"
+#include "pa_manifest.h"
 #include "pa_util.h"
 
-/* <Type>-<n>.ndjson; a part's <Type>-<part>-<n>.ndjson (the type is always
- * the name's first word: the responder reads it there). */
+/* The name of t's file number no (pa_jobfiles_name): a type's name fits. */
 static void file_name(const struct export *x, const struct type_out *t, long no, char *out, size_t size)
 {
-    if(x->part)
-        snprintf(out, size, "%s-%ld-%ld.ndjson", t->type, x->part, no);
-    else
-        snprintf(out, size, "%s-%ld.ndjson", t->type, no);
+    pa_jobfiles_name(t->type, x->part, no, out, size);
 }
 
 int export_writes(const struct export *x, const struct type_out *t)
@@ -311,21 +309,24 @@ int export_finish(struct export *x, char **manifest, pa_err *err)
             for(j = 0; j < json_object_array_length(files); j++) {
                 json_object *f = json_object_array_get_idx(files, j);
 
-                pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"),
-                                   param_i64(f, "count"));
+                if(!rc)
+                    rc = pa_manifest_add_file(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"),
+                                              param_i64(f, "count"), err);
             }
         }
-        for(k = 0; k < json_object_array_length(t->done); k++) {
+        for(k = 0; k < json_object_array_length(t->done) && !rc; k++) {
             json_object *f = json_object_array_get_idx(t->done, k);
 
-            pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"), param_i64(f, "count"));
+            rc = pa_manifest_add_file(lists[t->kind], x->w->cfg, x->job->id, t->type, param_str(f, "name"),
+                                      param_i64(f, "count"), err);
         }
         file_name(x, t, t->file_no, name, sizeof(name));
-        if(t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)))
+        if(t->fd >= 0 && (fdatasync(t->fd) || close(t->fd)) && !rc)
             rc = pa_err_set(err, PA_EIO, "cannot sync %s output: %s", t->type, strerror(errno));
         t->fd = -1;
         if(t->count > 0) {
-            pa_manifest_output(lists[t->kind], x->w->cfg, x->job->id, t->type, name, t->count);
+            if(!rc)
+                rc = pa_manifest_add_file(lists[t->kind], x->w->cfg, x->job->id, t->type, name, t->count, err);
         }
         else {
             snprintf(path, sizeof(path), "%s/%s", x->dir, name);

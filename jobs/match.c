@@ -19,9 +19,14 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_guard.h"
+#include "pa_jobfiles.h"
 #include "pa_log.h"
+#include "pa_manifest.h"
 #include "pa_match.h"
 #include "pa_util.h"
+
+#define GROUP_FILE "Group-1.ndjson"
+#define PARAMETERS_FILE "Parameters-1.ndjson"
 
 /* Writes text, then end, as the file dir/name, synced. */
 static int write_file(const char *dir, const char *name, const char *text, const char *end, pa_err *err)
@@ -91,8 +96,8 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     memset(&out, 0, sizeof(out));
     pa_buf_init(&groups, 1 << 30);
     *manifest = NULL;
-    snprintf(path, sizeof(path), "%s/requests/%s.json", w->cfg->data_dir, job->id);
-    snprintf(dir, sizeof(dir), "%s/jobs/%s", w->cfg->data_dir, job->id);
+    pa_jobfiles_request(w->cfg, job->id, path, sizeof(path));
+    pa_jobfiles_dir(w->cfg, job->id, dir, sizeof(dir));
     f = fopen(path, "r");
     if(!f) {
         rc = pa_err_set(err, PA_EINVAL, "the member-match request is gone");
@@ -136,7 +141,7 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         if(pa_guard_charge(w->redis, w->db, w->cfg, job->owner, out.misses, &over, &gerr))
             pa_warn("job %s: not charged to client %s: %s", job->id, job->owner, gerr.msg);
     }
-    pa_job_dir_remove(w->cfg, job->id);
+    pa_jobfiles_remove(w->cfg, job->id);
     if(mkdir(dir, 0750) && errno != EEXIST) {
         rc = pa_err_set(err, PA_EIO, "cannot create %s: %s", dir, strerror(errno));
         goto out;
@@ -153,18 +158,23 @@ int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         }
     params = rc ? NULL : pa_match_parameters(&out);
     if(!rc)
-        rc = params ? write_file(dir, "Group-1.ndjson", pa_buf_str(&groups), "", err)
+        rc = params ? write_file(dir, GROUP_FILE, pa_buf_str(&groups), "", err)
                     : pa_err_set(err, PA_ENOMEM, "out of memory");
     if(!rc)
-        rc = write_file(dir, "Parameters-1.ndjson", params, "\n", err);
+        rc = write_file(dir, PARAMETERS_FILE, params, "\n", err);
     if(rc)
         goto out;
     output = json_object_new_array();
-    pa_manifest_output(output, w->cfg, job->id, "Group", "Group-1.ndjson", ngroups);
-    pa_manifest_output(output, w->cfg, job->id, "Parameters", "Parameters-1.ndjson", 1);
+    rc = output ? pa_manifest_add_file(output, w->cfg, job->id, "Group", GROUP_FILE, ngroups, err)
+                : pa_err_set(err, PA_ENOMEM, "out of memory");
+    if(!rc)
+        rc = pa_manifest_add_file(output, w->cfg, job->id, "Parameters", PARAMETERS_FILE, 1, err);
     /* the request stays until the job ends (the worker removes it then): an
      * attempt that fails after this point is retried with it */
-    rc = pa_manifest_build(job, output, NULL, json_object_new_array(), manifest, err);
+    if(rc)
+        json_object_put(output);
+    else
+        rc = pa_manifest_build(job, output, NULL, json_object_new_array(), manifest, err);
     if(!rc)
         pa_info("member match of %ld members: request read in %lld ms, matched in %lld ms, stored in %lld ms, "
                 "files written in %lld ms", members, (long long)(t[1] - t[0]), (long long)(t[2] - t[1]),

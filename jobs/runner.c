@@ -26,6 +26,7 @@
 #include "pa_audit.h"
 #include "pa_buf.h"
 #include "pa_db.h"
+#include "pa_jobfiles.h"
 #include "pa_log.h"
 #include "pa_util.h"
 #include "runner.h"
@@ -224,35 +225,6 @@ static pid_t spawn(const pa_config *cfg, int index)
     return pid;
 }
 
-/* The job ids among the names in data_dir/SUB ending with suffix, as a
- * PostgreSQL array literal in ids; how many. */
-static int list_job_ids(const pa_config *cfg, const char *sub, const char *suffix, pa_buf *ids)
-{
-    char path[1024];
-    size_t sn = strlen(suffix);
-    struct dirent *e;
-    DIR *d;
-    int n = 0;
-
-    snprintf(path, sizeof(path), "%s/%s", cfg->data_dir, sub);
-    pa_buf_addstr(ids, "{");
-    d = opendir(path);
-    while(d && (e = readdir(d)))
-        if(strlen(e->d_name) == PA_JOB_ID_LEN + sn && strspn(e->d_name, "0123456789abcdef") == PA_JOB_ID_LEN &&
-           !strcmp(e->d_name + PA_JOB_ID_LEN, suffix)) {
-            char id[PA_JOB_ID_LEN + 1];
-
-            memcpy(id, e->d_name, PA_JOB_ID_LEN);
-            id[PA_JOB_ID_LEN] = '\0';
-            if(!pa_buf_add_array_item(ids, id))
-                n++;
-        }
-    if(d)
-        closedir(d);
-    pa_buf_addstr(ids, "}");
-    return n;
-}
-
 /*
  * What is on disk against PostgreSQL, whatever Redis knows (a Redis that
  * restarted empty has no `due` entries).  A job folder is removed when its
@@ -263,7 +235,7 @@ static int list_job_ids(const pa_config *cfg, const char *sub, const char *suffi
  */
 static void purge_files(const pa_config *cfg, pa_redis *redis, PGconn *db)
 {
-    char retention[24], path[1200];
+    char retention[24];
     const char *values[2];
     pa_buf ids;
     PGresult *res = NULL;
@@ -273,7 +245,7 @@ static void purge_files(const pa_config *cfg, pa_redis *redis, PGconn *db)
     pa_buf_init(&ids, 1 << 20);
     snprintf(retention, sizeof(retention), "%ld", cfg->retention_seconds);
     values[1] = retention;
-    n = list_job_ids(cfg, "jobs", "", &ids);
+    n = pa_jobfiles_list(cfg, "jobs", &ids);
     values[0] = pa_buf_str(&ids);
     if(n)
         res = pa_db_query(db, &err,
@@ -286,7 +258,7 @@ static void purge_files(const pa_config *cfg, pa_redis *redis, PGconn *db)
         const char *id = PQgetvalue(res, i, 0);
         const char *one[1] = { id };
 
-        if(pa_job_dir_remove(cfg, id)) {
+        if(pa_jobfiles_remove(cfg, id)) {
             pa_warn("janitor: cannot remove the files of job %s", id);
             continue;
         }
@@ -301,17 +273,15 @@ static void purge_files(const pa_config *cfg, pa_redis *redis, PGconn *db)
     res = NULL;
     pa_buf_reset(&ids);
     /* (a request with no job row yet is one a responder is about to queue) */
-    n = list_job_ids(cfg, "requests", ".json", &ids);
+    n = pa_jobfiles_list(cfg, "requests", &ids);
     values[0] = pa_buf_str(&ids);
     if(n)
         res = pa_db_query(db, &err,
                           "SELECT d FROM unnest($1::text[]) d JOIN job j ON j.id = d"
                           " WHERE j.state NOT IN ('queued', 'running')",
                           1, values);
-    for(i = 0; res && i < PQntuples(res); i++) {
-        snprintf(path, sizeof(path), "%s/requests/%s.json", cfg->data_dir, PQgetvalue(res, i, 0));
-        unlink(path);
-    }
+    for(i = 0; res && i < PQntuples(res); i++)
+        pa_jobfiles_drop_request(cfg, PQgetvalue(res, i, 0));
     PQclear(res);
     pa_buf_free(&ids);
 }
@@ -331,7 +301,7 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
         return;
     }
     for(i = 0; i < n; i++) {
-        if(pa_job_dir_remove(cfg, ids[i]))
+        if(pa_jobfiles_remove(cfg, ids[i]))
             pa_warn("janitor: cannot remove the files of job %s", ids[i]);
         else if(pa_job_forget(redis, ids[i], &err) == PA_OK)
             pa_info("janitor: job %s purged", ids[i]);

@@ -58,18 +58,6 @@ int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err);
 /* Runs a member-match job (the asynchronous $provider-member-match). */
 int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err);
 
-/* Adds to a manifest's output list the file name of job jobid, with its count. */
-void pa_manifest_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
-                        const char *name, int64_t count);
-
-/* The Bulk Data manifest of job (*manifest, caller frees), listing output,
- * deleted (NULL: none) and error, which it takes over. */
-int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error,
-                      char **manifest, pa_err *err);
-
-/* Removes data_dir/jobs/<id> and everything in it. */
-int pa_job_dir_remove(const pa_config *cfg, const char *id);
-
 /* Saves progress and resume point, keeps the job claimed and honours
  * cancellation and shutdown: PA_ECANCELLED or PA_ESTOPPED to stop now. */
 int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,

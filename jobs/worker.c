@@ -16,63 +16,12 @@
 #include <unistd.h>
 
 #include "pa_db.h"
+#include "pa_jobfiles.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
 #define BLOCK_MS 2000
 #define RECONNECT_PAUSE_MS 1000
-
-void pa_manifest_output(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
-                        const char *name, int64_t count)
-{
-    json_object *item = json_object_new_object();
-    char url[1024];
-
-    snprintf(url, sizeof(url), "%s/bulkfiles/%s/%s", cfg->base_url, jobid, name);
-    json_object_object_add(item, "type", json_object_new_string(type));
-    json_object_object_add(item, "url", json_object_new_string(url));
-    json_object_object_add(item, "count", json_object_new_int64(count));
-    json_object_array_add(list, item);
-}
-
-int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error,
-                      char **manifest, pa_err *err)
-{
-    json_object *m = json_object_new_object();
-    char ttime[32];
-
-    pa_fhir_instant(job->ttime, ttime);
-    json_object_object_add(m, "transactionTime", json_object_new_string(ttime));
-    json_object_object_add(m, "request", json_object_new_string(job->request));
-    json_object_object_add(m, "requiresAccessToken", json_object_new_boolean(1));
-    json_object_object_add(m, "output", output);
-    if(deleted)
-        json_object_object_add(m, "deleted", deleted);
-    json_object_object_add(m, "error", error);
-    *manifest = strdup(json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
-    json_object_put(m);
-    return *manifest ? PA_OK : pa_err_set(err, PA_ENOMEM, "out of memory");
-}
-
-int pa_job_dir_remove(const pa_config *cfg, const char *id)
-{
-    char path[1024];
-    DIR *d;
-    struct dirent *e;
-    int dfd;
-
-    snprintf(path, sizeof(path), "%s/jobs/%s", cfg->data_dir, id);
-    d = opendir(path);
-    if(!d)
-        return errno == ENOENT ? PA_OK : PA_EIO;
-    dfd = dirfd(d);
-    /* job folders are flat: files only */
-    while((e = readdir(d)))
-        if(strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            unlinkat(dfd, e->d_name, 0);
-    closedir(d);
-    return rmdir(path) == 0 || errno == ENOENT ? PA_OK : PA_EIO;
-}
 
 void pa_worker_pause_ms(long ms)
 {
@@ -167,12 +116,8 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
     pa_err_clear(&err);
     /* a request kept for the job (a member match's) holds PHI: it goes when
      * the job ends, however it ends */
-    if(strcmp(state, "running")) {
-        char path[1200];
-
-        snprintf(path, sizeof(path), "%s/requests/%s.json", w->cfg->data_dir, job->id);
-        unlink(path);
-    }
+    if(strcmp(state, "running"))
+        pa_jobfiles_drop_request(w->cfg, job->id);
     if(pa_db_ensure(&w->db, w->cfg, &err) || pa_job_db_update(w->db, job, &err))
         pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
     else if(!strcmp(job->kind, "export") && strcmp(state, "running") && pa_export_forget(w->db, job->id, &err))
@@ -306,7 +251,7 @@ static void run_job(pa_worker *w)
     }
     if(rc == PA_ECANCELLED && ended_elsewhere(w, e)) {
         /* another part failed the job: what this one wrote goes too */
-        pa_job_dir_remove(w->cfg, jobid);
+        pa_jobfiles_remove(w->cfg, jobid);
         pa_job_ack(w->redis, e, &err);
         pa_info("job %s part %s stopped: the job ended", jobid, e->part);
         goto out;
@@ -316,7 +261,7 @@ static void run_job(pa_worker *w)
 
         /* Redis learns it too, if it did not know (the janitor then purges) */
         pa_job_mark_cancelled(w->redis, jobid, job->owner, w->cfg->claim_idle_seconds * 2000, &err);
-        pa_job_dir_remove(w->cfg, jobid);
+        pa_jobfiles_remove(w->cfg, jobid);
         /* what a cancelled export prepared was never given */
         if(!pa_db_ensure(&w->db, w->cfg, &err))
             PQclear(pa_db_query(w->db, &err, "DELETE FROM download_record WHERE job_id = $1", 1, values));
@@ -348,7 +293,7 @@ failed:
         free(job->error);
         job->error = strdup(reason);
         /* the files go first: a job that says failed never has files to serve */
-        pa_job_dir_remove(w->cfg, jobid);
+        pa_jobfiles_remove(w->cfg, jobid);
         rc = pa_job_fail(w->redis, jobid, e->part, w->consumer, reason, pa_now_ms(), retention, &err);
         if(rc == PA_OK || rc == PA_ENOTFOUND)
             record_state(w, job, "failed");

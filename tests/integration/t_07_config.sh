@@ -90,3 +90,31 @@ pid=$(cat "$second" 2>/dev/null)
 expect_eq "a daemon's pid file (a relative path) names the running runner as soon as it returns" \
   "$rc $(ps -o comm= -p "${pid:-0}" 2>/dev/null)" "0 pa-runner"
 [ -n "$pid" ] && kill "$pid"
+
+# a runner whose base_url is not the responders' (a proxy in front, a move
+# between the two configs): a file is found by job and name, never by its URL's base
+pid=$(head -n 1 "$PA_ROOT/run/runner.pid")
+kill -TERM "$pid"
+deadline=$((SECONDS + 30))
+while kill -0 "$pid" 2> /dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+moved=$PA_ROOT/moved-base.conf
+cp -p "$conf" "$moved"
+sed -i 's|^base_url *=.*|base_url = https://moved.example/fhir|' "$moved"
+"${as_svc[@]}" "$PA_ROOT/bin/pa-runner" --config "$moved" --daemon --pidfile "$PA_ROOT/run/runner.pid" > /dev/null 2>&1
+kickoff small
+wait_job "$JOB_URL" 30
+expect_eq "an export by a runner with another base_url completes" "$STATUS" 200
+moved_url=$(jq_body '.output[0].url')
+expect_match "... its manifest lists the runner's base" "$moved_url" '^https://moved\.example/fhir/bulkfiles/[0-9a-f]{32}/Patient-1\.ndjson$'
+http GET "$BASE/bulkfiles/${moved_url#*/bulkfiles/}" -H 'Accept: application/fhir+ndjson'
+expect_eq "... and the responders serve its files by job and name" "$STATUS $(jq -r .resourceType <<< "$BODY" | sort -u)" \
+  "200 Patient"
+cp "$PA_ROOT/data/jobs/${JOB_URL##*/}/Patient-1.ndjson" "$PA_ROOT/data/jobs/${JOB_URL##*/}/Patient-9.ndjson"
+http GET "$BASE/bulkfiles/${JOB_URL##*/}/Patient-9.ndjson" -H 'Accept: application/fhir+ndjson'
+expect_eq "... never a file in its folder the manifest does not list" "$STATUS" 404
+http DELETE "$JOB_URL"
+kill -TERM "$(head -n 1 "$PA_ROOT/run/runner.pid")"
+deadline=$((SECONDS + 30))
+while [ -e "$PA_ROOT/run/runner.pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+rm -f "$moved"
+"$REPO/scripts/pa-stack" start > /dev/null 2>&1

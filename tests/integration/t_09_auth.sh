@@ -167,7 +167,12 @@ NOAUTH=1 http GET "$ec_file" -H "Authorization: Bearer $ec_token"
 expect_eq "the owner still downloads its file" "$STATUS" 200
 obs=$(token_for "$CLIENT_ID" "$CLIENT_SECRET" system/Observation.rs)
 NOAUTH=1 http GET "$ec_file" -H "Authorization: Bearer $obs"
-expect_eq "a file of a type outside the token's scope answers 403" "$STATUS" 403
+expect_eq "another client's token, whatever its scope, gets 404 for a file" "$STATUS" 404
+token_req --data-urlencode grant_type=client_credentials --data-urlencode 'scope=system/Observation.rs' \
+  --data-urlencode client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \
+  --data-urlencode "client_assertion=$("$G" assertion --token-url "$URL" --client-id "$EC" --key "$K/ec.pem" --kid e1)"
+NOAUTH=1 http GET "$ec_file" -H "Authorization: Bearer $(jq_body .access_token)"
+expect_outcome "the owner's token without read scope on the file's type gets 403" 403
 
 # the registry and the audit
 out=$(admin client list)

@@ -13,8 +13,10 @@
 #include "pa_http.h"
 #include "pa_httpc.h"
 #include "pa_job.h"
+#include "pa_jobfiles.h"
 #include "pa_json.h"
 #include "pa_jwt.h"
+#include "pa_manifest.h"
 #include "pa_strset.h"
 #include "pa_util.h"
 
@@ -892,6 +894,111 @@ static void test_pg_array(void)
     pa_buf_free(&got);
 }
 
+/* The job file layout: paths and URLs built from the config, a URL split
+ * back into job and name, and a name from a URL checked before it reaches
+ * the file system. */
+static void test_jobfiles(void)
+{
+    static const char id[] = "0123456789abcdef0123456789abcdef";
+    pa_config cfg;
+    char out[256];
+    char small[24];
+    const char *jid, *name;
+    size_t n;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.data_dir = (char *)"/var/lib/pa";
+    cfg.base_url = (char *)"https://payer.example/fhir";
+    CU_ASSERT_EQUAL(pa_jobfiles_dir(&cfg, id, out, sizeof(out)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "/var/lib/pa/jobs/0123456789abcdef0123456789abcdef");
+    CU_ASSERT_EQUAL(pa_jobfiles_path(&cfg, id, "Patient-1.ndjson", out, sizeof(out)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "/var/lib/pa/jobs/0123456789abcdef0123456789abcdef/Patient-1.ndjson");
+    CU_ASSERT_EQUAL(pa_jobfiles_request(&cfg, id, out, sizeof(out)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "/var/lib/pa/requests/0123456789abcdef0123456789abcdef.json");
+    CU_ASSERT_EQUAL(pa_jobfiles_url(&cfg, id, "Patient-1.ndjson", out, sizeof(out)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "https://payer.example/fhir/bulkfiles/0123456789abcdef0123456789abcdef/Patient-1.ndjson");
+    /* what does not fit is refused, never cut */
+    CU_ASSERT_EQUAL(pa_jobfiles_dir(&cfg, id, small, sizeof(small)), PA_ETOOBIG);
+    CU_ASSERT_STRING_EQUAL(small, "");
+    CU_ASSERT_EQUAL(pa_jobfiles_name("Claim", 0, 2, out, sizeof(out)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "Claim-2.ndjson");
+    CU_ASSERT_EQUAL(pa_jobfiles_name("Claim", 3, 1, out, sizeof(out)), PA_OK);
+    CU_ASSERT_STRING_EQUAL(out, "Claim-3-1.ndjson");
+    /* a URL splits back into job and name, whatever its base */
+    CU_ASSERT_EQUAL(pa_jobfiles_url_split("http://other:9/x/bulkfiles/abc/Claim-3-1.ndjson", &jid, &n, &name), PA_OK);
+    CU_ASSERT_EQUAL(n, 3);
+    CU_ASSERT_EQUAL(strncmp(jid, "abc", 3), 0);
+    CU_ASSERT_STRING_EQUAL(name, "Claim-3-1.ndjson");
+    CU_ASSERT_EQUAL(pa_jobfiles_url_split("http://h/files/abc/Claim-1.ndjson", &jid, &n, &name), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_jobfiles_url_split("http://h/bulkfiles//Claim-1.ndjson", &jid, &n, &name), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_jobfiles_url_split("Claim-1.ndjson", &jid, &n, &name), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_jobfiles_url_split("/bulkfiles/abc", &jid, &n, &name), PA_EINVAL);
+    CU_ASSERT_TRUE(pa_jobfiles_name_ok("Patient-1.ndjson"));
+    CU_ASSERT_TRUE(pa_jobfiles_name_ok("OperationOutcome-2-1.ndjson"));
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok(".ndjson"));
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok(".hidden.ndjson"));
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok("../x.ndjson"));
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok("a/b.ndjson"));
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok("Patient-1.json"));
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok("Patient 1.ndjson"));
+    memset(out, 'a', 121);
+    memcpy(out + 121, ".ndjson", 8);
+    CU_ASSERT_FALSE(pa_jobfiles_name_ok(out));
+    out[120] = '\0';
+    memcpy(out + 120, ".ndjson", 8);
+    CU_ASSERT_TRUE(pa_jobfiles_name_ok(out));
+}
+
+/* A manifest built for a job lists each file where the responder finds it
+ * again, by job and name, even under another base URL. */
+static void test_manifest(void)
+{
+    static const char id[] = "0123456789abcdef0123456789abcdef";
+    json_object *output = json_object_new_array();
+    json_object *deleted = json_object_new_array();
+    json_object *error = json_object_new_array();
+    pa_manifest_list list = PA_MANIFEST_OUTPUT;
+    pa_config cfg;
+    pa_job job;
+    char *manifest = NULL;
+    char type[64];
+    pa_err err;
+
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&job, 0, sizeof(job));
+    cfg.data_dir = (char *)"/var/lib/pa";
+    cfg.base_url = (char *)"https://old.example/fhir";
+    pa_strlcpy(job.id, id, sizeof(job.id));
+    job.request = (char *)"https://old.example/fhir/Group/g1/$davinci-data-export";
+    job.ttime = 1700000000000;
+    CU_ASSERT_EQUAL(pa_manifest_add_file(output, &cfg, id, "Claim", "Claim-1.ndjson", 7, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_manifest_add_file(deleted, &cfg, id, "Bundle", "Bundle-1.ndjson", 1, &err), PA_OK);
+    CU_ASSERT_EQUAL(pa_manifest_add_file(error, &cfg, id, "OperationOutcome", "OperationOutcome-1.ndjson", 2, &err),
+                    PA_OK);
+    CU_ASSERT_EQUAL(pa_manifest_build(&job, output, deleted, error, &manifest, &err), PA_OK);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(manifest);
+    CU_ASSERT_PTR_NOT_NULL(strstr(manifest, "\"url\":\"https://old.example/fhir/bulkfiles/"
+                                            "0123456789abcdef0123456789abcdef/Claim-1.ndjson\",\"count\":7"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(manifest, "\"transactionTime\":\"2023-11-14T22:13:20"));
+    CU_ASSERT_EQUAL(pa_manifest_find(manifest, id, "Claim-1.ndjson", &list, type, sizeof(type)), PA_OK);
+    CU_ASSERT_EQUAL(list, PA_MANIFEST_OUTPUT);
+    CU_ASSERT_STRING_EQUAL(type, "Claim");
+    CU_ASSERT_EQUAL(pa_manifest_find(manifest, id, "Bundle-1.ndjson", &list, type, sizeof(type)), PA_OK);
+    CU_ASSERT_EQUAL(list, PA_MANIFEST_DELETED);
+    CU_ASSERT_STRING_EQUAL(type, "Bundle");
+    CU_ASSERT_EQUAL(pa_manifest_find(manifest, id, "OperationOutcome-1.ndjson", &list, type, sizeof(type)), PA_OK);
+    CU_ASSERT_EQUAL(list, PA_MANIFEST_ERROR);
+    /* not listed: another name, another job, a prefix of a name */
+    CU_ASSERT_EQUAL(pa_manifest_find(manifest, id, "Claim-2.ndjson", &list, type, sizeof(type)), PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_manifest_find(manifest, "0123456789abcdef0123456789abcdee", "Claim-1.ndjson", &list, type,
+                                     sizeof(type)), PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_manifest_find(manifest, "0123456789abcdef", "Claim-1.ndjson", &list, type, sizeof(type)),
+                    PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_manifest_find("{\"output\":[", id, "Claim-1.ndjson", &list, type, sizeof(type)), PA_EINVAL);
+    CU_ASSERT_EQUAL(pa_manifest_find("[]", id, "Claim-1.ndjson", &list, type, sizeof(type)), PA_EINVAL);
+    free(manifest);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -921,6 +1028,8 @@ int main(void)
         { "Retry-After follows a job's progress", test_retry_after },
         { "string sets: each string once, bounded", test_strset },
         { "PostgreSQL array literals read, malformed ones refused", test_pg_array },
+        { "job files: paths, URLs and names, built and split", test_jobfiles },
+        { "manifests: files listed, found again by job and name", test_manifest },
         { NULL, NULL },
     };
 
