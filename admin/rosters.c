@@ -10,6 +10,7 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_roster.h"
 #include "pa_util.h"
 
 static void roster_usage(void)
@@ -187,7 +188,7 @@ int cmd_roster(int argc, char **argv)
                              " FROM r, unnest($2::text[]) p "
                              "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
                              " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
-                             " change_type = " PA_SQL_MEMBER_CHANGE("roster_member"),
+                             " change_type = " PA_SQL_ROSTER_MEMBER_CHANGE("roster_member"),
                              4, values, &rows);
         else
             rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "

@@ -10,6 +10,7 @@
 #include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_json.h"
+#include "pa_optout.h"
 #include "pa_util.h"
 
 #define PDEX_SD "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/"

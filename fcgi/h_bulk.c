@@ -27,6 +27,7 @@
 #include "pa_json.h"
 #include "pa_log.h"
 #include "pa_manifest.h"
+#include "pa_roster.h"
 #include "pa_util.h"
 
 #define MAX_EXPORT_PARAMS 64
@@ -511,8 +512,7 @@ static int group_visible(PGconn *db, const pa_token *t, const char *id, int *vis
     /* a roster attributed to the caller, or a Matched Group it made that has not expired */
     res = pa_db_query(db, err,
                       "SELECT (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id) FROM roster r "
-                      "WHERE r.id = $1 AND ($4::bool OR r.npi IN (nullif($2, ''), nullif($3, ''))"
-                      " OR r.org_npi IN (nullif($2, ''), nullif($3, ''))) "
+                      "WHERE r.id = $1 AND " PA_SQL_ROSTER_VISIBLE("r", "$2", "$3", "$4::bool") " "
                       "UNION ALL SELECT (SELECT count(*) FROM matched_group_member m WHERE m.group_id = g.id)"
                       " FROM matched_group g WHERE g.id = $1 AND g.client_id = $5 AND g.expires_at > now()",
                       5, values);

@@ -15,6 +15,8 @@
 #include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_json.h"
+#include "pa_optout.h"
+#include "pa_roster.h"
 #include "pa_util.h"
 
 #define SEARCH_DEFAULT_COUNT 20
@@ -23,8 +25,7 @@
 #define SEARCH_MAX_VALUES 128
 
 /* $1 npi, $2 org npi, $3 admin: may the caller see roster r? */
-#define VISIBLE                                                                                         \
-    "($3::bool OR r.npi IN (nullif($1, ''), nullif($2, '')) OR r.org_npi IN (nullif($1, ''), nullif($2, '')))"
+#define VISIBLE PA_SQL_ROSTER_VISIBLE("r", "$1", "$2", "$3::bool")
 
 /* A member the caller may see: not opted out, globally or from $1/$2. */
 #define NOT_OPTED_OUT "NOT " PA_SQL_OPTED_OUT("m.patient_id", "$1", "$2")
@@ -124,8 +125,10 @@
     "   'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', 'code', 'SUBSETTED')) END),"          \
     " 'extension', (g.s->'extension') || jsonb_build_array(jsonb_build_object('url', '" PDEX_EXT           \
     "base-ext-members-opted-out', 'valueQuantity', jsonb_build_object('value', (SELECT count(*)"           \
-    "  FROM roster_member m WHERE m.roster_id = r.id AND NOT m.inactive AND NOT (" NOT_OPTED_OUT "))))),"  \
-    " 'quantity', (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id AND NOT m.inactive AND "  \
+    "  FROM roster_member m WHERE m.roster_id = r.id AND " PA_SQL_ROSTER_MEMBER_ACTIVE("m")                \
+    "  AND NOT (" NOT_OPTED_OUT "))))),"                                                                 \
+    " 'quantity', (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id AND "                    \
+    PA_SQL_ROSTER_MEMBER_ACTIVE("m") " AND "                                                              \
     NOT_OPTED_OUT "),"                                                                                    \
     " 'member', CASE WHEN $4::bool THEN (SELECT coalesce(jsonb_agg(jsonb_build_object('extension', "      \
     MEMBER_EXTENSIONS(CLIENT, LEGACY) ", 'entity',"                                                        \

@@ -19,6 +19,7 @@
 #include "pa_db.h"
 #include "pa_fhir.h"
 #include "pa_json.h"
+#include "pa_roster.h"
 #include "pa_util.h"
 
 struct member_params {
@@ -211,7 +212,7 @@ int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                       "SELECT r.id, $2, coalesce($3::date, current_date), $4::date, 'new' FROM r "
                       "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
                       " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
-                      " change_type = " PA_SQL_MEMBER_CHANGE("roster_member"),
+                      " change_type = " PA_SQL_ROSTER_MEMBER_CHANGE("roster_member"),
                       4, values);
     if(!res)
         return pa_resp_error(resp, &err);

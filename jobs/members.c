@@ -8,11 +8,8 @@
 
 #include "pa_db.h"
 #include "pa_err.h"
-
-/* SQL: the roster_member row M is active today. */
-#define ROSTER_MEMBER_ACTIVE(M)                                                                            \
-    "NOT " M ".inactive AND (" M ".period_start IS NULL OR " M ".period_start <= current_date)"            \
-    " AND (" M ".period_end IS NULL OR " M ".period_end >= current_date)"
+#include "pa_optout.h"
+#include "pa_roster.h"
 
 void sql_query_init(struct sql_query *q, const char *const *values, int n)
 {
@@ -49,48 +46,11 @@ static int add(struct sql_query *q, const char *text)
     return pa_buf_addstr(&q->sql, text);
 }
 
-/* The scope's patients, before the subset and the opt-outs. */
-static int universe(const struct member_scope *s, struct sql_query *q)
+/* Appends text, an SQL predicate that names the client's NPI as @NPI@ and
+ * its organization's as @ORG@ (as often as it likes), each bound now to a
+ * placeholder of its own. */
+static int add_for_client(const struct member_scope *s, struct sql_query *q, const char *text)
 {
-    int rc;
-
-    switch(s->level) {
-    case MEMBERS_GROUP:
-        rc = add(q, "SELECT patient_id FROM roster_member rm WHERE " ROSTER_MEMBER_ACTIVE("rm") " AND roster_id = ");
-        rc = rc ? rc : sql_query_value(q, s->group);
-        rc = rc ? rc : add(q, " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = ");
-        rc = rc ? rc : sql_query_value(q, s->group);
-        rc = rc ? rc : add(q, " AND EXISTS (SELECT 1 FROM matched_group g WHERE g.id = ");
-        rc = rc ? rc : sql_query_value(q, s->group);
-        return rc ? rc : add(q, " AND g.expires_at > now())");
-    case MEMBERS_CLIENT:
-        /* the rosters attributed to the client's NPI or its organization's, as
-         * a Group search shows them */
-        rc = add(q, "SELECT rm.patient_id FROM roster r JOIN roster_member rm ON rm.roster_id = r.id WHERE "
-                    ROSTER_MEMBER_ACTIVE("rm") " AND (r.npi IN (nullif(");
-        rc = rc ? rc : sql_query_value(q, s->npi);
-        rc = rc ? rc : add(q, ", ''), nullif(");
-        rc = rc ? rc : sql_query_value(q, s->org_npi);
-        rc = rc ? rc : add(q, ", '')) OR r.org_npi IN (nullif(");
-        rc = rc ? rc : sql_query_value(q, s->npi);
-        rc = rc ? rc : add(q, ", ''), nullif(");
-        rc = rc ? rc : sql_query_value(q, s->org_npi);
-        rc = rc ? rc : add(q, ", '')))"
-                              " UNION ALL SELECT gm.patient_id FROM matched_group g"
-                              " JOIN matched_group_member gm ON gm.group_id = g.id WHERE g.expires_at > now()"
-                              " AND g.client_id = ");
-        return rc ? rc : sql_query_value(q, s->client);
-    case MEMBERS_ALL:
-        return add(q, "SELECT id AS patient_id FROM resource WHERE type = 'Patient'");
-    }
-    return PA_EINVAL;
-}
-
-/* Appends PA_SQL_OPTED_OUT for alias m and the client, its NPI placeholders
- * numbered now (the predicate names each more than once). */
-static int opted_out(const struct member_scope *s, struct sql_query *q)
-{
-    static const char text[] = PA_SQL_OPTED_OUT("m.patient_id", "@NPI@", "@ORG@");
     char npi[16], org[16];
     const char *p = text;
     int k1 = sql_query_bind(q, s->npi), k2 = sql_query_bind(q, s->org_npi);
@@ -114,6 +74,36 @@ static int opted_out(const struct member_scope *s, struct sql_query *q)
     return rc;
 }
 
+/* The scope's patients, before the subset and the opt-outs. */
+static int universe(const struct member_scope *s, struct sql_query *q)
+{
+    int rc;
+
+    switch(s->level) {
+    case MEMBERS_GROUP:
+        rc = add(q, "SELECT patient_id FROM roster_member rm WHERE " PA_SQL_ROSTER_MEMBER_ACTIVE("rm") " AND roster_id = ");
+        rc = rc ? rc : sql_query_value(q, s->group);
+        rc = rc ? rc : add(q, " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = ");
+        rc = rc ? rc : sql_query_value(q, s->group);
+        rc = rc ? rc : add(q, " AND EXISTS (SELECT 1 FROM matched_group g WHERE g.id = ");
+        rc = rc ? rc : sql_query_value(q, s->group);
+        return rc ? rc : add(q, " AND g.expires_at > now())");
+    case MEMBERS_CLIENT:
+        /* the rosters attributed to the client's NPI or its organization's, as
+         * a Group search shows them */
+        rc = add(q, "SELECT rm.patient_id FROM roster r JOIN roster_member rm ON rm.roster_id = r.id WHERE "
+                    PA_SQL_ROSTER_MEMBER_ACTIVE("rm") " AND ");
+        rc = rc ? rc : add_for_client(s, q, PA_SQL_ROSTER_VISIBLE("r", "@NPI@", "@ORG@", "false"));
+        rc = rc ? rc : add(q, " UNION ALL SELECT gm.patient_id FROM matched_group g"
+                              " JOIN matched_group_member gm ON gm.group_id = g.id WHERE g.expires_at > now()"
+                              " AND g.client_id = ");
+        return rc ? rc : sql_query_value(q, s->client);
+    case MEMBERS_ALL:
+        return add(q, "SELECT id AS patient_id FROM resource WHERE type = 'Patient'");
+    }
+    return PA_EINVAL;
+}
+
 int members_query(const struct member_scope *s, enum member_optout optout, struct sql_query *q)
 {
     int rc = add(q, "SELECT m.patient_id FROM (");
@@ -127,7 +117,7 @@ int members_query(const struct member_scope *s, enum member_optout optout, struc
     }
     if(!rc && optout != MEMBERS_ANY) {
         rc = add(q, optout == MEMBERS_OPTED_OUT ? " AND " : " AND NOT ");
-        rc = rc ? rc : opted_out(s, q);
+        rc = rc ? rc : add_for_client(s, q, PA_SQL_OPTED_OUT("m.patient_id", "@NPI@", "@ORG@"));
     }
     return rc;
 }

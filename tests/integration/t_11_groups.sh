@@ -42,6 +42,24 @@ expect_eq "members who opted out, globally or from this provider, are left out" 
   "$(jq_body '[.member[].entity.reference] | join(",")')" "Patient/ghost,Patient/p1"
 expect_eq "quantity counts what the caller sees" "$(jq_body .quantity)" 2
 psql_q "DELETE FROM opt_out WHERE patient_id IN ('p1', 'p2', 'p300')" > /dev/null
+# a member whose period has ended is listed (with its period) but not active:
+# quantity and an export agree on who is, as do both counts for an opted-out one
+psql_q "UPDATE roster_member SET period_end = current_date - 1 WHERE roster_id = 'small' AND patient_id = 'p300'" > /dev/null
+http GET "$BASE/Group/small"
+expect_eq "a member whose period ended is listed, with its end" \
+  "$(jq_body '[.member[] | select(.entity.reference == "Patient/p300") | .period.end != null] | join(",")')" true
+expect_eq "... and not counted in quantity" "$(jq_body .quantity)" 3
+psql_q "INSERT INTO opt_out (patient_id, scope, period_start) VALUES ('p300', 'global', current_date - 1)" > /dev/null
+http GET "$BASE/Group/small"
+expect_eq "... nor among the members an opt-out keeps out" \
+  "$(jq_body '.extension[] | select(.url | endswith("base-ext-members-opted-out")) | .valueQuantity.value')" 0
+kickoff small
+wait_job "$JOB_URL" 30
+download_all "$BODY" "$HTTP_TMP/ended"
+expect_eq "... nor exported" "$(cat "$HTTP_TMP"/ended/*-Patient-*.ndjson | jq -r .id | sort | tr '\n' ' ')" "p1 p2 "
+http DELETE "$JOB_URL"
+psql_q "DELETE FROM opt_out WHERE patient_id = 'p300'" > /dev/null
+psql_q "UPDATE roster_member SET period_end = NULL WHERE roster_id = 'small' AND patient_id = 'p300'" > /dev/null
 http GET "$BASE/Group/elsewhere"
 expect_outcome "another provider's roster is 404, not 403" 404 "elsewhere"
 http GET "$BASE/Group/nosuch"
