@@ -813,7 +813,7 @@ static int replayed(PGconn *conn, const char *lsn)
  */
 static int replica_ready(struct export *x)
 {
-    pa_worker *w = x->w;
+    struct worker *w = x->w;
     int64_t until = pa_mono_ms() + REPLICA_WAIT_MS, beat = pa_mono_ms();
     char lsn[64];
     PGresult *res;
@@ -851,7 +851,7 @@ static int replica_ready(struct export *x)
                 pa_job_heartbeat(w->redis, w->consumer, &w->entry, &e);
                 beat = pa_mono_ms();
             }
-            pa_worker_pause_ms(20);
+            progress_pause_ms(20);
             v = replayed(w->replica[i], lsn);
         }
     }
@@ -869,7 +869,7 @@ static int replica_ready(struct export *x)
  * (export_database) the worker's and two on the hot standby. */
 static int open_lanes(struct export *x, pa_err *err)
 {
-    pa_worker *w = x->w;
+    struct worker *w = x->w;
     int rc;
 
     x->lane_db[0] = w->db;
@@ -1020,7 +1020,9 @@ static int forget_waiting_refs(struct export *x, pa_err *err)
     return res ? PA_OK : PA_EDB;
 }
 
-int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
+/* Removes what the export of job_id keeps in PostgreSQL while it runs: the
+ * references and members it gathered. */
+static int forget(PGconn *db, const char *job_id, pa_err *err)
 {
     const char *values[1] = { job_id };
     PGresult *res = pa_db_query(db, err, "DELETE FROM export_ref WHERE job_id = $1", 1, values);
@@ -1028,6 +1030,20 @@ int pa_export_forget(PGconn *db, const char *job_id, pa_err *err)
     PQclear(res);
     if(res)
         res = pa_db_query(db, err, "DELETE FROM export_member WHERE job_id = $1", 1, values);
+    PQclear(res);
+    return res ? PA_OK : PA_EDB;
+}
+
+int export_end(PGconn *db, const char *job_id, const char *state, pa_err *err)
+{
+    const char *values[1] = { job_id };
+    PGresult *res;
+    int rc = forget(db, job_id, err);
+
+    if(rc || strcmp(state, "cancelled"))
+        return rc;
+    /* what a cancelled export prepared was never given */
+    res = pa_db_query(db, err, "DELETE FROM download_record WHERE job_id = $1", 1, values);
     PQclear(res);
     return res ? PA_OK : PA_EDB;
 }
@@ -1040,7 +1056,7 @@ static int subsetted(json_object *params)
     return v && json_object_is_type(v, json_type_object) && json_object_object_length(v) > 0;
 }
 
-int pa_export_disclose(pa_worker *w, const pa_job *job, pa_err *err)
+int export_disclose(struct worker *w, const pa_job *job, pa_err *err)
 {
     struct export *x = calloc(1, sizeof(*x));
     const char *values[9];
@@ -1115,7 +1131,7 @@ static void keep_lane(PGconn **db)
     }
 }
 
-int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
+int export_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
     struct export *x = calloc(1, sizeof(*x));
     pa_buf ids;
@@ -1141,7 +1157,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
     pa_strset_init(&x->refs_set, REFS_ARENA_BYTES(w->cfg->export_refs_batch_bytes));
     pa_strset_init(&x->refs_stored, (size_t)w->cfg->export_refs_batch_bytes);
     pa_buf_init(&x->ref_item, 1 << 20);
-    /* the chunk's members, for its disclosure records (pa_export_disclose):
+    /* the chunk's members, for its disclosure records (export_disclose):
      * sent with the chunk's queries, so its commit overlaps them */
     x->members.fd = -1;
     x->members.values = x->members.fixed;
@@ -1171,7 +1187,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
          * (a last step without a usable resume point runs the job whole) */
         x->finishing = 0;
         pa_jobfiles_remove(w->cfg, job->id);
-        rc = pa_export_forget(w->db, job->id, err);
+        rc = forget(w->db, job->id, err);
     }
     if(!rc && x->gather_refs)
         rc = forget_waiting_refs(x, err);
@@ -1236,7 +1252,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
         if(rc)
             break;
         x->done++;
-        pa_worker_chunk_pause(w);
+        progress_chunk_pause(w);
         /* a checkpoint (files synced, resume point saved, the claim renewed,
          * cancellation and shutdown heard) at most every CHECKPOINT_EVERY_MS,
          * and always after the last pass: a resumed job redoes at most that */
@@ -1248,7 +1264,7 @@ int pa_export_run(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
             break;
         free(cp);
         cp = export_checkpoint(x);
-        rc = cp ? pa_worker_checkpoint(w, job, x->done, x->total, cp, err) : pa_err_set(err, PA_ENOMEM, "out of memory");
+        rc = cp ? progress_checkpoint(w, job, x->done, x->total, cp, err) : pa_err_set(err, PA_ENOMEM, "out of memory");
     }
     if(!rc)
         rc = x->part ? export_part_outputs(x, manifest, err) : export_finish(x, manifest, err);

@@ -13,7 +13,8 @@
 #include "pa_err.h"
 #include "pa_fhir.h"
 #include "pa_strset.h"
-#include "runner.h"
+#include "kinds.h"
+#include "progress.h"
 
 #define MAX_OUTS 32
 #define WRITE_BUF (256 * 1024)
@@ -54,7 +55,7 @@ struct type_out {
 };
 
 struct export {
-    pa_worker *w;
+    struct worker *w;
     const pa_job *job;
     json_object *params;   /* owned: borrowed strings point into it */
     char dir[1024];

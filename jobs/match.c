@@ -5,7 +5,8 @@
  * writes Group-1.ndjson (the result Groups, one a line) and
  * Parameters-1.ndjson (the response Parameters wrapping them).
  */
-#include "runner.h"
+#include "kinds.h"
+#include "progress.h"
 
 #include <errno.h>
 #include <json-c/json.h>
@@ -49,7 +50,7 @@ static int write_file(const char *dir, const char *name, const char *text, const
  * request has: how many members landed where, and why (counts only, no PHI).
  * A failure is only logged: the disclosure records are already stored.
  */
-static void audit_outcome(pa_worker *w, const pa_job *job, const pa_match_who *who, const pa_match_out *out,
+static void audit_outcome(struct worker *w, const pa_job *job, const pa_match_who *who, const pa_match_out *out,
                           long members)
 {
     pa_audit_event e;
@@ -77,7 +78,7 @@ static void audit_outcome(pa_worker *w, const pa_job *job, const pa_match_who *w
         pa_warn("job %s: its outcome is not audited: %s", job->id, err.msg);
 }
 
-int pa_match_job(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
+int match_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
     json_object *jp = json_tokener_parse(job->params), *request = NULL, *output, *result[3];
     char path[1200], dir[1100];

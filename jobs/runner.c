@@ -29,7 +29,8 @@
 #include "pa_jobfiles.h"
 #include "pa_log.h"
 #include "pa_util.h"
-#include "runner.h"
+#include "kinds.h"
+#include "worker.h"
 
 #define MAX_WORKERS 256
 #define JANITOR_EVERY_MS 5000
@@ -215,7 +216,7 @@ static pid_t spawn(const pa_config *cfg, int index)
          * supervisor that died before it took effect. */
         if(prctl(PR_SET_PDEATHSIG, SIGTERM) || getppid() != parent)
             _exit(0);
-        rc = pa_worker_main(cfg, index, &stop_flag);
+        rc = worker_main(cfg, index, &stop_flag);
 
         pa_log_close();
         _exit(rc);
@@ -313,7 +314,7 @@ static void janitor(const pa_config *cfg, pa_redis *redis, PGconn **db)
                                         1, values);
             PQclear(res);
             /* normally gone when the job ended; a worker that died may have left them */
-            pa_export_forget(*db, ids[i], &err);
+            job_kinds_end(*db, ids[i], "expired", &err);
         }
         free(ids[i]);
     }

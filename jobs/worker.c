@@ -4,7 +4,7 @@
  * Transient failures (database, Redis, disk) hand the job back for another
  * attempt; after PA_JOB_MAX_ATTEMPTS it fails for good.
  */
-#include "runner.h"
+#include "worker.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,62 +15,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kinds.h"
 #include "pa_db.h"
 #include "pa_jobfiles.h"
 #include "pa_log.h"
 #include "pa_util.h"
+#include "progress.h"
 
 #define BLOCK_MS 2000
 #define RECONNECT_PAUSE_MS 1000
-
-void pa_worker_pause_ms(long ms)
-{
-    struct timespec ts;
-
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
-
-/* True if the durable record says the client cancelled the job. */
-static int cancelled_in_db(pa_worker *w, const char *id)
-{
-    const char *values[1] = { id };
-    PGresult *res;
-    pa_err err;
-    int yes;
-
-    if(pa_db_ensure(&w->db, w->cfg, &err))
-        return 0;
-    res = pa_db_query(w->db, &err, "SELECT state = 'cancelled' FROM job WHERE id = $1", 1, values);
-    yes = res && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
-    PQclear(res);
-    return yes;
-}
-
-int pa_worker_checkpoint(pa_worker *w, const pa_job *job, long done, long total,
-                         const char *checkpoint, pa_err *err)
-{
-    int rc = pa_job_checkpoint(w->redis, job->id, w->entry.part, w->consumer, done, total, checkpoint, err);
-
-    if(rc)
-        return rc;
-    rc = pa_job_heartbeat(w->redis, w->consumer, &w->entry, err);
-    if(rc)
-        return rc;
-    /* a cancellation whose Redis half did not happen is heard here too */
-    if(cancelled_in_db(w, job->id))
-        return pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
-    if(*w->stop)
-        return pa_err_set(err, PA_ESTOPPED, "the runner is stopping");
-    return PA_OK;
-}
-
-void pa_worker_chunk_pause(const pa_worker *w)
-{
-    if(w->cfg->export_chunk_pause_ms)
-        pa_worker_pause_ms(w->cfg->export_chunk_pause_ms);
-}
 
 static int is_transient(int rc)
 {
@@ -86,7 +39,8 @@ static int is_transient(int rc)
  */
 static void client_reason(const pa_job *job, const pa_err *err, char *out, size_t size)
 {
-    const char *what = !strcmp(job->kind, "match") ? "the member match" : "the export";
+    const struct job_kind *kind = job_kind_find(job->kind);
+    const char *what = kind ? kind->what : "the job";
     const char *why;
 
     switch(err->code) {
@@ -104,9 +58,11 @@ static void client_reason(const pa_job *job, const pa_err *err, char *out, size_
              "request id %s (job %s)", what, why, job->request_id[0] ? job->request_id : "-", job->id);
 }
 
-/* Mirrors the final state into PostgreSQL; a failure here is only logged. */
-static void record_state(pa_worker *w, pa_job *job, const char *state)
+/* Mirrors the state into PostgreSQL; a failure here is only logged.  A job
+ * that ended leaves nothing its kind kept while it ran. */
+static void record_state(struct worker *w, pa_job *job, const char *state)
 {
+    const struct job_kind *kind = job_kind_find(job->kind);
     pa_err err;
 
     free(job->state);
@@ -120,23 +76,32 @@ static void record_state(pa_worker *w, pa_job *job, const char *state)
         pa_jobfiles_drop_request(w->cfg, job->id);
     if(pa_db_ensure(&w->db, w->cfg, &err) || pa_job_db_update(w->db, job, &err))
         pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
-    else if(!strcmp(job->kind, "export") && strcmp(state, "running") && pa_export_forget(w->db, job->id, &err))
-        pa_warn("job %s: its export references are not removed: %s", job->id, err.msg);
+    else if(strcmp(state, "running") && kind && kind->on_end && kind->on_end(w->db, job->id, state, &err))
+        pa_warn("job %s: what it kept while it ran is not removed: %s", job->id, err.msg);
 }
 
 /* Runs a begun job by its kind; *manifest (caller frees) when it is done. */
-static int run_kind(pa_worker *w, const pa_job *job, char **manifest, pa_err *err)
+static int run_kind(struct worker *w, const pa_job *job, char **manifest, pa_err *err)
 {
+    const struct job_kind *kind = job_kind_find(job->kind);
     int rc;
 
-    if(strcmp(job->kind, "export") && strcmp(job->kind, "match"))
+    if(!kind)
         return pa_err_set(err, PA_EINVAL, "unknown job kind '%s'", job->kind);
-    if(w->entry.part[0] && strcmp(job->kind, "export"))
+    if(w->entry.part[0] && !kind->has_parts)
         return pa_err_set(err, PA_EINVAL, "a %s job has no parts", job->kind);
     rc = pa_db_ensure(&w->db, w->cfg, err);
     if(rc)
         return rc;
-    return !strcmp(job->kind, "export") ? pa_export_run(w, job, manifest, err) : pa_match_job(w, job, manifest, err);
+    return kind->run(w, job, manifest, err);
+}
+
+/* What the job's kind records before it is served. */
+static int before_complete(struct worker *w, const pa_job *job, pa_err *err)
+{
+    const struct job_kind *kind = job_kind_find(job->kind);
+
+    return kind && kind->before_complete ? kind->before_complete(w, job, err) : PA_OK;
 }
 
 /* Whether the entry is one part of a split job (not the whole job, nor its
@@ -148,7 +113,7 @@ static int is_part(const pa_job_entry *e)
 
 /* Whether a part's job ended elsewhere: failed by another of its parts (not
  * cancelled, which the caller hears from the durable record). */
-static int ended_elsewhere(pa_worker *w, const pa_job_entry *e)
+static int ended_elsewhere(struct worker *w, const pa_job_entry *e)
 {
     pa_job *now = NULL;
     pa_err err;
@@ -163,7 +128,7 @@ static int ended_elsewhere(pa_worker *w, const pa_job_entry *e)
 
 /* Runs one claimed unit (a whole job, a part, a last step) and settles its
  * stream entry. */
-static void run_job(pa_worker *w)
+static void run_job(struct worker *w)
 {
     const pa_job_entry *e = &w->entry;
     const char *jobid = e->jobid;
@@ -199,7 +164,7 @@ static void run_job(pa_worker *w)
     }
     /* the durable record has the last word: a job cancelled there is never
      * started or completed, even if Redis missed the cancellation */
-    if(cancelled_in_db(w, jobid)) {
+    if(progress_cancelled(w, jobid)) {
         rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     }
     else {
@@ -211,7 +176,7 @@ static void run_job(pa_worker *w)
         if(!e->part[0])
             record_state(w, job, "running");
         rc = run_kind(w, job, &manifest, &err);
-        if(rc == PA_OK && cancelled_in_db(w, jobid))
+        if(rc == PA_OK && progress_cancelled(w, jobid))
             rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
     }
     if(rc == PA_OK && is_part(e)) {
@@ -228,8 +193,8 @@ static void run_job(pa_worker *w)
     }
     /* what is served is recorded first (a record of an export cancelled in
      * the instant between is the error to prefer to a disclosure unrecorded) */
-    if(rc == PA_OK && !strcmp(job->kind, "export"))
-        rc = pa_export_disclose(w, job, &err);
+    if(rc == PA_OK)
+        rc = before_complete(w, job, &err);
     if(rc == PA_OK) {
         rc = pa_job_complete(w->redis, jobid, e->part, w->consumer, manifest, pa_now_ms(), retention, &err);
         if(rc == PA_OK) {
@@ -242,7 +207,7 @@ static void run_job(pa_worker *w)
             goto out;
         }
     }
-    if(rc == PA_ENOTFOUND && !cancelled_in_db(w, jobid)) {
+    if(rc == PA_ENOTFOUND && !progress_cancelled(w, jobid)) {
         /* Redis lost the job: its durable row stays open and the janitor
          * queues it again; this stream entry is done with */
         pa_warn("job %s: its state is gone from Redis; it will be recovered from PostgreSQL", jobid);
@@ -257,14 +222,9 @@ static void run_job(pa_worker *w)
         goto out;
     }
     if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
-        const char *values[1] = { jobid };
-
         /* Redis learns it too, if it did not know (the janitor then purges) */
         pa_job_mark_cancelled(w->redis, jobid, job->owner, w->cfg->claim_idle_seconds * 2000, &err);
         pa_jobfiles_remove(w->cfg, jobid);
-        /* what a cancelled export prepared was never given */
-        if(!pa_db_ensure(&w->db, w->cfg, &err))
-            PQclear(pa_db_query(w->db, &err, "DELETE FROM download_record WHERE job_id = $1", 1, values));
         record_state(w, job, "cancelled");
         pa_job_ack(w->redis, e, &err);
         pa_info("job %s cancelled; its files are removed", jobid);
@@ -306,7 +266,7 @@ failed:
 transient:
     /* left pending: this or another runner takes it over after claim_idle_seconds */
     pa_warn("job %s%s%s interrupted (%s); it will be retried", jobid, e->part[0] ? " part " : "", e->part, err.msg);
-    pa_worker_pause_ms(RECONNECT_PAUSE_MS);
+    progress_pause_ms(RECONNECT_PAUSE_MS);
 out:
     pa_log_set_context(NULL);
     free(manifest);
@@ -314,7 +274,7 @@ out:
 }
 
 /* Deletes this worker's consumer from the streams' group if it holds nothing. */
-static void leave_group(pa_worker *w)
+static void leave_group(struct worker *w)
 {
     static const char *const streams[] = { PA_JOB_STREAM, PA_PART_STREAM };
     char key[256];
@@ -338,9 +298,9 @@ static void leave_group(pa_worker *w)
     }
 }
 
-int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
+int worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
 {
-    pa_worker w;
+    struct worker w;
     char host[64];
     pa_err err;
     int need_init = 1;
@@ -369,7 +329,7 @@ int pa_worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
         if(rc < 0) {
             need_init = 1;
             pa_warn("waiting for Redis: %s", err.msg);
-            pa_worker_pause_ms(RECONNECT_PAUSE_MS);
+            progress_pause_ms(RECONNECT_PAUSE_MS);
             continue;
         }
         if(rc == 1)
