@@ -108,20 +108,24 @@ int pa_match_parse(const char *body, long max, json_object **params, long *membe
     *members = 0;
     if(pa_json_parse(body, strlen(body), &p, &why))
         return pa_err_set(err, PA_EINVAL, "the request body is %s", why.msg);
-    if(!pa_json_str(p, "resourceType") || strcmp(pa_json_str(p, "resourceType"), "Parameters") ||
-       !(list = pa_json_get(p, "parameter")) || !json_object_is_type(list, json_type_array)) {
+    list = pa_json_get(p, "parameter");
+    if(!pa_json_str(p, "resourceType") || strcmp(pa_json_str(p, "resourceType"), "Parameters") || !list ||
+       !json_object_is_type(list, json_type_array)) {
         json_object_put(p);
         return pa_err_set(err, PA_EINVAL, "the request must be a Parameters resource with MemberBundle parameters");
     }
     for(i = 0; i < json_object_array_length(list); i++) {
         const char *name = pa_json_str(json_object_array_get_idx(list, i), "name");
+        int rc;
 
-        if(name && !strcmp(name, "MemberBundle"))
+        if(name && !strcmp(name, "MemberBundle")) {
             (*members)++;
-        else {
-            json_object_put(p);
-            return pa_err_set(err, PA_EINVAL, "parameter %zu ('%.40s') is not a MemberBundle", i, name ? name : "");
+            continue;
         }
+        /* the message quotes name, which p owns: written before p goes */
+        rc = pa_err_set(err, PA_EINVAL, "parameter %zu ('%.40s') is not a MemberBundle", i, name ? name : "");
+        json_object_put(p);
+        return rc;
     }
     if(*members == 0) {
         json_object_put(p);
@@ -567,7 +571,8 @@ static json_object *echo_patient(json_object *pat, long index, json_object *grou
         return NULL;
     }
     json_object_object_del(copy, "contained");
-    if((meta = pa_json_get(copy, "meta")) && !json_object_is_type(meta, json_type_object))
+    meta = pa_json_get(copy, "meta");
+    if(meta && !json_object_is_type(meta, json_type_object))
         json_object_object_del(copy, "meta");
     else if(meta) {
         json_object_object_del(meta, "versionId");

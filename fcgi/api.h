@@ -71,24 +71,24 @@ int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char 
  * Retry-After when the client has too many jobs running).  0 when queued. */
 int pa_api_job_submit(pa_ctx *ctx, pa_resp *resp, pa_job *job, const char *accepted);
 
-typedef int (*pa_handler)(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+typedef void (*pa_handler)(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 
-int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_patient_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_system_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
-int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_patient_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_system_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
+void pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args);
 
 /* Media types a FHIR JSON endpoint can answer with, preferred first. */
 extern const char *const pa_fhir_json_types[];

@@ -34,7 +34,7 @@ struct client {
 };
 
 /* An RFC 6749 error; detail (never sent) is kept for the audit event. */
-static int oauth_error(pa_ctx *ctx, pa_resp *resp, int status, const char *error, const char *description,
+static void oauth_error(pa_ctx *ctx, pa_resp *resp, int status, const char *error, const char *description,
                        const char *detail)
 {
     json_object *o = json_object_new_object();
@@ -47,12 +47,14 @@ static int oauth_error(pa_ctx *ctx, pa_resp *resp, int status, const char *error
     if(status == 401)
         pa_resp_header(resp, "WWW-Authenticate", "Basic realm=\"provider-access\"");
     pa_strlcpy(ctx->audit.detail, detail ? detail : description, sizeof(ctx->audit.detail));
-    return 0;
 }
 
+/* Answers 401 invalid_client, detail kept for the audit; -1, for the
+ * checks that return it (the client is refused, and told). */
 static int client_failed(pa_ctx *ctx, pa_resp *resp, const char *detail)
 {
-    return oauth_error(ctx, resp, 401, "invalid_client", "client authentication failed", detail);
+    oauth_error(ctx, resp, 401, "invalid_client", "client authentication failed", detail);
+    return -1;
 }
 
 static const char *form_param(const pa_param *p, size_t n, const char *name, int *dup)
@@ -152,8 +154,9 @@ static int aud_ok(json_object *claims, const char *url)
     return 0;
 }
 
-/* Checks a client assertion; returns 0 with c loaded, or answers itself. */
-static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, struct client *c, int *answered)
+/* Checks a client assertion: 0 with c loaded, or -1 when the request is
+ * answered (refused, or an error). */
+static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, struct client *c)
 {
     char url[1024], detail[256];
     pa_jwt jwt;
@@ -166,7 +169,6 @@ static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, st
     size_t i;
     int rc = -1;
 
-    *answered = 1;
     pa_err_clear(&err);
     if(pa_jwt_parse(assertion, &jwt, &err)) {
         oauth_error(ctx, resp, 400, "invalid_request", err.msg, NULL);
@@ -271,21 +273,20 @@ static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, st
         rc = -1;
         goto out;
     }
-    *answered = 0;
 out:
     pa_jwt_free(&jwt);
     return rc;
 }
 
-/* client_secret_basic (Authorization: Basic) or client_secret_post. */
+/* Checks client_secret_basic (Authorization: Basic) or client_secret_post:
+ * 0 with c loaded, or -1 when the request is answered (refused, or an error). */
 static int check_secret(pa_ctx *ctx, pa_resp *resp, const pa_req *req, const char *id, const char *secret,
-                        struct client *c, int *answered)
+                        struct client *c)
 {
     char decoded[512];
     pa_err err;
     int rc;
 
-    *answered = 1;
     if(req->authorization && !strncasecmp(req->authorization, "Basic ", 6)) {
         unsigned char *raw = NULL;
         size_t len = 0, i;
@@ -295,50 +296,49 @@ static int check_secret(pa_ctx *ctx, pa_resp *resp, const pa_req *req, const cha
 
         /* standard base64 into base64url, then decode */
         if(strlen(b) >= sizeof(url))
-            return client_failed(ctx, resp, "Authorization header too long"), -1;
+            return client_failed(ctx, resp, "Authorization header too long");
         for(i = 0; b[i]; i++)
             url[i] = b[i] == '+' ? '-' : b[i] == '/' ? '_' : b[i];
         url[i] = '\0';
         if(pa_b64url_decode(url, i, &raw, &len) || len >= sizeof(decoded)) {
             free(raw);
-            return client_failed(ctx, resp, "malformed Basic credentials"), -1;
+            return client_failed(ctx, resp, "malformed Basic credentials");
         }
         memcpy(decoded, raw, len);
         decoded[len] = '\0';
         free(raw);
         /* (a NUL would cut the id short; anything not UTF-8 is no client id) */
         if(!pa_utf8_valid(decoded, len))
-            return client_failed(ctx, resp, "malformed Basic credentials"), -1;
+            return client_failed(ctx, resp, "malformed Basic credentials");
         colon = strchr(decoded, ':');
         if(!colon)
-            return client_failed(ctx, resp, "malformed Basic credentials"), -1;
+            return client_failed(ctx, resp, "malformed Basic credentials");
         *colon = '\0';
         if(pa_url_decode(decoded, 1) || pa_url_decode(colon + 1, 1) || !pa_utf8_valid(decoded, strlen(decoded)) ||
            !pa_utf8_valid(colon + 1, strlen(colon + 1)))
-            return client_failed(ctx, resp, "malformed Basic credentials"), -1;
+            return client_failed(ctx, resp, "malformed Basic credentials");
         id = decoded;
         secret = colon + 1;
     }
     if(!id || !secret)
-        return client_failed(ctx, resp, "no client authentication"), -1;
+        return client_failed(ctx, resp, "no client authentication");
     pa_err_clear(&err);
     rc = load_client(ctx, id, c, &err);
     if(rc == PA_ENOTFOUND)
-        return client_failed(ctx, resp, "unknown client"), -1;
+        return client_failed(ctx, resp, "unknown client");
     if(rc) {
         pa_resp_error(resp, &err);
         return -1;
     }
     pa_strlcpy(ctx->token.client_id, c->id, sizeof(ctx->token.client_id));
     if(!c->secret_hash[0])
-        return client_failed(ctx, resp, "client secrets are not enabled for this client"), -1;
+        return client_failed(ctx, resp, "client secrets are not enabled for this client");
     if(!pa_secret_verify(secret, c->secret_hash))
-        return client_failed(ctx, resp, "wrong client secret"), -1;
-    *answered = 0;
+        return client_failed(ctx, resp, "wrong client secret");
     return 0;
 }
 
-int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     pa_param *form = NULL;
     size_t nform = 0;
@@ -347,17 +347,21 @@ int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     const char *grant, *scope, *atype, *assertion;
     pa_redis *redis;
     pa_err err;
-    int dup = 0, answered = 0, ok;
+    int dup = 0, refused;
 
     (void)args;
     memset(&c, 0, sizeof(c));
     pa_err_clear(&err);
     ctx->audit.operation = "token";
-    if(!pa_media_type_is(req->content_type, "application/x-www-form-urlencoded"))
-        return oauth_error(ctx, resp, 400, "invalid_request",
-                           "the token request must be application/x-www-form-urlencoded", NULL);
-    if(pa_query_parse(req->body, &form, &nform, &err))
-        return oauth_error(ctx, resp, 400, "invalid_request", "the form is malformed", NULL);
+    if(!pa_media_type_is(req->content_type, "application/x-www-form-urlencoded")) {
+        oauth_error(ctx, resp, 400, "invalid_request",
+                    "the token request must be application/x-www-form-urlencoded", NULL);
+        return;
+    }
+    if(pa_query_parse(req->body, &form, &nform, &err)) {
+        oauth_error(ctx, resp, 400, "invalid_request", "the form is malformed", NULL);
+        return;
+    }
     grant = form_param(form, nform, "grant_type", &dup);
     scope = form_param(form, nform, "scope", &dup);
     atype = form_param(form, nform, "client_assertion_type", &dup);
@@ -383,13 +387,13 @@ int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             oauth_error(ctx, resp, 400, "invalid_request", "client_assertion is required", NULL);
             goto out;
         }
-        ok = check_assertion(ctx, resp, assertion, &c, &answered);
+        refused = check_assertion(ctx, resp, assertion, &c);
     }
     else {
-        ok = check_secret(ctx, resp, req, form_param(form, nform, "client_id", &dup),
-                          form_param(form, nform, "client_secret", &dup), &c, &answered);
+        refused = check_secret(ctx, resp, req, form_param(form, nform, "client_id", &dup),
+                               form_param(form, nform, "client_secret", &dup), &c);
     }
-    if(ok || answered)
+    if(refused)
         goto out;
     if(!c.enabled) {
         client_failed(ctx, resp, "the client is disabled");
@@ -436,5 +440,4 @@ int pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 out:
     json_object_put(c.jwks);
     pa_params_free(form, nform);
-    return 0;
 }

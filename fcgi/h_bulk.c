@@ -217,9 +217,9 @@ static void ignore_param(json_object *ignored, const char *fmt, ...)
 /* Whether the request asked for lenient handling (Prefer: handling=lenient). */
 static int lenient_handling(const pa_req *req)
 {
-    const char *p = req->prefer;
+    const char *p;
 
-    while(p && (p = strstr(p, "handling")) != NULL) {
+    for(p = req->prefer ? strstr(req->prefer, "handling") : NULL; p; p = strstr(p, "handling")) {
         p += 8;
         p += strspn(p, " \t");
         if(*p == '=' && !strncasecmp(p + 1 + strspn(p + 1, " \t\""), "lenient", 7))
@@ -609,21 +609,21 @@ out:
     return 0;
 }
 
-int pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
-    return kickoff(ctx, req, resp, LEVEL_GROUP, args[0]);
+    kickoff(ctx, req, resp, LEVEL_GROUP, args[0]);
 }
 
-int pa_h_patient_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_patient_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     (void)args;
-    return kickoff(ctx, req, resp, LEVEL_PATIENT, NULL);
+    kickoff(ctx, req, resp, LEVEL_PATIENT, NULL);
 }
 
-int pa_h_system_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_system_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     (void)args;
-    return kickoff(ctx, req, resp, LEVEL_SYSTEM, NULL);
+    kickoff(ctx, req, resp, LEVEL_SYSTEM, NULL);
 }
 
 /* The caller's job as PostgreSQL recorded it, when Redis does not have it
@@ -758,24 +758,26 @@ static char *manifest_for_token(const pa_ctx *ctx, const pa_job *job)
     return mine;
 }
 
-int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const types[] = { PA_MT_JSON, PA_MT_FHIR_JSON, NULL };
     pa_job *job = NULL;
 
     ctx->audit.operation = "status";
     pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
-    if(pa_accept_pick(req->accept, types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported",
-                               "the status answers with application/json; Accept '%.80s' does not allow it",
-                               req->accept);
+    if(pa_accept_pick(req->accept, types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported",
+                        "the status answers with application/json; Accept '%.80s' does not allow it",
+                        req->accept);
+        return;
+    }
     if(load_own_job(ctx, args[0], &job, resp))
-        return 0;
+        return;
     if(polled_too_soon(ctx, job->id)) {
         pa_job_free(job);
         pa_resp_outcome(resp, 429, "error", "throttled", "polled too often: wait as Retry-After says");
         pa_resp_header(resp, "Retry-After", "%ld", ctx->cfg->retry_after_seconds);
-        return 0;
+        return;
     }
     if(!strcmp(job->state, "completed") && job->manifest) {
         char date[32], *mine = manifest_for_token(ctx, job);
@@ -799,10 +801,9 @@ int pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         pa_resp_header(resp, "Retry-After", "%ld", pa_job_retry_after(job, pa_now_ms(), ctx->cfg->retry_after_seconds));
     }
     pa_job_free(job);
-    return 0;
 }
 
-int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     pa_redis *redis;
     PGconn *db = NULL;
@@ -821,20 +822,24 @@ int pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         rc = pa_ctx_db(ctx, &db, &err);
     if(rc) {
         pa_resp_error(resp, &err);
-        return 0;
+        return;
     }
     if(strlen(args[0]) != PA_JOB_ID_LEN)
         rc = PA_ENOTFOUND;
     else
         rc = pa_job_cancel(redis, db, args[0], ctx->client_id,
                            ctx->cfg->claim_idle_seconds * 2000, &err);
-    if(rc == PA_ENOTFOUND)
-        return pa_resp_outcome(resp, 404, "error", "not-found", "no export job '%.40s'", args[0]);
-    if(rc)
-        return pa_resp_error(resp, &err);
+    if(rc == PA_ENOTFOUND) {
+        pa_resp_outcome(resp, 404, "error", "not-found", "no export job '%.40s'", args[0]);
+        return;
+    }
+    if(rc) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     pa_info("job %s cancelled by its client", args[0]);
-    return pa_resp_outcome(resp, 202, "information", "informational",
-                           "the job is cancelled and its files are deleted");
+    pa_resp_outcome(resp, 202, "information", "informational",
+                    "the job is cancelled and its files are deleted");
 }
 
 /* True if the client accepts gzip (Accept-Encoding: gzip, q > 0). */
@@ -873,7 +878,7 @@ static int gzip_sibling(const char *path, char *gz, size_t size)
             close(in);
         return -1;
     }
-    while(ok && (n = read(in, buf, sizeof(buf))) > 0)
+    for(n = read(in, buf, sizeof(buf)); ok && n > 0; n = read(in, buf, sizeof(buf)))
         ok = gzwrite(out, buf, (unsigned)n) == (int)n;
     close(in);
     if(gzclose(out) != Z_OK || !ok || rename(tmp, gz)) {
@@ -917,7 +922,7 @@ static int require_read_file(pa_ctx *ctx, pa_resp *resp, const pa_job *job, pa_m
     return pa_api_require_read(ctx, resp, type);
 }
 
-int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const types[] = { PA_MT_FHIR_NDJSON, "application/ndjson",
                                          "application/x-ndjson", NULL };
@@ -930,24 +935,29 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 
     ctx->audit.operation = "download";
     pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
-    if(pa_accept_pick(req->accept, types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported",
-                               "files are application/fhir+ndjson; Accept '%.80s' does not allow it",
-                               req->accept);
-    if(!pa_jobfiles_name_ok(args[1]))
-        return pa_resp_outcome(resp, 404, "error", "not-found", "no such file");
+    if(pa_accept_pick(req->accept, types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported",
+                        "files are application/fhir+ndjson; Accept '%.80s' does not allow it",
+                        req->accept);
+        return;
+    }
+    if(!pa_jobfiles_name_ok(args[1])) {
+        pa_resp_outcome(resp, 404, "error", "not-found", "no such file");
+        return;
+    }
     if(load_own_job(ctx, args[0], &job, resp))
-        return 0;
+        return;
     /* what a file holds is what its manifest entry says, found by job and name */
     if(strcmp(job->state, "completed") || !job->manifest ||
        pa_manifest_find(job->manifest, job->id, args[1], &list, type, sizeof(type)) ||
        pa_jobfiles_path(ctx->cfg, job->id, args[1], path, sizeof(path)) || stat(path, &st) || !S_ISREG(st.st_mode)) {
         pa_job_free(job);
-        return pa_resp_outcome(resp, 404, "error", "not-found", "no such file (it may have expired)");
+        pa_resp_outcome(resp, 404, "error", "not-found", "no such file (it may have expired)");
+        return;
     }
     if(require_read_file(ctx, resp, job, list, type)) {
         pa_job_free(job);
-        return 0;
+        return;
     }
     pa_job_free(job);
     resp->status = 200;
@@ -963,7 +973,8 @@ int pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     else {
         resp->sendfile_path = strdup(path);
     }
-    if(!resp->sendfile_path)
-        return pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
-    return 0;
+    if(!resp->sendfile_path) {
+        pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+        return;
+    }
 }

@@ -40,7 +40,7 @@ static int is_recipient(json_object *actor)
     return 0;
 }
 
-int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     json_object *c = NULL, *prov, *actors, *period;
     char patient[PA_FHIR_ID_MAX + 1], start[11] = "", end[11] = "";
@@ -161,7 +161,6 @@ int pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 out:
     json_object_put(c);
     pa_buf_free(&npis);
-    return 0;
 }
 
 /* A member's consent records as pdex-provider-consent resources, newest
@@ -194,7 +193,7 @@ out:
  * pa-admin, a feed).  A record no longer in force still appears: the latest
  * by period start decides (docs/MATCH.md).
  */
-int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     char patient[PA_FHIR_ID_MAX + 1] = "";
     const char *values[1];
@@ -209,9 +208,10 @@ int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     ctx->audit.operation = "consent-search";
     if(!ctx->token.admin || !pa_scope_allows(ctx->token.scope, "Consent")) {
         pa_strlcpy(ctx->audit.detail, "not an admin client with Consent read scope", sizeof(ctx->audit.detail));
-        return pa_resp_outcome(resp, 403, "error", "forbidden",
-                               "members' consent records are read by the payer's admin clients with a scope that reads "
-                               "Consent");
+        pa_resp_outcome(resp, 403, "error", "forbidden",
+                        "members' consent records are read by the payer's admin clients with a scope that reads "
+                        "Consent");
+        return;
     }
     for(i = 0; i < req->nparams; i++) {
         const char *name = req->params[i].name, *v = req->params[i].value;
@@ -224,15 +224,20 @@ int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             continue;
         if(!strcmp(name, "category") && (!strcmp(v, "provider-access") || !strcmp(v, PDEX_API_PURPOSE "|provider-access")))
             continue;
-        return pa_resp_outcome(resp, 400, "error", "not-supported",
-                               "search parameter '%.40s=%.60s' is not supported: patient=Patient/ID (once), and "
-                               "category=provider-access", name, v);
+        pa_resp_outcome(resp, 400, "error", "not-supported",
+                        "search parameter '%.40s=%.60s' is not supported: patient=Patient/ID (once), and "
+                        "category=provider-access", name, v);
+        return;
     }
-    if(!patient[0])
-        return pa_resp_outcome(resp, 400, "error", "required", "name the member: patient=Patient/ID");
+    if(!patient[0]) {
+        pa_resp_outcome(resp, 400, "error", "required", "name the member: patient=Patient/ID");
+        return;
+    }
     pa_err_clear(&err);
-    if(pa_ctx_db(ctx, &db, &err))
-        return pa_resp_error(resp, &err);
+    if(pa_ctx_db(ctx, &db, &err)) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     values[0] = patient;
     res = pa_db_query(db, &err,
                       "SELECT j FROM (SELECT o.period_start, o.recorded_at, "
@@ -244,8 +249,10 @@ int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                                    "i.period_start::text", "NULL::text", "'active'", "i.recorded_at")
                       " FROM opt_in i WHERE i.patient_id = $1) c ORDER BY period_start DESC, recorded_at DESC",
                       1, values);
-    if(!res)
-        return pa_resp_error(resp, &err);
+    if(!res) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     pa_buf_init(&b, PA_RESP_MAX_BODY);
     pa_buf_printf(&b, "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"total\":%d,\"entry\":[", PQntuples(res));
     for(k = 0; k < PQntuples(res); k++)
@@ -254,5 +261,4 @@ int pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     PQclear(res);
     pa_resp_text(resp, 200, PA_MT_FHIR_JSON, pa_buf_str(&b));
     pa_buf_free(&b);
-    return 0;
 }

@@ -150,6 +150,10 @@ static json_object *fhir_ordered(const char *text)
         return NULL;
     }
     out = json_object_new_object();
+    if(!out) {
+        json_object_put(in);
+        return NULL;
+    }
     for(i = 0; first[i]; i++)
         if(json_object_object_get_ex(in, first[i], &v))
             json_object_object_add(out, first[i], json_object_get(v));
@@ -204,6 +208,11 @@ static char *without_members(const char *json, const char *gone_json)
         return strdup(json);
     }
     kept = json_object_new_array();
+    if(!kept) {
+        json_object_put(gone);
+        json_object_put(g);
+        return NULL;
+    }
     for(i = 0; i < json_object_array_length(members); i++) {
         json_object *m = json_object_array_get_idx(members, i);
         const char *ref = pa_json_str(pa_json_get(m, "entity"), "reference");
@@ -215,7 +224,7 @@ static char *without_members(const char *json, const char *gone_json)
     if(json_object_object_get_ex(g, "contained", &contained) && json_object_is_type(contained, json_type_array)) {
         json_object *still = json_object_new_array();
 
-        for(i = 0; i < json_object_array_length(contained); i++) {
+        for(i = 0; still && i < json_object_array_length(contained); i++) {
             json_object *c = json_object_array_get_idx(contained, i);
             const char *id = pa_json_str(c, "id");
 
@@ -227,6 +236,12 @@ static char *without_members(const char *json, const char *gone_json)
                     break;
                 }
             }
+        }
+        if(!still) {
+            json_object_put(kept);
+            json_object_put(gone);
+            json_object_put(g);
+            return NULL;
         }
         json_object_object_add(g, "contained", still);
     }
@@ -250,7 +265,7 @@ static int summary_true(const pa_req *req)
     return 0;
 }
 
-int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     const char *values[8];
     PGconn *db;
@@ -259,11 +274,15 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 
     ctx->audit.operation = "read";
     pa_strlcpy(ctx->audit.group_id, args[0], sizeof(ctx->audit.group_id));
-    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported", "a Group is application/fhir+json");
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported", "a Group is application/fhir+json");
+        return;
+    }
     pa_err_clear(&err);
-    if(pa_ctx_db(ctx, &db, &err))
-        return pa_resp_error(resp, &err);
+    if(pa_ctx_db(ctx, &db, &err)) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     token_values(ctx, values, !summary_true(req));
     values[4] = args[0];
     values[5] = ctx->token.client_id;
@@ -271,8 +290,10 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     values[7] = ctx->cfg->pdex_member_extensions ? "true" : "false";
     res = pa_db_query(db, &err, "SELECT " GROUP_JSON("$6", "$8::bool") " FROM " ROSTER_FROM("$7")
                       " WHERE r.id = $5 AND " VISIBLE, 8, values);
-    if(!res)
-        return pa_resp_error(resp, &err);
+    if(!res) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     if(PQntuples(res) != 1) {
         const char *mv[4] = { args[0], ctx->token.client_id, ctx->token.npi, ctx->token.org_npi };
 
@@ -285,8 +306,10 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                           PA_SQL_OPTED_OUT("m.patient_id", "$3", "$4") ")::text, '{}')"
                           " FROM matched_group g WHERE id = $1 AND client_id = $2",
                           4, mv);
-        if(!res)
-            return pa_resp_error(resp, &err);
+        if(!res) {
+            pa_resp_error(resp, &err);
+            return;
+        }
         if(PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 1), "t")) {
             char *json = without_members(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2));
 
@@ -296,16 +319,18 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                 pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
             free(json);
             PQclear(res);
-            return 0;
+            return;
         }
         if(PQntuples(res) == 1) {
             PQclear(res);
-            return pa_resp_outcome(resp, 410, "error", "expired",
-                                   "Group '%.64s' has expired: run $provider-member-match again", args[0]);
+            pa_resp_outcome(resp, 410, "error", "expired",
+                            "Group '%.64s' has expired: run $provider-member-match again", args[0]);
+            return;
         }
         PQclear(res);
         pa_strlcpy(ctx->audit.detail, "no such Group, or not attributed to the client", sizeof(ctx->audit.detail));
-        return pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
+        pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", args[0]);
+        return;
     }
     {
         json_object *g = fhir_ordered(PQgetvalue(res, 0, 0));
@@ -318,7 +343,6 @@ int pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         json_object_put(g);
     }
     PQclear(res);
-    return 0;
 }
 
 /* A search's SQL and its values, the filters numbered as they are added. */
@@ -409,8 +433,10 @@ static int add_filter(struct search *q, const char *name, char *value, pa_resp *
         ;
     if(!filters[f])
         return 1;
-    if(!*value)
-        return pa_resp_outcome(resp, 400, "error", "invalid", "search parameter '%.60s' has no value", name), -1;
+    if(!*value) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "search parameter '%.60s' has no value", name);
+        return -1;
+    }
     pa_buf_addstr(&q->sql, " AND (");
     for(v = strtok_r(value, ",", &save); v && !rc; v = strtok_r(NULL, ",", &save), first = 0) {
         int k;
@@ -445,12 +471,16 @@ static int add_filter(struct search *q, const char *name, char *value, pa_resp *
             break;
         }
     }
-    if(rc)
-        return pa_resp_outcome(resp, 400, "error", "too-costly", "the search has too many values (at most %d)",
-                               SEARCH_MAX_VALUES - SEARCH_FIXED_VALUES), -1;
-    if(first)
+    if(rc) {
+        pa_resp_outcome(resp, 400, "error", "too-costly", "the search has too many values (at most %d)",
+                        SEARCH_MAX_VALUES - SEARCH_FIXED_VALUES);
+        return -1;
+    }
+    if(first) {
         /* only commas: no value to match, and never "anything" */
-        return pa_resp_outcome(resp, 400, "error", "invalid", "search parameter '%.60s' has no value", name), -1;
+        pa_resp_outcome(resp, 400, "error", "invalid", "search parameter '%.60s' has no value", name);
+        return -1;
+    }
     pa_buf_addstr(&q->sql, ")");
     return 0;
 }
@@ -490,7 +520,7 @@ static void add_link(pa_buf *b, const pa_ctx *ctx, const pa_req *req, const char
     pa_buf_addstr(b, "}");
 }
 
-int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     struct search q;
     char *copies[PA_QUERY_MAX_PARAMS];
@@ -508,8 +538,10 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 
     (void)args;
     ctx->audit.operation = "search";
-    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported", "a search answers with application/fhir+json");
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported", "a search answers with application/fhir+json");
+        return;
+    }
     memset(&q, 0, sizeof(q));
     token_values(ctx, q.values, 0);
     q.values[4] = ctx->token.client_id;
@@ -571,7 +603,8 @@ int pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                   " (SELECT " GROUP_JSON("$5", "$7::bool") " FROM " ROSTER_FROM("$6") " WHERE r.id = p.id)"
                   " ELSE p.s::text END FROM page p ORDER BY p.id)");
     pa_err_clear(&err);
-    if(pa_ctx_db(ctx, &db, &err) || !(res = pa_db_query(db, &err, pa_buf_str(&q.sql), q.n, q.values))) {
+    res = pa_ctx_db(ctx, &db, &err) ? NULL : pa_db_query(db, &err, pa_buf_str(&q.sql), q.n, q.values);
+    if(!res) {
         pa_resp_error(resp, &err);
         goto out;
     }
@@ -609,5 +642,4 @@ out:
     pa_buf_free(&q.sql);
     while(ncopies > 0)
         free(copies[--ncopies]);
-    return 0;
 }

@@ -99,7 +99,7 @@ static void charge(pa_ctx *ctx, PGconn *db, json_object *misses)
         pa_warn("member match not charged to client %s: %s", ctx->client_id, err.msg);
 }
 
-int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     json_object *params = NULL;
     pa_match_in in;
@@ -114,30 +114,43 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     (void)args;
     memset(&out, 0, sizeof(out));
     ctx->audit.operation = "member-match";
-    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported", "$provider-member-match answers with application/fhir+json");
-    if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) && !pa_media_type_is(req->content_type, PA_MT_JSON))
-        return pa_resp_outcome(resp, 415, "error", "not-supported",
-                               "send the request Parameters as application/fhir+json");
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported", "$provider-member-match answers with application/fhir+json");
+        return;
+    }
+    if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) && !pa_media_type_is(req->content_type, PA_MT_JSON)) {
+        pa_resp_outcome(resp, 415, "error", "not-supported",
+                        "send the request Parameters as application/fhir+json");
+        return;
+    }
     pa_err_clear(&err);
     /* checked without building it: an asynchronous request is parsed once, by the runner */
-    if(pa_match_check(req->body, req->body_len, ctx->cfg->member_match_max, &members, &err))
-        return pa_resp_outcome(resp, err.code == PA_ETOOBIG ? 413 : 400, "error",
-                               err.code == PA_ETOOBIG ? "too-costly" : "invalid", "%s", err.msg);
+    if(pa_match_check(req->body, req->body_len, ctx->cfg->member_match_max, &members, &err)) {
+        pa_resp_outcome(resp, err.code == PA_ETOOBIG ? 413 : 400, "error",
+                        err.code == PA_ETOOBIG ? "too-costly" : "invalid", "%s", err.msg);
+        return;
+    }
     ctx->audit.members = members;
     if(over_budget(ctx, resp))
-        return 0;
-    if(async)
-        return kick_off(ctx, req, resp);
-    if(members > ctx->cfg->member_match_sync_max)
-        return pa_resp_outcome(resp, 400, "error", "too-costly",
-                               "%ld members are more than are answered at once (%ld): send Prefer: respond-async",
-                               members, ctx->cfg->member_match_sync_max);
-    if(pa_match_parse(req->body, ctx->cfg->member_match_max, &params, &members, &err))
-        return pa_resp_outcome(resp, 400, "error", "invalid", "%s", err.msg);
+        return;
+    if(async) {
+        kick_off(ctx, req, resp);
+        return;
+    }
+    if(members > ctx->cfg->member_match_sync_max) {
+        pa_resp_outcome(resp, 400, "error", "too-costly",
+                        "%ld members are more than are answered at once (%ld): send Prefer: respond-async",
+                        members, ctx->cfg->member_match_sync_max);
+        return;
+    }
+    if(pa_match_parse(req->body, ctx->cfg->member_match_max, &params, &members, &err)) {
+        pa_resp_outcome(resp, 400, "error", "invalid", "%s", err.msg);
+        return;
+    }
     if(pa_ctx_db(ctx, &db, &err)) {
         json_object_put(params);
-        return pa_resp_error(resp, &err);
+        pa_resp_error(resp, &err);
+        return;
     }
     in.db = db;
     in.cfg = ctx->cfg;
@@ -152,7 +165,8 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     if(pa_match_run(&in, params, &out, &err) || pa_match_store(db, &out, &who, ctx->cfg->matched_group_days, &err)) {
         json_object_put(params);
         pa_match_out_free(&out);
-        return pa_resp_error(resp, &err);
+        pa_resp_error(resp, &err);
+        return;
     }
     charge(ctx, db, out.misses);
     pa_strlcpy(ctx->audit.group_id, out.group_id, sizeof(ctx->audit.group_id));
@@ -166,5 +180,4 @@ int pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     free(body);
     json_object_put(params);
     pa_match_out_free(&out);
-    return 0;
 }

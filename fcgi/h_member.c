@@ -141,8 +141,10 @@ static int resolve(PGconn *db, const char *group, struct member_params *mp, char
                       "  (SELECT c.patient_id FROM coverage c WHERE $2 IN (c.member_id, c.subscriber_id) LIMIT 1)) AS pid) x"
                       " WHERE r.id = $1",
                       6, values);
-    if(!res)
-        return pa_resp_error(resp, &err), -1;
+    if(!res) {
+        pa_resp_error(resp, &err);
+        return -1;
+    }
     if(PQntuples(res) != 1)
         pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", group);
     else if(PQgetisnull(res, 0, 1))
@@ -190,7 +192,7 @@ static int begin(pa_ctx *ctx, pa_req *req, pa_resp *resp, const char *group, con
     return resolve(*db, group, mp, status, resp);
 }
 
-int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     struct member_params mp;
     char status[16];
@@ -200,7 +202,7 @@ int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_err err;
 
     if(begin(ctx, req, resp, args[0], "member-add", &db, &mp, status))
-        return 0;
+        return;
     values[0] = args[0];
     values[1] = mp.patient;
     values[2] = mp.start[0] ? mp.start : NULL;
@@ -214,14 +216,16 @@ int pa_h_member_add(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                       " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
                       " change_type = " PA_SQL_ROSTER_MEMBER_CHANGE("roster_member"),
                       4, values);
-    if(!res)
-        return pa_resp_error(resp, &err);
+    if(!res) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     PQclear(res);
-    return pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s is a member of Group/%s", mp.patient,
-                           args[0]);
+    pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s is a member of Group/%s", mp.patient,
+                    args[0]);
 }
 
-int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     struct member_params mp;
     char status[16];
@@ -232,7 +236,7 @@ int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     int draft;
 
     if(begin(ctx, req, resp, args[0], "member-remove", &db, &mp, status))
-        return 0;
+        return;
     draft = !strcmp(status, "draft");
     values[0] = args[0];
     values[1] = mp.patient;
@@ -243,15 +247,18 @@ int pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                               " WHERE roster_id = $1 AND patient_id = $2 AND NOT inactive"
                             : "DELETE FROM roster_member WHERE roster_id = $1 AND patient_id = $2",
                       2, values);
-    if(!res)
-        return pa_resp_error(resp, &err);
+    if(!res) {
+        pa_resp_error(resp, &err);
+        return;
+    }
     if(strcmp(PQcmdTuples(res), "1")) {
         PQclear(res);
-        return pa_resp_outcome(resp, 404, "error", "not-found", "Patient/%s is not a member of Group/%s", mp.patient,
-                               args[0]);
+        pa_resp_outcome(resp, 404, "error", "not-found", "Patient/%s is not a member of Group/%s", mp.patient,
+                        args[0]);
+        return;
     }
     PQclear(res);
     PQclear(pa_db_query(db, &err, "UPDATE roster SET updated_at = now() WHERE id = $1", 1, values));
-    return pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s %s Group/%s", mp.patient,
-                           draft ? "is now an inactive member of" : "is no longer a member of", args[0]);
+    pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s %s Group/%s", mp.patient,
+                    draft ? "is now an inactive member of" : "is no longer a member of", args[0]);
 }

@@ -266,7 +266,7 @@ static json_object *capability_statement(const char *base_url, const char *date)
     return cs;
 }
 
-int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     /* the document, written once a day per process: it depends on nothing
      * else (every metadata request used to build and write it anew) */
@@ -276,10 +276,12 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     char date[32];
 
     (void)args;
-    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0)
-        return pa_resp_outcome(resp, 406, "error", "not-supported",
-                               "cannot answer in any type the Accept header allows; "
-                               "this server speaks application/fhir+json");
+    if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
+        pa_resp_outcome(resp, 406, "error", "not-supported",
+                        "cannot answer in any type the Accept header allows; "
+                        "this server speaks application/fhir+json");
+        return;
+    }
     pa_fhir_instant(pa_now_ms(), date);
     date[10] = '\0'; /* a date is enough, and keeps the document stable for a day */
     if(!text || strcmp(text_date, date) || strcmp(text_base, ctx->cfg->base_url)) {
@@ -288,15 +290,17 @@ int pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         free(text);
         text = strdup(json_object_to_json_string_ext(cs, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(cs);
-        if(!text)
-            return pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+        if(!text) {
+            pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+            return;
+        }
         pa_strlcpy(text_date, date, sizeof(text_date));
         pa_strlcpy(text_base, ctx->cfg->base_url, sizeof(text_base));
     }
-    return pa_resp_text(resp, 200, PA_MT_FHIR_JSON, text);
+    pa_resp_text(resp, 200, PA_MT_FHIR_JSON, text);
 }
 
-int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
+void pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const grants[] = { "client_credentials", NULL };
     static const char *const methods[] = { "private_key_jwt", "client_secret_basic",
@@ -323,5 +327,5 @@ int pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     json_object_object_add(o, "scopes_supported", str_array(scopes));
     json_object_object_add(o, "capabilities", str_array(caps));
     json_object_object_add(o, "code_challenge_methods_supported", str_array(challenge));
-    return answer_json(resp, 200, PA_MT_JSON, o);
+    answer_json(resp, 200, PA_MT_JSON, o);
 }

@@ -52,7 +52,7 @@ static void stream_file(FCGX_Stream *out, const char *path)
 
     if(fd < 0)
         return;
-    while((n = read(fd, buf, sizeof(buf))) > 0)
+    for(n = read(fd, buf, sizeof(buf)); n > 0; n = read(fd, buf, sizeof(buf)))
         if(put_all(out, buf, (size_t)n))
             break;
     close(fd);
@@ -210,7 +210,8 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx, pa_resp *resp)
     req.accept_encoding = env(fr->envp, "HTTP_ACCEPT_ENCODING");
     req.https = env(fr->envp, "HTTPS");
     req.remote_addr = env(fr->envp, "REMOTE_ADDR");
-    /* nobody is anybody until the router has checked the token */
+    /* nobody is anybody until the router has checked the token (the audit of
+     * a request refused before routing names no client) */
     ctx->client_id = "";
     memset(&ctx->token, 0, sizeof(ctx->token));
     memset(&ctx->audit, 0, sizeof(ctx->audit));

@@ -103,15 +103,9 @@ fail:
 
 static void set_allow(pa_resp *resp, int mask)
 {
-    char allow[64] = "";
-
-    if(mask & M_GET)
-        strcat(allow, "GET, HEAD");
-    if(mask & M_POST)
-        strcat(allow, allow[0] ? ", POST" : "POST");
-    if(mask & M_DELETE)
-        strcat(allow, allow[0] ? ", DELETE" : "DELETE");
-    pa_resp_header(resp, "Allow", "%s", allow);
+    pa_resp_header(resp, "Allow", "%s%s%s%s%s", mask & M_GET ? "GET, HEAD" : "",
+                   mask & M_GET && mask & (M_POST | M_DELETE) ? ", " : "", mask & M_POST ? "POST" : "",
+                   mask & M_POST && mask & M_DELETE ? ", " : "", mask & M_DELETE ? "DELETE" : "");
 }
 
 /* FHIR's _format overrides Accept; only JSON forms are served. */
@@ -187,12 +181,6 @@ static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const cha
     pa_err err;
     int rc;
 
-    /* already checked: main() clears the token before every request, so only
-     * the unit tests come here with one */
-    if(ctx->token.client_id[0]) {
-        ctx->client_id = ctx->token.client_id;
-        return 0;
-    }
     if(!h || strncasecmp(h, "Bearer ", 7)) {
         pa_resp_outcome(resp, 401, "error", "login",
                         "this request needs an access token: Authorization: Bearer <token> from %s/auth/token",
@@ -270,6 +258,9 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
     pa_err err;
 
     pa_err_clear(&err);
+    /* nobody is anybody until the token is checked */
+    ctx->client_id = "";
+    memset(&ctx->token, 0, sizeof(ctx->token));
     if(ctx->cfg && refuse_plain_http(ctx, req, resp))
         return;
     /* Apache decoded the path: what it holds must be text before any
@@ -373,9 +364,9 @@ int pa_ctx_redis(pa_ctx *ctx, pa_redis **out, pa_err *err)
     int rc;
 
     if(!ctx->redis) {
+        /* connected now, to answer 503 at once when Redis is down; the
+         * connection is kept and reconnects after any I/O error */
         rc = pa_redis_open(ctx->cfg, &ctx->redis, err);
-        if(rc && !ctx->redis)
-            return rc;
         if(rc) {
             pa_warn("%s", err->msg);
             return rc;

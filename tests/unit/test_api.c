@@ -1,19 +1,34 @@
 /*
  * Unit tests of the responder's routing and of the checks its handlers make
- * before touching PostgreSQL or Redis.  The paths that need the servers are
- * covered by the integration tests.
+ * before touching PostgreSQL.  Tokens are real: issued into a throwaway
+ * Redis this program starts on a free port, and looked up by the router as
+ * in production.  The paths that need PostgreSQL are covered by the
+ * integration tests.
  */
+#include <arpa/inet.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "cu_main.h"
+#include "pa_auth.h"
 #include "pa_fhir.h"
 #include "pa_match.h"
 
 static pa_config *cfg;
+static pa_redis *redis;         /* the throwaway Redis, shared by every test's context */
+static pid_t redis_pid;
+static char redis_dir[] = "/tmp/pa-test-api.XXXXXX";
+static char bearer[PA_TOKEN_LEN + 8]; /* "Bearer <token>": client-a, every type read */
+static const char *authorization;     /* what call() sends: make_ctx sets bearer */
 
 struct call {
     pa_req req;
@@ -38,6 +53,7 @@ static void call(struct call *c, pa_ctx *ctx, const char *method, const char *pa
     c->req.script_name = "/fhir";
     /* a local client, as Apache tells it; TLS is tested in test_plain_http */
     c->req.remote_addr = "127.0.0.1";
+    c->req.authorization = authorization;
     strcpy(c->req.request_id, "test");
     pa_resp_init(&c->resp);
     pa_api_handle(ctx, &c->req, &c->resp);
@@ -81,10 +97,93 @@ static pa_ctx make_ctx(void)
     memset(&ctx, 0, sizeof(ctx));
     ctx.cfg = cfg;
     ctx.client_id = "";
-    /* a caller whose token the router already checked */
-    strcpy(ctx.token.client_id, "client-a");
-    strcpy(ctx.token.scope, "system/*.read");
+    ctx.redis = redis;
+    authorization = bearer;
     return ctx;
+}
+
+/* "Bearer <token>" in out for a token of client-a with scope, issued into
+ * the throwaway Redis as the token endpoint issues one. */
+static int issue(const char *scope, char *out, size_t size)
+{
+    pa_token t;
+    char token[PA_TOKEN_LEN + 1];
+    pa_err err;
+
+    memset(&t, 0, sizeof(t));
+    strcpy(t.client_id, "client-a");
+    strcpy(t.npi, "1234567893");
+    snprintf(t.scope, sizeof(t.scope), "%s", scope);
+    if(pa_token_issue(redis, &t, 300, token, &err))
+        return -1;
+    snprintf(out, size, "Bearer %s", token);
+    return 0;
+}
+
+/* A TCP port nobody listens on now. */
+static int free_port(void)
+{
+    struct sockaddr_in a;
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if(fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) && !getsockname(fd, (struct sockaddr *)&a, &len))
+        port = ntohs(a.sin_port);
+    if(fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* Starts redis-server on a free loopback port in a scratch folder, with the
+ * configuration the tests use (cfg) pointing at it; waits until it answers. */
+static int start_redis(void)
+{
+    char conf[512], port_s[16];
+    const struct timespec pause = { 0, 50 * 1000000L };
+    pa_err err;
+    int port = free_port(), i;
+
+    if(port < 0 || !mkdtemp(redis_dir))
+        return -1;
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    redis_pid = fork();
+    if(redis_pid == 0) {
+        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--dir", redis_dir,
+               "--save", "", "--appendonly", "no", "--logfile", "redis.log", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    if(redis_pid < 0)
+        return -1;
+    snprintf(conf, sizeof(conf),
+             "base_url = http://127.0.0.1:8080/fhir\ndata_dir = /tmp/x\npg_conninfo = x\nredis_port = %d\n", port);
+    if(pa_config_parse(conf, "test.conf", &cfg, &err))
+        return -1;
+    for(i = 0; i < 100; i++) {
+        if(pa_redis_open(cfg, &redis, &err) == PA_OK)
+            return 0;
+        nanosleep(&pause, NULL);
+    }
+    fprintf(stderr, "redis-server on port %d did not answer: %s\n", port, err.msg);
+    return -1;
+}
+
+static void stop_redis(void)
+{
+    char path[128];
+
+    pa_redis_free(redis);
+    if(redis_pid > 0) {
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+    }
+    snprintf(path, sizeof(path), "%s/dump.rdb", redis_dir);
+    unlink(path);
+    snprintf(path, sizeof(path), "%s/redis.log", redis_dir);
+    unlink(path);
+    rmdir(redis_dir);
 }
 
 static void test_metadata(void)
@@ -229,6 +328,7 @@ static void test_plain_http(void)
     call_from(&c, &ctx, "::ffff:127.0.0.1", NULL);
     CU_ASSERT_EQUAL(c.resp.status, 200);
     done(&c);
+    ctx.redis = NULL; /* the shared connection stays open for the other tests */
     pa_ctx_close(&ctx);
     pa_config_free(tls);
 }
@@ -278,7 +378,7 @@ static void test_token_required(void)
     pa_ctx ctx = make_ctx();
     struct call c;
 
-    memset(&ctx.token, 0, sizeof(ctx.token));
+    authorization = NULL;
     call(&c, &ctx, "GET", "/Group/g1/$export", NULL, "application/fhir+json", "respond-async", NULL, NULL);
     CU_ASSERT_EQUAL(c.resp.status, 401);
     CU_ASSERT_STRING_EQUAL(issue_code(c.json), "login");
@@ -292,12 +392,23 @@ static void test_token_required(void)
     CU_ASSERT_EQUAL(c.resp.status, 200);
     CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "http://127.0.0.1:8080/fhir/auth/token"));
     done(&c);
-    ctx = make_ctx();
-    strcpy(ctx.token.scope, "system/Observation.rs");
+    /* a token Redis does not have is unknown */
+    authorization = "Bearer 0000000000000000000000000000000000000000000000000000000000000000";
     call(&c, &ctx, "GET", "/Group/g1/$export", NULL, "application/fhir+json", "respond-async", NULL, NULL);
-    CU_ASSERT_EQUAL(c.resp.status, 403);
-    CU_ASSERT_STRING_EQUAL(issue_code(c.json), "forbidden");
+    CU_ASSERT_EQUAL(c.resp.status, 401);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), "unknown or has expired"));
     done(&c);
+    {
+        char narrow[PA_TOKEN_LEN + 8];
+
+        ctx = make_ctx();
+        CU_ASSERT_EQUAL_FATAL(issue("system/Observation.rs", narrow, sizeof(narrow)), 0);
+        authorization = narrow;
+        call(&c, &ctx, "GET", "/Group/g1/$export", NULL, "application/fhir+json", "respond-async", NULL, NULL);
+        CU_ASSERT_EQUAL(c.resp.status, 403);
+        CU_ASSERT_STRING_EQUAL(issue_code(c.json), "forbidden");
+        done(&c);
+    }
 }
 
 static void test_token_request_checks(void)
@@ -317,7 +428,7 @@ static void test_token_request_checks(void)
     pa_ctx ctx = make_ctx();
     size_t i;
 
-    memset(&ctx.token, 0, sizeof(ctx.token));
+    authorization = NULL;
     for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct call c;
 
@@ -344,38 +455,42 @@ static void test_request_url(void)
     free(url);
 }
 
-/* The kick-off's check without parsing says what pa_match_parse says. */
+/* The kick-off's check without parsing (pa_match_check) refuses what
+ * pa_match_parse refuses, with the same code and words, and counts the
+ * members it counts; it also checks the dates (check_only), which the parse
+ * leaves to it: the runner parses only requests the check accepted. */
 static void test_match_check(void)
 {
     static const struct {
         const char *body;
         int rc;
         const char *says;
+        int check_only;
     } cases[] = {
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[]},"
-          "{\"part\":[{\"name\":\"x\"}],\"name\":\"MemberBundle\"}]}", PA_OK, NULL },
-        { "{\"resourceType\":\"Parameters\",\"parameter\":[]}", PA_EINVAL, "no MemberBundle" },
-        { "{\"resourceType\":\"Bundle\",\"parameter\":[]}", PA_EINVAL, "must be a Parameters resource" },
-        { "{\"resourceType\":\"Parameters\"}", PA_EINVAL, "must be a Parameters resource" },
+          "{\"part\":[{\"name\":\"x\"}],\"name\":\"MemberBundle\"}]}", PA_OK, NULL, 0 },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[]}", PA_EINVAL, "no MemberBundle", 0 },
+        { "{\"resourceType\":\"Bundle\",\"parameter\":[]}", PA_EINVAL, "must be a Parameters resource", 0 },
+        { "{\"resourceType\":\"Parameters\"}", PA_EINVAL, "must be a Parameters resource", 0 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"Other\"}]}",
-          PA_EINVAL, "parameter 1 ('Other') is not a MemberBundle" },
-        { "{\"resourceType\":\"Parameters\",\"parameter\":[1]}", PA_EINVAL, "parameter 0 ('') is not a MemberBundle" },
+          PA_EINVAL, "parameter 1 ('Other') is not a MemberBundle", 0 },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[1]}", PA_EINVAL, "parameter 0 ('') is not a MemberBundle", 0 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"MemberBundle\"},"
-          "{\"name\":\"MemberBundle\"}]}", PA_ETOOBIG, "3 members; the limit is 2" },
-        { "{\"resourceType\":\"Parameters\",", PA_EINVAL, "not valid JSON" },
-        { "", PA_EINVAL, "not valid JSON" },
+          "{\"name\":\"MemberBundle\"}]}", PA_ETOOBIG, "3 members; the limit is 2", 0 },
+        { "{\"resourceType\":\"Parameters\",", PA_EINVAL, "not valid JSON", 0 },
+        { "", PA_EINVAL, "not valid JSON", 0 },
         /* a text that is an array (found by fuzzing: the check read a NULL key) */
-        { "[\"resourceType\",{\"parameter\":[]}]", PA_EINVAL, "must be a Parameters resource" },
+        { "[\"resourceType\",{\"parameter\":[]}]", PA_EINVAL, "must be a Parameters resource", 0 },
         /* dates are checked before anything reads them */
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[{\"name\":"
           "\"MemberPatient\",\"resource\":{\"birthDate\":\"1970-02-30\"}}]}]}", PA_EINVAL,
-          "parameter 0 (MemberBundle): MemberPatient.birthDate '1970-02-30' is not a FHIR date" },
+          "parameter 0 (MemberBundle): MemberPatient.birthDate '1970-02-30' is not a FHIR date", 1 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"MemberBundle\","
           "\"part\":[{\"name\":\"Consent\",\"resource\":{\"provision\":{\"period\":{\"end\":7}}}}]}]}", PA_EINVAL,
-          "parameter 1 (MemberBundle): Consent.provision.period.end '(not a string)' is not a FHIR dateTime" },
+          "parameter 1 (MemberBundle): Consent.provision.period.end '(not a string)' is not a FHIR dateTime", 1 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[{\"name\":"
           "\"Consent\",\"resource\":{\"provision\":{\"period\":{\"start\":\"2024-02-29T08:00:00-05:00\"}}}}]},"
-          "{\"name\":\"MemberBundle\"}]}", PA_OK, NULL },
+          "{\"name\":\"MemberBundle\"}]}", PA_OK, NULL, 0 },
     };
     size_t i;
 
@@ -383,7 +498,12 @@ static void test_match_check(void)
         long n = -1;
         pa_err err;
 
+        json_object *parsed = NULL;
+        long parsed_n = -1;
+        pa_err perr;
+
         pa_err_clear(&err);
+        pa_err_clear(&perr);
         CU_ASSERT_EQUAL(pa_match_check(cases[i].body, strlen(cases[i].body), 2, &n, &err), cases[i].rc);
         if(cases[i].says) {
             CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, cases[i].says));
@@ -391,6 +511,18 @@ static void test_match_check(void)
         else {
             CU_ASSERT_EQUAL(n, 2);
         }
+        if(cases[i].check_only)
+            continue;
+        CU_ASSERT_EQUAL(pa_match_parse(cases[i].body, 2, &parsed, &parsed_n, &perr), cases[i].rc);
+        json_object_put(parsed);
+        if(cases[i].says) {
+            CU_ASSERT_PTR_NOT_NULL(strstr(perr.msg, cases[i].says));
+        }
+        else {
+            CU_ASSERT_EQUAL(parsed_n, 2);
+        }
+        if(cases[i].says && (!strstr(err.msg, cases[i].says) || !strstr(perr.msg, cases[i].says)))
+            fprintf(stderr, "match check case %zu: check says '%s', parse says '%s'\n", i, err.msg, perr.msg);
     }
 }
 
@@ -404,7 +536,8 @@ static void test_match_echo_ids(void)
         "\"birthDate\":\"1970-01-01\",\"gender\":\"female\"}}]}";
     const char *ids[] = { "p", "p", "p-2", "p", "q" };
     const char *want[] = { "p", "p-2", "p-2-2", "p-3", "q" };
-    char body[4096], one[512];
+    char one[512];
+    pa_buf body;
     json_object *params = NULL, *contained, *members;
     pa_match_in in = { NULL, cfg, "1234567893", "", "g1" };
     pa_match_out out;
@@ -412,14 +545,15 @@ static void test_match_echo_ids(void)
     size_t i;
     pa_err err;
 
-    strcpy(body, "{\"resourceType\":\"Parameters\",\"parameter\":[");
+    pa_buf_init(&body, 1 << 16);
+    pa_buf_addstr(&body, "{\"resourceType\":\"Parameters\",\"parameter\":[");
     for(i = 0; i < 5; i++) {
         snprintf(one, sizeof(one), bundle, ids[i]);
-        strcat(body, i ? "," : "");
-        strcat(body, one);
+        pa_buf_printf(&body, "%s%s", i ? "," : "", one);
     }
-    strcat(body, "]}");
-    CU_ASSERT_EQUAL_FATAL(pa_match_parse(body, 10, &params, &n, &err), PA_OK);
+    pa_buf_addstr(&body, "]}");
+    CU_ASSERT_EQUAL_FATAL(pa_match_parse(pa_buf_str(&body), 10, &params, &n, &err), PA_OK);
+    pa_buf_free(&body);
     CU_ASSERT_EQUAL(n, 5);
     CU_ASSERT_EQUAL_FATAL(pa_match_run(&in, params, &out, &err), PA_OK);
     CU_ASSERT_EQUAL(out.n_matched, 0);
@@ -435,6 +569,14 @@ static void test_match_echo_ids(void)
         CU_ASSERT_STRING_EQUAL(pa_json_str(json_object_array_get_idx(contained, i), "id"), want[i]);
         snprintf(ref, sizeof(ref), "#%s", want[i]);
         CU_ASSERT_STRING_EQUAL(pa_json_str(entity, "reference"), ref);
+    }
+    /* unique: no two contained Patients share an id */
+    for(i = 0; i < 5; i++) {
+        size_t j;
+
+        for(j = i + 1; j < 5; j++)
+            CU_ASSERT_STRING_NOT_EQUAL(pa_json_str(json_object_array_get_idx(contained, i), "id"),
+                                       pa_json_str(json_object_array_get_idx(contained, j), "id"));
     }
     /* each member's disclosure record: its place, what was sent, what the caller was told and why */
     CU_ASSERT_EQUAL_FATAL(json_object_array_length(out.outcomes), 5);
@@ -473,13 +615,13 @@ int main(void)
         { "match: the request checked without parsing it", test_match_check },
         { NULL, NULL },
     };
-    pa_err err;
-    int rc;
+    int rc = 99;
 
-    if(pa_config_parse("base_url = http://127.0.0.1:8080/fhir\ndata_dir = /tmp/x\npg_conninfo = x\n",
-                       "test.conf", &cfg, &err))
-        return 99;
-    rc = cu_run("api", tests);
+    if(start_redis() == 0 && issue("system/*.read", bearer, sizeof(bearer)) == 0)
+        rc = cu_run("api", tests);
+    else
+        fprintf(stderr, "test-api: cannot start a throwaway redis-server (is it installed?)\n");
+    stop_redis();
     pa_config_free(cfg);
     return rc;
 }
