@@ -534,7 +534,7 @@ long load_bundles_waiting(const load_ctx *l)
 
 void load_bundles_free(load_ctx *l)
 {
-    struct load_refs *r = l->refs;
+    struct load_refs *r = l ? l->refs : NULL;
     size_t i;
 
     if(!r)

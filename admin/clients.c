@@ -151,7 +151,8 @@ static int client_add(int argc, char **argv)
         fprintf(stderr, "pa-admin: %s is not a valid NPI (check digit)\n", npi && !pa_npi_valid(npi) ? npi : org_npi);
         return 1;
     }
-    if(jwks_file && !(jwks = read_jwks(jwks_file)))
+    jwks = jwks_file ? read_jwks(jwks_file) : NULL;
+    if(jwks_file && !jwks)
         return 1;
     if(secret && (pa_secret_new(plain) || pa_secret_hash(plain, &hash))) {
         fprintf(stderr, "pa-admin: no random bytes for a secret\n");

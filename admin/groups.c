@@ -39,7 +39,9 @@ int load_group_defer(load_ctx *l, json_object *group, const char *file, long lin
 {
     struct deferred_group *g = calloc(1, sizeof(*g));
 
-    if(!g || !(g->file = strdup(file))) {
+    if(g)
+        g->file = strdup(file);
+    if(!g || !g->file) {
         free(g);
         json_object_put(group);
         return PA_ENOMEM;
@@ -56,7 +58,7 @@ int load_group_defer(load_ctx *l, json_object *group, const char *file, long lin
 
 void load_groups_free(load_ctx *l)
 {
-    struct deferred_group *g = l->groups_head;
+    struct deferred_group *g = l ? l->groups_head : NULL;
 
     while(g) {
         struct deferred_group *next = g->next;
@@ -116,7 +118,8 @@ static enum group_kind classify(json_object *g)
     json_object *meta, *profiles, *chars, *code;
     size_t i;
 
-    if(json_object_object_get_ex(g, "meta", &meta) && (profiles = array_at(meta, "profile")))
+    profiles = json_object_object_get_ex(g, "meta", &meta) ? array_at(meta, "profile") : NULL;
+    if(profiles)
         for(i = 0; i < json_object_array_length(profiles); i++) {
             const char *p = json_object_get_string(json_object_array_get_idx(profiles, i));
 

@@ -139,7 +139,8 @@ static char *mark_change_time(const char *line, const char *value)
     snprintf(needle, sizeof(needle), "\"lastUpdated\":\"%s\"", value);
     nlen = strlen(needle);
     at = strstr(line, needle);
-    if(!at || ((next = strstr(at + 1, needle)) != NULL))
+    next = at ? strstr(at + 1, needle) : NULL;
+    if(!at || next)
         return NULL;
     pre = (size_t)(at - line);
     rest = strlen(at + nlen) + 1;
@@ -360,6 +361,11 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
         return PA_OK;
     types = json_object_new_array();
     ids = json_object_new_array();
+    if(!types || !ids) {
+        json_object_put(types);
+        json_object_put(ids);
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
     for(i = 0; i < json_object_array_length(entries); i++) {
         json_object *req;
         const char *method = NULL, *url = NULL;
@@ -385,8 +391,12 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
                         type);
             continue;
         }
-        json_object_array_add(types, json_object_new_string(type));
-        json_object_array_add(ids, json_object_new_string(id));
+        if(json_object_array_add(types, json_object_new_string(type)) ||
+           json_object_array_add(ids, json_object_new_string(id))) {
+            json_object_put(types);
+            json_object_put(ids);
+            return pa_err_set(err, PA_ENOMEM, "out of memory");
+        }
     }
     /* what came before is stored first; a Bundle without DELETEs waits for nothing */
     rc = json_object_array_length(types) ? load_flush(l, err) : PA_OK;
@@ -397,12 +407,14 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
          * brackets become braces */
         char *t = strdup(json_object_to_json_string_ext(types, JSON_C_TO_STRING_PLAIN));
         char *d = strdup(json_object_to_json_string_ext(ids, JSON_C_TO_STRING_PLAIN));
+        long n = 0;
 
-        if(t && d) {
+        if(!t || !d) {
+            rc = pa_err_set(err, PA_ENOMEM, "out of memory");
+        }
+        else {
             t[0] = d[0] = '{';
             t[strlen(t) - 1] = d[strlen(d) - 1] = '}';
-            long n = 0;
-
             if(load_delete(l->db, t, d, &n, err) == PA_OK)
                 l->deleted += n;
             else
@@ -526,9 +538,10 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
     int directory;
 
     if(tp->n[0].type != '{' || tp->spaced || tp->dup_keys || tp->odd_keys ||
-       pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "resourceType"), type, sizeof(type)) ||
-       !(t = pa_fhir_type_find(type)) ||
-       pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "id"), id, sizeof(id)) || !pa_is_fhir_id(id))
+       pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "resourceType"), type, sizeof(type)))
+        return 0;
+    t = pa_fhir_type_find(type);
+    if(!t || pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "id"), id, sizeof(id)) || !pa_is_fhir_id(id))
         return 0;
     meta = pa_json_member(tp, line, 0, "meta");
     if(pa_json_node_string(tp, line, pa_json_member(tp, line, meta, "lastUpdated"), lu, sizeof(lu)))

@@ -240,6 +240,8 @@ static void tally_free(load_tally *t)
 
 void load_summary_free(load_ctx *l)
 {
+    if(!l)
+        return;
     tally_free(&l->refused);
     tally_free(&l->warned);
     tally_free(&l->skipped_types);

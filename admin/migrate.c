@@ -50,14 +50,18 @@ static int list_migrations(struct migrations *m, const char *dir)
         fprintf(stderr, "pa-admin: cannot open the SQL folder %s: %s\n", dir, strerror(errno));
         return -1;
     }
-    while((e = readdir(d)) && m->n < MAX_MIGRATIONS) {
+    for(e = readdir(d); e && m->n < MAX_MIGRATIONS; e = readdir(d)) {
         size_t len = strlen(e->d_name);
 
         if(len > 8 && strspn(e->d_name, "0123456789") == 3 && e->d_name[3] == '_' &&
            !strcmp(e->d_name + len - 4, ".sql")) {
             m->names[m->n] = strdup(e->d_name);
-            if(!m->names[m->n])
-                break;
+            if(!m->names[m->n]) {
+                /* a migration left out would be one never applied */
+                fprintf(stderr, "pa-admin: out of memory reading %s\n", dir);
+                closedir(d);
+                return -1;
+            }
             m->n++;
         }
     }
@@ -380,8 +384,10 @@ int admin_migrations_verify(PGconn *db, const char *dir)
         return 0;
     }
     closedir(d);
-    if(list_migrations(&m, dir))
+    if(list_migrations(&m, dir)) {
+        free_migrations(&m);
         return -1;
+    }
     bad = verify(db, &m);
     if(bad == 0 && has_checksums(db) == 0) {
         fprintf(stderr, "pa-admin: this database keeps no checksums of its migrations yet: run pa-admin migrate\n");

@@ -856,7 +856,9 @@ int cmd_report(int argc, char **argv)
     }
     if(build(&r, db, holidays, (size_t)nh))
         goto out;
-    if(path && !(f = fopen(path, "w"))) {
+    if(path)
+        f = fopen(path, "w");
+    if(!f) {
         fprintf(stderr, "pa-admin: cannot write %s\n", path);
         goto out;
     }

@@ -185,7 +185,8 @@ static int run(char *const argv[], pa_buf *out)
         _exit(127);
     }
     close(fds[1]);
-    while((n = read(fds[0], chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))
+    for(n = read(fds[0], chunk, sizeof(chunk)); n > 0 || (n < 0 && errno == EINTR);
+        n = read(fds[0], chunk, sizeof(chunk)))
         if(n > 0 && out)
             pa_buf_add(out, chunk, (size_t)n);
     close(fds[0]);
@@ -345,7 +346,7 @@ static int read_text(const char *path, pa_buf *out)
 
     if(!f)
         return -1;
-    while(!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+    for(n = fread(chunk, 1, sizeof(chunk), f); !rc && n > 0; n = fread(chunk, 1, sizeof(chunk), f))
         rc = pa_buf_add(out, chunk, n);
     if(ferror(f))
         rc = -1;

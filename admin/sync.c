@@ -732,7 +732,12 @@ static int read_state(struct sync *s, struct state *st)
         if(!PQgetisnull(res, 0, 2))
             st->manifest = strdup(PQgetvalue(res, 0, 2));
         st->loaded = calloc((size_t)PQgetlength(res, 0, 3) / 2 + 1, sizeof(int));
-        for(p = PQgetvalue(res, 0, 3); st->loaded && *p; p = end) {
+        /* without them the sync would load again what it loaded */
+        if(!st->loaded || (!PQgetisnull(res, 0, 2) && !st->manifest)) {
+            PQclear(res);
+            return say("out of memory");
+        }
+        for(p = PQgetvalue(res, 0, 3); *p; p = end) {
             st->loaded[st->nloaded++] = (int)strtol(p, &end, 10);
             if(end == p)
                 break;

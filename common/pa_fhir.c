@@ -203,6 +203,8 @@ void pa_fhir_facts_init(pa_fhir_facts *f)
 
 void pa_fhir_facts_free(pa_fhir_facts *f)
 {
+    if(!f)
+        return;
     pa_buf_free(&f->tokens);
     pa_buf_free(&f->refs);
 }

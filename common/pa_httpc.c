@@ -89,6 +89,8 @@ void pa_httpc_resp_init(pa_httpc_resp *r)
 
 void pa_httpc_resp_free(pa_httpc_resp *r)
 {
+    if(!r)
+        return;
     pa_buf_free(&r->body);
 }
 

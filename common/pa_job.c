@@ -126,7 +126,8 @@ long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds)
     return s < 1 ? 1 : s > max_seconds ? max_seconds : s;
 }
 
-int pa_job_new_id(char out[PA_JOB_ID_LEN + 1])
+/* A fresh 128-bit random job id. */
+static int new_id(char out[PA_JOB_ID_LEN + 1])
 {
     return pa_random_hex(out, PA_JOB_ID_LEN / 2);
 }
@@ -155,7 +156,7 @@ int pa_job_create(pa_job **out, const char *kind, const char *owner, const char 
     *out = NULL;
     if(!job)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
-    rc = pa_job_new_id(job->id);
+    rc = new_id(job->id);
     if(rc) {
         pa_job_free(job);
         return pa_err_set(err, rc, "no random bytes for a job id");
@@ -508,19 +509,6 @@ int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, 
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     }
     *out = job;
-    return PA_OK;
-}
-
-int pa_job_active_count(pa_redis *r, const char *owner, long *count, pa_err *err)
-{
-    char key[KEYLEN];
-    redisReply *reply = pa_redis_cmd(r, err, "SCARD %s",
-                                     pa_redis_key(r, key, sizeof(key), "active:%s", owner));
-
-    if(!reply)
-        return PA_EREDIS;
-    *count = reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : 0;
-    freeReplyObject(reply);
     return PA_OK;
 }
 

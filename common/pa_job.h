@@ -61,9 +61,6 @@ typedef struct pa_job {
  */
 long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds);
 
-/* A fresh 128-bit random job id. */
-int pa_job_new_id(char out[PA_JOB_ID_LEN + 1]);
-
 /* Allocates a job with the given id/kind/owner/request/params (copied). */
 int pa_job_create(pa_job **out, const char *kind, const char *owner, const char *request,
                   const char *params, int64_t ttime, pa_err *err);
@@ -108,7 +105,6 @@ int pa_job_mark_cancelled(pa_redis *r, const char *id, const char *owner, int64_
  * PA_ENOTFOUND if there is none. */
 int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, pa_err *err);
 
-int pa_job_active_count(pa_redis *r, const char *owner, long *count, pa_err *err);
 
 /* ---- runner side ---- */
 

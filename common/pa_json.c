@@ -270,7 +270,9 @@ static int scan_container(struct scan *s, int depth, pa_json_visit visit, void *
         else if(scan_value(s, depth, NULL, NULL)) {
             return -1;
         }
-        if(visit && (s->stopped = visit(is_object ? key : NULL, value, (size_t)(s->p - value), ctx)))
+        if(visit)
+            s->stopped = visit(is_object ? key : NULL, value, (size_t)(s->p - value), ctx);
+        if(s->stopped)
             return -1;
         ws(s);
         if(s->p < s->end && *s->p == ',') {
@@ -399,6 +401,8 @@ int pa_json_tape_parse(const char *text, size_t len, pa_json_tape *t, pa_err *er
 
 void pa_json_tape_free(pa_json_tape *t)
 {
+    if(!t)
+        return;
     free(t->n);
     memset(t, 0, sizeof(*t));
 }

@@ -19,7 +19,7 @@ static char log_path[1024];
 static char log_ctx[80];
 static volatile sig_atomic_t reopen_pending;
 
-int pa_log_level_parse(const char *name)
+static int level_parse(const char *name)
 {
     if(!name)
         return PA_LOG_INFO;
@@ -47,7 +47,7 @@ int pa_log_open(const char *prog, const char *path, const char *level)
     int fd;
 
     snprintf(log_prog, sizeof(log_prog), "%s", prog ? prog : "provider-access");
-    log_level = pa_log_level_parse(level);
+    log_level = level_parse(level);
     if(!path || !*path || !strcmp(path, "-"))
         log_path[0] = '\0';
     else

@@ -27,8 +27,6 @@ void pa_log_set_context(const char *id);
 
 void pa_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-int pa_log_level_parse(const char *name);
-
 #define pa_debug(...) pa_log(PA_LOG_DEBUG, __VA_ARGS__)
 #define pa_info(...) pa_log(PA_LOG_INFO, __VA_ARGS__)
 #define pa_warn(...) pa_log(PA_LOG_WARN, __VA_ARGS__)

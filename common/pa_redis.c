@@ -86,7 +86,7 @@ static int redis_connect(pa_redis *r, pa_err *err)
     return PA_OK;
 }
 
-int pa_redis_open(const pa_config *cfg, pa_redis **out, pa_err *err)
+int pa_redis_new(const pa_config *cfg, pa_redis **out, pa_err *err)
 {
     pa_redis *r;
 
@@ -106,8 +106,20 @@ int pa_redis_open(const pa_config *cfg, pa_redis **out, pa_err *err)
     r->timeout_ms = cfg->redis_timeout_ms;
     snprintf(r->prefix, sizeof(r->prefix), "%s", cfg->redis_prefix);
     *out = r;
-    /* a failed first connect is not fatal: every command retries */
-    return redis_connect(r, err);
+    return PA_OK;
+}
+
+int pa_redis_open(const pa_config *cfg, pa_redis **out, pa_err *err)
+{
+    int rc = pa_redis_new(cfg, out, err);
+
+    if(!rc)
+        rc = redis_connect(*out, err);
+    if(rc) {
+        pa_redis_free(*out);
+        *out = NULL;
+    }
+    return rc;
 }
 
 void pa_redis_free(pa_redis *r)

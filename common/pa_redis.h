@@ -13,8 +13,13 @@
 
 typedef struct pa_redis pa_redis;
 
-/* Connects (or remembers where to, if Redis is down: the next command
- * retries).  *out is freed with pa_redis_free. */
+/* A connection that connects at its first command (and again after any
+ * I/O error): for a long-lived process that must start while Redis is
+ * down.  *out (freed with pa_redis_free) is NULL when it is not PA_OK
+ * (PA_ENOMEM). */
+int pa_redis_new(const pa_config *cfg, pa_redis **out, pa_err *err);
+/* pa_redis_new, connected now: PA_EREDIS (and *out NULL) when Redis cannot
+ * be reached or refuses the password. */
 int pa_redis_open(const pa_config *cfg, pa_redis **out, pa_err *err);
 void pa_redis_free(pa_redis *r);
 

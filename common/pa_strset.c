@@ -16,6 +16,8 @@ void pa_strset_init(pa_strset *s, size_t max_bytes)
 
 void pa_strset_free(pa_strset *s)
 {
+    if(!s)
+        return;
     pa_buf_free(&s->arena);
     free(s->slots);
     s->slots = NULL;

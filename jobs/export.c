@@ -301,7 +301,8 @@ static void lane_read(struct export *x, struct lane *l, int *rc, pa_err *err)
     while(!PQisBusy(l->db)) {
         ExecStatusType st;
 
-        if(!(res = PQgetResult(l->db))) {
+        res = PQgetResult(l->db);
+        if(!res) {
             if(!*rc)
                 *rc = export_flush(l->t, err);
             l->t = NULL;
@@ -492,7 +493,7 @@ static int export_shared(struct export *x, pa_err *err)
         return export_floor_errors(x, err);
     if(!sent || !PQsetSingleRowMode(db))
         return pa_db_result_error(db, NULL, err);
-    while((res = PQgetResult(db))) {
+    for(res = PQgetResult(db); res; res = PQgetResult(db)) {
         ExecStatusType st = PQresultStatus(res);
 
         if(st == PGRES_SINGLE_TUPLE && !rc) {

@@ -23,10 +23,13 @@ void sql_query_init(struct sql_query *q, const char *const *values, int n)
 
 void sql_query_free(struct sql_query *q)
 {
+    if(!q)
+        return;
     pa_buf_free(&q->sql);
 }
 
-int sql_query_bind(struct sql_query *q, const char *value)
+/* Takes a new value; its k for "$k", 0 when there are too many. */
+static int bind_value(struct sql_query *q, const char *value)
 {
     if(q->n == MEMBERS_MAX_VALUES)
         return 0;
@@ -36,7 +39,7 @@ int sql_query_bind(struct sql_query *q, const char *value)
 
 int sql_query_value(struct sql_query *q, const char *value)
 {
-    int k = sql_query_bind(q, value);
+    int k = bind_value(q, value);
 
     return k ? pa_buf_printf(&q->sql, "$%d", k) : PA_ETOOBIG;
 }
@@ -53,7 +56,7 @@ static int add_for_client(const struct member_scope *s, struct sql_query *q, con
 {
     char npi[16], org[16];
     const char *p = text;
-    int k1 = sql_query_bind(q, s->npi), k2 = sql_query_bind(q, s->org_npi);
+    int k1 = bind_value(q, s->npi), k2 = bind_value(q, s->org_npi);
     int rc = k1 && k2 ? PA_OK : PA_ETOOBIG;
 
     snprintf(npi, sizeof(npi), "$%d", k1);

@@ -36,8 +36,6 @@ struct sql_query {
 /* Starts q with the n values the caller's own text numbers $1..$n. */
 void sql_query_init(struct sql_query *q, const char *const *values, int n);
 void sql_query_free(struct sql_query *q);
-/* Takes a new value; its k for "$k", 0 when there are too many. */
-int sql_query_bind(struct sql_query *q, const char *value);
 /* Appends "$k" for a new value.  PA_ETOOBIG past MEMBERS_MAX_VALUES. */
 int sql_query_value(struct sql_query *q, const char *value);
 

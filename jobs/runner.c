@@ -413,7 +413,8 @@ int main(int argc, char **argv)
     int i;
     int alive;
 
-    while((opt = getopt_long(argc, argv, "c:w:dp:h", opts, NULL)) != -1) {
+    for(opt = getopt_long(argc, argv, "c:w:dp:h", opts, NULL); opt != -1;
+        opt = getopt_long(argc, argv, "c:w:dp:h", opts, NULL)) {
         switch(opt) {
         case 'c': config = optarg; break;
         case 'd': daemon_mode = 1; break;
@@ -476,7 +477,7 @@ int main(int argc, char **argv)
         return 1;
     }
     on_signals();
-    if(pa_redis_open(cfg, &redis, &err) && !redis) {
+    if(pa_redis_new(cfg, &redis, &err)) {
         pa_error("%s", err.msg);
         return 1;
     }
@@ -507,7 +508,7 @@ int main(int argc, char **argv)
                 if(pids[i] > 0)
                     kill(pids[i], SIGTERM);
         }
-        while((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for(pid = waitpid(-1, &status, WNOHANG); pid > 0; pid = waitpid(-1, &status, WNOHANG)) {
             for(i = 0; i < workers; i++) {
                 if(pids[i] != pid)
                     continue;

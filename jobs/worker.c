@@ -314,8 +314,7 @@ int worker_main(const pa_config *cfg, int index, volatile sig_atomic_t *stop)
     host[sizeof(host) - 1] = '\0';
     snprintf(w.consumer, sizeof(w.consumer), "%s-%d-w%d", host, (int)getpid(), index);
     pa_err_clear(&err);
-    rc = pa_redis_open(cfg, &w.redis, &err);
-    if(!w.redis) {
+    if(pa_redis_new(cfg, &w.redis, &err)) {
         pa_error("%s", err.msg);
         return 1;
     }

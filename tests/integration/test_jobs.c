@@ -38,6 +38,20 @@ static void reset(void)
     pa_job_queue_init(redis, NULL);
 }
 
+/* How many jobs Redis counts as owner's active ones (the set pa_job_submit
+ * caps and pa_job_complete and its kin leave). */
+static int active_count(const char *owner, long *count)
+{
+    char key[256];
+    redisReply *reply = pa_redis_cmd(redis, NULL, "SCARD %s", pa_redis_key(redis, key, sizeof(key), "active:%s", owner));
+
+    if(!reply)
+        return PA_EREDIS;
+    *count = reply->type == REDIS_REPLY_INTEGER ? (long)reply->integer : -1;
+    freeReplyObject(reply);
+    return PA_OK;
+}
+
 static pa_job *submit(const char *owner, long cap, int *rc)
 {
     pa_job *job = NULL;
@@ -66,7 +80,7 @@ static void test_submit_and_cap(void)
     CU_ASSERT_EQUAL(rc, PA_OK);
     c = submit(OWNER, 2, &rc);
     CU_ASSERT_EQUAL(rc, PA_EBUSY);
-    CU_ASSERT_EQUAL(pa_job_active_count(redis, OWNER, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL(active_count(OWNER, &n), PA_OK);
     CU_ASSERT_EQUAL(n, 2);
     /* the refused job leaves no durable row to be recovered later */
     values[0] = c->id;
@@ -119,7 +133,7 @@ static void test_lifecycle(void)
     CU_ASSERT_PTR_NULL(got->checkpoint);
     CU_ASSERT_EQUAL(got->finished, 1000);
     pa_job_free(got);
-    CU_ASSERT_EQUAL(pa_job_active_count(redis, OWNER, &n, &err), PA_OK);
+    CU_ASSERT_EQUAL(active_count(OWNER, &n), PA_OK);
     CU_ASSERT_EQUAL(n, 0);
     /* purging is due at completion + retention, not before */
     {
