@@ -389,11 +389,11 @@ static int entry_target(json_object *entry, json_object **resp, char *out, size_
         return 0;
     if(!id && method && !strcmp(method, "PUT") && url && !strncmp(url, type, strlen(type)) &&
        url[strlen(type)] == '/' && !pa_strlcpy(from_url, url + strlen(type) + 1, sizeof(from_url)) &&
-       pa_is_fhir_id(from_url))
+       pa_fhir_id_valid(from_url))
         id = from_url;
-    if(!id && full && !strncmp(full, "urn:uuid:", 9) && pa_is_fhir_id(full + 9))
+    if(!id && full && !strncmp(full, "urn:uuid:", 9) && pa_fhir_id_valid(full + 9))
         id = full + 9;
-    if(!id || !pa_is_fhir_id(id))
+    if(!id || !pa_fhir_id_valid(id))
         return 0;
     snprintf(out, size, "%s/%s", type, id);
     if(!pa_json_str(res, "id"))

@@ -25,7 +25,7 @@ static int patient_arg(const char *a, char out[PA_FHIR_ID_MAX + 1])
 {
     if(pa_fhir_ref_id(a, "Patient", out, PA_FHIR_ID_MAX + 1) == PA_OK)
         return 0;
-    return pa_strlcpy(out, a, PA_FHIR_ID_MAX + 1) == PA_OK && pa_is_fhir_id(out) ? 0 : -1;
+    return pa_strlcpy(out, a, PA_FHIR_ID_MAX + 1) == PA_OK && pa_fhir_id_valid(out) ? 0 : -1;
 }
 
 /* Reads --global/--npi/--from/--to/--reason/--source options from argv[from..]. */

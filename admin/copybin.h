@@ -35,7 +35,7 @@ int copybin_bool(pa_buf *b, int v);
  * when it is "": PA_EINVAL if it is not one. */
 int copybin_time(pa_buf *b, const char *instant);
 
-/* A text[] from the array literal pa_buf_add_array_item builds ("{}" or
+/* A text[] from the array literal pa_pgarray_add builds ("{}" or
  * quoted elements, and NULL): PA_EINVAL if it is not one. */
 int copybin_text_array(pa_buf *b, const char *literal);
 

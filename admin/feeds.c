@@ -21,6 +21,7 @@
 #include "load.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 #define MAX_FIELDS 16
@@ -121,19 +122,19 @@ static const char *check_row(enum feed kind, char **f)
 {
     switch(kind) {
     case F_ROSTER:
-        if(!pa_is_fhir_id(f[0]))
+        if(!pa_fhir_id_valid(f[0]))
             return "roster_id is not a FHIR id";
         if(!*f[2] && !*f[3])
             return "a roster needs npi or org_npi";
         if((*f[2] && !pa_npi_valid(f[2])) || (*f[3] && !pa_npi_valid(f[3])))
             return "an NPI fails its check digit";
-        if(!pa_is_fhir_id(f[4]))
+        if(!pa_fhir_id_valid(f[4]))
             return "patient_id is not a FHIR id";
         if((*f[5] && !valid_date(f[5])) || (*f[6] && !valid_date(f[6])))
             return "a period date is not YYYY-MM-DD";
         return NULL;
     case F_TRL:
-        if(!pa_is_fhir_id(f[0]))
+        if(!pa_fhir_id_valid(f[0]))
             return "patient_id is not a FHIR id";
         if(!pa_npi_valid(f[1]))
             return "npi fails its check digit";
@@ -144,7 +145,7 @@ static const char *check_row(enum feed kind, char **f)
             return "source must be payer, claims, attestation or feed";
         return NULL;
     case F_OPTOUT:
-        if(!pa_is_fhir_id(f[0]))
+        if(!pa_fhir_id_valid(f[0]))
             return "patient_id is not a FHIR id";
         if(strcmp(f[1], "global") && strcmp(f[1], "provider-specific"))
             return "scope must be global or provider-specific";
@@ -234,7 +235,7 @@ int load_csv(load_ctx *l, const char *file, pa_err *err)
                           (kind == F_OPTOUT && (i == 3 || i == 4)) || (kind == F_PROVIDER && i >= 4);
             const char *v = kind == F_TRL && i == 4 && !*f[i] ? "feed" : f[i];
 
-            rc = pa_buf_add_array_item(&cols[i], is_date && !*v ? NULL : v);
+            rc = pa_pgarray_add(&cols[i], is_date && !*v ? NULL : v);
         }
         if(rc) {
             rc = pa_err_set(err, PA_ETOOBIG, "%s is too large for one feed", file);

@@ -15,6 +15,7 @@
 #include "load.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 #define LIST_MAX (64 * 1024 * 1024)
@@ -386,9 +387,9 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
             load_report(l, d->file, d->line, "Group/%s member %zu has a malformed period", id, i);
             continue;
         }
-        rc = pa_buf_add_array_item(&c.b[0], pid) || pa_buf_add_array_item(&c.b[1], s) || pa_buf_add_array_item(&c.b[2], e) ||
-             pa_buf_add_array_item(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f") ||
-             pa_buf_add_array_item(&c.b[4], change_type(m));
+        rc = pa_pgarray_add(&c.b[0], pid) || pa_pgarray_add(&c.b[1], s) || pa_pgarray_add(&c.b[2], e) ||
+             pa_pgarray_add(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f") ||
+             pa_pgarray_add(&c.b[4], change_type(m));
     }
     if(!rc)
         rc = cols_close(&c);
@@ -524,9 +525,9 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
             continue;
         }
         listed++;
-        rc = pa_buf_add_array_item(&c.b[0], npi ? npi : "") || pa_buf_add_array_item(&c.b[1], type[0] ? type : "") ||
-             pa_buf_add_array_item(&c.b[2], rid[0] ? rid : "") ||
-             pa_buf_add_array_item(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = pa_pgarray_add(&c.b[0], npi ? npi : "") || pa_pgarray_add(&c.b[1], type[0] ? type : "") ||
+             pa_pgarray_add(&c.b[2], rid[0] ? rid : "") ||
+             pa_pgarray_add(&c.b[3], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
         rc = cols_close(&c);
@@ -604,7 +605,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
     /* patients, revoked, providers' NPIs */
     rc = cols_open(&c, 3);
     if(!strcmp(scope, "global")) {
-        rc = rc || pa_buf_add_array_item(&c.b[2], "");
+        rc = rc || pa_pgarray_add(&c.b[2], "");
     }
     else {
         for(i = 0; !rc && chars && i < json_object_array_length(chars); i++) {
@@ -615,7 +616,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
                 continue;
             npi = ref_npi(vr);
             if(npi && pa_npi_valid(npi))
-                rc = pa_buf_add_array_item(&c.b[2], npi);
+                rc = pa_pgarray_add(&c.b[2], npi);
             else if(npi)
                 load_report(l, d->file, d->line, "Group/%s: NPI '%.20s' fails its check digit", id, npi);
         }
@@ -637,7 +638,7 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
             load_report(l, d->file, d->line, "Group/%s member %zu is not a Patient reference", id, i);
             continue;
         }
-        rc = pa_buf_add_array_item(&c.b[0], pid) || pa_buf_add_array_item(&c.b[1], ina && json_object_get_boolean(ina) ? "t" : "f");
+        rc = pa_pgarray_add(&c.b[0], pid) || pa_pgarray_add(&c.b[1], ina && json_object_get_boolean(ina) ? "t" : "f");
     }
     if(!rc)
         rc = cols_close(&c);
@@ -682,7 +683,7 @@ int load_groups_flush(load_ctx *l, pa_err *err)
     for(d = l->groups_head; d && !rc; d = d->next) {
         const char *id = str_at(d->group, "id", NULL);
 
-        if(!id || !pa_is_fhir_id(id)) {
+        if(!id || !pa_fhir_id_valid(id)) {
             load_report(l, d->file, d->line, "Group without a valid id");
             continue;
         }

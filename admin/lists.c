@@ -159,7 +159,7 @@ int cmd_delete(int argc, char **argv)
         const char *slash = strchr(argv[i], '/');
         char type[64];
 
-        if(!slash || (size_t)(slash - argv[i]) >= sizeof(type) || !pa_is_fhir_id(slash + 1)) {
+        if(!slash || (size_t)(slash - argv[i]) >= sizeof(type) || !pa_fhir_id_valid(slash + 1)) {
             fprintf(stderr, "pa-admin: '%s' is not Type/id\n", argv[i]);
             goto out;
         }

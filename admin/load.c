@@ -380,7 +380,7 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
             continue;
         slash = url ? strchr(url, '/') : NULL;
         if(!slash || (size_t)(slash - url) >= sizeof(type) || pa_strlcpy(id, slash + 1, sizeof(id)) ||
-           !pa_is_fhir_id(id)) {
+           !pa_fhir_id_valid(id)) {
             load_report(l, file, lineno, "Bundle entry %zu: a DELETE of '%.80s', not of Type/id", i,
                         url ? url : "");
             continue;
@@ -491,7 +491,7 @@ static int load_tree(load_ctx *l, json_object *res, const char *text, size_t n, 
         goto out;
     }
     id = json_object_get_string(json_object_object_get(res, "id"));
-    if(!id || !pa_is_fhir_id(id)) {
+    if(!id || !pa_fhir_id_valid(id)) {
         load_report(l, file, lineno, "%s without a valid id", rt);
         goto out;
     }
@@ -541,7 +541,7 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
        pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "resourceType"), type, sizeof(type)))
         return 0;
     t = pa_fhir_type_find(type);
-    if(!t || pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "id"), id, sizeof(id)) || !pa_is_fhir_id(id))
+    if(!t || pa_json_node_string(tp, line, pa_json_member(tp, line, 0, "id"), id, sizeof(id)) || !pa_fhir_id_valid(id))
         return 0;
     meta = pa_json_member(tp, line, 0, "meta");
     if(pa_json_node_string(tp, line, pa_json_member(tp, line, meta, "lastUpdated"), lu, sizeof(lu)))

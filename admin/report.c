@@ -370,9 +370,9 @@ static void csv_out(const struct report *r, FILE *f)
     int k;
 
     csv_row(f, "section", "npi", "client", "name", "metric", "value");
-    pa_fhir_instant((int64_t)r->from * 1000, a);
+    pa_instant_format((int64_t)r->from * 1000, a);
     csv_row(f, "period", "", "", "", "from", a);
-    pa_fhir_instant((int64_t)r->to * 1000, a);
+    pa_instant_format((int64_t)r->to * 1000, a);
     csv_row(f, "period", "", "", "", "to", a);
     csv_row(f, "period", "", "", "", "business_timezone", r->tz);
     for(i = 0; i < json_object_array_length(providers); i++) {
@@ -434,11 +434,11 @@ static void json_out(const struct report *r, FILE *f)
     size_t i;
     int k;
 
-    pa_fhir_instant((int64_t)r->from * 1000, a);
+    pa_instant_format((int64_t)r->from * 1000, a);
     json_object_object_add(o, "from", json_object_new_string(a));
-    pa_fhir_instant((int64_t)r->to * 1000, a);
+    pa_instant_format((int64_t)r->to * 1000, a);
     json_object_object_add(o, "to", json_object_new_string(a));
-    pa_fhir_instant((int64_t)r->now * 1000, a);
+    pa_instant_format((int64_t)r->now * 1000, a);
     json_object_object_add(o, "generated", json_object_new_string(a));
     json_object_object_add(o, "business_timezone", json_object_new_string(r->tz));
     for(i = 0; i < json_object_array_length(providers); i++) {
@@ -471,9 +471,9 @@ static void json_out(const struct report *r, FILE *f)
         json_object_object_add(x, "client_id", json_object_new_string(q->client));
         json_object_object_add(x, "npi", json_object_new_string(q->npi));
         json_object_object_add(x, "state", json_object_new_string(q->done ? "completed" : q->state));
-        pa_fhir_instant((int64_t)q->created * 1000, a);
+        pa_instant_format((int64_t)q->created * 1000, a);
         json_object_object_add(x, "requested", json_object_new_string(a));
-        pa_fhir_instant((int64_t)q->deadline * 1000, a);
+        pa_instant_format((int64_t)q->deadline * 1000, a);
         json_object_object_add(x, "due", json_object_new_string(a));
         json_object_object_add(x, "seconds", json_object_new_double(q->seconds));
         json_object_array_add(over, x);

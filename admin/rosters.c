@@ -10,6 +10,7 @@
 #include "pa_buf.h"
 #include "pa_db.h"
 #include "pa_fhir.h"
+#include "pa_pgarray.h"
 #include "pa_roster.h"
 #include "pa_util.h"
 
@@ -83,11 +84,11 @@ static int patient_list(int argc, char **argv, int from, pa_buf *ids, const char
         }
         /* Patient/id, or the id alone */
         if(pa_fhir_ref_id(argv[i], "Patient", id, sizeof(id)) != PA_OK &&
-           (pa_strlcpy(id, argv[i], sizeof(id)) != PA_OK || !pa_is_fhir_id(id))) {
+           (pa_strlcpy(id, argv[i], sizeof(id)) != PA_OK || !pa_fhir_id_valid(id))) {
             fprintf(stderr, "pa-admin: '%s' is not a patient id\n", argv[i]);
             return -1;
         }
-        pa_buf_add_array_item(ids, id);
+        pa_pgarray_add(ids, id);
     }
     pa_buf_addstr(ids, "}");
     return ids->len > 2 ? 0 : -1;
@@ -119,7 +120,7 @@ int cmd_roster(int argc, char **argv)
                           " r.status, r.name FROM roster r WHERE $1::text IS NULL OR $1 IN (r.npi, r.org_npi) ORDER BY r.id",
                           1, values, no_header);
     }
-    if(argc < 3 || !pa_is_fhir_id(argv[2])) {
+    if(argc < 3 || !pa_fhir_id_valid(argv[2])) {
         roster_usage();
         return 2;
     }

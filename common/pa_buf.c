@@ -159,27 +159,6 @@ int pa_buf_add_json_string(pa_buf *b, const char *s)
     return rc;
 }
 
-int pa_buf_add_array_item(pa_buf *b, const char *item)
-{
-    const char *run;
-    int rc = b->len > 1 ? pa_buf_add(b, ",", 1) : PA_OK;
-
-    if(rc || !item)
-        return rc ? rc : pa_buf_addstr(b, "NULL");
-    rc = pa_buf_add(b, "\"", 1);
-    for(run = item; !rc && *item; item++) {
-        if(*item != '"' && *item != '\\')
-            continue;
-        rc = pa_buf_add(b, run, (size_t)(item - run));
-        if(!rc)
-            rc = pa_buf_add(b, "\\", 1);
-        run = item;
-    }
-    if(!rc)
-        rc = pa_buf_add(b, run, (size_t)(item - run));
-    return rc ? rc : pa_buf_add(b, "\"", 1);
-}
-
 const char *pa_buf_str(const pa_buf *b)
 {
     return b->data ? b->data : "";

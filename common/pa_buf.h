@@ -29,11 +29,6 @@ int pa_buf_printf(pa_buf *b, const char *fmt, ...)
 /* Appends s as a JSON string literal, quotes included. */
 int pa_buf_add_json_string(pa_buf *b, const char *s);
 
-/* Appends one element to a PostgreSQL array literal being built in b (which
- * starts with "{"; the caller closes it with "}"): quoted and escaped, or
- * NULL when item is NULL. */
-int pa_buf_add_array_item(pa_buf *b, const char *item);
-
 /* The content as a C string; "" for an empty buffer (never NULL). */
 const char *pa_buf_str(const pa_buf *b);
 

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <string.h>
 
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 #define TOKENS_MAX (1024 * 1024)
@@ -319,7 +320,7 @@ int pa_fhir_ref_id(const char *ref, const char *type, char *out, size_t size)
         return PA_EINVAL;
     for(p = slash - 1; p > ref && p[-1] != '/'; p--)
         ;
-    if((size_t)(slash - p) != tn || strncmp(p, type, tn) || !pa_is_fhir_id(slash + 1))
+    if((size_t)(slash - p) != tn || strncmp(p, type, tn) || !pa_fhir_id_valid(slash + 1))
         return PA_EINVAL;
     return pa_strlcpy(out, slash + 1, size) ? PA_EINVAL : PA_OK;
 }
@@ -448,7 +449,7 @@ static int add_token(pa_buf *b, const char *param, const char *sys, const char *
 
     if(n < 0 || (size_t)n >= sizeof(item))
         return PA_ETOOBIG;
-    return pa_buf_add_array_item(b, item);
+    return pa_pgarray_add(b, item);
 }
 
 static void add_coding(const struct doc *d, struct tok_ctx *c, size_t coding)
@@ -553,7 +554,7 @@ static int add_refs(const struct doc *d, pa_fhir_facts *f)
         list = shared ? &f->tokens : &f->refs;
         if(!strstr(pa_buf_str(list), item)) {
             item[strlen(item) - 1] = '\0';
-            rc = pa_buf_add_array_item(list, item + 1);
+            rc = pa_pgarray_add(list, item + 1);
         }
     }
     return rc;
@@ -1135,18 +1136,18 @@ int pa_fhir_with_last_updated(const char *text, const pa_json_tape *t, const cha
     return rc;
 }
 
-const char *pa_json_str(json_object *o, const char *key)
+int pa_fhir_id_valid(const char *s)
 {
-    json_object *v;
+    size_t n = 0;
 
-    return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v)
-               : NULL;
-}
+    for(; s[n]; n++) {
+        char c = s[n];
 
-json_object *pa_json_get(json_object *o, const char *key)
-{
-    json_object *v;
-
-    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+        if(!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '.'))
+            return 0;
+        if(n >= 64)
+            return 0;
+    }
+    return n > 0;
 }

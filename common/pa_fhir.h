@@ -27,6 +27,9 @@ typedef struct pa_fhir_type {
     const char *patient_path;  /* "" for Patient itself, NULL for shared resources */
 } pa_fhir_type;
 
+/* True if s is 1..64 characters of [A-Za-z0-9.-] (a FHIR id). */
+int pa_fhir_id_valid(const char *s);
+
 /* Whether name is a top-level element name as _elements gives it (a
  * letter, then letters and digits; a choice as name[x]). */
 int pa_fhir_element_name_valid(const char *name);
@@ -96,12 +99,6 @@ int pa_npi_valid(const char *npi);
  * value longer than out is given cut short (as written), so that it never
  * passes pa_npi_valid. */
 const char *pa_fhir_npi(const char *text, const pa_json_tape *t, char *out, size_t size);
-
-/* The string at o.key, or NULL when o is NULL or o.key is absent or not a string. */
-const char *pa_json_str(json_object *o, const char *key);
-
-/* The value at o.key, or NULL when o is NULL or o.key is absent. */
-json_object *pa_json_get(json_object *o, const char *key);
 
 /*
  * The CARIN BB non-financial ("Basis") form of an ExplanationOfBenefit: a

@@ -6,6 +6,7 @@
 
 #include "pa_fhir.h"
 #include "pa_http.h"
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 /* Date parameters and the column each compares. */
@@ -141,7 +142,7 @@ static int token_cond(const char *param, char *value, json_object *conds, pa_err
             break;
         }
         if((size_t)snprintf(item, sizeof(item), "%s=%s", param, v) >= sizeof(item) ||
-           pa_buf_add_array_item(&lit, item)) {
+           pa_pgarray_add(&lit, item)) {
             rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s value too long", param);
             break;
         }
@@ -193,10 +194,10 @@ static int expr_cond(const char *type, const struct expr_param *e, char *value, 
             }
             item[n++] = '%';
             item[n] = '\0';
-            rc = pa_buf_add_array_item(&lit[0], item);
+            rc = pa_pgarray_add(&lit[0], item);
         }
         else
-            rc = pa_buf_add_array_item(&lit[e->kind == EX_IDENT && !strchr(v, '|') ? 1 : 0], v);
+            rc = pa_pgarray_add(&lit[e->kind == EX_IDENT && !strchr(v, '|') ? 1 : 0], v);
         v = next;
     }
     if(!rc) {

@@ -385,3 +385,11 @@ void pa_req_clear(pa_req *req)
     req->params = NULL;
     req->nparams = 0;
 }
+
+void pa_http_date(time_t t, char out[32])
+{
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}

@@ -7,6 +7,8 @@
 #ifndef PA_HTTP_H
 #define PA_HTTP_H
 
+#include <time.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -120,5 +122,8 @@ void pa_params_free(pa_param *p, size_t n);
 const char *pa_req_param(const pa_req *req, const char *name);
 
 void pa_req_clear(pa_req *req);
+
+/* "Sun, 22 Nov 2026 11:30:00 GMT" (an HTTP date); out must hold 32 bytes. */
+void pa_http_date(time_t t, char out[32]);
 
 #endif

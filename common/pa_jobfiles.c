@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pa_job.h"
+#include "pa_pgarray.h"
 
 #define BULKFILES "/bulkfiles/"
 
@@ -160,7 +161,7 @@ int pa_jobfiles_list(const pa_config *cfg, const char *which, pa_buf *ids)
             continue;
         memcpy(id, e->d_name, PA_JOB_ID_LEN);
         id[PA_JOB_ID_LEN] = '\0';
-        if(!pa_buf_add_array_item(ids, id))
+        if(!pa_pgarray_add(ids, id))
             n++;
     }
     if(d)

@@ -486,3 +486,19 @@ int pa_json_parse(const char *text, size_t len, json_object **out, pa_err *err)
     *out = o;
     return PA_OK;
 }
+
+const char *pa_json_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v)
+               : NULL;
+}
+
+json_object *pa_json_get(json_object *o, const char *key)
+{
+    json_object *v;
+
+    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}

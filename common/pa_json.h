@@ -89,4 +89,11 @@ int pa_json_parse(const char *text, size_t len, struct json_object **out, pa_err
  * terminated); -1 if it is no string or does not fit. */
 int pa_json_string(const char *value, size_t len, char *out, size_t size);
 
+/* The string at o.key, or NULL when o is NULL or o.key is absent or not a
+ * string: walks a json-c tree without json-c's aborts on a wrong type. */
+const char *pa_json_str(struct json_object *o, const char *key);
+
+/* The value at o.key, or NULL when o is NULL or o.key is absent. */
+struct json_object *pa_json_get(struct json_object *o, const char *key);
+
 #endif

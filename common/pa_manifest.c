@@ -41,7 +41,7 @@ int pa_manifest_build(const pa_job *job, json_object *output, json_object *delet
         json_object_put(error);
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     }
-    pa_fhir_instant(job->ttime, ttime);
+    pa_instant_format(job->ttime, ttime);
     /* json_object_object_add takes the lists' references */
     json_object_object_add(m, "transactionTime", json_object_new_string(ttime));
     json_object_object_add(m, "request", json_object_new_string(job->request));

@@ -11,6 +11,7 @@
 #include "pa_fhir.h"
 #include "pa_json.h"
 #include "pa_optout.h"
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 #define PDEX_SD "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/"
@@ -416,7 +417,7 @@ static const struct reason *validate(struct member *m, json_object *bundle, cons
     if(!pat || !cov || !con)
         return &reasons[R_BUNDLE];
     pid = pa_json_str(pat, "id");
-    if(!pa_json_str(pat, "resourceType") || strcmp(pa_json_str(pat, "resourceType"), "Patient") || !pid || !pa_is_fhir_id(pid))
+    if(!pa_json_str(pat, "resourceType") || strcmp(pa_json_str(pat, "resourceType"), "Patient") || !pid || !pa_fhir_id_valid(pid))
         return &reasons[R_PATIENT];
     name = jidx(pa_json_get(pat, "name"), 0);
     if(!pa_json_str(name, "family") || !json_object_is_type(jidx(pa_json_get(name, "given"), 0), json_type_string))
@@ -582,7 +583,7 @@ static json_object *echo_patient(json_object *pat, long index, json_object *grou
     /* a Patient submitted without a usable id is named by its place in the
      * request (submitted-1 is the first MemberBundle), so the provider can
      * still tell which one this is */
-    if(pa_json_str(copy, "id") && pa_is_fhir_id(pa_json_str(copy, "id")))
+    if(pa_json_str(copy, "id") && pa_fhir_id_valid(pa_json_str(copy, "id")))
         pa_strlcpy(cid, pa_json_str(copy, "id"), size);
     else
         snprintf(cid, size, "submitted-%ld", index + 1);
@@ -690,12 +691,12 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
             continue;
         valid++;
         snprintf(idx, sizeof(idx), "%ld", i);
-        rc = pa_buf_add_array_item(&cols[0], idx) || pa_buf_add_array_item(&cols[1], m->family) ||
-             pa_buf_add_array_item(&cols[2], m->given) || pa_buf_add_array_item(&cols[3], m->birth) ||
-             pa_buf_add_array_item(&cols[4], m->gender) || pa_buf_add_array_item(&cols[5], m->id1[0] ? m->id1 : NULL) ||
-             pa_buf_add_array_item(&cols[6], m->id2[0] ? m->id2 : NULL) ||
-             pa_buf_add_array_item(&cols[7], m->att_start) ||
-             pa_buf_add_array_item(&cols[8], m->att_end[0] ? m->att_end : NULL);
+        rc = pa_pgarray_add(&cols[0], idx) || pa_pgarray_add(&cols[1], m->family) ||
+             pa_pgarray_add(&cols[2], m->given) || pa_pgarray_add(&cols[3], m->birth) ||
+             pa_pgarray_add(&cols[4], m->gender) || pa_pgarray_add(&cols[5], m->id1[0] ? m->id1 : NULL) ||
+             pa_pgarray_add(&cols[6], m->id2[0] ? m->id2 : NULL) ||
+             pa_pgarray_add(&cols[7], m->att_start) ||
+             pa_pgarray_add(&cols[8], m->att_end[0] ? m->att_end : NULL);
     }
     if(rc) {
         rc = pa_err_set(err, PA_ETOOBIG, "the request is too large");
@@ -797,8 +798,8 @@ static int trl_from_attestations(const pa_match_in *in, const struct member *mem
     rc = pa_buf_addstr(&ids, "{") || pa_buf_addstr(&starts, "{") || pa_buf_addstr(&ends, "{");
     for(i = 0; !rc && i < n; i++)
         if(mem[i].bucket == B_MATCH && mem[i].trl_attested) {
-            rc = pa_buf_add_array_item(&ids, mem[i].patient_id) || pa_buf_add_array_item(&starts, mem[i].att_start) ||
-                 pa_buf_add_array_item(&ends, mem[i].att_end[0] ? mem[i].att_end : NULL);
+            rc = pa_pgarray_add(&ids, mem[i].patient_id) || pa_pgarray_add(&starts, mem[i].att_start) ||
+                 pa_pgarray_add(&ends, mem[i].att_end[0] ? mem[i].att_end : NULL);
             count++;
         }
     rc = rc || pa_buf_addstr(&ids, "}") || pa_buf_addstr(&starts, "}") || pa_buf_addstr(&ends, "}");
@@ -871,7 +872,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
     memset(out, 0, sizeof(*out));
     if(!mem)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
-    pa_fhir_instant(pa_now_ms(), today);
+    pa_instant_format(pa_now_ms(), today);
     today[10] = '\0';
     for(i = 0; i < n; i++) {
         mem[i].bucket = B_NOMATCH;
@@ -960,7 +961,7 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             json_object *o = json_object_new_object();
             const char *sub = m->patient ? pa_json_str(m->patient, "id") : NULL;
 
-            if(sub && !pa_is_fhir_id(sub)) /* kept only as an id: no free text from the request */
+            if(sub && !pa_fhir_id_valid(sub)) /* kept only as an id: no free text from the request */
                 sub = NULL;
 
             json_object_object_add(o, "entry", json_object_new_int64(i + 1));

@@ -1,4 +1,4 @@
-/* pa_strset: a set of strings in one arena, and the array literal reader. */
+/* pa_strset: a set of strings in one arena. */
 #include "pa_strset.h"
 
 #include <stdlib.h>
@@ -123,63 +123,4 @@ const char *pa_strset_next(const pa_strset *s, size_t *pos)
     str = s->arena.data + *pos;
     *pos += strlen(str) + 1;
     return str;
-}
-
-/* A quoted element at s (just past its opening quote), unescaped into item;
- * the literal just past its closing quote, NULL when malformed. */
-static const char *quoted(const char *s, pa_buf *item)
-{
-    for(;;) {
-        const char *run = s;
-
-        while(*s && *s != '"' && *s != '\\')
-            s++;
-        if(pa_buf_add(item, run, (size_t)(s - run)))
-            return NULL;
-        if(*s == '"')
-            return s + 1;
-        if(*s != '\\' || !s[1])
-            return NULL;
-        if(pa_buf_add(item, s + 1, 1))
-            return NULL;
-        s += 2;
-    }
-}
-
-int pa_pg_array_next(const char **p, pa_buf *item)
-{
-    const char *s = *p;
-
-    for(;;) {
-        const char *start;
-
-        pa_buf_reset(item);
-        if(*s == '}')
-            return 0;
-        if(*s != '{' && *s != ',')
-            return -1;
-        if(*s == '{' && s != *p)
-            return -1;
-        s++;
-        if(*s == '}' && s[-1] == '{') {
-            *p = s;
-            return 0;
-        }
-        if(*s == '"') {
-            s = quoted(s + 1, item);
-            if(!s || (*s != ',' && *s != '}'))
-                return -1;
-            *p = s;
-            return 1;
-        }
-        start = s;
-        while(*s && *s != ',' && *s != '}' && *s != '{' && *s != '"' && *s != '\\')
-            s++;
-        if(s == start || (*s != ',' && *s != '}'))
-            return -1;
-        *p = s;
-        if((size_t)(s - start) == 4 && !strncasecmp(start, "NULL", 4))
-            continue;
-        return pa_buf_add(item, start, (size_t)(s - start)) ? -1 : 1;
-    }
 }

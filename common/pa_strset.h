@@ -1,7 +1,6 @@
 /*
  * pa_strset: a set of strings in one arena (an export chunk's references,
- * gathered from the rows its queries return), and a reader of the PostgreSQL
- * array literals such rows carry strings in.
+ * gathered from the rows its queries return).
  */
 #ifndef PA_STRSET_H
 #define PA_STRSET_H
@@ -29,13 +28,5 @@ int pa_strset_add(pa_strset *s, const char *p, size_t n);
 int pa_strset_has(const pa_strset *s, const char *p, size_t n);
 /* Walks the strings: *pos starts at 0; NULL after the last. */
 const char *pa_strset_next(const pa_strset *s, size_t *pos);
-
-/*
- * The next element of a one-dimensional PostgreSQL array literal ("{a,"b
- * c",NULL}") at *p, unescaped into item (which it empties first): 1 for an
- * element, 0 at the end, -1 when the literal is malformed or an element
- * does not fit item.  NULL elements are skipped.
- */
-int pa_pg_array_next(const char **p, pa_buf *item);
 
 #endif

@@ -96,7 +96,7 @@ int64_t pa_mono_ms(void)
     return pa_mono_us() / 1000;
 }
 
-void pa_fhir_instant(int64_t ms, char out[32])
+void pa_instant_format(int64_t ms, char out[32])
 {
     /* floored: an instant before 1970 has a negative count, and its
      * milliseconds are still 0 to 999 after the second before it */
@@ -112,14 +112,6 @@ void pa_fhir_instant(int64_t ms, char out[32])
     snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
     pa_strlcpy(out, tmp, 32);
-}
-
-void pa_http_date(time_t t, char out[32])
-{
-    struct tm tm;
-
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
 static int digits(const char *s, int n, int *out)
@@ -485,20 +477,4 @@ int pa_parse_long(const char *s, long *out)
         return PA_EINVAL;
     *out = v;
     return PA_OK;
-}
-
-int pa_is_fhir_id(const char *s)
-{
-    size_t n = 0;
-
-    for(; s[n]; n++) {
-        char c = s[n];
-
-        if(!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '-' || c == '.'))
-            return 0;
-        if(n >= 64)
-            return 0;
-    }
-    return n > 0;
 }

@@ -33,7 +33,7 @@ int64_t pa_mono_ms(void);
 int64_t pa_mono_us(void);
 
 /* "2026-11-22T11:30:00.123Z" (FHIR instant, UTC); out must hold 32 bytes. */
-void pa_fhir_instant(int64_t ms, char out[32]);
+void pa_instant_format(int64_t ms, char out[32]);
 
 /* Parses a FHIR instant (date, time and zone all required; fraction optional)
  * into milliseconds since the epoch.  Returns 0 or PA_EINVAL. */
@@ -75,8 +75,6 @@ int pa_timezone_known(const char *tz);
  */
 time_t pa_business_deadline(time_t t, const long *holidays, size_t n);
 
-/* "Sun, 22 Nov 2026 11:30:00 GMT"; out must hold 32 bytes. */
-void pa_http_date(time_t t, char out[32]);
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes available): 1 to
  * 4, or 0 if there is none (a stray, overlong or surrogate byte). */
@@ -97,7 +95,5 @@ int pa_strlcpy(char *dst, const char *src, size_t size);
 /* Parses a base-10 long with no trailing garbage; PA_EINVAL otherwise. */
 int pa_parse_long(const char *s, long *out);
 
-/* True if s is 1..64 characters of [A-Za-z0-9.-] (a FHIR id). */
-int pa_is_fhir_id(const char *s);
 
 #endif

@@ -570,7 +570,7 @@ static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, co
         pa_strlcpy(ctx->audit.group_id, group, sizeof(ctx->audit.group_id));
     if(kickoff_headers(req, resp))
         goto out;
-    if(group && !pa_is_fhir_id(group)) {
+    if(group && !pa_fhir_id_valid(group)) {
         pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", group);
         goto out;
     }

@@ -17,6 +17,7 @@
 #include "pa_fhir.h"
 #include "pa_json.h"
 #include "pa_optout.h"
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 #define V3_PARTICIPATION_TYPE "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
@@ -139,7 +140,7 @@ void pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                             "provision.actor[%zu] (a recipient) NPI %.20s fails its check digit", i, v);
             goto out;
         }
-        pa_buf_add_array_item(&npis, v);
+        pa_pgarray_add(&npis, v);
     }
     pa_buf_addstr(&npis, "}");
     pa_err_clear(&err);
@@ -220,7 +221,7 @@ void pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             continue;
         if(!strcmp(name, "patient") && !patient[0] &&
            (pa_fhir_ref_id(v, "Patient", patient, sizeof(patient)) == PA_OK || pa_strlcpy(patient, v, sizeof(patient)) == PA_OK) &&
-           pa_is_fhir_id(patient))
+           pa_fhir_id_valid(patient))
             continue;
         if(!strcmp(name, "category") && (!strcmp(v, "provider-access") || !strcmp(v, PDEX_API_PURPOSE "|provider-access")))
             continue;

@@ -282,7 +282,7 @@ void pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
                         "this server speaks application/fhir+json");
         return;
     }
-    pa_fhir_instant(pa_now_ms(), date);
+    pa_instant_format(pa_now_ms(), date);
     date[10] = '\0'; /* a date is enough, and keeps the document stable for a day */
     if(!text || strcmp(text_date, date) || strcmp(text_base, ctx->cfg->base_url)) {
         json_object *cs = capability_statement(ctx->cfg->base_url, date);

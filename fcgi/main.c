@@ -153,7 +153,7 @@ static void audit(pa_ctx *ctx, const pa_req *req, int status, int64_t ms)
     if(!ctx->cfg)
         return;
     memset(&e, 0, sizeof(e));
-    pa_fhir_instant(req->start_wall_ms, e.at);
+    pa_instant_format(req->start_wall_ms, e.at);
     e.request_id = req->request_id;
     e.client_id = ctx->token.client_id;
     e.npi = ctx->token.npi;

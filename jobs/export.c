@@ -44,6 +44,7 @@
 #include "pa_filter.h"
 #include "pa_jobfiles.h"
 #include "pa_log.h"
+#include "pa_pgarray.h"
 #include "pa_util.h"
 
 
@@ -111,7 +112,7 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
     for(i = 0; i < *n && !rc; i++)
         /* once each (a roster and a matched group could share an id) */
         if(!i || strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0)))
-            rc = pa_buf_add_array_item(ids, PQgetvalue(res, i, 0));
+            rc = pa_pgarray_add(ids, PQgetvalue(res, i, 0));
     if(!rc)
         rc = pa_buf_addstr(ids, "}");
     if(*n)
@@ -204,7 +205,7 @@ static int gather_refs(struct export *x, const char *lit, pa_err *err)
     for(;;) {
         const char *s;
 
-        k = pa_pg_array_next(&p, &x->ref_item);
+        k = pa_pgarray_next(&p, &x->ref_item);
         if(k <= 0)
             break;
         s = pa_buf_str(&x->ref_item);
@@ -261,9 +262,9 @@ static int send_refs(struct export *x, PGconn *db, int final, pa_err *err)
         if(final && !x->refs_waiting && strncmp(s, "ref=", 4)) {
             if(*s != '!' || !pa_strset_has(&x->refs_set, s + 1, strlen(s + 1)))
                 continue;
-            rc = pa_buf_add_array_item(lit, s + 1);
+            rc = pa_pgarray_add(lit, s + 1);
         }
-        rc = rc ? rc : pa_buf_add_array_item(lit, s);
+        rc = rc ? rc : pa_pgarray_add(lit, s);
     }
     rc = rc ? rc : pa_buf_addstr(lit, "}");
     if(rc)
@@ -577,7 +578,7 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
         char id[PA_FHIR_ID_MAX + 1];
 
         if(pa_fhir_ref_id(ref, "Patient", id, sizeof(id)) == PA_OK) {
-            rc = pa_buf_add_array_item(&ids, id);
+            rc = pa_pgarray_add(&ids, id);
             continue;
         }
         {
@@ -690,11 +691,11 @@ static int read_params(struct export *x, pa_err *err)
     if(join_strings(x->params, "asked_types", &x->asked_types) ||
        join_strings(x->params, "asked_filters", &x->asked_filters))
         return pa_err_set(err, PA_ETOOBIG, "the export's parameters are too long to record");
-    pa_fhir_instant(x->job->ttime, x->ttime);
+    pa_instant_format(x->job->ttime, x->ttime);
     if(param_i64(x->params, "since"))
-        pa_fhir_instant(param_i64(x->params, "since"), x->since);
+        pa_instant_format(param_i64(x->params, "since"), x->since);
     if(param_i64(x->params, "until"))
-        pa_fhir_instant(param_i64(x->params, "until"), x->until);
+        pa_instant_format(param_i64(x->params, "until"), x->until);
     return PA_OK;
 }
 
@@ -785,7 +786,7 @@ static void subset_from_params(struct export *x)
         char id[PA_FHIR_ID_MAX + 1];
 
         if(!pa_fhir_ref_id(json_object_get_string(json_object_array_get_idx(patients, i)), "Patient", id, sizeof(id)))
-            pa_buf_add_array_item(&ids, id);
+            pa_pgarray_add(&ids, id);
     }
     pa_buf_addstr(&ids, "}");
     pa_strlcpy(x->patients, pa_buf_str(&ids), sizeof(x->patients));

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pa_filter.h"
+#include "pa_pgarray.h"
 
 /*
  * The service-date floor, one rule per type (docs/EXPORT.md has the table):
@@ -180,7 +181,7 @@ int export_refs_setup(struct export *x, pa_err *err)
         if(x->out[k].kind == OUT_RESOURCE)
             compartment = 1;
         else if(x->out[k].kind == OUT_SHARED) {
-            rc = pa_buf_add_array_item(&x->shared, x->out[k].type);
+            rc = pa_pgarray_add(&x->shared, x->out[k].type);
             x->want_refs = 1;
         }
     }

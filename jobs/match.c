@@ -58,7 +58,7 @@ static void audit_outcome(struct worker *w, const pa_job *job, const pa_match_wh
     pa_err err;
 
     memset(&e, 0, sizeof(e));
-    pa_fhir_instant(pa_now_ms(), e.at);
+    pa_instant_format(pa_now_ms(), e.at);
     pa_match_summary(out, detail, sizeof(detail));
     e.request_id = who->request_id[0] ? who->request_id : job->id;
     e.client_id = who->client_id;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pa_buf.h"
+#include "pa_pgarray.h"
 #include "pa_strset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -26,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pa_strset_init(&set, 1 << 20);
     pa_buf_addstr(&again, "{");
     for(p = lit;;) {
-        k = pa_pg_array_next(&p, &item);
+        k = pa_pgarray_next(&p, &item);
         if(k <= 0)
             break;
         if(p < lit || p > lit + size)
@@ -36,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                !pa_strset_has(&set, pa_buf_str(&item), item.len))
                 abort();
         }
-        pa_buf_add_array_item(&again, pa_buf_str(&item));
+        pa_pgarray_add(&again, pa_buf_str(&item));
     }
     pa_buf_addstr(&again, "}");
     if(k == 0) {
@@ -45,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         q = pa_buf_str(&again);
         for(;;) {
-            k2 = pa_pg_array_next(&q, &item2);
-            k = pa_pg_array_next(&r, &item);
+            k2 = pa_pgarray_next(&q, &item2);
+            k = pa_pgarray_next(&r, &item);
             if(k2 != k)
                 abort();
             if(k <= 0)

@@ -17,6 +17,7 @@
 #include "pa_json.h"
 #include "pa_jwt.h"
 #include "pa_manifest.h"
+#include "pa_pgarray.h"
 #include "pa_strset.h"
 #include "pa_util.h"
 
@@ -343,7 +344,7 @@ static void test_instant(void)
     CU_ASSERT_EQUAL(ms, 0);
     CU_ASSERT_EQUAL(pa_parse_instant("2024-02-29T12:30:15.250+02:00", &ms), PA_OK);
     CU_ASSERT_EQUAL(ms, 1709202615250LL);
-    pa_fhir_instant(ms, out);
+    pa_instant_format(ms, out);
     CU_ASSERT_STRING_EQUAL(out, "2024-02-29T10:30:15.250Z");
     CU_ASSERT_EQUAL(pa_parse_instant("2023-02-29T00:00:00Z", &ms), PA_EINVAL);
     CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01", &ms), PA_EINVAL);
@@ -456,11 +457,11 @@ static void test_ids(void)
         close(fds[1]);
         CU_ASSERT_NOT_EQUAL(strcmp(id, prev), 0);
     }
-    CU_ASSERT_TRUE(pa_is_fhir_id("roster-1.a"));
-    CU_ASSERT_FALSE(pa_is_fhir_id(""));
-    CU_ASSERT_FALSE(pa_is_fhir_id("a/b"));
-    CU_ASSERT_FALSE(pa_is_fhir_id("a b"));
-    CU_ASSERT_FALSE(pa_is_fhir_id("12345678901234567890123456789012345678901234567890123456789012345"));
+    CU_ASSERT_TRUE(pa_fhir_id_valid("roster-1.a"));
+    CU_ASSERT_FALSE(pa_fhir_id_valid(""));
+    CU_ASSERT_FALSE(pa_fhir_id_valid("a/b"));
+    CU_ASSERT_FALSE(pa_fhir_id_valid("a b"));
+    CU_ASSERT_FALSE(pa_fhir_id_valid("12345678901234567890123456789012345678901234567890123456789012345"));
 }
 
 static int json_ok(const char *text)
@@ -611,10 +612,10 @@ static void test_dates(void)
     /* instants before 1970 and years below 1000 render as FHIR reads them */
     CU_ASSERT_EQUAL(pa_parse_instant("1969-12-31T23:59:59.500Z", &ms), PA_OK);
     CU_ASSERT_EQUAL(ms, -500);
-    pa_fhir_instant(ms, out);
+    pa_instant_format(ms, out);
     CU_ASSERT_STRING_EQUAL(out, "1969-12-31T23:59:59.500Z");
     CU_ASSERT_EQUAL(pa_parse_instant("0999-06-01T00:00:00Z", &ms), PA_OK);
-    pa_fhir_instant(ms, out);
+    pa_instant_format(ms, out);
     CU_ASSERT_STRING_EQUAL(out, "0999-06-01T00:00:00.000Z");
     CU_ASSERT_EQUAL(pa_parse_instant("0000-01-01T00:00:00Z", &ms), PA_EINVAL);
     CU_ASSERT_EQUAL(pa_parse_instant("2024-01-01T24:00:00Z", &ms), PA_EINVAL);
@@ -735,27 +736,27 @@ static void test_business_deadline(void)
     setenv("TZ", "UTC0", 1);
     tzset();
     /* Wednesday to Thursday, same time; the holiday pushes it to Friday */
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-25T10:00:00Z"), NULL, 0) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-11-25T10:00:00Z"), NULL, 0) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-11-26T10:00:00.000Z");
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-25T10:00:00Z"), days, 1) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-11-25T10:00:00Z"), days, 1) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-11-27T10:00:00.000Z");
     /* Friday to Monday */
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-27T15:30:00Z"), NULL, 0) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-11-27T15:30:00Z"), NULL, 0) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-11-30T15:30:00.000Z");
     /* asked on Saturday or Sunday: all of Monday */
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-28T10:00:00Z"), NULL, 0) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-11-28T10:00:00Z"), NULL, 0) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-12-01T00:00:00.000Z");
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-11-29T23:59:59Z"), NULL, 0) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-11-29T23:59:59Z"), NULL, 0) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-12-01T00:00:00.000Z");
     /* asked on a holiday (Christmas, a Friday): all of Monday */
     CU_ASSERT_EQUAL(pa_parse_day_list("2026-12-25", days, 4), 1);
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-12-25T09:00:00Z"), days, 1) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-12-25T09:00:00Z"), days, 1) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-12-29T00:00:00.000Z");
     /* local time: New York's clocks go forward on Sunday 8 March 2026;
      * Friday noon EST is Monday noon EDT, an hour earlier in UTC */
     setenv("TZ", "EST5EDT,M3.2.0,M11.1.0", 1);
     tzset();
-    pa_fhir_instant((int64_t)pa_business_deadline(at("2026-03-06T17:00:00Z"), NULL, 0) * 1000, out);
+    pa_instant_format((int64_t)pa_business_deadline(at("2026-03-06T17:00:00Z"), NULL, 0) * 1000, out);
     CU_ASSERT_STRING_EQUAL(out, "2026-03-09T16:00:00.000Z");
     unsetenv("TZ");
     tzset();
@@ -866,7 +867,7 @@ static void test_pg_array(void)
 
         pa_buf_reset(&got);
         for(;;) {
-            k = pa_pg_array_next(&p, &item);
+            k = pa_pgarray_next(&p, &item);
             if(k <= 0)
                 break;
             if(got.len)
@@ -877,7 +878,7 @@ static void test_pg_array(void)
             CU_ASSERT_EQUAL(k, 0);
             CU_ASSERT_STRING_EQUAL(pa_buf_str(&got), cases[i].want);
             /* the end stays the end */
-            CU_ASSERT_EQUAL(pa_pg_array_next(&p, &item), 0);
+            CU_ASSERT_EQUAL(pa_pgarray_next(&p, &item), 0);
         }
         else
             CU_ASSERT_EQUAL(k, -1);
@@ -888,7 +889,7 @@ static void test_pg_array(void)
     {
         const char *p = "{0123456789012345678901234567890123456789012345678901234567890123456789}";
 
-        CU_ASSERT_EQUAL(pa_pg_array_next(&p, &item), -1);
+        CU_ASSERT_EQUAL(pa_pgarray_next(&p, &item), -1);
     }
     pa_buf_free(&item);
     pa_buf_free(&got);

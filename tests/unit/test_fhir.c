@@ -6,6 +6,7 @@
 #include "copybin.h"
 #include "cu_main.h"
 #include "pa_fhir.h"
+#include "pa_pgarray.h"
 
 static void test_types(void)
 {
@@ -472,11 +473,11 @@ static void test_copybin_arrays(void)
     CU_ASSERT_EQUAL(copybin_text_array(&b, "{}"), PA_OK);
     CU_ASSERT(bytes_are(&b, 0, "\0\0\0\14" "\0\0\0\0" "\0\0\0\0" "\0\0\0\31", 16));
     pa_buf_reset(&b);
-    /* what pa_buf_add_array_item builds, quotes and backslashes included */
+    /* what pa_pgarray_add builds, quotes and backslashes included */
     pa_buf_addstr(&lit, "{");
-    pa_buf_add_array_item(&lit, "ref=Organization/o1");
-    pa_buf_add_array_item(&lit, "a\"b\\c");
-    pa_buf_add_array_item(&lit, NULL);
+    pa_pgarray_add(&lit, "ref=Organization/o1");
+    pa_pgarray_add(&lit, "a\"b\\c");
+    pa_pgarray_add(&lit, NULL);
     pa_buf_addstr(&lit, "}");
     CU_ASSERT_EQUAL(copybin_text_array(&b, pa_buf_str(&lit)), PA_OK);
     {
