@@ -154,87 +154,53 @@ static int aud_ok(json_object *claims, const char *url)
     return 0;
 }
 
-/* Checks a client assertion: 0 with c loaded, or -1 when the request is
- * answered (refused, or an error). */
-static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, struct client *c)
+/* The assertion's time and identity claims against now (its aud, exp, nbf,
+ * iat, jti; a jku only if it is the client's registered one): 0 with *exp
+ * set, or -1 once answered. */
+static int check_claims(pa_ctx *ctx, pa_resp *resp, const pa_jwt *jwt, const struct client *c, int64_t now,
+                        int64_t *exp)
 {
-    char url[1024], detail[256];
-    pa_jwt jwt;
-    pa_err err;
-    pa_redis *redis;
-    const char *iss, *sub, *kid, *jku, *jti, *alg;
-    json_object *keys = NULL, *key = NULL;
-    int64_t now = pa_now_ms() / 1000, exp, nbf, iat;
-    int has_exp, has_nbf, has_iat, matches = 0;
-    size_t i;
-    int rc = -1;
+    const char *jti = pa_json_str(jwt->claims, "jti"), *jku = pa_json_str(jwt->header, "jku");
+    char url[1024];
+    int64_t nbf, iat;
+    int has_exp, has_nbf, has_iat;
 
-    pa_err_clear(&err);
-    if(pa_jwt_parse(assertion, &jwt, &err)) {
-        oauth_error(ctx, resp, 400, "invalid_request", err.msg, NULL);
-        return -1;
-    }
-    iss = pa_json_str(jwt.claims, "iss");
-    sub = pa_json_str(jwt.claims, "sub");
-    kid = pa_json_str(jwt.header, "kid");
-    jku = pa_json_str(jwt.header, "jku");
-    jti = pa_json_str(jwt.claims, "jti");
-    alg = pa_json_str(jwt.header, "alg");
     snprintf(url, sizeof(url), "%s/auth/token", ctx->cfg->base_url);
-    if(!iss || !sub || strcmp(iss, sub)) {
-        client_failed(ctx, resp, "the assertion's iss and sub must both be the client_id");
-        goto out;
-    }
-    rc = load_client(ctx, iss, c, &err);
-    if(rc == PA_ENOTFOUND) {
-        client_failed(ctx, resp, "unknown client");
-        rc = -1;
-        goto out;
-    }
-    if(rc) {
-        pa_resp_error(resp, &err);
-        rc = -1;
-        goto out;
-    }
-    rc = -1;
-    pa_strlcpy(ctx->token.client_id, c->id, sizeof(ctx->token.client_id));
-    if(!c->jwks || !json_object_object_get_ex(c->jwks, "keys", &keys) || !json_object_is_type(keys, json_type_array)) {
-        client_failed(ctx, resp, "the client has no registered JWKS");
-        goto out;
-    }
-    if(!aud_ok(jwt.claims, url)) {
+    *exp = claim_int(jwt->claims, "exp", &has_exp);
+    nbf = claim_int(jwt->claims, "nbf", &has_nbf);
+    iat = claim_int(jwt->claims, "iat", &has_iat);
+    if(!aud_ok(jwt->claims, url))
         oauth_error(ctx, resp, 401, "invalid_client", "the assertion's aud must be the token URL", NULL);
-        goto out;
-    }
-    exp = claim_int(jwt.claims, "exp", &has_exp);
-    nbf = claim_int(jwt.claims, "nbf", &has_nbf);
-    iat = claim_int(jwt.claims, "iat", &has_iat);
-    if(!has_exp || exp <= now - CLOCK_SKEW) {
+    else if(!has_exp || *exp <= now - CLOCK_SKEW)
         oauth_error(ctx, resp, 401, "invalid_client", "the assertion has no exp or has expired", NULL);
-        goto out;
-    }
-    if(exp > now + MAX_ASSERTION_LIFE + CLOCK_SKEW) {
+    else if(*exp > now + MAX_ASSERTION_LIFE + CLOCK_SKEW)
         oauth_error(ctx, resp, 401, "invalid_client", "the assertion's exp is more than 5 minutes ahead", NULL);
-        goto out;
-    }
-    if((has_nbf && nbf > now + CLOCK_SKEW) || (has_iat && iat > now + CLOCK_SKEW)) {
+    else if((has_nbf && nbf > now + CLOCK_SKEW) || (has_iat && iat > now + CLOCK_SKEW))
         oauth_error(ctx, resp, 401, "invalid_client", "the assertion is not valid yet (nbf or iat)", NULL);
-        goto out;
-    }
-    if(!jti || !*jti) {
+    else if(!jti || !*jti)
         oauth_error(ctx, resp, 401, "invalid_client", "the assertion has no jti", NULL);
-        goto out;
-    }
-    if(jku && strcmp(jku, c->jwks_url)) {
+    else if(jku && strcmp(jku, c->jwks_url))
         /* keys are never fetched from where a token says */
         oauth_error(ctx, resp, 401, "invalid_client", "jku is not the client's registered JWKS URL", NULL);
-        goto out;
-    }
+    else
+        return 0;
+    return -1;
+}
+
+/* The one registered key of the client's with the assertion's kid whose type
+ * fits its alg (the key decides how it is verified, never the token): the
+ * key, or NULL once answered. */
+static json_object *assertion_key(pa_ctx *ctx, pa_resp *resp, const pa_jwt *jwt, json_object *keys)
+{
+    const char *kid = pa_json_str(jwt->header, "kid"), *alg = pa_json_str(jwt->header, "alg");
+    json_object *key = NULL;
+    int matches = 0;
+    size_t i;
+
     if(!kid) {
         oauth_error(ctx, resp, 401, "invalid_client", "the assertion header has no kid", NULL);
-        goto out;
+        return NULL;
     }
-    /* exactly one registered key with this kid whose type fits the algorithm */
     for(i = 0; i < json_object_array_length(keys); i++) {
         json_object *k = json_object_array_get_idx(keys, i);
         const char *kk = pa_json_str(k, "kid"), *kty = pa_json_str(k, "kty");
@@ -247,12 +213,56 @@ static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, st
             matches++;
         }
     }
-    if(matches != 1) {
-        oauth_error(ctx, resp, 401, "invalid_client",
-                    matches ? "more than one registered key has this kid" : "no registered key has this kid and type",
-                    NULL);
+    if(matches == 1)
+        return key;
+    oauth_error(ctx, resp, 401, "invalid_client",
+                matches ? "more than one registered key has this kid" : "no registered key has this kid and type", NULL);
+    return NULL;
+}
+
+/* Checks a client assertion: 0 with c loaded, or -1 when the request is
+ * answered (refused, or an error). */
+static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, struct client *c)
+{
+    pa_jwt jwt;
+    pa_err err;
+    pa_redis *redis;
+    const char *iss, *sub;
+    json_object *keys = NULL, *key;
+    int64_t now = pa_now_ms() / 1000, exp = 0;
+    int rc = -1;
+
+    pa_err_clear(&err);
+    if(pa_jwt_parse(assertion, &jwt, &err)) {
+        oauth_error(ctx, resp, 400, "invalid_request", err.msg, NULL);
+        return -1;
+    }
+    iss = pa_json_str(jwt.claims, "iss");
+    sub = pa_json_str(jwt.claims, "sub");
+    if(!iss || !sub || strcmp(iss, sub)) {
+        client_failed(ctx, resp, "the assertion's iss and sub must both be the client_id");
         goto out;
     }
+    rc = load_client(ctx, iss, c, &err);
+    if(rc) {
+        if(rc == PA_ENOTFOUND)
+            client_failed(ctx, resp, "unknown client");
+        else
+            pa_resp_error(resp, &err);
+        rc = -1;
+        goto out;
+    }
+    rc = -1;
+    pa_strlcpy(ctx->token.client_id, c->id, sizeof(ctx->token.client_id));
+    if(!c->jwks || !json_object_object_get_ex(c->jwks, "keys", &keys) || !json_object_is_type(keys, json_type_array)) {
+        client_failed(ctx, resp, "the client has no registered JWKS");
+        goto out;
+    }
+    if(check_claims(ctx, resp, &jwt, c, now, &exp))
+        goto out;
+    key = assertion_key(ctx, resp, &jwt, keys);
+    if(!key)
+        goto out;
     if(pa_jwt_verify(&jwt, key, &err)) {
         oauth_error(ctx, resp, 401, "invalid_client", err.msg, NULL);
         goto out;
@@ -261,18 +271,13 @@ static int check_assertion(pa_ctx *ctx, pa_resp *resp, const char *assertion, st
         pa_resp_error(resp, &err);
         goto out;
     }
-    rc = pa_jti_once(redis, c->id, jti, (long)(exp - now) + CLOCK_SKEW, &err);
-    if(rc == PA_EBUSY) {
-        snprintf(detail, sizeof(detail), "replayed jti");
-        oauth_error(ctx, resp, 401, "invalid_client", "the assertion's jti was used before", detail);
-        rc = -1;
-        goto out;
-    }
-    if(rc) {
+    /* a jti is used once while its assertion could be: never replayed */
+    rc = pa_jti_once(redis, c->id, pa_json_str(jwt.claims, "jti"), (long)(exp - now) + CLOCK_SKEW, &err);
+    if(rc == PA_EBUSY)
+        oauth_error(ctx, resp, 401, "invalid_client", "the assertion's jti was used before", "replayed jti");
+    else if(rc)
         pa_resp_error(resp, &err);
-        rc = -1;
-        goto out;
-    }
+    rc = rc ? -1 : 0;
 out:
     pa_jwt_free(&jwt);
     return rc;

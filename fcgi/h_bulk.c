@@ -302,129 +302,123 @@ static int add_elements(json_object *elements, const char *v, pa_resp *resp)
  * lenient: parameters this server does not support are noted in "ignored"
  * instead (Prefer: handling=lenient).  exportType (PDex) belongs to Group
  * exports, patient to Group and Patient-level ones. */
-static int build_job_params(const struct xparams *xp, enum level level, int64_t now, int lenient, json_object *out,
-                            pa_resp *resp)
+/* patient=...: each reference of a comma list appended to patients as
+ * given (references that are not members are reported, not refused; no
+ * reference holds a comma); -1 once answered. */
+static int add_patients(json_object *patients, const char *v, pa_resp *resp)
 {
-    json_object *types = json_object_new_array();
-    json_object *filters = json_object_new_object();
-    json_object *patients = json_object_new_array();
-    json_object *asked_types = json_object_new_array();
-    json_object *asked_filters = json_object_new_array();
-    json_object *ignored = json_object_new_array();
-    json_object *elements = json_object_new_object();
-    const char *format = NULL, *export_type = NULL;
-    pa_err err;
-    size_t i, k;
+    const char *p = v;
 
-    json_object_object_add(out, "level", json_object_new_string(level_names[level]));
-    json_object_object_add(out, "types", types);
-    json_object_object_add(out, "filters", filters);
-    json_object_object_add(out, "patients", patients);
-    /* as asked, for the record of what a provider-download gave */
-    json_object_object_add(out, "asked_types", asked_types);
-    json_object_object_add(out, "asked_filters", asked_filters);
-    /* what Prefer: handling=lenient let through unapplied: named in the error file */
-    json_object_object_add(out, "ignored", ignored);
-    /* _elements: {"*": [for every type], "Type": [...]}; absent: whole resources */
-    json_object_object_add(out, "elements", elements);
-    for(i = 0; i < xp->n; i++) {
-        const char *name = xp->p[i].name;
-        const char *v = xp->p[i].value;
+    if(!*p)
+        return reject(resp, "required", "patient is empty: name a Patient reference (patient=Patient/123)");
+    while(*p) {
+        size_t n = strcspn(p, ",");
 
-        if(!strcmp(name, "_outputFormat")) {
-            if(format)
-                return reject(resp, "invalid", "_outputFormat is given twice");
-            format = v;
-            if(strcmp(v, "application/fhir+ndjson") && strcmp(v, "application/ndjson") && strcmp(v, "ndjson"))
-                return reject(resp, "not-supported",
-                              "_outputFormat '%.80s' is not supported: use application/fhir+ndjson, application/ndjson "
-                              "or ndjson", v);
-        }
-        else if(!strcmp(name, "_since") || !strcmp(name, "_until")) {
-            if(instant_param(name, v, now, out, resp))
-                return -1;
-        }
-        else if(!strcmp(name, "_type")) {
-            /* repeated _type parameters are one comma-joined list */
-            if(add_types(types, v, resp))
-                return -1;
-            json_object_array_add(asked_types, json_object_new_string(v));
-        }
-        else if(!strcmp(name, "_typeFilter")) {
-            if(pa_filter_add(filters, v, &err)) {
-                if(!lenient || err.code != PA_ENOTSUP)
-                    return reject(resp, "not-supported", "%s", err.msg);
-                ignore_param(ignored, "_typeFilter '%.200s' was not applied (%.200s): its type is exported unfiltered, "
-                             "as Prefer: handling=lenient asked", v, err.msg);
-            }
-            else
-                json_object_array_add(asked_filters, json_object_new_string(v));
-        }
-        else if(!strcmp(name, "_elements")) {
-            if(add_elements(elements, v, resp))
-                return -1;
-        }
-        else if(!strcmp(name, "includeAssociatedData")) {
-            /* never ignored, even when lenient: the client would take its absence for "none exists" */
-            return reject(resp, "not-supported",
-                          "includeAssociatedData is not supported: this server does not export associated data "
-                          "(such as LatestProvenanceResources); Provenance is exported as a type (_type=Provenance)");
-        }
-        else if(!strcmp(name, "patient") && level != LEVEL_SYSTEM) {
-            /* kept as given: references that are not members are reported, not
-             * refused; a comma-separated list is several (no reference has one) */
-            const char *p = v;
-
-            if(!*p)
-                return reject(resp, "required", "patient is empty: name a Patient reference (patient=Patient/123)");
-            while(*p) {
-                size_t n = strcspn(p, ",");
-
-                /* "a,,b" or a trailing comma: a reference is missing, and a
-                 * list of nothing must never read as every member */
-                if(!n || (p[n] == ',' && !p[n + 1]))
-                    return reject(resp, "invalid", "patient '%.80s' has an empty reference", v);
-                if(json_object_array_length(patients) == PA_EXPORT_MAX_PATIENTS)
-                    return reject(resp, "too-costly",
-                                  "more than %d patient references; export the whole Group, or split the list",
-                                  PA_EXPORT_MAX_PATIENTS);
-                json_object_array_add(patients, json_object_new_string_len(p, (int)n));
-                p += n + (p[n] == ',');
-            }
-        }
-        else if(!strcmp(name, "exportType") && level == LEVEL_GROUP) {
-            if(export_type)
-                return reject(resp, "invalid", "exportType is given twice");
-            for(k = 0; export_types_pdex[k] && strcmp(export_types_pdex[k], v); k++)
-                ;
-            if(!export_types_pdex[k])
-                return reject(resp, "not-supported",
-                              "exportType '%.80s' is not supported: use hl7.fhir.us.davinci-pdex#provider-download, "
-                              "#provider-delta or #provider-snapshot", v);
-            export_type = v;
-        }
-        else if(lenient) {
-            ignore_param(ignored, "export parameter '%.60s' is not supported; it was ignored, as Prefer: "
-                         "handling=lenient asked", name);
-        }
-        else {
-            /* an ignored parameter would export more than was asked for */
-            return reject(resp, "not-supported",
-                          "export parameter '%.60s' is not supported (with Prefer: handling=lenient it is ignored, "
-                          "and named in the manifest's error file)", name);
-        }
+        /* "a,,b" or a trailing comma: a reference is missing, and a list of
+         * nothing must never read as every member */
+        if(!n || (p[n] == ',' && !p[n + 1]))
+            return reject(resp, "invalid", "patient '%.80s' has an empty reference", v);
+        if(json_object_array_length(patients) == PA_EXPORT_MAX_PATIENTS)
+            return reject(resp, "too-costly", "more than %d patient references; export the whole Group, or split the list",
+                          PA_EXPORT_MAX_PATIENTS);
+        json_object_array_add(patients, json_object_new_string_len(p, (int)n));
+        p += n + (p[n] == ',');
     }
-    if(!export_type && level == LEVEL_GROUP)
-        export_type = "hl7.fhir.us.davinci-pdex#provider-download";
-    if(export_type && !strcmp(export_type, export_types_pdex[0]) && !json_object_object_get_ex(out, "since", NULL))
+    return 0;
+}
+
+/* Whether types (a JSON array of names) holds type. */
+static int has_type(json_object *types, const char *type)
+{
+    size_t k;
+
+    for(k = 0; k < json_object_array_length(types); k++)
+        if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), type))
+            return 1;
+    return 0;
+}
+
+/* One kick-off parameter into the job's params (out, whose lists it fills);
+ * -1 once answered.  *format and *export_type catch a second of each. */
+static int job_param(const char *name, const char *v, enum level level, int64_t now, int lenient, json_object *out,
+                     const char **format, const char **export_type, pa_resp *resp)
+{
+    pa_err err;
+    size_t k;
+
+    if(!strcmp(name, "_outputFormat")) {
+        if(*format)
+            return reject(resp, "invalid", "_outputFormat is given twice");
+        *format = v;
+        if(strcmp(v, "application/fhir+ndjson") && strcmp(v, "application/ndjson") && strcmp(v, "ndjson"))
+            return reject(resp, "not-supported",
+                          "_outputFormat '%.80s' is not supported: use application/fhir+ndjson, application/ndjson "
+                          "or ndjson", v);
+        return 0;
+    }
+    if(!strcmp(name, "_since") || !strcmp(name, "_until"))
+        return instant_param(name, v, now, out, resp);
+    if(!strcmp(name, "_type")) {
+        /* repeated _type parameters are one comma-joined list */
+        if(add_types(pa_json_get(out, "types"), v, resp))
+            return -1;
+        json_object_array_add(pa_json_get(out, "asked_types"), json_object_new_string(v));
+        return 0;
+    }
+    if(!strcmp(name, "_typeFilter")) {
+        if(!pa_filter_add(pa_json_get(out, "filters"), v, &err))
+            json_object_array_add(pa_json_get(out, "asked_filters"), json_object_new_string(v));
+        else if(!lenient || err.code != PA_ENOTSUP)
+            return reject(resp, "not-supported", "%s", err.msg);
+        else
+            ignore_param(pa_json_get(out, "ignored"), "_typeFilter '%.200s' was not applied (%.200s): its type is "
+                         "exported unfiltered, as Prefer: handling=lenient asked", v, err.msg);
+        return 0;
+    }
+    if(!strcmp(name, "_elements"))
+        return add_elements(pa_json_get(out, "elements"), v, resp);
+    if(!strcmp(name, "includeAssociatedData"))
+        /* never ignored, even when lenient: the client would take its absence for "none exists" */
+        return reject(resp, "not-supported",
+                      "includeAssociatedData is not supported: this server does not export associated data "
+                      "(such as LatestProvenanceResources); Provenance is exported as a type (_type=Provenance)");
+    if(!strcmp(name, "patient") && level != LEVEL_SYSTEM)
+        return add_patients(pa_json_get(out, "patients"), v, resp);
+    if(!strcmp(name, "exportType") && level == LEVEL_GROUP) {
+        if(*export_type)
+            return reject(resp, "invalid", "exportType is given twice");
+        for(k = 0; export_types_pdex[k] && strcmp(export_types_pdex[k], v); k++)
+            ;
+        if(!export_types_pdex[k])
+            return reject(resp, "not-supported",
+                          "exportType '%.80s' is not supported: use hl7.fhir.us.davinci-pdex#provider-download, "
+                          "#provider-delta or #provider-snapshot", v);
+        *export_type = v;
+        return 0;
+    }
+    if(!lenient)
+        /* an ignored parameter would export more than was asked for */
+        return reject(resp, "not-supported",
+                      "export parameter '%.60s' is not supported (with Prefer: handling=lenient it is ignored, "
+                      "and named in the manifest's error file)", name);
+    ignore_param(pa_json_get(out, "ignored"), "export parameter '%.60s' is not supported; it was ignored, as Prefer: "
+                 "handling=lenient asked", name);
+    return 0;
+}
+
+/* The parameters checked against each other once all are read; the types
+ * exported filled in when _type named none.  -1 once answered. */
+static int check_job_params(enum level level, const char *export_type, json_object *out, pa_resp *resp)
+{
+    json_object *types = pa_json_get(out, "types"), *since = pa_json_get(out, "since"), *until = pa_json_get(out, "until");
+    pa_err err;
+    size_t k;
+
+    if(export_type && !strcmp(export_type, export_types_pdex[0]) && !since)
         return reject(resp, "required", "exportType provider-delta needs _since: the changes since when?");
-    if(export_type)
-        json_object_object_add(out, "exportType", json_object_new_string(export_type));
-    if(json_object_object_get_ex(out, "since", NULL) && json_object_object_get_ex(out, "until", NULL) &&
-       json_object_get_int64(json_object_object_get(out, "since")) >=
-           json_object_get_int64(json_object_object_get(out, "until")))
+    if(since && until && json_object_get_int64(since) >= json_object_get_int64(until))
         return reject(resp, "invalid", "_since must be before _until");
-    if(pa_filter_check(filters, &err))
+    if(pa_filter_check(pa_json_get(out, "filters"), &err))
         return reject(resp, "too-costly", "%s", err.msg);
     if(json_object_array_length(types) == 0) {
         for(k = 0; pa_fhir_type_names()[k]; k++)
@@ -436,26 +430,53 @@ static int build_job_params(const struct xparams *xp, enum level level, int64_t 
         return -1;
     /* a filter (or _elements) for a type that is not exported would be silently meaningless */
     {
-        json_object_object_foreach(elements, etype, ev) {
+        json_object_object_foreach(pa_json_get(out, "elements"), etype, ev) {
             (void)ev;
-            for(k = 0; strcmp(etype, "*") && k < json_object_array_length(types); k++)
-                if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), etype))
-                    break;
-            if(strcmp(etype, "*") && k == json_object_array_length(types))
+            if(strcmp(etype, "*") && !has_type(types, etype))
                 return reject(resp, "invalid", "_elements names %s, which _type does not ask for", etype);
         }
     }
     {
-        json_object_object_foreach(filters, ftype, fv) {
+        json_object_object_foreach(pa_json_get(out, "filters"), ftype, fv) {
             (void)fv;
-            for(k = 0; k < json_object_array_length(types); k++)
-                if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), ftype))
-                    break;
-            if(k == json_object_array_length(types))
+            if(!has_type(types, ftype))
                 return reject(resp, "invalid", "_typeFilter names %s, which _type does not ask for", ftype);
         }
     }
     return 0;
+}
+
+static int build_job_params(const struct xparams *xp, enum level level, int64_t now, int lenient, json_object *out,
+                            pa_resp *resp)
+{
+    static const char *const lists[] = { "types", "patients", "asked_types", "asked_filters", "ignored", NULL };
+    const char *format = NULL, *export_type = NULL;
+    size_t i;
+
+    json_object_object_add(out, "level", json_object_new_string(level_names[level]));
+    /* types, patients; as asked (asked_*), for the record of what a
+     * provider-download gave; ignored: what Prefer: handling=lenient let
+     * through unapplied, named in the error file */
+    for(i = 0; lists[i]; i++)
+        json_object_object_add(out, lists[i], json_object_new_array());
+    json_object_object_add(out, "filters", json_object_new_object());
+    /* _elements: {"*": [for every type], "Type": [...]}; absent: whole resources */
+    json_object_object_add(out, "elements", json_object_new_object());
+    for(i = 0; lists[i]; i++)
+        if(!pa_json_get(out, lists[i]))
+            break;
+    if(lists[i] || !pa_json_get(out, "filters") || !pa_json_get(out, "elements")) {
+        pa_resp_outcome(resp, 500, "fatal", "exception", "out of memory");
+        return -1;
+    }
+    for(i = 0; i < xp->n; i++)
+        if(job_param(xp->p[i].name, xp->p[i].value, level, now, lenient, out, &format, &export_type, resp))
+            return -1;
+    if(!export_type && level == LEVEL_GROUP)
+        export_type = "hl7.fhir.us.davinci-pdex#provider-download";
+    if(export_type)
+        json_object_object_add(out, "exportType", json_object_new_string(export_type));
+    return check_job_params(level, export_type, out, resp);
 }
 
 /*

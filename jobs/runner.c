@@ -385,7 +385,18 @@ static int preflight(const pa_config *cfg, pa_err *err)
     return rc;
 }
 
-int main(int argc, char **argv)
+/* The command line. */
+struct options {
+    const char *config;
+    const char *pidfile;   /* absolute once start() made it so */
+    char pidpath[4096 + 256];
+    long workers;          /* 0: runner_workers */
+    int daemon_mode;
+    int allow_root;
+};
+
+/* Reads the command line into o: -1 to go on, else the exit status. */
+static int read_options(int argc, char **argv, struct options *o)
 {
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' }, { "workers", required_argument, NULL, 'w' },
@@ -393,35 +404,18 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },         { "allow-root", no_argument, NULL, 'r' },
         { NULL, 0, NULL, 0 }
     };
-    const char *config = NULL;
-    const char *pidfile = NULL;
-    char cwd[4096], pidpath[4096 + 256];
-    pid_t other;
-    long workers = 0;
-    int daemon_mode = 0;
-    int allow_root = 0;
-    pa_config *cfg = NULL;
-    pa_redis *redis = NULL;
-    PGconn *db = NULL;
-    pid_t pids[MAX_WORKERS];
-    int64_t next_janitor = 0;
-    char host[64];
-    char consumer[96];
-    int64_t stop_deadline = 0;
-    pa_err err;
     int opt;
-    int i;
-    int alive;
 
+    memset(o, 0, sizeof(*o));
     for(opt = getopt_long(argc, argv, "c:w:dp:h", opts, NULL); opt != -1;
         opt = getopt_long(argc, argv, "c:w:dp:h", opts, NULL)) {
         switch(opt) {
-        case 'c': config = optarg; break;
-        case 'd': daemon_mode = 1; break;
-        case 'p': pidfile = optarg; break;
-        case 'r': allow_root = 1; break;
+        case 'c': o->config = optarg; break;
+        case 'd': o->daemon_mode = 1; break;
+        case 'p': o->pidfile = optarg; break;
+        case 'r': o->allow_root = 1; break;
         case 'w':
-            if(pa_parse_long(optarg, &workers) || workers < 1 || workers > MAX_WORKERS) {
+            if(pa_parse_long(optarg, &o->workers) || o->workers < 1 || o->workers > MAX_WORKERS) {
                 fprintf(stderr, "pa-runner: --workers must be from 1 to %d\n", MAX_WORKERS);
                 return 2;
             }
@@ -430,103 +424,144 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    return -1;
+}
+
+/*
+ * Everything before the workers: the configuration, the user, the log, the
+ * pid file (one runner per file), the preflight, the daemon.  *cfg and
+ * *redis are the caller's to free.  -1 to go on, else the exit status.
+ */
+static int start(struct options *o, pa_config **cfg, pa_redis **redis)
+{
+    char cwd[4096];
+    pid_t other;
+    pa_err err;
+
     pa_err_clear(&err);
-    if(pa_config_load(pa_config_path(config), &cfg, &err)) {
+    if(pa_config_load(pa_config_path(o->config), cfg, &err)) {
         fprintf(stderr, "pa-runner: %s\n", err.msg);
         return 2;
     }
     /* root's job folders are not Apache's to read: every download would be a 404 */
-    if(geteuid() == 0 && !allow_root) {
+    if(geteuid() == 0 && !o->allow_root) {
         fprintf(stderr, "pa-runner: refusing to run as root: Apache's user could not read the job files it writes. "
                         "Run it as that user (systemctl start pa-runner, or runuser -u www-data -- pa-runner "
                         "--config FILE), or pass --allow-root\n");
-        pa_config_free(cfg);
         return 2;
     }
-    if(!workers)
-        workers = cfg->runner_workers > MAX_WORKERS ? MAX_WORKERS : cfg->runner_workers;
-    if(pa_log_open("pa-runner", cfg->log_file, cfg->log_level)) {
-        fprintf(stderr, "pa-runner: cannot open log file %s: %s\n", cfg->log_file, strerror(errno));
+    if(!o->workers)
+        o->workers = (*cfg)->runner_workers > MAX_WORKERS ? MAX_WORKERS : (*cfg)->runner_workers;
+    if(pa_log_open("pa-runner", (*cfg)->log_file, (*cfg)->log_level)) {
+        fprintf(stderr, "pa-runner: cannot open log file %s: %s\n", (*cfg)->log_file, strerror(errno));
         return 2;
     }
     /* the daemon works in /, where a relative pid file path means another file */
-    if(pidfile && pidfile[0] != '/') {
-        if(!getcwd(cwd, sizeof(cwd)) || (size_t)snprintf(pidpath, sizeof(pidpath), "%s/%s", cwd, pidfile) >= sizeof(pidpath)) {
-            fprintf(stderr, "pa-runner: cannot make the pid file path %s absolute\n", pidfile);
+    if(o->pidfile && o->pidfile[0] != '/') {
+        if(!getcwd(cwd, sizeof(cwd)) ||
+           (size_t)snprintf(o->pidpath, sizeof(o->pidpath), "%s/%s", cwd, o->pidfile) >= sizeof(o->pidpath)) {
+            fprintf(stderr, "pa-runner: cannot make the pid file path %s absolute\n", o->pidfile);
             return 2;
         }
-        pidfile = pidpath;
+        o->pidfile = o->pidpath;
     }
-    other = pidfile ? pidfile_owner(pidfile) : 0;
+    other = o->pidfile ? pidfile_owner(o->pidfile) : 0;
     if(other) {
         fprintf(stderr, "pa-runner: another runner (pid %ld) runs with the pid file %s: stop it first\n", (long)other,
-                pidfile);
+                o->pidfile);
         return 1;
     }
-    if(preflight(cfg, &err)) {
+    if(preflight(*cfg, &err)) {
         fprintf(stderr, "pa-runner: %s\n", err.msg);
         pa_error("not starting: %s", err.msg);
         return 1;
     }
-    if(daemon_mode && daemonize(cfg->log_file)) {
+    if(o->daemon_mode && daemonize((*cfg)->log_file)) {
         pa_error("cannot become a daemon: %s", strerror(errno));
         return 1;
     }
-    if(pidfile && write_pidfile(pidfile)) {
-        pa_error("cannot write pid file %s: %s", pidfile, strerror(errno));
+    if(o->pidfile && write_pidfile(o->pidfile)) {
+        pa_error("cannot write pid file %s: %s", o->pidfile, strerror(errno));
         return 1;
     }
     on_signals();
-    if(pa_redis_new(cfg, &redis, &err)) {
+    if(pa_redis_new(*cfg, redis, &err)) {
         pa_error("%s", err.msg);
         return 1;
     }
     daemon_ready();
+    return -1;
+}
+
+/* Sends sig to every live worker. */
+static void signal_workers(const pid_t *pids, long workers, int sig)
+{
+    long i;
+
+    for(i = 0; i < workers; i++)
+        if(pids[i] > 0)
+            kill(pids[i], sig);
+}
+
+/* Reaps the workers that ended; starts another for each unless stopping. */
+static void reap_workers(const pa_config *cfg, pid_t *pids, long workers)
+{
+    int status;
+    pid_t pid;
+    long i;
+
+    for(pid = waitpid(-1, &status, WNOHANG); pid > 0; pid = waitpid(-1, &status, WNOHANG)) {
+        for(i = 0; i < workers; i++) {
+            if(pids[i] != pid)
+                continue;
+            pids[i] = 0;
+            if(!stop_flag) {
+                pa_warn("worker %ld (pid %d) ended with status %d; starting another", i, (int)pid,
+                        WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+                sleep(1); /* never a tight restart loop */
+                pids[i] = spawn(cfg, (int)i);
+            }
+        }
+    }
+}
+
+/*
+ * The supervisor: keeps workers workers running, passes SIGHUP on, stores
+ * the queued audit events and runs the janitor, until SIGTERM; then gives
+ * the workers STOP_GRACE_MS to hand their jobs back, and kills what is left.
+ */
+static void supervise(const pa_config *cfg, pa_redis *redis, long workers)
+{
+    pid_t pids[MAX_WORKERS];
+    int64_t next_janitor = 0, stop_deadline = 0;
+    PGconn *db = NULL;
+    char host[64], consumer[96];
+    long i, alive;
+
     if(gethostname(host, sizeof(host)))
         pa_strlcpy(host, "localhost", sizeof(host));
     host[sizeof(host) - 1] = '\0';
     snprintf(consumer, sizeof(consumer), "runner-%s-%d", host, (int)getpid());
     pa_info("runner started with %ld workers", workers);
     for(i = 0; i < workers; i++)
-        pids[i] = spawn(cfg, i);
+        pids[i] = spawn(cfg, (int)i);
     for(;;) {
-        int status;
-        pid_t pid;
-
         if(reopen_flag) {
             reopen_flag = 0;
             pa_log_reopen();
             pa_info("log file reopened (SIGHUP); the workers reopen theirs");
-            for(i = 0; i < workers; i++)
-                if(pids[i] > 0)
-                    kill(pids[i], SIGHUP);
+            signal_workers(pids, workers, SIGHUP);
         }
         if(stop_flag && !stop_deadline) {
             pa_info("stopping: workers finish their current chunk");
             stop_deadline = pa_mono_ms() + STOP_GRACE_MS;
-            for(i = 0; i < workers; i++)
-                if(pids[i] > 0)
-                    kill(pids[i], SIGTERM);
+            signal_workers(pids, workers, SIGTERM);
         }
-        for(pid = waitpid(-1, &status, WNOHANG); pid > 0; pid = waitpid(-1, &status, WNOHANG)) {
-            for(i = 0; i < workers; i++) {
-                if(pids[i] != pid)
-                    continue;
-                pids[i] = 0;
-                if(!stop_flag) {
-                    pa_warn("worker %d (pid %d) ended with status %d; starting another", i, (int)pid,
-                            WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
-                    sleep(1); /* never a tight restart loop */
-                    pids[i] = spawn(cfg, i);
-                }
-            }
-        }
+        reap_workers(cfg, pids, workers);
         for(alive = 0, i = 0; i < workers; i++)
             alive += pids[i] > 0;
         if(stop_flag && (!alive || pa_mono_ms() > stop_deadline)) {
-            for(i = 0; i < workers; i++)
-                if(pids[i] > 0)
-                    kill(pids[i], SIGKILL);
+            signal_workers(pids, workers, SIGKILL);
             break;
         }
         store_audit(cfg, redis, &db, consumer);
@@ -536,14 +571,29 @@ int main(int argc, char **argv)
         }
         usleep(200 * 1000);
     }
-    pa_info("runner stopped");
-    /* the file is removed only while it is still this runner's */
-    if(pidfile && !pidfile_owner(pidfile))
-        unlink(pidfile);
-    pa_redis_free(redis);
     if(db)
         PQfinish(db);
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    pa_config *cfg = NULL;
+    pa_redis *redis = NULL;
+    int rc = read_options(argc, argv, &o);
+
+    if(rc < 0)
+        rc = start(&o, &cfg, &redis);
+    if(rc < 0) {
+        supervise(cfg, redis, o.workers);
+        pa_info("runner stopped");
+        /* the file is removed only while it is still this runner's */
+        if(o.pidfile && !pidfile_owner(o.pidfile))
+            unlink(o.pidfile);
+        rc = 0;
+    }
+    pa_redis_free(redis);
     pa_config_free(cfg);
     pa_log_close();
-    return 0;
+    return rc;
 }

@@ -126,147 +126,182 @@ static int ended_elsewhere(struct worker *w, const pa_job_entry *e)
     return yes;
 }
 
-/* Runs one claimed unit (a whole job, a part, a last step) and settles its
- * stream entry. */
-static void run_job(struct worker *w)
+/* The unit failed for good: its files go, the job is failed with a reason
+ * its client may read, and the entry is settled. */
+static void fail_unit(struct worker *w, pa_job *job, const pa_err *why)
 {
     const pa_job_entry *e = &w->entry;
-    const char *jobid = e->jobid;
-    pa_job *job = NULL;
-    char *manifest = NULL;
-    long attempts = 0;
-    int64_t retention = w->cfg->retention_seconds * 1000;
+    char reason[1024];
     pa_err err;
     int rc;
 
-    pa_err_clear(&err);
-    pa_log_set_context(jobid);
-    rc = pa_job_begin(w->redis, jobid, e->part, w->consumer, pa_now_ms(), &attempts, &err);
-    if(rc == 0) {
-        /* cancelled or already settled: nothing to do */
+    pa_error("job %s%s%s (request %s) failed: %s", e->jobid, e->part[0] ? " part " : "", e->part,
+             job->request_id[0] ? job->request_id : "-", why->msg);
+    client_reason(job, why, reason, sizeof(reason));
+    free(job->error);
+    job->error = strdup(reason);
+    /* the files go first: a job that says failed never has files to serve */
+    pa_jobfiles_remove(w->cfg, e->jobid);
+    rc = pa_job_fail(w->redis, e->jobid, e->part, w->consumer, reason, pa_now_ms(), w->cfg->retention_seconds * 1000,
+                     &err);
+    if(rc == PA_OK || rc == PA_ENOTFOUND)
+        record_state(w, job, "failed");
+    if(rc == PA_OK || rc == PA_ENOTFOUND || rc == PA_ECANCELLED)
         pa_job_ack(w->redis, e, &err);
-        goto out;
-    }
-    if(rc < 0)
-        goto transient;
-    rc = pa_job_get(w->redis, jobid, &job, &err);
-    if(rc == PA_ENOTFOUND) {
-        pa_job_ack(w->redis, e, &err);
-        goto out;
-    }
-    if(rc)
-        goto transient;
-    if(attempts > PA_JOB_MAX_ATTEMPTS) {
-        pa_error("job %s%s%s: giving up after %d attempts", jobid, e->part[0] ? " part " : "", e->part,
-                 PA_JOB_MAX_ATTEMPTS);
-        rc = pa_err_set(&err, PA_EINVAL, "it could not be completed in %d attempts", PA_JOB_MAX_ATTEMPTS);
-        goto failed;
-    }
-    /* the durable record has the last word: a job cancelled there is never
-     * started or completed, even if Redis missed the cancellation */
-    if(progress_cancelled(w, jobid)) {
-        rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
-    }
-    else {
-        if(e->part[0])
-            pa_info("job %s (%s) part %s started, attempt %ld", jobid, job->kind, e->part, attempts);
-        else
-            pa_info("job %s (%s) started, attempt %ld%s", jobid, job->kind, attempts,
-                    job->checkpoint ? ", resuming" : "");
-        if(!e->part[0])
-            record_state(w, job, "running");
-        rc = run_kind(w, job, &manifest, &err);
-        if(rc == PA_OK && progress_cancelled(w, jobid))
-            rc = pa_err_set(&err, PA_ECANCELLED, "the job was cancelled");
-    }
-    if(rc == PA_OK && is_part(e)) {
+    else
+        pa_warn("job %s: its failure is not recorded yet (%s); it stays claimed", e->jobid, err.msg);
+}
+
+/* The unit ran (rc PA_OK): a part's outputs are handed to the last step; a
+ * job split into parts is settled already; a whole job or last step is
+ * recorded (what its kind records first) and completed.  PA_OK when the
+ * entry is settled, an error code for settle_unit otherwise. */
+static int complete_unit(struct worker *w, pa_job *job, char **manifest, pa_err *err)
+{
+    const pa_job_entry *e = &w->entry;
+    int rc;
+
+    if(is_part(e)) {
         /* the part's outputs, for the last step; it is queued after the last part */
-        rc = pa_job_part_done(w->redis, e, w->consumer, manifest, &err);
-        if(rc == PA_OK) {
-            pa_info("job %s part %s done", jobid, e->part);
-            goto out;
-        }
+        rc = pa_job_part_done(w->redis, e, w->consumer, *manifest, err);
+        if(rc == PA_OK)
+            pa_info("job %s part %s done", e->jobid, e->part);
+        return rc;
     }
-    else if(rc == PA_OK && !manifest) {
-        /* pa_job_split queued the parts and settled the entry */
-        goto out;
-    }
+    if(!*manifest)
+        return PA_OK; /* pa_job_split queued the parts and settled the entry */
     /* what is served is recorded first (a record of an export cancelled in
      * the instant between is the error to prefer to a disclosure unrecorded) */
+    rc = before_complete(w, job, err);
     if(rc == PA_OK)
-        rc = before_complete(w, job, &err);
-    if(rc == PA_OK) {
-        rc = pa_job_complete(w->redis, jobid, e->part, w->consumer, manifest, pa_now_ms(), retention, &err);
-        if(rc == PA_OK) {
-            free(job->manifest);
-            job->manifest = manifest;
-            manifest = NULL;
-            record_state(w, job, "completed");
-            pa_job_ack(w->redis, e, &err);
-            pa_info("job %s completed", jobid);
-            goto out;
-        }
-    }
+        rc = pa_job_complete(w->redis, e->jobid, e->part, w->consumer, *manifest, pa_now_ms(),
+                             w->cfg->retention_seconds * 1000, err);
+    if(rc != PA_OK)
+        return rc;
+    free(job->manifest);
+    job->manifest = *manifest;
+    *manifest = NULL;
+    record_state(w, job, "completed");
+    pa_job_ack(w->redis, e, err);
+    pa_info("job %s completed", e->jobid);
+    return PA_OK;
+}
+
+/* Settles the entry of a unit that did not complete, by what stopped it
+ * (rc, err): lost, cancelled, taken over, stopping, transient, failed. */
+static void settle_unit(struct worker *w, pa_job *job, int rc, long attempts, const pa_err *why)
+{
+    const pa_job_entry *e = &w->entry;
+    const char *jobid = e->jobid;
+    pa_err err;
+
     if(rc == PA_ENOTFOUND && !progress_cancelled(w, jobid)) {
         /* Redis lost the job: its durable row stays open and the janitor
          * queues it again; this stream entry is done with */
         pa_warn("job %s: its state is gone from Redis; it will be recovered from PostgreSQL", jobid);
         pa_job_ack(w->redis, e, &err);
-        goto out;
     }
-    if(rc == PA_ECANCELLED && ended_elsewhere(w, e)) {
+    else if(rc == PA_ECANCELLED && ended_elsewhere(w, e)) {
         /* another part failed the job: what this one wrote goes too */
         pa_jobfiles_remove(w->cfg, jobid);
         pa_job_ack(w->redis, e, &err);
         pa_info("job %s part %s stopped: the job ended", jobid, e->part);
-        goto out;
     }
-    if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
+    else if(rc == PA_ECANCELLED || rc == PA_ENOTFOUND) {
         /* Redis learns it too, if it did not know (the janitor then purges) */
         pa_job_mark_cancelled(w->redis, jobid, job->owner, w->cfg->claim_idle_seconds * 2000, &err);
         pa_jobfiles_remove(w->cfg, jobid);
         record_state(w, job, "cancelled");
         pa_job_ack(w->redis, e, &err);
         pa_info("job %s cancelled; its files are removed", jobid);
-        goto out;
     }
-    if(rc == PA_ESTATE) {
+    else if(rc == PA_ESTATE) {
         /* this worker stalled and another owns the job now: touch nothing */
-        pa_warn("job %s: %s; leaving it to that runner", jobid, err.msg);
-        goto out;
+        pa_warn("job %s: %s; leaving it to that runner", jobid, why->msg);
     }
-    if(rc == PA_ESTOPPED) {
+    else if(rc == PA_ESTOPPED) {
         pa_job_release(w->redis, w->consumer, e, w->cfg->claim_idle_seconds * 1000, &err);
         pa_info("job %s%s%s handed back at its last checkpoint (runner stopping)", jobid, e->part[0] ? " part " : "",
                 e->part);
+    }
+    else if(is_transient(rc) && attempts < PA_JOB_MAX_ATTEMPTS) {
+        /* left pending: this or another runner takes it over after claim_idle_seconds */
+        pa_warn("job %s%s%s interrupted (%s); it will be retried", jobid, e->part[0] ? " part " : "", e->part,
+                why->msg);
+        progress_pause_ms(RECONNECT_PAUSE_MS);
+    }
+    else {
+        fail_unit(w, job, why);
+    }
+}
+
+/* Runs the begun unit of job, unless it has been tried too often or its
+ * client cancelled it; *manifest (caller frees) when it ran. */
+static int run_unit(struct worker *w, pa_job *job, long attempts, char **manifest, pa_err *err)
+{
+    const pa_job_entry *e = &w->entry;
+    int rc;
+
+    if(attempts > PA_JOB_MAX_ATTEMPTS) {
+        pa_error("job %s%s%s: giving up after %d attempts", e->jobid, e->part[0] ? " part " : "", e->part,
+                 PA_JOB_MAX_ATTEMPTS);
+        /* failed for good, whatever the last attempt's trouble was */
+        return pa_err_set(err, PA_EINVAL, "it could not be completed in %d attempts", PA_JOB_MAX_ATTEMPTS);
+    }
+    /* the durable record has the last word: a job cancelled there is never
+     * started or completed, even if Redis missed the cancellation */
+    if(progress_cancelled(w, e->jobid))
+        return pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
+    if(e->part[0])
+        pa_info("job %s (%s) part %s started, attempt %ld", e->jobid, job->kind, e->part, attempts);
+    else
+        pa_info("job %s (%s) started, attempt %ld%s", e->jobid, job->kind, attempts, job->checkpoint ? ", resuming" : "");
+    if(!e->part[0])
+        record_state(w, job, "running");
+    rc = run_kind(w, job, manifest, err);
+    if(rc == PA_OK && progress_cancelled(w, e->jobid))
+        rc = pa_err_set(err, PA_ECANCELLED, "the job was cancelled");
+    return rc;
+}
+
+/* Runs one claimed unit (a whole job, a part, a last step) and settles its
+ * stream entry. */
+static void run_job(struct worker *w)
+{
+    const pa_job_entry *e = &w->entry;
+    pa_job *job = NULL;
+    char *manifest = NULL;
+    long attempts = 0;
+    pa_err err;
+    int rc;
+
+    pa_err_clear(&err);
+    pa_log_set_context(e->jobid);
+    rc = pa_job_begin(w->redis, e->jobid, e->part, w->consumer, pa_now_ms(), &attempts, &err);
+    if(rc == 0) {
+        /* cancelled or already settled: nothing to do */
+        pa_job_ack(w->redis, e, &err);
         goto out;
     }
-    if(is_transient(rc) && attempts < PA_JOB_MAX_ATTEMPTS)
-        goto transient;
-failed:
-    {
-        char reason[1024];
-
-        pa_error("job %s%s%s (request %s) failed: %s", jobid, e->part[0] ? " part " : "", e->part,
-                 job->request_id[0] ? job->request_id : "-", err.msg);
-        client_reason(job, &err, reason, sizeof(reason));
-        free(job->error);
-        job->error = strdup(reason);
-        /* the files go first: a job that says failed never has files to serve */
-        pa_jobfiles_remove(w->cfg, jobid);
-        rc = pa_job_fail(w->redis, jobid, e->part, w->consumer, reason, pa_now_ms(), retention, &err);
-        if(rc == PA_OK || rc == PA_ENOTFOUND)
-            record_state(w, job, "failed");
-        if(rc == PA_OK || rc == PA_ENOTFOUND || rc == PA_ECANCELLED)
+    if(rc > 0) {
+        rc = pa_job_get(w->redis, e->jobid, &job, &err);
+        if(rc == PA_ENOTFOUND) {
             pa_job_ack(w->redis, e, &err);
-        else
-            pa_warn("job %s: its failure is not recorded yet (%s); it stays claimed", jobid, err.msg);
+            goto out;
+        }
     }
-    goto out;
-transient:
-    /* left pending: this or another runner takes it over after claim_idle_seconds */
-    pa_warn("job %s%s%s interrupted (%s); it will be retried", jobid, e->part[0] ? " part " : "", e->part, err.msg);
-    progress_pause_ms(RECONNECT_PAUSE_MS);
+    if(rc < 0) {
+        /* left pending: this or another runner takes it over after claim_idle_seconds */
+        pa_warn("job %s%s%s interrupted (%s); it will be retried", e->jobid, e->part[0] ? " part " : "", e->part,
+                err.msg);
+        progress_pause_ms(RECONNECT_PAUSE_MS);
+        goto out;
+    }
+    rc = run_unit(w, job, attempts, &manifest, &err);
+    if(rc == PA_OK)
+        rc = complete_unit(w, job, &manifest, &err);
+    if(rc != PA_OK)
+        settle_unit(w, job, rc, attempts > PA_JOB_MAX_ATTEMPTS ? PA_JOB_MAX_ATTEMPTS : attempts, &err);
 out:
     pa_log_set_context(NULL);
     free(manifest);
