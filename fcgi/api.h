@@ -57,6 +57,13 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp);
 /* 403 unless the caller's scope lets it read type; 0 when it does. */
 int pa_api_require_read(pa_ctx *ctx, pa_resp *resp, const char *type);
 
+/* Records in the audit event why the request was refused, unless a more
+ * precise reason is there already: "STAGE: " and the diagnostics the answer
+ * (an OperationOutcome in resp) gave, each quoted value in them replaced by
+ * '...' (a value may name a patient; the audit says what was wrong, not with
+ * what). */
+void pa_api_audit_refusal(pa_ctx *ctx, const pa_resp *resp, const char *stage);
+
 /* The public URL of the request as the client sent it (for the manifest's
  * `request`); caller frees. */
 char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req);

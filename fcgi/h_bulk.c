@@ -574,7 +574,7 @@ static int kickoff_headers(const pa_req *req, pa_resp *resp)
  * patients, or every patient for a payer admin client) and what the runner
  * needs to know of the client.
  */
-static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, const char *group)
+static void kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, const char *group)
 {
     struct xparams xp;
     json_object *jp = NULL;
@@ -583,6 +583,7 @@ static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, co
     pa_err err;
     int64_t now = pa_now_ms();
     int found = 0;
+    const char *stage = "refused: the headers";
 
     memset(&xp, 0, sizeof(xp));
     pa_err_clear(&err);
@@ -591,15 +592,18 @@ static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, co
         pa_strlcpy(ctx->audit.group_id, group, sizeof(ctx->audit.group_id));
     if(kickoff_headers(req, resp))
         goto out;
+    stage = "refused: the Group";
     if(group && !pa_fhir_id_valid(group)) {
         pa_resp_outcome(resp, 404, "error", "not-found", "no Group '%.64s'", group);
         goto out;
     }
+    stage = "refused: the parameters";
     if(collect_params(req, &xp, resp))
         goto out;
     jp = json_object_new_object();
     if(build_job_params(&xp, level, now, lenient_handling(req), jp, resp) || scope_types(ctx, jp, resp))
         goto out;
+    stage = "refused: the Group";
     if(group) {
         if(pa_ctx_db(ctx, &db, &err) || group_visible(db, &ctx->token, group, &found, &ctx->audit.members, &err)) {
             pa_resp_error(resp, &err);
@@ -617,6 +621,7 @@ static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, co
     json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
     json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
     json_object_object_add(jp, "financial", json_object_new_boolean(ctx->token.financial));
+    stage = "not queued";
     if(pa_api_job_create(ctx, req, resp, "export", json_object_to_json_string_ext(jp, JSON_C_TO_STRING_PLAIN), now,
                          &job) ||
        pa_api_job_submit(ctx, resp, job, "export"))
@@ -624,10 +629,10 @@ static int kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, co
     pa_info("%s export%s%s accepted as job %s", level_names[level], group ? " of Group " : "", group ? group : "",
             job->id);
 out:
+    pa_api_audit_refusal(ctx, resp, stage);
     json_object_put(xp.body);
     json_object_put(jp);
     pa_job_free(job);
-    return 0;
 }
 
 void pa_h_group_export(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)

@@ -5,6 +5,7 @@
  */
 #include "api.h"
 #include "pa_db.h"
+#include "pa_fhir.h"
 #include "pa_log.h"
 #include "pa_util.h"
 
@@ -207,6 +208,37 @@ static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const cha
     return 0;
 }
 
+void pa_api_audit_refusal(pa_ctx *ctx, const pa_resp *resp, const char *stage)
+{
+    json_object *oo;
+    const char *diag = NULL, *p;
+    size_t n;
+    int quoted = 0;
+
+    if(ctx->audit.detail[0] || resp->status < 400)
+        return;
+    oo = json_tokener_parse(pa_buf_str(&resp->body));
+    diag = pa_json_str(json_object_array_get_idx(pa_json_get(oo, "issue"), 0), "diagnostics");
+    n = (size_t)snprintf(ctx->audit.detail, sizeof(ctx->audit.detail), "%s: ", stage);
+    for(p = diag ? diag : "(no diagnostics)"; *p && n + 4 < sizeof(ctx->audit.detail); p++) {
+        if(*p == '\'') {
+            quoted = !quoted;
+            if(quoted) {
+                memcpy(ctx->audit.detail + n, "'...", 4);
+                n += 4;
+            }
+            else {
+                ctx->audit.detail[n++] = '\'';
+            }
+        }
+        else if(!quoted) {
+            ctx->audit.detail[n++] = *p;
+        }
+    }
+    ctx->audit.detail[n] = '\0';
+    json_object_put(oo);
+}
+
 int pa_api_require_read(pa_ctx *ctx, pa_resp *resp, const char *type)
 {
     if(pa_scope_allows(ctx->token.scope, type))
@@ -288,6 +320,8 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
                                                    authenticate(ctx, req, resp, routes[i].job_arg ? args[0] : NULL) == 0) &&
                 (!routes[i].read_type || pa_api_require_read(ctx, resp, routes[i].read_type) == 0))
             routes[i].handler(ctx, req, resp, args);
+        /* every refusal's audit event says why, in the words the client got */
+        pa_api_audit_refusal(ctx, resp, resp->status >= 500 ? "error" : "refused");
         while(nargs > 0)
             free(args[--nargs]);
         return;

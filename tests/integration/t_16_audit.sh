@@ -16,6 +16,18 @@ expect_eq "the event's time is when the request arrived" \
   "$(psql_q "SELECT abs(extract(epoch FROM (now() - at))) < 30 FROM audit_event WHERE request_id = '$rid'")" t
 expect_eq "the stream is emptied once the events are stored" "$(redis_q XLEN pa:audit)" 0
 
+# a refused kick-off's event says why, in the words the client got, without
+# the values it quoted (a value may name a patient)
+detail_of() { audit_settle; psql_q "SELECT status || ' ' || detail FROM audit_event WHERE request_id = '$1'"; }
+kickoff small --get --data-urlencode '_since=last tuesday'
+expect_eq "a kick-off refused for a parameter records which and why" "$(detail_of "$(header X-Request-Id)")" \
+  "400 refused: the parameters: _since '...' is not a FHIR instant (e.g. 2024-01-01T00:00:00Z)"
+http GET "$BASE/Group/small/\$export" -H 'Accept: application/fhir+json'
+expect_eq "one refused for its headers too" "$(detail_of "$(header X-Request-Id)")" \
+  "400 refused: the headers: an export is asynchronous: send the header Prefer: respond-async"
+http DELETE "$BASE/bulkstatus/00000000000000000000000000000000"
+expect_match "and any other refusal, as its handler answered it" "$(detail_of "$(header X-Request-Id)")" "^404 refused: ."
+
 # the runner away: events wait in Redis, then every one is stored once
 pid=$(runner_pid)
 kill -TERM "$pid"
