@@ -89,7 +89,7 @@ static int hash_line(const char *s, size_t n, unsigned char out[32])
     unsigned int len = 0;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
-             EVP_DigestUpdate(ctx, PA_FHIR_FACTS_VERSION, strlen(PA_FHIR_FACTS_VERSION)) &&
+             EVP_DigestUpdate(ctx, FHIRLOAD_FACTS_VERSION, strlen(FHIRLOAD_FACTS_VERSION)) &&
              EVP_DigestUpdate(ctx, s, n) && EVP_DigestFinal_ex(ctx, md, &len) && len == 32;
 
     EVP_MD_CTX_free(ctx);
@@ -163,7 +163,7 @@ struct row {
 };
 
 /* The facts' columns: hash, tokens, refs, dates. */
-static int add_facts(pa_buf *b, const struct row *r, const pa_fhir_facts *f)
+static int add_facts(pa_buf *b, const struct row *r, const fhirload_facts *f)
 {
     int rc = copybin_text(b, (const char *)r->hash, sizeof(r->hash));
 
@@ -182,7 +182,7 @@ static int add_facts(pa_buf *b, const struct row *r, const pa_fhir_facts *f)
 
 /* A row of load_stage: seq, type, id, patient, json, non-financial json,
  * the facts, directory. */
-static int add_staged_row(load_ctx *l, const struct row *r, const pa_fhir_facts *f)
+static int add_staged_row(load_ctx *l, const struct row *r, const fhirload_facts *f)
 {
     pa_buf *b = &l->batch;
     int rc = copybin_row(b, 13);
@@ -209,7 +209,7 @@ static int add_staged_row(load_ctx *l, const struct row *r, const pa_fhir_facts 
 /* A row for resource itself (DIRECT_COLUMNS), its change time a
  * placeholder; a Patient, Coverage, Practitioner or Organization also in
  * the derive buffer. */
-static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts *f)
+static int add_direct_row(load_ctx *l, const struct row *r, const fhirload_facts *f)
 {
     pa_buf *b = &l->batch;
     int rc = copybin_row(b, 12);
@@ -251,7 +251,7 @@ static int add_direct_row(load_ctx *l, const struct row *r, const pa_fhir_facts 
  * ExplanationOfBenefit its non-financial form; directory whether its NPI
  * may enter the provider directory. */
 static int stage_row(load_ctx *l, const pa_fhir_type *t, const char *id, const char *json, const char *nonfin,
-                     const pa_fhir_facts *f, int directory, const char *file, long lineno, pa_err *err)
+                     const fhirload_facts *f, int directory, const char *file, long lineno, pa_err *err)
 {
     struct row row;
     size_t batch_len = l->batch.len, derive_len = l->derive.len, marks = l->marks.n;
@@ -332,13 +332,13 @@ static int stage(load_ctx *l, json_object *res, const pa_fhir_type *t, const cha
             src = l->scratch.data;
         }
         pa_buf_reset(&l->stored);
-        if(!rc && pa_fhir_with_last_updated(src, &l->tape, CHANGE_TIME_VALUE, &l->stored))
+        if(!rc && fhirload_with_last_updated(src, &l->tape, CHANGE_TIME_VALUE, &l->stored))
             rc = pa_err_set(err, PA_ENOMEM, "out of memory");
         json = l->stored.data;
     }
     if(!rc && !strcmp(t->name, "ExplanationOfBenefit")) {
         pa_buf_reset(&l->nonfin);
-        if(pa_fhir_nonfinancial_text(src, &l->tape, CHANGE_TIME_VALUE, &l->nonfin))
+        if(fhirload_nonfinancial_text(src, &l->tape, CHANGE_TIME_VALUE, &l->nonfin))
             rc = pa_err_set(err, PA_ENOMEM, "out of memory");
         nonfin = l->nonfin.data;
     }
@@ -438,7 +438,7 @@ static int resource_checks(load_ctx *l, const pa_fhir_type *t, const char *id, c
     char npi[64];
 
     *directory = 1;
-    if(!pa_fhir_npi(text, &l->tape, npi, sizeof(npi)))
+    if(!fhirload_npi(text, &l->tape, npi, sizeof(npi)))
         npi[0] = '\0';
     /* batches stored at once must not both write its directory entry */
     if(npi[0])
@@ -449,7 +449,7 @@ static int resource_checks(load_ctx *l, const pa_fhir_type *t, const char *id, c
                   t->name, id, npi);
         *directory = 0;
     }
-    if(pa_fhir_extract(text, &l->tape, t, &l->facts, err)) {
+    if(fhirload_extract(text, &l->tape, t, &l->facts, err)) {
         load_report(l, file, lineno, "%s/%s: %s", t->name, id, err->msg);
         pa_err_clear(err);
         return 1;
@@ -556,7 +556,7 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
 
         if(!strcmp(type, "ExplanationOfBenefit")) {
             pa_buf_reset(&l->nonfin);
-            *rc = pa_fhir_nonfinancial_text(line, tp, CHANGE_TIME_VALUE, &l->nonfin);
+            *rc = fhirload_nonfinancial_text(line, tp, CHANGE_TIME_VALUE, &l->nonfin);
             nonfin = l->nonfin.data;
         }
         if(*rc)
@@ -907,7 +907,7 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     l->errors = errors;
     pa_buf_init(&l->batch, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
     pa_buf_init(&l->derive, BATCH_BYTES + PA_LOAD_MAX_LINE * 3);
-    pa_fhir_facts_init(&l->facts);
+    fhirload_facts_init(&l->facts);
     pa_buf_init(&l->scratch, PA_LOAD_MAX_DOC);
     pa_buf_init(&l->stored, PA_LOAD_MAX_DOC);
     pa_buf_init(&l->nonfin, PA_LOAD_MAX_DOC);
@@ -972,7 +972,7 @@ void load_close(load_ctx *l)
     pa_buf_free(&l->batch);
     pa_buf_free(&l->derive);
     free(l->marks.at);
-    pa_fhir_facts_free(&l->facts);
+    fhirload_facts_free(&l->facts);
     pa_json_tape_free(&l->tape);
     pa_buf_free(&l->scratch);
     pa_buf_free(&l->stored);

@@ -12,6 +12,7 @@
 
 #include "pa_buf.h"
 #include "pa_err.h"
+#include "fhirload.h"
 #include "pa_fhir.h"
 
 #define PA_LOAD_MAX_LINE (64 * 1024 * 1024)
@@ -103,7 +104,7 @@ typedef struct load_ctx {
     long batch_types[LOAD_MAX_TYPES];
     long type_loaded[LOAD_MAX_TYPES];
     long seq;
-    pa_fhir_facts facts;
+    fhirload_facts facts;
     pa_json_tape tape;          /* of the text the facts are read from */
     pa_buf scratch;             /* a tree's text, when the facts are read from it */
     pa_buf stored, nonfin;      /* what is stored of a resource, and its non-financial form */

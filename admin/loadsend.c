@@ -45,7 +45,7 @@ static const char derive_sql[] =
 
 /* In a merge's update: the stored JSON is what was staged, but for its
  * change time.  Only what is extracted from it differs (a new
- * PA_FHIR_FACTS_VERSION): the extracted facts are refreshed, the content and
+ * FHIRLOAD_FACTS_VERSION): the extracted facts are refreshed, the content and
  * its change time stay, and no delta export sends it again. */
 #define SAME_JSON \
     "r.json = replace(EXCLUDED.json, (SELECT lu FROM ct), '\"lastUpdated\":\"' ||" \

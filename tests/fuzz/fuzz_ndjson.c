@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhirload.h"
 #include "pa_fhir.h"
 #include "pa_json.h"
 
@@ -11,7 +12,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     json_object *res = NULL, *nonfin;
     const pa_fhir_type *t;
-    pa_fhir_facts facts;
+    fhirload_facts facts;
     pa_err err;
 
     if(pa_json_parse((const char *)data, size, &res, &err))
@@ -22,21 +23,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char npi[64];
 
         /* the facts, read through the tape of the line itself */
-        pa_fhir_facts_init(&facts);
+        fhirload_facts_init(&facts);
         if(!pa_json_tape_parse((const char *)data, size, &tape, &err)) {
-            pa_fhir_npi((const char *)data, &tape, npi, sizeof(npi));
-            pa_fhir_extract((const char *)data, &tape, t, &facts, &err);
+            fhirload_npi((const char *)data, &tape, npi, sizeof(npi));
+            fhirload_extract((const char *)data, &tape, t, &facts, &err);
         }
-        pa_fhir_facts_free(&facts);
+        fhirload_facts_free(&facts);
         if(!strcmp(t->name, "ExplanationOfBenefit")) {
-            nonfin = pa_fhir_nonfinancial(res);
+            nonfin = fhirload_nonfinancial(res);
             /* written from the text, it is the same JSON as the tree's */
             if(!tape.dup_keys && !tape.odd_keys) {
                 pa_buf out;
                 json_object *again = NULL;
 
                 pa_buf_init(&out, 16 * 1024 * 1024);
-                if(!pa_fhir_nonfinancial_text((const char *)data, &tape, NULL, &out)) {
+                if(!fhirload_nonfinancial_text((const char *)data, &tape, NULL, &out)) {
                     if(pa_json_parse(out.data, out.len, &again, &err) || !json_object_equal(again, nonfin))
                         abort();
                 }
@@ -54,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             pa_buf_init(&out, 16 * 1024 * 1024);
             if(!pa_json_tape_parse(text, strlen(text), &tape, &err) &&
-               !pa_fhir_with_last_updated(text, &tape, "@@now@@", &out)) {
+               !fhirload_with_last_updated(text, &tape, "@@now@@", &out)) {
                 if(!json_object_object_get_ex(res, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
                     meta = json_object_new_object();
                     json_object_object_add(res, "meta", meta);

@@ -5,6 +5,7 @@
 
 #include "copybin.h"
 #include "cu_main.h"
+#include "fhirload.h"
 #include "pa_fhir.h"
 #include "pa_pgarray.h"
 
@@ -37,15 +38,15 @@ static void test_npi_found(void)
     pa_err err;
 
     CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(text, strlen(text), &t, &err), 0);
-    CU_ASSERT_PTR_NOT_NULL(pa_fhir_npi(text, &t, npi, sizeof(npi)));
+    CU_ASSERT_PTR_NOT_NULL(fhirload_npi(text, &t, npi, sizeof(npi)));
     CU_ASSERT_STRING_EQUAL(npi, "1234567893");
     /* one that does not fit comes cut short, never valid */
-    CU_ASSERT_PTR_NOT_NULL(pa_fhir_npi(text, &t, npi, 4));
+    CU_ASSERT_PTR_NOT_NULL(fhirload_npi(text, &t, npi, 4));
     CU_ASSERT_STRING_EQUAL(npi, "123");
     CU_ASSERT_FALSE(pa_npi_valid(npi));
     text = "{\"resourceType\":\"Practitioner\",\"identifier\":{\"system\":\"http://hl7.org/fhir/sid/us-npi\"}}";
     CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(text, strlen(text), &t, &err), 0);
-    CU_ASSERT_PTR_NULL(pa_fhir_npi(text, &t, npi, sizeof(npi)));
+    CU_ASSERT_PTR_NULL(fhirload_npi(text, &t, npi, sizeof(npi)));
     pa_json_tape_free(&t);
 }
 
@@ -72,15 +73,15 @@ static void test_refs_and_dates(void)
     CU_ASSERT_EQUAL(pa_fhir_date_ts("July 4", ts), PA_EINVAL);
 }
 
-/* pa_fhir_extract of o as json-c writes it, read through its tape. */
-static int extract(json_object *o, const char *type, pa_fhir_facts *f, pa_err *err)
+/* fhirload_extract of o as json-c writes it, read through its tape. */
+static int extract(json_object *o, const char *type, fhirload_facts *f, pa_err *err)
 {
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     pa_json_tape t = { 0 };
     int rc = pa_json_tape_parse(text, strlen(text), &t, err);
 
     if(!rc)
-        rc = pa_fhir_extract(text, &t, pa_fhir_type_find(type), f, err);
+        rc = fhirload_extract(text, &t, pa_fhir_type_find(type), f, err);
     pa_json_tape_free(&t);
     return rc;
 }
@@ -93,10 +94,10 @@ static void test_extract(void)
         "\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":\"4548-4\"},{\"code\":\"x\\\"y\"}]},"
         "\"subject\":{\"reference\":\"Patient/m1\"},\"effectiveDateTime\":\"2023-11-05\"}";
     json_object *o = json_tokener_parse(obs);
-    pa_fhir_facts f;
+    fhirload_facts f;
     pa_err err;
 
-    pa_fhir_facts_init(&f);
+    fhirload_facts_init(&f);
     CU_ASSERT_EQUAL_FATAL(extract(o, "Observation", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(f.patient_id, "m1");
     CU_ASSERT_STRING_EQUAL(f.last_updated, "2024-03-01T00:00:00Z");
@@ -138,7 +139,7 @@ static void test_extract(void)
     CU_ASSERT_EQUAL(extract(o, "Provenance", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(f.patient_id, "m7");
     json_object_put(o);
-    pa_fhir_facts_free(&f);
+    fhirload_facts_free(&f);
 }
 
 /* An EOB with every financial element the CARIN BB Basis profiles leave out. */
@@ -196,7 +197,7 @@ static void test_nonfinancial(void)
         "item.0.detail.0.subDetail.0.sequence", "patient.reference", "status", NULL
     };
     json_object *eob = json_tokener_parse(full_eob);
-    json_object *nf = pa_fhir_nonfinancial(eob);
+    json_object *nf = fhirload_nonfinancial(eob);
     size_t i;
 
     CU_ASSERT_PTR_NOT_NULL_FATAL(nf);
@@ -251,7 +252,7 @@ static void test_basis_profile_added(void)
 
     for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         json_object *eob = json_tokener_parse(cases[i].eob);
-        json_object *nf = pa_fhir_nonfinancial(eob);
+        json_object *nf = fhirload_nonfinancial(eob);
         const char *s = json_object_to_json_string(nf);
 
         CU_ASSERT_PTR_NOT_NULL_FATAL(nf);
@@ -279,14 +280,14 @@ static void test_ref_tokens(void)
         "\"recorder\":{\"reference\":\"Organization/org-10\"},\"asserter\":{\"reference\":\"Organization/org-1\"},"
         "\"evidence\":[{\"detail\":[{\"reference\":\"Organization/org-1\"},{\"reference\":\"Nonesuch/x\"},"
         "{\"reference\":\"#contained\"},{\"reference\":\"Medication/m\\\"q\"}]}]}");
-    pa_fhir_facts f;
+    fhirload_facts f;
     pa_err err;
 
-    pa_fhir_facts_init(&f);
+    fhirload_facts_init(&f);
     CU_ASSERT_EQUAL_FATAL(extract(o, "Condition", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.tokens), "{\"ref=Organization/org-10\",\"ref=Organization/org-1\"}");
     CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.refs), "{\"Encounter/e1\"}");
-    pa_fhir_facts_free(&f);
+    fhirload_facts_free(&f);
     json_object_put(o);
 }
 
@@ -317,10 +318,10 @@ static int nonfinancial_text_is_tree(const char *text)
             }
             json_object_object_add(meta, "lastUpdated", json_object_new_string("@@now@@"));
         }
-        pa_fhir_strip_financial(tree);
+        fhirload_strip_financial(tree);
         want = json_object_to_json_string_ext(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
         pa_buf_reset(&out);
-        if(pa_fhir_nonfinancial_text(text, &t, lu ? "@@now@@" : NULL, &out) || strcmp(pa_buf_str(&out), want)) {
+        if(fhirload_nonfinancial_text(text, &t, lu ? "@@now@@" : NULL, &out) || strcmp(pa_buf_str(&out), want)) {
             fprintf(stderr, "\n%d text: %s\n  tree: %s\n", lu, pa_buf_str(&out), want);
             same = 0;
         }
@@ -380,7 +381,7 @@ static void test_nonfinancial_text(void)
     pa_buf_free(&long_profile);
     pa_buf_init(&out, 64);
     CU_ASSERT_EQUAL(pa_json_tape_parse("[1]", 3, &t, &err), 0);
-    CU_ASSERT_EQUAL(pa_fhir_nonfinancial_text("[1]", &t, NULL, &out), PA_EINVAL);
+    CU_ASSERT_EQUAL(fhirload_nonfinancial_text("[1]", &t, NULL, &out), PA_EINVAL);
     pa_json_tape_free(&t);
     pa_buf_free(&out);
 }
@@ -410,7 +411,7 @@ static void test_with_last_updated(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(tree);
         CU_ASSERT_EQUAL_FATAL(pa_json_tape_parse(texts[i], strlen(texts[i]), &t, &err), 0);
         pa_buf_reset(&out);
-        CU_ASSERT_EQUAL(pa_fhir_with_last_updated(texts[i], &t, "@@now@@", &out), 0);
+        CU_ASSERT_EQUAL(fhirload_with_last_updated(texts[i], &t, "@@now@@", &out), 0);
         if(!json_object_object_get_ex(tree, "meta", &meta) || !json_object_is_type(meta, json_type_object)) {
             meta = json_object_new_object();
             json_object_object_add(tree, "meta", meta);
@@ -421,7 +422,7 @@ static void test_with_last_updated(void)
         json_object_put(tree);
     }
     CU_ASSERT_EQUAL(pa_json_tape_parse("[]", 2, &t, &err), 0);
-    CU_ASSERT_EQUAL(pa_fhir_with_last_updated("[]", &t, "x", &out), PA_EINVAL);
+    CU_ASSERT_EQUAL(fhirload_with_last_updated("[]", &t, "x", &out), PA_EINVAL);
     pa_json_tape_free(&t);
     pa_buf_free(&out);
 }
