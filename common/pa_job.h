@@ -35,7 +35,7 @@
 
 typedef struct pa_job {
     char id[PA_JOB_ID_LEN + 1];
-    char *kind;         /* "export" */
+    char *kind;         /* "export" or "match" (jobs/kinds.c) */
     char *owner;        /* client id */
     char *state;        /* queued | running | completed | failed | cancelled */
     char *request;      /* the kick-off URL, for the manifest */
