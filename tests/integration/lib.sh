@@ -16,6 +16,10 @@ fail() {
   return 0
 }
 
+# skip NAME REASON: a check that cannot run here, said so (not counted)
+SKIPPED=${SKIPPED:-0}
+skip() { SKIPPED=$((SKIPPED + 1)); printf 'SKIP   %s: %s\n' "$1" "$2"; }
+
 # expect_eq NAME ACTUAL EXPECTED
 expect_eq() {
   if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "expected '$3', got '$2'"; fi
@@ -26,10 +30,10 @@ expect_match() {
   if [[ "$2" =~ $3 ]]; then ok "$1"; else fail "$1" "'${2:0:300}' does not match /$3/"; fi
 }
 
-# expect_true NAME CMD...: passes when CMD exits 0
+# expect_true NAME CMD...: passes when CMD exits 0 (what it prints is not shown)
 expect_true() {
   local name=$1; shift
-  if "$@"; then ok "$name"; else fail "$name" "command failed: $*"; fi
+  if "$@" > /dev/null; then ok "$name"; else fail "$name" "command failed: $*"; fi
 }
 
 # token_for ID SECRET: an access token for a client that has a secret
@@ -119,14 +123,42 @@ kickoff() {
   JOB_URL=$(header Content-Location)
 }
 
-# wait_job URL SECONDS: polls until the status is not 202; sets STATUS/BODY
+# wait_job URL [SECONDS]: polls a job with the suite's token until it is no
+# longer running (not 202, nor 429); sets STATUS/BODY; 1 after SECONDS (60)
 wait_job() {
-  local url=$1 deadline=$((SECONDS + ${2:-60}))
+  wait_job_as "" "$@"
+}
+
+# wait_job_as TOKEN URL [SECONDS]: wait_job with another client's token
+wait_job_as() {
+  local token=$1 url=$2 deadline=$((SECONDS + ${3:-60}))
   while :; do
-    http GET "$url" -H 'Accept: application/json'
+    if [ -n "$token" ]; then
+      NOAUTH=1 http GET "$url" -H 'Accept: application/json' -H "Authorization: Bearer $token"
+    else
+      http GET "$url" -H 'Accept: application/json'
+    fi
     [ "$STATUS" != 202 ] && [ "$STATUS" != 429 ] && return 0
     [ $SECONDS -ge $deadline ] && return 1
     sleep 0.2
+  done
+}
+
+# apache_graceful: apachectl graceful on the stack's Apache, returning once
+# Apache says it has resumed on the configuration read anew
+apache_graceful() {
+  local log=$PA_ROOT/log/httpd-error.log before
+  before=$(grep -c 'resuming normal operations' "$log")
+  "$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
+  wait_for 20 eval "[ \"\$(grep -c 'resuming normal operations' '$log')\" -gt $before ]"
+}
+
+# wait_for SECONDS CMD...: runs CMD until it succeeds; 1 if it has not after SECONDS
+wait_for() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" > /dev/null 2>&1; do
+    [ $SECONDS -ge $deadline ] && return 1
+    sleep 0.1
   done
 }
 

@@ -101,12 +101,9 @@ http DELETE "$running"
 expect_eq "DELETE of a running job answers 202" "$STATUS" 202
 http GET "$running"
 expect_outcome "a cancelled job answers 404" 404
-sleep 1
 rjob=${running##*/}
-deadline=$((SECONDS + 10))
-until [ "$(psql_q "SELECT state FROM job WHERE id='$rjob'")" = cancelled ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
 expect_eq "the cancelled job's record says cancelled" "$(psql_q "SELECT state FROM job WHERE id='$rjob'")" cancelled
-expect_true "the runner stopped the cancelled job" grep -q "job $rjob cancelled" "$PA_ROOT/log/provider-access.log"
+expect_true "the runner stopped the cancelled job" wait_for 10 grep -q "job $rjob cancelled" "$PA_ROOT/log/provider-access.log"
 
 # gzip on request
 kickoff small

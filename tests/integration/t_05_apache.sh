@@ -2,8 +2,7 @@
 
 expect_match "the stack's rendered Apache config passes apachectl configtest" \
   "$("$REPO/scripts/pa-stack" apachectl configtest 2>&1)" 'Syntax OK'
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 http GET "$BASE/metadata"
 expect_eq "apachectl graceful keeps the stack serving" "$STATUS" 200
 

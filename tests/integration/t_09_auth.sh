@@ -153,8 +153,7 @@ expect_eq "the payer's admin client sees every roster" "$STATUS" 202
 NOAUTH=1 http DELETE "$JOB_URL" -H "Authorization: Bearer $admin_token"
 
 # another client's job does not exist for it
-wait_job_as() { local deadline=$((SECONDS + 30)); while :; do NOAUTH=1 http GET "$1" -H "Authorization: Bearer $2"; [ "$STATUS" != 202 ] || [ $SECONDS -ge $deadline ] && break; sleep 0.2; done; }
-wait_job_as "$ec_job" "$ec_token"
+wait_job_as "$ec_token" "$ec_job" 30
 expect_eq "the owner reads its manifest" "$STATUS" 200
 ec_file=$(jq_body '.output[0].url')
 NOAUTH=1 http GET "$ec_job" -H "Authorization: Bearer $rsa_token"

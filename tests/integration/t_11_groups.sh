@@ -72,6 +72,15 @@ expect_eq "the payer's admin client reads any roster" "$STATUS" 200
 out=$(BASE=$BASE OUT=$HTTP_TMP/v1 "$REPO/examples/v1-flow" "$CLIENT_ID" "$CLIENT_SECRET" small 2> "$HTTP_TMP/v1.log")
 expect_eq "examples/v1-flow runs the whole flow" "$?" 0
 expect_eq "and downloads the members' Patients" "$(jq -r .id "$HTTP_TMP/v1/Patient-1.ndjson" | sort | tr '\n' ,)" "p1,p2,p300,"
+# PA_BASE_URL (what ./quickstart env exports) is the default base; a step the
+# server refuses prints its answer instead of exiting in silence
+PA_BASE_URL=$BASE "$REPO/examples/v1-flow" "$CLIENT_ID" "$CLIENT_SECRET" nosuch > /dev/null 2> "$HTTP_TMP/v1-bad.log"
+expect_eq "examples/v1-flow stops at a step the server refuses" "$?" 1
+expect_true "... printing the status and the server's OperationOutcome" \
+  grep -q "HTTP 404 from $BASE/Group/nosuch:" "$HTTP_TMP/v1-bad.log"
+expect_true "... whose diagnostics say why" grep -q '"resourceType":"OperationOutcome"' "$HTTP_TMP/v1-bad.log"
+PA_BASE_URL=$BASE "$REPO/examples/v1-flow" "$CLIENT_ID" wrong-secret > /dev/null 2> "$HTTP_TMP/v1-secret.log"
+expect_true "... and a refused token request its OAuth error" grep -q '"error":"invalid_client"' "$HTTP_TMP/v1-secret.log"
 
 # Roster discovery as PDex and ATR say: the served Group conforms to the PDex
 # provider Group profile, keeps what it was loaded with, and the search

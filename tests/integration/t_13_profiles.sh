@@ -7,12 +7,7 @@ p13=$("$PA_ROOT/bin/pa-admin" --config "$PA_ROOT/provider-access.conf" client ad
 p13_token=$(token_for "$(sed -n 1p <<< "$p13")" "$(sed -n 2p <<< "$p13")")
 check_export() {  # check_export TOKEN LABEL: exports roster-org-0 as TOKEN and checks every line
   NOAUTH=1 kickoff roster-org-0 -H "Authorization: Bearer $1"
-  local url=$JOB_URL deadline=$((SECONDS + 60))
-  while :; do
-    NOAUTH=1 http GET "$url" -H "Authorization: Bearer $1"
-    { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] && { sleep 0.2; continue; }
-    break
-  done
+  wait_job_as "$1" "$JOB_URL"
   local manifest=$BODY all=$HTTP_TMP/profiles-$2.ndjson u
   : > "$all"
   for u in $(jq -r '.output[].url' <<< "$manifest"); do curl -s -H "Authorization: Bearer $1" "$u" >> "$all"; done

@@ -119,8 +119,7 @@ NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bear
   -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' --data "$body"
 expect_eq "with Prefer: respond-async the match answers 202" "$STATUS" 202
 am_job=$(header Content-Location)
-deadline=$((SECONDS + 60))
-while :; do NOAUTH=1 http GET "$am_job" -H "Authorization: Bearer $MM_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.2; done
+wait_job_as "$MM_TOKEN" "$am_job"
 expect_eq "the asynchronous match completes" "$STATUS" 200
 expect_eq "its manifest lists a Group file and a Parameters file" "$(jq_body '[.output[].type] | join(",")')" "Group,Parameters"
 groups=$(curl -s -H "Authorization: Bearer $MM_TOKEN" "$(jq_body '.output[0].url')")
@@ -147,8 +146,7 @@ expect_outcome "another client gets 404" 404 "no Group"
 NOAUTH=1 kickoff "$mg_id" -H "Authorization: Bearer $MM_TOKEN"
 expect_eq "the Matched Group can be exported" "$STATUS" 202
 mg_job=$JOB_URL
-deadline=$((SECONDS + 60))
-while :; do NOAUTH=1 http GET "$mg_job" -H "Authorization: Bearer $MM_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.2; done
+wait_job_as "$MM_TOKEN" "$mg_job"
 pat_url=$(jq_body '.output[] | select(.type == "Patient") | .url')
 expect_eq "its export holds the matched member" "$(curl -s -H "Authorization: Bearer $MM_TOKEN" "$pat_url" | jq -r .id)" "$good"
 expect_true "and the member's claims" test "$(jq_body '[.output[] | select(.type == "ExplanationOfBenefit") | .count] | add')" -gt 0
@@ -163,8 +161,7 @@ expect_outcome "and can no longer be exported" 404 "no Group"
 conf=$PA_ROOT/provider-access.conf
 cp -p "$conf" "$HTTP_TMP/conf.keep"
 echo "suppress_consent_constrained = 0" >> "$conf"
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
 match "$(bundle "$opted")" "$(bundle "$good")"
 expect_eq "unsuppressed, the opted-out member has its own Group" "$(jq_body '[.parameter[].name] | join(",")')" \
@@ -180,8 +177,7 @@ expect_eq "... whose characteristic says the opt-out is global, in force since i
   "global $opted_since"
 expect_eq "... as does the member's own period" "$(jq -r '.member[0].period.start' <<< "$cc")" "$opted_since"
 cp -p "$HTTP_TMP/conf.keep" "$conf"
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 
 # the tester's script for the whole v2 flow
 jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$(printf '%s\n' "$(bundle "$good")" "$(bundle "$other")")" > "$HTTP_TMP/v2.json"
@@ -355,8 +351,7 @@ expect_eq "by default (list), an attestation alone does not match a member with 
   "$(bucket_of "sub-$(sub "$other")")" NonMatchedMembers
 cp -p "$conf" "$HTTP_TMP/conf.keep"
 echo "treatment_relationship_policy = attestation" >> "$conf"
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
 match "$(bundle "$other" ".part[2].resource.provision.period = {start: \"$today\", end: \"2099-12-31\"}")"
 expect_eq "with treatment_relationship_policy = attestation it matches" "$(bucket_of "sub-$(sub "$other")")" MatchedMembers
@@ -366,8 +361,7 @@ audit_settle
 expect_match "the match's audit event says so" \
   "$(q "SELECT detail FROM audit_event WHERE operation = 'member-match' ORDER BY id DESC LIMIT 1")" "a treatment relationship recorded"
 cp -p "$HTTP_TMP/conf.keep" "$conf"
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
 q "DELETE FROM treatment_relationship WHERE patient_id = '$other' AND source = 'attestation'" > /dev/null
 echo "treatment_relationship_policy = sometimes" >> "$HTTP_TMP/bad-policy.conf"
@@ -380,8 +374,7 @@ expect_match "any other policy is a configuration error naming the key" \
 PA_EXTRA_CONFIG="$PA_EXTRA_CONFIG
 match_nonmatch_budget = 300
 match_repeat_weight = 100" "$REPO/scripts/pa-stack" restart-runner > /dev/null 2>&1
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 gs=$(admin client add --name "Guesser EHR" --npi "$org" --secret 2> /dev/null)
 gs_id=$(sed -n 1p <<< "$gs")
 GS=$(token_for "$gs_id" "$(sed -n 2p <<< "$gs")")
@@ -419,15 +412,12 @@ expect_eq "... and the spent budget: the client is answered again" "$(bucket_of 
 tries=$(for k in $(seq 1 5); do bundle "$good" ".part[1].resource.subscriberId = \"ASYNC-$k\""; done)
 guess "$(jq -cs '{resourceType: "Parameters", parameter: .}' <<< "$tries")" -H 'Prefer: respond-async'
 gjob=$(header Content-Location)
-deadline=$((SECONDS + 30))
-while :; do NOAUTH=1 http GET "$gjob" -H "Authorization: Bearer $GS"; [ "$STATUS" != 202 ] && [ "$STATUS" != 429 ] && break
-  [ $SECONDS -ge $deadline ] && break; sleep 0.3; done
+wait_job_as "$GS" "$gjob" 30
 guess "$(params "$(bundle "$good")")"
 expect_eq "an asynchronous match's misses spend the budget too" "$STATUS" 429
 admin client unflag "$gs_id"
 "$REPO/scripts/pa-stack" restart-runner > /dev/null 2>&1
-"$REPO/scripts/pa-stack" apachectl graceful > /dev/null 2>&1
-sleep 1
+apache_graceful
 MM_TOKEN=$(token_for "$(sed -n 1p <<< "$mm")" "$(sed -n 2p <<< "$mm")")
 
 # a former member: coverage still marked active, but its period ended

@@ -72,8 +72,7 @@ NOAUTH=1 http POST "$BASE/Group/\$provider-member-match" -H "Authorization: Bear
   -H 'Accept: application/fhir+json' -H 'Content-Type: application/fhir+json' --data-binary @"$HTTP_TMP/mixed.json"
 expect_eq "the 1,000-member match is accepted" "$STATUS" 202
 mx_job=$(header Content-Location)
-deadline=$((SECONDS + 120))
-while :; do NOAUTH=1 http GET "$mx_job" -H "Authorization: Bearer $MX_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.2; done
+wait_job_as "$MX_TOKEN" "$mx_job" 120
 expect_eq "... and completes" "$STATUS" 200
 curl -s -H "Authorization: Bearer $MX_TOKEN" "$(jq_body '.output[0].url')" > "$HTTP_TMP/mixed-groups.ndjson"
 jq -r 'select(.code.coding[0].code == "match") | .member[].entity.reference | sub("^Patient/"; "")' \
@@ -103,8 +102,7 @@ expect_match "the job's outcome is audited with its counts, as a synchronous mat
 NOAUTH=1 kickoff "${mx_job##*/}" -H "Authorization: Bearer $MX_TOKEN"
 expect_eq "the Matched Group of 1,000 can be exported" "$STATUS" 202
 mxe_job=$JOB_URL
-deadline=$((SECONDS + 300))
-while :; do NOAUTH=1 http GET "$mxe_job" -H "Authorization: Bearer $MX_TOKEN"; { [ "$STATUS" = 202 ] || [ "$STATUS" = 429 ]; } && [ $SECONDS -lt $deadline ] || break; sleep 0.5; done
+wait_job_as "$MX_TOKEN" "$mxe_job" 300
 expect_eq "... and completes" "$STATUS" 200
 for url in $(jq_body '.output[] | select(.type == "Patient") | .url'); do
   curl -s -H "Authorization: Bearer $MX_TOKEN" "$url"
