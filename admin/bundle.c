@@ -44,7 +44,7 @@ struct load_refs {
     int store_idents;     /* the store's identifiers are in idents */
     FILE *spill;          /* entries waiting for the end: "file\tline\tentry\n" + JSON line */
     long spilled;
-    char **files;         /* the file names the spill refers to */
+    char **files; /* the file names the spill refers to */
     size_t nfiles;
 };
 
@@ -288,7 +288,8 @@ static void rewrite(struct rewrite *w, json_object *o)
     }
     if(!json_object_is_type(o, json_type_object))
         return;
-    json_object_object_foreach(o, key, val) {
+    json_object_object_foreach(o, key, val)
+    {
         if(!strcmp(key, "reference") && json_object_is_type(val, json_type_string)) {
             int unresolved;
             const char *to = resolve(w, json_object_get_string(val), &unresolved);
@@ -345,11 +346,11 @@ static int load_entry(load_ctx *l, struct rewrite *w, json_object *res, const ch
     if(w->failed)
         return w->failed;
     if(w->unresolved && !w->final)
-        return spill(w->r, res, file, line, entry) ? pa_err_set(w->err, PA_EIO, "the spill file: out of space")
-                                                      : PA_OK;
+        return spill(w->r, res, file, line, entry) ? pa_err_set(w->err, PA_EIO, "the spill file: out of space") : PA_OK;
     l->entry = entry;
     if(w->unresolved)
-        load_warn(l, file, line, "%s/%s: the reference '%.200s' names nothing this load or the store has: kept as it is",
+        load_warn(l, file, line,
+                  "%s/%s: the reference '%.200s' names nothing this load or the store has: kept as it is",
                   type ? type : "?", pa_json_str(res, "id") ? pa_json_str(res, "id") : "?", w->unresolved);
     l->seen++;
     rc = load_object(l, json_object_get(res), NULL, 0, file, line, w->err);
@@ -366,7 +367,8 @@ static json_object *with_id(json_object *entry, json_object *res, const char *id
         return res;
     json_object_object_add(copy, "resourceType", json_object_new_string(pa_json_str(res, "resourceType")));
     json_object_object_add(copy, "id", json_object_new_string(id));
-    json_object_object_foreach(res, key, val) {
+    json_object_object_foreach(res, key, val)
+    {
         if(strcmp(key, "resourceType") && strcmp(key, "id"))
             json_object_object_add(copy, key, json_object_get(val));
     }
@@ -444,8 +446,10 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
     for(k = 0; type && bundle_types[k] && strcmp(type, bundle_types[k]); k++)
         ;
     if(!type || !bundle_types[k]) {
-        load_report(l, file, line, "a Bundle of type '%.40s': only transaction, batch, collection and searchset "
-                    "Bundles are loaded", type ? type : "");
+        load_report(l, file, line,
+                    "a Bundle of type '%.40s': only transaction, batch, collection and searchset "
+                    "Bundles are loaded",
+                    type ? type : "");
         return PA_OK;
     }
     if(!json_object_object_get_ex(bundle, "entry", &entries))
@@ -474,7 +478,8 @@ int load_bundle(load_ctx *l, json_object *bundle, const char *file, long line, p
             load_skip(l, "OperationOutcome", file, line);
         else if(!pa_json_str(res, "resourceType"))
             load_report(l, file, line, "no resourceType");
-        else if(!pa_fhir_type_find(pa_json_str(res, "resourceType")) && strcmp(pa_json_str(res, "resourceType"), "Group"))
+        else if(!pa_fhir_type_find(pa_json_str(res, "resourceType")) &&
+                strcmp(pa_json_str(res, "resourceType"), "Group"))
             load_skip(l, pa_json_str(res, "resourceType"), file, line);
         else if(!entry_target(entry, &res, target, sizeof(target)))
             load_report(l, file, line, "%s without a valid id (nor a PUT url or urn:uuid fullUrl giving one)",

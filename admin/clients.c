@@ -22,15 +22,14 @@
 
 static void client_usage(void)
 {
-    fprintf(stderr,
-            "usage: pa-admin client add --name NAME (--npi NPI [--org-npi NPI] | --admin)\n"
-            "                           (--jwks FILE [--jwks-url URL] | --secret) [--financial]\n"
-            "       pa-admin client list [--no-header]\n"
-            "       pa-admin client show ID\n"
-            "       pa-admin client disable|enable ID\n"
-            "       pa-admin client rotate-secret ID\n"
-            "       pa-admin client unflag ID          clear the enumeration guard's flag and spent budget\n"
-            "       pa-admin client set-jwks ID FILE [--jwks-url URL]\n");
+    fprintf(stderr, "usage: pa-admin client add --name NAME (--npi NPI [--org-npi NPI] | --admin)\n"
+                    "                           (--jwks FILE [--jwks-url URL] | --secret) [--financial]\n"
+                    "       pa-admin client list [--no-header]\n"
+                    "       pa-admin client show ID\n"
+                    "       pa-admin client disable|enable ID\n"
+                    "       pa-admin client rotate-secret ID\n"
+                    "       pa-admin client unflag ID          clear the enumeration guard's flag and spent budget\n"
+                    "       pa-admin client set-jwks ID FILE [--jwks-url URL]\n");
 }
 
 /* Reads and checks a JWKS file: public keys only, each usable, each with a
@@ -81,7 +80,6 @@ out:
     return out;
 }
 
-
 /* Warns (it is not an error: the directory may be loaded later) when an NPI
  * is not in network today: token requests will be refused until it is. */
 static void warn_network(const char *npi)
@@ -99,8 +97,10 @@ static void warn_network(const char *npi)
                       " AND (network_end IS NULL OR network_end >= current_date)",
                       1, &npi);
     if(res && PQntuples(res) == 0)
-        fprintf(stderr, "pa-admin: warning: NPI %s is not in network today; its token requests will be "
-                        "refused until it is\n", npi);
+        fprintf(stderr,
+                "pa-admin: warning: NPI %s is not in network today; its token requests will be "
+                "refused until it is\n",
+                npi);
     PQclear(res);
     PQfinish(db);
     pa_config_free(cfg);
@@ -170,8 +170,8 @@ static int client_add(int argc, char **argv)
     values[7] = financial ? "true" : "false";
     values[8] = admin ? "true" : "false";
     if(admin_exec("INSERT INTO client (id, name, npi, org_npi, jwks, jwks_url, secret_hash, financial, admin) "
-                   "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::bool, $9::bool)",
-                   9, values, NULL))
+                  "VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8::bool, $9::bool)",
+                  9, values, NULL))
         goto out;
     if(npi)
         warn_network(npi);
@@ -201,15 +201,16 @@ int cmd_client(int argc, char **argv)
             client_usage();
             return 2;
         }
-        return admin_list("SELECT id, name, coalesce(npi, '') AS npi, coalesce(org_npi, '') AS org_npi,"
-                          " concat_ws('+', CASE WHEN jwks IS NOT NULL THEN 'jwks' END,"
-                          "  CASE WHEN secret_hash IS NOT NULL THEN 'secret' END) AS auth,"
-                          " CASE WHEN financial THEN 'yes' ELSE 'no' END AS financial,"
-                          " CASE WHEN admin THEN 'yes' ELSE 'no' END AS admin,"
-                          " CASE WHEN enabled THEN 'yes' ELSE 'no' END AS enabled,"
-                          " coalesce(to_char(flagged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\" ') || flag_reason, '')"
-                          " AS flagged FROM client ORDER BY created_at, id",
-                          0, NULL, no_header);
+        return admin_list(
+            "SELECT id, name, coalesce(npi, '') AS npi, coalesce(org_npi, '') AS org_npi,"
+            " concat_ws('+', CASE WHEN jwks IS NOT NULL THEN 'jwks' END,"
+            "  CASE WHEN secret_hash IS NOT NULL THEN 'secret' END) AS auth,"
+            " CASE WHEN financial THEN 'yes' ELSE 'no' END AS financial,"
+            " CASE WHEN admin THEN 'yes' ELSE 'no' END AS admin,"
+            " CASE WHEN enabled THEN 'yes' ELSE 'no' END AS enabled,"
+            " coalesce(to_char(flagged_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\" ') || flag_reason, '')"
+            " AS flagged FROM client ORDER BY created_at, id",
+            0, NULL, no_header);
     }
     if(argc < 3) {
         client_usage();
@@ -271,8 +272,8 @@ int cmd_client(int argc, char **argv)
         if(!jwks)
             return 1;
         rc = admin_exec("UPDATE client SET jwks = $2::jsonb, jwks_url = coalesce($3, jwks_url), updated_at = now() "
-                         "WHERE id = $1",
-                         3, values, &rows);
+                        "WHERE id = $1",
+                        3, values, &rows);
         free(jwks);
     }
     else {
@@ -288,18 +289,23 @@ int cmd_client(int argc, char **argv)
 
 /* The columns an AuditEvent is built from, shared by both kinds. */
 #define AE_RECORDED "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* clang-format off */
 #define AE_AGENT                                                                                                 \
     "json_build_array(json_build_object('requestor', true, 'who', json_build_object('identifier',"              \
     "  json_build_object('system', 'urn:provider-access:client', 'value', coalesce(client_id, 'unauthenticated'))),"\
     "  'policy', CASE WHEN npi IS NOT NULL THEN json_build_array('urn:npi:' || npi) END))"
+/* clang-format on */
+/* clang-format off */
 #define AE_SOURCE                                                                                                \
     "json_build_object('observer', json_build_object('display', 'provider-access'),"                          \
     "  'type', json_build_array(json_build_object('system',"                                                    \
     "  'http://terminology.hl7.org/CodeSystem/security-source-type', 'code', '3')))"
+/* clang-format on */
 #define AE_FILTER "($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)"
 
 /* Requests: a RESTful interaction, the client as requesting agent, the Group
  * and the job as entities; outcome 0 / 4 / 8. */
+/* clang-format off */
 #define AUDIT_EVENTS_SQL                                                                                         \
     "SELECT at, 0 AS k, id, json_strip_nulls(json_build_object('resourceType', 'AuditEvent', 'id', 'ae-' || id,"  \
     " 'type', json_build_object('system', 'http://terminology.hl7.org/CodeSystem/audit-event-type', 'code', 'rest'),"\
@@ -313,10 +319,12 @@ int cmd_client(int argc, char **argv)
     " 'extension', json_build_array(json_build_object('url', 'urn:provider-access:request',"                     \
     "  'valueString', method || ' ' || endpoint || ' -> ' || status || ' (' || request_id || ', ' || duration_ms || ' ms)'))"\
     "))::text AS auditevent FROM audit_event WHERE " AE_FILTER
+/* clang-format on */
 
 /* Disclosures: an export (DICOM 110106) or a query (110112, a member match)
  * for treatment, the member as the entity (patient role) with what the
  * client got in its details, then the Group and the job. */
+/* clang-format off */
 #define DISCLOSURE_EVENTS_SQL                                                                                    \
     "SELECT at, 1 AS k, id, json_strip_nulls(json_build_object('resourceType', 'AuditEvent', 'id', 'di-' || id," \
     " 'type', json_build_object('system', 'http://dicom.nema.org/resources/ontology/DCM', 'code',"              \
@@ -341,6 +349,7 @@ int cmd_client(int argc, char **argv)
     "   'system', 'urn:provider-access:job', 'value', job_id))) WHERE job_id IS NOT NULL) x),"                   \
     " 'extension', json_build_array(json_build_object('url', 'urn:provider-access:request', 'valueString', request_id))"\
     "))::text FROM disclosure WHERE " AE_FILTER
+/* clang-format on */
 #define AE_INSTANT(c) "to_char(" c " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
 int cmd_audit(int argc, char **argv)
@@ -384,14 +393,15 @@ int cmd_audit(int argc, char **argv)
         return admin_list("SELECT auditevent FROM (SELECT * FROM (" AUDIT_EVENTS_SQL " UNION ALL " DISCLOSURE_EVENTS_SQL
                           ") e ORDER BY at DESC, k DESC, id DESC LIMIT $3::int) n ORDER BY at, k, id",
                           3, values, 1);
-    return admin_list("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, request_id,"
-                      " coalesce(client_id, '') AS client, coalesce(npi, '') AS npi, method, endpoint,"
-                      " coalesce(operation, '') AS operation, coalesce(group_id, '') AS group_id,"
-                      " coalesce(members::text, '') AS members, coalesce(job_id, '') AS job_id, outcome, status,"
-                      " duration_ms, coalesce(detail, '') AS detail FROM (SELECT * FROM audit_event"
-                      " WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)"
-                      " ORDER BY id DESC LIMIT $3::int) n ORDER BY id",
-                      3, values, no_header);
+    return admin_list(
+        "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, request_id,"
+        " coalesce(client_id, '') AS client, coalesce(npi, '') AS npi, method, endpoint,"
+        " coalesce(operation, '') AS operation, coalesce(group_id, '') AS group_id,"
+        " coalesce(members::text, '') AS members, coalesce(job_id, '') AS job_id, outcome, status,"
+        " duration_ms, coalesce(detail, '') AS detail FROM (SELECT * FROM audit_event"
+        " WHERE ($1::text IS NULL OR client_id = $1) AND ($2::timestamptz IS NULL OR at >= $2::timestamptz)"
+        " ORDER BY id DESC LIMIT $3::int) n ORDER BY id",
+        3, values, no_header);
 }
 
 int cmd_downloads(int argc, char **argv)

@@ -62,8 +62,10 @@ static int read_opts(int argc, char **argv, int from, struct opts *o)
                 (!strcmp(v, "payer") || !strcmp(v, "claims") || !strcmp(v, "attestation") || !strcmp(v, "feed")))
             o->source = argv[++i];
         else {
-            fprintf(stderr, "pa-admin: unexpected or invalid '%s' (an NPI must pass its check digit; dates are "
-                            "YYYY-MM-DD)\n", argv[i]);
+            fprintf(stderr,
+                    "pa-admin: unexpected or invalid '%s' (an NPI must pass its check digit; dates are "
+                    "YYYY-MM-DD)\n",
+                    argv[i]);
             return -1;
         }
     }
@@ -85,22 +87,27 @@ int cmd_optout(int argc, char **argv)
         if(read_opts(argc, argv, 2, &o))
             return 2;
         /* opt-outs, then the permits that revoke them (a record of their own) */
-        return admin_list("SELECT patient_id, scope, npi, period, state, reason FROM ("
-                          "SELECT o.patient_id, o.scope, o.npi, o.period_start::text || '..' || coalesce(o.period_end::text, '')"
-                          " AS period, CASE WHEN o.revoked OR NOT (" PA_SQL_OPTOUT_IN_FORCE("o", "o.npi", "o.npi") ")"
-                          " AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"
-                          " THEN 'revoked' WHEN o.period_start > current_date THEN 'future'"
-                          " WHEN o.period_end < current_date THEN 'ended' ELSE 'active' END AS state,"
-                          " coalesce(o.reason, '') AS reason, o.period_start, o.recorded_at FROM opt_out o"
-                          " UNION ALL SELECT i.patient_id, CASE WHEN i.npi = '' THEN 'global' ELSE 'provider-specific' END,"
-                          " i.npi, i.period_start::text || '..', 'permit', '', i.period_start, i.recorded_at FROM opt_in i) r "
-                          "ORDER BY patient_id, period_start, recorded_at", 0, NULL, o.no_header);
+        return admin_list(
+            "SELECT patient_id, scope, npi, period, state, reason FROM ("
+            "SELECT o.patient_id, o.scope, o.npi, o.period_start::text || '..' || coalesce(o.period_end::text, '')"
+            " AS period, CASE WHEN o.revoked OR NOT (" PA_SQL_OPTOUT_IN_FORCE(
+                "o", "o.npi",
+                "o.npi") ")"
+                         " AND o.period_start <= current_date AND (o.period_end IS NULL OR o.period_end >= current_date)"
+                         " THEN 'revoked' WHEN o.period_start > current_date THEN 'future'"
+                         " WHEN o.period_end < current_date THEN 'ended' ELSE 'active' END AS state,"
+                         " coalesce(o.reason, '') AS reason, o.period_start, o.recorded_at FROM opt_out o"
+                         " UNION ALL SELECT i.patient_id, CASE WHEN i.npi = '' THEN 'global' ELSE 'provider-specific' END,"
+                         " i.npi, i.period_start::text || '..', 'permit', '', i.period_start, i.recorded_at FROM opt_in i) r "
+                         "ORDER BY patient_id, period_start, recorded_at",
+            0, NULL, o.no_header);
     }
     if((strcmp(sub, "add") && strcmp(sub, "revoke")) || argc < 3 || patient_arg(argv[2], patient) ||
        read_opts(argc, argv, 3, &o) || o.global == !!o.npi) {
-        fprintf(stderr, "usage: pa-admin optout add PATIENT (--global | --npi NPI) [--from DATE] [--to DATE] [--reason R]\n"
-                        "       pa-admin optout revoke PATIENT (--global | --npi NPI)\n"
-                        "       pa-admin optout list [--no-header]\n");
+        fprintf(stderr,
+                "usage: pa-admin optout add PATIENT (--global | --npi NPI) [--from DATE] [--to DATE] [--reason R]\n"
+                "       pa-admin optout revoke PATIENT (--global | --npi NPI)\n"
+                "       pa-admin optout list [--no-header]\n");
         return 2;
     }
     snprintf(npis, sizeof(npis), "{%s}", o.global ? "" : o.npi);
@@ -143,20 +150,23 @@ int cmd_trl(int argc, char **argv)
         if(read_opts(argc, argv, 2, &o))
             return 2;
         values[0] = o.npi;
-        return admin_list("SELECT patient_id, npi, coalesce(period_start::text, '') || '..' || coalesce(period_end::text, '')"
-                          " AS period, source, CASE WHEN inactive THEN 'inactive' ELSE 'active' END AS state "
-                          "FROM treatment_relationship WHERE $1::text IS NULL OR npi = $1 ORDER BY patient_id, npi, source",
-                          1, values, o.no_header);
+        return admin_list(
+            "SELECT patient_id, npi, coalesce(period_start::text, '') || '..' || coalesce(period_end::text, '')"
+            " AS period, source, CASE WHEN inactive THEN 'inactive' ELSE 'active' END AS state "
+            "FROM treatment_relationship WHERE $1::text IS NULL OR npi = $1 ORDER BY patient_id, npi, source",
+            1, values, o.no_header);
     }
     if(!strcmp(sub, "import"))
         /* the treatment-relationship CSV feed, or PDex Groups: what pa-admin load reads */
         return cmd_load(argc - 1, argv + 1);
     if((strcmp(sub, "add") && strcmp(sub, "remove")) || argc < 4 || patient_arg(argv[2], patient) ||
        !pa_npi_valid(argv[3]) || read_opts(argc, argv, 4, &o)) {
-        fprintf(stderr, "usage: pa-admin trl add PATIENT NPI [--from DATE] [--to DATE] [--source payer|claims|attestation|feed]\n"
-                        "       pa-admin trl remove PATIENT NPI [--source S]\n"
-                        "       pa-admin trl list [--npi NPI] [--no-header]\n"
-                        "       pa-admin trl import FILE.csv|FILE.ndjson...\n");
+        fprintf(
+            stderr,
+            "usage: pa-admin trl add PATIENT NPI [--from DATE] [--to DATE] [--source payer|claims|attestation|feed]\n"
+            "       pa-admin trl remove PATIENT NPI [--source S]\n"
+            "       pa-admin trl list [--npi NPI] [--no-header]\n"
+            "       pa-admin trl import FILE.csv|FILE.ndjson...\n");
         return 2;
     }
     values[0] = patient;

@@ -12,10 +12,11 @@
 
 static void disclosures_usage(void)
 {
-    fprintf(stderr, "usage: pa-admin disclosures (--patient ID | --client ID) [--since TIME] [--limit N] [--no-header]\n"
-                    "  every match and export answer about a member: who asked (client, NPI), when, the request\n"
-                    "  and job, and what they got (matched, non-matched and why, consent-constrained, exported\n"
-                    "  with the types and _since/_until, withheld for an opt-out)\n");
+    fprintf(stderr,
+            "usage: pa-admin disclosures (--patient ID | --client ID) [--since TIME] [--limit N] [--no-header]\n"
+            "  every match and export answer about a member: who asked (client, NPI), when, the request\n"
+            "  and job, and what they got (matched, non-matched and why, consent-constrained, exported\n"
+            "  with the types and _since/_until, withheld for an opt-out)\n");
 }
 
 int cmd_disclosures(int argc, char **argv)
@@ -55,16 +56,17 @@ int cmd_disclosures(int argc, char **argv)
         disclosures_usage();
         return 2;
     }
-    return admin_list("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, client_id AS client,"
-                      " coalesce(npi, '') AS npi, operation, outcome, coalesce(reason, '') AS reason,"
-                      " coalesce(patient_id, '') AS patient, coalesce(entry || ':' || submitted, entry::text, '') AS submitted,"
-                      " coalesce(group_id, '') AS group_id, coalesce(job_id, '') AS job_id,"
-                      " coalesce(request_id, '') AS request_id, coalesce(types, '') AS types,"
-                      " coalesce(type_filter, '') AS type_filter,"
-                      " coalesce(to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS since,"
-                      " coalesce(to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS until"
-                      " FROM disclosure WHERE ($1::text IS NULL OR patient_id = $1) AND ($2::text IS NULL OR client_id = $2)"
-                      " AND ($3::timestamptz IS NULL OR at >= $3::timestamptz)"
-                      " ORDER BY at, id LIMIT $4::int",
-                      4, values, no_header);
+    return admin_list(
+        "SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, client_id AS client,"
+        " coalesce(npi, '') AS npi, operation, outcome, coalesce(reason, '') AS reason,"
+        " coalesce(patient_id, '') AS patient, coalesce(entry || ':' || submitted, entry::text, '') AS submitted,"
+        " coalesce(group_id, '') AS group_id, coalesce(job_id, '') AS job_id,"
+        " coalesce(request_id, '') AS request_id, coalesce(types, '') AS types,"
+        " coalesce(type_filter, '') AS type_filter,"
+        " coalesce(to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS since,"
+        " coalesce(to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '') AS until"
+        " FROM disclosure WHERE ($1::text IS NULL OR patient_id = $1) AND ($2::text IS NULL OR client_id = $2)"
+        " AND ($3::timestamptz IS NULL OR at >= $3::timestamptz)"
+        " ORDER BY at, id LIMIT $4::int",
+        4, values, no_header);
 }

@@ -168,8 +168,7 @@ static const char *check_row(enum feed kind, char **f)
         if((*f[4] && !valid_date(f[4])) || (*f[5] && !valid_date(f[5])))
             return "a network date is not YYYY-MM-DD";
         return NULL;
-    default:
-        return "unknown feed";
+    default: return "unknown feed";
     }
 }
 
@@ -211,7 +210,8 @@ int load_csv(load_ctx *l, const char *file, pa_err *err)
                 if(!strcmp(line, headers[i]))
                     kind = (enum feed)i;
             if(kind == F_COUNT) {
-                load_report(l, file, lineno, "not a known feed: the header must be one of the four in "
+                load_report(l, file, lineno,
+                            "not a known feed: the header must be one of the four in "
                             "docs/LOADING.md");
                 goto out;
             }

@@ -23,7 +23,8 @@ struct date_rule {
 
 static const struct date_rule date_rules[] = {
     { "Observation", "effectiveDateTime|effectivePeriod.start|effectiveInstant|issued", "effectivePeriod.end", NULL },
-    { "Condition", "onsetDateTime|onsetPeriod.start|recordedDate", "abatementDateTime|onsetPeriod.end", "recordedDate" },
+    { "Condition", "onsetDateTime|onsetPeriod.start|recordedDate", "abatementDateTime|onsetPeriod.end",
+      "recordedDate" },
     { "ExplanationOfBenefit", "billablePeriod.start", "billablePeriod.end", "created" },
     { "Encounter", "period.start", "period.end", NULL },
     { "MedicationRequest", "authoredOn", NULL, "authoredOn" },
@@ -330,8 +331,7 @@ static int add_refs(const struct doc *d, fhirload_facts *f)
     return rc;
 }
 
-int fhirload_extract(const char *text, const pa_json_tape *tape, const pa_fhir_type *t, fhirload_facts *f,
-                    pa_err *err)
+int fhirload_extract(const char *text, const pa_json_tape *tape, const pa_fhir_type *t, fhirload_facts *f, pa_err *err)
 {
     struct doc d = { text, tape };
     struct doc *res = &d;
@@ -353,8 +353,7 @@ int fhirload_extract(const char *text, const pa_json_tape *tape, const pa_fhir_t
     else if(t->patient_path) {
         walk(&d, 0, t->patient_path, find_patient_ref, f->patient_id);
         if(!f->patient_id[0])
-            return pa_err_set(err, PA_EINVAL, "%s needs a Patient reference in %s", t->name,
-                              t->patient_path);
+            return pa_err_set(err, PA_EINVAL, "%s needs a Patient reference in %s", t->name, t->patient_path);
     }
     f->last_updated[0] = '\0';
     rc = first_at(&d, "meta.lastUpdated", lu);
@@ -470,7 +469,9 @@ static int basis_of(const char *p, char url[512])
  * institutional one, subtype), or NULL. */
 static const char *basis_suffix(const char *code, const char *subtype)
 {
-    static const struct { const char *type, *profile; } by_type[] = {
+    static const struct {
+        const char *type, *profile;
+    } by_type[] = {
         { "professional", "Professional-NonClinician-Basis" },
         { "pharmacy", "Pharmacy-Basis" },
         { "oral", "Oral-Basis" },
@@ -496,8 +497,7 @@ static void basis_profiles(json_object *eob)
     json_object *meta, *profiles;
     size_t i;
 
-    if(!json_object_object_get_ex(eob, "meta", &meta) ||
-       !json_object_object_get_ex(meta, "profile", &profiles) ||
+    if(!json_object_object_get_ex(eob, "meta", &meta) || !json_object_object_get_ex(meta, "profile", &profiles) ||
        !json_object_is_type(profiles, json_type_array))
         return;
     for(i = 0; i < json_object_array_length(profiles); i++) {
@@ -585,8 +585,8 @@ struct nf {
     const char *text;
     const pa_json_tape *t;
     pa_buf *out;
-    const char *lu;     /* meta.lastUpdated's new value, or NULL */
-    char basis[256];    /* the Basis profile to add, or "" */
+    const char *lu;  /* meta.lastUpdated's new value, or NULL */
+    char basis[256]; /* the Basis profile to add, or "" */
     int rc;
 };
 
@@ -800,11 +800,8 @@ static void nf_value(struct nf *x, size_t i, enum nf_ctx ctx)
             nf_raw(x, i);
         return;
     case NF_ADJUDICATIONS:
-    case NF_LINES:
-        nf_array(x, i, ctx);
-        return;
-    default:
-        nf_raw(x, i);
+    case NF_LINES: nf_array(x, i, ctx); return;
+    default: nf_raw(x, i);
     }
 }
 
@@ -820,8 +817,7 @@ static const char *nf_code(const struct nf *x, const char *key, const char *syst
         return NULL;
     for(e = list + 1; e < x->t->n[list].end; e = x->t->n[e].end)
         if(member_str(&d, e, "system", sys) && !strcmp(sys, system))
-            return pa_json_node_string(x->t, x->text, pa_json_member(x->t, x->text, e, "code"), out, size) ? NULL
-                                                                                                            : out;
+            return pa_json_node_string(x->t, x->text, pa_json_member(x->t, x->text, e, "code"), out, size) ? NULL : out;
     return NULL;
 }
 

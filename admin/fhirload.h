@@ -26,8 +26,8 @@ typedef struct fhirload_facts {
     char clin_start[PA_TS_LEN];          /* timestamptz literals, "" if none */
     char clin_end[PA_TS_LEN];
     char created[PA_TS_LEN];
-    pa_buf tokens;                       /* a PostgreSQL text[] literal */
-    pa_buf refs;                         /* text[] literal: the "Type/id" of its compartment references */
+    pa_buf tokens; /* a PostgreSQL text[] literal */
+    pa_buf refs;   /* text[] literal: the "Type/id" of its compartment references */
 } fhirload_facts;
 
 void fhirload_facts_init(fhirload_facts *f);
@@ -45,8 +45,7 @@ void fhirload_facts_free(fhirload_facts *f);
  * escapes).  A string value over 4 KB is read as absent (or as no date).
  * PA_EINVAL with the reason in err.
  */
-int fhirload_extract(const char *text, const pa_json_tape *tape, const pa_fhir_type *t, fhirload_facts *f,
-                    pa_err *err);
+int fhirload_extract(const char *text, const pa_json_tape *tape, const pa_fhir_type *t, fhirload_facts *f, pa_err *err);
 
 /* The NPI among the identifiers of the resource text (read through its
  * tape) decoded into out (size bytes): out, or NULL when there is none.  A

@@ -109,9 +109,8 @@ static const char *first_code(json_object *cc)
 {
     json_object *codings = cc ? array_at(cc, "coding") : NULL;
 
-    return codings && json_object_array_length(codings)
-               ? str_at(json_object_array_get_idx(codings, 0), "code", NULL)
-               : NULL;
+    return codings && json_object_array_length(codings) ? str_at(json_object_array_get_idx(codings, 0), "code", NULL)
+                                                        : NULL;
 }
 
 static enum group_kind classify(json_object *g)
@@ -130,8 +129,7 @@ static enum group_kind classify(json_object *g)
                 return G_TRL;
             if(strstr(p, "/pdex-member-opt-out"))
                 return G_OPTOUT;
-            if(strstr(p, "/pdex-provider-group") || strstr(p, "/atr-group") ||
-               strstr(p, "/davinci-patient-list"))
+            if(strstr(p, "/pdex-provider-group") || strstr(p, "/atr-group") || strstr(p, "/davinci-patient-list"))
                 return G_ROSTER;
         }
     json_object_object_get_ex(g, "code", &code);
@@ -428,13 +426,14 @@ static int load_roster(load_ctx *l, struct deferred_group *d, pa_err *err)
                  " json = EXCLUDED.json, updated_at = now()",
                  8, values, NULL);
     if(!rc)
-        rc = run(l, err,
-                 "SELECT pa_roster_replace($1, coalesce(array_agg(p ORDER BY o), '{}'), coalesce(array_agg(s ORDER BY o), '{}'),"
-                 " coalesce(array_agg(e ORDER BY o), '{}'), coalesce(array_agg(i ORDER BY o), '{}'),"
-                 " coalesce(array_agg(c ORDER BY o), '{}'))"
-                 " FROM unnest($2::text[], $3::date[], $4::date[], $5::bool[], $6::text[]) WITH ORDINALITY u(p, s, e, i, c, o)"
-                 " WHERE " PA_SQL_PAYER_HAS_PATIENT("u.p"), 6,
-                 (const char *const[]){ id, values[8], values[9], values[10], values[11], values[12] }, NULL);
+        rc = run(
+            l, err,
+            "SELECT pa_roster_replace($1, coalesce(array_agg(p ORDER BY o), '{}'), coalesce(array_agg(s ORDER BY o), '{}'),"
+            " coalesce(array_agg(e ORDER BY o), '{}'), coalesce(array_agg(i ORDER BY o), '{}'),"
+            " coalesce(array_agg(c ORDER BY o), '{}'))"
+            " FROM unnest($2::text[], $3::date[], $4::date[], $5::bool[], $6::text[]) WITH ORDINALITY u(p, s, e, i, c, o)"
+            " WHERE " PA_SQL_PAYER_HAS_PATIENT("u.p"),
+            6, (const char *const[]){ id, values[8], values[9], values[10], values[11], values[12] }, NULL);
     if(!rc)
         rc = pa_db_exec(l->db, err, "COMMIT");
 out:
@@ -479,8 +478,10 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
         json_object_object_get_ex(key, "valueReference", &vr);
     if(!vr || !str_at(vr, "reference", NULL) ||
        pa_fhir_ref_id(str_at(vr, "reference", NULL), "Patient", pid, sizeof(pid))) {
-        load_report(l, d->file, d->line, "Group/%s: a treatment relationship Group names its member "
-                    "in characteristic (pdex-member).valueReference", id);
+        load_report(l, d->file, d->line,
+                    "Group/%s: a treatment relationship Group names its member "
+                    "in characteristic (pdex-member).valueReference",
+                    id);
         return PA_OK;
     }
     values[0] = pid;
@@ -541,8 +542,8 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
     values[6] = pa_buf_str(&c.b[3]);
     rc = pa_db_exec(l->db, err, "BEGIN");
     if(!rc)
-        rc = run(l, err, "DELETE FROM treatment_relationship WHERE patient_id = $1 AND source = 'payer'", 1,
-                 values, NULL);
+        rc = run(l, err, "DELETE FROM treatment_relationship WHERE patient_id = $1 AND source = 'payer'", 1, values,
+                 NULL);
     /* a provider named by reference is looked up in the directory by its resource */
     if(!rc)
         rc = run(l, err,
@@ -557,8 +558,10 @@ static int load_trl(load_ctx *l, struct deferred_group *d, pa_err *err)
     if(!rc)
         rc = pa_db_exec(l->db, err, "COMMIT");
     if(!rc && stored < listed)
-        load_report(l, d->file, d->line, "Group/%s: %ld of its %ld providers are not in the provider "
-                    "directory and were skipped", id, listed - stored, listed);
+        load_report(l, d->file, d->line,
+                    "Group/%s: %ld of its %ld providers are not in the provider "
+                    "directory and were skipped",
+                    id, listed - stored, listed);
 out:
     rc = settle(l, d, rc, err);
     cols_free(&c);
@@ -584,8 +587,10 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
         json_object_object_get_ex(key, "valueCodeableConcept", &vcc);
     scope = first_code(vcc);
     if(!scope || (strcmp(scope, "global") && strcmp(scope, "provider-specific"))) {
-        load_report(l, d->file, d->line, "Group/%s: opt-out scope '%s' is not supported (global, "
-                    "provider-specific)", id, scope ? scope : "(none)");
+        load_report(l, d->file, d->line,
+                    "Group/%s: opt-out scope '%s' is not supported (global, "
+                    "provider-specific)",
+                    id, scope ? scope : "(none)");
         return PA_OK;
     }
     json_object_object_get_ex(key, "period", &period);
@@ -621,8 +626,10 @@ static int load_optout(load_ctx *l, struct deferred_group *d, pa_err *err)
                 load_report(l, d->file, d->line, "Group/%s: NPI '%.20s' fails its check digit", id, npi);
         }
         if(!rc && c.b[2].len == 1) {
-            load_report(l, d->file, d->line, "Group/%s: a provider-specific opt-out names its providers "
-                        "in characteristic.valueReference.identifier (NPI)", id);
+            load_report(l, d->file, d->line,
+                        "Group/%s: a provider-specific opt-out names its providers "
+                        "in characteristic.valueReference.identifier (NPI)",
+                        id);
             cols_free(&c);
             return PA_OK;
         }
@@ -692,8 +699,10 @@ int load_groups_flush(load_ctx *l, pa_err *err)
         case G_TRL: rc = load_trl(l, d, err); break;
         case G_OPTOUT: rc = load_optout(l, d, err); break;
         default:
-            load_report(l, d->file, d->line, "Group/%s is not a PDex roster, treatment relationship or "
-                        "opt-out Group (by meta.profile or characteristic code)", id);
+            load_report(l, d->file, d->line,
+                        "Group/%s is not a PDex roster, treatment relationship or "
+                        "opt-out Group (by meta.profile or characteristic code)",
+                        id);
         }
     }
     load_groups_free(l);

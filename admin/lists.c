@@ -58,8 +58,8 @@ static int provider_network(int argc, char **argv)
 
         if(!strcmp(argv[i], "--in") || !strcmp(argv[i], "--out"))
             values[1] = !strcmp(argv[i], "--in") ? "true" : "false";
-        else if((!strcmp(argv[i], "--from") || !strcmp(argv[i], "--to")) && i + 1 < argc &&
-                strlen(argv[i + 1]) == 10 && !pa_fhir_date_ts(argv[i + 1], ts)) {
+        else if((!strcmp(argv[i], "--from") || !strcmp(argv[i], "--to")) && i + 1 < argc && strlen(argv[i + 1]) == 10 &&
+                !pa_fhir_date_ts(argv[i + 1], ts)) {
             int slot = !strcmp(argv[i], "--from") ? 2 : 3;
 
             values[slot] = argv[i + 1];
@@ -90,8 +90,10 @@ static int provider_network(int argc, char **argv)
     if(!res)
         fprintf(stderr, "pa-admin: %s\n", err.msg);
     else if(strcmp(PQcmdTuples(res), "1"))
-        fprintf(stderr, "pa-admin: NPI %s is not in the provider directory: load its Practitioner or "
-                        "Organization, or a provider feed, first\n", values[0]);
+        fprintf(stderr,
+                "pa-admin: NPI %s is not in the provider directory: load its Practitioner or "
+                "Organization, or a provider feed, first\n",
+                values[0]);
     else
         ret = 0;
     PQclear(res);
@@ -128,13 +130,14 @@ int cmd_provider(int argc, char **argv)
         }
     }
     /* in network today: the flag, within its period */
-    return admin_list("SELECT npi, coalesce(name, '') AS name, kind, "
-                      " CASE WHEN in_network AND (network_start IS NULL OR network_start <= current_date)"
-                      "  AND (network_end IS NULL OR network_end >= current_date) THEN 'yes' ELSE 'no' END AS in_network "
-                      "FROM provider WHERE NOT $1::bool OR (in_network"
-                      " AND (network_start IS NULL OR network_start <= current_date)"
-                      " AND (network_end IS NULL OR network_end >= current_date)) ORDER BY npi",
-                      1, (const char *const[]){ in_network ? "true" : "false" }, no_header);
+    return admin_list(
+        "SELECT npi, coalesce(name, '') AS name, kind, "
+        " CASE WHEN in_network AND (network_start IS NULL OR network_start <= current_date)"
+        "  AND (network_end IS NULL OR network_end >= current_date) THEN 'yes' ELSE 'no' END AS in_network "
+        "FROM provider WHERE NOT $1::bool OR (in_network"
+        " AND (network_start IS NULL OR network_start <= current_date)"
+        " AND (network_end IS NULL OR network_end >= current_date)) ORDER BY npi",
+        1, (const char *const[]){ in_network ? "true" : "false" }, no_header);
 }
 
 int cmd_delete(int argc, char **argv)

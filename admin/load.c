@@ -36,8 +36,8 @@
 
 #define MAX_FILES 1000000
 
-static const char delete_sql[] =
-    CHANGE_TIME_CTE ", d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
+static const char delete_sql[] = CHANGE_TIME_CTE
+    ", d AS (SELECT unnest($1::text[]) AS type, unnest($2::text[]) AS id), "
     "gone AS (DELETE FROM resource r USING d WHERE r.type = d.type AND r.id = d.id"
     " RETURNING r.type, r.id, r.patient_id), "
     "mem AS (DELETE FROM member m USING gone WHERE gone.type = 'Patient' AND m.patient_id = gone.id), "
@@ -356,8 +356,7 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
     size_t i;
     int rc;
 
-    if(!json_object_object_get_ex(bundle, "entry", &entries) ||
-       !json_object_is_type(entries, json_type_array))
+    if(!json_object_object_get_ex(bundle, "entry", &entries) || !json_object_is_type(entries, json_type_array))
         return PA_OK;
     types = json_object_new_array();
     ids = json_object_new_array();
@@ -381,14 +380,12 @@ int load_bundle_deletes(load_ctx *l, json_object *bundle, const char *file, long
         slash = url ? strchr(url, '/') : NULL;
         if(!slash || (size_t)(slash - url) >= sizeof(type) || pa_strlcpy(id, slash + 1, sizeof(id)) ||
            !pa_fhir_id_valid(id)) {
-            load_report(l, file, lineno, "Bundle entry %zu: a DELETE of '%.80s', not of Type/id", i,
-                        url ? url : "");
+            load_report(l, file, lineno, "Bundle entry %zu: a DELETE of '%.80s', not of Type/id", i, url ? url : "");
             continue;
         }
         snprintf(type, sizeof(type), "%.*s", (int)(slash - url), url);
         if(!pa_fhir_type_find(type)) {
-            load_report(l, file, lineno, "Bundle entry %zu deletes a type this server does not keep: '%s'", i,
-                        type);
+            load_report(l, file, lineno, "Bundle entry %zu deletes a type this server does not keep: '%s'", i, type);
             continue;
         }
         if(json_object_array_add(types, json_object_new_string(type)) ||
@@ -517,8 +514,7 @@ out:
     return rc;
 }
 
-int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long lineno,
-                pa_err *err)
+int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long lineno, pa_err *err)
 {
     return load_tree(l, res, text, n, 0, file, lineno, err);
 }
@@ -570,8 +566,8 @@ static int load_text(load_ctx *l, const char *line, pa_err *err, int *rc, const 
 
 /* Checks one line holding one whole JSON text and loads it; *incomplete
  * when it is the start of one that goes on. */
-static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n, const char *file,
-                     long lineno, int *incomplete, pa_err *err)
+static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n, const char *file, long lineno,
+                     int *incomplete, pa_err *err)
 {
     json_object *res;
     int rc;
@@ -597,13 +593,12 @@ static int load_line(load_ctx *l, json_tokener *tok, const char *line, size_t n,
         return rc;
     json_tokener_reset(tok);
     res = json_tokener_parse_ex(tok, line, (int)n);
-    if(!res || json_tokener_get_error(tok) != json_tokener_success ||
-       json_tokener_get_parse_end(tok) != n) {
+    if(!res || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != n) {
         enum json_tokener_error je = json_tokener_get_error(tok);
 
         l->seen--;
         load_report(l, file, lineno, "not valid JSON: %s",
-                    res ? "text after the resource"
+                    res                           ? "text after the resource"
                     : je == json_tokener_continue ? "the line ends before the JSON does"
                                                   : json_tokener_error_desc(je));
         json_object_put(res);
@@ -645,8 +640,8 @@ struct doc {
 
 /* Feeds one more line of the text under way; PA_OK whether or not it ended
  * there, an error only when loading what it held failed. */
-static int doc_feed(load_ctx *l, struct doc *d, const char *line, size_t n, const char *file, long lineno,
-                    int *reread, pa_err *err)
+static int doc_feed(load_ctx *l, struct doc *d, const char *line, size_t n, const char *file, long lineno, int *reread,
+                    pa_err *err)
 {
     size_t from = d->text.len;
     json_object *res;
@@ -919,8 +914,10 @@ int load_open(load_ctx *l, PGconn *db, FILE *errors, pa_err *err)
     /* into an empty store, rows go straight in (until one meets a resource
      * stored already) */
     {
-        PGresult *res = pa_db_query(db, err, "SELECT NOT EXISTS (SELECT 1 FROM resource)"
-                                             " AND NOT EXISTS (SELECT 1 FROM resource_deleted)", 0, NULL);
+        PGresult *res = pa_db_query(db, err,
+                                    "SELECT NOT EXISTS (SELECT 1 FROM resource)"
+                                    " AND NOT EXISTS (SELECT 1 FROM resource_deleted)",
+                                    0, NULL);
 
         if(!res)
             return err->code;

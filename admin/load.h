@@ -44,11 +44,13 @@ _Static_assert(sizeof(DIRECT_TIME) - 1 == 24, "the placeholder is as long as YYY
 /* The change time of a transaction that changes resources, taken after the
  * shared lock that pa_transaction_time() looks for (milliseconds, as the
  * FHIR instant written shows it), and that instant as the member lu. */
+/* clang-format off */
 #define CHANGE_TIME_CTE \
     "WITH lk AS MATERIALIZED (SELECT pg_advisory_xact_lock_shared(872341, 1)), " \
     "ct AS MATERIALIZED (SELECT t, '\"lastUpdated\":\"' || to_char(t AT TIME ZONE 'UTC'," \
     "  'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"' AS lu" \
     " FROM (SELECT date_trunc('milliseconds', clock_timestamp()) AS t FROM lk) now_)"
+/* clang-format on */
 
 /* A mark's kind: the place of a text change time (DIRECT_TIME) or of a
  * binary one (a timestamptz's 8 bytes), in a mark's lowest bit. */
@@ -77,7 +79,7 @@ typedef struct load_tally {
 
 typedef struct load_ctx {
     PGconn *db;
-    pa_buf batch;             /* COPY rows not yet sent */
+    pa_buf batch; /* COPY rows not yet sent */
     long batch_rows;
     char batch_file[1024];      /* where the batch begins */
     char batch_last_file[1024]; /* and ends (a batch goes on across files) */
@@ -92,9 +94,9 @@ typedef struct load_ctx {
      * empty when the load began, and nothing the load met was stored yet
      * (load.c: store_direct) */
     int direct;
-    int batch_direct;          /* the batch being built is direct */
-    struct load_marks marks;   /* its change time's places */
-    pa_buf derive;             /* its rows for member, coverage, directory */
+    int batch_direct;        /* the batch being built is direct */
+    struct load_marks marks; /* its change time's places */
+    pa_buf derive;           /* its rows for member, coverage, directory */
     /* the batches in flight, which the sender threads store (loadsend.c):
      * the next batch goes to senders[next] */
     struct load_sender *senders[LOAD_SENDERS];
@@ -105,15 +107,15 @@ typedef struct load_ctx {
     long type_loaded[LOAD_MAX_TYPES];
     long seq;
     fhirload_facts facts;
-    pa_json_tape tape;          /* of the text the facts are read from */
-    pa_buf scratch;             /* a tree's text, when the facts are read from it */
-    pa_buf stored, nonfin;      /* what is stored of a resource, and its non-financial form */
+    pa_json_tape tape;     /* of the text the facts are read from */
+    pa_buf scratch;        /* a tree's text, when the facts are read from it */
+    pa_buf stored, nonfin; /* what is stored of a resource, and its non-financial form */
     /* counts */
     long seen, loaded, inserted, updated, unchanged, deleted, rejected, groups, feed_rows;
     long warnings, skipped;
     load_tally refused, warned, skipped_types;
-    FILE *errors;              /* --errors FILE: every report */
-    long entry;                /* the Bundle entry being loaded, or -1 */
+    FILE *errors; /* --errors FILE: every report */
+    long entry;   /* the Bundle entry being loaded, or -1 */
     /* Bundles: their references resolved across the load (bundle.c) */
     struct load_refs *refs;
     /* Groups wait until every resource is in */
@@ -123,9 +125,9 @@ typedef struct load_ctx {
     int progress_shown;
     int64_t started;
     int64_t last_progress;
-    long long bytes_total;     /* of every file to read */
-    long long bytes_done;      /* of the files read */
-    long long bytes_current;   /* of the file being read */
+    long long bytes_total;   /* of every file to read */
+    long long bytes_done;    /* of the files read */
+    long long bytes_current; /* of the file being read */
 } load_ctx;
 
 /* load.c: a load on db (the caller's connection), every report also to
@@ -139,12 +141,10 @@ int load_finish(load_ctx *l, pa_err *err);
 void load_close(load_ctx *l);
 
 /* loadsum.c: counts a refused line, row or entry under its reason. */
-void load_report(load_ctx *l, const char *file, long line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void load_report(load_ctx *l, const char *file, long line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Counts something stored with a warning. */
-void load_warn(load_ctx *l, const char *file, long line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+void load_warn(load_ctx *l, const char *file, long line, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Counts a resource of a type the server does not keep. */
 void load_skip(load_ctx *l, const char *type, const char *file, long line);
@@ -160,8 +160,7 @@ void load_summary_free(load_ctx *l);
 /* load.c: checks a parsed resource (taken) and stages it.  text[0..n) is
  * its source when it is one whole line (stored as it is when compact),
  * NULL otherwise. */
-int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long line,
-                pa_err *err);
+int load_object(load_ctx *l, json_object *res, const char *text, size_t n, const char *file, long line, pa_err *err);
 
 /* Stores what is staged, before another statement uses the connection. */
 int load_flush(load_ctx *l, pa_err *err);

@@ -40,20 +40,25 @@ static const char derive_sql[] =
     " json text, ord bigserial) ON COMMIT DELETE ROWS";
 
 /* The columns a direct batch's rows give, in order (COPY into resource). */
+/* clang-format off */
 #define DIRECT_COLUMNS \
     "type, id, patient_id, last_updated, json, json_nonfin, content_hash, tokens, refs, clin_start, clin_end, created"
+/* clang-format on */
 
 /* In a merge's update: the stored JSON is what was staged, but for its
  * change time.  Only what is extracted from it differs (a new
  * FHIRLOAD_FACTS_VERSION): the extracted facts are refreshed, the content and
  * its change time stay, and no delta export sends it again. */
+/* clang-format off */
 #define SAME_JSON \
     "r.json = replace(EXCLUDED.json, (SELECT lu FROM ct), '\"lastUpdated\":\"' ||" \
     " to_char(r.last_updated AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') || '\"')"
+/* clang-format on */
 
 /* One statement merges a batch: the last line of each (type, id) wins, and a
  * row whose content is unchanged is not touched.  SRC is what is merged (a
  * relation); a tombstone goes for every resource staged. */
+/* clang-format off */
 #define MERGE_SQL(SRC) \
     CHANGE_TIME_CTE ", " \
     "up AS (INSERT INTO resource AS r (type, id, patient_id, last_updated, json, json_nonfin," \
@@ -72,9 +77,11 @@ static const char derive_sql[] =
     " RETURNING (xmax = 0) AS inserted, r.last_updated = (SELECT t FROM ct) AS changed), " \
     "undeleted AS (DELETE FROM resource_deleted d USING load_stage s WHERE d.type = s.type AND d.id = s.id) " \
     "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted AND changed) FROM up"
+/* clang-format on */
 
 /* What members, coverage and the provider directory keep, from the batch
  * (SRC, its rows in order by ORD). */
+/* clang-format off */
 #define DERIVE_SQL_FROM(SRC, ORD) \
     "WITH src AS (SELECT DISTINCT ON (type, id) type, id, patient_id, directory, json::jsonb AS j FROM " SRC \
     "  WHERE type IN ('Patient', 'Coverage', 'Practitioner', 'Organization') ORDER BY type, id, " ORD " DESC), " \
@@ -112,6 +119,7 @@ static const char derive_sql[] =
     " FROM src WHERE type IN ('Practitioner', 'Organization') AND directory) p WHERE npi IS NOT NULL " \
     "ON CONFLICT (npi) DO UPDATE SET kind = EXCLUDED.kind, name = EXCLUDED.name," \
     " resource_type = EXCLUDED.resource_type, resource_id = EXCLUDED.resource_id, updated_at = now()"
+/* clang-format on */
 #define DERIVE_SQL DERIVE_SQL_FROM("load_stage", "seq")
 
 /* A direct batch that met a resource already stored (named twice in the
@@ -134,12 +142,10 @@ static const char direct_time_sql[] =
 /* A batch's merge, derivation and commit, sent as one simple query: the
  * staged lines as they are when the batch names no resource twice, else the
  * last line of each resource (a sort of the whole batch). */
-static const char merge_sql_and_commit[] =
-    MERGE_SQL("load_stage") "; " DERIVE_SQL "; COMMIT";
+static const char merge_sql_and_commit[] = MERGE_SQL("load_stage") "; " DERIVE_SQL "; COMMIT";
 static const char merge_repeats_sql_and_commit[] =
     MERGE_SQL("(SELECT DISTINCT ON (type, id) * FROM load_stage ORDER BY type, id, seq DESC)") "; " DERIVE_SQL
-    "; COMMIT";
-
+                                                                                               "; COMMIT";
 
 /*
  * A sender stores the batch handed to it (the COPY, the merge, the
@@ -151,17 +157,17 @@ struct load_sender {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int running;        /* the thread was started */
-    int busy;           /* a batch is in flight */
+    int running; /* the thread was started */
+    int busy;    /* a batch is in flight */
     int stop;
     PGconn *db;
-    int own_db;         /* opened for it (not the loader's l->db) */
-    pa_buf sending;     /* the batch in flight */
-    int repeats;        /* it names a resource twice */
-    int direct;         /* its rows go straight into resource (DIRECT_COLUMNS) */
-    long rows;          /* 0: none in flight, or accounted */
-    struct load_marks marks;  /* where its change time goes */
-    pa_buf derive;      /* a direct batch's rows for member, coverage, directory */
+    int own_db;                     /* opened for it (not the loader's l->db) */
+    pa_buf sending;                 /* the batch in flight */
+    int repeats;                    /* it names a resource twice */
+    int direct;                     /* its rows go straight into resource (DIRECT_COLUMNS) */
+    long rows;                      /* 0: none in flight, or accounted */
+    struct load_marks marks;        /* where its change time goes */
+    pa_buf derive;                  /* a direct batch's rows for member, coverage, directory */
     uint64_t keys[LOAD_BATCH_KEYS]; /* its resources and NPIs (load.c: batch_key) */
     /* where its lines came from, for a report */
     char first_file[1024], last_file[1024];
@@ -169,7 +175,7 @@ struct load_sender {
     long types[LOAD_MAX_TYPES];
     /* its outcome */
     int failed;
-    int fell_back;      /* a direct batch that had to be merged */
+    int fell_back; /* a direct batch that had to be merged */
     char why[400];
     long inserted, updated;
 };
@@ -289,8 +295,8 @@ static int store_direct(PGconn *db, struct load_sender *sd)
     }
     if(exec_step(db, "SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why)))
         return -1;
-    if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending, sd->why,
-                                sizeof(sd->why))) {
+    if(!sd->repeats && !copy_in(db, "COPY resource (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending,
+                                sd->why, sizeof(sd->why))) {
         sd->inserted = sd->rows;
         rc = exec_step(db, "RELEASE SAVEPOINT direct", PGRES_COMMAND_OK, NULL, NULL, sd->why, sizeof(sd->why));
     }
@@ -303,12 +309,12 @@ static int store_direct(PGconn *db, struct load_sender *sd)
             rc = copy_in(db, "COPY load_direct (" DIRECT_COLUMNS ") FROM STDIN (FORMAT binary)", &sd->sending, sd->why,
                          sizeof(sd->why));
         if(!rc)
-            rc = exec_step(db, merge_direct_sql, PGRES_TUPLES_OK, &sd->inserted, &sd->updated, sd->why,
-                           sizeof(sd->why));
+            rc =
+                exec_step(db, merge_direct_sql, PGRES_TUPLES_OK, &sd->inserted, &sd->updated, sd->why, sizeof(sd->why));
     }
     if(!rc && sd->derive.len) {
-        rc = copy_in(db, "COPY load_derive (type, id, patient_id, directory, json) FROM STDIN (FORMAT binary)", &sd->derive, sd->why,
-                     sizeof(sd->why));
+        rc = copy_in(db, "COPY load_derive (type, id, patient_id, directory, json) FROM STDIN (FORMAT binary)",
+                     &sd->derive, sd->why, sizeof(sd->why));
         if(!rc)
             rc = exec_step(db, DERIVE_SQL_FROM("load_derive", "ord"), PGRES_COMMAND_OK, NULL, NULL, sd->why,
                            sizeof(sd->why));

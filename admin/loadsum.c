@@ -94,8 +94,8 @@ static void clear_progress(load_ctx *l)
     }
 }
 
-static void report(load_ctx *l, load_tally *t, const char *label, const char *file, long line,
-                   const char *fmt, va_list ap)
+static void report(load_ctx *l, load_tally *t, const char *label, const char *file, long line, const char *fmt,
+                   va_list ap)
 {
     char msg[1024], key[512], example[1400];
     int at = 0;
@@ -163,8 +163,8 @@ void load_progress(load_ctx *l, const char *file, int final)
         memset(bar, '#', (size_t)fill);
         memset(bar + fill, '.', (size_t)(BAR_WIDTH - fill));
         bar[BAR_WIDTH] = '\0';
-        fprintf(stderr, "\r\033[K[%s] %3d%%  %ld resources  %ld refused  %.0f/s  %s", bar, pct, l->seen,
-                l->rejected, rate, base_name(file));
+        fprintf(stderr, "\r\033[K[%s] %3d%%  %ld resources  %ld refused  %.0f/s  %s", bar, pct, l->seen, l->rejected,
+                rate, base_name(file));
         l->progress_shown = 1;
     }
     else {
@@ -197,10 +197,11 @@ void load_summary(load_ctx *l, FILE *out)
     int i, any = 0;
 
     clear_progress(l);
-    fprintf(out, "loaded %ld resources (%ld new, %ld updated, %ld unchanged), %ld deleted, %ld groups, "
-                 "%ld feed rows; %ld refused; %.1f s, %.0f resources/s\n",
-            l->loaded, l->inserted, l->updated, l->unchanged, l->deleted, l->groups, l->feed_rows, l->rejected,
-            secs, secs > 0 ? (double)l->loaded / secs : 0.0);
+    fprintf(out,
+            "loaded %ld resources (%ld new, %ld updated, %ld unchanged), %ld deleted, %ld groups, "
+            "%ld feed rows; %ld refused; %.1f s, %.0f resources/s\n",
+            l->loaded, l->inserted, l->updated, l->unchanged, l->deleted, l->groups, l->feed_rows, l->rejected, secs,
+            secs > 0 ? (double)l->loaded / secs : 0.0);
     for(i = 0; names[i]; i++) {
         if(!l->type_loaded[i])
             continue;

@@ -190,14 +190,18 @@ static int verify(PGconn *db, const struct migrations *m)
         for(k = 0; k < m->n && strcmp(m->names[k], name); k++)
             ;
         if(k == m->n) {
-            fprintf(stderr, "pa-admin: migration %s was applied (%s) but %s has no such file: is it the SQL "
-                    "folder of this build?\n", name, PQgetvalue(res, i, 3), m->dir);
+            fprintf(stderr,
+                    "pa-admin: migration %s was applied (%s) but %s has no such file: is it the SQL "
+                    "folder of this build?\n",
+                    name, PQgetvalue(res, i, 3), m->dir);
             bad++;
         }
         else if(!PQgetisnull(res, i, 2) && (file_checksum(m, name, sum) || strcmp(sum, PQgetvalue(res, i, 2)))) {
-            fprintf(stderr, "pa-admin: %s/%s is not the migration this database applied on %s (its checksum "
+            fprintf(stderr,
+                    "pa-admin: %s/%s is not the migration this database applied on %s (its checksum "
                     "differs): an applied migration must never change. Restore the file as released and put "
-                    "the change in a new migration.\n", m->dir, name, PQgetvalue(res, i, 3));
+                    "the change in a new migration.\n",
+                    m->dir, name, PQgetvalue(res, i, 3));
             bad++;
         }
     }
@@ -233,11 +237,12 @@ static int apply_one(PGconn *db, const struct migrations *m, const char *name, l
         values[0] = vs;
         values[1] = name;
         values[2] = sum;
-        res = have < 0 ? NULL
-                       : pa_db_query(db, &err,
-                                     have ? "INSERT INTO schema_version (version, name, checksum) VALUES ($1::int, $2, $3)"
-                                          : "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
-                                     have ? 3 : 2, values);
+        res = have < 0
+                  ? NULL
+                  : pa_db_query(db, &err,
+                                have ? "INSERT INTO schema_version (version, name, checksum) VALUES ($1::int, $2, $3)"
+                                     : "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
+                                have ? 3 : 2, values);
         rc = res ? PA_OK : PA_EDB;
         PQclear(res);
     }
@@ -281,8 +286,10 @@ static int backfill(PGconn *db, const struct migrations *m, int before)
         PGresult *u;
 
         if(file_checksum(m, values[0], sum)) {
-            fprintf(stderr, "pa-admin: migration %s was applied but %s has no readable file of it: is it the SQL "
-                    "folder of this build?\n", values[0], m->dir);
+            fprintf(stderr,
+                    "pa-admin: migration %s was applied but %s has no readable file of it: is it the SQL "
+                    "folder of this build?\n",
+                    values[0], m->dir);
             rc = -1;
             break;
         }
@@ -322,10 +329,8 @@ int cmd_migrate(int argc, char **argv)
     if(admin_config(&cfg) || list_migrations(&m, admin_sql_dir(given)))
         goto out;
     pa_err_clear(&err);
-    if(pa_db_connect(cfg, &db, &err) ||
-       pa_db_exec(db, &err, "SET client_min_messages = warning") ||
-       pa_db_exec(db, &err, "SELECT pg_advisory_lock(872341)") ||
-       pa_db_schema_version(db, &current, &err)) {
+    if(pa_db_connect(cfg, &db, &err) || pa_db_exec(db, &err, "SET client_min_messages = warning") ||
+       pa_db_exec(db, &err, "SELECT pg_advisory_lock(872341)") || pa_db_schema_version(db, &current, &err)) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
         goto out;
     }
@@ -354,8 +359,10 @@ int cmd_migrate(int argc, char **argv)
         goto out;
     }
     if(current < PA_SCHEMA_VERSION) {
-        fprintf(stderr, "pa-admin: the schema is at version %d but this build needs %d: is %s the "
-                "SQL folder of this build?\n", current, PA_SCHEMA_VERSION, m.dir);
+        fprintf(stderr,
+                "pa-admin: the schema is at version %d but this build needs %d: is %s the "
+                "SQL folder of this build?\n",
+                current, PA_SCHEMA_VERSION, m.dir);
         goto out;
     }
     printf("schema at version %d (%d applied)\n", current, applied);

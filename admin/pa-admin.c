@@ -16,45 +16,45 @@
 #include "pa_redis.h"
 #include "pa_util.h"
 
-
 static const char *config_path;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pa-admin [--config FILE] COMMAND [ARGS]\n"
-            "\n"
-            "commands:\n"
-            "  migrate [--sql-dir DIR]   apply the SQL migrations the database lacks\n"
-            "  setup --base-url URL [--cert FILE --key FILE] [--payer-identifier NAIC] ...\n"
-            "                            after installing the package, as root: database, configuration,\n"
-            "                            migrations, Apache's TLS site, the runner; then says what is left\n"
-            "  check [--config-only]     check the configuration, PostgreSQL, the schema and Redis\n"
-            "  load [--errors FILE] FILE|DIR...  load FHIR NDJSON and Bundles (.ndjson, .json, .gz), PDex Groups, CSV feeds\n"
-            "  sync SOURCE [--full] [--restart] [--wait S]  pull a Bulk Data export of source.SOURCE.url and load it\n"
-            "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
-            "  member list [--limit N]   members: patient id, names, birth date, gender, subscriber id, coverage\n"
-            "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
-            "  provider network NPI --in|--out [--from DATE] [--to DATE]   set a provider's network status\n"
-            "  synth --members N [--seed S] --out DIR   write a synthetic payer as NDJSON and CSV\n"
-            "  optout add PATIENT (--global | --npi NPI) [--from D] [--to D] [--reason R] | revoke ... | list\n"
-            "  trl add PATIENT NPI [--from D] [--to D] [--source S] | remove PATIENT NPI | list [--npi NPI] | import FILE\n"
-            "  roster list [--npi NPI] | create ID ... | add ID PATIENT... | remove ID PATIENT... | status ID [S]\n"
-            "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
-            "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE | unflag ID\n"
-            "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
-            "  disclosures (--patient ID | --client ID) [--since TIME]   who received what about whom\n"
-            "  report [--from D] [--to D] [--format text|csv|json|html] [--out FILE]   the compliance report:\n"
-            "                            per provider, and every request against the one-business-day rule\n"
-            "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made, the newest N (1000), oldest first; --export: FHIR AuditEvent NDJSON\n"
-            "                            (with every disclosure, the member as entity)\n"
-            "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
-            "  version                   print the version\n"
-            "\n"
-            "Lists print tab-separated lines with a header line; --no-header drops it.\n"
-            "\n"
-            "The configuration is FILE, else $PA_CONFIG, else " PA_CONFIG_DEFAULT_PATH ".\n"
-            "The SQL folder is DIR, else $PA_SQL_DIR, else " PA_SQL_DIR ".\n");
+    fprintf(
+        f,
+        "usage: pa-admin [--config FILE] COMMAND [ARGS]\n"
+        "\n"
+        "commands:\n"
+        "  migrate [--sql-dir DIR]   apply the SQL migrations the database lacks\n"
+        "  setup --base-url URL [--cert FILE --key FILE] [--payer-identifier NAIC] ...\n"
+        "                            after installing the package, as root: database, configuration,\n"
+        "                            migrations, Apache's TLS site, the runner; then says what is left\n"
+        "  check [--config-only]     check the configuration, PostgreSQL, the schema and Redis\n"
+        "  load [--errors FILE] FILE|DIR...  load FHIR NDJSON and Bundles (.ndjson, .json, .gz), PDex Groups, CSV feeds\n"
+        "  sync SOURCE [--full] [--restart] [--wait S]  pull a Bulk Data export of source.SOURCE.url and load it\n"
+        "  delete Type/id...         delete resources, leaving tombstones for _since exports\n"
+        "  member list [--limit N]   members: patient id, names, birth date, gender, subscriber id, coverage\n"
+        "  provider list [--in-network]   the provider directory: NPI, name, kind, in network\n"
+        "  provider network NPI --in|--out [--from DATE] [--to DATE]   set a provider's network status\n"
+        "  synth --members N [--seed S] --out DIR   write a synthetic payer as NDJSON and CSV\n"
+        "  optout add PATIENT (--global | --npi NPI) [--from D] [--to D] [--reason R] | revoke ... | list\n"
+        "  trl add PATIENT NPI [--from D] [--to D] [--source S] | remove PATIENT NPI | list [--npi NPI] | import FILE\n"
+        "  roster list [--npi NPI] | create ID ... | add ID PATIENT... | remove ID PATIENT... | status ID [S]\n"
+        "  client add --name NAME (--npi NPI [--org-npi NPI] | --admin) (--jwks FILE | --secret) [--financial]\n"
+        "  client list | show ID | disable ID | enable ID | rotate-secret ID | set-jwks ID FILE | unflag ID\n"
+        "  downloads [--client ID] [--patient ID]   what provider-download exports gave, member by member\n"
+        "  disclosures (--patient ID | --client ID) [--since TIME]   who received what about whom\n"
+        "  report [--from D] [--to D] [--format text|csv|json|html] [--out FILE]   the compliance report:\n"
+        "                            per provider, and every request against the one-business-day rule\n"
+        "  audit [--client ID] [--since TIME] [--limit N] [--export]   requests made, the newest N (1000), oldest first; --export: FHIR AuditEvent NDJSON\n"
+        "                            (with every disclosure, the member as entity)\n"
+        "  jobs [--limit N]          list recent jobs (id, kind, owner, state, created, finished)\n"
+        "  version                   print the version\n"
+        "\n"
+        "Lists print tab-separated lines with a header line; --no-header drops it.\n"
+        "\n"
+        "The configuration is FILE, else $PA_CONFIG, else " PA_CONFIG_DEFAULT_PATH ".\n"
+        "The SQL folder is DIR, else $PA_SQL_DIR, else " PA_SQL_DIR ".\n");
 }
 
 const char *admin_config_path(void)
@@ -137,8 +137,10 @@ int admin_revoke_tokens(const char *sql, int n, const char *const *values)
     else if(res && !PQntuples(res))
         ret = 0;
     if(ret)
-        fprintf(stderr, "pa-admin: the change is saved, but the access tokens already issued could not be revoked "
-                        "(%s): they stay valid until they expire; run the command again\n", err.msg);
+        fprintf(stderr,
+                "pa-admin: the change is saved, but the access tokens already issued could not be revoked "
+                "(%s): they stay valid until they expire; run the command again\n",
+                err.msg);
     PQclear(res);
     pa_redis_free(redis);
     PQfinish(db);
@@ -192,11 +194,14 @@ static void check_redis_durability(pa_redis *redis)
 
     pa_err_clear(&err);
     reply = pa_redis_cmd(redis, &err, "CONFIG GET appendonly");
-    if(!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_STRING)
-        printf("redis\twarning\tits persistence could not be read (CONFIG GET appendonly): make sure appendonly is yes\n");
+    if(!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+       reply->element[1]->type != REDIS_REPLY_STRING)
+        printf(
+            "redis\twarning\tits persistence could not be read (CONFIG GET appendonly): make sure appendonly is yes\n");
     else if(strcmp(reply->element[1]->str, "yes"))
         printf("redis\twarning\tappendonly is %s: audit events not yet stored in PostgreSQL are lost when Redis "
-               "restarts (set appendonly yes in redis.conf)\n", reply->element[1]->str);
+               "restarts (set appendonly yes in redis.conf)\n",
+               reply->element[1]->str);
     if(reply)
         freeReplyObject(reply);
 }
@@ -224,7 +229,8 @@ int cmd_check(int argc, char **argv)
     /* a warning, not a failure: a test stack on loopback is plain HTTP */
     if(strncmp(cfg->base_url, "https://", 8))
         printf("tls\twarning\tbase_url %s is not https: clients would send tokens and receive PHI in the clear "
-               "(Bulk Data and SMART require TLS)\n", cfg->base_url);
+               "(Bulk Data and SMART require TLS)\n",
+               cfg->base_url);
     else
         printf("tls\tok\t%s\n", cfg->base_url);
     if(!cfg->require_https)
@@ -286,11 +292,12 @@ static int cmd_jobs(int argc, char **argv)
             return 2;
         }
     }
-    return admin_list("SELECT id, kind, owner, state, "
-                      "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created, "
-                      "coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') AS finished "
-                      "FROM job ORDER BY created_at DESC LIMIT $1::int",
-                      1, &limit, no_header);
+    return admin_list(
+        "SELECT id, kind, owner, state, "
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created, "
+        "coalesce(to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), '') AS finished "
+        "FROM job ORDER BY created_at DESC LIMIT $1::int",
+        1, &limit, no_header);
 }
 
 int main(int argc, char **argv)

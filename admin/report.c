@@ -29,16 +29,16 @@
 
 /* The turnaround distribution's bins: upper bounds in seconds (the last open). */
 static const double bin_upper[NBINS] = { 1, 10, 60, 600, 3600, 8 * 3600, 86400, INFINITY };
-static const char *const bin_label[NBINS] = { "< 1 s", "1-10 s", "10 s-1 min", "1-10 min", "10 min-1 h", "1-8 h",
-                                              "8-24 h", "> 1 day" };
+static const char *const bin_label[NBINS] = { "< 1 s",      "1-10 s", "10 s-1 min", "1-10 min",
+                                              "10 min-1 h", "1-8 h",  "8-24 h",     "> 1 day" };
 
 /* One export or match request and how it ended. */
 struct request {
     const char *id, *kind, *client, *npi, *state; /* borrowed from the query's document */
     time_t created, deadline;
-    double seconds;  /* request to its end (completion or failure); so far, for one still open */
-    int done;        /* completed */
-    int over;        /* completed after the deadline, failed, or open past it */
+    double seconds; /* request to its end (completion or failure); so far, for one still open */
+    int done;       /* completed */
+    int over;       /* completed after the deadline, failed, or open past it */
 };
 
 struct stats {
@@ -49,11 +49,11 @@ struct stats {
 struct report {
     time_t from, to, now;
     const char *tz;
-    json_object *doc;          /* {"providers": [...], "requests": [...]} */
+    json_object *doc; /* {"providers": [...], "requests": [...]} */
     struct request *req;
     size_t nreq;
-    struct stats st[3];        /* export, match, all */
-    long hist[NBINS][2];       /* completed requests per bin: on time, late */
+    struct stats st[3];  /* export, match, all */
+    long hist[NBINS][2]; /* completed requests per bin: on time, late */
 };
 
 static const char *const kinds[3] = { "export", "match", "all" };
@@ -362,8 +362,8 @@ static void csv_row(FILE *f, const char *section, const char *npi, const char *c
  * figure of the text report, ready for a spreadsheet's pivot. */
 static void csv_out(const struct report *r, FILE *f)
 {
-    static const char *const metrics[] = { "requests", "exports", "matches", "members_disclosed", "withheld_members",
-                                           "withheld_records", "throttled" };
+    static const char *const metrics[] = { "requests",         "exports",          "matches",  "members_disclosed",
+                                           "withheld_members", "withheld_records", "throttled" };
     json_object *providers = json_object_object_get(r->doc, "providers");
     char v[64], a[64];
     size_t i, m;
@@ -387,7 +387,8 @@ static void csv_out(const struct report *r, FILE *f)
         csv_row(f, "provider", npi, id, name, "late", v);
         if(*jstr(p, "flagged"))
             csv_row(f, "provider", npi, id, name, "flagged", jstr(p, "flagged"));
-        json_object_object_foreach(json_object_object_get(p, "outcomes"), key, val) {
+        json_object_object_foreach(json_object_object_get(p, "outcomes"), key, val)
+        {
             snprintf(v, sizeof(v), "%ld", (long)json_object_get_int64(val));
             csv_row(f, "match-outcome", npi, id, name, key, v);
         }
@@ -540,15 +541,17 @@ static void html_chart(const struct report *r, FILE *f)
     ymax = ((max + step - 1) / step) * step;
     if(ymax == 0)
         ymax = step * 4;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
-               "aria-label=\"Turnaround distribution of completed exports and matches\" "
-               "font-family=\"system-ui,Helvetica,Arial,sans-serif\" font-size=\"11\">\n",
+    fprintf(f,
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+            "aria-label=\"Turnaround distribution of completed exports and matches\" "
+            "font-family=\"system-ui,Helvetica,Arial,sans-serif\" font-size=\"11\">\n",
             W, H, W, H);
     for(k = 0; (long)k * step <= ymax; k++) {
         double y = top + ph - ph * (double)(k * step) / (double)ymax;
 
-        fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e6eaef\"/>"
-                   "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#55606e\">%ld</text>\n",
+        fprintf(f,
+                "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#e6eaef\"/>"
+                "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\" fill=\"#55606e\">%ld</text>\n",
                 left, W - right, y, y, left - 6, y + 4, k * step);
     }
     for(k = 0; k < NBINS; k++) {
@@ -557,12 +560,14 @@ static void html_chart(const struct report *r, FILE *f)
         double base = top + ph;
 
         if(r->hist[k][0])
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f7d66\"><title>%s: %ld on "
-                       "time</title></rect>\n",
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#2f7d66\"><title>%s: %ld on "
+                    "time</title></rect>\n",
                     x, base - h0, w, h0, bin_label[k], r->hist[k][0]);
         if(r->hist[k][1])
-            fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#b3261e\"><title>%s: %ld "
-                       "late</title></rect>\n",
+            fprintf(f,
+                    "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#b3261e\"><title>%s: %ld "
+                    "late</title></rect>\n",
                     x, base - h0 - h1, w, h1, bin_label[k], r->hist[k][1]);
         if(r->hist[k][0] + r->hist[k][1])
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" fill=\"#1d2530\">%ld</text>\n", x + w / 2,
@@ -574,14 +579,16 @@ static void html_chart(const struct report *r, FILE *f)
             top + ph);
     fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" fill=\"#55606e\">request to completion</text>\n",
             left + pw / 2, H - 12);
-    fprintf(f, "<text x=\"12\" y=\"%.1f\" transform=\"rotate(-90 12 %.1f)\" text-anchor=\"middle\" "
-               "fill=\"#55606e\">requests</text>\n",
+    fprintf(f,
+            "<text x=\"12\" y=\"%.1f\" transform=\"rotate(-90 12 %.1f)\" text-anchor=\"middle\" "
+            "fill=\"#55606e\">requests</text>\n",
             top + ph / 2, top + ph / 2);
-    fprintf(f, "<text x=\"%d\" y=\"14\" font-size=\"12\" font-weight=\"600\" fill=\"#1d2530\">Completed exports and "
-               "matches by time to completion</text>\n"
-               "<rect x=\"%d\" y=\"5\" width=\"10\" height=\"10\" fill=\"#2f7d66\"/><text x=\"%d\" y=\"14\">within one "
-               "business day</text><rect x=\"%d\" y=\"5\" width=\"10\" height=\"10\" fill=\"#b3261e\"/>"
-               "<text x=\"%d\" y=\"14\">later</text>\n</svg>\n",
+    fprintf(f,
+            "<text x=\"%d\" y=\"14\" font-size=\"12\" font-weight=\"600\" fill=\"#1d2530\">Completed exports and "
+            "matches by time to completion</text>\n"
+            "<rect x=\"%d\" y=\"5\" width=\"10\" height=\"10\" fill=\"#2f7d66\"/><text x=\"%d\" y=\"14\">within one "
+            "business day</text><rect x=\"%d\" y=\"5\" width=\"10\" height=\"10\" fill=\"#b3261e\"/>"
+            "<text x=\"%d\" y=\"14\">later</text>\n</svg>\n",
             left, W - right - 250, W - right - 236, W - right - 80, W - right - 66);
 }
 
@@ -608,11 +615,13 @@ static void html_head(const struct report *r, FILE *f)
     local(r->from, a, sizeof(a));
     local(r->to, b, sizeof(b));
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Provider Access compliance "
-          "report, ", f);
+          "report, ",
+          f);
     h(f, a);
     fputs(" to ", f);
     h(f, b);
-    fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Provider Access compliance report</h1>\n", html_style);
+    fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Provider Access compliance report</h1>\n",
+            html_style);
     fputs("<p class=\"meta\">Period ", f);
     h(f, a);
     fputs(" to ", f);
@@ -642,22 +651,25 @@ static void html_providers(const struct report *r, FILE *f)
     json_object *providers = json_object_object_get(r->doc, "providers");
     size_t i, np = json_object_array_length(providers);
 
-    fputs("<h2>Providers</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>name</th><th class=\"n\">requests</th>"
-          "<th class=\"n\">exports</th><th class=\"n\">matches</th><th class=\"n\">members disclosed</th>"
-          "<th class=\"n\">members withheld</th><th class=\"n\">throttled</th><th class=\"n\">late</th><th>flagged</th></tr>\n",
-          f);
+    fputs(
+        "<h2>Providers</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>name</th><th class=\"n\">requests</th>"
+        "<th class=\"n\">exports</th><th class=\"n\">matches</th><th class=\"n\">members disclosed</th>"
+        "<th class=\"n\">members withheld</th><th class=\"n\">throttled</th><th class=\"n\">late</th><th>flagged</th></tr>\n",
+        f);
     for(i = 0; i < np; i++) {
         json_object *p = json_object_array_get_idx(providers, i);
         long late = provider_late(r, jstr(p, "client_id"));
 
         fputs("<tr><td>", f);
-        h(f, *jstr(p, "npi") ? jstr(p, "npi") : (json_object_get_boolean(json_object_object_get(p, "admin")) ? "(admin)" : ""));
+        h(f, *jstr(p, "npi") ? jstr(p, "npi")
+                             : (json_object_get_boolean(json_object_object_get(p, "admin")) ? "(admin)" : ""));
         fputs("</td><td><code>", f);
         h(f, jstr(p, "client_id"));
         fputs("</code></td><td>", f);
         h(f, jstr(p, "name"));
-        fprintf(f, "</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td>"
-                   "<td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n%s\">%ld</td><td>",
+        fprintf(f,
+                "</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td>"
+                "<td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n%s\">%ld</td><td>",
                 jlong(p, "requests"), jlong(p, "exports"), jlong(p, "matches"), jlong(p, "members_disclosed"),
                 jlong(p, "withheld_members"), jlong(p, "throttled"), late ? " late" : "", late);
         h(f, jstr(p, "flagged"));
@@ -675,11 +687,13 @@ static void html_outcomes(const struct report *r, FILE *f)
     int any = 0;
 
     fputs("<h2>Member-match outcomes by reason</h2>\n<table>\n<tr><th>NPI</th><th>client</th><th>outcome</th>"
-          "<th>reason code</th><th>meaning</th><th class=\"n\">members</th></tr>\n", f);
+          "<th>reason code</th><th>meaning</th><th class=\"n\">members</th></tr>\n",
+          f);
     for(i = 0; i < json_object_array_length(providers); i++) {
         json_object *p = json_object_array_get_idx(providers, i);
 
-        json_object_object_foreach(json_object_object_get(p, "outcomes"), key, val) {
+        json_object_object_foreach(json_object_object_get(p, "outcomes"), key, val)
+        {
             const char *colon = strchr(key, ':');
 
             any = 1;
@@ -708,10 +722,12 @@ static void html_turnaround(const struct report *r, FILE *f)
           "business day of the request (the same time on the next business day; a request made on a weekend or a "
           "holiday is due by the end of the next business day).</p>\n<table>\n<tr><th>kind</th><th class=\"n\">requests"
           "</th><th class=\"n\">completed</th><th class=\"n\">median</th><th class=\"n\">95th percentile</th>"
-          "<th class=\"n\">maximum</th><th class=\"n\">over one business day</th></tr>\n", f);
+          "<th class=\"n\">maximum</th><th class=\"n\">over one business day</th></tr>\n",
+          f);
     for(k = 0; k < 3; k++)
-        fprintf(f, "<tr><td>%s</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%s</td>"
-                   "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n%s\">%ld</td></tr>\n",
+        fprintf(f,
+                "<tr><td>%s</td><td class=\"n\">%ld</td><td class=\"n\">%ld</td><td class=\"n\">%s</td>"
+                "<td class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n%s\">%ld</td></tr>\n",
                 kinds[k], r->st[k].count, r->st[k].done, human(r->st[k].median, c, sizeof(c)),
                 human(r->st[k].p95, d, sizeof(d)), human(r->st[k].max, e, sizeof(e)), r->st[k].over ? " late" : "",
                 r->st[k].over);
@@ -725,7 +741,8 @@ static void html_late(const struct report *r, FILE *f)
     size_t i;
 
     fputs("<h2>Requests not completed within one business day</h2>\n<table>\n<tr><th>kind</th><th>request or job</th>"
-          "<th>client</th><th>NPI</th><th>requested</th><th>due</th><th>outcome</th></tr>\n", f);
+          "<th>client</th><th>NPI</th><th>requested</th><th>due</th><th>outcome</th></tr>\n",
+          f);
     for(i = 0; i < r->nreq; i++) {
         const struct request *q = &r->req[i];
 
@@ -748,8 +765,9 @@ static void html_late(const struct report *r, FILE *f)
         fprintf(f, " %s</td></tr>\n", human(q->seconds, c, sizeof(c)));
     }
     if(!r->st[2].over)
-        fputs("<tr><td colspan=\"7\" class=\"none\">None: every request was completed within one business day.</td></tr>\n",
-              f);
+        fputs(
+            "<tr><td colspan=\"7\" class=\"none\">None: every request was completed within one business day.</td></tr>\n",
+            f);
     fputs("</table>\n", f);
 }
 
@@ -760,12 +778,14 @@ static void html_out(const struct report *r, FILE *f)
     html_outcomes(r, f);
     html_turnaround(r, f);
     html_late(r, f);
-    fputs("<p class=\"notes\">Members disclosed: distinct members whose data was exported to the provider or "
-          "whose membership a match confirmed. Members withheld: distinct members an opt-out kept out of an export or a "
-          "match. Throttled: member matches refused for the enumeration guard. Late: the provider's requests not "
-          "completed within one business day (failed requests included). Requests the provider cancelled are not "
-          "counted. Every figure comes from the service's audit trail and disclosure records (<code>pa-admin audit"
-          "</code>, <code>pa-admin disclosures</code>).</p>\n</body>\n</html>\n", f);
+    fputs(
+        "<p class=\"notes\">Members disclosed: distinct members whose data was exported to the provider or "
+        "whose membership a match confirmed. Members withheld: distinct members an opt-out kept out of an export or a "
+        "match. Throttled: member matches refused for the enumeration guard. Late: the provider's requests not "
+        "completed within one business day (failed requests included). Requests the provider cancelled are not "
+        "counted. Every figure comes from the service's audit trail and disclosure records (<code>pa-admin audit"
+        "</code>, <code>pa-admin disclosures</code>).</p>\n</body>\n</html>\n",
+        f);
 }
 
 static void usage(void)

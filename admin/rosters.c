@@ -32,7 +32,6 @@ static int valid_date(const char *s)
     return strlen(s) == 10 && !pa_fhir_date_ts(s, ts);
 }
 
-
 /* The patients of argv[from..] (ids or Patient/id) as an array literal. */
 /* Refuses patients the payer has no member for, naming them; 0 when all
  * are members. */
@@ -47,8 +46,9 @@ static int refuse_unknown(const char *ids)
     if(admin_connect(&cfg, &db))
         return 1;
     pa_err_clear(&err);
-    res = pa_db_query(db, &err, "SELECT p FROM unnest($1::text[]) WITH ORDINALITY u(p, o)"
-                                " WHERE NOT " PA_SQL_PAYER_HAS_PATIENT("u.p") " ORDER BY o",
+    res = pa_db_query(db, &err,
+                      "SELECT p FROM unnest($1::text[]) WITH ORDINALITY u(p, o)"
+                      " WHERE NOT " PA_SQL_PAYER_HAS_PATIENT("u.p") " ORDER BY o",
                       1, &ids);
     if(!res) {
         fprintf(stderr, "pa-admin: %s\n", err.msg);
@@ -115,10 +115,11 @@ int cmd_roster(int argc, char **argv)
                 return 2;
             }
         }
-        return admin_list("SELECT r.id, coalesce(r.npi, '') AS npi, coalesce(r.org_npi, '') AS org_npi,"
-                          " (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id AND NOT m.inactive) AS members,"
-                          " r.status, r.name FROM roster r WHERE $1::text IS NULL OR $1 IN (r.npi, r.org_npi) ORDER BY r.id",
-                          1, values, no_header);
+        return admin_list(
+            "SELECT r.id, coalesce(r.npi, '') AS npi, coalesce(r.org_npi, '') AS org_npi,"
+            " (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id AND NOT m.inactive) AS members,"
+            " r.status, r.name FROM roster r WHERE $1::text IS NULL OR $1 IN (r.npi, r.org_npi) ORDER BY r.id",
+            1, values, no_header);
     }
     if(argc < 3 || !pa_fhir_id_valid(argv[2])) {
         roster_usage();
@@ -146,8 +147,9 @@ int cmd_roster(int argc, char **argv)
             fprintf(stderr, "pa-admin: %s is not a valid NPI (check digit)\n", values[2] ? values[2] : values[3]);
             return 1;
         }
-        rc = admin_exec("INSERT INTO roster (id, name, npi, org_npi) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
-                         4, values, &rows);
+        rc = admin_exec(
+            "INSERT INTO roster (id, name, npi, org_npi) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING", 4,
+            values, &rows);
         if(!rc && rows == 0) {
             fprintf(stderr, "pa-admin: roster %s exists already\n", argv[2]);
             return 1;
@@ -184,19 +186,19 @@ int cmd_roster(int argc, char **argv)
         }
         if(add)
             rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
-                             "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end, change_type) "
-                             "SELECT r.id, p, coalesce($3::date, current_date), $4::date, 'new'"
-                             " FROM r, unnest($2::text[]) p "
-                             "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
-                             " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
-                             " change_type = " PA_SQL_ROSTER_MEMBER_CHANGE("roster_member"),
-                             4, values, &rows);
+                            "INSERT INTO roster_member (roster_id, patient_id, period_start, period_end, change_type) "
+                            "SELECT r.id, p, coalesce($3::date, current_date), $4::date, 'new'"
+                            " FROM r, unnest($2::text[]) p "
+                            "ON CONFLICT (roster_id, patient_id) DO UPDATE SET inactive = false,"
+                            " period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end,"
+                            " change_type = " PA_SQL_ROSTER_MEMBER_CHANGE("roster_member"),
+                            4, values, &rows);
         else
             rc = admin_exec("WITH r AS (UPDATE roster SET updated_at = now() WHERE id = $1 RETURNING id) "
-                             "UPDATE roster_member m SET inactive = true, period_end = current_date,"
-                             " change_type = 'dropped' FROM r "
-                             "WHERE m.roster_id = r.id AND m.patient_id = ANY($2::text[]) AND NOT m.inactive",
-                             2, values, &rows);
+                            "UPDATE roster_member m SET inactive = true, period_end = current_date,"
+                            " change_type = 'dropped' FROM r "
+                            "WHERE m.roster_id = r.id AND m.patient_id = ANY($2::text[]) AND NOT m.inactive",
+                            2, values, &rows);
         pa_buf_free(&ids);
         if(!rc)
             printf("%s %ld members\n", add ? "added" : "removed", rows);

@@ -234,8 +234,8 @@ static int pg_create(void *arg)
         snprintf(conninfo, sizeof(conninfo), "dbname=postgres port=%ld connect_timeout=10", s->pg_port);
     c = PQconnectdb(conninfo);
     if(PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "pa-admin setup: cannot reach PostgreSQL as its superuser (%s): %s", s->pg_admin ? "--pg-admin" : "postgres, over the local socket",
-                PQerrorMessage(c));
+        fprintf(stderr, "pa-admin setup: cannot reach PostgreSQL as its superuser (%s): %s",
+                s->pg_admin ? "--pg-admin" : "postgres, over the local socket", PQerrorMessage(c));
         PQfinish(c);
         return 1;
     }
@@ -409,8 +409,8 @@ static int write_config(struct setup *s, const char *path, int new_login, gid_t 
     if(s->payer)
         rc |= conf_set(&text, "payer_identifier", s->payer);
     if(rc)
-        fprintf(stderr, "pa-admin setup: %s could not be edited (a value with a line break, or over %d bytes)\n",
-                path, TEXT_MAX);
+        fprintf(stderr, "pa-admin setup: %s could not be edited (a value with a line break, or over %d bytes)\n", path,
+                TEXT_MAX);
     else
         rc = write_private(path, &text, gid);
     pa_buf_free(&text);
@@ -483,13 +483,13 @@ static int module_enabled(const char *m)
  * are recorded for the package's purge. */
 static int enable_modules(const char *record)
 {
-    static const char *const wanted[] = {"fcgid", "xsendfile", "alias", "headers", "ssl", "socache_shmcb", "setenvif",
-                                         "mime"};
+    static const char *const wanted[] = { "fcgid", "xsendfile",     "alias",    "headers",
+                                          "ssl",   "socache_shmcb", "setenvif", "mime" };
     int was[sizeof(wanted) / sizeof(*wanted)];
     size_t i;
     FILE *f;
     pa_buf out;
-    char *argv[] = {"a2enmod", "-q", "fcgid", "xsendfile", "alias", "headers", "ssl", NULL};
+    char *argv[] = { "a2enmod", "-q", "fcgid", "xsendfile", "alias", "headers", "ssl", NULL };
     int rc;
 
     for(i = 0; i < sizeof(wanted) / sizeof(*wanted); i++)
@@ -527,9 +527,8 @@ static int write_site(struct setup *s, const char *cert, const char *key)
     int rc = 0;
 
     pa_buf_init(&text, TEXT_MAX);
-    pa_buf_printf(&text,
-                  "# The TLS virtual host of the Provider Access API, written by pa-admin setup\n"
-                  "# (run it again to change it); the package's purge removes it.\n");
+    pa_buf_printf(&text, "# The TLS virtual host of the Provider Access API, written by pa-admin setup\n"
+                         "# (run it again to change it); the package's purge removes it.\n");
     if(s->port != 443)
         pa_buf_printf(&text, "Listen %ld https\n", s->port);
     pa_buf_printf(&text,
@@ -554,10 +553,10 @@ static int write_site(struct setup *s, const char *cert, const char *key)
 static int setup_apache(struct setup *s)
 {
     const char *cert = s->cert, *key = s->key;
-    char *ensite[] = {"a2ensite", "-q", SITE_NAME, NULL};
-    char *dissite[] = {"a2dissite", "-q", SITE_NAME, NULL};
-    char *configtest[] = {"apache2ctl", "configtest", NULL};
-    char *graceful[] = {"apache2ctl", "graceful", NULL};
+    char *ensite[] = { "a2ensite", "-q", SITE_NAME, NULL };
+    char *dissite[] = { "a2dissite", "-q", SITE_NAME, NULL };
+    char *configtest[] = { "apache2ctl", "configtest", NULL };
+    char *graceful[] = { "apache2ctl", "graceful", NULL };
     pa_buf out;
     int rc;
 
@@ -574,8 +573,9 @@ static int setup_apache(struct setup *s)
         if(!cert && !access(SNAKEOIL_CERT, R_OK) && !access(SNAKEOIL_KEY, R_OK)) {
             cert = SNAKEOIL_CERT;
             key = SNAKEOIL_KEY;
-            todo(s, "replace the self-signed snakeoil certificate with one for %s issued by a CA your providers "
-                    "trust: pa-admin setup --base-url %s --cert FILE --key FILE",
+            todo(s,
+                 "replace the self-signed snakeoil certificate with one for %s issued by a CA your providers "
+                 "trust: pa-admin setup --base-url %s --cert FILE --key FILE",
                  s->host, s->base_url);
         }
         if(!cert) {
@@ -617,13 +617,14 @@ static int setup_apache(struct setup *s)
 
 static int setup_runner(struct setup *s, const char *conf_path)
 {
-    char *enable[] = {"systemctl", "enable", "pa-runner.service", NULL};
-    char *restart[] = {"systemctl", "restart", "pa-runner.service", NULL};
+    char *enable[] = { "systemctl", "enable", "pa-runner.service", NULL };
+    char *restart[] = { "systemctl", "restart", "pa-runner.service", NULL };
 
     if(!access("/run/systemd/system", F_OK)) {
         int rc = run(enable, NULL) || run(restart, NULL);
 
-        step("runner", rc ? "failed" : "started", rc ? "systemctl status pa-runner says why" : "systemd: pa-runner.service");
+        step("runner", rc ? "failed" : "started",
+             rc ? "systemctl status pa-runner says why" : "systemd: pa-runner.service");
         return rc ? -1 : 0;
     }
     step("runner", "todo", "no systemd here");
@@ -681,8 +682,11 @@ static int parse_args(struct setup *s, int argc, char **argv)
 
 int cmd_setup(int argc, char **argv)
 {
-    struct setup s = {.user = "www-data", .db = "provider_access", .db_user = "provider_access",
-                      .pg_host = "127.0.0.1", .pg_port = 5432};
+    struct setup s = { .user = "www-data",
+                       .db = "provider_access",
+                       .db_user = "provider_access",
+                       .pg_host = "127.0.0.1",
+                       .pg_port = 5432 };
     const char *conf_path = admin_config_path();
     struct passwd *pw, service;
     pa_config *cfg = NULL;
@@ -694,8 +698,10 @@ int cmd_setup(int argc, char **argv)
         return 2;
     }
     if(geteuid()) {
-        fprintf(stderr, "pa-admin setup: run it as root: it writes %s, creates the database role and enables "
-                        "Apache's modules\n", conf_path);
+        fprintf(stderr,
+                "pa-admin setup: run it as root: it writes %s, creates the database role and enables "
+                "Apache's modules\n",
+                conf_path);
         return 1;
     }
     if(parse_base_url(&s))
@@ -739,7 +745,7 @@ int cmd_setup(int argc, char **argv)
     step("config", "written", conf_path);
     /* 3 */
     {
-        char *margv[] = {"migrate", "--sql-dir", (char *)admin_sql_dir(s.sql_dir), NULL};
+        char *margv[] = { "migrate", "--sql-dir", (char *)admin_sql_dir(s.sql_dir), NULL };
 
         if(cmd_migrate(3, margv))
             return 1;

@@ -52,10 +52,10 @@
 
 struct file {
     char *url;
-    char *path;         /* its spool file */
-    int state;          /* F_* */
+    char *path; /* its spool file */
+    int state;  /* F_* */
     int tries;
-    int status;         /* the last HTTP status */
+    int status; /* the last HTTP status */
     char why[600];
 };
 
@@ -72,8 +72,8 @@ struct sync {
     pthread_cond_t cv;
     struct file *files;
     int nfiles;
-    int window;            /* how far ahead of the loader downloads may go */
-    int loading;           /* the file the loader waits for */
+    int window;  /* how far ahead of the loader downloads may go */
+    int loading; /* the file the loader waits for */
     int stop;
     long long bytes;
     char spool[4096];
@@ -161,8 +161,8 @@ static int token_url(struct sync *s, char *out, size_t size)
         return pa_strlcpy(out, s->src->token_url, size) ? say("token_url is too long") : 0;
     snprintf(url, sizeof(url), "%s/.well-known/smart-configuration", s->src->url);
     pa_httpc_resp_init(&r);
-    if(pa_httpc_request("GET", url, (const char *[]){ "Accept: application/json", NULL }, NULL, 0, &s->http, NULL,
-                        NULL, &r, &err)) {
+    if(pa_httpc_request("GET", url, (const char *[]){ "Accept: application/json", NULL }, NULL, 0, &s->http, NULL, NULL,
+                        &r, &err)) {
         say("%s", err.msg);
         goto out;
     }
@@ -230,7 +230,8 @@ static int get_token(struct sync *s)
             goto out;
         snprintf(pair, sizeof(pair), "%s:%s", s->src->client_id, secret);
         snprintf(basic, sizeof(basic), "Authorization: Basic ");
-        if(EVP_EncodeBlock((unsigned char *)basic + strlen(basic), (const unsigned char *)pair, (int)strlen(pair)) <= 0) {
+        if(EVP_EncodeBlock((unsigned char *)basic + strlen(basic), (const unsigned char *)pair, (int)strlen(pair)) <=
+           0) {
             say("the client secret cannot be encoded");
             goto out;
         }
@@ -252,8 +253,8 @@ static int get_token(struct sync *s)
         goto out;
     }
     o = json_tokener_parse(pa_buf_str(&r.body));
-    if(r.status != 200 || !pa_json_str(o, "access_token") || pa_strlcpy(s->token, pa_json_str(o, "access_token"),
-                                                                     sizeof(s->token))) {
+    if(r.status != 200 || !pa_json_str(o, "access_token") ||
+       pa_strlcpy(s->token, pa_json_str(o, "access_token"), sizeof(s->token))) {
         char why[400];
 
         answer_text(&r, why, sizeof(why));
@@ -479,8 +480,7 @@ static int wait_file(struct sync *s, int i)
 
             f->tries++;
             if(gone || f->tries >= DOWNLOAD_TRIES) {
-                rc = say("file %d (%s) failed to download%s: %s%s", i + 1, f->url,
-                         gone ? "" : " after retries", f->why,
+                rc = say("file %d (%s) failed to download%s: %s%s", i + 1, f->url, gone ? "" : " after retries", f->why,
                          gone ? " (gone from the server: run again with --restart for a new export)"
                               : " (run again to resume)");
                 break;
@@ -536,8 +536,9 @@ static int manifest_files(struct sync *s, json_object *m)
        json_object_array_length(errors) > 0)
         say("the source reports %zu file(s) of errors (OperationOutcomes) with this export, the first at %.300s",
             json_object_array_length(errors),
-            pa_json_str(json_object_array_get_idx(errors, 0), "url") ? pa_json_str(json_object_array_get_idx(errors, 0), "url")
-                                                                  : "(no url)");
+            pa_json_str(json_object_array_get_idx(errors, 0), "url")
+                ? pa_json_str(json_object_array_get_idx(errors, 0), "url")
+                : "(no url)");
 
     for(k = 0; k < 2; k++) {
         json_object *arr;
@@ -616,8 +617,8 @@ static int record_loaded(struct sync *s, int i)
     PGresult *res;
 
     snprintf(idx, sizeof(idx), "%d", i);
-    res = pa_db_query(s->db, &err, "UPDATE sync_source SET files_loaded = files_loaded || $2::int WHERE name = $1", 2,
-                      v);
+    res =
+        pa_db_query(s->db, &err, "UPDATE sync_source SET files_loaded = files_loaded || $2::int WHERE name = $1", 2, v);
     PQclear(res);
     return res ? 0 : say("%s", err.msg);
 }
@@ -715,11 +716,13 @@ static int read_state(struct sync *s, struct state *st)
 {
     pa_err err;
     const char *v[1] = { s->src->name };
-    PGresult *res = pa_db_query(s->db, &err,
+    PGresult *res = pa_db_query(
+        s->db, &err,
         "SELECT coalesce(to_char(transaction_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), ''),"
         " coalesce(status_url, ''), manifest::text, array_to_string(files_loaded, ' '),"
         " coalesce(to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), '')"
-        " FROM sync_source WHERE name = $1", 1, v);
+        " FROM sync_source WHERE name = $1",
+        1, v);
     char *p, *end;
 
     memset(st, 0, sizeof(*st));
@@ -781,10 +784,12 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
     if(!rc && !st.status_url[0]) {
         rc = kickoff(s, st.since[0] ? st.since : NULL, st.status_url, sizeof(st.status_url));
         if(!rc)
-            rc = exec_state(s, "INSERT INTO sync_source (name, status_url, since, started_at) VALUES ($1, $2,"
-                               " nullif($3::text, '')::timestamptz, now()) ON CONFLICT (name) DO UPDATE SET"
-                               " status_url = EXCLUDED.status_url, since = EXCLUDED.since, started_at = now(),"
-                               " manifest = NULL, files_loaded = '{}'", 3, st.status_url, st.since);
+            rc = exec_state(s,
+                            "INSERT INTO sync_source (name, status_url, since, started_at) VALUES ($1, $2,"
+                            " nullif($3::text, '')::timestamptz, now()) ON CONFLICT (name) DO UPDATE SET"
+                            " status_url = EXCLUDED.status_url, since = EXCLUDED.since, started_at = now(),"
+                            " manifest = NULL, files_loaded = '{}'",
+                            3, st.status_url, st.since);
     }
     else if(!rc && !st.manifest) {
         say("going on with the export under way");
@@ -818,9 +823,11 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
     if(!rc && load_finish(&l, &err))
         rc = say("%s", err.msg);
     if(!rc)
-        rc = exec_state(s, "UPDATE sync_source SET transaction_time = $2::timestamptz, synced_at = now(),"
-                           " status_url = NULL, since = NULL, manifest = NULL, files_loaded = '{}'"
-                           " WHERE name = $1", 2, tt, NULL);
+        rc = exec_state(s,
+                        "UPDATE sync_source SET transaction_time = $2::timestamptz, synced_at = now(),"
+                        " status_url = NULL, since = NULL, manifest = NULL, files_loaded = '{}'"
+                        " WHERE name = $1",
+                        2, tt, NULL);
     if(opened) {
         load_summary(&l, rc ? stderr : stdout);
         if(!rc && l.rejected)
@@ -831,8 +838,8 @@ static int run_sync(struct sync *s, int full, int restart, long wait_s, FILE *er
         pa_httpc_resp r;
         int refreshed = 0;
 
-        printf("synced %s: %d files, transactionTime %s (the next sync asks for changes since then)\n",
-               s->src->name, s->nfiles, tt);
+        printf("synced %s: %d files, transactionTime %s (the next sync asks for changes since then)\n", s->src->name,
+               s->nfiles, tt);
         /* the export is done with: the server may let it go */
         pa_httpc_resp_init(&r);
         call(s, "DELETE", st.status_url, "application/json", &r, &refreshed);

@@ -50,14 +50,55 @@
 #define ADJ "http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBAdjudication"
 #define ADJ_CAT "http://terminology.hl7.org/CodeSystem/adjudication"
 
-enum out { O_ORG, O_PRAC, O_ROLE, O_LOC, O_PAT, O_COV, O_PROV, O_ENC, O_EOB, O_COND, O_OBS, O_PROC,
-           O_MED, O_IMM, O_ALG, O_MEDICATION, O_DISPENSE, O_SR, O_SPEC, O_QR, O_RP, O_GROUP, O_COUNT };
+enum out {
+    O_ORG,
+    O_PRAC,
+    O_ROLE,
+    O_LOC,
+    O_PAT,
+    O_COV,
+    O_PROV,
+    O_ENC,
+    O_EOB,
+    O_COND,
+    O_OBS,
+    O_PROC,
+    O_MED,
+    O_IMM,
+    O_ALG,
+    O_MEDICATION,
+    O_DISPENSE,
+    O_SR,
+    O_SPEC,
+    O_QR,
+    O_RP,
+    O_GROUP,
+    O_COUNT
+};
 
 static const char *const out_names[O_COUNT] = {
-    "Organization", "Practitioner", "PractitionerRole", "Location", "Patient", "Coverage", "Provenance",
-    "Encounter", "ExplanationOfBenefit", "Condition", "Observation", "Procedure", "MedicationRequest",
-    "Immunization", "AllergyIntolerance", "Medication", "MedicationDispense", "ServiceRequest", "Specimen",
-    "QuestionnaireResponse", "RelatedPerson", "Group",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "Location",
+    "Patient",
+    "Coverage",
+    "Provenance",
+    "Encounter",
+    "ExplanationOfBenefit",
+    "Condition",
+    "Observation",
+    "Procedure",
+    "MedicationRequest",
+    "Immunization",
+    "AllergyIntolerance",
+    "Medication",
+    "MedicationDispense",
+    "ServiceRequest",
+    "Specimen",
+    "QuestionnaireResponse",
+    "RelatedPerson",
+    "Group",
 };
 
 struct rng {
@@ -86,27 +127,37 @@ static int chance(struct rng *r, int percent)
 
 #define PICK(r, arr) ((arr)[pick((r), (long)(sizeof(arr) / sizeof((arr)[0])))])
 
-static const char *const given_f[] = { "Mary", "Linda", "Ana", "Grace", "Mei", "Fatima", "Olivia", "Sofia",
-                                       "Amara", "Chloe", "Renée", "Zoë", "Priya", "Hannah", "Lucía" };
-static const char *const given_m[] = { "James", "Robert", "Liam", "Noah", "Mateo", "Wei", "Omar", "Ethan",
-                                       "Kwame", "Lucas", "José", "Arjun", "Samuel", "Diego", "Ivan" };
-static const char *const families[] = { "Smith", "Johnson", "Garcia", "Nguyen", "O'Brien", "Williams",
-                                        "Brown", "Martínez", "Lee", "Patel", "Kowalski", "Okafor",
-                                        "Jean-Baptiste", "Müller", "Davis", "Cohen", "Rossi", "Kim" };
-static const char *const cities[] = { "Springfield", "Riverton", "Fairview", "Madison", "Georgetown",
-                                      "Salem", "Franklin", "Clinton" };
+static const char *const given_f[] = { "Mary",  "Linda", "Ana",   "Grace", "Mei",   "Fatima", "Olivia", "Sofia",
+                                       "Amara", "Chloe", "Renée", "Zoë",   "Priya", "Hannah", "Lucía" };
+static const char *const given_m[] = { "James", "Robert", "Liam", "Noah",  "Mateo",  "Wei",   "Omar", "Ethan",
+                                       "Kwame", "Lucas",  "José", "Arjun", "Samuel", "Diego", "Ivan" };
+static const char *const families[] = { "Smith",         "Johnson",  "Garcia", "Nguyen", "O'Brien",  "Williams",
+                                        "Brown",         "Martínez", "Lee",    "Patel",  "Kowalski", "Okafor",
+                                        "Jean-Baptiste", "Müller",   "Davis",  "Cohen",  "Rossi",    "Kim" };
+static const char *const cities[] = { "Springfield", "Riverton", "Fairview", "Madison",
+                                      "Georgetown",  "Salem",    "Franklin", "Clinton" };
 static const char *const org_kinds[] = { "Family Medicine", "Cardiology Associates", "Community Hospital",
-                                         "Pediatrics", "Orthopedic Group", "Health Partners" };
+                                         "Pediatrics",      "Orthopedic Group",      "Health Partners" };
 
-struct code { const char *code, *display; };
+struct code {
+    const char *code, *display;
+};
 
 static const struct code conditions[] = {
-    { "E11.9", "Type 2 diabetes mellitus without complications" }, { "I10", "Essential (primary) hypertension" },
-    { "J45.909", "Unspecified asthma, uncomplicated" }, { "E78.5", "Hyperlipidemia, unspecified" },
-    { "M54.5", "Low back pain" }, { "F41.1", "Generalized anxiety disorder" },
-    { "J06.9", "Acute upper respiratory infection, unspecified" }, { "N39.0", "Urinary tract infection, site not specified" },
+    { "E11.9", "Type 2 diabetes mellitus without complications" },
+    { "I10", "Essential (primary) hypertension" },
+    { "J45.909", "Unspecified asthma, uncomplicated" },
+    { "E78.5", "Hyperlipidemia, unspecified" },
+    { "M54.5", "Low back pain" },
+    { "F41.1", "Generalized anxiety disorder" },
+    { "J06.9", "Acute upper respiratory infection, unspecified" },
+    { "N39.0", "Urinary tract infection, site not specified" },
 };
-struct obs { const char *code, *display, *unit, *ucode; int lo, hi; int lab; };
+struct obs {
+    const char *code, *display, *unit, *ucode;
+    int lo, hi;
+    int lab;
+};
 static const struct obs observations[] = {
     { "8867-4", "Heart rate", "beats/minute", "/min", 55, 110, 0 },
     { "8480-6", "Systolic blood pressure", "mmHg", "mm[Hg]", 100, 170, 0 },
@@ -118,22 +169,32 @@ static const struct obs observations[] = {
     { "2093-3", "Cholesterol [Mass/volume] in Serum or Plasma", "mg/dL", "mg/dL", 140, 280, 1 },
 };
 static const struct code procedures[] = {
-    { "99213", "Office visit, established patient, low complexity" }, { "99214", "Office visit, moderate complexity" },
-    { "93000", "Electrocardiogram, complete" }, { "71046", "Chest X-ray, 2 views" },
-    { "36415", "Routine venipuncture" }, { "20610", "Arthrocentesis, major joint" },
+    { "99213", "Office visit, established patient, low complexity" },
+    { "99214", "Office visit, moderate complexity" },
+    { "93000", "Electrocardiogram, complete" },
+    { "71046", "Chest X-ray, 2 views" },
+    { "36415", "Routine venipuncture" },
+    { "20610", "Arthrocentesis, major joint" },
 };
 static const struct code drugs[] = {
-    { "860975", "metformin hydrochloride 500 MG Oral Tablet" }, { "314076", "lisinopril 10 MG Oral Tablet" },
-    { "617312", "atorvastatin 20 MG Oral Tablet" }, { "745679", "albuterol 0.09 MG/ACTUAT Inhaler" },
-    { "197361", "amlodipine 5 MG Oral Tablet" }, { "310965", "ibuprofen 200 MG Oral Tablet" },
+    { "860975", "metformin hydrochloride 500 MG Oral Tablet" },
+    { "314076", "lisinopril 10 MG Oral Tablet" },
+    { "617312", "atorvastatin 20 MG Oral Tablet" },
+    { "745679", "albuterol 0.09 MG/ACTUAT Inhaler" },
+    { "197361", "amlodipine 5 MG Oral Tablet" },
+    { "310965", "ibuprofen 200 MG Oral Tablet" },
 };
 static const struct code vaccines[] = {
-    { "141", "Influenza, seasonal, injectable" }, { "208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose" },
-    { "115", "Tdap" }, { "33", "pneumococcal polysaccharide PPV23" },
+    { "141", "Influenza, seasonal, injectable" },
+    { "208", "COVID-19, mRNA, LNP-S, PF, 30 mcg/0.3 mL dose" },
+    { "115", "Tdap" },
+    { "33", "pneumococcal polysaccharide PPV23" },
 };
 static const struct code allergies[] = {
-    { "91936005", "Allergy to penicillin" }, { "300913006", "Shellfish allergy" },
-    { "418689008", "Allergy to grass pollen" }, { "232347008", "Dander (animal) allergy" },
+    { "91936005", "Allergy to penicillin" },
+    { "300913006", "Shellfish allergy" },
+    { "418689008", "Allergy to grass pollen" },
+    { "232347008", "Dander (animal) allergy" },
 };
 
 struct synth {
@@ -142,13 +203,13 @@ struct synth {
     FILE *net_csv;
     pa_buf line;
     uint64_t seed;
-    int64_t today_days;      /* days since the epoch */
+    int64_t today_days; /* days since the epoch */
     long members;
     long npracs;
     long norgs;
     char (*prac_npi)[11];
     char (*org_npi)[11];
-    long *optout_global;     /* member numbers */
+    long *optout_global; /* member numbers */
     long n_optout_global;
     struct synth_bundles *bundles; /* --bundles: what emit writes goes there */
     int failed;
@@ -193,8 +254,9 @@ static int emit(struct synth *s, enum out o)
     int rc;
 
     if(s->bundles && o != O_GROUP) {
-        enum synth_bundle which = o == O_ORG || o == O_LOC ? SB_HOSPITAL
-                                : o == O_PRAC || o == O_ROLE || o == O_MEDICATION ? SB_PRACTITIONER : SB_MEMBER;
+        enum synth_bundle which = o == O_ORG || o == O_LOC                          ? SB_HOSPITAL
+                                  : o == O_PRAC || o == O_ROLE || o == O_MEDICATION ? SB_PRACTITIONER
+                                                                                    : SB_MEMBER;
 
         rc = synth_bundles_add(s->bundles, pa_buf_str(&s->line), which);
         s->failed |= rc != 0;
@@ -260,7 +322,8 @@ static void write_providers(struct synth *s, struct rng *r)
         P("{\"resourceType\":\"Location\",\"id\":\"loc-%ld\",", i);
         meta(s, US_CORE "us-core-location", "2024-01-01");
         P(",\"status\":\"active\",\"name\":\"%s clinic\",\"managingOrganization\":{\"reference\":"
-          "\"Organization/org-%ld\"}}", cities[i % 8], i);
+          "\"Organization/org-%ld\"}}",
+          cities[i % 8], i);
         emit(s, O_LOC);
         /* one organization in ten is out of network, and one left in 2020 */
         fprintf(s->net_csv, "%s,organization,,%s,2015-01-01,%s\n", s->org_npi[i], i % 10 == 9 ? "false" : "true",
@@ -273,7 +336,8 @@ static void write_providers(struct synth *s, struct rng *r)
         make_npi(300000 + i * 13, s->prac_npi[i]);
         P("{\"resourceType\":\"Practitioner\",\"id\":\"prac-%ld\",", i);
         meta(s, US_CORE "us-core-practitioner", "2024-01-01");
-        P(",\"identifier\":[{\"system\":\"" PA_NPI_SYSTEM "\",\"value\":\"%s\"}],\"active\":true,\"name\":[{\"family\":",
+        P(",\"identifier\":[{\"system\":\"" PA_NPI_SYSTEM
+          "\",\"value\":\"%s\"}],\"active\":true,\"name\":[{\"family\":",
           s->prac_npi[i]);
         str(s, PICK(r, families));
         P(",\"given\":[");
@@ -304,10 +368,10 @@ struct member {
     char id[32];
     char birth[11];
     char cov_start[11];
-    char cov_end[11];        /* "" while covered */
-    int64_t from_days;       /* first service day */
-    int64_t to_days;         /* last service day */
-    long pcp;                /* practitioner number */
+    char cov_end[11];  /* "" while covered */
+    int64_t from_days; /* first service day */
+    int64_t to_days;   /* last service day */
+    long pcp;          /* practitioner number */
 };
 
 /* The member's primary care practitioner: its own stream, so that rosters
@@ -336,8 +400,8 @@ static void eob_financials(struct synth *s, struct rng *r, int cents)
     P(",\"amount\":{\"value\":%d.%02d,\"currency\":\"USD\"}}", paid / 100, paid % 100);
 }
 
-static void eob_item(struct synth *s, struct rng *r, int seq, const char *sys, const char *code,
-                     const char *display, const char *date, int cents)
+static void eob_item(struct synth *s, struct rng *r, int seq, const char *sys, const char *code, const char *display,
+                     const char *date, int cents)
 {
     P("{\"sequence\":%d,\"productOrService\":", seq);
     cc(s, sys, code, display);
@@ -363,8 +427,8 @@ static void write_eob(struct synth *s, struct rng *r, const struct member *m, co
                           : preauth                     ? PDEX "pdex-priorauthorization"
                                                         : C4BB "C4BB-ExplanationOfBenefit-Professional-NonClinician";
     const char *type = !strcmp(kind, "inpatient") || !strcmp(kind, "outpatient") ? "institutional"
-                       : !strcmp(kind, "pharmacy")                              ? "pharmacy"
-                                                                               : "professional";
+                       : !strcmp(kind, "pharmacy")                               ? "pharmacy"
+                                                                                 : "professional";
     long org = prac % s->norgs;
 
     P("{\"resourceType\":\"ExplanationOfBenefit\",\"id\":\"%s\",", id);
@@ -381,10 +445,14 @@ static void write_eob(struct synth *s, struct rng *r, const struct member *m, co
           "\"insurer\":{\"reference\":\"Organization/payer\"},\"provider\":{\"reference\":\"Practitioner/prac-%ld\"},"
           "\"outcome\":\"%s\",\"preAuthRef\":[\"PA-%s\"],\"adjudication\":[{\"category\":",
           m->id, start, prac, roll == 2 ? "queued" : "complete", id);
-        cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PDexAdjudicationCategoryDiscriminator", "denialreason", NULL);
+        cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PDexAdjudicationCategoryDiscriminator", "denialreason",
+           NULL);
         P(",\"reason\":");
         cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PDexAdjudicationDiscriminator",
-           roll == 0 ? "approved" : roll == 1 ? "denied" : "pended", NULL);
+           roll == 0   ? "approved"
+           : roll == 1 ? "denied"
+                       : "pended",
+           NULL);
         P("}],\"insurance\":[{\"focal\":true,\"coverage\":{\"reference\":\"Coverage/cov-%ld\"}}],\"item\":[", m->n);
         eob_item(s, r, 1, sys, code, display, start, cents);
         P("]}");
@@ -414,7 +482,8 @@ static void write_eob(struct synth *s, struct rng *r, const struct member *m, co
     if(enc_id[0])
         P("\"supportingInfo\":[{\"sequence\":1,\"category\":{\"coding\":[{\"system\":"
           "\"http://hl7.org/fhir/us/carin-bb/CodeSystem/C4BBSupportingInfoType\",\"code\":\"clmrecvddate\"}]},"
-          "\"timingDate\":\"%s\"}],", end);
+          "\"timingDate\":\"%s\"}],",
+          end);
     P("\"insurance\":[{\"focal\":true,\"coverage\":{\"reference\":\"Coverage/cov-%ld\"}}],\"item\":[", m->n);
     eob_item(s, r, 1, sys, code, display, start, cents);
     P("]");
@@ -448,8 +517,8 @@ static void write_orders(struct synth *s, const struct member *m, long k, const 
         meta(s, US_CORE "us-core-specimen", date);
         P(",\"status\":\"available\",\"type\":");
         cc(s, SNOMED, "119297000", "Blood specimen");
-        P(",\"subject\":{\"reference\":\"Patient/%s\"},\"collection\":{\"collectedDateTime\":\"%sT09:20:00Z\"}}",
-          m->id, date);
+        P(",\"subject\":{\"reference\":\"Patient/%s\"},\"collection\":{\"collectedDateTime\":\"%sT09:20:00Z\"}}", m->id,
+          date);
         emit(s, O_SPEC);
     }
 }
@@ -493,7 +562,8 @@ static void write_visit(struct synth *s, struct rng *r, const struct member *m, 
         P("],\"code\":");
         cc(s, ICD10, cond->code, cond->display);
         P(",\"subject\":{\"reference\":\"Patient/%s\"},\"encounter\":{\"reference\":\"Encounter/%s\"},"
-          "\"onsetDateTime\":\"%s\",\"recordedDate\":\"%s\"}", m->id, enc, date, date);
+          "\"onsetDateTime\":\"%s\",\"recordedDate\":\"%s\"}",
+          m->id, enc, date, date);
         emit(s, O_COND);
     }
     for(i = 0; i < nobs; i++) {
@@ -501,9 +571,11 @@ static void write_visit(struct synth *s, struct rng *r, const struct member *m, 
         long v = o->lo + pick(r, o->hi - o->lo + 1);
 
         P("{\"resourceType\":\"Observation\",\"id\":\"obs-%ld-%ld-%ld\",", m->n, k, i);
-        meta(s, o->lab ? US_CORE "us-core-observation-lab" : "http://hl7.org/fhir/StructureDefinition/vitalsigns", date);
+        meta(s, o->lab ? US_CORE "us-core-observation-lab" : "http://hl7.org/fhir/StructureDefinition/vitalsigns",
+             date);
         P(",\"status\":\"final\",\"category\":[");
-        cc(s, "http://terminology.hl7.org/CodeSystem/observation-category", o->lab ? "laboratory" : "vital-signs", NULL);
+        cc(s, "http://terminology.hl7.org/CodeSystem/observation-category", o->lab ? "laboratory" : "vital-signs",
+           NULL);
         P("],\"code\":");
         cc(s, LOINC, o->code, o->display);
         P(",\"subject\":{\"reference\":\"Patient/%s\"},\"encounter\":{\"reference\":\"Encounter/%s\"},"
@@ -522,24 +594,30 @@ static void write_visit(struct synth *s, struct rng *r, const struct member *m, 
           m->id, enc, date, prac);
         emit(s, O_PROC);
     }
-    write_eob(s, r, m, eob, inpatient ? "inpatient" : chance(r, 15) ? "outpatient" : "professional", date, end,
-              prac, CPT, proc->code, proc->display, enc);
+    write_eob(s, r, m, eob,
+              inpatient       ? "inpatient"
+              : chance(r, 15) ? "outpatient"
+                              : "professional",
+              date, end, prac, CPT, proc->code, proc->display, enc);
     if(chance(r, 25)) {
         const struct code *d = &drugs[pick(r, 6)];
 
         snprintf(eob, sizeof(eob), "rx-%ld-%ld", m->n, k);
         P("{\"resourceType\":\"MedicationRequest\",\"id\":\"%s\",", eob);
         meta(s, US_CORE "us-core-medicationrequest", date);
-        P(",\"status\":\"%s\",\"intent\":\"order\",\"medicationCodeableConcept\":", chance(r, 60) ? "active" : "completed");
+        P(",\"status\":\"%s\",\"intent\":\"order\",\"medicationCodeableConcept\":",
+          chance(r, 60) ? "active" : "completed");
         cc(s, RXNORM, d->code, d->display);
         P(",\"subject\":{\"reference\":\"Patient/%s\"},\"encounter\":{\"reference\":\"Encounter/%s\"},"
-          "\"authoredOn\":\"%s\",\"requester\":{\"reference\":\"Practitioner/prac-%ld\"}}", m->id, enc, date, prac);
+          "\"authoredOn\":\"%s\",\"requester\":{\"reference\":\"Practitioner/prac-%ld\"}}",
+          m->id, enc, date, prac);
         emit(s, O_MED);
         P("{\"resourceType\":\"MedicationDispense\",\"id\":\"disp-%ld-%ld\",", m->n, k);
         meta(s, PDEX "pdex-medicationdispense", date);
         P(",\"status\":\"completed\",\"medicationReference\":{\"reference\":\"Medication/med-%s\"},"
           "\"subject\":{\"reference\":\"Patient/%s\"},\"authorizingPrescription\":[{\"reference\":"
-          "\"MedicationRequest/%s\"}],\"type\":", d->code, m->id, eob);
+          "\"MedicationRequest/%s\"}],\"type\":",
+          d->code, m->id, eob);
         cc(s, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "FF", "First Fill");
         P(",\"quantity\":{\"value\":30},\"daysSupply\":{\"value\":30},\"whenHandedOver\":\"%sT16:00:00Z\"}", date);
         emit(s, O_DISPENSE);
@@ -620,7 +698,8 @@ static void write_member(struct synth *s, long n)
     P(",\"identifier\":[{\"type\":");
     cc(s, "http://terminology.hl7.org/CodeSystem/v2-0203", "MB", NULL);
     P(",\"system\":\"https://synthetic-plan.example/member-id\",\"value\":\"M%08ld\"}],\"active\":true,"
-      "\"name\":[{\"family\":", n);
+      "\"name\":[{\"family\":",
+      n);
     str(s, PICK(&r, families));
     P(",\"given\":[");
     str(s, female ? PICK(&r, given_f) : PICK(&r, given_m));
@@ -634,7 +713,8 @@ static void write_member(struct synth *s, long n)
     P(",\"identifier\":[{\"type\":");
     cc(s, "http://terminology.hl7.org/CodeSystem/v2-0203", "MB", NULL);
     P(",\"system\":\"https://synthetic-plan.example/member-id\",\"value\":\"M%08ld\"}],\"status\":\"%s\","
-      "\"type\":", n, lapsed ? "cancelled" : "active");
+      "\"type\":",
+      n, lapsed ? "cancelled" : "active");
     cc(s, "http://terminology.hl7.org/CodeSystem/v3-ActCode", "HIP", "health insurance plan policy");
     P(",\"subscriberId\":\"S%08ld\",\"beneficiary\":{\"reference\":\"Patient/%s\"},\"relationship\":", n, m.id);
     cc(s, "http://terminology.hl7.org/CodeSystem/subscriber-relationship", "self", NULL);
@@ -651,7 +731,8 @@ static void write_member(struct synth *s, long n)
 
     P("{\"resourceType\":\"Provenance\",\"id\":\"prov-%ld\",", n);
     meta(s, US_CORE "us-core-provenance", m.cov_start);
-    P(",\"target\":[{\"reference\":\"Patient/%s\"}],\"recorded\":\"%sT08:00:00Z\",\"agent\":[{\"type\":", m.id, m.cov_start);
+    P(",\"target\":[{\"reference\":\"Patient/%s\"}],\"recorded\":\"%sT08:00:00Z\",\"agent\":[{\"type\":", m.id,
+      m.cov_start);
     cc(s, "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", NULL);
     P(",\"who\":{\"reference\":\"Organization/payer\"}}]}");
     emit(s, O_PROV);
@@ -671,7 +752,8 @@ static void write_member(struct synth *s, long n)
         meta(s, US_CORE "us-core-immunization", date);
         P(",\"status\":\"completed\",\"vaccineCode\":");
         cc(s, CVX, v->code, v->display);
-        P(",\"patient\":{\"reference\":\"Patient/%s\"},\"occurrenceDateTime\":\"%s\",\"primarySource\":true}", m.id, date);
+        P(",\"patient\":{\"reference\":\"Patient/%s\"},\"occurrenceDateTime\":\"%s\",\"primarySource\":true}", m.id,
+          date);
         emit(s, O_IMM);
     }
     for(k = 0; k < pick(&r, 3); k++) {
@@ -746,7 +828,8 @@ static void write_groups(struct synth *s)
         meta(s, PDEX "pdex-provider-group", "2024-01-01");
         P(",\"identifier\":[{\"system\":\"https://synthetic-plan.example/rosters\",\"value\":\"R-%ld\"}],"
           "\"active\":true,\"type\":\"person\",\"actual\":true,\"name\":\"Attributed members of organization %ld\","
-          "\"managingEntity\":{\"reference\":\"Organization/payer\"},\"characteristic\":[{\"code\":", o, o);
+          "\"managingEntity\":{\"reference\":\"Organization/payer\"},\"characteristic\":[{\"code\":",
+          o, o);
         cc(s, "http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMemberAttributionCS", "pdexprovidergroup", NULL);
         P(",\"valueReference\":{\"reference\":\"Organization/org-%ld\",\"identifier\":{\"system\":\"" PA_NPI_SYSTEM
           "\",\"value\":\"%s\"}},\"exclude\":false,\"period\":{\"start\":\"2024-01-01\"}}],\"member\":[",
@@ -756,7 +839,8 @@ static void write_groups(struct synth *s)
             if(member_pcp(s, n) % s->norgs != o)
                 continue;
             P("%s{\"entity\":{\"reference\":\"Patient/mem-%06ld\"},\"period\":{\"start\":\"2024-01-01\"},"
-              "\"inactive\":false}", written++ ? "," : "", n);
+              "\"inactive\":false}",
+              written++ ? "," : "", n);
         }
         P("],\"quantity\":%ld}", written);
         emit(s, O_GROUP);

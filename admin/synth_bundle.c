@@ -19,9 +19,9 @@
 
 struct synth_bundles {
     char dir[4000];
-    json_object *member;   /* the member's resources */
+    json_object *member;    /* the member's resources */
     json_object *shared[2]; /* hospital, practitioner */
-    json_object *targets;  /* "Type/id" of a shared resource -> the reference a member makes to it */
+    json_object *targets;   /* "Type/id" of a shared resource -> the reference a member makes to it */
 };
 
 static const char *const shared_files[2] = { "hospitalInformation.json", "practitionerInformation.json" };
@@ -101,8 +101,8 @@ static void map_shared(struct synth_bundles *b)
 
             type_id(res, key, sizeof(key));
             if(id0)
-                snprintf(ref, sizeof(ref), "%s?identifier=%s|%s", pa_json_str(res, "resourceType"), pa_json_str(id0, "system"),
-                         pa_json_str(id0, "value"));
+                snprintf(ref, sizeof(ref), "%s?identifier=%s|%s", pa_json_str(res, "resourceType"),
+                         pa_json_str(id0, "system"), pa_json_str(id0, "value"));
             else
                 uuid_of(key, ref);
             json_object_object_add(b->targets, key, json_object_new_string(ref));
@@ -123,7 +123,8 @@ static void rewrite(json_object *o, json_object *local, json_object *shared)
     }
     if(!json_object_is_type(o, json_type_object))
         return;
-    json_object_object_foreach(o, key, val) {
+    json_object_object_foreach(o, key, val)
+    {
         json_object *to;
 
         if(strcmp(key, "reference") || !json_object_is_type(val, json_type_string)) {
@@ -179,8 +180,10 @@ static int write_bundle(struct synth_bundles *b, json_object *resources, const c
     json_object_object_add(bundle, "entry", entries);
     snprintf(path, sizeof(path), "%s/%s", b->dir, name);
     f = fopen(path, "w");
-    if(!f || fputs(json_object_to_json_string_ext(bundle, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                                          JSON_C_TO_STRING_NOSLASHESCAPE), f) < 0 ||
+    if(!f ||
+       fputs(json_object_to_json_string_ext(bundle, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                        JSON_C_TO_STRING_NOSLASHESCAPE),
+             f) < 0 ||
        fputc('\n', f) == EOF)
         rc = -1;
     if(f && fclose(f))

@@ -21,9 +21,9 @@ static const struct {
     const char *name;
     const char *type;
 } cols[] = {
-    { "at", "timestamptz" },    { "request_id", "text" }, { "client_id", "text" }, { "npi", "text" },
-    { "method", "text" },       { "endpoint", "text" },   { "operation", "text" }, { "group_id", "text" },
-    { "members", "integer" },   { "job_id", "text" },     { "outcome", "text" },   { "status", "integer" },
+    { "at", "timestamptz" },      { "request_id", "text" }, { "client_id", "text" }, { "npi", "text" },
+    { "method", "text" },         { "endpoint", "text" },   { "operation", "text" }, { "group_id", "text" },
+    { "members", "integer" },     { "job_id", "text" },     { "outcome", "text" },   { "status", "integer" },
     { "duration_ms", "integer" }, { "detail", "text" },
 };
 #define NCOLS (sizeof(cols) / sizeof(cols[0]))

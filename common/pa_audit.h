@@ -23,13 +23,13 @@ typedef struct pa_audit_event {
     const char *client_id;  /* NULL (or "") when unauthenticated */
     const char *npi;
     const char *method;
-    const char *endpoint;   /* the path, never the query string */
+    const char *endpoint; /* the path, never the query string */
     const char *operation;
     const char *group_id;
     const char *job_id;
-    const char *outcome;    /* success, refused, error */
-    const char *detail;     /* why it was refused: for the payer only */
-    long members;           /* -1: not applicable */
+    const char *outcome; /* success, refused, error */
+    const char *detail;  /* why it was refused: for the payer only */
+    long members;        /* -1: not applicable */
     int status;
     long long duration_ms;
 } pa_audit_event;

@@ -34,8 +34,8 @@ static int derive(const char *secret, const char *salt_hex, long iter, char out[
 {
     unsigned char dk[HASH_BYTES];
 
-    if(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), (const unsigned char *)salt_hex, (int)strlen(salt_hex),
-                         (int)iter, EVP_sha256(), HASH_BYTES, dk) != 1)
+    if(PKCS5_PBKDF2_HMAC(secret, (int)strlen(secret), (const unsigned char *)salt_hex, (int)strlen(salt_hex), (int)iter,
+                         EVP_sha256(), HASH_BYTES, dk) != 1)
         return PA_EIO;
     hex(dk, HASH_BYTES, out);
     return PA_OK;
@@ -59,8 +59,7 @@ int pa_secret_verify(const char *secret, const char *stored)
     char salt[2 * SALT_BYTES + 1], want[2 * HASH_BYTES + 1], got[2 * HASH_BYTES + 1];
     long iter = 0;
 
-    if(!secret || !stored ||
-       sscanf(stored, "pbkdf2-sha256$%ld$%32[0-9a-f]$%64[0-9a-f]", &iter, salt, want) != 3 ||
+    if(!secret || !stored || sscanf(stored, "pbkdf2-sha256$%ld$%32[0-9a-f]$%64[0-9a-f]", &iter, salt, want) != 3 ||
        iter < 1000 || iter > 10000000 || strlen(want) != 2 * HASH_BYTES)
         return 0;
     if(derive(secret, salt, iter, got))
@@ -69,8 +68,7 @@ int pa_secret_verify(const char *secret, const char *stored)
 }
 
 /* Parses one scope; *read and *write say what it asks for. */
-static int parse_scope(const char *s, size_t n, char *type, size_t tsize, int *read, int *write,
-                       int *v2, pa_err *err)
+static int parse_scope(const char *s, size_t n, char *type, size_t tsize, int *read, int *write, int *v2, pa_err *err)
 {
     const char *dot;
     const char *perms;
@@ -144,7 +142,8 @@ int pa_scope_grant(const char *requested, int admin, char granted[PA_SCOPE_MAX],
         /* reading always; writing only Group (rosters) and Consent (members' opt-outs),
          * and only for the payer's admin clients */
         if(write && admin && (!strcmp(type, "Group") || !strcmp(type, "Consent")))
-            k = snprintf(one, sizeof(one), "system/%s.%s", type, v2 ? (read ? "cruds" : "cud") : (read ? "*" : "write"));
+            k = snprintf(one, sizeof(one), "system/%s.%s", type,
+                         v2 ? (read ? "cruds" : "cud") : (read ? "*" : "write"));
         else if(read)
             k = snprintf(one, sizeof(one), "system/%s.%s", type, v2 ? "rs" : "read");
         else
@@ -156,9 +155,10 @@ int pa_scope_grant(const char *requested, int admin, char granted[PA_SCOPE_MAX],
         len += (size_t)snprintf(granted + len, PA_SCOPE_MAX - len, "%s%s", len ? " " : "", one);
     }
     if(!len)
-        return pa_err_set(err, PA_EINVAL, requested && *requested
-                                              ? "none of the requested scopes can be granted (providers may only read)"
-                                              : "scope is required");
+        return pa_err_set(err, PA_EINVAL,
+                          requested && *requested
+                              ? "none of the requested scopes can be granted (providers may only read)"
+                              : "scope is required");
     return PA_OK;
 }
 
@@ -228,12 +228,18 @@ int pa_token_issue(pa_redis *r, const pa_token *t, long ttl, char out[PA_TOKEN_L
     argv[n++] = pa_redis_key(r, key, sizeof(key), "token:%s", h);
     argv[n++] = pa_redis_key(r, set, sizeof(set), "tokens:%s", t->client_id);
     argv[n++] = ttls;
-    argv[n++] = "client";    argv[n++] = t->client_id;
-    argv[n++] = "npi";       argv[n++] = t->npi;
-    argv[n++] = "org_npi";   argv[n++] = t->org_npi;
-    argv[n++] = "scope";     argv[n++] = t->scope;
-    argv[n++] = "financial"; argv[n++] = fin;
-    argv[n++] = "admin";     argv[n++] = adm;
+    argv[n++] = "client";
+    argv[n++] = t->client_id;
+    argv[n++] = "npi";
+    argv[n++] = t->npi;
+    argv[n++] = "org_npi";
+    argv[n++] = t->org_npi;
+    argv[n++] = "scope";
+    argv[n++] = t->scope;
+    argv[n++] = "financial";
+    argv[n++] = fin;
+    argv[n++] = "admin";
+    argv[n++] = adm;
     reply = pa_redis_argv(r, err, n, argv, NULL);
     if(!reply)
         return PA_EREDIS;
@@ -322,8 +328,8 @@ int pa_jti_once(pa_redis *r, const char *client, const char *jti, long ttl, pa_e
     int fresh;
 
     pa_sha256_hex(jti, h);
-    reply = pa_redis_cmd(r, err, "SET %s 1 NX EX %ld",
-                         pa_redis_key(r, key, sizeof(key), "jti:%s:%s", client, h), ttl < 1 ? 1 : ttl);
+    reply = pa_redis_cmd(r, err, "SET %s 1 NX EX %ld", pa_redis_key(r, key, sizeof(key), "jti:%s:%s", client, h),
+                         ttl < 1 ? 1 : ttl);
     if(!reply)
         return PA_EREDIS;
     fresh = reply->type == REDIS_REPLY_STATUS;

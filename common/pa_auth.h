@@ -10,8 +10,8 @@
 #include "pa_err.h"
 #include "pa_redis.h"
 
-#define PA_TOKEN_LEN 64           /* 256 random bits, hex */
-#define PA_TOKEN_TTL 300          /* seconds */
+#define PA_TOKEN_LEN 64  /* 256 random bits, hex */
+#define PA_TOKEN_TTL 300 /* seconds */
 #define PA_SCOPE_MAX 2048
 
 /* A new random secret (hex, 64 chars) into out. */

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 typedef struct pa_buf {
-    char *data;  /* NULL until something is added */
+    char *data; /* NULL until something is added */
     size_t len;
     size_t cap;
     size_t max;
@@ -18,13 +18,12 @@ typedef struct pa_buf {
 
 void pa_buf_init(pa_buf *b, size_t max);
 void pa_buf_free(pa_buf *b);
-void pa_buf_reset(pa_buf *b);            /* empties, keeps the memory */
+void pa_buf_reset(pa_buf *b);                /* empties, keeps the memory */
 void pa_buf_truncate(pa_buf *b, size_t len); /* back to its first len bytes (len <= b->len) */
 
 int pa_buf_add(pa_buf *b, const void *p, size_t n);
 int pa_buf_addstr(pa_buf *b, const char *s);
-int pa_buf_printf(pa_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int pa_buf_printf(pa_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Appends s as a JSON string literal, quotes included. */
 int pa_buf_add_json_string(pa_buf *b, const char *s);

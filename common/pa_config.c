@@ -16,13 +16,19 @@ struct key_def {
     const char *name;
     enum key_type type;
     size_t offset;
-    const char *def;  /* NULL: required */
+    const char *def; /* NULL: required */
     long min;
     long max;
 };
 
-#define KS(n, t, d) { #n, t, offsetof(pa_config, n), d, 0, 0 }
-#define KI(n, d, lo, hi) { #n, KEY_INT, offsetof(pa_config, n), d, lo, hi }
+#define KS(n, t, d)                            \
+    {                                          \
+#n, t, offsetof(pa_config, n), d, 0, 0 \
+    }
+#define KI(n, d, lo, hi)                               \
+    {                                                  \
+#n, KEY_INT, offsetof(pa_config, n), d, lo, hi \
+    }
 
 static const struct key_def keys[] = {
     KS(base_url, KEY_URL, NULL),
@@ -91,8 +97,7 @@ static const struct key_def *find_key(const char *name)
 }
 
 /* Validates value for key k and stores it; err names the key on failure. */
-static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
-                     const char *where, pa_err *err)
+static int set_value(pa_config *cfg, const struct key_def *k, const char *value, const char *where, pa_err *err)
 {
     char **sp;
     char *end;
@@ -103,37 +108,36 @@ static int set_value(pa_config *cfg, const struct key_def *k, const char *value,
         errno = 0;
         v = strtol(value, &end, 10);
         if(errno || end == value || *end || v < k->min || v > k->max)
-            return pa_err_set(err, PA_ECONFIG,
-                              "%s: %s must be a whole number from %ld to %ld, not '%s'",
-                              where, k->name, k->min, k->max, value);
+            return pa_err_set(err, PA_ECONFIG, "%s: %s must be a whole number from %ld to %ld, not '%s'", where,
+                              k->name, k->min, k->max, value);
         *int_field(cfg, k) = v;
         return PA_OK;
     }
-    if(k->type == KEY_URL &&
-       strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
-        return pa_err_set(err, PA_ECONFIG, "%s: %s must be an http:// or https:// URL, not '%s'",
-                          where, k->name, value);
+    if(k->type == KEY_URL && strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be an http:// or https:// URL, not '%s'", where, k->name,
+                          value);
     if(k->type == KEY_PATH && value[0] != '/')
-        return pa_err_set(err, PA_ECONFIG, "%s: %s must be an absolute path, not '%s'",
-                          where, k->name, value);
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be an absolute path, not '%s'", where, k->name, value);
     if(k->type == KEY_TRL_POLICY && strcmp(value, "list") && strcmp(value, "attestation"))
         return pa_err_set(err, PA_ECONFIG, "%s: %s must be list or attestation, not '%s'", where, k->name, value);
-    if(k->type == KEY_LEVEL && strcmp(value, "debug") && strcmp(value, "info") &&
-       strcmp(value, "warn") && strcmp(value, "error"))
-        return pa_err_set(err, PA_ECONFIG, "%s: %s must be debug, info, warn or error, not '%s'",
-                          where, k->name, value);
+    if(k->type == KEY_LEVEL && strcmp(value, "debug") && strcmp(value, "info") && strcmp(value, "warn") &&
+       strcmp(value, "error"))
+        return pa_err_set(err, PA_ECONFIG, "%s: %s must be debug, info, warn or error, not '%s'", where, k->name,
+                          value);
     if(k->type == KEY_DATE && value[0]) {
         char ts[32];
         int64_t ms;
 
         snprintf(ts, sizeof(ts), "%.10sT00:00:00Z", value);
         if(strlen(value) != 10 || pa_parse_instant(ts, &ms))
-            return pa_err_set(err, PA_ECONFIG, "%s: %s must be a date (YYYY-MM-DD) or empty, not '%s'", where,
-                              k->name, value);
+            return pa_err_set(err, PA_ECONFIG, "%s: %s must be a date (YYYY-MM-DD) or empty, not '%s'", where, k->name,
+                              value);
     }
     if(k->type == KEY_TZ && !pa_timezone_known(value))
-        return pa_err_set(err, PA_ECONFIG, "%s: %s must be UTC or a time zone of the system's zoneinfo "
-                          "(America/New_York), not '%s'", where, k->name, value);
+        return pa_err_set(err, PA_ECONFIG,
+                          "%s: %s must be UTC or a time zone of the system's zoneinfo "
+                          "(America/New_York), not '%s'",
+                          where, k->name, value);
     if(k->type == KEY_DATES && pa_parse_day_list(value, NULL, 0) < 0)
         return pa_err_set(err, PA_ECONFIG, "%s: %s must be dates (YYYY-MM-DD) separated by spaces or commas, not '%s'",
                           where, k->name, value);
@@ -158,12 +162,16 @@ struct source_field {
     const char *def;
 };
 
-#define SF(n, d) { #n, offsetof(pa_config_source, n), d }
+#define SF(n, d)                             \
+    {                                        \
+#n, offsetof(pa_config_source, n), d \
+    }
 
 static const struct source_field source_fields[] = {
-    SF(url, NULL), SF(level, "system"), SF(types, ""), SF(auth, "none"), SF(client_id, ""), SF(key_file, ""),
-    SF(kid, ""), SF(secret_file, ""), SF(token_file, ""), SF(token_url, ""), SF(scope, "system/*.read"),
-    SF(ca_file, ""),
+    SF(url, NULL),     SF(level, "system"),        SF(types, ""),
+    SF(auth, "none"),  SF(client_id, ""),          SF(key_file, ""),
+    SF(kid, ""),       SF(secret_file, ""),        SF(token_file, ""),
+    SF(token_url, ""), SF(scope, "system/*.read"), SF(ca_file, ""),
 };
 
 #define NSOURCE_FIELDS (sizeof(source_fields) / sizeof(source_fields[0]))
@@ -193,8 +201,9 @@ static int set_source(pa_config *cfg, const char *key, const char *value, const 
     int k;
 
     n = dot ? (size_t)(dot - name) : 0;
-    if(!dot || n == 0 || n >= sizeof(sname) || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                               "0123456789_-") != n)
+    if(!dot || n == 0 || n >= sizeof(sname) ||
+       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                    "0123456789_-") != n)
         return pa_err_set(err, PA_ECONFIG, "%s: a source key is source.NAME.FIELD (NAME of letters, digits, - and _)",
                           where);
     memcpy(sname, name, n);
@@ -391,8 +400,8 @@ int pa_config_load(const char *path, pa_config **out, pa_err *err)
     }
     n = fread(text, 1, CONFIG_MAX_BYTES + 1, f);
     if(ferror(f) || n > CONFIG_MAX_BYTES) {
-        rc = pa_err_set(err, PA_ECONFIG, "config file %s is unreadable or larger than %d bytes",
-                        path, CONFIG_MAX_BYTES);
+        rc =
+            pa_err_set(err, PA_ECONFIG, "config file %s is unreadable or larger than %d bytes", path, CONFIG_MAX_BYTES);
         goto out;
     }
     text[n] = '\0';

@@ -78,8 +78,7 @@ int pa_db_result_error(PGconn *conn, const PGresult *res, pa_err *err)
     return pa_err_set(err, code, "PostgreSQL: %s", msg);
 }
 
-PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,
-                      const char *const *values)
+PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams, const char *const *values)
 {
     /* Only outside a transaction can a statement be sent again on a new
      * connection: inside one, what came before it is gone with the old. */
@@ -112,8 +111,7 @@ int pa_db_exec(PGconn *conn, pa_err *err, const char *sql)
     return PA_OK;
 }
 
-int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams,
-                      const char *const *values)
+int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams, const char *const *values)
 {
     PGresult *res = pa_db_query(conn, err, sql, nparams, values);
 
@@ -155,7 +153,7 @@ int pa_db_check_schema(PGconn *conn, pa_err *err)
         return rc;
     if(v < PA_SCHEMA_VERSION)
         return pa_err_set(err, PA_ESCHEMA,
-                          "database schema is at version %d, this build needs %d: run 'pa-admin migrate'",
-                          v, PA_SCHEMA_VERSION);
+                          "database schema is at version %d, this build needs %d: run 'pa-admin migrate'", v,
+                          PA_SCHEMA_VERSION);
     return PA_OK;
 }

@@ -16,9 +16,11 @@
 
 /* SQL: the payer has the patient whose id is the expression ID (its Patient
  * resource, or a member row). */
+/* clang-format off */
 #define PA_SQL_PAYER_HAS_PATIENT(ID)                                                                 \
     "(EXISTS (SELECT 1 FROM resource hp WHERE hp.type = 'Patient' AND hp.id = " ID ")"               \
     " OR EXISTS (SELECT 1 FROM member hm WHERE hm.patient_id = " ID "))"
+/* clang-format on */
 
 /* Connects with cfg->pg_conninfo. */
 int pa_db_connect(const pa_config *cfg, PGconn **out, pa_err *err);
@@ -45,15 +47,13 @@ int pa_db_result_error(PGconn *conn, const PGresult *res, pa_err *err);
 int pa_db_exec(PGconn *conn, pa_err *err, const char *sql);
 
 /* Runs a parameterized statement whose result is not needed. */
-int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams,
-                      const char *const *values);
+int pa_db_exec_params(PGconn *conn, pa_err *err, const char *sql, int nparams, const char *const *values);
 
 /* Runs a parameterized statement; returns the result (PQclear it) or NULL
  * with err set (pa_db_result_error) when it did not succeed.  A statement
  * sent outside a transaction on a connection found broken (its server
  * restarted) is sent once more on a fresh one: the session's prepared
  * statements and SET values are gone then (PQbackendPID tells). */
-PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams,
-                      const char *const *values);
+PGresult *pa_db_query(PGconn *conn, pa_err *err, const char *sql, int nparams, const char *const *values);
 
 #endif

@@ -244,8 +244,7 @@ int pa_fhir_id_valid(const char *s)
     for(; s[n]; n++) {
         char c = s[n];
 
-        if(!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '-' || c == '.'))
+        if(!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
             return 0;
         if(n >= 64)
             return 0;

@@ -20,7 +20,7 @@
 
 typedef struct pa_fhir_type {
     const char *name;
-    const char *patient_path;  /* "" for Patient itself, NULL for shared resources */
+    const char *patient_path; /* "" for Patient itself, NULL for shared resources */
 } pa_fhir_type;
 
 /* True if s is 1..64 characters of [A-Za-z0-9.-] (a FHIR id). */
@@ -64,7 +64,7 @@ typedef enum pa_fhir_token_kind {
 typedef struct pa_fhir_token_rule {
     const char *type;
     const char *param;
-    const char *path;         /* dotted, from the resource */
+    const char *path; /* dotted, from the resource */
     pa_fhir_token_kind kind;
 } pa_fhir_token_rule;
 

@@ -64,8 +64,10 @@ static const struct expr_param expr_params[] = {
       "OR i->>'value' = ANY(@2::text[]))" },
     { "Patient", "name", EX_STRING,
       "EXISTS (SELECT 1 FROM " NAMES " n WHERE lower(n->>'family') LIKE ANY(@1::text[]) "
-      "OR lower(n->>'text') LIKE ANY(@1::text[]) OR EXISTS (SELECT 1 FROM " GIVEN " g WHERE lower(g) LIKE ANY(@1::text[])))" },
-    { "Patient", "family", EX_STRING, "EXISTS (SELECT 1 FROM " NAMES " n WHERE lower(n->>'family') LIKE ANY(@1::text[]))" },
+      "OR lower(n->>'text') LIKE ANY(@1::text[]) OR EXISTS (SELECT 1 FROM " GIVEN
+      " g WHERE lower(g) LIKE ANY(@1::text[])))" },
+    { "Patient", "family", EX_STRING,
+      "EXISTS (SELECT 1 FROM " NAMES " n WHERE lower(n->>'family') LIKE ANY(@1::text[]))" },
     { "Patient", "given", EX_STRING,
       "EXISTS (SELECT 1 FROM " NAMES " n, " GIVEN " g WHERE lower(g) LIKE ANY(@1::text[]))" },
 };
@@ -134,15 +136,15 @@ static int token_cond(const char *param, char *value, json_object *conds, pa_err
         }
         bar = strchr(v, '|');
         if(bar && !bar[1]) {
-            rc = pa_err_set(err, PA_ENOTSUP, "_typeFilter %s=%.80s: a system without a code is not supported", param, v);
+            rc =
+                pa_err_set(err, PA_ENOTSUP, "_typeFilter %s=%.80s: a system without a code is not supported", param, v);
             break;
         }
         if(++count > PA_FILTER_MAX_VALUES) {
             rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s has more than %d values", param, PA_FILTER_MAX_VALUES);
             break;
         }
-        if((size_t)snprintf(item, sizeof(item), "%s=%s", param, v) >= sizeof(item) ||
-           pa_pgarray_add(&lit, item)) {
+        if((size_t)snprintf(item, sizeof(item), "%s=%s", param, v) >= sizeof(item) || pa_pgarray_add(&lit, item)) {
             rc = pa_err_set(err, PA_EINVAL, "_typeFilter %s value too long", param);
             break;
         }
@@ -284,8 +286,8 @@ int pa_filter_add(json_object *filters, const char *query, pa_err *err)
         }
         colon = strchr(p, ':');
         if(colon) {
-            rc = pa_err_set(err, PA_ENOTSUP, "_typeFilter %s: modifier ':%.20s' on %.*s is not supported", type, colon + 1,
-                            (int)(colon - p), p);
+            rc = pa_err_set(err, PA_ENOTSUP, "_typeFilter %s: modifier ':%.20s' on %.*s is not supported", type,
+                            colon + 1, (int)(colon - p), p);
             break;
         }
         d = find_date_param(type, p);
@@ -357,7 +359,7 @@ int pa_filter_sql(json_object *queries, pa_buf *sql, int first, const char **val
                 rc = pa_buf_addstr(sql, " AND (");
                 for(at = e->sql; !rc && *at; at++)
                     rc = at[0] == '@' && (at[1] == '1' || at[1] == '2') ? pa_buf_printf(sql, "$%d", k + (*++at - '1'))
-                                                                         : pa_buf_add(sql, at, 1);
+                                                                        : pa_buf_add(sql, at, 1);
                 rc = rc ? rc : pa_buf_addstr(sql, ")");
             }
             else if(*jstr(cond, "tokens")) {
@@ -376,8 +378,8 @@ int pa_filter_sql(json_object *queries, pa_buf *sql, int first, const char **val
                 else if(!strcmp(op, "le"))
                     rc = pa_buf_printf(sql, " AND %s < $%d::timestamptz + $%d::interval", col, k, k + 1);
                 else
-                    rc = pa_buf_printf(sql, " AND %s >= $%d::timestamptz AND %s < $%d::timestamptz + $%d::interval", col,
-                                       k, col, k, k + 1);
+                    rc = pa_buf_printf(sql, " AND %s >= $%d::timestamptz AND %s < $%d::timestamptz + $%d::interval",
+                                       col, k, col, k, k + 1);
             }
         }
         if(!rc)
@@ -395,7 +397,8 @@ int pa_filter_check(json_object *filters, pa_err *err)
     if(!json_object_is_type(filters, json_type_object))
         return PA_OK;
     pa_buf_init(&sql, PA_FILTER_SQL_BYTES);
-    json_object_object_foreach(filters, type, queries) {
+    json_object_object_foreach(filters, type, queries)
+    {
         pa_buf_reset(&sql);
         if(pa_filter_sql(queries, &sql, 8, values, &n, PA_FILTER_SQL_VALUES)) {
             rc = pa_err_set(err, PA_ETOOBIG,

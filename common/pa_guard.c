@@ -58,7 +58,7 @@ int pa_guard_charge(pa_redis *r, PGconn *db, const pa_config *cfg, const char *c
 {
     size_t n = json_object_is_type(misses, json_type_array) ? json_object_array_length(misses) : 0;
     const char **argv = NULL;
-    char (*keys)[256] = NULL, (*ids)[65] = NULL;
+    char(*keys)[256] = NULL, (*ids)[65] = NULL;
     char counter[256], window[24], weight[24];
     redisReply *reply;
     size_t i;
@@ -129,8 +129,8 @@ int pa_guard_clear(pa_redis *r, PGconn *db, const char *client, pa_err *err)
     const char *values[1] = { client };
     char key[256];
     redisReply *reply;
-    int rc = pa_db_exec_params(db, err, "UPDATE client SET flagged_at = NULL, flag_reason = NULL WHERE id = $1", 1,
-                               values);
+    int rc =
+        pa_db_exec_params(db, err, "UPDATE client SET flagged_at = NULL, flag_reason = NULL WHERE id = $1", 1, values);
 
     if(rc)
         return rc;

@@ -71,8 +71,7 @@ int pa_resp_text(pa_resp *r, int status, const char *content_type, const char *t
     return pa_buf_addstr(&r->body, text);
 }
 
-int pa_resp_outcome(pa_resp *r, int status, const char *severity, const char *code,
-                    const char *fmt, ...)
+int pa_resp_outcome(pa_resp *r, int status, const char *severity, const char *code, const char *fmt, ...)
 {
     va_list ap;
     int rc;
@@ -83,8 +82,7 @@ int pa_resp_outcome(pa_resp *r, int status, const char *severity, const char *co
     return rc;
 }
 
-int pa_resp_voutcome(pa_resp *r, int status, const char *severity, const char *code,
-                     const char *fmt, va_list ap)
+int pa_resp_voutcome(pa_resp *r, int status, const char *severity, const char *code, const char *fmt, va_list ap)
 {
     char diag[1024];
     int rc;
@@ -118,16 +116,37 @@ int pa_resp_error(pa_resp *r, const pa_err *err)
     const char *msg = err->msg[0] ? err->msg : pa_err_name(err->code);
 
     switch(err->code) {
-    case PA_EINVAL: status = 400; code = "invalid"; break;
-    case PA_ENOTSUP: status = 400; code = "not-supported"; break;
-    case PA_ETOOBIG: status = 413; code = "too-costly"; break;
-    case PA_ENOTFOUND: status = 404; code = "not-found"; break;
-    case PA_EBUSY: status = 429; code = "throttled"; break;
-    case PA_ESTATE: status = 409; code = "conflict"; break;
+    case PA_EINVAL:
+        status = 400;
+        code = "invalid";
+        break;
+    case PA_ENOTSUP:
+        status = 400;
+        code = "not-supported";
+        break;
+    case PA_ETOOBIG:
+        status = 413;
+        code = "too-costly";
+        break;
+    case PA_ENOTFOUND:
+        status = 404;
+        code = "not-found";
+        break;
+    case PA_EBUSY:
+        status = 429;
+        code = "throttled";
+        break;
+    case PA_ESTATE:
+        status = 409;
+        code = "conflict";
+        break;
     case PA_EREDIS:
     case PA_EDB:
     case PA_ECONFIG:
-    case PA_ESCHEMA: status = 503; code = "transient"; break;
+    case PA_ESCHEMA:
+        status = 503;
+        code = "transient";
+        break;
     default: break;
     }
     if(status >= 500) {
@@ -137,7 +156,8 @@ int pa_resp_error(pa_resp *r, const pa_err *err)
         pa_resp_header(r, "Retry-After", "%d", PA_HTTP_RETRY_UNAVAILABLE_S);
         return pa_resp_outcome(r, status, "fatal", code,
                                "the server cannot answer now (%s); the operator's log has the "
-                               "details under this response's X-Request-Id", pa_err_name(err->code));
+                               "details under this response's X-Request-Id",
+                               pa_err_name(err->code));
     }
     return pa_resp_outcome(r, status, "error", code, "%s", msg);
 }

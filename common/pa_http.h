@@ -33,33 +33,33 @@ typedef struct pa_param {
  * freed by pa_req_clear). */
 typedef struct pa_req {
     const char *method;
-    const char *path;          /* below the FHIR base, e.g. "/Group/1/$export" */
-    const char *query;         /* raw query string without '?', or "" */
-    const char *request_uri;   /* raw request target as the client sent it */
-    const char *script_name;   /* where the FHIR base is mounted, e.g. "/fhir" */
+    const char *path;        /* below the FHIR base, e.g. "/Group/1/$export" */
+    const char *query;       /* raw query string without '?', or "" */
+    const char *request_uri; /* raw request target as the client sent it */
+    const char *script_name; /* where the FHIR base is mounted, e.g. "/fhir" */
     const char *accept;
     const char *content_type;
     const char *prefer;
     const char *authorization;
     const char *accept_encoding;
-    const char *https;         /* "on" when the request came over TLS (mod_ssl's HTTPS) */
-    const char *remote_addr;   /* the client's address as Apache saw it */
+    const char *https;       /* "on" when the request came over TLS (mod_ssl's HTTPS) */
+    const char *remote_addr; /* the client's address as Apache saw it */
     const char *body;
     size_t body_len;
-    pa_param *params;          /* decoded query parameters, in order */
+    pa_param *params; /* decoded query parameters, in order */
     size_t nparams;
     char request_id[33];
-    int64_t start_ms;          /* monotonic: for the duration */
-    int64_t start_wall_ms;     /* wall clock: for the audit event */
+    int64_t start_ms;      /* monotonic: for the duration */
+    int64_t start_wall_ms; /* wall clock: for the audit event */
 } pa_req;
 
 typedef struct pa_resp {
     int status;
     char content_type[64];
-    pa_buf headers;            /* extra "Name: value\r\n" lines */
+    pa_buf headers; /* extra "Name: value\r\n" lines */
     pa_buf body;
-    char *sendfile_path;       /* when set, the body is this file (X-Sendfile or streamed) */
-    int stream;                /* 1: the responder streams sendfile_path itself */
+    char *sendfile_path; /* when set, the body is this file (X-Sendfile or streamed) */
+    int stream;          /* 1: the responder streams sendfile_path itself */
 } pa_resp;
 
 void pa_resp_init(pa_resp *r);
@@ -70,8 +70,7 @@ void pa_resp_reset(pa_resp *r);
 #define PA_RESP_KEEP_BYTES (256 * 1024)
 
 /* Adds a header line; refuses values holding CR or LF. */
-int pa_resp_header(pa_resp *r, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int pa_resp_header(pa_resp *r, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Sets status, content type and a body copied from text. */
 int pa_resp_text(pa_resp *r, int status, const char *content_type, const char *text);
@@ -81,12 +80,12 @@ int pa_resp_text(pa_resp *r, int status, const char *content_type, const char *t
  * severity: fatal|error|warning|information; code: a FHIR issue-type code
  * (invalid, not-found, not-supported, exception, transient, throttled, ...).
  */
-int pa_resp_outcome(pa_resp *r, int status, const char *severity, const char *code,
-                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int pa_resp_outcome(pa_resp *r, int status, const char *severity, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* The same with a va_list. */
-int pa_resp_voutcome(pa_resp *r, int status, const char *severity, const char *code,
-                     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+int pa_resp_voutcome(pa_resp *r, int status, const char *severity, const char *code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 
 /* Seconds a 503 (Redis or PostgreSQL unreachable or restarting) asks a client to wait. */
 #define PA_HTTP_RETRY_UNAVAILABLE_S 5

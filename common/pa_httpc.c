@@ -67,8 +67,7 @@ int pa_url_parse(const char *url, pa_url *out)
     if(*slash == '\0')
         snprintf(out->target, sizeof(out->target), "/");
     else if(*slash == '?')
-        return snprintf(out->target, sizeof(out->target), "/%s", slash) >= (int)sizeof(out->target) ? PA_EINVAL
-                                                                                                  : PA_OK;
+        return snprintf(out->target, sizeof(out->target), "/%s", slash) >= (int)sizeof(out->target) ? PA_EINVAL : PA_OK;
     else if(pa_strlcpy(out->target, slash, sizeof(out->target)))
         return PA_EINVAL;
     for(p = out->target; *p; p++)
@@ -129,8 +128,9 @@ static int rd_line(struct rd *r, char *out, size_t size, size_t *budget, pa_err 
         char c;
 
         if(f <= 0)
-            return pa_err_set(err, PA_EIO, f < 0 ? "the answer stopped coming (time-out or a reset connection)"
-                                                 : "the connection closed in the middle of the answer");
+            return pa_err_set(err, PA_EIO,
+                              f < 0 ? "the answer stopped coming (time-out or a reset connection)"
+                                    : "the connection closed in the middle of the answer");
         c = r->buf[r->pos++];
         if(*budget == 0)
             return pa_err_set(err, PA_EIO, "the answer's header is over %d bytes", PA_HTTPC_HEADERS_MAX);
@@ -172,8 +172,9 @@ static int rd_body(struct rd *r, unsigned long long want, int unbounded, pa_http
         if(f == 0 && unbounded)
             return PA_OK;
         if(f <= 0)
-            return pa_err_set(err, PA_EIO, f < 0 ? "the download stopped (time-out or a reset connection)"
-                                                 : "the connection closed before the whole body came");
+            return pa_err_set(err, PA_EIO,
+                              f < 0 ? "the download stopped (time-out or a reset connection)"
+                                    : "the connection closed before the whole body came");
         n = r->len - r->pos;
         if(!unbounded && n > want)
             n = (size_t)want;
@@ -429,9 +430,8 @@ static int write_all(BIO *b, const char *p, size_t n)
     return BIO_flush(b) == 1 ? 0 : -1;
 }
 
-int pa_httpc_request(const char *method, const char *url, const char *const *headers, const char *body,
-                     size_t body_len, const pa_httpc_opts *opts, pa_httpc_sink sink, void *ctx,
-                     pa_httpc_resp *resp, pa_err *err)
+int pa_httpc_request(const char *method, const char *url, const char *const *headers, const char *body, size_t body_len,
+                     const pa_httpc_opts *opts, pa_httpc_sink sink, void *ctx, pa_httpc_resp *resp, pa_err *err)
 {
     static const pa_httpc_opts none = { NULL, 0, 0 };
     const pa_httpc_opts *o = opts ? opts : &none;
@@ -445,9 +445,11 @@ int pa_httpc_request(const char *method, const char *url, const char *const *hea
     if(pa_url_parse(url, &u))
         return pa_err_set(err, PA_EINVAL, "not an http or https URL: %.200s", url);
     pa_buf_init(&req, 1 << 20);
-    rc = pa_buf_printf(&req, "%s %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: provider-access-sync\r\n"
-                             "Connection: close\r\n", method, u.target, u.host,
-                       strcmp(u.port, u.tls ? "443" : "80") ? ":" : "", strcmp(u.port, u.tls ? "443" : "80") ? u.port : "");
+    rc = pa_buf_printf(&req,
+                       "%s %s HTTP/1.1\r\nHost: %s%s%s\r\nUser-Agent: provider-access-sync\r\n"
+                       "Connection: close\r\n",
+                       method, u.target, u.host, strcmp(u.port, u.tls ? "443" : "80") ? ":" : "",
+                       strcmp(u.port, u.tls ? "443" : "80") ? u.port : "");
     for(i = 0; !rc && headers && headers[i]; i++) {
         if(strpbrk(headers[i], "\r\n"))
             rc = PA_EINVAL;

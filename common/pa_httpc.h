@@ -18,7 +18,7 @@
 
 typedef struct pa_url {
     int tls;
-    char host[256];   /* as written: a name, an IPv4 address or [IPv6] */
+    char host[256]; /* as written: a name, an IPv4 address or [IPv6] */
     char port[8];
     char target[4096]; /* path and query, "/" at least */
 } pa_url;
@@ -33,17 +33,17 @@ typedef struct pa_httpc_resp {
     char content_location[2048];
     char content_encoding[32];
     char x_progress[128];
-    long retry_after;  /* seconds (delta form only), -1 when absent */
-    pa_buf body;       /* the body when no sink takes it */
+    long retry_after; /* seconds (delta form only), -1 when absent */
+    pa_buf body;      /* the body when no sink takes it */
 } pa_httpc_resp;
 
 /* Receives a body as it arrives; nonzero stops the transfer (and is returned). */
 typedef int (*pa_httpc_sink)(const char *data, size_t n, void *ctx);
 
 typedef struct pa_httpc_opts {
-    const char *ca_file;  /* trusted CAs (PEM) for https, NULL: the system's */
-    long timeout_ms;      /* each read and write, 0: 60 s */
-    size_t body_max;      /* a body kept in resp->body beyond this is PA_ETOOBIG; 0: 16 MB */
+    const char *ca_file; /* trusted CAs (PEM) for https, NULL: the system's */
+    long timeout_ms;     /* each read and write, 0: 60 s */
+    size_t body_max;     /* a body kept in resp->body beyond this is PA_ETOOBIG; 0: 16 MB */
 } pa_httpc_opts;
 
 void pa_httpc_resp_init(pa_httpc_resp *r);
@@ -56,9 +56,8 @@ void pa_httpc_resp_free(pa_httpc_resp *r);
  * failed (err says how: connection, TLS, time-out, a malformed answer);
  * any HTTP status is PA_OK with resp->status set.
  */
-int pa_httpc_request(const char *method, const char *url, const char *const *headers, const char *body,
-                     size_t body_len, const pa_httpc_opts *opts, pa_httpc_sink sink, void *ctx,
-                     pa_httpc_resp *resp, pa_err *err);
+int pa_httpc_request(const char *method, const char *url, const char *const *headers, const char *body, size_t body_len,
+                     const pa_httpc_opts *opts, pa_httpc_sink sink, void *ctx, pa_httpc_resp *resp, pa_err *err);
 
 /* Reads one response from b (the status line on): what pa_httpc_request
  * does once its request is sent.  head: a HEAD request's (no body). */

@@ -9,31 +9,28 @@
 #define KEYLEN 256
 
 /* KEYS: active set, job hash, stream.  ARGV: max, id, field, value, ... */
-static const char lua_submit[] =
-    "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end "
-    "redis.call('HSET', KEYS[2], unpack(ARGV, 3)) "
-    "redis.call('SADD', KEYS[1], ARGV[2]) "
-    "redis.call('XADD', KEYS[3], '*', 'job', ARGV[2]) "
-    "return 1";
+static const char lua_submit[] = "if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end "
+                                 "redis.call('HSET', KEYS[2], unpack(ARGV, 3)) "
+                                 "redis.call('SADD', KEYS[1], ARGV[2]) "
+                                 "redis.call('XADD', KEYS[3], '*', 'job', ARGV[2]) "
+                                 "return 1";
 
 /* KEYS: job hash, active set, due zset.  ARGV: owner, now, id, purge at. */
-static const char lua_cancel[] =
-    "local o = redis.call('HGET', KEYS[1], 'owner') "
-    "if not o or o ~= ARGV[1] then return 0 end "
-    "local st = redis.call('HGET', KEYS[1], 'state') "
-    "if st == 'cancelled' then return 0 end "
-    "redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[2]) "
-    "redis.call('SREM', KEYS[2], ARGV[3]) "
-    "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) "
-    "return 1";
+static const char lua_cancel[] = "local o = redis.call('HGET', KEYS[1], 'owner') "
+                                 "if not o or o ~= ARGV[1] then return 0 end "
+                                 "local st = redis.call('HGET', KEYS[1], 'state') "
+                                 "if st == 'cancelled' then return 0 end "
+                                 "redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[2]) "
+                                 "redis.call('SREM', KEYS[2], ARGV[3]) "
+                                 "redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3]) "
+                                 "return 1";
 
 /* Like lua_submit, for a job recovered from PostgreSQL: only if Redis lacks it. */
-static const char lua_recover[] =
-    "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
-    "redis.call('HSET', KEYS[2], unpack(ARGV, 3)) "
-    "redis.call('SADD', KEYS[1], ARGV[2]) "
-    "redis.call('XADD', KEYS[3], '*', 'job', ARGV[2]) "
-    "return 1";
+static const char lua_recover[] = "if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end "
+                                  "redis.call('HSET', KEYS[2], unpack(ARGV, 3)) "
+                                  "redis.call('SADD', KEYS[1], ARGV[2]) "
+                                  "redis.call('XADD', KEYS[3], '*', 'job', ARGV[2]) "
+                                  "return 1";
 
 /* KEYS: job hash.  ARGV: now, runner.  The runner token makes a worker whose
  * job was taken over stop at its next checkpoint. */
@@ -47,69 +44,66 @@ static const char lua_begin[] =
  * runs only while its job does, only if this job was split into it (not an
  * entry left by a job Redis lost and that was queued again), and only until
  * it is done; the last step only once every part is. */
-static const char lua_part_begin[] =
-    "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end "
-    "local n = tonumber(redis.call('HGET', KEYS[1], 'parts')) "
-    "if not n then return -1 end "
-    "if ARGV[3] == '" PA_PART_FINISH "' then "
-    "  if tonumber(redis.call('HGET', KEYS[1], 'done')) < n then return -1 end "
-    "elseif tonumber(ARGV[3]) > n then return -1 end "
-    "if redis.call('HEXISTS', KEYS[1], ARGV[1] .. 'out') == 1 then return -1 end "
-    "redis.call('HSET', KEYS[1], ARGV[1] .. 'runner', ARGV[2]) "
-    "return redis.call('HINCRBY', KEYS[1], ARGV[1] .. 'attempts', 1)";
+static const char lua_part_begin[] = "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return -1 end "
+                                     "local n = tonumber(redis.call('HGET', KEYS[1], 'parts')) "
+                                     "if not n then return -1 end "
+                                     "if ARGV[3] == '" PA_PART_FINISH "' then "
+                                     "  if tonumber(redis.call('HGET', KEYS[1], 'done')) < n then return -1 end "
+                                     "elseif tonumber(ARGV[3]) > n then return -1 end "
+                                     "if redis.call('HEXISTS', KEYS[1], ARGV[1] .. 'out') == 1 then return -1 end "
+                                     "redis.call('HSET', KEYS[1], ARGV[1] .. 'runner', ARGV[2]) "
+                                     "return redis.call('HINCRBY', KEYS[1], ARGV[1] .. 'attempts', 1)";
 
 /* Guard of the scripts below: 1 go on, 0 no longer running (cancelled, or
  * failed by another part), -1 gone, -2 taken over.  The last two ARGV are the
  * field naming the unit's runner and this runner. */
+/* clang-format off */
 #define LUA_GUARD \
     "local st = redis.call('HGET', KEYS[1], 'state') " \
     "if not st then return -1 end " \
     "if st ~= 'running' then return 0 end " \
     "if redis.call('HGET', KEYS[1], ARGV[#ARGV - 1]) ~= ARGV[#ARGV] then return -2 end "
+/* clang-format on */
 
 /* KEYS: job hash.  ARGV: checkpoint field, checkpoint, done ("" to leave
  * progress alone), total, runner field, runner. */
 static const char lua_checkpoint[] =
-    LUA_GUARD
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
-    "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'done', ARGV[3], 'total', ARGV[4]) end "
-    "return 1";
+    LUA_GUARD "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) "
+              "if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'done', ARGV[3], 'total', ARGV[4]) end "
+              "return 1";
 
 /* KEYS: job hash, due zset, active prefix.
  * ARGV: state, field, value, now, purge at, id, runner field, runner. */
 static const char lua_finish[] =
-    LUA_GUARD
-    "redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3], 'finished', ARGV[4]) "
-    "redis.call('HDEL', KEYS[1], 'checkpoint') "
-    "local o = redis.call('HGET', KEYS[1], 'owner') "
-    "redis.call('SREM', KEYS[3] .. o, ARGV[6]) "
-    "redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) "
-    "return 1";
+    LUA_GUARD "redis.call('HSET', KEYS[1], 'state', ARGV[1], ARGV[2], ARGV[3], 'finished', ARGV[4]) "
+              "redis.call('HDEL', KEYS[1], 'checkpoint') "
+              "local o = redis.call('HGET', KEYS[1], 'owner') "
+              "redis.call('SREM', KEYS[3] .. o, ARGV[6]) "
+              "redis.call('ZADD', KEYS[2], ARGV[5], ARGV[6]) "
+              "return 1";
 
 /* KEYS: job hash, part stream, job stream.
  * ARGV: checkpoint, parts, total, id, the job's entry, runner field, runner. */
 static const char lua_split[] =
-    LUA_GUARD
-    "redis.call('HSET', KEYS[1], 'checkpoint', ARGV[1], 'parts', ARGV[2], 'done', 0, 'total', ARGV[3]) "
-    "for k = 1, tonumber(ARGV[2]) do redis.call('XADD', KEYS[2], '*', 'job', ARGV[4], 'part', k) end "
-    "redis.call('XACK', KEYS[3], '" PA_JOB_GROUP "', ARGV[5]) "
-    "redis.call('XDEL', KEYS[3], ARGV[5]) "
-    "return 1";
+    LUA_GUARD "redis.call('HSET', KEYS[1], 'checkpoint', ARGV[1], 'parts', ARGV[2], 'done', 0, 'total', ARGV[3]) "
+              "for k = 1, tonumber(ARGV[2]) do redis.call('XADD', KEYS[2], '*', 'job', ARGV[4], 'part', k) end "
+              "redis.call('XACK', KEYS[3], '" PA_JOB_GROUP "', ARGV[5]) "
+              "redis.call('XDEL', KEYS[3], ARGV[5]) "
+              "return 1";
 
 /* KEYS: job hash, job stream, part stream.
  * ARGV: the part's field prefix, outputs, id, the part's entry, runner field, runner. */
 static const char lua_part_done[] =
-    LUA_GUARD
-    "if redis.call('HSETNX', KEYS[1], ARGV[1] .. 'out', ARGV[2]) == 1 then "
-    "  redis.call('HDEL', KEYS[1], ARGV[1] .. 'cp') "
-    "  local n = redis.call('HINCRBY', KEYS[1], 'done', 1) "
-    "  if n == tonumber(redis.call('HGET', KEYS[1], 'parts')) then "
-    "    redis.call('XADD', KEYS[2], '*', 'job', ARGV[3], 'part', '" PA_PART_FINISH "') "
-    "  end "
-    "end "
-    "redis.call('XACK', KEYS[3], '" PA_JOB_GROUP "', ARGV[4]) "
-    "redis.call('XDEL', KEYS[3], ARGV[4]) "
-    "return 1";
+    LUA_GUARD "if redis.call('HSETNX', KEYS[1], ARGV[1] .. 'out', ARGV[2]) == 1 then "
+              "  redis.call('HDEL', KEYS[1], ARGV[1] .. 'cp') "
+              "  local n = redis.call('HINCRBY', KEYS[1], 'done', 1) "
+              "  if n == tonumber(redis.call('HGET', KEYS[1], 'parts')) then "
+              "    redis.call('XADD', KEYS[2], '*', 'job', ARGV[3], 'part', '" PA_PART_FINISH "') "
+              "  end "
+              "end "
+              "redis.call('XACK', KEYS[3], '" PA_JOB_GROUP "', ARGV[4]) "
+              "redis.call('XDEL', KEYS[3], ARGV[4]) "
+              "return 1";
 
 long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds)
 {
@@ -147,8 +141,8 @@ void pa_job_free(pa_job *job)
     free(job);
 }
 
-int pa_job_create(pa_job **out, const char *kind, const char *owner, const char *request,
-                  const char *params, int64_t ttime, pa_err *err)
+int pa_job_create(pa_job **out, const char *kind, const char *owner, const char *request, const char *params,
+                  int64_t ttime, pa_err *err)
 {
     pa_job *job = calloc(1, sizeof(*job));
     int rc = PA_OK;
@@ -177,8 +171,7 @@ int pa_job_create(pa_job **out, const char *kind, const char *owner, const char 
 }
 
 /* Runs a script with nkeys keys then args (all C strings). */
-static redisReply *run_script(pa_redis *r, pa_err *err, const char *script, int nkeys,
-                              int nargs, const char **args)
+static redisReply *run_script(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs, const char **args)
 {
     const char *argv[48];
     char nk[16];
@@ -195,8 +188,8 @@ static redisReply *run_script(pa_redis *r, pa_err *err, const char *script, int 
     return pa_redis_argv(r, err, 3 + nargs, argv, NULL);
 }
 
-static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs,
-                      const char **args, long long *out);
+static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs, const char **args,
+                      long long *out);
 
 /* Records the job; its transactionTime is the database's
  * (pa_transaction_time(), sql/010_change_time.sql): every change stamped at
@@ -225,19 +218,18 @@ static int db_insert(PGconn *db, pa_job *job, pa_err *err)
     return PA_OK;
 }
 
-static int db_set_state(PGconn *db, const char *id, const char *state, const char *manifest,
-                        const char *error, pa_err *err)
+static int db_set_state(PGconn *db, const char *id, const char *state, const char *manifest, const char *error,
+                        pa_err *err)
 {
     const char *values[4] = { id, state, manifest, error };
-    PGresult *res = pa_db_query(
-        db, err,
-        "UPDATE job SET state = $2, manifest = coalesce($3::jsonb, manifest), "
-        "error = coalesce($4, error), updated_at = now(), "
-        "finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') "
-        "THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1 "
-        /* a cancellation is final: nothing a runner reports undoes it */
-        "AND (state <> 'cancelled' OR $2 = 'cancelled')",
-        4, values);
+    PGresult *res = pa_db_query(db, err,
+                                "UPDATE job SET state = $2, manifest = coalesce($3::jsonb, manifest), "
+                                "error = coalesce($4, error), updated_at = now(), "
+                                "finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') "
+                                "THEN coalesce(finished_at, now()) ELSE finished_at END WHERE id = $1 "
+                                /* a cancellation is final: nothing a runner reports undoes it */
+                                "AND (state <> 'cancelled' OR $2 = 'cancelled')",
+                                4, values);
 
     if(!res)
         return PA_EDB;
@@ -251,15 +243,24 @@ static int job_fields(const pa_job *job, const char **args, int at, char bufs[3]
     snprintf(bufs[0], 24, "%lld", (long long)job->ttime);
     snprintf(bufs[1], 24, "%lld", (long long)job->created);
     snprintf(bufs[2], 24, "%d", 0);
-    args[at++] = "kind";      args[at++] = job->kind;
-    args[at++] = "owner";     args[at++] = job->owner;
-    args[at++] = "state";     args[at++] = job->state;
-    args[at++] = "request";   args[at++] = job->request;
-    args[at++] = "params";    args[at++] = job->params;
-    args[at++] = "ttime";     args[at++] = bufs[0];
-    args[at++] = "created";   args[at++] = bufs[1];
-    args[at++] = "attempts";  args[at++] = bufs[2];
-    args[at++] = "request_id"; args[at++] = job->request_id;
+    args[at++] = "kind";
+    args[at++] = job->kind;
+    args[at++] = "owner";
+    args[at++] = job->owner;
+    args[at++] = "state";
+    args[at++] = job->state;
+    args[at++] = "request";
+    args[at++] = job->request;
+    args[at++] = "params";
+    args[at++] = job->params;
+    args[at++] = "ttime";
+    args[at++] = bufs[0];
+    args[at++] = "created";
+    args[at++] = bufs[1];
+    args[at++] = "attempts";
+    args[at++] = bufs[2];
+    args[at++] = "request_id";
+    args[at++] = job->request_id;
     return at;
 }
 
@@ -369,21 +370,36 @@ int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *e
 
         if(!f)
             continue;
-        if(!strcmp(f, "kind")) sp = &job->kind;
-        else if(!strcmp(f, "owner")) sp = &job->owner;
-        else if(!strcmp(f, "state")) sp = &job->state;
-        else if(!strcmp(f, "request")) sp = &job->request;
-        else if(!strcmp(f, "params")) sp = &job->params;
-        else if(!strcmp(f, "manifest")) sp = &job->manifest;
-        else if(!strcmp(f, "error")) sp = &job->error;
-        else if(!strcmp(f, "checkpoint")) sp = &job->checkpoint;
-        else if(!strcmp(f, "ttime")) job->ttime = to_i64(v);
-        else if(!strcmp(f, "created")) job->created = to_i64(v);
-        else if(!strcmp(f, "finished")) job->finished = to_i64(v);
-        else if(!strcmp(f, "done")) job->done = (long)to_i64(v);
-        else if(!strcmp(f, "total")) job->total = (long)to_i64(v);
-        else if(!strcmp(f, "parts")) job->parts = (long)to_i64(v);
-        else if(!strcmp(f, "attempts")) job->attempts = (long)to_i64(v);
+        if(!strcmp(f, "kind"))
+            sp = &job->kind;
+        else if(!strcmp(f, "owner"))
+            sp = &job->owner;
+        else if(!strcmp(f, "state"))
+            sp = &job->state;
+        else if(!strcmp(f, "request"))
+            sp = &job->request;
+        else if(!strcmp(f, "params"))
+            sp = &job->params;
+        else if(!strcmp(f, "manifest"))
+            sp = &job->manifest;
+        else if(!strcmp(f, "error"))
+            sp = &job->error;
+        else if(!strcmp(f, "checkpoint"))
+            sp = &job->checkpoint;
+        else if(!strcmp(f, "ttime"))
+            job->ttime = to_i64(v);
+        else if(!strcmp(f, "created"))
+            job->created = to_i64(v);
+        else if(!strcmp(f, "finished"))
+            job->finished = to_i64(v);
+        else if(!strcmp(f, "done"))
+            job->done = (long)to_i64(v);
+        else if(!strcmp(f, "total"))
+            job->total = (long)to_i64(v);
+        else if(!strcmp(f, "parts"))
+            job->parts = (long)to_i64(v);
+        else if(!strcmp(f, "attempts"))
+            job->attempts = (long)to_i64(v);
         else if(!strcmp(f, "request_id") && v->type == REDIS_REPLY_STRING)
             snprintf(job->request_id, sizeof(job->request_id), "%.*s", (int)v->len, v->str);
         if(sp) {
@@ -427,8 +443,7 @@ int pa_job_mark_cancelled(pa_redis *r, const char *id, const char *owner, int64_
     return v == 1 ? PA_OK : pa_err_set(err, PA_ENOTFOUND, "no such job");
 }
 
-int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
-                  int64_t purge_after_ms, pa_err *err)
+int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner, int64_t purge_after_ms, pa_err *err)
 {
     const char *values[2] = { id, owner };
     PGresult *res;
@@ -605,8 +620,7 @@ static void drop_unworkable(pa_redis *r, pa_job_entry *e)
 }
 
 /* One entry of stream whose runner has been silent idle_ms: 1, 0, or an error. */
-static int claim_idle(pa_redis *r, const char *stream, const char *consumer, long idle_ms, pa_job_entry *e,
-                      pa_err *err)
+static int claim_idle(pa_redis *r, const char *stream, const char *consumer, long idle_ms, pa_job_entry *e, pa_err *err)
 {
     char key[KEYLEN];
     redisReply *reply;
@@ -695,8 +709,8 @@ int pa_job_next(pa_redis *r, const char *consumer, long block_ms, long idle_ms, 
     return got;
 }
 
-static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs,
-                      const char **args, long long *out)
+static int script_int(pa_redis *r, pa_err *err, const char *script, int nkeys, int nargs, const char **args,
+                      long long *out)
 {
     redisReply *reply = run_script(r, err, script, nkeys, nargs, args);
 
@@ -850,9 +864,9 @@ int pa_job_part_done(pa_redis *r, const pa_job_entry *e, const char *runner, con
 int pa_job_heartbeat(pa_redis *r, const char *consumer, const pa_job_entry *e, pa_err *err)
 {
     char key[KEYLEN];
-    redisReply *reply = pa_redis_cmd(r, err, "XCLAIM %s %s %s 0 %s JUSTID",
-                                     pa_redis_key(r, key, sizeof(key), "%s", e->stream), PA_JOB_GROUP, consumer,
-                                     e->msgid);
+    redisReply *reply =
+        pa_redis_cmd(r, err, "XCLAIM %s %s %s 0 %s JUSTID", pa_redis_key(r, key, sizeof(key), "%s", e->stream),
+                     PA_JOB_GROUP, consumer, e->msgid);
 
     if(!reply)
         return PA_EREDIS;
@@ -923,9 +937,9 @@ int pa_job_release(pa_redis *r, const char *consumer, const pa_job_entry *e, lon
     redisReply *reply;
 
     /* an idle time already past the takeover threshold hands it on at once */
-    reply = pa_redis_cmd(r, err, "XCLAIM %s %s %s 0 %s IDLE %ld JUSTID",
-                         pa_redis_key(r, key, sizeof(key), "%s", e->stream), PA_JOB_GROUP, consumer, e->msgid,
-                         idle_ms + 1000);
+    reply =
+        pa_redis_cmd(r, err, "XCLAIM %s %s %s 0 %s IDLE %ld JUSTID", pa_redis_key(r, key, sizeof(key), "%s", e->stream),
+                     PA_JOB_GROUP, consumer, e->msgid, idle_ms + 1000);
     if(!reply)
         return PA_EREDIS;
     freeReplyObject(reply);
@@ -947,8 +961,8 @@ int pa_job_due(pa_redis *r, int64_t now, size_t max, char ***ids, size_t *n, pa_
 
     *ids = NULL;
     *n = 0;
-    reply = pa_redis_cmd(r, err, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %ld",
-                         pa_redis_key(r, key, sizeof(key), "due"), (long long)now, (long)max);
+    reply = pa_redis_cmd(r, err, "ZRANGEBYSCORE %s -inf %lld LIMIT 0 %ld", pa_redis_key(r, key, sizeof(key), "due"),
+                         (long long)now, (long)max);
     if(!reply)
         return PA_EREDIS;
     if(reply->type == REDIS_REPLY_ARRAY && reply->elements) {

@@ -35,21 +35,21 @@
 
 typedef struct pa_job {
     char id[PA_JOB_ID_LEN + 1];
-    char *kind;         /* "export" or "match" (jobs/kinds.c) */
-    char *owner;        /* client id */
-    char *state;        /* queued | running | completed | failed | cancelled */
-    char *request;      /* the kick-off URL, for the manifest */
+    char *kind;          /* "export" or "match" (jobs/kinds.c) */
+    char *owner;         /* client id */
+    char *state;         /* queued | running | completed | failed | cancelled */
+    char *request;       /* the kick-off URL, for the manifest */
     char request_id[33]; /* the kick-off's X-Request-Id ("" if unknown) */
-    char *params;       /* kind-specific parameters (JSON) */
-    int64_t ttime;      /* transactionTime (ms): the kick-off instant, as pa_job_submit sets it */
+    char *params;        /* kind-specific parameters (JSON) */
+    int64_t ttime;       /* transactionTime (ms): the kick-off instant, as pa_job_submit sets it */
     int64_t created;
-    int64_t finished;   /* completion or cancellation (ms), 0 if none */
-    long done;          /* progress: chunks done of total (a split export: parts, and its last step) */
+    int64_t finished; /* completion or cancellation (ms), 0 if none */
+    long done;        /* progress: chunks done of total (a split export: parts, and its last step) */
     long total;
-    long parts;         /* a split export's parts, 0 for a job run whole */
-    char *manifest;     /* when completed */
-    char *error;        /* when failed */
-    char *checkpoint;   /* runner's resume point (JSON), NULL at first */
+    long parts;       /* a split export's parts, 0 for a job run whole */
+    char *manifest;   /* when completed */
+    char *error;      /* when failed */
+    char *checkpoint; /* runner's resume point (JSON), NULL at first */
     long attempts;
 } pa_job;
 
@@ -62,8 +62,8 @@ typedef struct pa_job {
 long pa_job_retry_after(const pa_job *job, int64_t now_ms, long max_seconds);
 
 /* Allocates a job with the given id/kind/owner/request/params (copied). */
-int pa_job_create(pa_job **out, const char *kind, const char *owner, const char *request,
-                  const char *params, int64_t ttime, pa_err *err);
+int pa_job_create(pa_job **out, const char *kind, const char *owner, const char *request, const char *params,
+                  int64_t ttime, pa_err *err);
 void pa_job_free(pa_job *job);
 
 /*
@@ -93,8 +93,7 @@ int pa_job_from_reply(const char *id, redisReply *reply, pa_job **out, pa_err *e
  * PA_EREDIS says the rest is to be done by calling again.  PA_ENOTFOUND if
  * not the owner's or already cancelled.
  */
-int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner,
-                  int64_t purge_after_ms, pa_err *err);
+int pa_job_cancel(pa_redis *r, PGconn *db, const char *id, const char *owner, int64_t purge_after_ms, pa_err *err);
 
 /* The Redis half of a cancellation (the runner's, when it finds the durable
  * record cancelled).  PA_ENOTFOUND if Redis has no such job running. */
@@ -104,7 +103,6 @@ int pa_job_mark_cancelled(pa_redis *r, const char *id, const char *owner, int64_
  * (*out, pa_job_free it): a queued or running one reads as queued.
  * PA_ENOTFOUND if there is none. */
 int pa_job_db_read(PGconn *db, const char *id, const char *owner, pa_job **out, pa_err *err);
-
 
 /* ---- runner side ---- */
 

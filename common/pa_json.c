@@ -19,7 +19,7 @@ struct scan {
      * scanned next (key_len 0: none) */
     pa_json_tape *tape;
     size_t key_at, key_len;
-    int escaped;     /* the last string scanned had an escape */
+    int escaped; /* the last string scanned had an escape */
 };
 
 static int fail(struct scan *s, const char *why)
@@ -296,8 +296,7 @@ static int twice(const pa_json_tape *t, const char *text, size_t i)
 
     for(a = i + 1; a < t->n[i].end; a = t->n[a].end)
         for(b = t->n[a].end; b < t->n[i].end; b = t->n[b].end)
-            if(t->n[a].key_len == t->n[b].key_len &&
-               !memcmp(text + t->n[a].key, text + t->n[b].key, t->n[a].key_len))
+            if(t->n[a].key_len == t->n[b].key_len && !memcmp(text + t->n[a].key, text + t->n[b].key, t->n[a].key_len))
                 return 1;
     return 0;
 }

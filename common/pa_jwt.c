@@ -257,8 +257,10 @@ int pa_jwt_verify(const pa_jwt *jwt, json_object *jwk, pa_err *err)
     int rc = PA_EINVAL;
 
     if(!alg || !strcmp(alg, "none") || !strncmp(alg, "HS", 2))
-        return pa_err_set(err, PA_EINVAL, "alg '%s' is refused: only RS384, ES384 (and RS256/ES256 "
-                          "where the key says so) are accepted", alg ? alg : "(none)");
+        return pa_err_set(err, PA_EINVAL,
+                          "alg '%s' is refused: only RS384, ES384 (and RS256/ES256 "
+                          "where the key says so) are accepted",
+                          alg ? alg : "(none)");
     if(!allowed || strcmp(alg, allowed))
         return pa_err_set(err, PA_EINVAL, "alg %s does not match the registered key (%s)", alg,
                           allowed ? allowed : "unusable key");
@@ -275,8 +277,7 @@ int pa_jwt_verify(const pa_jwt *jwt, json_object *jwk, pa_err *err)
         goto out;
     mctx = EVP_MD_CTX_new();
     if(!mctx || EVP_DigestVerifyInit(mctx, NULL, md, NULL, pkey) != 1 ||
-       EVP_DigestVerify(mctx, sig, sig_len, (const unsigned char *)jwt->signing_input,
-                        strlen(jwt->signing_input)) != 1)
+       EVP_DigestVerify(mctx, sig, sig_len, (const unsigned char *)jwt->signing_input, strlen(jwt->signing_input)) != 1)
         rc = pa_err_set(err, PA_EINVAL, "the signature does not verify with the registered key");
 out:
     EVP_MD_CTX_free(mctx);
@@ -292,8 +293,8 @@ static int b64url_add(pa_buf *b, const unsigned char *p, size_t n)
     int rc = PA_OK;
 
     for(i = 0; !rc && i < n; i += 3) {
-        unsigned long v = (unsigned long)p[i] << 16 | (i + 1 < n ? (unsigned long)p[i + 1] << 8 : 0) |
-                          (i + 2 < n ? p[i + 2] : 0);
+        unsigned long v =
+            (unsigned long)p[i] << 16 | (i + 1 < n ? (unsigned long)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
         char out[4] = { abc[(v >> 18) & 63], abc[(v >> 12) & 63], abc[(v >> 6) & 63], abc[v & 63] };
 
         rc = pa_buf_add(b, out, i + 2 < n ? 4 : i + 1 < n ? 3 : 2);
@@ -353,7 +354,9 @@ int pa_jwt_sign(const char *key_file, const char *kid, json_object *claims, char
         const char *c = json_object_to_json_string_ext(claims, JSON_C_TO_STRING_PLAIN);
 
         rc = b64url_add(&b, (const unsigned char *)h, strlen(h)) || pa_buf_add(&b, ".", 1) ||
-             b64url_add(&b, (const unsigned char *)c, strlen(c)) ? PA_ETOOBIG : PA_OK;
+                     b64url_add(&b, (const unsigned char *)c, strlen(c))
+                 ? PA_ETOOBIG
+                 : PA_OK;
     }
     mctx = EVP_MD_CTX_new();
     if(!rc && (!mctx || EVP_DigestSignInit(mctx, NULL, alg[2] == '3' ? EVP_sha384() : EVP_sha256(), NULL, pkey) != 1 ||

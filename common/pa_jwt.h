@@ -15,11 +15,11 @@
 #define PA_JWT_MAX 16384
 
 typedef struct pa_jwt {
-    json_object *header;        /* owned */
-    json_object *claims;        /* owned */
-    unsigned char *sig;         /* owned */
+    json_object *header; /* owned */
+    json_object *claims; /* owned */
+    unsigned char *sig;  /* owned */
     size_t sig_len;
-    char *signing_input;        /* "header.payload", owned */
+    char *signing_input; /* "header.payload", owned */
 } pa_jwt;
 
 /* Decodes base64url (no padding needed) into *out (caller frees). */

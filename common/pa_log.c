@@ -111,8 +111,8 @@ void pa_log(int level, const char *fmt, ...)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s[%d]%s%s ", (int)(tv.tv_usec / 1000),
-                 names[level], log_prog, (int)pa_pid(), log_ctx[0] ? " id=" : "", log_ctx);
+    k = snprintf(line + n, sizeof(line) - n, ".%03dZ %s %s[%d]%s%s ", (int)(tv.tv_usec / 1000), names[level], log_prog,
+                 (int)pa_pid(), log_ctx[0] ? " id=" : "", log_ctx);
     if(k > 0)
         n += (size_t)k < sizeof(line) - n ? (size_t)k : sizeof(line) - n - 1;
     va_start(ap, fmt);

@@ -8,8 +8,8 @@
 
 static const char *const list_names[] = { "output", "deleted", "error" };
 
-int pa_manifest_add_file(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
-                         const char *name, int64_t count, pa_err *err)
+int pa_manifest_add_file(json_object *list, const pa_config *cfg, const char *jobid, const char *type, const char *name,
+                         int64_t count, pa_err *err)
 {
     json_object *item;
     char url[1024];
@@ -28,8 +28,8 @@ int pa_manifest_add_file(json_object *list, const pa_config *cfg, const char *jo
     return PA_OK;
 }
 
-int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error,
-                      char **manifest, pa_err *err)
+int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error, char **manifest,
+                      pa_err *err)
 {
     json_object *m = json_object_new_object();
     char ttime[32];

@@ -21,13 +21,13 @@ typedef enum pa_manifest_list {
 
 /* Appends to list (a manifest's output, deleted or error array) the entry
  * for file name of job jobid: its type, URL and line count. */
-int pa_manifest_add_file(json_object *list, const pa_config *cfg, const char *jobid, const char *type,
-                         const char *name, int64_t count, pa_err *err);
+int pa_manifest_add_file(json_object *list, const pa_config *cfg, const char *jobid, const char *type, const char *name,
+                         int64_t count, pa_err *err);
 
 /* The manifest of job (*manifest, caller frees), listing output, deleted
  * (NULL: none) and error, which it takes over whatever it returns. */
-int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error,
-                      char **manifest, pa_err *err);
+int pa_manifest_build(const pa_job *job, json_object *output, json_object *deleted, json_object *error, char **manifest,
+                      pa_err *err);
 
 /*
  * Finds file name of job jobid in manifest: which list has it in *list and

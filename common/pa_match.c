@@ -20,12 +20,15 @@
 #define LIST_MAX (64 * 1024 * 1024)
 
 /* Names compared without case, accents, punctuation or spaces (O'Brien-Smith = obriensmith). */
+/* clang-format off */
 #define NORM(x)                                                                                         \
     "lower(regexp_replace(translate(" x ", 'ÀÁÂÃÄÅàáâãäåÈÉÊËèéêëÌÍÎÏìíîïÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÑñÇçÝýÿ',"       \
     " 'AAAAAAaaaaaaEEEEeeeeIIIIiiiiOOOOOOooooooUUUUuuuuNnCcYyy'), '[^a-zA-Z0-9]', '', 'g'))"
+/* clang-format on */
 
 /* Why a member landed where it did: a stable code (the disclosure record,
  * pa-admin report, docs/MATCH.md) and the words of the audit event. */
+/* clang-format off */
 #define PA_MATCH_REASONS(X)                                                                                       \
     X(BUNDLE, "bundle-incomplete", "a MemberBundle needs MemberPatient, CoverageToMatch and Consent")             \
     X(PATIENT, "patient-invalid", "MemberPatient is not a Patient with an id")                                   \
@@ -56,6 +59,7 @@
     X(NO_TRL, "no-treatment-relationship", "no treatment relationship with the requesting provider")             \
     X(TRL, "treatment-relationship", "matched")                                                                  \
     X(TRL_ATTESTED, "attestation", "matched on its attestation (a treatment relationship recorded)")
+/* clang-format on */
 
 struct reason {
     const char *code;
@@ -81,14 +85,14 @@ enum bucket { B_MATCH, B_NOMATCH, B_CONSTRAINED };
 
 /* One MemberBundle as submitted and as far as it got. */
 struct member {
-    json_object *patient;      /* the submitted Patient (borrowed from the request) */
+    json_object *patient;        /* the submitted Patient (borrowed from the request) */
     const struct reason *reason; /* why it landed where it did (NULL until decided) */
     char family[256], given[256], birth[11], gender[16];
-    char id1[128], id2[128];   /* coverage identifiers: subscriberId, MB identifier */
+    char id1[128], id2[128]; /* coverage identifiers: subscriberId, MB identifier */
     char att_start[11], att_end[11];
-    char patient_id[PA_FHIR_ID_MAX + 1]; /* the payer's member, once matched */
+    char patient_id[PA_FHIR_ID_MAX + 1];     /* the payer's member, once matched */
     char optout_scope[24], optout_start[11]; /* the opt-out that constrains it */
-    int trl_attested;          /* matched on its attestation alone (treatment_relationship_policy) */
+    int trl_attested;                        /* matched on its attestation alone (treatment_relationship_policy) */
     enum bucket bucket;
 };
 
@@ -134,8 +138,8 @@ int pa_match_parse(const char *body, long max, json_object **params, long *membe
     }
     if(*members > max) {
         json_object_put(p);
-        return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)",
-                          *members, max);
+        return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)", *members,
+                          max);
     }
     *params = p;
     return PA_OK;
@@ -147,10 +151,10 @@ struct check {
     char resource_type[32];
     const char *list;
     size_t list_len;
-    long members;        /* MemberBundles so far: also the next parameter's index */
-    int bad;             /* the parameter at index members is no MemberBundle */
+    long members; /* MemberBundles so far: also the next parameter's index */
+    int bad;      /* the parameter at index members is no MemberBundle */
     char name[48];
-    const char *parts;    /* the current parameter's parts */
+    const char *parts; /* the current parameter's parts */
     size_t parts_len;
     const char *resource; /* the current part's resource */
     size_t resource_len;
@@ -323,8 +327,8 @@ int pa_match_check(const char *body, size_t len, long max, long *members, pa_err
     if(c.date_error[0])
         return pa_err_set(err, PA_EINVAL, "%s", c.date_error);
     if(c.members > max)
-        return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)", c.members,
-                          max);
+        return pa_err_set(err, PA_ETOOBIG, "the request has %ld members; the limit is %ld (member_match_max)",
+                          c.members, max);
     return PA_OK;
 }
 
@@ -417,7 +421,8 @@ static const struct reason *validate(struct member *m, json_object *bundle, cons
     if(!pat || !cov || !con)
         return &reasons[R_BUNDLE];
     pid = pa_json_str(pat, "id");
-    if(!pa_json_str(pat, "resourceType") || strcmp(pa_json_str(pat, "resourceType"), "Patient") || !pid || !pa_fhir_id_valid(pid))
+    if(!pa_json_str(pat, "resourceType") || strcmp(pa_json_str(pat, "resourceType"), "Patient") || !pid ||
+       !pa_fhir_id_valid(pid))
         return &reasons[R_PATIENT];
     name = jidx(pa_json_get(pat, "name"), 0);
     if(!pa_json_str(name, "family") || !json_object_is_type(jidx(pa_json_get(name, "given"), 0), json_type_string))
@@ -429,7 +434,9 @@ static const struct reason *validate(struct member *m, json_object *bundle, cons
     s = pa_json_str(pat, "gender");
     for(i = 0; !s && (v = jidx(pa_json_get(pat, "extension"), i)); i++)
         if(pa_json_str(v, "url") && strstr(pa_json_str(v, "url"), "us-core-birthsex") && pa_json_str(v, "valueCode"))
-            s = !strcmp(pa_json_str(v, "valueCode"), "F") ? "female" : !strcmp(pa_json_str(v, "valueCode"), "M") ? "male" : "unknown";
+            s = !strcmp(pa_json_str(v, "valueCode"), "F")   ? "female"
+                : !strcmp(pa_json_str(v, "valueCode"), "M") ? "male"
+                                                            : "unknown";
     if(!s)
         return &reasons[R_GENDER];
     pa_strlcpy(m->gender, s, sizeof(m->gender));
@@ -482,7 +489,8 @@ static const struct reason *validate(struct member *m, json_object *bundle, cons
     period = pa_json_get(prov, "period");
     if(!date10(pa_json_str(period, "start"), m->att_start) || strcmp(m->att_start, today) > 0)
         return &reasons[R_NOT_STARTED];
-    if(pa_json_str(period, "end") && (pa_fhir_day(pa_json_str(period, "end"), 1, m->att_end) || strcmp(m->att_end, today) < 0))
+    if(pa_json_str(period, "end") &&
+       (pa_fhir_day(pa_json_str(period, "end"), 1, m->att_end) || strcmp(m->att_end, today) < 0))
         return &reasons[R_EXPIRED];
     /* the requesting provider, by NPI, among performer, organization and actors */
     if(!names_npi(pa_json_get(con, "performer"), in->npi, in->org_npi, 0) &&
@@ -620,7 +628,6 @@ static void add_member(json_object *group, const char *entity_ref, const char *m
     json_object_array_add(json_object_object_get(group, "member"), m);
 }
 
-
 /* Step 2-4 for every valid member, in one query.  Columns: bundle index,
  * candidates, the member (if one), covered today, the opt-out in force
  * against this provider (scope and start, NULL if none), treatment
@@ -636,39 +643,40 @@ static const char lookup_sql[] =
     " pair AS MATERIALIZED (SELECT req.i, req.fam, req.giv, req.id1, req.id2, m.patient_id, m.member_id,"
     "  m.family, m.given FROM req JOIN member m ON m.birth_date = req.birth AND m.gender = req.gender),"
     " cand AS (SELECT DISTINCT i, patient_id FROM pair"
-    "  WHERE " NORM("family") " = " NORM("fam") " AND " NORM("split_part(given, ' ', 1)") " = " NORM("giv")
-    "  AND (member_id IN (id1, id2) OR EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = pair.patient_id"
-    "   AND (c.subscriber_id IN (id1, id2) OR c.member_id IN (id1, id2))))),"
-    " one AS (SELECT i, count(*) AS n, min(patient_id) AS patient_id FROM cand GROUP BY i) "
-    "SELECT req.i, coalesce(one.n, 0), one.patient_id,"
-    /* covered: an active coverage whose period covers today (a former member,
+    "  WHERE " NORM("family") " = " NORM("fam") " AND " NORM("split_part(given, ' ', 1)") " = " NORM(
+        "giv") "  AND (member_id IN (id1, id2) OR EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = pair.patient_id"
+               "   AND (c.subscriber_id IN (id1, id2) OR c.member_id IN (id1, id2))))),"
+               " one AS (SELECT i, count(*) AS n, min(patient_id) AS patient_id FROM cand GROUP BY i) "
+               "SELECT req.i, coalesce(one.n, 0), one.patient_id,"
+               /* covered: an active coverage whose period covers today (a former member,
      * whose coverage ended though still marked active, never matches); the
      * attestation's period covers today too, so the two overlap */
-    " EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = one.patient_id AND c.status = 'active'"
-    "  AND (c.period_start IS NULL OR c.period_start <= current_date)"
-    "  AND (c.period_end IS NULL OR c.period_end >= current_date)),"
-    /* the opt-out in force against the caller, if any: its scope and start
+               " EXISTS (SELECT 1 FROM coverage c WHERE c.patient_id = one.patient_id AND c.status = 'active'"
+               "  AND (c.period_start IS NULL OR c.period_start <= current_date)"
+               "  AND (c.period_end IS NULL OR c.period_end >= current_date)),"
+               /* the opt-out in force against the caller, if any: its scope and start
      * (a global one first, the latest of a kind) */
-    " (SELECT o.scope || ' ' || o.period_start::text FROM opt_out o WHERE o.patient_id = one.patient_id"
-    "  AND (o.scope = 'global' OR o.npi IN (nullif($10, ''), nullif($11, '')))"
-    "  AND " PA_SQL_OPTOUT_IN_FORCE("o", "$10", "$11")
-    "  ORDER BY o.scope = 'global' DESC, o.period_start DESC LIMIT 1),"
-    " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
-    "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
-    "  AND (t.period_start IS NULL OR t.period_start <= current_date) AND (t.period_end IS NULL OR t.period_end >= current_date))"
-    /* the claims only for a member without a relationship, each member's
+               " (SELECT o.scope || ' ' || o.period_start::text FROM opt_out o WHERE o.patient_id = one.patient_id"
+               "  AND (o.scope = 'global' OR o.npi IN (nullif($10, ''), nullif($11, '')))"
+               "  AND " PA_SQL_OPTOUT_IN_FORCE(
+                   "o", "$10",
+                   "$11") "  ORDER BY o.scope = 'global' DESC, o.period_start DESC LIMIT 1),"
+                          " EXISTS (SELECT 1 FROM treatment_relationship t WHERE t.patient_id = one.patient_id AND NOT t.inactive"
+                          "  AND t.npi IN (nullif($10, ''), nullif($11, ''))"
+                          "  AND (t.period_start IS NULL OR t.period_start <= current_date) AND (t.period_end IS NULL OR t.period_end >= current_date))"
+                          /* the claims only for a member without a relationship, each member's
      * through its own index range: OFFSET 0 keeps PostgreSQL from turning
      * the EXISTS into one hashed scan of every recent claim of the payer
      * (0.78 s against 100,000 members) */
-    " OR ($12::int > 0 AND EXISTS (SELECT 1 FROM provider p, resource r WHERE p.npi IN (nullif($10, ''), nullif($11, ''))"
-    "  AND r.patient_id = one.patient_id AND r.type = 'ExplanationOfBenefit'"
-    "  AND coalesce(r.clin_start, r.created) >= current_date - make_interval(months => $12::int)"
-    "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id] OFFSET 0)),"
-    /* the caller in network today (its attestation may stand for a relationship) */
-    " EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (nullif($10, ''), nullif($11, '')) AND p.in_network"
-    "  AND (p.network_start IS NULL OR p.network_start <= current_date)"
-    "  AND (p.network_end IS NULL OR p.network_end >= current_date)) "
-    "FROM req LEFT JOIN one USING (i) ORDER BY req.i";
+                          " OR ($12::int > 0 AND EXISTS (SELECT 1 FROM provider p, resource r WHERE p.npi IN (nullif($10, ''), nullif($11, ''))"
+                          "  AND r.patient_id = one.patient_id AND r.type = 'ExplanationOfBenefit'"
+                          "  AND coalesce(r.clin_start, r.created) >= current_date - make_interval(months => $12::int)"
+                          "  AND r.tokens @> ARRAY['ref=' || p.resource_type || '/' || p.resource_id] OFFSET 0)),"
+                          /* the caller in network today (its attestation may stand for a relationship) */
+                          " EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (nullif($10, ''), nullif($11, '')) AND p.in_network"
+                          "  AND (p.network_start IS NULL OR p.network_start <= current_date)"
+                          "  AND (p.network_end IS NULL OR p.network_end >= current_date)) "
+                          "FROM req LEFT JOIN one USING (i) ORDER BY req.i";
 
 static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err)
 {
@@ -694,8 +702,7 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
         rc = pa_pgarray_add(&cols[0], idx) || pa_pgarray_add(&cols[1], m->family) ||
              pa_pgarray_add(&cols[2], m->given) || pa_pgarray_add(&cols[3], m->birth) ||
              pa_pgarray_add(&cols[4], m->gender) || pa_pgarray_add(&cols[5], m->id1[0] ? m->id1 : NULL) ||
-             pa_pgarray_add(&cols[6], m->id2[0] ? m->id2 : NULL) ||
-             pa_pgarray_add(&cols[7], m->att_start) ||
+             pa_pgarray_add(&cols[6], m->id2[0] ? m->id2 : NULL) || pa_pgarray_add(&cols[7], m->att_start) ||
              pa_pgarray_add(&cols[8], m->att_end[0] ? m->att_end : NULL);
     }
     if(rc) {
@@ -747,7 +754,8 @@ static int lookup(const pa_match_in *in, struct member *mem, long n, pa_err *err
                 m->bucket = B_MATCH;
                 m->reason = &reasons[R_TRL];
             }
-            else if(!strcmp(in->cfg->treatment_relationship_policy, "attestation") && !strcmp(PQgetvalue(res, k, 6), "t")) {
+            else if(!strcmp(in->cfg->treatment_relationship_policy, "attestation") &&
+                    !strcmp(PQgetvalue(res, k, 6), "t")) {
                 /* the verified attestation of an in-network provider stands for
                  * the relationship, and is recorded as one (trl_from_attestations) */
                 m->bucket = B_MATCH;
@@ -926,7 +934,8 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             out->n_matched++;
         }
         else if(b == B_CONSTRAINED) {
-            json_object *members = json_object_object_get(out->constrained, "member"), *period = json_object_new_object();
+            json_object *members = json_object_object_get(out->constrained, "member"),
+                        *period = json_object_new_object();
 
             snprintf(ref, sizeof(ref), "Patient/%s", m->patient_id);
             add_member(out->constrained, ref, NULL);
@@ -967,9 +976,10 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
             json_object_object_add(o, "entry", json_object_new_int64(i + 1));
             json_object_object_add(o, "submitted", sub ? json_object_new_string(sub) : NULL);
             json_object_object_add(o, "patient_id", m->patient_id[0] ? json_object_new_string(m->patient_id) : NULL);
-            json_object_object_add(o, "outcome", json_object_new_string(b == B_MATCH ? "matched"
-                                                                        : b == B_CONSTRAINED ? "consent-constrained"
-                                                                                             : "non-matched"));
+            json_object_object_add(o, "outcome",
+                                   json_object_new_string(b == B_MATCH         ? "matched"
+                                                          : b == B_CONSTRAINED ? "consent-constrained"
+                                                                               : "non-matched"));
             json_object_object_add(o, "reason", json_object_new_string(m->reason->code));
             json_object_array_add(out->outcomes, o);
         }
@@ -1005,7 +1015,8 @@ int pa_match_run(const pa_match_in *in, json_object *params, pa_match_out *out, 
 void pa_match_summary(const pa_match_out *out, char *buf, size_t size)
 {
     snprintf(buf, size, "%ld matched, %ld not matched, %ld consent-constrained: %.900s", out->n_matched,
-             out->n_nonmatched, out->n_constrained, json_object_to_json_string_ext(out->reasons, JSON_C_TO_STRING_PLAIN));
+             out->n_nonmatched, out->n_constrained,
+             json_object_to_json_string_ext(out->reasons, JSON_C_TO_STRING_PLAIN));
 }
 
 char *pa_match_parameters(const pa_match_out *out)
@@ -1020,7 +1031,8 @@ char *pa_match_parameters(const pa_match_out *out)
     {
         json_object *meta = json_object_new_object(), *profiles = json_object_new_array();
 
-        json_object_array_add(profiles, json_object_new_string(PDEX_SD "provider-parameters-multi-member-match-bundle-out"));
+        json_object_array_add(profiles,
+                              json_object_new_string(PDEX_SD "provider-parameters-multi-member-match-bundle-out"));
         json_object_object_add(meta, "profile", profiles);
         json_object_object_add(p, "meta", meta);
     }
@@ -1057,19 +1069,20 @@ int pa_match_store(PGconn *db, const pa_match_out *out, const pa_match_who *who,
     values[7] = who->request_id;
     values[8] = who->job_id;
     /* one statement: the group and its records are stored together or not at all */
-    res = pa_db_query(db, err,
-                      "WITH g AS (INSERT INTO matched_group (id, client_id, npi, expires_at, json)"
-                      " VALUES ($1, $2, nullif($3, ''), now() + make_interval(days => $4::int), $5)"
-                      " ON CONFLICT (id) DO NOTHING RETURNING id),"
-                      " m AS (INSERT INTO matched_group_member (group_id, patient_id)"
-                      " SELECT DISTINCT g.id, p FROM g, jsonb_array_elements_text($6::jsonb) p) "
-                      "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, entry, submitted,"
-                      " patient_id, outcome, reason)"
-                      " SELECT $2, nullif($3, ''), 'member-match', $8, $9, $1, o.entry, o.submitted, o.patient_id,"
-                      " o.outcome, o.reason FROM jsonb_to_recordset($7::jsonb)"
-                      " AS o(entry int, submitted text, patient_id text, outcome text, reason text)"
-                      " ON CONFLICT DO NOTHING",
-                      9, values);
+    res =
+        pa_db_query(db, err,
+                    "WITH g AS (INSERT INTO matched_group (id, client_id, npi, expires_at, json)"
+                    " VALUES ($1, $2, nullif($3, ''), now() + make_interval(days => $4::int), $5)"
+                    " ON CONFLICT (id) DO NOTHING RETURNING id),"
+                    " m AS (INSERT INTO matched_group_member (group_id, patient_id)"
+                    " SELECT DISTINCT g.id, p FROM g, jsonb_array_elements_text($6::jsonb) p) "
+                    "INSERT INTO disclosure (client_id, npi, operation, request_id, job_id, group_id, entry, submitted,"
+                    " patient_id, outcome, reason)"
+                    " SELECT $2, nullif($3, ''), 'member-match', $8, $9, $1, o.entry, o.submitted, o.patient_id,"
+                    " o.outcome, o.reason FROM jsonb_to_recordset($7::jsonb)"
+                    " AS o(entry int, submitted text, patient_id text, outcome text, reason text)"
+                    " ON CONFLICT DO NOTHING",
+                    9, values);
     if(!res)
         return PA_EDB;
     PQclear(res);

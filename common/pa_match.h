@@ -28,20 +28,20 @@
 typedef struct pa_match_in {
     PGconn *db;
     const pa_config *cfg;
-    const char *npi;        /* the caller's NPI and organization NPI */
+    const char *npi; /* the caller's NPI and organization NPI */
     const char *org_npi;
-    const char *group_id;   /* the Matched Group's id, or NULL for a new random one */
+    const char *group_id; /* the Matched Group's id, or NULL for a new random one */
 } pa_match_in;
 
 typedef struct pa_match_out {
-    char group_id[33];      /* the Matched Group's id */
-    json_object *matched;   /* Group, always */
-    json_object *nonmatched;/* Group, or NULL when empty */
-    json_object *constrained;/* Group, or NULL when empty or suppressed */
-    json_object *matched_ids;/* the matched members' payer Patient ids */
-    json_object *reasons;   /* how many members landed where for which reason: {"reason": n}, for the audit */
-    json_object *misses;    /* [[demographics key, coverage id], ...] of the members no member matched (pa_guard) */
-    json_object *outcomes;  /* per MemberBundle, its disclosure record: [{"entry", "submitted", "patient_id",
+    char group_id[33];        /* the Matched Group's id */
+    json_object *matched;     /* Group, always */
+    json_object *nonmatched;  /* Group, or NULL when empty */
+    json_object *constrained; /* Group, or NULL when empty or suppressed */
+    json_object *matched_ids; /* the matched members' payer Patient ids */
+    json_object *reasons;     /* how many members landed where for which reason: {"reason": n}, for the audit */
+    json_object *misses;      /* [[demographics key, coverage id], ...] of the members no member matched (pa_guard) */
+    json_object *outcomes;    /* per MemberBundle, its disclosure record: [{"entry", "submitted", "patient_id",
                                "outcome", "reason"}] (what the caller was told; the reason code) */
     long n_matched, n_nonmatched, n_constrained;
 } pa_match_out;

@@ -19,13 +19,16 @@
  * recorded after it), by today: the latest record decides.  The one definition of
  * "opted out", used at search, match and export.
  */
+/* clang-format off */
 #define PA_SQL_OPTED_OUT(PATIENT, NPI, ORG)                                                          \
     "EXISTS (SELECT 1 FROM opt_out o WHERE o.patient_id = " PATIENT                                   \
     " AND (o.scope = 'global' OR o.npi IN (nullif(" NPI ", ''), nullif(" ORG ", '')))"               \
     " AND " PA_SQL_OPTOUT_IN_FORCE("o", NPI, ORG) ")"
+/* clang-format on */
 
 /* SQL: the opt_out row O is in force today against NPI or ORG, as
  * PA_SQL_OPTED_OUT says (whom it names is the caller's condition). */
+/* clang-format off */
 #define PA_SQL_OPTOUT_IN_FORCE(O, NPI, ORG)                                                          \
     "NOT " O ".revoked AND " O ".period_start <= current_date"                                      \
     " AND (" O ".period_end IS NULL OR " O ".period_end >= current_date)"                           \
@@ -33,6 +36,7 @@
     "  AND (i.npi IN ('', " O ".npi) OR (" O ".scope = 'global' AND i.npi IN (" NPI ", " ORG ")))"   \
     "  AND i.period_start <= current_date"                                                          \
     "  AND (i.period_start, i.recorded_at) > (" O ".period_start, " O ".recorded_at))"
+/* clang-format on */
 
 /*
  * Opts member patient out (deny) against the providers npis, a PostgreSQL

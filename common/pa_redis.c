@@ -73,7 +73,8 @@ static int redis_connect(pa_redis *r, pa_err *err)
                 pa_err_set(err, PA_EREDIS, "Redis at %s refused redis_password: %.200s",
                            redis_where(r, where, sizeof(where)), reply->str);
                 freeReplyObject(reply);
-            } else {
+            }
+            else {
                 pa_err_set(err, PA_EREDIS, "Redis at %s did not answer within redis_timeout_ms (%ld ms): %s",
                            redis_where(r, where, sizeof(where)), r->timeout_ms, r->c->errstr);
             }
@@ -174,8 +175,7 @@ redisReply *pa_redis_cmd(pa_redis *r, pa_err *err, const char *fmt, ...)
     return check_reply(r, reply, err);
 }
 
-redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
-                          const size_t *lens)
+redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv, const size_t *lens)
 {
     redisReply *reply = NULL;
     int attempt;
@@ -252,8 +252,7 @@ long pa_redis_timeout_ms(const pa_redis *r)
     return r->timeout_ms;
 }
 
-int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned,
-                             pa_err *err)
+int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned, pa_err *err)
 {
     redisReply *reply;
     size_t i;

@@ -31,8 +31,7 @@ void pa_redis_free(pa_redis *r);
 redisReply *pa_redis_cmd(pa_redis *r, pa_err *err, const char *fmt, ...);
 
 /* Same with an argv vector (for commands with a variable number of args). */
-redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv,
-                          const size_t *lens);
+redisReply *pa_redis_argv(pa_redis *r, pa_err *err, int argc, const char **argv, const size_t *lens);
 
 /* Runs n read commands (argv vectors) in one round trip: replies[i] answers
  * argvs[i], each the caller's to free.  On any failure (an error reply
@@ -46,8 +45,7 @@ const char *pa_redis_key(const pa_redis *r, char *out, size_t size, const char *
 
 /* Forgets the consumers of a stream's group that have been idle idle_ms
  * with nothing pending; *pruned counts them. */
-int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned,
-                             pa_err *err);
+int pa_redis_prune_consumers(pa_redis *r, const char *key, const char *group, long idle_ms, long *pruned, pa_err *err);
 
 /* Waits, for at most max_ms, while Redis answers LOADING (it is reading its
  * data set after a restart); calls on_wait once if it has to.  An error

@@ -187,8 +187,9 @@ int pa_timezone_known(const char *tz)
 
     if(!strcmp(tz, "UTC"))
         return 1;
-    if(!*tz || *tz == '/' || strstr(tz, "..") || strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                                         "0123456789_+-/") != strlen(tz))
+    if(!*tz || *tz == '/' || strstr(tz, "..") ||
+       strspn(tz, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                  "0123456789_+-/") != strlen(tz))
         return 0;
     snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
     return access(path, R_OK) == 0;
@@ -268,9 +269,9 @@ int pa_parse_date(const char *s, int *y, int *m, int *d)
  * seconds field as written (60 for a leap second), and the fraction's
  * digits (up to nine). */
 struct instant {
-    int64_t secs;   /* with the seconds field counted as 0 */
+    int64_t secs; /* with the seconds field counted as 0 */
     int sec;
-    long frac;      /* the fraction's digits as an integer */
+    long frac; /* the fraction's digits as an integer */
     int frac_digits;
 };
 
@@ -279,9 +280,9 @@ static int instant_parts(const char *s, struct instant *t)
     int y, mo, d, h, mi, tzh = 0, tzm = 0, sign = 0;
     const char *p;
 
-    if(strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
-       s[7] != '-' || digits(s + 8, 2, &d) || s[10] != 'T' || digits(s + 11, 2, &h) ||
-       s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' || digits(s + 17, 2, &t->sec))
+    if(strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) || s[7] != '-' ||
+       digits(s + 8, 2, &d) || s[10] != 'T' || digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) ||
+       s[16] != ':' || digits(s + 17, 2, &t->sec))
         return PA_EINVAL;
     if(y < 1 || mo < 1 || mo > 12 || d < 1 || d > pa_days_in_month(y, mo) || h > 23 || mi > 59 || t->sec > 60)
         return PA_EINVAL;
@@ -343,8 +344,7 @@ int pa_instant_pg_micros(const char *s, int64_t *us)
     /* as PostgreSQL reads it: a leap second runs into the next minute, the
      * fraction is rounded to the microsecond as rint(strtod(".f") * 1e6)
      * does (one division by an exact power of ten rounds as strtod) */
-    *us = (t.secs + t.sec - PA_PG_EPOCH_SECS) * 1000000 +
-          (int64_t)rint((double)t.frac / tens[t.frac_digits] * 1000000);
+    *us = (t.secs + t.sec - PA_PG_EPOCH_SECS) * 1000000 + (int64_t)rint((double)t.frac / tens[t.frac_digits] * 1000000);
     return PA_OK;
 }
 

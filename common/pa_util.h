@@ -75,7 +75,6 @@ int pa_timezone_known(const char *tz);
  */
 time_t pa_business_deadline(time_t t, const long *holidays, size_t n);
 
-
 /* Length of the well-formed UTF-8 sequence at s (n bytes available): 1 to
  * 4, or 0 if there is none (a stray, overlong or surrogate byte). */
 size_t pa_utf8_seq(const char *s, size_t n);
@@ -94,6 +93,5 @@ int pa_strlcpy(char *dst, const char *src, size_t size);
 
 /* Parses a base-10 long with no trailing garbage; PA_EINVAL otherwise. */
 int pa_parse_long(const char *s, long *out);
-
 
 #endif

@@ -18,11 +18,11 @@
 /* What the audit event of a request records beside its method, path and
  * status; handlers fill in what they know. */
 typedef struct pa_audit {
-    const char *operation;  /* "export", "token", "status", ... */
+    const char *operation; /* "export", "token", "status", ... */
     char group_id[65];
     char job_id[33];
-    long members;           /* -1 when not applicable */
-    char detail[1024];      /* why it was refused: for the payer only */
+    long members;      /* -1 when not applicable */
+    char detail[1024]; /* why it was refused: for the payer only */
 } pa_audit;
 
 typedef struct pa_ctx {
@@ -35,8 +35,8 @@ typedef struct pa_ctx {
     pa_token token;        /* the caller's access token, once checked */
     pa_audit audit;
     /* the job a status or file request names, read in the token's round trip */
-    char job_id[33];       /* what it was read for; "" when nothing was */
-    pa_job *job;           /* NULL when there is no such job */
+    char job_id[33]; /* what it was read for; "" when nothing was */
+    pa_job *job;     /* NULL when there is no such job */
 } pa_ctx;
 
 /* Connections on demand; a failure answers 503 through pa_resp_error. */
@@ -70,8 +70,8 @@ char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req);
 
 /* A new job of kind for the caller, created at now with the runner's params
  * (JSON text) and the request URL.  0 and *job, or -1 with resp answered. */
-int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *kind, const char *params,
-                      int64_t now, pa_job **job);
+int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *kind, const char *params, int64_t now,
+                      pa_job **job);
 
 /* Queues job for the runner and answers 202 with its status URL in
  * Content-Location, saying what was accepted; or the refusal (429 with

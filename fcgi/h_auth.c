@@ -28,20 +28,21 @@ struct client {
     char id[65];
     int enabled, financial, admin;
     char npi[11], org_npi[11];
-    json_object *jwks;  /* owned */
+    json_object *jwks; /* owned */
     char jwks_url[512];
     char secret_hash[256];
 };
 
 /* An RFC 6749 error; detail (never sent) is kept for the audit event. */
 static void oauth_error(pa_ctx *ctx, pa_resp *resp, int status, const char *error, const char *description,
-                       const char *detail)
+                        const char *detail)
 {
     json_object *o = json_object_new_object();
 
     json_object_object_add(o, "error", json_object_new_string(error));
     json_object_object_add(o, "error_description", json_object_new_string(description));
-    pa_resp_text(resp, status, PA_MT_JSON, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    pa_resp_text(resp, status, PA_MT_JSON,
+                 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     pa_resp_header(resp, "Cache-Control", "no-store");
     if(status == 401)
@@ -216,7 +217,8 @@ static json_object *assertion_key(pa_ctx *ctx, pa_resp *resp, const pa_jwt *jwt,
     if(matches == 1)
         return key;
     oauth_error(ctx, resp, 401, "invalid_client",
-                matches ? "more than one registered key has this kid" : "no registered key has this kid and type", NULL);
+                matches ? "more than one registered key has this kid" : "no registered key has this kid and type",
+                NULL);
     return NULL;
 }
 
@@ -359,8 +361,8 @@ void pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_err_clear(&err);
     ctx->audit.operation = "token";
     if(!pa_media_type_is(req->content_type, "application/x-www-form-urlencoded")) {
-        oauth_error(ctx, resp, 400, "invalid_request",
-                    "the token request must be application/x-www-form-urlencoded", NULL);
+        oauth_error(ctx, resp, 400, "invalid_request", "the token request must be application/x-www-form-urlencoded",
+                    NULL);
         return;
     }
     if(pa_query_parse(req->body, &form, &nform, &err)) {
@@ -437,7 +439,8 @@ void pa_h_token(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         json_object_object_add(o, "token_type", json_object_new_string("bearer"));
         json_object_object_add(o, "expires_in", json_object_new_int(PA_TOKEN_TTL));
         json_object_object_add(o, "scope", json_object_new_string(granted));
-        pa_resp_text(resp, 200, PA_MT_JSON, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        pa_resp_text(resp, 200, PA_MT_JSON,
+                     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
         pa_resp_header(resp, "Cache-Control", "no-store");
         pa_resp_header(resp, "Pragma", "no-cache");

@@ -45,8 +45,7 @@ struct xparams {
 };
 
 /* Answers 400 with an OperationOutcome (issue type code) and returns -1. */
-static int reject(pa_resp *resp, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int reject(pa_resp *resp, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static int reject(pa_resp *resp, const char *code, const char *fmt, ...)
 {
@@ -63,8 +62,7 @@ static int add_param(struct xparams *xp, const char *name, const char *value, pa
     if(xp->n == MAX_EXPORT_PARAMS)
         return reject(resp, "too-costly", "more than %d export parameters", MAX_EXPORT_PARAMS);
     if(strlen(value) > MAX_PARAM_VALUE)
-        return reject(resp, "too-costly", "parameter %.40s is longer than %d characters", name,
-                      MAX_PARAM_VALUE);
+        return reject(resp, "too-costly", "parameter %.40s is longer than %d characters", name, MAX_PARAM_VALUE);
     xp->p[xp->n].name = name;
     xp->p[xp->n].value = value;
     xp->n++;
@@ -74,17 +72,16 @@ static int add_param(struct xparams *xp, const char *name, const char *value, pa
 /* Reads the primitive value[x] of one Parameters.parameter entry. */
 static const char *param_value(json_object *entry)
 {
-    static const char *const keys[] = { "valueString", "valueCode", "valueInstant",
-                                        "valueDateTime", "valueUri", "valueCanonical",
-                                        "valueId", NULL };
+    static const char *const keys[] = { "valueString", "valueCode",      "valueInstant", "valueDateTime",
+                                        "valueUri",    "valueCanonical", "valueId",      NULL };
     json_object *v;
     size_t i;
 
     for(i = 0; keys[i]; i++)
         if(json_object_object_get_ex(entry, keys[i], &v) && json_object_is_type(v, json_type_string))
             return json_object_get_string(v);
-    if(json_object_object_get_ex(entry, "valueReference", &v) &&
-       json_object_object_get_ex(v, "reference", &v) && json_object_is_type(v, json_type_string))
+    if(json_object_object_get_ex(entry, "valueReference", &v) && json_object_object_get_ex(v, "reference", &v) &&
+       json_object_is_type(v, json_type_string))
         return json_object_get_string(v);
     return NULL;
 }
@@ -98,13 +95,11 @@ static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
     size_t i;
 
     for(i = 0; i < req->nparams; i++)
-        if(strcmp(req->params[i].name, "_format") &&
-           add_param(xp, req->params[i].name, req->params[i].value, resp))
+        if(strcmp(req->params[i].name, "_format") && add_param(xp, req->params[i].name, req->params[i].value, resp))
             return -1;
     if(strcmp(req->method, "POST") || req->body_len == 0)
         return 0;
-    if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) &&
-       !pa_media_type_is(req->content_type, PA_MT_JSON)) {
+    if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) && !pa_media_type_is(req->content_type, PA_MT_JSON)) {
         pa_resp_outcome(resp, 415, "error", "not-supported",
                         "the request body must be a FHIR Parameters resource sent as "
                         "application/fhir+json, not '%.80s'",
@@ -119,11 +114,9 @@ static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
         json_object *rt;
 
         if(!json_object_is_type(xp->body, json_type_object) ||
-           !json_object_object_get_ex(xp->body, "resourceType", &rt) ||
-           !json_object_is_type(rt, json_type_string) ||
+           !json_object_object_get_ex(xp->body, "resourceType", &rt) || !json_object_is_type(rt, json_type_string) ||
            strcmp(json_object_get_string(rt), "Parameters")) {
-            pa_resp_outcome(resp, 400, "error", "invalid",
-                            "the request body must be a FHIR Parameters resource");
+            pa_resp_outcome(resp, 400, "error", "invalid", "the request body must be a FHIR Parameters resource");
             return -1;
         }
     }
@@ -138,8 +131,7 @@ static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
         json_object *name;
         const char *value;
 
-        if(!json_object_object_get_ex(entry, "name", &name) ||
-           !json_object_is_type(name, json_type_string)) {
+        if(!json_object_object_get_ex(entry, "name", &name) || !json_object_is_type(name, json_type_string)) {
             pa_resp_outcome(resp, 400, "error", "invalid", "Parameters.parameter[%zu] has no name", i);
             return -1;
         }
@@ -157,8 +149,8 @@ static int collect_params(const pa_req *req, struct xparams *xp, pa_resp *resp)
 }
 
 static const char *const export_types_pdex[] = { "hl7.fhir.us.davinci-pdex#provider-delta",
-                                                  "hl7.fhir.us.davinci-pdex#provider-download",
-                                                  "hl7.fhir.us.davinci-pdex#provider-snapshot", NULL };
+                                                 "hl7.fhir.us.davinci-pdex#provider-download",
+                                                 "hl7.fhir.us.davinci-pdex#provider-snapshot", NULL };
 
 /* Adds the comma-separated types of one _type value to types (no repeats). */
 static int add_types(json_object *types, const char *t, pa_resp *resp)
@@ -173,7 +165,8 @@ static int add_types(json_object *types, const char *t, pa_resp *resp)
 
         snprintf(type, sizeof(type), "%.*s", (int)(n > 63 ? 63 : n), t);
         if(n == 0 || n > 63 || !pa_fhir_type_find(type))
-            return reject(resp, "not-supported", "_type '%.*s' is not a type this server exports", (int)(n > 64 ? 64 : n), t);
+            return reject(resp, "not-supported", "_type '%.*s' is not a type this server exports",
+                          (int)(n > 64 ? 64 : n), t);
         for(k = 0; k < json_object_array_length(types); k++)
             if(!strcmp(json_object_get_string(json_object_array_get_idx(types, k)), type))
                 break;
@@ -246,7 +239,8 @@ static int compartment_only(json_object *types, pa_resp *resp)
         if(!pa_fhir_type_find(type)->patient_path)
             return reject(resp, "not-supported",
                           "_type %s is not in the Patient compartment: a Patient-level export holds the patients' "
-                          "own data; %s comes with /$export or a Group export", type, type);
+                          "own data; %s comes with /$export or a Group export",
+                          type, type);
     }
     return 0;
 }
@@ -271,7 +265,8 @@ static int add_elements(json_object *elements, const char *v, pa_resp *resp)
         if(dot && !isupper((unsigned char)item[0]))
             return reject(resp, "not-supported",
                           "_elements '%.80s' is a nested element: only top-level ones (Type.element or element) are "
-                          "supported", item);
+                          "supported",
+                          item);
         if(dot) {
             *dot = '\0';
             type = item;
@@ -283,7 +278,8 @@ static int add_elements(json_object *elements, const char *v, pa_resp *resp)
         if(!pa_fhir_element_name_valid(name))
             return reject(resp, "not-supported",
                           "_elements '%.80s' is not a top-level element (Type.element or element; nested "
-                          "elements are not supported)", v);
+                          "elements are not supported)",
+                          v);
         if(!json_object_object_get_ex(elements, type, &list)) {
             list = json_object_new_array();
             json_object_object_add(elements, type, list);
@@ -319,7 +315,8 @@ static int add_patients(json_object *patients, const char *v, pa_resp *resp)
         if(!n || (p[n] == ',' && !p[n + 1]))
             return reject(resp, "invalid", "patient '%.80s' has an empty reference", v);
         if(json_object_array_length(patients) == PA_EXPORT_MAX_PATIENTS)
-            return reject(resp, "too-costly", "more than %d patient references; export the whole Group, or split the list",
+            return reject(resp, "too-costly",
+                          "more than %d patient references; export the whole Group, or split the list",
                           PA_EXPORT_MAX_PATIENTS);
         json_object_array_add(patients, json_object_new_string_len(p, (int)n));
         p += n + (p[n] == ',');
@@ -353,7 +350,8 @@ static int job_param(const char *name, const char *v, enum level level, int64_t 
         if(strcmp(v, "application/fhir+ndjson") && strcmp(v, "application/ndjson") && strcmp(v, "ndjson"))
             return reject(resp, "not-supported",
                           "_outputFormat '%.80s' is not supported: use application/fhir+ndjson, application/ndjson "
-                          "or ndjson", v);
+                          "or ndjson",
+                          v);
         return 0;
     }
     if(!strcmp(name, "_since") || !strcmp(name, "_until"))
@@ -371,8 +369,10 @@ static int job_param(const char *name, const char *v, enum level level, int64_t 
         else if(!lenient || err.code != PA_ENOTSUP)
             return reject(resp, "not-supported", "%s", err.msg);
         else
-            ignore_param(pa_json_get(out, "ignored"), "_typeFilter '%.200s' was not applied (%.200s): its type is "
-                         "exported unfiltered, as Prefer: handling=lenient asked", v, err.msg);
+            ignore_param(pa_json_get(out, "ignored"),
+                         "_typeFilter '%.200s' was not applied (%.200s): its type is "
+                         "exported unfiltered, as Prefer: handling=lenient asked",
+                         v, err.msg);
         return 0;
     }
     if(!strcmp(name, "_elements"))
@@ -392,7 +392,8 @@ static int job_param(const char *name, const char *v, enum level level, int64_t 
         if(!export_types_pdex[k])
             return reject(resp, "not-supported",
                           "exportType '%.80s' is not supported: use hl7.fhir.us.davinci-pdex#provider-download, "
-                          "#provider-delta or #provider-snapshot", v);
+                          "#provider-delta or #provider-snapshot",
+                          v);
         *export_type = v;
         return 0;
     }
@@ -400,9 +401,12 @@ static int job_param(const char *name, const char *v, enum level level, int64_t 
         /* an ignored parameter would export more than was asked for */
         return reject(resp, "not-supported",
                       "export parameter '%.60s' is not supported (with Prefer: handling=lenient it is ignored, "
-                      "and named in the manifest's error file)", name);
-    ignore_param(pa_json_get(out, "ignored"), "export parameter '%.60s' is not supported; it was ignored, as Prefer: "
-                 "handling=lenient asked", name);
+                      "and named in the manifest's error file)",
+                      name);
+    ignore_param(pa_json_get(out, "ignored"),
+                 "export parameter '%.60s' is not supported; it was ignored, as Prefer: "
+                 "handling=lenient asked",
+                 name);
     return 0;
 }
 
@@ -410,7 +414,8 @@ static int job_param(const char *name, const char *v, enum level level, int64_t 
  * exported filled in when _type named none.  -1 once answered. */
 static int check_job_params(enum level level, const char *export_type, json_object *out, pa_resp *resp)
 {
-    json_object *types = pa_json_get(out, "types"), *since = pa_json_get(out, "since"), *until = pa_json_get(out, "until");
+    json_object *types = pa_json_get(out, "types"), *since = pa_json_get(out, "since"),
+                *until = pa_json_get(out, "until");
     pa_err err;
     size_t k;
 
@@ -429,21 +434,20 @@ static int check_job_params(enum level level, const char *export_type, json_obje
     if(level == LEVEL_PATIENT && compartment_only(types, resp))
         return -1;
     /* a filter (or _elements) for a type that is not exported would be silently meaningless */
+    { json_object_object_foreach(pa_json_get(out, "elements"), etype, ev){ (void)ev;
+    if(strcmp(etype, "*") && !has_type(types, etype))
+        return reject(resp, "invalid", "_elements names %s, which _type does not ask for", etype);
+}
+}
+{
+    json_object_object_foreach(pa_json_get(out, "filters"), ftype, fv)
     {
-        json_object_object_foreach(pa_json_get(out, "elements"), etype, ev) {
-            (void)ev;
-            if(strcmp(etype, "*") && !has_type(types, etype))
-                return reject(resp, "invalid", "_elements names %s, which _type does not ask for", etype);
-        }
+        (void)fv;
+        if(!has_type(types, ftype))
+            return reject(resp, "invalid", "_typeFilter names %s, which _type does not ask for", ftype);
     }
-    {
-        json_object_object_foreach(pa_json_get(out, "filters"), ftype, fv) {
-            (void)fv;
-            if(!has_type(types, ftype))
-                return reject(resp, "invalid", "_typeFilter names %s, which _type does not ask for", ftype);
-        }
-    }
-    return 0;
+}
+return 0;
 }
 
 static int build_job_params(const struct xparams *xp, enum level level, int64_t now, int lenient, json_object *out,
@@ -491,7 +495,8 @@ static int scope_types(pa_ctx *ctx, json_object *jp, pa_resp *resp)
     size_t i;
 
     {
-        json_object_object_foreach(filters, ftype, fv) {
+        json_object_object_foreach(filters, ftype, fv)
+        {
             (void)fv;
             if(pa_api_require_read(ctx, resp, ftype))
                 return -1;
@@ -531,12 +536,15 @@ static int group_visible(PGconn *db, const pa_token *t, const char *id, int *vis
     PGresult *res;
 
     /* a roster attributed to the caller, or a Matched Group it made that has not expired */
-    res = pa_db_query(db, err,
-                      "SELECT (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id) FROM roster r "
-                      "WHERE r.id = $1 AND " PA_SQL_ROSTER_VISIBLE("r", "$2", "$3", "$4::bool") " "
-                      "UNION ALL SELECT (SELECT count(*) FROM matched_group_member m WHERE m.group_id = g.id)"
-                      " FROM matched_group g WHERE g.id = $1 AND g.client_id = $5 AND g.expires_at > now()",
-                      5, values);
+    res = pa_db_query(
+        db, err,
+        "SELECT (SELECT count(*) FROM roster_member m WHERE m.roster_id = r.id) FROM roster r "
+        "WHERE r.id = $1 AND " PA_SQL_ROSTER_VISIBLE(
+            "r", "$2", "$3",
+            "$4::bool") " "
+                        "UNION ALL SELECT (SELECT count(*) FROM matched_group_member m WHERE m.group_id = g.id)"
+                        " FROM matched_group g WHERE g.id = $1 AND g.client_id = $5 AND g.expires_at > now()",
+        5, values);
     if(!res)
         return PA_EDB;
     *visible = PQntuples(res) == 1;
@@ -550,14 +558,12 @@ static int group_visible(PGconn *db, const pa_token *t, const char *id, int *vis
 static int kickoff_headers(const pa_req *req, pa_resp *resp)
 {
     if(!req->accept || !*req->accept) {
-        pa_resp_outcome(resp, 400, "error", "required",
-                        "an export needs the header Accept: application/fhir+json");
+        pa_resp_outcome(resp, 400, "error", "required", "an export needs the header Accept: application/fhir+json");
         return -1;
     }
     if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
         pa_resp_outcome(resp, 406, "error", "not-supported",
-                        "an export answers with application/fhir+json; Accept '%.80s' does not allow it",
-                        req->accept);
+                        "an export answers with application/fhir+json; Accept '%.80s' does not allow it", req->accept);
         return -1;
     }
     if(!req->prefer || !strstr(req->prefer, "respond-async")) {
@@ -616,7 +622,10 @@ static void kickoff(pa_ctx *ctx, pa_req *req, pa_resp *resp, enum level level, c
         }
         json_object_object_add(jp, "group", json_object_new_string(group));
     }
-    json_object_object_add(jp, "members", json_object_new_string(group ? "group" : ctx->token.admin ? "all" : "client"));
+    json_object_object_add(jp, "members",
+                           json_object_new_string(group              ? "group"
+                                                  : ctx->token.admin ? "all"
+                                                                     : "client"));
     /* what the runner needs to know of the client: who to check opt-outs for, which EOB view */
     json_object_object_add(jp, "npi", json_object_new_string(ctx->token.npi));
     json_object_object_add(jp, "org_npi", json_object_new_string(ctx->token.org_npi));
@@ -793,8 +802,7 @@ void pa_h_job_status(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
     if(pa_accept_pick(req->accept, types) < 0) {
         pa_resp_outcome(resp, 406, "error", "not-supported",
-                        "the status answers with application/json; Accept '%.80s' does not allow it",
-                        req->accept);
+                        "the status answers with application/json; Accept '%.80s' does not allow it", req->accept);
         return;
     }
     if(load_own_job(ctx, args[0], &job, resp))
@@ -853,8 +861,7 @@ void pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     if(strlen(args[0]) != PA_JOB_ID_LEN)
         rc = PA_ENOTFOUND;
     else
-        rc = pa_job_cancel(redis, db, args[0], ctx->client_id,
-                           ctx->cfg->claim_idle_seconds * 2000, &err);
+        rc = pa_job_cancel(redis, db, args[0], ctx->client_id, ctx->cfg->claim_idle_seconds * 2000, &err);
     if(rc == PA_ENOTFOUND) {
         pa_resp_outcome(resp, 404, "error", "not-found", "no export job '%.40s'", args[0]);
         return;
@@ -864,8 +871,7 @@ void pa_h_job_delete(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return;
     }
     pa_info("job %s cancelled by its client", args[0]);
-    pa_resp_outcome(resp, 202, "information", "informational",
-                    "the job is cancelled and its files are deleted");
+    pa_resp_outcome(resp, 202, "information", "informational", "the job is cancelled and its files are deleted");
 }
 
 /* True if the client accepts gzip (Accept-Encoding: gzip, q > 0). */
@@ -938,8 +944,7 @@ static int require_read_job_types(pa_ctx *ctx, pa_resp *resp, const pa_job *job)
  * output file, every type the job exported for a deleted-resources file.  An
  * error file, and a match's response Parameters, are the job's own reports.
  */
-static int require_read_file(pa_ctx *ctx, pa_resp *resp, const pa_job *job, pa_manifest_list list,
-                             const char *type)
+static int require_read_file(pa_ctx *ctx, pa_resp *resp, const pa_job *job, pa_manifest_list list, const char *type)
 {
     if(list == PA_MANIFEST_ERROR || (list == PA_MANIFEST_OUTPUT && !strcmp(type, "Parameters")))
         return 0;
@@ -950,8 +955,7 @@ static int require_read_file(pa_ctx *ctx, pa_resp *resp, const pa_job *job, pa_m
 
 void pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
-    static const char *const types[] = { PA_MT_FHIR_NDJSON, "application/ndjson",
-                                         "application/x-ndjson", NULL };
+    static const char *const types[] = { PA_MT_FHIR_NDJSON, "application/ndjson", "application/x-ndjson", NULL };
     pa_manifest_list list = PA_MANIFEST_OUTPUT;
     pa_job *job = NULL;
     char path[1024];
@@ -963,8 +967,7 @@ void pa_h_job_file(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_strlcpy(ctx->audit.job_id, args[0], sizeof(ctx->audit.job_id));
     if(pa_accept_pick(req->accept, types) < 0) {
         pa_resp_outcome(resp, 406, "error", "not-supported",
-                        "files are application/fhir+ndjson; Accept '%.80s' does not allow it",
-                        req->accept);
+                        "files are application/fhir+ndjson; Accept '%.80s' does not allow it", req->accept);
         return;
     }
     if(!pa_jobfiles_name_ok(args[1])) {

@@ -130,9 +130,11 @@ void pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         if(!is_recipient(actor))
             continue;
         if(!sys || strcmp(sys, PA_NPI_SYSTEM) || !v) {
-            pa_resp_outcome(resp, 422, "error", "not-supported",
-                            "provision.actor[%zu] is a recipient (IRCP) without an NPI (reference.identifier with system "
-                            "%s): whom the opt-out covers cannot be told", i, PA_NPI_SYSTEM);
+            pa_resp_outcome(
+                resp, 422, "error", "not-supported",
+                "provision.actor[%zu] is a recipient (IRCP) without an NPI (reference.identifier with system "
+                "%s): whom the opt-out covers cannot be told",
+                i, PA_NPI_SYSTEM);
             goto out;
         }
         if(!pa_npi_valid(v)) {
@@ -154,8 +156,8 @@ void pa_h_consent(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     else if(!member)
         pa_resp_outcome(resp, 422, "error", "not-found", "Patient/%s is not a member of this plan", patient);
     else if(deny)
-        pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s opted out of Provider Access (%s)", patient,
-                        npis.len > 2 ? "from the providers named" : "from every provider");
+        pa_resp_outcome(resp, 200, "information", "informational", "Patient/%s opted out of Provider Access (%s)",
+                        patient, npis.len > 2 ? "from the providers named" : "from every provider");
     else
         pa_resp_outcome(resp, 200, "information", "informational", "%ld opt-outs of Patient/%s revoked", changed,
                         patient);
@@ -166,6 +168,7 @@ out:
 
 /* A member's consent records as pdex-provider-consent resources, newest
  * first: its opt-outs (deny) and its permits, one row each, $1 the member. */
+/* clang-format off */
 #define CONSENT_JSON(KIND, ID, SCOPE_NPI, START, END, STATUS, AT)                                                 \
     "json_build_object('resourceType', 'Consent', 'id', " ID ", 'meta', json_build_object('lastUpdated',"        \
     " to_char(" AT " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), 'profile',"                       \
@@ -185,6 +188,7 @@ out:
     PA_NPI_SYSTEM "', 'value', " SCOPE_NPI ")))) END,"                                                             \
     " 'action', json_build_array(json_build_object('coding', json_build_array(json_build_object('system',"        \
     " 'http://terminology.hl7.org/CodeSystem/consentaction', 'code', 'disclose')))))))::text"
+/* clang-format on */
 
 /*
  * GET /fhir/Consent?patient=Patient/ID[&category=provider-access]: the
@@ -220,14 +224,17 @@ void pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         if(!strcmp(name, "_format"))
             continue;
         if(!strcmp(name, "patient") && !patient[0] &&
-           (pa_fhir_ref_id(v, "Patient", patient, sizeof(patient)) == PA_OK || pa_strlcpy(patient, v, sizeof(patient)) == PA_OK) &&
+           (pa_fhir_ref_id(v, "Patient", patient, sizeof(patient)) == PA_OK ||
+            pa_strlcpy(patient, v, sizeof(patient)) == PA_OK) &&
            pa_fhir_id_valid(patient))
             continue;
-        if(!strcmp(name, "category") && (!strcmp(v, "provider-access") || !strcmp(v, PDEX_API_PURPOSE "|provider-access")))
+        if(!strcmp(name, "category") &&
+           (!strcmp(v, "provider-access") || !strcmp(v, PDEX_API_PURPOSE "|provider-access")))
             continue;
         pa_resp_outcome(resp, 400, "error", "not-supported",
                         "search parameter '%.40s=%.60s' is not supported: patient=Patient/ID (once), and "
-                        "category=provider-access", name, v);
+                        "category=provider-access",
+                        name, v);
         return;
     }
     if(!patient[0]) {
@@ -240,16 +247,19 @@ void pa_h_consent_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         return;
     }
     values[0] = patient;
-    res = pa_db_query(db, &err,
-                      "SELECT j FROM (SELECT o.period_start, o.recorded_at, "
-                      CONSENT_JSON("deny", "'optout-' || left(md5(o.scope || o.npi || o.period_start), 16)", "o.npi",
-                                   "o.period_start::text", "o.period_end::text",
-                                   "CASE WHEN o.revoked THEN 'inactive' ELSE 'active' END", "o.recorded_at")
-                      " AS j FROM opt_out o WHERE o.patient_id = $1 UNION ALL SELECT i.period_start, i.recorded_at, "
-                      CONSENT_JSON("permit", "'permit-' || left(md5(i.npi || i.period_start), 16)", "i.npi",
-                                   "i.period_start::text", "NULL::text", "'active'", "i.recorded_at")
-                      " FROM opt_in i WHERE i.patient_id = $1) c ORDER BY period_start DESC, recorded_at DESC",
-                      1, values);
+    res = pa_db_query(
+        db, &err,
+        "SELECT j FROM (SELECT o.period_start, o.recorded_at, " CONSENT_JSON(
+            "deny", "'optout-' || left(md5(o.scope || o.npi || o.period_start), 16)", "o.npi", "o.period_start::text",
+            "o.period_end::text", "CASE WHEN o.revoked THEN 'inactive' ELSE 'active' END",
+            "o.recorded_at") " AS j FROM opt_out o WHERE o.patient_id = $1 UNION ALL SELECT i.period_start, i.recorded_at, " CONSENT_JSON("permit",
+                                                                                                                                          "'permit-' || left(md5(i.npi || i.period_start), 16)",
+                                                                                                                                          "i.npi",
+                                                                                                                                          "i.period_start::text",
+                                                                                                                                          "NULL::text",
+                                                                                                                                          "'active'",
+                                                                                                                                          "i.recorded_at") " FROM opt_in i WHERE i.patient_id = $1) c ORDER BY period_start DESC, recorded_at DESC",
+        1, values);
     if(!res) {
         pa_resp_error(resp, &err);
         return;

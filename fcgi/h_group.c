@@ -21,7 +21,7 @@
 
 #define SEARCH_DEFAULT_COUNT 20
 #define SEARCH_MAX_COUNT 100
-#define SEARCH_FIXED_VALUES 9  /* the caller, the payer, the page: $1..$9 */
+#define SEARCH_FIXED_VALUES 9 /* the caller, the payer, the page: $1..$9 */
 #define SEARCH_MAX_VALUES 128
 
 /* $1 npi, $2 org npi, $3 admin: may the caller see roster r? */
@@ -37,27 +37,35 @@
 /* The rows a roster's Group is built from: l.j the Group it was loaded from
  * ('{}' for a roster made otherwise), then g.s the Group as served, without
  * what counts members (SERVED). */
+/* clang-format off */
 #define ROSTER_FROM(PAYER)                                                                              \
     "roster r, LATERAL (SELECT coalesce(r.json::jsonb, '{}'::jsonb) AS j) l, LATERAL (SELECT " SERVED(PAYER) \
     " AS s) g"
+/* clang-format on */
 
 /* The loaded Group's array KEY, or []. */
 #define LOADED_ARRAY(KEY) "(CASE WHEN jsonb_typeof(l.j->'" KEY "') = 'array' THEN l.j->'" KEY "' ELSE '[]'::jsonb END)"
 #define ATTRIBUTED_NPI "coalesce(r.npi, r.org_npi)"
+/* clang-format off */
 #define PROVIDER_GROUP_CODE                                                                             \
     "jsonb_build_object('coding', jsonb_build_array(jsonb_build_object('system',"                          \
     " 'http://hl7.org/fhir/us/davinci-pdex/CodeSystem/PdexMemberAttributionCS', 'code', 'pdexprovidergroup',"\
     " 'display', 'PDex Provider Group')))"
+/* clang-format on */
 #define IS_PROVIDER_GROUP(C) C "->'code' @> '{\"coding\":[{\"code\":\"pdexprovidergroup\"}]}'"
 /* the loaded pdexprovidergroup characteristic, or {} */
+/* clang-format off */
 #define LOADED_PC                                                                                       \
     "coalesce((SELECT c FROM jsonb_array_elements(" LOADED_ARRAY("characteristic") ") c WHERE "            \
     IS_PROVIDER_GROUP("c") " LIMIT 1), '{}'::jsonb)"
+/* clang-format on */
 /* the attributed provider: its FHIR resource when the directory knows it, and its NPI */
+/* clang-format off */
 #define PROVIDER_REF                                                                                    \
     "jsonb_strip_nulls(jsonb_build_object('reference', (SELECT p.resource_type || '/' || p.resource_id"    \
     " FROM provider p WHERE p.npi = " ATTRIBUTED_NPI " AND p.resource_id IS NOT NULL),"                    \
     " 'identifier', jsonb_build_object('system', '" NPI_SYSTEM "', 'value', " ATTRIBUTED_NPI ")))"
+/* clang-format on */
 
 /*
  * The roster as a PDex provider Group, without meta and what counts members:
@@ -68,6 +76,7 @@
  * period, managingEntity (the payer, PAYER its NAIC code), and the
  * attribution list status.
  */
+/* clang-format off */
 #define SERVED(PAYER)                                                                                   \
     "(l.j - 'member' - 'quantity' - 'meta' - 'text' - 'contained' - 'id') || jsonb_build_object("         \
     " 'resourceType', 'Group', 'id', r.id, 'active', true, 'type', 'person', 'actual', true, 'name', r.name," \
@@ -89,10 +98,12 @@
     " 'managingEntity', coalesce(l.j->'managingEntity', CASE WHEN " PAYER " <> '' THEN jsonb_build_object("\
     "  'identifier', jsonb_build_object('system', 'urn:oid:2.16.840.1.113883.6.300', 'value', " PAYER "))" \
     "  END))"
+/* clang-format on */
 
 /* What client CLIENT last received of member m from roster r (its latest
  * provider-download): the PDex 2.1.0 lastTransmitted, lastTypes and
  * lastTypeFilter extensions. */
+/* clang-format off */
 #define LAST_DOWNLOAD(CLIENT)                                                                           \
     "(SELECT jsonb_agg(e) FROM (SELECT * FROM download_record d WHERE d.group_id = r.id"                  \
     "   AND d.patient_id = m.patient_id AND d.client_id = " CLIENT                                         \
@@ -104,18 +115,22 @@
     "   (CASE WHEN d.filters <> '' THEN jsonb_build_object('url', '" PDEX_EXT "base-ext-last-typefilter',"\
     "    'valueString', d.filters) END))"                                                                 \
     "  v(e) WHERE e IS NOT NULL)"
+/* clang-format on */
 
 /* A member's ATR extensions: its changeType, its coverage (the active one
  * first); LEGACY (bool) adds what CLIENT last received of it. */
+/* clang-format off */
 #define MEMBER_EXTENSIONS(CLIENT, LEGACY)                                                               \
     "jsonb_build_array(jsonb_build_object('url', '" ATR_EXT "ext-changeType', 'valueCode', m.change_type))" \
     " || coalesce((SELECT jsonb_build_array(jsonb_build_object('url', '" ATR_EXT "ext-coverageReference',"  \
     "  'valueReference', jsonb_build_object('reference', 'Coverage/' || c.coverage_id))) FROM coverage c"  \
     "  WHERE c.patient_id = m.patient_id ORDER BY c.status = 'active' DESC, c.coverage_id LIMIT 1), '[]'::jsonb)" \
     " || CASE WHEN " LEGACY " THEN coalesce(" LAST_DOWNLOAD(CLIENT) ", '[]'::jsonb) ELSE '[]'::jsonb END"
+/* clang-format on */
 
 /* The roster r (ROSTER_FROM) as served, text; $4 (bool) adds its members,
  * with their extensions (MEMBER_EXTENSIONS). */
+/* clang-format off */
 #define GROUP_JSON(CLIENT, LEGACY)                                                                      \
     "jsonb_strip_nulls(g.s || jsonb_build_object("                                                        \
     " 'meta', jsonb_build_object('lastUpdated', to_char(r.updated_at AT TIME ZONE 'UTC',"                 \
@@ -135,6 +150,7 @@
     "   jsonb_build_object('reference', 'Patient/' || m.patient_id), 'period', jsonb_build_object("      \
     "   'start', m.period_start, 'end', m.period_end), 'inactive', m.inactive) ORDER BY m.patient_id), '[]')"\
     "   FROM roster_member m WHERE m.roster_id = r.id AND " NOT_OPTED_OUT ") END))::text"
+/* clang-format on */
 
 /* A resource PostgreSQL built (jsonb: its keys sorted its own way) with
  * resourceType, id and meta first, as FHIR JSON is usually read; NULL when
@@ -158,7 +174,8 @@ static json_object *fhir_ordered(const char *text)
         if(json_object_object_get_ex(in, first[i], &v))
             json_object_object_add(out, first[i], json_object_get(v));
     {
-        json_object_object_foreach(in, key, val) {
+        json_object_object_foreach(in, key, val)
+        {
             if(!json_object_object_get_ex(out, key, NULL))
                 json_object_object_add(out, key, json_object_get(val));
         }
@@ -288,8 +305,9 @@ void pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     values[5] = ctx->token.client_id;
     values[6] = ctx->cfg->payer_identifier;
     values[7] = ctx->cfg->pdex_member_extensions ? "true" : "false";
-    res = pa_db_query(db, &err, "SELECT " GROUP_JSON("$6", "$8::bool") " FROM " ROSTER_FROM("$7")
-                      " WHERE r.id = $5 AND " VISIBLE, 8, values);
+    res = pa_db_query(db, &err,
+                      "SELECT " GROUP_JSON("$6", "$8::bool") " FROM " ROSTER_FROM("$7") " WHERE r.id = $5 AND " VISIBLE,
+                      8, values);
     if(!res) {
         pa_resp_error(resp, &err);
         return;
@@ -300,12 +318,13 @@ void pa_h_group_read(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
         PQclear(res);
         /* a Matched Group, as made, for the client that asked for it, less
          * the members who have opted out since */
-        res = pa_db_query(db, &err,
-                          "SELECT json, expires_at > now(), coalesce((SELECT json_object_agg('Patient/' || m.patient_id, true)"
-                          " FROM matched_group_member m WHERE m.group_id = g.id AND "
-                          PA_SQL_OPTED_OUT("m.patient_id", "$3", "$4") ")::text, '{}')"
-                          " FROM matched_group g WHERE id = $1 AND client_id = $2",
-                          4, mv);
+        res = pa_db_query(
+            db, &err,
+            "SELECT json, expires_at > now(), coalesce((SELECT json_object_agg('Patient/' || m.patient_id, true)"
+            " FROM matched_group_member m WHERE m.group_id = g.id AND " PA_SQL_OPTED_OUT(
+                "m.patient_id", "$3", "$4") ")::text, '{}')"
+                                            " FROM matched_group g WHERE id = $1 AND client_id = $2",
+            4, mv);
         if(!res) {
             pa_resp_error(resp, &err);
             return;
@@ -411,7 +430,9 @@ static int reference_match(struct search *q, char *v)
     return pa_buf_printf(&q->sql,
                          "EXISTS (SELECT 1 FROM " CHARACTERISTICS " WHERE ch->'valueReference'->>'reference' = $%d"
                          " OR right(ch->'valueReference'->>'reference', length($%d) + 1) = '/' || $%d)",
-                         k, k, k) ? -1 : 0;
+                         k, k, k)
+               ? -1
+               : 0;
 }
 
 /*
@@ -422,9 +443,15 @@ static int reference_match(struct search *q, char *v)
  */
 static int add_filter(struct search *q, const char *name, char *value, pa_resp *resp)
 {
-    static const char *const filters[] = { "_id", "name", "identifier", "code", "characteristic",
-                                           "characteristic-value-reference", "characteristic-value-reference:identifier",
-                                           "characteristic-value", NULL };
+    static const char *const filters[] = { "_id",
+                                           "name",
+                                           "identifier",
+                                           "code",
+                                           "characteristic",
+                                           "characteristic-value-reference",
+                                           "characteristic-value-reference:identifier",
+                                           "characteristic-value",
+                                           NULL };
     char *v, *save = NULL;
     size_t f;
     int first = 1, rc = 0;
@@ -453,18 +480,10 @@ static int add_filter(struct search *q, const char *name, char *value, pa_resp *
             k = bind_value(q, v);
             rc = k ? pa_buf_printf(&q->sql, "left(lower(c.s->>'name'), length($%d)) = lower($%d)", k, k) : -1;
             break;
-        case 2:
-            rc = token_match(q, IDENTIFIERS, "value", v);
-            break;
-        case 3:
-            rc = token_match(q, CODE_CODINGS, "code", v);
-            break;
-        case 4:
-            rc = token_match(q, CHAR_CODINGS, "code", v);
-            break;
-        case 5:
-            rc = reference_match(q, v);
-            break;
+        case 2: rc = token_match(q, IDENTIFIERS, "value", v); break;
+        case 3: rc = token_match(q, CODE_CODINGS, "code", v); break;
+        case 4: rc = token_match(q, CHAR_CODINGS, "code", v); break;
+        case 5: rc = reference_match(q, v); break;
         default:
             /* the attributed provider's identifier (its NPI) */
             rc = token_match(q, CHAR_REF_IDS, "value", v);
@@ -552,9 +571,10 @@ void pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     q.n = SEARCH_FIXED_VALUES;
     pa_buf_init(&q.sql, 256 * 1024);
     /* the rosters the caller may see, as served, and its live Matched Groups, as made */
-    pa_buf_addstr(&q.sql,
-                  "WITH cand AS (SELECT r.id, g.s, true AS roster FROM " ROSTER_FROM("$6") " WHERE " VISIBLE
-                  " UNION ALL SELECT m.id, (m.json::jsonb - 'member' - 'contained')"
+    pa_buf_addstr(
+        &q.sql,
+        "WITH cand AS (SELECT r.id, g.s, true AS roster FROM " ROSTER_FROM(
+            "$6") " WHERE " VISIBLE " UNION ALL SELECT m.id, (m.json::jsonb - 'member' - 'contained')"
                   "  || '{\"meta\":{\"tag\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ObservationValue\","
                   "\"code\":\"SUBSETTED\"}]}}'::jsonb, false FROM matched_group m"
                   "  WHERE m.client_id = $5 AND m.expires_at > now()),"
@@ -584,11 +604,13 @@ void pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             if(rc == 1) {
                 rc = -1;
                 pa_resp_outcome(resp, 400, "error", "not-supported",
-                                strchr(name, ':') ? "search modifier '%.40s' is not supported (only "
-                                                    "characteristic-value-reference:identifier)"
-                                                  : "search parameter '%.40s=%.40s' is not supported (_id, identifier, "
-                                                    "name, code, characteristic, characteristic-value-reference, _count up "
-                                                    "to %d, _summary)", name, v, SEARCH_MAX_COUNT);
+                                strchr(name, ':')
+                                    ? "search modifier '%.40s' is not supported (only "
+                                      "characteristic-value-reference:identifier)"
+                                    : "search parameter '%.40s=%.40s' is not supported (_id, identifier, "
+                                      "name, code, characteristic, characteristic-value-reference, _count up "
+                                      "to %d, _summary)",
+                                name, v, SEARCH_MAX_COUNT);
             }
         }
     }
@@ -600,8 +622,9 @@ void pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     pa_buf_addstr(&q.sql,
                   "), page AS (SELECT * FROM hits WHERE ($8::text IS NULL OR id > $8) ORDER BY id LIMIT $9::int) "
                   "SELECT (SELECT count(*) FROM hits), NULL UNION ALL (SELECT NULL, CASE WHEN p.roster THEN"
-                  " (SELECT " GROUP_JSON("$5", "$7::bool") " FROM " ROSTER_FROM("$6") " WHERE r.id = p.id)"
-                  " ELSE p.s::text END FROM page p ORDER BY p.id)");
+                  " (SELECT " GROUP_JSON("$5", "$7::bool") " FROM " ROSTER_FROM(
+                      "$6") " WHERE r.id = p.id)"
+                            " ELSE p.s::text END FROM page p ORDER BY p.id)");
     pa_err_clear(&err);
     res = pa_ctx_db(ctx, &db, &err) ? NULL : pa_db_query(db, &err, pa_buf_str(&q.sql), q.n, q.values);
     if(!res) {
@@ -630,7 +653,8 @@ void pa_h_group_search(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
             continue;
         }
         pa_buf_printf(&b, "%s{\"fullUrl\":\"%s/Group/%s\",\"resource\":%s,\"search\":{\"mode\":\"match\"}}",
-                      b.data[b.len - 1] == '[' ? "" : ",", ctx->cfg->base_url, json_object_get_string(json_object_object_get(g, "id")),
+                      b.data[b.len - 1] == '[' ? "" : ",", ctx->cfg->base_url,
+                      json_object_get_string(json_object_object_get(g, "id")),
                       json_object_to_json_string_ext(g, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(g);
     }

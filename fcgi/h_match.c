@@ -115,12 +115,12 @@ void pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     memset(&out, 0, sizeof(out));
     ctx->audit.operation = "member-match";
     if(pa_accept_pick(req->accept, pa_fhir_json_types) < 0) {
-        pa_resp_outcome(resp, 406, "error", "not-supported", "$provider-member-match answers with application/fhir+json");
+        pa_resp_outcome(resp, 406, "error", "not-supported",
+                        "$provider-member-match answers with application/fhir+json");
         return;
     }
     if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) && !pa_media_type_is(req->content_type, PA_MT_JSON)) {
-        pa_resp_outcome(resp, 415, "error", "not-supported",
-                        "send the request Parameters as application/fhir+json");
+        pa_resp_outcome(resp, 415, "error", "not-supported", "send the request Parameters as application/fhir+json");
         return;
     }
     pa_err_clear(&err);
@@ -139,8 +139,8 @@ void pa_h_member_match(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     }
     if(members > ctx->cfg->member_match_sync_max) {
         pa_resp_outcome(resp, 400, "error", "too-costly",
-                        "%ld members are more than are answered at once (%ld): send Prefer: respond-async",
-                        members, ctx->cfg->member_match_sync_max);
+                        "%ld members are more than are answered at once (%ld): send Prefer: respond-async", members,
+                        ctx->cfg->member_match_sync_max);
         return;
     }
     if(pa_match_parse(req->body, ctx->cfg->member_match_max, &params, &members, &err)) {

@@ -23,12 +23,12 @@
 #include "pa_util.h"
 
 struct member_params {
-    char patient[PA_FHIR_ID_MAX + 1];   /* from patientReference */
-    char member_id[128];                /* from memberId */
-    char npi[16];                       /* from providerNpi */
-    char provider_ref[160];             /* from providerReference */
-    char start[11], end[11];            /* attributionPeriod, as days ("" when open) */
-    char coverage[PA_FHIR_ID_MAX + 1];  /* from coverageReference */
+    char patient[PA_FHIR_ID_MAX + 1];  /* from patientReference */
+    char member_id[128];               /* from memberId */
+    char npi[16];                      /* from providerNpi */
+    char provider_ref[160];            /* from providerReference */
+    char start[11], end[11];           /* attributionPeriod, as days ("" when open) */
+    char coverage[PA_FHIR_ID_MAX + 1]; /* from coverageReference */
 };
 
 /* Reads the operation's Parameters; answers 400/415 itself and returns -1. */
@@ -41,7 +41,8 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
 
     memset(mp, 0, sizeof(*mp));
     if(!pa_media_type_is(req->content_type, PA_MT_FHIR_JSON) && !pa_media_type_is(req->content_type, PA_MT_JSON)) {
-        pa_resp_outcome(resp, 415, "error", "not-supported", "send a FHIR Parameters resource as application/fhir+json");
+        pa_resp_outcome(resp, 415, "error", "not-supported",
+                        "send a FHIR Parameters resource as application/fhir+json");
         return -1;
     }
     if(pa_json_parse(req->body ? req->body : "", req->body_len, &body, &err)) {
@@ -62,14 +63,17 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
             goto out;
         }
         if(!strcmp(name, "patientReference") && json_object_object_get_ex(p, "valueReference", &v)) {
-            if(!pa_json_str(v, "reference") || pa_fhir_ref_id(pa_json_str(v, "reference"), "Patient", mp->patient, sizeof(mp->patient))) {
+            if(!pa_json_str(v, "reference") ||
+               pa_fhir_ref_id(pa_json_str(v, "reference"), "Patient", mp->patient, sizeof(mp->patient))) {
                 pa_resp_outcome(resp, 400, "error", "invalid", "patientReference must reference a Patient");
                 goto out;
             }
         }
-        else if(!strcmp(name, "memberId") && json_object_object_get_ex(p, "valueIdentifier", &v) && pa_json_str(v, "value"))
+        else if(!strcmp(name, "memberId") && json_object_object_get_ex(p, "valueIdentifier", &v) &&
+                pa_json_str(v, "value"))
             pa_strlcpy(mp->member_id, pa_json_str(v, "value"), sizeof(mp->member_id));
-        else if(!strcmp(name, "providerNpi") && json_object_object_get_ex(p, "valueIdentifier", &v) && pa_json_str(v, "value"))
+        else if(!strcmp(name, "providerNpi") && json_object_object_get_ex(p, "valueIdentifier", &v) &&
+                pa_json_str(v, "value"))
             pa_strlcpy(mp->npi, pa_json_str(v, "value"), sizeof(mp->npi));
         else if(!strcmp(name, "providerReference") && json_object_object_get_ex(p, "valueReference", &v) &&
                 pa_json_str(v, "reference"))
@@ -82,8 +86,8 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
             else if(pa_json_get(v, "end") && pa_fhir_day(pa_json_str(v, "end"), 1, mp->end))
                 bad = "end";
             if(bad) {
-                pa_resp_outcome(resp, 400, "error", "invalid", "attributionPeriod.%s '%.40s' is not a FHIR dateTime", bad,
-                                pa_json_str(v, bad) ? pa_json_str(v, bad) : "(not a string)");
+                pa_resp_outcome(resp, 400, "error", "invalid", "attributionPeriod.%s '%.40s' is not a FHIR dateTime",
+                                bad, pa_json_str(v, bad) ? pa_json_str(v, bad) : "(not a string)");
                 goto out;
             }
             if(mp->start[0] && mp->end[0] && strcmp(mp->end, mp->start) < 0) {
@@ -99,8 +103,8 @@ static int read_params(const pa_req *req, struct member_params *mp, pa_resp *res
             }
         }
         else {
-            pa_resp_outcome(resp, 400, "error", "not-supported", "parameter '%.40s' (with that value type) is not supported",
-                            name);
+            pa_resp_outcome(resp, 400, "error", "not-supported",
+                            "parameter '%.40s' (with that value type) is not supported", name);
             goto out;
         }
     }
@@ -118,8 +122,11 @@ out:
  * patient id in mp->patient and the roster's status in status. */
 static int resolve(PGconn *db, const char *group, struct member_params *mp, char status[16], pa_resp *resp)
 {
-    const char *values[6] = { group, mp->member_id[0] ? mp->member_id : NULL, mp->patient[0] ? mp->patient : NULL,
-                              mp->npi[0] ? mp->npi : NULL, mp->provider_ref[0] ? mp->provider_ref : NULL,
+    const char *values[6] = { group,
+                              mp->member_id[0] ? mp->member_id : NULL,
+                              mp->patient[0] ? mp->patient : NULL,
+                              mp->npi[0] ? mp->npi : NULL,
+                              mp->provider_ref[0] ? mp->provider_ref : NULL,
                               mp->coverage[0] ? mp->coverage : NULL };
     PGresult *res;
     pa_err err;
@@ -127,20 +134,22 @@ static int resolve(PGconn *db, const char *group, struct member_params *mp, char
 
     pa_err_clear(&err);
     /* the roster; the member (by id, or by MB identifier or subscriber id); does the provider fit? */
-    res = pa_db_query(db, &err,
-                      "SELECT r.status, x.pid,"
-                      " ($4::text IS NULL OR $4 IN (r.npi, r.org_npi))"
-                      " AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (r.npi, r.org_npi)"
-                      "  AND $5 LIKE '%' || p.resource_type || '/' || p.resource_id)),"
-                      " coalesce(r.npi, r.org_npi),"
-                      /* the payer has the patient; the coverage named is the patient's */
-                      " " PA_SQL_PAYER_HAS_PATIENT("x.pid") ","
-                      " $6::text IS NULL OR EXISTS (SELECT 1 FROM coverage c WHERE c.coverage_id = $6 AND c.patient_id = x.pid) "
-                      "FROM roster r, LATERAL (SELECT coalesce($3,"
-                      "  (SELECT m.patient_id FROM member m WHERE m.member_id = $2 LIMIT 1),"
-                      "  (SELECT c.patient_id FROM coverage c WHERE $2 IN (c.member_id, c.subscriber_id) LIMIT 1)) AS pid) x"
-                      " WHERE r.id = $1",
-                      6, values);
+    res = pa_db_query(
+        db, &err,
+        "SELECT r.status, x.pid,"
+        " ($4::text IS NULL OR $4 IN (r.npi, r.org_npi))"
+        " AND ($5::text IS NULL OR EXISTS (SELECT 1 FROM provider p WHERE p.npi IN (r.npi, r.org_npi)"
+        "  AND $5 LIKE '%' || p.resource_type || '/' || p.resource_id)),"
+        " coalesce(r.npi, r.org_npi),"
+        /* the payer has the patient; the coverage named is the patient's */
+        " " PA_SQL_PAYER_HAS_PATIENT(
+            "x.pid") ","
+                     " $6::text IS NULL OR EXISTS (SELECT 1 FROM coverage c WHERE c.coverage_id = $6 AND c.patient_id = x.pid) "
+                     "FROM roster r, LATERAL (SELECT coalesce($3,"
+                     "  (SELECT m.patient_id FROM member m WHERE m.member_id = $2 LIMIT 1),"
+                     "  (SELECT c.patient_id FROM coverage c WHERE $2 IN (c.member_id, c.subscriber_id) LIMIT 1)) AS pid) x"
+                     " WHERE r.id = $1",
+        6, values);
     if(!res) {
         pa_resp_error(resp, &err);
         return -1;
@@ -150,13 +159,14 @@ static int resolve(PGconn *db, const char *group, struct member_params *mp, char
     else if(PQgetisnull(res, 0, 1))
         pa_resp_outcome(resp, 422, "error", "not-found", "no member of this payer has memberId '%.64s'", mp->member_id);
     else if(strcmp(PQgetvalue(res, 0, 4), "t"))
-        pa_resp_outcome(resp, 422, "error", "not-found", "Patient/%s is not a member of this payer", PQgetvalue(res, 0, 1));
+        pa_resp_outcome(resp, 422, "error", "not-found", "Patient/%s is not a member of this payer",
+                        PQgetvalue(res, 0, 1));
     else if(strcmp(PQgetvalue(res, 0, 5), "t"))
         pa_resp_outcome(resp, 422, "error", "not-found", "Coverage/%s is not Patient/%s's coverage", mp->coverage,
                         PQgetvalue(res, 0, 1));
     else if(strcmp(PQgetvalue(res, 0, 2), "t"))
-        pa_resp_outcome(resp, 422, "error", "business-rule", "this roster is attributed to NPI %s, not to the provider named",
-                        PQgetvalue(res, 0, 3));
+        pa_resp_outcome(resp, 422, "error", "business-rule",
+                        "this roster is attributed to NPI %s, not to the provider named", PQgetvalue(res, 0, 3));
     else if(!strcmp(PQgetvalue(res, 0, 0), "final"))
         pa_resp_outcome(resp, 422, "error", "business-rule", "the attribution list is final: it cannot change");
     else {
@@ -242,19 +252,19 @@ void pa_h_member_remove(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
     values[1] = mp.patient;
     pa_err_clear(&err);
     /* a draft list keeps the member, inactive; an open one lets it go */
-    res = pa_db_query(db, &err,
-                      draft ? "UPDATE roster_member SET inactive = true, period_end = current_date, change_type = 'dropped'"
-                              " WHERE roster_id = $1 AND patient_id = $2 AND NOT inactive"
-                            : "DELETE FROM roster_member WHERE roster_id = $1 AND patient_id = $2",
-                      2, values);
+    res = pa_db_query(
+        db, &err,
+        draft ? "UPDATE roster_member SET inactive = true, period_end = current_date, change_type = 'dropped'"
+                " WHERE roster_id = $1 AND patient_id = $2 AND NOT inactive"
+              : "DELETE FROM roster_member WHERE roster_id = $1 AND patient_id = $2",
+        2, values);
     if(!res) {
         pa_resp_error(resp, &err);
         return;
     }
     if(strcmp(PQcmdTuples(res), "1")) {
         PQclear(res);
-        pa_resp_outcome(resp, 404, "error", "not-found", "Patient/%s is not a member of Group/%s", mp.patient,
-                        args[0]);
+        pa_resp_outcome(resp, 404, "error", "not-found", "Patient/%s is not a member of Group/%s", mp.patient, args[0]);
         return;
     }
     PQclear(res);

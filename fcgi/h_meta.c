@@ -45,8 +45,9 @@ static json_object *consent_resource(void)
     size_t i;
 
     add_str(r, "type", "Consent");
-    json_object_array_add(profiles,
-                          json_object_new_string("http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-consent"));
+    json_object_array_add(
+        profiles,
+        json_object_new_string("http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-consent"));
     json_object_object_add(r, "supportedProfile", profiles);
     add_str(r, "documentation",
             "A member's Provider Access opt-out (provision.type deny) or its revocation (permit), recorded and listed "
@@ -102,10 +103,11 @@ static json_object *search_param(const char *name, const char *definition, const
  * _id and name), and the operations on it. */
 static json_object *group_resource(void)
 {
-    static const char *const profiles[] = { "http://hl7.org/fhir/us/davinci-atr/StructureDefinition/atr-group",
-                                            "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-group",
-                                            "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-member-match",
-                                            NULL };
+    static const char *const profiles[] = {
+        "http://hl7.org/fhir/us/davinci-atr/StructureDefinition/atr-group",
+        "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-group",
+        "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-provider-member-match", NULL
+    };
     static const char *const interactions[] = { "read", "search-type", NULL };
     json_object *group = json_object_new_object(), *list = json_object_new_array(), *ops = json_object_new_array();
     size_t i;
@@ -121,24 +123,28 @@ static json_object *group_resource(void)
     json_object_object_add(group, "interaction", list);
     list = json_object_new_array();
     json_object_array_add(list, search_param("_id", "http://hl7.org/fhir/SearchParameter/Resource-id", "token"));
-    json_object_array_add(list, search_param("identifier", "http://hl7.org/fhir/SearchParameter/Group-identifier", "token"));
-    json_object_array_add(list, search_param("characteristic", "http://hl7.org/fhir/SearchParameter/Group-characteristic",
-                                             "token"));
+    json_object_array_add(list,
+                          search_param("identifier", "http://hl7.org/fhir/SearchParameter/Group-identifier", "token"));
+    json_object_array_add(
+        list, search_param("characteristic", "http://hl7.org/fhir/SearchParameter/Group-characteristic", "token"));
     json_object_array_add(list, search_param("characteristic-value-reference",
                                              "http://hl7.org/fhir/us/davinci-pdex/SearchParameter/"
-                                             "pdex-group-characteristic-value-reference", "reference"));
-    json_object_array_add(list, search_param("code", "http://hl7.org/fhir/SearchParameter/Group-code",
-                                             "token"));
+                                             "pdex-group-characteristic-value-reference",
+                                             "reference"));
+    json_object_array_add(list, search_param("code", "http://hl7.org/fhir/SearchParameter/Group-code", "token"));
     json_object_array_add(list, search_param("name", NULL, "string"));
     json_object_object_add(group, "searchParam", list);
     /* Bulk Data v2 names the operation group-export; later tools call it export */
     json_object_array_add(ops, operation("davinci-data-export", ATR_DATA_EXPORT));
     json_object_array_add(ops, operation("export", BULK_GROUP_EXPORT));
     json_object_array_add(ops, operation("group-export", BULK_GROUP_EXPORT));
-    json_object_array_add(ops, operation("provider-member-match",
-                                         "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch"));
-    json_object_array_add(ops, operation("member-add", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-add"));
-    json_object_array_add(ops, operation("member-remove", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove"));
+    json_object_array_add(ops,
+                          operation("provider-member-match",
+                                    "http://hl7.org/fhir/us/davinci-pdex/OperationDefinition/ProviderMemberMatch"));
+    json_object_array_add(ops,
+                          operation("member-add", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-add"));
+    json_object_array_add(
+        ops, operation("member-remove", "http://hl7.org/fhir/us/davinci-atr/OperationDefinition/member-remove"));
     json_object_object_add(group, "operation", ops);
     return group;
 }
@@ -147,8 +153,7 @@ static json_object *group_resource(void)
 static int answer_json(pa_resp *resp, int status, const char *content_type, json_object *o)
 {
     int rc = pa_resp_text(resp, status, content_type,
-                          json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                                JSON_C_TO_STRING_NOSLASHESCAPE));
+                          json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 
     json_object_put(o);
     return rc;
@@ -169,18 +174,21 @@ static void add_export_types(json_object *resources)
         if(supported[0]) {
             char doc[640];
 
-            snprintf(doc, sizeof(doc), "Exported by Group $export, $davinci-data-export%s and $export. "
-                     "_typeFilter parameters: %s", pa_fhir_type_find(types[i])->patient_path ? ", Patient/$export" : "",
-                     supported);
+            snprintf(doc, sizeof(doc),
+                     "Exported by Group $export, $davinci-data-export%s and $export. "
+                     "_typeFilter parameters: %s",
+                     pa_fhir_type_find(types[i])->patient_path ? ", Patient/$export" : "", supported);
             add_str(r, "documentation", doc);
         }
         else {
-            add_str(r, "documentation", "Exported by Group $export, $davinci-data-export and $export (when a "
-                                        "resource exported references it).");
+            add_str(r, "documentation",
+                    "Exported by Group $export, $davinci-data-export and $export (when a "
+                    "resource exported references it).");
         }
         if(!strcmp(types[i], "MedicationDispense")) {
             static const char *const md[] = {
-                "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-medicationdispense", NULL };
+                "http://hl7.org/fhir/us/davinci-pdex/StructureDefinition/pdex-medicationdispense", NULL
+            };
 
             json_object_object_add(r, "supportedProfile", str_array(md));
         }
@@ -303,15 +311,14 @@ void pa_h_metadata(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 void pa_h_smart_config(pa_ctx *ctx, pa_req *req, pa_resp *resp, char **args)
 {
     static const char *const grants[] = { "client_credentials", NULL };
-    static const char *const methods[] = { "private_key_jwt", "client_secret_basic",
-                                           "client_secret_post", NULL };
+    static const char *const methods[] = { "private_key_jwt", "client_secret_basic", "client_secret_post", NULL };
     static const char *const algs[] = { "RS384", "ES384", "RS256", "ES256", NULL };
-    static const char *const scopes[] = { "system/*.read", "system/*.rs", "system/Group.read",
-                                          "system/Group.rs", "system/Patient.read",
-                                          "system/Patient.rs", NULL };
-    static const char *const caps[] = { "client-confidential-asymmetric",
-                                        "client-confidential-symmetric", "permission-v1",
-                                        "permission-v2", NULL };
+    static const char *const scopes[] = {
+        "system/*.read",     "system/*.rs", "system/Group.read", "system/Group.rs", "system/Patient.read",
+        "system/Patient.rs", NULL
+    };
+    static const char *const caps[] = { "client-confidential-asymmetric", "client-confidential-symmetric",
+                                        "permission-v1", "permission-v2", NULL };
     static const char *const challenge[] = { "S256", NULL };
     json_object *o = json_object_new_object();
     char url[1024];

@@ -58,8 +58,7 @@ static void stream_file(FCGX_Stream *out, const char *path)
     close(fd);
 }
 
-static void send_response(FCGX_Stream *out, const pa_ctx *ctx, const pa_req *req, pa_resp *resp,
-                          int head_only)
+static void send_response(FCGX_Stream *out, const pa_ctx *ctx, const pa_req *req, pa_resp *resp, int head_only)
 {
     pa_buf h;
     struct stat st;
@@ -239,8 +238,7 @@ static void handle(FCGX_Request *fr, pa_ctx *ctx, pa_resp *resp)
         FCGX_Detach(fr);
     FCGX_Finish_r(fr);
     /* no query string in the log: it may carry patient references */
-    pa_info("%s %s -> %d in %lld ms", req.method, req.path, resp->status,
-            (long long)(pa_mono_ms() - req.start_ms));
+    pa_info("%s %s -> %d in %lld ms", req.method, req.path, resp->status, (long long)(pa_mono_ms() - req.start_ms));
     audit(ctx, &req, resp->status, pa_mono_ms() - req.start_ms);
     pa_log_set_context(NULL);
     pa_req_clear(&req);

@@ -31,7 +31,7 @@ struct route {
     pa_handler handler;
     enum access access;
     const char *read_type;
-    int job_arg;           /* the first {} is a job id: read it with the token */
+    int job_arg; /* the first {} is a job id: read it with the token */
 };
 
 static const struct route routes[] = {
@@ -121,7 +121,8 @@ static int check_format(const pa_req *req, pa_resp *resp)
         return 0;
     pa_resp_outcome(resp, 406, "error", "not-supported",
                     "_format '%.80s' is not supported: this server speaks FHIR JSON only "
-                    "(_format=json or application/fhir+json)", f);
+                    "(_format=json or application/fhir+json)",
+                    f);
     return -1;
 }
 
@@ -316,8 +317,8 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
         }
         if(!ctx->cfg)
             pa_resp_error(resp, &ctx->cfg_err);
-        else if(check_format(req, resp) == 0 && (routes[i].access == PUBLIC ||
-                                                   authenticate(ctx, req, resp, routes[i].job_arg ? args[0] : NULL) == 0) &&
+        else if(check_format(req, resp) == 0 &&
+                (routes[i].access == PUBLIC || authenticate(ctx, req, resp, routes[i].job_arg ? args[0] : NULL) == 0) &&
                 (!routes[i].read_type || pa_api_require_read(ctx, resp, routes[i].read_type) == 0))
             routes[i].handler(ctx, req, resp, args);
         /* every refusal's audit event says why, in the words the client got */
@@ -327,8 +328,8 @@ void pa_api_handle(pa_ctx *ctx, pa_req *req, pa_resp *resp)
         return;
     }
     if(allowed) {
-        pa_resp_outcome(resp, 405, "error", "not-supported", "method %.16s is not allowed on %.200s",
-                        req->method, req->path);
+        pa_resp_outcome(resp, 405, "error", "not-supported", "method %.16s is not allowed on %.200s", req->method,
+                        req->path);
         set_allow(resp, allowed);
         return;
     }
@@ -352,8 +353,8 @@ char *pa_api_request_url(const pa_ctx *ctx, const pa_req *req)
     return pa_buf_steal(&b);
 }
 
-int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *kind, const char *params,
-                      int64_t now, pa_job **job)
+int pa_api_job_create(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const char *kind, const char *params, int64_t now,
+                      pa_job **job)
 {
     char *request = pa_api_request_url(ctx, req);
     pa_err err;
@@ -387,8 +388,8 @@ int pa_api_job_submit(pa_ctx *ctx, pa_resp *resp, pa_job *job, const char *accep
         return -1;
     }
     pa_strlcpy(ctx->audit.job_id, job->id, sizeof(ctx->audit.job_id));
-    pa_resp_outcome(resp, 202, "information", "informational", "%s accepted; poll the Content-Location URL for its status",
-                    accepted);
+    pa_resp_outcome(resp, 202, "information", "informational",
+                    "%s accepted; poll the Content-Location URL for its status", accepted);
     pa_resp_header(resp, "Content-Location", "%s/bulkstatus/%s", ctx->cfg->base_url, job->id);
     return 0;
 }

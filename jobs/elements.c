@@ -123,7 +123,8 @@ int elements_apply(const struct elements *e, const char *line, size_t n, pa_buf 
         const char *drop[64];
         size_t nd = 0, i;
 
-        json_object_object_foreach(o, key, val) {
+        json_object_object_foreach(o, key, val)
+        {
             (void)val;
             if(!kept(e, key) && nd < sizeof(drop) / sizeof(drop[0]))
                 drop[nd++] = key;

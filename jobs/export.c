@@ -47,24 +47,12 @@
 #include "pa_pgarray.h"
 #include "pa_util.h"
 
-
 /* The export's scope, with its patient subset as it stands. */
 static const struct member_scope *scope(struct export *x)
 {
     x->scope.subset = x->patients[0] ? x->patients : NULL;
     return &x->scope;
 }
-
-
-
-
-
-
-
-
-
-
-
 
 /* Runs q on the worker's connection and frees it; rc is the first error
  * met building it.  NULL (err set) on failure. */
@@ -125,11 +113,11 @@ static int next_members(struct export *x, pa_buf *ids, long *n, pa_err *err)
  * (memory stays flat however many rows there are). */
 struct lane {
     PGconn *db;
-    uint64_t *prepared;  /* the queries this connection has prepared */
-    int *backend;        /* the server process they were prepared in */
-    struct type_out *t;  /* NULL when idle */
-    int query;           /* its query (next_query's index) */
-    int64_t started;     /* when it was sent (µs) */
+    uint64_t *prepared; /* the queries this connection has prepared */
+    int *backend;       /* the server process they were prepared in */
+    struct type_out *t; /* NULL when idle */
+    int query;          /* its query (next_query's index) */
+    int64_t started;    /* when it was sent (µs) */
 };
 
 /* The chunk queries are prepared once and always run with their generic
@@ -414,7 +402,6 @@ static int export_chunk(struct export *x, const char *ids, pa_err *err)
     return rc ? rc : send_refs(x, x->lane_db[0], 1, err);
 }
 
-
 /* The error file's lines for the resources the chunks found referenced but
  * left out by the service-date floor (export_ref rows of type "!"). */
 static int export_floor_errors(struct export *x, pa_err *err)
@@ -432,15 +419,16 @@ static int export_floor_errors(struct export *x, pa_err *err)
     if(!t || !x->gather_refs || !*x->w->cfg->service_date_floor)
         return PA_OK;
     /* one per resource left out and referenced: a payer's data has few */
-    res = pa_db_query(x->w->db, err, "SELECT id FROM export_ref WHERE job_id = $1 AND type = '!' ORDER BY id", 1,
-                      values);
+    res =
+        pa_db_query(x->w->db, err, "SELECT id FROM export_ref WHERE job_id = $1 AND type = '!' ORDER BY id", 1, values);
     if(!res)
         return PA_EDB;
     pa_buf_init(&line, 4096);
     for(i = 0; i < PQntuples(res) && !rc; i++) {
         char msg[512];
 
-        snprintf(msg, sizeof(msg), "%.150s is referenced by resources this export holds, but is not in it: its "
+        snprintf(msg, sizeof(msg),
+                 "%.150s is referenced by resources this export holds, but is not in it: its "
                  "date is before the service-date floor (%s), and this server does not export what is older",
                  PQgetvalue(res, i, 0), x->w->cfg->service_date_floor);
         rc = export_error_line(x, t, &line, "not-found", msg, err);
@@ -482,13 +470,14 @@ static int export_shared(struct export *x, pa_err *err)
         /* with _since: those changed since, and those the client never received */
         values[1] = x->since[0] ? x->since : NULL;
         values[2] = x->job->owner;
-        sent = PQsendQueryParams(db,
-                                 "SELECT r.type, r.json FROM export_ref e JOIN resource r ON r.type = e.type AND r.id = e.id"
-                                 " WHERE e.job_id = $1 AND ($2::timestamptz IS NULL OR r.last_updated > $2::timestamptz"
-                                 "  OR NOT EXISTS (SELECT 1 FROM shared_received s WHERE s.client_id = $3"
-                                 "   AND s.type = r.type AND s.id = r.id))"
-                                 " ORDER BY r.type, r.id",
-                                 3, NULL, values, NULL, NULL, 0);
+        sent = PQsendQueryParams(
+            db,
+            "SELECT r.type, r.json FROM export_ref e JOIN resource r ON r.type = e.type AND r.id = e.id"
+            " WHERE e.job_id = $1 AND ($2::timestamptz IS NULL OR r.last_updated > $2::timestamptz"
+            "  OR NOT EXISTS (SELECT 1 FROM shared_received s WHERE s.client_id = $3"
+            "   AND s.type = r.type AND s.id = r.id))"
+            " ORDER BY r.type, r.id",
+            3, NULL, values, NULL, NULL, 0);
     }
     else
         return export_floor_errors(x, err);
@@ -532,7 +521,6 @@ static int has_errors(const struct export *x)
            (x->gather_refs && *x->w->cfg->service_date_floor);
 }
 
-
 /* Of the patient ids (an array literal), those outside the export's scope
  * (opt-outs aside: an opted-out member is a member), in order. */
 static PGresult *not_members(struct export *x, const char *ids, pa_err *err)
@@ -552,8 +540,7 @@ static PGresult *not_members(struct export *x, const char *ids, pa_err *err)
  * unapplied, then `patient` references that are invalid or not members, one
  * OperationOutcome a line.  (Members left out for an opt-out are not named:
  * that would disclose it.) */
-static int write_errors(struct export *x, struct type_out *t, json_object *patients, json_object *ignored,
-                        pa_err *err)
+static int write_errors(struct export *x, struct type_out *t, json_object *patients, json_object *ignored, pa_err *err)
 {
     pa_buf ids, line;
     PGresult *res;
@@ -563,8 +550,8 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
     pa_buf_init(&ids, 1 << 20);
     pa_buf_init(&line, 4096);
     for(i = 0; !rc && ignored && i < json_object_array_length(ignored); i++)
-        rc = export_error_line(x, t, &line, "not-supported", json_object_get_string(json_object_array_get_idx(ignored, i)),
-                        err);
+        rc = export_error_line(x, t, &line, "not-supported",
+                               json_object_get_string(json_object_array_get_idx(ignored, i)), err);
     if(!rc && (!patients || !json_object_array_length(patients))) {
         rc = export_flush(t, err);
         x->patients[0] = '\0';
@@ -616,12 +603,6 @@ static int write_errors(struct export *x, struct type_out *t, json_object *patie
     return rc;
 }
 
-
-
-
-
-
-
 /* The strings of a params array joined with commas (as the 2.1.0 extensions
  * hold them), whole: they are a compliance record. */
 static int join_strings(json_object *params, const char *key, pa_buf *out)
@@ -648,8 +629,9 @@ static int record_chunk(struct export *x, const char *ids, pa_err *err)
 {
     /* lastTransmitted (PDex 2.1.0): the transactionTime, or _until when earlier */
     const char *at = x->until[0] && strcmp(x->until, x->ttime) < 0 ? x->until : x->ttime;
-    const char *values[7] = { x->job->id, ids, x->job->owner, x->group, at, pa_buf_str(&x->asked_types),
-                              pa_buf_str(&x->asked_filters) };
+    const char *values[7] = {
+        x->job->id, ids, x->job->owner, x->group, at, pa_buf_str(&x->asked_types), pa_buf_str(&x->asked_filters)
+    };
     PGresult *res;
 
     if(!x->record_downloads)
@@ -663,7 +645,6 @@ static int record_chunk(struct export *x, const char *ids, pa_err *err)
     PQclear(res);
     return PA_OK;
 }
-
 
 /* Reads the job's parameters, sets up the outputs, counts the chunks. */
 /* The job's parameters the run and its disclosure records share: the Group,
@@ -738,7 +719,8 @@ static int prepare(struct export *x, pa_err *err)
     values[0] = x->group;
     res = pa_db_query(x->w->db, err,
                       "SELECT 1 FROM roster WHERE id = $1 UNION ALL "
-                      "SELECT 1 FROM matched_group WHERE id = $1 AND expires_at > now()", 1, values);
+                      "SELECT 1 FROM matched_group WHERE id = $1 AND expires_at > now()",
+                      1, values);
     if(!res)
         return PA_EDB;
     if(PQntuples(res) == 0)
@@ -797,8 +779,8 @@ static void subset_from_params(struct export *x)
  * to lsn: 1 yes, 0 not yet, -1 it cannot say (not a standby, or a query failed). */
 static int replayed(PGconn *conn, const char *lsn)
 {
-    PGresult *res = pa_db_query(conn, NULL, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= $1::pg_lsn", 1,
-                                &lsn);
+    PGresult *res =
+        pa_db_query(conn, NULL, "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn() >= $1::pg_lsn", 1, &lsn);
     int v = -1;
 
     if(res && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t") && !PQgetisnull(res, 0, 1))
@@ -825,8 +807,8 @@ static int replica_ready(struct export *x)
     res = pa_db_query(w->db, &e, "SELECT pg_current_wal_lsn()::text", 0, NULL);
     if(!res || PQntuples(res) != 1) {
         /* (a lost primary fails the unit at its next query, loudly) */
-        pa_warn("job %s: the primary's WAL position cannot be read (%s); this export reads the primary",
-                x->job->id, res ? "no row" : e.msg);
+        pa_warn("job %s: the primary's WAL position cannot be read (%s); this export reads the primary", x->job->id,
+                res ? "no row" : e.msg);
         PQclear(res);
         return 0;
     }
@@ -841,7 +823,8 @@ static int replica_ready(struct export *x)
             w->replica[i] = NULL;
             if(pa_db_connect_to(w->cfg->export_database, &w->replica[i], &e)) {
                 pa_warn("job %s: the export database cannot be reached (%s); this export reads the primary (and "
-                        "this worker's next ones, for %d s)", x->job->id, e.msg, REPLICA_RETRY_MS / 1000);
+                        "this worker's next ones, for %d s)",
+                        x->job->id, e.msg, REPLICA_RETRY_MS / 1000);
                 w->replica_skip_until = pa_mono_ms() + REPLICA_RETRY_MS;
                 return 0;
             }
@@ -859,8 +842,10 @@ static int replica_ready(struct export *x)
     }
     if(v != 1) {
         pa_warn("job %s: the export database %s; this export reads the primary (and this worker's next ones, "
-                "for %d s)", x->job->id,
-                v ? "cannot be queried, or is not a hot standby" : "has not replayed the primary's last commits in time",
+                "for %d s)",
+                x->job->id,
+                v ? "cannot be queried, or is not a hot standby"
+                  : "has not replayed the primary's last commits in time",
                 REPLICA_RETRY_MS / 1000);
         w->replica_skip_until = pa_mono_ms() + REPLICA_RETRY_MS;
     }
@@ -938,7 +923,8 @@ static int part_range(struct export *x, pa_err *err)
     }
     x->after[0] = x->hi[0] = '\0';
     if(x->part > 1)
-        pa_strlcpy(x->after, json_object_get_string(json_object_array_get_idx(b, (size_t)x->part - 2)), sizeof(x->after));
+        pa_strlcpy(x->after, json_object_get_string(json_object_array_get_idx(b, (size_t)x->part - 2)),
+                   sizeof(x->after));
     if(x->part < n)
         pa_strlcpy(x->hi, json_object_get_string(json_object_array_get_idx(b, (size_t)x->part - 1)), sizeof(x->hi));
     json_object_put(cp);
@@ -1000,8 +986,8 @@ static int split(struct export *x, pa_err *err)
     cp = export_checkpoint(x);
     if(!cp)
         return pa_err_set(err, PA_ENOMEM, "out of memory");
-    rc = pa_job_split(x->w->redis, &x->w->entry, x->w->consumer, (long)json_object_array_length(x->bounds) + 1, cp,
-                      err);
+    rc =
+        pa_job_split(x->w->redis, &x->w->entry, x->w->consumer, (long)json_object_array_length(x->bounds) + 1, cp, err);
     free(cp);
     if(!rc)
         pa_info("job %s split into %zu parts of %ld members", x->job->id, json_object_array_length(x->bounds) + 1,
@@ -1014,9 +1000,8 @@ static int split(struct export *x, pa_err *err)
 static int forget_waiting_refs(struct export *x, pa_err *err)
 {
     const char *values[2] = { x->job->id, x->unit_key };
-    PGresult *res = pa_db_query(x->w->db, err,
-                                "DELETE FROM export_ref WHERE job_id = $1 AND type IN ('+' || $2, '-' || $2)", 2,
-                                values);
+    PGresult *res = pa_db_query(
+        x->w->db, err, "DELETE FROM export_ref WHERE job_id = $1 AND type IN ('+' || $2, '-' || $2)", 2, values);
 
     PQclear(res);
     return res ? PA_OK : PA_EDB;
@@ -1095,8 +1080,9 @@ int export_disclose(struct worker *w, const pa_job *job, pa_err *err)
                        "  SELECT patient_id, 'exported' AS outcome, NULL AS reason FROM export_member WHERE job_id = $3"
                        "  UNION SELECT w.patient_id, 'withheld', 'opted-out' FROM (");
     rc = rc ? rc : members_query(scope(x), MEMBERS_OPTED_OUT, &q);
-    rc = rc ? rc : pa_buf_addstr(&q.sql, ") w WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $3"
-                                         " AND e.patient_id = w.patient_id)) d ON CONFLICT DO NOTHING");
+    rc = rc ? rc
+            : pa_buf_addstr(&q.sql, ") w WHERE NOT EXISTS (SELECT 1 FROM export_member e WHERE e.job_id = $3"
+                                    " AND e.patient_id = w.patient_id)) d ON CONFLICT DO NOTHING");
     if(rc)
         rc = pa_err_set(err, rc, "the disclosure query is too large");
     else
@@ -1106,10 +1092,12 @@ int export_disclose(struct worker *w, const pa_job *job, pa_err *err)
         /* the shared resources it sent in full (not cut down by _elements),
          * so that a later _since export sends them again only when they change */
         PQclear(res);
-        res = pa_db_query(w->db, err,
-                          "INSERT INTO shared_received (client_id, type, id) SELECT $2, e.type, e.id FROM export_ref e"
-                          " WHERE e.job_id = $1 AND EXISTS (SELECT 1 FROM resource r WHERE r.type = e.type AND r.id = e.id)"
-                          " ON CONFLICT DO NOTHING", 2, values + 2);
+        res = pa_db_query(
+            w->db, err,
+            "INSERT INTO shared_received (client_id, type, id) SELECT $2, e.type, e.id FROM export_ref e"
+            " WHERE e.job_id = $1 AND EXISTS (SELECT 1 FROM resource r WHERE r.type = e.type AND r.id = e.id)"
+            " ON CONFLICT DO NOTHING",
+            2, values + 2);
     }
     if(!rc && !res)
         rc = PA_EDB;

@@ -38,43 +38,44 @@ enum out_kind { OUT_RESOURCE, OUT_SHARED, OUT_DELETED, OUT_ERROR };
 
 /* One output: finished files and the one being written. */
 struct type_out {
-    char type[64];         /* resource type; "Bundle" for deleted, "OperationOutcome" for errors */
+    char type[64]; /* resource type; "Bundle" for deleted, "OperationOutcome" for errors */
     enum out_kind kind;
-    long file_no;          /* current file, from 1 */
-    long long bytes;       /* bytes in the current file */
-    long count;            /* lines in the current file */
-    json_object *done;     /* finished files: [{"name", "count"}] */
+    long file_no;      /* current file, from 1 */
+    long long bytes;   /* bytes in the current file */
+    long count;        /* lines in the current file */
+    json_object *done; /* finished files: [{"name", "count"}] */
     int fd;
-    pa_buf sql;            /* the query for one chunk of this type */
-    const char **values;   /* fixed */
+    pa_buf sql;          /* the query for one chunk of this type */
+    const char **values; /* fixed */
     const char *fixed[MAX_SQL_VALUES];
     int nvalues;
-    pa_buf wbuf;           /* lines not yet written to the current file */
-    int subset;            /* _elements names this type: keep only what `keep` says */
+    pa_buf wbuf; /* lines not yet written to the current file */
+    int subset;  /* _elements names this type: keep only what `keep` says */
     struct elements keep;
 };
 
-struct export {
+struct export
+{
     struct worker *w;
     const pa_job *job;
-    json_object *params;   /* owned: borrowed strings point into it */
+    json_object *params; /* owned: borrowed strings point into it */
     char dir[1024];
     const char *group, *npi, *org_npi;
     struct member_scope scope; /* who the export covers (the subset: patients) */
-    int shared_all;        /* an admin's system-level export: every shared resource, not only those referenced */
+    int shared_all;            /* an admin's system-level export: every shared resource, not only those referenced */
     /* Postgres array literal of the patient subset, "" for all: quoted ids
      * and commas, as many as a kick-off accepts */
     char patients[(PA_FHIR_ID_MAX + 3) * PA_EXPORT_MAX_PATIENTS + 3];
     char ttime[32], since[32], until[32];
     int financial;
-    int record_downloads;  /* exportType provider-download: remember who got what */
+    int record_downloads;              /* exportType provider-download: remember who got what */
     pa_buf asked_types, asked_filters; /* as the client gave them, joined with commas */
     struct type_out out[MAX_OUTS];
     size_t nout;
-    char after[256];       /* last member id done (keyset) */
-    long done;             /* chunks done */
-    long total;            /* chunks in all */
-    int shared_done;       /* the referenced shared resources are written */
+    char after[256]; /* last member id done (keyset) */
+    long done;       /* chunks done */
+    long total;      /* chunks in all */
+    int shared_done; /* the referenced shared resources are written */
     /* export_chunk's connections: the worker's; then its second one on the
      * primary, or (export_database) two on the hot standby, which run the
      * types' queries while the primary's runs the references' and members' */
@@ -82,31 +83,31 @@ struct export {
     int nlanes;
     int replica;
     uint64_t prepared[MAX_LANES]; /* per lane: the queries it has prepared (bit i: out[i], MAX_OUTS: members) */
-    int backend[MAX_LANES]; /* per lane: the server process they were prepared in */
+    int backend[MAX_LANES];       /* per lane: the server process they were prepared in */
     int64_t cost[MAX_OUTS + 1]; /* per chunk query: how long it took the last chunk (µs), to send the longest first */
-    pa_buf shared;         /* the array literal of the shared types exported */
-    pa_buf scratch;        /* a line cut down by _elements */
-    int want_refs;         /* shared types are asked for: gather the members' references */
-    int gather_refs;       /* the references are gathered: for the shared types, or the floor's error lines */
-    int resumed;           /* going on from a checkpoint */
+    pa_buf shared;              /* the array literal of the shared types exported */
+    pa_buf scratch;             /* a line cut down by _elements */
+    int want_refs;              /* shared types are asked for: gather the members' references */
+    int gather_refs;            /* the references are gathered: for the shared types, or the floor's error lines */
+    int resumed;                /* going on from a checkpoint */
     /* A split export (export_part_members): the whole job's entry plans the
      * parts, each part writes its members' files, the last step the shared
      * pass and the manifest. */
-    int planning;          /* the whole job's entry, splitting it: writes the error file only */
-    long part;             /* the part this unit writes (1..n), 0 for the whole job or the last step */
-    int finishing;         /* a split job's last step */
-    int members_done;      /* no member is left to write (a part's, or the last step's) */
-    long nmembers;         /* members in all (count_chunks) */
-    json_object *bounds;   /* a split job's part bounds: the last member id of each part but the last */
-    json_object *part_outs; /* the last step's: each part's outputs, as export_part_outputs wrote them */
-    char hi[256];          /* a part's last member id ("" for none) */
-    struct type_out refs;  /* a chunk's references into export_ref (no file; wbuf: their array literal) */
-    pa_strset refs_set;    /* the references its rows brought, not sent yet */
-    pa_strset refs_stored; /* the "ref=" ones this unit has stored (so many chunks name the same few) */
-    int refs_waiting;      /* some were sent early: export_ref holds this unit's "+" and "-" rows */
-    char unit_key[24];     /* those rows' key: the part (0 for a whole job) */
-    pa_buf ref_item;       /* one reference read from a row */
-    PGconn *refs_db;       /* the connection references are sent on while every lane is busy (opened then) */
+    int planning;            /* the whole job's entry, splitting it: writes the error file only */
+    long part;               /* the part this unit writes (1..n), 0 for the whole job or the last step */
+    int finishing;           /* a split job's last step */
+    int members_done;        /* no member is left to write (a part's, or the last step's) */
+    long nmembers;           /* members in all (count_chunks) */
+    json_object *bounds;     /* a split job's part bounds: the last member id of each part but the last */
+    json_object *part_outs;  /* the last step's: each part's outputs, as export_part_outputs wrote them */
+    char hi[256];            /* a part's last member id ("" for none) */
+    struct type_out refs;    /* a chunk's references into export_ref (no file; wbuf: their array literal) */
+    pa_strset refs_set;      /* the references its rows brought, not sent yet */
+    pa_strset refs_stored;   /* the "ref=" ones this unit has stored (so many chunks name the same few) */
+    int refs_waiting;        /* some were sent early: export_ref holds this unit's "+" and "-" rows */
+    char unit_key[24];       /* those rows' key: the part (0 for a whole job) */
+    pa_buf ref_item;         /* one reference read from a row */
+    PGconn *refs_db;         /* the connection references are sent on while every lane is busy (opened then) */
     struct type_out members; /* a chunk's members into export_member (no file): its disclosures */
 };
 

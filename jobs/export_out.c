@@ -406,8 +406,10 @@ int export_error_line(struct export *x, struct type_out *t, pa_buf *line, const 
     int rc;
 
     pa_buf_reset(line);
-    rc = pa_buf_printf(line, "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
-                             "\"code\":\"%s\",\"diagnostics\":", code);
+    rc = pa_buf_printf(line,
+                       "{\"resourceType\":\"OperationOutcome\",\"issue\":[{\"severity\":\"warning\","
+                       "\"code\":\"%s\",\"diagnostics\":",
+                       code);
     rc = rc ? rc : pa_buf_add_json_string(line, msg);
     rc = rc ? rc : pa_buf_addstr(line, "}]}");
     return rc ? pa_err_set(err, PA_ENOMEM, "out of memory") : export_add_line(x, t, line->data, line->len, err);

@@ -24,14 +24,22 @@ static const struct {
     const char *type;
     enum floor_rule rule;
 } floor_rules[] = {
-    { "ExplanationOfBenefit", FLOOR_SERVICE }, { "Encounter", FLOOR_SERVICE },
-    { "Procedure", FLOOR_SERVICE },            { "Immunization", FLOOR_SERVICE },
-    { "Observation", FLOOR_SERVICE },          { "DiagnosticReport", FLOOR_SERVICE },
-    { "MedicationRequest", FLOOR_SERVICE },    { "DocumentReference", FLOOR_SERVICE },
-    { "MedicationDispense", FLOOR_SERVICE },   { "ServiceRequest", FLOOR_SERVICE },
-    { "Specimen", FLOOR_SERVICE },             { "QuestionnaireResponse", FLOOR_SERVICE },
-    { "Condition", FLOOR_ENDED },              { "CarePlan", FLOOR_ENDED },
-    { "CareTeam", FLOOR_ENDED },               { "Coverage", FLOOR_ENDED },
+    { "ExplanationOfBenefit", FLOOR_SERVICE },
+    { "Encounter", FLOOR_SERVICE },
+    { "Procedure", FLOOR_SERVICE },
+    { "Immunization", FLOOR_SERVICE },
+    { "Observation", FLOOR_SERVICE },
+    { "DiagnosticReport", FLOOR_SERVICE },
+    { "MedicationRequest", FLOOR_SERVICE },
+    { "DocumentReference", FLOOR_SERVICE },
+    { "MedicationDispense", FLOOR_SERVICE },
+    { "ServiceRequest", FLOOR_SERVICE },
+    { "Specimen", FLOOR_SERVICE },
+    { "QuestionnaireResponse", FLOOR_SERVICE },
+    { "Condition", FLOOR_ENDED },
+    { "CarePlan", FLOOR_ENDED },
+    { "CareTeam", FLOOR_ENDED },
+    { "Coverage", FLOOR_ENDED },
 };
 
 /* The date each rule compares, of alias X's row. */
@@ -90,7 +98,8 @@ int export_type_sql(struct export *x, struct type_out *t, json_object *filters, 
     else
         rc = pa_buf_printf(&t->sql,
                            "SELECT r.line FROM unnest($1::text[]) m(pid), LATERAL (SELECT " LINE " line"
-                           " FROM resource WHERE type = $2 AND %s", keeps);
+                           " FROM resource WHERE type = $2 AND %s",
+                           keeps);
     rc = rc ? rc
             : pa_buf_addstr(&t->sql, " AND last_updated <= $3::timestamptz"
                                      " AND ($4::timestamptz IS NULL OR last_updated > $4::timestamptz)"
@@ -115,12 +124,12 @@ int export_deleted_sql(struct export *x, struct type_out *t, json_object *types)
     t->values[2] = x->since;
     t->values[3] = x->ttime;
     t->nvalues = 4;
-    return pa_buf_addstr(&t->sql,
-                         "SELECT json_build_object('resourceType', 'Bundle', 'type', 'transaction', 'entry',"
-                         " json_build_array(json_build_object('request', json_build_object('method', 'DELETE',"
-                         " 'url', type || '/' || id))))::text FROM resource_deleted "
-                         "WHERE patient_id = ANY($1::text[]) AND type IN (SELECT jsonb_array_elements_text($2::jsonb))"
-                         " AND deleted_at > $3::timestamptz AND deleted_at <= $4::timestamptz ORDER BY patient_id, type, id");
+    return pa_buf_addstr(
+        &t->sql, "SELECT json_build_object('resourceType', 'Bundle', 'type', 'transaction', 'entry',"
+                 " json_build_array(json_build_object('request', json_build_object('method', 'DELETE',"
+                 " 'url', type || '/' || id))))::text FROM resource_deleted "
+                 "WHERE patient_id = ANY($1::text[]) AND type IN (SELECT jsonb_array_elements_text($2::jsonb))"
+                 " AND deleted_at > $3::timestamptz AND deleted_at <= $4::timestamptz ORDER BY patient_id, type, id");
 }
 
 /*

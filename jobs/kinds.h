@@ -13,9 +13,9 @@
 #include "worker.h"
 
 struct job_kind {
-    const char *name;  /* pa_job.kind */
-    const char *what;  /* the job in a failure's words to its client: "the export" */
-    int has_parts;     /* a job of this kind may be split into parts (pa_job_split) */
+    const char *name; /* pa_job.kind */
+    const char *what; /* the job in a failure's words to its client: "the export" */
+    int has_parts;    /* a job of this kind may be split into parts (pa_job_split) */
     /*
      * Runs the unit w->entry names (the whole job, or a part or last step of
      * a split one): *manifest (caller frees) is the Bulk Data manifest, a

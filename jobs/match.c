@@ -152,8 +152,9 @@ int match_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err)
     result[2] = out.constrained;
     for(i = 0; i < 3 && !rc; i++)
         if(result[i]) {
-            if(pa_buf_printf(&groups, "%s\n",
-                             json_object_to_json_string_ext(result[i], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)))
+            if(pa_buf_printf(
+                   &groups, "%s\n",
+                   json_object_to_json_string_ext(result[i], JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)))
                 rc = pa_err_set(err, PA_ETOOBIG, "the result Groups are too large");
             ngroups++;
         }
@@ -178,8 +179,9 @@ int match_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err)
         rc = pa_manifest_build(job, output, NULL, json_object_new_array(), manifest, err);
     if(!rc)
         pa_info("member match of %ld members: request read in %lld ms, matched in %lld ms, stored in %lld ms, "
-                "files written in %lld ms", members, (long long)(t[1] - t[0]), (long long)(t[2] - t[1]),
-                (long long)(t[3] - t[2]), (long long)(pa_mono_ms() - t[3]));
+                "files written in %lld ms",
+                members, (long long)(t[1] - t[0]), (long long)(t[2] - t[1]), (long long)(t[3] - t[2]),
+                (long long)(pa_mono_ms() - t[3]));
 out:
     json_object_put(jp);
     json_object_put(request);

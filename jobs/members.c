@@ -84,7 +84,8 @@ static int universe(const struct member_scope *s, struct sql_query *q)
 
     switch(s->level) {
     case MEMBERS_GROUP:
-        rc = add(q, "SELECT patient_id FROM roster_member rm WHERE " PA_SQL_ROSTER_MEMBER_ACTIVE("rm") " AND roster_id = ");
+        rc = add(
+            q, "SELECT patient_id FROM roster_member rm WHERE " PA_SQL_ROSTER_MEMBER_ACTIVE("rm") " AND roster_id = ");
         rc = rc ? rc : sql_query_value(q, s->group);
         rc = rc ? rc : add(q, " UNION ALL SELECT patient_id FROM matched_group_member WHERE group_id = ");
         rc = rc ? rc : sql_query_value(q, s->group);
@@ -94,15 +95,17 @@ static int universe(const struct member_scope *s, struct sql_query *q)
     case MEMBERS_CLIENT:
         /* the rosters attributed to the client's NPI or its organization's, as
          * a Group search shows them */
-        rc = add(q, "SELECT rm.patient_id FROM roster r JOIN roster_member rm ON rm.roster_id = r.id WHERE "
-                    PA_SQL_ROSTER_MEMBER_ACTIVE("rm") " AND ");
+        rc = add(
+            q,
+            "SELECT rm.patient_id FROM roster r JOIN roster_member rm ON rm.roster_id = r.id WHERE " PA_SQL_ROSTER_MEMBER_ACTIVE(
+                "rm") " AND ");
         rc = rc ? rc : add_for_client(s, q, PA_SQL_ROSTER_VISIBLE("r", "@NPI@", "@ORG@", "false"));
-        rc = rc ? rc : add(q, " UNION ALL SELECT gm.patient_id FROM matched_group g"
-                              " JOIN matched_group_member gm ON gm.group_id = g.id WHERE g.expires_at > now()"
-                              " AND g.client_id = ");
+        rc = rc ? rc
+                : add(q, " UNION ALL SELECT gm.patient_id FROM matched_group g"
+                         " JOIN matched_group_member gm ON gm.group_id = g.id WHERE g.expires_at > now()"
+                         " AND g.client_id = ");
         return rc ? rc : sql_query_value(q, s->client);
-    case MEMBERS_ALL:
-        return add(q, "SELECT id AS patient_id FROM resource WHERE type = 'Patient'");
+    case MEMBERS_ALL: return add(q, "SELECT id AS patient_id FROM resource WHERE type = 'Patient'");
     }
     return PA_EINVAL;
 }

@@ -19,11 +19,11 @@ enum member_level { MEMBERS_GROUP, MEMBERS_CLIENT, MEMBERS_ALL };
 
 struct member_scope {
     enum member_level level;
-    const char *group;    /* MEMBERS_GROUP */
-    const char *client;   /* MEMBERS_CLIENT: its Matched Groups */
-    const char *npi;      /* the client's NPI and its organization's ("" when none): */
-    const char *org_npi;  /* its rosters, and the opt-outs naming it */
-    const char *subset;   /* a Postgres array literal of patient ids, NULL: all */
+    const char *group;   /* MEMBERS_GROUP */
+    const char *client;  /* MEMBERS_CLIENT: its Matched Groups */
+    const char *npi;     /* the client's NPI and its organization's ("" when none): */
+    const char *org_npi; /* its rosters, and the opt-outs naming it */
+    const char *subset;  /* a Postgres array literal of patient ids, NULL: all */
 };
 
 /* A statement and the values of its placeholders (borrowed strings). */

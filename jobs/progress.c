@@ -33,8 +33,7 @@ int progress_cancelled(struct worker *w, const char *id)
     return yes;
 }
 
-int progress_checkpoint(struct worker *w, const pa_job *job, long done, long total, const char *checkpoint,
-                        pa_err *err)
+int progress_checkpoint(struct worker *w, const pa_job *job, long done, long total, const char *checkpoint, pa_err *err)
 {
     int rc = pa_job_checkpoint(w->redis, job->id, w->entry.part, w->consumer, done, total, checkpoint, err);
 

@@ -58,13 +58,12 @@ static void on_hup(int sig)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: pa-runner [--config FILE] [--workers N] [--daemon] [--pidfile FILE] [--allow-root]\n"
-            "  --config FILE   configuration (default: $PA_CONFIG or " PA_CONFIG_DEFAULT_PATH ")\n"
-            "  --workers N     worker processes (default: runner_workers from the config)\n"
-            "  --daemon        detach from the terminal (log to log_file)\n"
-            "  --pidfile FILE  write the supervisor's pid here\n"
-            "  --allow-root    run as root (its job files must still be readable by Apache's user)\n");
+    fprintf(f, "usage: pa-runner [--config FILE] [--workers N] [--daemon] [--pidfile FILE] [--allow-root]\n"
+               "  --config FILE   configuration (default: $PA_CONFIG or " PA_CONFIG_DEFAULT_PATH ")\n"
+               "  --workers N     worker processes (default: runner_workers from the config)\n"
+               "  --daemon        detach from the terminal (log to log_file)\n"
+               "  --pidfile FILE  write the supervisor's pid here\n"
+               "  --allow-root    run as root (its job files must still be readable by Apache's user)\n");
 }
 
 static void on_signals(void)
@@ -265,8 +264,10 @@ static void purge_files(const pa_config *cfg, pa_redis *redis, PGconn *db)
         }
         pa_info("janitor: job %s purged (its files were left on disk)", id);
         if(!strcmp(PQgetvalue(res, i, 1), "t")) {
-            PQclear(pa_db_query(db, &err, "UPDATE job SET state = 'expired', updated_at = now() WHERE id = $1"
-                                          " AND state IN ('completed', 'failed')", 1, one));
+            PQclear(pa_db_query(db, &err,
+                                "UPDATE job SET state = 'expired', updated_at = now() WHERE id = $1"
+                                " AND state IN ('completed', 'failed')",
+                                1, one));
             pa_job_forget(redis, id, &err);
         }
     }
@@ -388,9 +389,9 @@ static int preflight(const pa_config *cfg, pa_err *err)
 /* The command line. */
 struct options {
     const char *config;
-    const char *pidfile;   /* absolute once start() made it so */
+    const char *pidfile; /* absolute once start() made it so */
     char pidpath[4096 + 256];
-    long workers;          /* 0: runner_workers */
+    long workers; /* 0: runner_workers */
     int daemon_mode;
     int allow_root;
 };
@@ -398,12 +399,13 @@ struct options {
 /* Reads the command line into o: -1 to go on, else the exit status. */
 static int read_options(int argc, char **argv, struct options *o)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' }, { "workers", required_argument, NULL, 'w' },
-        { "daemon", no_argument, NULL, 'd' },       { "pidfile", required_argument, NULL, 'p' },
-        { "help", no_argument, NULL, 'h' },         { "allow-root", no_argument, NULL, 'r' },
-        { NULL, 0, NULL, 0 }
-    };
+    static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+                                          { "workers", required_argument, NULL, 'w' },
+                                          { "daemon", no_argument, NULL, 'd' },
+                                          { "pidfile", required_argument, NULL, 'p' },
+                                          { "help", no_argument, NULL, 'h' },
+                                          { "allow-root", no_argument, NULL, 'r' },
+                                          { NULL, 0, NULL, 0 } };
     int opt;
 
     memset(o, 0, sizeof(*o));

@@ -54,8 +54,10 @@ static void client_reason(const pa_job *job, const pa_err *err, char *out, size_
     case PA_ENOMEM: why = "the server ran out of memory"; break;
     default: why = "an internal error"; break;
     }
-    snprintf(out, size, "%s failed: %s; none of its output is served. The operator's log has the details under "
-             "request id %s (job %s)", what, why, job->request_id[0] ? job->request_id : "-", job->id);
+    snprintf(out, size,
+             "%s failed: %s; none of its output is served. The operator's log has the details under "
+             "request id %s (job %s)",
+             what, why, job->request_id[0] ? job->request_id : "-", job->id);
 }
 
 /* Mirrors the state into PostgreSQL; a failure here is only logged.  A job
@@ -255,7 +257,8 @@ static int run_unit(struct worker *w, pa_job *job, long attempts, char **manifes
     if(e->part[0])
         pa_info("job %s (%s) part %s started, attempt %ld", e->jobid, job->kind, e->part, attempts);
     else
-        pa_info("job %s (%s) started, attempt %ld%s", e->jobid, job->kind, attempts, job->checkpoint ? ", resuming" : "");
+        pa_info("job %s (%s) started, attempt %ld%s", e->jobid, job->kind, attempts,
+                job->checkpoint ? ", resuming" : "");
     if(!e->part[0])
         record_state(w, job, "running");
     rc = run_kind(w, job, manifest, err);

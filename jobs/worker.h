@@ -18,12 +18,12 @@ struct worker {
     const pa_config *cfg;
     pa_redis *redis;
     PGconn *db;
-    PGconn *db2;                    /* an export's second lane, kept between jobs */
-    PGconn *replica[2];             /* its lanes on the hot standby (export_database), kept too */
-    int64_t replica_skip_until;     /* the standby could not be used: not tried again before (mono ms) */
+    PGconn *db2;                /* an export's second lane, kept between jobs */
+    PGconn *replica[2];         /* its lanes on the hot standby (export_database), kept too */
+    int64_t replica_skip_until; /* the standby could not be used: not tried again before (mono ms) */
     char consumer[128];
-    pa_job_entry entry;             /* the stream entry being worked: a whole job, a part, a last step */
-    volatile sig_atomic_t *stop;    /* set by SIGTERM: finish the chunk, then hand over */
+    pa_job_entry entry;          /* the stream entry being worked: a whole job, a part, a last step */
+    volatile sig_atomic_t *stop; /* set by SIGTERM: finish the chunk, then hand over */
 };
 
 /* Runs until *stop; returns the process exit status. */

@@ -28,7 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if(pa_filter_check(filters, &err) == PA_OK) {
         pa_buf_init(&sql, PA_FILTER_SQL_BYTES);
-        json_object_object_foreach(filters, type, queries) {
+        json_object_object_foreach(filters, type, queries)
+        {
             (void)type;
             pa_buf_reset(&sql);
             if(pa_filter_sql(queries, &sql, 8, values, &n, PA_FILTER_SQL_VALUES))

@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pa_err err;
     long members = 0;
 
-    if(!cfg && pa_config_parse("base_url = http://127.0.0.1/fhir\ndata_dir = /tmp\npg_conninfo = dbname=none\n", "fuzz", &cfg, &err))
+    if(!cfg && pa_config_parse("base_url = http://127.0.0.1/fhir\ndata_dir = /tmp\npg_conninfo = dbname=none\n", "fuzz",
+                               &cfg, &err))
         abort();
     if(!body)
         return 0;

@@ -49,7 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a new meta.lastUpdated written into json-c's text of the tree is
          * json-c's text of the tree that got it */
         {
-            const char *text = json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+            const char *text =
+                json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
             pa_buf out;
             json_object *meta;
 
@@ -61,8 +62,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     json_object_object_add(res, "meta", meta);
                 }
                 json_object_object_add(meta, "lastUpdated", json_object_new_string("@@now@@"));
-                if(strcmp(out.data, json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN |
-                                                                            JSON_C_TO_STRING_NOSLASHESCAPE)))
+                if(strcmp(out.data,
+                          json_object_to_json_string_ext(res, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)))
                     abort();
             }
             pa_buf_free(&out);

@@ -43,7 +43,8 @@ static void reset(void)
 static int active_count(const char *owner, long *count)
 {
     char key[256];
-    redisReply *reply = pa_redis_cmd(redis, NULL, "SCARD %s", pa_redis_key(redis, key, sizeof(key), "active:%s", owner));
+    redisReply *reply =
+        pa_redis_cmd(redis, NULL, "SCARD %s", pa_redis_key(redis, key, sizeof(key), "active:%s", owner));
 
     if(!reply)
         return PA_EREDIS;
@@ -57,8 +58,7 @@ static pa_job *submit(const char *owner, long cap, int *rc)
     pa_job *job = NULL;
     pa_err err;
 
-    if(pa_job_create(&job, "export", owner, "http://x/Group/g/$export", "{\"group\":\"g\"}",
-                     pa_now_ms(), &err))
+    if(pa_job_create(&job, "export", owner, "http://x/Group/g/$export", "{\"group\":\"g\"}", pa_now_ms(), &err))
         return NULL;
     *rc = pa_job_submit(redis, db, job, cap, &err);
     return job;
@@ -96,7 +96,7 @@ static void test_submit_and_cap(void)
     pa_job_free(c);
     c = submit(OWNER "-2", 2, &rc);
     CU_ASSERT_EQUAL(rc, PA_OK);
-    CU_ASSERT_EQUAL(pa_job_get(redis, "0123456789abcdef0123456789abcdef", &got, &err) , PA_ENOTFOUND);
+    CU_ASSERT_EQUAL(pa_job_get(redis, "0123456789abcdef0123456789abcdef", &got, &err), PA_ENOTFOUND);
     CU_ASSERT_EQUAL(pa_job_get(redis, "../../etc", &got, &err), PA_ENOTFOUND);
     pa_job_free(a);
     pa_job_free(b);
@@ -265,8 +265,7 @@ static void test_lost_and_recovered(void)
     CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
     CU_ASSERT_EQUAL(recovered, 0);
     values[0] = e.jobid;
-    res = pa_db_query(db, &err, "UPDATE job SET created_at = now() - interval '1 minute' WHERE id = $1",
-                      1, values);
+    res = pa_db_query(db, &err, "UPDATE job SET created_at = now() - interval '1 minute' WHERE id = $1", 1, values);
     PQclear(res);
     CU_ASSERT_EQUAL(pa_job_recover(redis, db, &recovered, &err), PA_OK);
     CU_ASSERT_EQUAL(recovered, 1);
@@ -522,7 +521,7 @@ static void test_pipeline(void)
 {
     const char *a[2] = { "HGETALL", "pa-test:h" }, *b[2] = { "HGETALL", "pa-test:none" },
                *c[2] = { "HGETALL", "pa-test:s" };
-    const char *const *ok[2] = { a, b }, *const *bad[3] = { a, c, b };
+    const char *const *ok[2] = { a, b }, *const * bad[3] = { a, c, b };
     const int argcs[3] = { 2, 2, 2 };
     redisReply *replies[3] = { NULL, NULL, NULL };
     redisReply *r;

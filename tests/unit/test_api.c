@@ -24,7 +24,7 @@
 #include "pa_match.h"
 
 static pa_config *cfg;
-static pa_redis *redis;         /* the throwaway Redis, shared by every test's context */
+static pa_redis *redis; /* the throwaway Redis, shared by every test's context */
 static pid_t redis_pid;
 static char redis_dir[] = "/tmp/pa-test-api.XXXXXX";
 static char bearer[PA_TOKEN_LEN + 8]; /* "Bearer <token>": client-a, every type read */
@@ -37,9 +37,8 @@ struct call {
 };
 
 /* Runs one request through the router; the body, if any, is parsed. */
-static void call(struct call *c, pa_ctx *ctx, const char *method, const char *path,
-                 const char *query, const char *accept, const char *prefer,
-                 const char *content_type, const char *body)
+static void call(struct call *c, pa_ctx *ctx, const char *method, const char *path, const char *query,
+                 const char *accept, const char *prefer, const char *content_type, const char *body)
 {
     memset(&c->req, 0, sizeof(c->req));
     c->req.method = method;
@@ -151,8 +150,8 @@ static int start_redis(void)
     snprintf(port_s, sizeof(port_s), "%d", port);
     redis_pid = fork();
     if(redis_pid == 0) {
-        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--dir", redis_dir,
-               "--save", "", "--appendonly", "no", "--logfile", "redis.log", "--loglevel", "warning", (char *)NULL);
+        execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--dir", redis_dir, "--save",
+               "", "--appendonly", "no", "--logfile", "redis.log", "--loglevel", "warning", (char *)NULL);
         _exit(127);
     }
     if(redis_pid < 0)
@@ -314,7 +313,9 @@ static void test_plain_http(void)
     struct call c;
 
     CU_ASSERT_EQUAL_FATAL(pa_config_parse("base_url = https://fhir.example.org/fhir\ndata_dir = /tmp/x\n"
-                                          "pg_conninfo = x\n", "t", &tls, &err), PA_OK);
+                                          "pg_conninfo = x\n",
+                                          "t", &tls, &err),
+                          PA_OK);
     ctx.cfg = tls;
     call_from(&c, &ctx, "192.0.2.7", NULL);
     CU_ASSERT_EQUAL(c.resp.status, 403);
@@ -344,17 +345,22 @@ static void test_kickoff_rejections(void)
         { "GET", NULL, NULL, "respond-async", NULL, NULL, 400, "Accept" },
         { "GET", NULL, "application/xml", "respond-async", NULL, NULL, 406, "Accept" },
         { "GET", NULL, "application/fhir+json", NULL, NULL, NULL, 400, "respond-async" },
-        { "GET", "_outputFormat=text/html", "application/fhir+json", "respond-async", NULL, NULL, 400, "_outputFormat" },
+        { "GET", "_outputFormat=text/html", "application/fhir+json", "respond-async", NULL, NULL, 400,
+          "_outputFormat" },
         { "GET", "_type=Patient,Bogus", "application/fhir+json", "respond-async", NULL, NULL, 400, "Bogus" },
         { "GET", "_since=yesterday", "application/fhir+json", "respond-async", NULL, NULL, 400, "_since" },
         { "GET", "_since=2999-01-01T00:00:00Z", "application/fhir+json", "respond-async", NULL, NULL, 400, "future" },
-        { "GET", "_since=2020-01-01T00:00:00Z&_since=2021-01-01T00:00:00Z", "application/fhir+json", "respond-async", NULL, NULL, 400, "twice" },
-        { "GET", "_typeFilter=Patient%3Ftelecom%3Dx", "application/fhir+json", "respond-async", NULL, NULL, 400, "_typeFilter" },
+        { "GET", "_since=2020-01-01T00:00:00Z&_since=2021-01-01T00:00:00Z", "application/fhir+json", "respond-async",
+          NULL, NULL, 400, "twice" },
+        { "GET", "_typeFilter=Patient%3Ftelecom%3Dx", "application/fhir+json", "respond-async", NULL, NULL, 400,
+          "_typeFilter" },
         { "POST", NULL, "application/fhir+json", "respond-async", "text/plain", "x", 415, "Parameters" },
         { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json", "{nope", 400, "JSON" },
-        { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json", "{\"resourceType\":\"Patient\"}", 400, "Parameters" },
         { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json",
-          "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"_type\",\"valueString\":\"Claim\"}]}", 400, "Claim" },
+          "{\"resourceType\":\"Patient\"}", 400, "Parameters" },
+        { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json",
+          "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"_type\",\"valueString\":\"Claim\"}]}", 400,
+          "Claim" },
         { "POST", NULL, "application/fhir+json", "respond-async", "application/fhir+json",
           "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"_type\"}]}", 400, "no value" },
     };
@@ -364,8 +370,8 @@ static void test_kickoff_rejections(void)
     for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct call c;
 
-        call(&c, &ctx, cases[i].method, "/Group/g1/$export", cases[i].query, cases[i].accept,
-             cases[i].prefer, cases[i].ctype, cases[i].body);
+        call(&c, &ctx, cases[i].method, "/Group/g1/$export", cases[i].query, cases[i].accept, cases[i].prefer,
+             cases[i].ctype, cases[i].body);
         CU_ASSERT_EQUAL(c.resp.status, cases[i].status);
         CU_ASSERT_STRING_EQUAL(jstr(c.json, "resourceType"), "OperationOutcome");
         CU_ASSERT_PTR_NOT_NULL(strstr(pa_buf_str(&c.resp.body), cases[i].needle));
@@ -421,9 +427,13 @@ static void test_token_request_checks(void)
         { "application/json", "{}", 400, "invalid_request" },
         { "application/x-www-form-urlencoded", "scope=system%2F*.read", 400, "invalid_request" },
         { "application/x-www-form-urlencoded", "grant_type=password", 400, "unsupported_grant_type" },
-        { "application/x-www-form-urlencoded", "grant_type=client_credentials&client_assertion_type=x&client_assertion=y", 401, "invalid_client" },
-        { "application/x-www-form-urlencoded", "grant_type=client_credentials&grant_type=client_credentials", 400, "invalid_request" },
-        { "application/x-www-form-urlencoded", "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=not.a", 400, "invalid_request" },
+        { "application/x-www-form-urlencoded",
+          "grant_type=client_credentials&client_assertion_type=x&client_assertion=y", 401, "invalid_client" },
+        { "application/x-www-form-urlencoded", "grant_type=client_credentials&grant_type=client_credentials", 400,
+          "invalid_request" },
+        { "application/x-www-form-urlencoded",
+          "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=not.a",
+          400, "invalid_request" },
     };
     pa_ctx ctx = make_ctx();
     size_t i;
@@ -468,29 +478,34 @@ static void test_match_check(void)
         int check_only;
     } cases[] = {
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[]},"
-          "{\"part\":[{\"name\":\"x\"}],\"name\":\"MemberBundle\"}]}", PA_OK, NULL, 0 },
+          "{\"part\":[{\"name\":\"x\"}],\"name\":\"MemberBundle\"}]}",
+          PA_OK, NULL, 0 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[]}", PA_EINVAL, "no MemberBundle", 0 },
         { "{\"resourceType\":\"Bundle\",\"parameter\":[]}", PA_EINVAL, "must be a Parameters resource", 0 },
         { "{\"resourceType\":\"Parameters\"}", PA_EINVAL, "must be a Parameters resource", 0 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"Other\"}]}",
           PA_EINVAL, "parameter 1 ('Other') is not a MemberBundle", 0 },
-        { "{\"resourceType\":\"Parameters\",\"parameter\":[1]}", PA_EINVAL, "parameter 0 ('') is not a MemberBundle", 0 },
+        { "{\"resourceType\":\"Parameters\",\"parameter\":[1]}", PA_EINVAL, "parameter 0 ('') is not a MemberBundle",
+          0 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"MemberBundle\"},"
-          "{\"name\":\"MemberBundle\"}]}", PA_ETOOBIG, "3 members; the limit is 2", 0 },
+          "{\"name\":\"MemberBundle\"}]}",
+          PA_ETOOBIG, "3 members; the limit is 2", 0 },
         { "{\"resourceType\":\"Parameters\",", PA_EINVAL, "not valid JSON", 0 },
         { "", PA_EINVAL, "not valid JSON", 0 },
         /* a text that is an array (found by fuzzing: the check read a NULL key) */
         { "[\"resourceType\",{\"parameter\":[]}]", PA_EINVAL, "must be a Parameters resource", 0 },
         /* dates are checked before anything reads them */
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[{\"name\":"
-          "\"MemberPatient\",\"resource\":{\"birthDate\":\"1970-02-30\"}}]}]}", PA_EINVAL,
-          "parameter 0 (MemberBundle): MemberPatient.birthDate '1970-02-30' is not a FHIR date", 1 },
+          "\"MemberPatient\",\"resource\":{\"birthDate\":\"1970-02-30\"}}]}]}",
+          PA_EINVAL, "parameter 0 (MemberBundle): MemberPatient.birthDate '1970-02-30' is not a FHIR date", 1 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\"},{\"name\":\"MemberBundle\","
-          "\"part\":[{\"name\":\"Consent\",\"resource\":{\"provision\":{\"period\":{\"end\":7}}}}]}]}", PA_EINVAL,
-          "parameter 1 (MemberBundle): Consent.provision.period.end '(not a string)' is not a FHIR dateTime", 1 },
+          "\"part\":[{\"name\":\"Consent\",\"resource\":{\"provision\":{\"period\":{\"end\":7}}}}]}]}",
+          PA_EINVAL, "parameter 1 (MemberBundle): Consent.provision.period.end '(not a string)' is not a FHIR dateTime",
+          1 },
         { "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"MemberBundle\",\"part\":[{\"name\":"
           "\"Consent\",\"resource\":{\"provision\":{\"period\":{\"start\":\"2024-02-29T08:00:00-05:00\"}}}}]},"
-          "{\"name\":\"MemberBundle\"}]}", PA_OK, NULL, 0 },
+          "{\"name\":\"MemberBundle\"}]}",
+          PA_OK, NULL, 0 },
     };
     size_t i;
 

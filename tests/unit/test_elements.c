@@ -40,11 +40,12 @@ static void test_cut(void)
 
     pa_buf_init(&out, 1 << 20);
     /* listed, mandatory (status with its extension, code) and resourceType/id/meta, tagged */
-    CU_ASSERT_STRING_EQUAL(cut("{\"*\":[\"subject\"]}", "Observation", obs, &out),
-                           "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"status\":\"final\",\"_status\":"
-                           "{\"extension\":[]},\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/p\"},"
-                           "\"meta\":{\"tag\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ObservationValue\","
-                           "\"code\":\"SUBSETTED\"}]}}");
+    CU_ASSERT_STRING_EQUAL(
+        cut("{\"*\":[\"subject\"]}", "Observation", obs, &out),
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"status\":\"final\",\"_status\":"
+        "{\"extension\":[]},\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"Patient/p\"},"
+        "\"meta\":{\"tag\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ObservationValue\","
+        "\"code\":\"SUBSETTED\"}]}}");
     /* a choice element by its stem or as name[x] */
     CU_ASSERT_PTR_NOT_NULL(strstr(cut("{\"Observation\":[\"value\"]}", "Observation", obs, &out), "valueQuantity"));
     CU_ASSERT_PTR_NOT_NULL(strstr(cut("{\"Observation\":[\"value[x]\"]}", "Observation", obs, &out), "valueQuantity"));
@@ -54,12 +55,14 @@ static void test_cut(void)
     CU_ASSERT_STRING_EQUAL(cut("{\"Patient\":[\"name\"]}", "Observation", obs, &out), "(whole)");
     CU_ASSERT_STRING_EQUAL(cut("{}", "Observation", obs, &out), "(whole)");
     /* an existing meta keeps its content, and gains the tag */
-    CU_ASSERT_STRING_EQUAL(cut("{\"*\":[\"id\"]}", "Patient",
-                               "{\"resourceType\":\"Patient\",\"id\":\"p\",\"meta\":{\"lastUpdated\":\"2024-01-01T00:00:00Z\","
-                               "\"tag\":[{\"code\":\"t\"}]},\"name\":[]}", &out),
-                           "{\"resourceType\":\"Patient\",\"id\":\"p\",\"meta\":{\"lastUpdated\":\"2024-01-01T00:00:00Z\","
-                           "\"tag\":[{\"code\":\"t\"},{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ObservationValue\","
-                           "\"code\":\"SUBSETTED\"}]}}");
+    CU_ASSERT_STRING_EQUAL(
+        cut("{\"*\":[\"id\"]}", "Patient",
+            "{\"resourceType\":\"Patient\",\"id\":\"p\",\"meta\":{\"lastUpdated\":\"2024-01-01T00:00:00Z\","
+            "\"tag\":[{\"code\":\"t\"}]},\"name\":[]}",
+            &out),
+        "{\"resourceType\":\"Patient\",\"id\":\"p\",\"meta\":{\"lastUpdated\":\"2024-01-01T00:00:00Z\","
+        "\"tag\":[{\"code\":\"t\"},{\"system\":\"http://terminology.hl7.org/CodeSystem/v3-ObservationValue\","
+        "\"code\":\"SUBSETTED\"}]}}");
     CU_ASSERT_STRING_EQUAL(cut("{\"*\":[\"id\"]}", "Patient", "[1,2]", &out), "(refused)");
     CU_ASSERT_STRING_EQUAL(cut("{\"*\":[\"id\"]}", "Patient", "{\"resourceType\":", &out), "(refused)");
     pa_buf_free(&out);

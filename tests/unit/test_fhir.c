@@ -20,7 +20,7 @@ static void test_types(void)
 
 static void test_npi(void)
 {
-    CU_ASSERT_TRUE(pa_npi_valid("1234567893"));   /* the CMS worked example */
+    CU_ASSERT_TRUE(pa_npi_valid("1234567893")); /* the CMS worked example */
     CU_ASSERT_TRUE(pa_npi_valid("1245319599"));
     CU_ASSERT_FALSE(pa_npi_valid("1234567890"));
     CU_ASSERT_FALSE(pa_npi_valid("123456789"));
@@ -104,9 +104,9 @@ static void test_extract(void)
     CU_ASSERT_STRING_EQUAL(f.clin_start, "2023-11-05T00:00:00Z");
     CU_ASSERT_STRING_EQUAL(f.clin_end, "");
     CU_ASSERT_STRING_EQUAL(pa_buf_str(&f.tokens),
-        "{\"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory\","
-        "\"category=laboratory\",\"code=http://loinc.org|4548-4\",\"code=4548-4\","
-        "\"code=|x\\\"y\",\"code=x\\\"y\",\"status=final\"}");
+                           "{\"category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory\","
+                           "\"category=laboratory\",\"code=http://loinc.org|4548-4\",\"code=4548-4\","
+                           "\"code=|x\\\"y\",\"code=x\\\"y\",\"status=final\"}");
     json_object_put(o);
 
     /* dates the member and coverage tables keep must be dates */
@@ -114,8 +114,9 @@ static void test_extract(void)
     CU_ASSERT_EQUAL(extract(o, "Patient", &f, &err), PA_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "birthDate '1970-02-30'"));
     json_object_put(o);
-    o = json_tokener_parse("{\"resourceType\":\"Coverage\",\"id\":\"c1\",\"beneficiary\":{\"reference\":\"Patient/p1\"},"
-                           "\"period\":{\"start\":\"2020-01-01\",\"end\":\"2020-13-01\"}}");
+    o = json_tokener_parse(
+        "{\"resourceType\":\"Coverage\",\"id\":\"c1\",\"beneficiary\":{\"reference\":\"Patient/p1\"},"
+        "\"period\":{\"start\":\"2020-01-01\",\"end\":\"2020-13-01\"}}");
     CU_ASSERT_EQUAL(extract(o, "Coverage", &f, &err), PA_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "'2020-13-01' is not a FHIR date"));
     json_object_put(o);
@@ -134,8 +135,9 @@ static void test_extract(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "lastUpdated"));
     json_object_put(o);
     /* Provenance belongs to the patient among its targets */
-    o = json_tokener_parse("{\"resourceType\":\"Provenance\",\"id\":\"v1\",\"target\":[{\"reference\":\"Condition/c1\"},"
-                           "{\"reference\":\"Patient/m7\"}]}");
+    o = json_tokener_parse(
+        "{\"resourceType\":\"Provenance\",\"id\":\"v1\",\"target\":[{\"reference\":\"Condition/c1\"},"
+        "{\"reference\":\"Patient/m7\"}]}");
     CU_ASSERT_EQUAL(extract(o, "Provenance", &f, &err), PA_OK);
     CU_ASSERT_STRING_EQUAL(f.patient_id, "m7");
     json_object_put(o);
@@ -185,17 +187,28 @@ static int has(json_object *o, const char *path)
 
 static void test_nonfinancial(void)
 {
-    static const char *const gone[] = {
-        "total", "payment", "benefitBalance", "adjudication.1",
-        "item.0.unitPrice", "item.0.factor", "item.0.net", "item.0.adjudication.1",
-        "item.0.detail.0.net", "item.0.detail.0.adjudication",
-        "item.0.detail.0.subDetail.0.unitPrice", "item.0.detail.0.subDetail.0.adjudication",
-        "addItem.0.net", "addItem.0.adjudication", NULL
-    };
-    static const char *const kept[] = {
-        "adjudication.0.reason", "item.0.adjudication.0.value", "item.0.sequence",
-        "item.0.detail.0.subDetail.0.sequence", "patient.reference", "status", NULL
-    };
+    static const char *const gone[] = { "total",
+                                        "payment",
+                                        "benefitBalance",
+                                        "adjudication.1",
+                                        "item.0.unitPrice",
+                                        "item.0.factor",
+                                        "item.0.net",
+                                        "item.0.adjudication.1",
+                                        "item.0.detail.0.net",
+                                        "item.0.detail.0.adjudication",
+                                        "item.0.detail.0.subDetail.0.unitPrice",
+                                        "item.0.detail.0.subDetail.0.adjudication",
+                                        "addItem.0.net",
+                                        "addItem.0.adjudication",
+                                        NULL };
+    static const char *const kept[] = { "adjudication.0.reason",
+                                        "item.0.adjudication.0.value",
+                                        "item.0.sequence",
+                                        "item.0.detail.0.subDetail.0.sequence",
+                                        "patient.reference",
+                                        "status",
+                                        NULL };
     json_object *eob = json_tokener_parse(full_eob);
     json_object *nf = fhirload_nonfinancial(eob);
     size_t i;
@@ -210,8 +223,9 @@ static void test_nonfinancial(void)
         CU_ASSERT_TRUE(has(nf, kept[i]));
     /* no amount anywhere in the non-financial form */
     CU_ASSERT_PTR_NULL(strstr(json_object_to_json_string(nf), "\"amount\""));
-    CU_ASSERT_STRING_EQUAL(json_object_get_string(json_object_array_get_idx(
-        json_object_object_get(json_object_object_get(nf, "meta"), "profile"), 0)),
+    CU_ASSERT_STRING_EQUAL(
+        json_object_get_string(
+            json_object_array_get_idx(json_object_object_get(json_object_object_get(nf, "meta"), "profile"), 0)),
         "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient-Institutional-Basis");
     /* the full form is untouched */
     CU_ASSERT_TRUE(has(eob, "total.0.amount"));
@@ -370,8 +384,9 @@ static void test_nonfinancial_text(void)
     pa_buf_init(&long_profile, 1 << 20);
     for(k = 0; k < 2; k++) {
         pa_buf_reset(&long_profile);
-        pa_buf_addstr(&long_profile, "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{\"profile\":[\"http://hl7.org/"
-                                     "fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Pharmacy");
+        pa_buf_addstr(&long_profile,
+                      "{\"resourceType\":\"ExplanationOfBenefit\",\"meta\":{\"profile\":[\"http://hl7.org/"
+                      "fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Pharmacy");
         for(i = 0; i < (k ? 5000u : 600u); i++)
             pa_buf_addstr(&long_profile, k ? "x" : (i ? "1" : "|"));
         pa_buf_addstr(&long_profile, "\"]},\"type\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
@@ -417,8 +432,8 @@ static void test_with_last_updated(void)
             json_object_object_add(tree, "meta", meta);
         }
         json_object_object_add(meta, "lastUpdated", json_object_new_string("@@now@@"));
-        CU_ASSERT_STRING_EQUAL(pa_buf_str(&out),
-                               json_object_to_json_string_ext(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+        CU_ASSERT_STRING_EQUAL(pa_buf_str(&out), json_object_to_json_string_ext(
+                                                     tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(tree);
     }
     CU_ASSERT_EQUAL(pa_json_tape_parse("[]", 2, &t, &err), 0);
@@ -472,7 +487,12 @@ static void test_copybin_arrays(void)
     pa_buf_init(&lit, 4096);
     /* empty: no dimension, text's element type (25) */
     CU_ASSERT_EQUAL(copybin_text_array(&b, "{}"), PA_OK);
-    CU_ASSERT(bytes_are(&b, 0, "\0\0\0\14" "\0\0\0\0" "\0\0\0\0" "\0\0\0\31", 16));
+    CU_ASSERT(bytes_are(&b, 0,
+                        "\0\0\0\14"
+                        "\0\0\0\0"
+                        "\0\0\0\0"
+                        "\0\0\0\31",
+                        16));
     pa_buf_reset(&b);
     /* what pa_pgarray_add builds, quotes and backslashes included */
     pa_buf_addstr(&lit, "{");
@@ -482,9 +502,9 @@ static void test_copybin_arrays(void)
     pa_buf_addstr(&lit, "}");
     CU_ASSERT_EQUAL(copybin_text_array(&b, pa_buf_str(&lit)), PA_OK);
     {
-        static const char want[] = "\0\0\0\0"          /* the length, checked below */
+        static const char want[] = "\0\0\0\0"                  /* the length, checked below */
                                    "\0\0\0\1\0\0\0\1\0\0\0\31" /* one dimension, a NULL, text */
-                                   "\0\0\0\3\0\0\0\1"  /* three elements from 1 */
+                                   "\0\0\0\3\0\0\0\1"          /* three elements from 1 */
                                    "\0\0\0\23ref=Organization/o1"
                                    "\0\0\0\5a\"b\\c"
                                    "\377\377\377\377";

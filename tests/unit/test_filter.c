@@ -29,13 +29,13 @@
 #define MAX_QUERIES 8
 
 struct filter_case {
-    int line;                       /* where it starts in the file */
+    int line; /* where it starts in the file */
     char *queries[MAX_QUERIES];
     int nqueries;
-    char *sql;                      /* expected, or NULL */
+    char *sql; /* expected, or NULL */
     char *values[PA_FILTER_SQL_VALUES];
     int nvalues;
-    char *error;                    /* "ENOTSUP words", or NULL */
+    char *error; /* "ENOTSUP words", or NULL */
 };
 
 static const char *code_name(int rc)
