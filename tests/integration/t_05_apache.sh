@@ -113,3 +113,28 @@ expect_true "... saying so at debug level" grep -q "pa-api.*PostgreSQL connectio
   "$PA_ROOT/log/provider-access.log"
 http GET "$BASE/Group/small" -H 'Accept: application/fhir+json'
 expect_eq "and connects again for the next request that needs it" "$STATUS" 200
+
+# xsendfile = 0: the responder streams an export file itself, and what the
+# client gets is what Apache's X-Sendfile sends
+kickoff small
+wait_job "$JOB_URL" 30
+xs_url=$(jq_body '.output[0].url')
+ensure_token
+curl -s -H "Authorization: Bearer $TOKEN" "$xs_url" -o "$HTTP_TMP/xs-apache.ndjson"
+conf=$PA_ROOT/provider-access.conf
+cp -p "$conf" "$HTTP_TMP/xs.keep"
+echo "xsendfile = 0" >> "$conf"
+apache_graceful
+http GET "$xs_url" -H 'Accept: application/fhir+ndjson'
+expect_eq "with xsendfile = 0 the responder serves a file itself" "$STATUS $(header Content-Type)" \
+  "200 application/fhir+ndjson"
+expect_eq "... with no X-Sendfile header for Apache to act on" "$(header X-Sendfile)" ""
+curl -s -H "Authorization: Bearer $TOKEN" "$xs_url" -o "$HTTP_TMP/xs-self.ndjson"
+expect_true "... byte for byte what Apache sends" cmp -s "$HTTP_TMP/xs-apache.ndjson" "$HTTP_TMP/xs-self.ndjson"
+expect_true "... which is the job's file, not nothing" test -s "$HTTP_TMP/xs-self.ndjson"
+expect_eq "... and gzip when asked, the same lines" \
+  "$(curl -s --compressed -H "Authorization: Bearer $TOKEN" "$xs_url" | sha256sum)" \
+  "$(sha256sum < "$HTTP_TMP/xs-apache.ndjson")"
+cp -p "$HTTP_TMP/xs.keep" "$conf"
+apache_graceful
+http DELETE "$JOB_URL"
