@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -150,6 +151,8 @@ static int start_redis(void)
     snprintf(port_s, sizeof(port_s), "%d", port);
     redis_pid = fork();
     if(redis_pid == 0) {
+        /* a test that crashes takes its Redis with it */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execlp("redis-server", "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--dir", redis_dir, "--save",
                "", "--appendonly", "no", "--logfile", "redis.log", "--loglevel", "warning", (char *)NULL);
         _exit(127);
