@@ -211,7 +211,7 @@ static int authenticate(pa_ctx *ctx, const pa_req *req, pa_resp *resp, const cha
 
 void pa_api_audit_refusal(pa_ctx *ctx, const pa_resp *resp, const char *stage)
 {
-    json_object *oo;
+    json_object *oo, *issues;
     const char *diag = NULL, *p;
     size_t n;
     int quoted = 0;
@@ -219,7 +219,10 @@ void pa_api_audit_refusal(pa_ctx *ctx, const pa_resp *resp, const char *stage)
     if(ctx->audit.detail[0] || resp->status < 400)
         return;
     oo = json_tokener_parse(pa_buf_str(&resp->body));
-    diag = pa_json_str(json_object_array_get_idx(pa_json_get(oo, "issue"), 0), "diagnostics");
+    issues = pa_json_get(oo, "issue");
+    /* (json-c aborts on an array call with anything but an array) */
+    if(json_object_is_type(issues, json_type_array) && json_object_array_length(issues) > 0)
+        diag = pa_json_str(json_object_array_get_idx(issues, 0), "diagnostics");
     n = (size_t)snprintf(ctx->audit.detail, sizeof(ctx->audit.detail), "%s: ", stage);
     for(p = diag ? diag : "(no diagnostics)"; *p && n + 4 < sizeof(ctx->audit.detail); p++) {
         if(*p == '\'') {

@@ -616,6 +616,35 @@ static void test_match_echo_ids(void)
     json_object_put(params);
 }
 
+/* A refusal's audit reason: the diagnostics, quoted values masked; a reason
+ * already there is kept; an answer that is no OperationOutcome (or no JSON)
+ * still gives one, and never crashes. */
+static void test_audit_refusal(void)
+{
+    pa_ctx ctx = make_ctx();
+    pa_resp resp;
+
+    pa_resp_init(&resp);
+    pa_resp_outcome(&resp, 400, "error", "invalid", "patient 'Patient/p1' is not a member of '%s'", "g1");
+    pa_api_audit_refusal(&ctx, &resp, "refused");
+    CU_ASSERT_STRING_EQUAL(ctx.audit.detail, "refused: patient '...' is not a member of '...'");
+    pa_api_audit_refusal(&ctx, &resp, "again");
+    CU_ASSERT_STRING_EQUAL(ctx.audit.detail, "refused: patient '...' is not a member of '...'");
+    ctx.audit.detail[0] = '\0';
+    pa_resp_text(&resp, 404, "text/plain", "not json");
+    pa_api_audit_refusal(&ctx, &resp, "refused");
+    CU_ASSERT_STRING_EQUAL(ctx.audit.detail, "refused: (no diagnostics)");
+    ctx.audit.detail[0] = '\0';
+    pa_resp_text(&resp, 400, "application/json", "{\"issue\":{\"diagnostics\":\"x\"}}");
+    pa_api_audit_refusal(&ctx, &resp, "refused");
+    CU_ASSERT_STRING_EQUAL(ctx.audit.detail, "refused: (no diagnostics)");
+    ctx.audit.detail[0] = '\0';
+    pa_resp_text(&resp, 200, "application/json", "{}");
+    pa_api_audit_refusal(&ctx, &resp, "refused");
+    CU_ASSERT_STRING_EQUAL(ctx.audit.detail, "");
+    pa_resp_free(&resp);
+}
+
 int main(void)
 {
     static const struct cu_test tests[] = {
@@ -631,6 +660,7 @@ int main(void)
         { "token requests: RFC 6749 errors", test_token_request_checks },
         { "match: submitted Patients echoed under unique ids", test_match_echo_ids },
         { "match: the request checked without parsing it", test_match_check },
+        { "a refusal's audit reason, quoted values masked", test_audit_refusal },
         { NULL, NULL },
     };
     int rc = 99;
