@@ -87,7 +87,9 @@ const pa_config_source *pa_config_source_find(const pa_config *cfg, const char *
  * error, err->msg names the file, the line and the key. */
 int pa_config_load(const char *path, pa_config **out, pa_err *err);
 
-/* Reads from a string instead of a file (used by tests); name is for messages. */
+/* Reads from a string instead of a file; name is for messages.  What
+ * pa_config_load does with the file's text, exposed for the unit tests and
+ * the match fuzz target. */
 int pa_config_parse(const char *text, const char *name, pa_config **out, pa_err *err);
 
 /* The path to use: explicit if given, else $PA_CONFIG, else the default. */

@@ -24,7 +24,8 @@ typedef struct pa_url {
 } pa_url;
 
 /* Splits an http: or https: URL; PA_EINVAL if it is not one (user info and
- * fragments are refused). */
+ * fragments are refused).  pa_httpc_request's first step, exposed for the
+ * httpc fuzz target. */
 int pa_url_parse(const char *url, pa_url *out);
 
 typedef struct pa_httpc_resp {
@@ -60,7 +61,8 @@ int pa_httpc_request(const char *method, const char *url, const char *const *hea
                      const pa_httpc_opts *opts, pa_httpc_sink sink, void *ctx, pa_httpc_resp *resp, pa_err *err);
 
 /* Reads one response from b (the status line on): what pa_httpc_request
- * does once its request is sent.  head: a HEAD request's (no body). */
+ * does once its request is sent.  head: a HEAD request's (no body).  Exposed
+ * for the httpc fuzz target, which feeds it from memory. */
 int pa_httpc_read_response(BIO *b, int head, pa_httpc_sink sink, void *ctx, size_t body_max, pa_httpc_resp *resp,
                            pa_err *err);
 

@@ -45,7 +45,7 @@ while [ "$(progress_of "$crash_url")" -lt 20 ] && [ $SECONDS -lt $deadline ]; do
 at=$(progress_of "$crash_url")
 pid=$(runner_pid)
 pkill -KILL -P "$pid"; kill -KILL "$pid"
-sleep 0.5
+wait_for 5 eval "! alive $pid"
 after=$(progress_of "$crash_url")
 if [ "$at" -ge 20 ] && [ "$after" -lt 100 ]; then ok "the runner was killed mid-job (at $after%)"; else fail "the runner was killed mid-job" "progress $at% then $after%"; fi
 "$REPO/scripts/pa-stack" start > /dev/null 2>&1

@@ -228,8 +228,7 @@ expect_eq "by default (PDex 2.2.0) the roster's members carry no 2.1.0 extension
 legacy_conf() {  # legacy_conf 0|1
   sed -i '/^pdex_member_extensions/d' "$PA_ROOT/provider-access.conf"
   echo "pdex_member_extensions = $1" >> "$PA_ROOT/provider-access.conf"
-  apache2 -d "$PA_ROOT" -f "$PA_ROOT/httpd.conf" -k graceful
-  sleep 1
+  apache_graceful
 }
 legacy_conf 1
 as_org GET "$BASE/Group/roster-org-0"

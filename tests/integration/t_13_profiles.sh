@@ -7,7 +7,8 @@ p13=$("$PA_ROOT/bin/pa-admin" --config "$PA_ROOT/provider-access.conf" client ad
 p13_token=$(token_for "$(sed -n 1p <<< "$p13")" "$(sed -n 2p <<< "$p13")")
 check_export() {  # check_export TOKEN LABEL: exports roster-org-0 as TOKEN and checks every line
   NOAUTH=1 kickoff roster-org-0 -H "Authorization: Bearer $1"
-  wait_job_as "$1" "$JOB_URL"
+  local url=$JOB_URL
+  wait_job_as "$1" "$url"
   local manifest=$BODY all=$HTTP_TMP/profiles-$2.ndjson u
   : > "$all"
   for u in $(jq -r '.output[].url' <<< "$manifest"); do curl -s -H "Authorization: Bearer $1" "$u" >> "$all"; done

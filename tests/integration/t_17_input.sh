@@ -141,13 +141,7 @@ expect_eq "a MemberBundle whose part is an object is answered" "$STATUS" 200
 match_post "$(match_body "$(member_bundle '.part[0].resource.meta = [1,2,3]')")" -H 'Prefer: respond-async'
 expect_eq "the same asynchronously is accepted" "$STATUS" 202
 mjob=$(header Content-Location)
-deadline=$((SECONDS + 30))
-while :; do
-  NOAUTH=1 http GET "$mjob" -H "Authorization: Bearer $MM2" -H 'Accept: application/json'
-  [ "$STATUS" != 202 ] && [ "$STATUS" != 429 ] && break
-  [ $SECONDS -ge $deadline ] && break
-  sleep 0.3
-done
+wait_job_as "$MM2" "$mjob" 30
 expect_eq "and its job completes" "$STATUS" 200
 expect_true "the request it kept (PHI) is removed once it ended" test ! -e "$PA_ROOT/data/requests/${mjob##*/}.json"
 expect_true "no responder or worker died of it" eval "! grep -q 'signal 6\|ended with status 134' '$PA_ROOT/log/httpd-error.log' '$PA_ROOT/log/provider-access.log'"

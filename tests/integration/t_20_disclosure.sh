@@ -62,14 +62,12 @@ q "DELETE FROM opt_out WHERE patient_id = 'p2'" > /dev/null
 # a cancelled export disclosed nothing, and records nothing
 kickoff big
 big=$JOB_URL
-sleep 0.5
+# running before it is cancelled
+wait_for 30 eval "[ \"\$(q \"SELECT state FROM job WHERE id = '$(job_id "$big")'\")\" = running ]"
 http DELETE "$big"
 expect_eq "a running export is cancelled" "$STATUS" 202
 # the worker hears it at its next checkpoint, and drops what it kept
-for _ in $(seq 50); do
-  [ "$(q "SELECT count(*) FROM export_member WHERE job_id = '$(job_id "$big")'")" = 0 ] && break
-  sleep 0.2
-done
+wait_for 10 eval "[ \"\$(q \"SELECT count(*) FROM export_member WHERE job_id = '$(job_id "$big")'\")\" = 0 ]"
 expect_eq "a cancelled export has no disclosure record" "$(q "SELECT count(*) FROM disclosure WHERE job_id = '$(job_id "$big")'")" 0
 expect_eq "... nor members kept" "$(q "SELECT count(*) FROM export_member WHERE job_id = '$(job_id "$big")'")" 0
 
