@@ -91,9 +91,8 @@ http DELETE "$JOB_URL"
 # requests have a log of their own, with the request id
 http GET "$BASE/Group?name=secret-query-value&_count=2"
 rid=$(header X-Request-Id)
-sleep 0.5
 expect_true "the /fhir log has the request, by method and path, with its request id" \
-  grep -q "\"GET /fhir/Group HTTP/1.1\" 200 .* \"$rid\"" "$PA_ROOT/log/provider-access-access.log"
+  wait_for 5 grep -q "\"GET /fhir/Group HTTP/1.1\" 200 .* \"$rid\"" "$PA_ROOT/log/provider-access-access.log"
 expect_true "Debian's combined format, redefined, logs the path alone" \
   grep -q "\"GET /fhir/Group HTTP/1.1\" 200" "$PA_ROOT/log/httpd-combined.log"
 expect_eq "no access log holds the query string" \

@@ -176,8 +176,8 @@ expect_true "... and reports the non-member among them" grep -q "Patient/p1 is n
 as_org DELETE "$JOB_URL"
 
 # _since: changes and tombstones
-since=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
-sleep 1
+# to the millisecond: what was loaded before is before it, the delete after
+since=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
 gone=$(q "SELECT id FROM resource WHERE type = 'Observation' AND patient_id = '$member' LIMIT 1")
 admin delete "Observation/$gone" > /dev/null
 dx --get --data-urlencode "_since=$since" --data-urlencode '_type=Observation,Patient'

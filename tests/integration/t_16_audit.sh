@@ -38,7 +38,7 @@ for i in 1 2 3 4 5; do
   http GET "$BASE/Group/small"
   ids+="${ids:+,}'$(header X-Request-Id)'"
 done
-sleep 0.5
+wait_for 5 eval '[ "$(redis_q XLEN pa:audit)" = 5 ]'
 expect_eq "with the runner stopped, the events wait in Redis" "$(redis_q XLEN pa:audit)" 5
 expect_eq "and none is in audit_event yet" "$(events_of "$ids")" 0
 "$REPO/scripts/pa-stack" start > /dev/null 2>&1
@@ -69,7 +69,7 @@ while redis_q PING > /dev/null 2>&1 && [ $SECONDS -lt $deadline ]; do sleep 0.1;
 http GET "$BASE/metadata"
 rid=$(header X-Request-Id)
 expect_eq "without Redis, discovery still answers" "$STATUS" 200
-sleep 0.3
+wait_for 5 eval "[ \"\$(events_of \"'$rid'\")\" = 1 ]"
 expect_eq "and its event is stored directly" "$(events_of "'$rid'")" 1
 "$REPO/scripts/pa-stack" start > /dev/null 2>&1
 deadline=$((SECONDS + 10))

@@ -222,8 +222,6 @@ as_rv "$t1" GET "$BASE/Group/small" -H 'Accept: application/fhir+json'
 expect_eq "a client's token reads its Group" "$STATUS" 200
 as_rv "$t1" GET "$BASE/Group/small/\$export" -H 'Accept: application/fhir+json' -H 'Prefer: respond-async'
 rv_job=$(header Content-Location)
-wait_job_as() { local deadline=$((SECONDS + 60)); while :; do as_rv "$1" GET "$2" -H 'Accept: application/json';
-  [ "$STATUS" != 202 ] && [ "$STATUS" != 429 ] && return; [ $SECONDS -ge $deadline ] && return; sleep 0.3; done; }
 wait_job_as "$t1" "$rv_job"
 rv_file=$(jq_body -r '.output[0].url')
 admin client disable "$rv_id"

@@ -59,7 +59,7 @@ expect_eq "... each with a meta.lastUpdated after that transactionTime" \
 # transactionTime is before it began, so its changes reach the next delta
 psql_q "BEGIN; SELECT pg_advisory_xact_lock_shared(872341, 1); SELECT pg_sleep(3); COMMIT" > /dev/null &
 open_pid=$!
-sleep 1
+wait_for 10 eval "[ -n \"\$(psql_q \"SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()\")\" ]"
 open_since=$(psql_q "SELECT xact_start FROM pg_stat_activity WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid()")
 kickoff small --get --data-urlencode '_type=Patient'
 wait_job "$JOB_URL" 60

@@ -114,11 +114,12 @@ expect_match "... whose progress counts its parts and last step" "$(header X-Pro
 # cancelled mid-way: the job answers 404, its files go, no later part starts
 http DELETE "$big_url"
 expect_eq "a running split export can be cancelled" "$STATUS" 202
-sleep 2
+# its workers hear it at their next checkpoint and remove its files
+wait_for 20 test ! -e "$PA_ROOT/data/jobs/${big_url##*/}"
 poll "$big_url"
 expect_eq "... and is gone" "$STATUS" 404
 started=$(grep -c "job ${big_url##*/} (export) part [0-9]* started" "$log")
-sleep 1.5
+sleep 1.5 # a while for a part that should not start: nothing to wait for
 expect_eq "... no part of it starts after" "$(grep -c "job ${big_url##*/} (export) part [0-9]* started" "$log")" "$started"
 expect_true "... and its files are removed" test ! -e "$PA_ROOT/data/jobs/${big_url##*/}"
 http DELETE "$small_url"

@@ -58,7 +58,8 @@ replica_q "SELECT pg_wal_replay_pause()" > /dev/null
 psql_q "UPDATE resource SET json = '{\"resourceType\":\"Patient\",\"id\":\"p1\",\"note\":\"late\"}', last_updated = now() WHERE type = 'Patient' AND id = 'p1'" > /dev/null
 kickoff small
 late_url=$JOB_URL
-sleep 1
+# the runner has taken it, and waits for the standby to catch up
+wait_for 10 eval "[ \"\$(psql_q \"SELECT state FROM job WHERE id = '${late_url##*/}'\")\" = running ]"
 replica_q "SELECT pg_wal_replay_resume()" > /dev/null
 wait_job "$late_url" 60
 expect_eq "an export kicked off while the standby is behind completes" "$STATUS" 200
