@@ -11,20 +11,32 @@ static const char *const list_names[] = { "output", "deleted", "error" };
 int pa_manifest_add_file(json_object *list, const pa_config *cfg, const char *jobid, const char *type, const char *name,
                          int64_t count, pa_err *err)
 {
-    json_object *item;
+    json_object *item, *t, *u, *c;
     char url[1024];
 
     if(pa_jobfiles_url(cfg, jobid, name, url, sizeof(url)))
         return pa_err_set(err, PA_ETOOBIG, "the URL of file %s is too long", name);
     item = json_object_new_object();
-    if(!item || json_object_array_add(list, item)) {
+    t = json_object_new_string(type);
+    u = json_object_new_string(url);
+    c = json_object_new_int64(count);
+    /* json-c aborts on a list that is no array; a missing member would be a
+     * manifest entry that says nothing: either is out of memory, said so */
+    if(!json_object_is_type(list, json_type_array) || !item || !t || !u || !c) {
+        json_object_put(item);
+        json_object_put(t);
+        json_object_put(u);
+        json_object_put(c);
+        return pa_err_set(err, PA_ENOMEM, "out of memory");
+    }
+    /* json_object_object_add and json_object_array_add take the references */
+    json_object_object_add(item, "type", t);
+    json_object_object_add(item, "url", u);
+    json_object_object_add(item, "count", c);
+    if(json_object_array_add(list, item)) {
         json_object_put(item);
         return pa_err_set(err, PA_ENOMEM, "out of memory");
     }
-    if(json_object_object_add(item, "type", json_object_new_string(type)) ||
-       json_object_object_add(item, "url", json_object_new_string(url)) ||
-       json_object_object_add(item, "count", json_object_new_int64(count)))
-        return pa_err_set(err, PA_ENOMEM, "out of memory");
     return PA_OK;
 }
 

@@ -1137,7 +1137,6 @@ int export_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err
     x->w = w;
     x->job = job;
     pa_buf_init(&x->scratch, 64 * 1024 * 1024);
-    pa_jobfiles_dir(w->cfg, job->id, x->dir, sizeof(x->dir));
     x->refs.fd = -1;
     x->refs.values = x->refs.fixed;
     pa_strlcpy(x->refs.type, "references", sizeof(x->refs.type));
@@ -1165,7 +1164,10 @@ int export_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err
         x->part = 0;
     snprintf(x->unit_key, sizeof(x->unit_key), "%ld", x->part);
     x->finishing = !strcmp(w->entry.part, PA_PART_FINISH);
-    rc = prepare(x, err);
+    /* a data_dir too long for the folder's path fails the job, never writes elsewhere */
+    rc = pa_jobfiles_dir(w->cfg, job->id, x->dir, sizeof(x->dir))
+             ? pa_err_set(err, PA_ECONFIG, "the job folder's path under data_dir is too long")
+             : prepare(x, err);
     if(!rc)
         rc = restore_unit(x, err);
     if(!rc && !x->resumed && x->part) {

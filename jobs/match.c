@@ -97,8 +97,10 @@ int match_run(struct worker *w, const pa_job *job, char **manifest, pa_err *err)
     memset(&out, 0, sizeof(out));
     pa_buf_init(&groups, 1 << 30);
     *manifest = NULL;
-    pa_jobfiles_request(w->cfg, job->id, path, sizeof(path));
-    pa_jobfiles_dir(w->cfg, job->id, dir, sizeof(dir));
+    if(pa_jobfiles_request(w->cfg, job->id, path, sizeof(path)) || pa_jobfiles_dir(w->cfg, job->id, dir, sizeof(dir))) {
+        rc = pa_err_set(err, PA_ECONFIG, "the job's paths under data_dir are too long");
+        goto out;
+    }
     f = fopen(path, "r");
     if(!f) {
         rc = pa_err_set(err, PA_EINVAL, "the member-match request is gone");

@@ -65,20 +65,28 @@ static void client_reason(const pa_job *job, const pa_err *err, char *out, size_
 static void record_state(struct worker *w, pa_job *job, const char *state)
 {
     const struct job_kind *kind = job_kind_find(job->kind);
+    char *copy = strdup(state);
     pa_err err;
 
-    free(job->state);
-    job->state = strdup(state);
-    if(!job->state)
-        return;
     pa_err_clear(&err);
     /* a request kept for the job (a member match's) holds PHI: it goes when
      * the job ends, however it ends */
     if(strcmp(state, "running"))
         pa_jobfiles_drop_request(w->cfg, job->id);
-    if(pa_db_ensure(&w->db, w->cfg, &err) || pa_job_db_update(w->db, job, &err))
+    if(!copy) {
+        pa_warn("job %s: out of memory: its durable record is not updated to %s", job->id, state);
+        return;
+    }
+    free(job->state);
+    job->state = copy;
+    if(pa_db_ensure(&w->db, w->cfg, &err)) {
         pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
-    else if(strcmp(state, "running") && kind && kind->on_end && kind->on_end(w->db, job->id, state, &err))
+        return;
+    }
+    if(pa_job_db_update(w->db, job, &err))
+        pa_warn("job %s: durable record not updated: %s", job->id, err.msg);
+    /* what the kind kept goes whether or not the record could be updated */
+    if(strcmp(state, "running") && kind && kind->on_end && kind->on_end(w->db, job->id, state, &err))
         pa_warn("job %s: what it kept while it ran is not removed: %s", job->id, err.msg);
 }
 
@@ -304,7 +312,7 @@ static void run_job(struct worker *w)
     if(rc == PA_OK)
         rc = complete_unit(w, job, &manifest, &err);
     if(rc != PA_OK)
-        settle_unit(w, job, rc, attempts > PA_JOB_MAX_ATTEMPTS ? PA_JOB_MAX_ATTEMPTS : attempts, &err);
+        settle_unit(w, job, rc, attempts, &err);
 out:
     pa_log_set_context(NULL);
     free(manifest);

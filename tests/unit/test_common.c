@@ -1012,6 +1012,8 @@ static void test_manifest(void)
     CU_ASSERT_EQUAL(pa_manifest_add_file(deleted, &cfg, id, "Bundle", "Bundle-1.ndjson", 1, &err), PA_OK);
     CU_ASSERT_EQUAL(pa_manifest_add_file(error, &cfg, id, "OperationOutcome", "OperationOutcome-1.ndjson", 2, &err),
                     PA_OK);
+    /* a list that could not be made is an error, not a crash */
+    CU_ASSERT_EQUAL(pa_manifest_add_file(NULL, &cfg, id, "Claim", "Claim-9.ndjson", 1, &err), PA_ENOMEM);
     CU_ASSERT_EQUAL(pa_manifest_build(&job, output, deleted, error, &manifest, &err), PA_OK);
     CU_ASSERT_PTR_NOT_NULL_FATAL(manifest);
     CU_ASSERT_PTR_NOT_NULL(strstr(manifest, "\"url\":\"https://old.example/fhir/bulkfiles/"
